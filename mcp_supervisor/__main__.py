@@ -1,0 +1,3 @@
+from mcp_supervisor.cli import main
+
+raise SystemExit(main())

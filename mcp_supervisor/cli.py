@@ -1,0 +1,150 @@
+"""`mcp-supervisor start|status|restart|reload|stop|check-config` (and the internal `gateway`/`worker`).
+
+The only place where errors become exit codes: 0 ok, 1 runtime failure, 2 configuration error, 3 the
+supervisor cannot be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from mcp_supervisor import __version__
+from mcp_supervisor.config.loader import load_servers, load_tool_config
+from mcp_supervisor.config.settings import Settings, load_settings
+from mcp_supervisor.errors import ConfigError, ControlError
+
+EXIT_CONFIG = 2
+EXIT_UNREACHABLE = 3
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    config_dir = Path(args.config_dir) if getattr(args, "config_dir", None) else None
+    settings = load_settings(config_dir=config_dir)
+    overrides: dict[str, object] = {}
+    if getattr(args, "host", None):
+        overrides["host"] = args.host
+    if getattr(args, "port", None) is not None:
+        overrides["port"] = args.port
+    if overrides:
+        import msgspec
+
+        settings = msgspec.structs.replace(settings, **overrides)
+    # Children read the same settings from the environment.
+    os.environ["HOST"] = settings.host
+    os.environ["PORT"] = str(settings.port)
+    os.environ["MCP_SUPERVISOR_CONFIG_DIR"] = str(settings.config_dir)
+    return settings
+
+
+def _cmd_start(args: argparse.Namespace) -> int:
+    from mcp_supervisor.supervisor.main import run_supervisor
+
+    return run_supervisor(_settings(args))
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    servers = load_servers(settings.config_dir)
+    tools = load_tool_config(settings.config_dir)
+    active = servers.active()
+    print(f"{settings.config_dir}: {len(servers.servers)} server(s), {len(active)} active, "
+          f"{len(tools.tools)} tool override(s). OK.")
+    for key, entry in servers.servers.items():
+        target = " ".join([entry.command or "", *entry.args]) if entry.type == "stdio" else entry.url
+        print(f"  {key:<24} {entry.type:<6} {'active' if entry.active else 'inactive':<9} {target}")
+    return 0
+
+
+def _format_uptime(started_at: float | None) -> str:
+    if started_at is None:
+        return "-"
+    seconds = int(time.time() - started_at)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    import msgspec
+
+    from mcp_supervisor.control_client import request_status
+
+    snapshot = request_status(_settings(args))
+    if args.json:
+        print(msgspec.json.encode(snapshot).decode())
+        return 0
+    if snapshot.config_error:
+        print(f"config error: {snapshot.config_error}")
+    print(f"{'KEY':<24} {'TYPE':<6} {'STATE':<9} {'PID':>7} {'UPTIME':>8} {'RESTARTS':>8}  LAST EXIT / ERROR")
+    for status in snapshot.backends:
+        detail = status.last_error or status.last_exit or ""
+        print(f"{status.key:<24} {status.type:<6} {status.state:<9} {status.pid or '-':>7} "
+              f"{_format_uptime(status.started_at):>8} {status.restarts:>8}  {detail}")
+    return 0
+
+
+def _cmd_command(args: argparse.Namespace) -> int:
+    from mcp_supervisor.control_client import send_command
+
+    result = send_command(_settings(args), args.command, getattr(args, "key", ""))
+    print(result.message)
+    return 0 if result.ok else 1
+
+
+def _cmd_gateway(args: argparse.Namespace) -> int:
+    from mcp_supervisor.gateway.main import main as gateway_main
+
+    return gateway_main(args.runtime_dir)
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from mcp_supervisor.worker.main import main as worker_main
+
+    return worker_main()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mcp-supervisor", description="Supervised multi-process MCP gateway.")
+    parser.add_argument("--version", action="version", version=f"mcp-supervisor {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument("--config-dir", help="directory of mcp_server.json and tool_config.json (default ./config)")
+        return sub
+
+    start = with_config(commands.add_parser("start", help="run the supervisor, gateway and workers"))
+    start.add_argument("--host", help="bind address (default $HOST or 127.0.0.1)")
+    start.add_argument("--port", type=int, help="port (default $PORT or 3663)")
+    start.set_defaults(func=_cmd_start)
+    with_config(commands.add_parser("check-config", help="validate the config files")).set_defaults(
+        func=_cmd_check_config
+    )
+    status = with_config(commands.add_parser("status", help="per-backend health of a running supervisor"))
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=_cmd_status)
+    restart = with_config(commands.add_parser("restart", help="restart one backend (clears FATAL)"))
+    restart.add_argument("key")
+    restart.set_defaults(func=_cmd_command)
+    with_config(commands.add_parser("reload", help="re-read mcp_server.json")).set_defaults(func=_cmd_command)
+    with_config(commands.add_parser("stop", help="stop a running supervisor")).set_defaults(func=_cmd_command)
+    gateway = commands.add_parser("gateway", help=argparse.SUPPRESS)
+    gateway.add_argument("--runtime-dir", required=True)
+    gateway.set_defaults(func=_cmd_gateway)
+    commands.add_parser("worker", help=argparse.SUPPRESS).set_defaults(func=_cmd_worker)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"mcp-supervisor: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ControlError as exc:
+        print(f"mcp-supervisor: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,1 @@
+"""Configuration: models of the seed's JSON files, their loader, and environment settings."""

@@ -1,0 +1,213 @@
+"""Reading and validating the configuration files.
+
+Every failure raises `ConfigError` with one sentence naming the file, the key and what is wrong, e.g.
+``config/mcp_server.json: server "time": "command" is required for a stdio server.`` Parsing is pure
+(`parse_servers`, `parse_tool_config` take bytes) so it is unit-tested without files.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from mcp_supervisor.config.models import (
+    SERVER_FIELDS,
+    ServerEntry,
+    ServersConfig,
+    ToolConfig,
+    ToolOverride,
+    TransportType,
+)
+from mcp_supervisor.errors import ConfigError
+
+SERVERS_FILE = "mcp_server.json"
+TOOLS_FILE = "tool_config.json"
+
+# Server keys become part of tool names, ZeroMQ identities, process titles and file names.
+SERVER_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+_TYPE_ALIASES: dict[str, TransportType] = {
+    "stdio": "stdio",
+    "sse": "sse",
+    "http": "http",
+    "streamable-http": "http",
+    "streamable_http": "http",
+    "streamablehttp": "http",
+}
+
+
+def _decode_object(data: bytes, source: str) -> dict[str, Any]:
+    try:
+        document = msgspec.json.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{source}: the file is not valid JSON ({exc}).") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"{source}: the top level must be a JSON object, not {_json_kind(document)}.")
+    return document
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _parse_flag(value: object, where: str, field: str) -> bool:
+    """The seed accepts `false` and `"false"` alike; so do we (and "true"/"1"/"0"/"yes"/"no")."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "1", "yes", "false", "0", "no"}:
+        return value.strip().lower() in {"true", "1", "yes"}
+    raise ConfigError(f'{where}: "{field}" must be true or false, not {_json_kind(value)}.')
+
+
+def _string_list(value: object, where: str, field: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f'{where}: "{field}" must be an array of strings.')
+    return tuple(value)
+
+
+def _string_map(value: object, where: str, field: str) -> dict[str, str]:
+    """Environment and header maps: scalar values are turned into strings, nested values refused."""
+    if not isinstance(value, dict):
+        raise ConfigError(f'{where}: "{field}" must be an object of strings, not {_json_kind(value)}.')
+    result: dict[str, str] = {}
+    for name, item in value.items():
+        if isinstance(item, bool):
+            result[name] = "true" if item else "false"
+        elif isinstance(item, (str, int, float)):
+            result[name] = str(item)
+        else:
+            raise ConfigError(f'{where}: "{field}.{name}" must be a string, not {_json_kind(item)}.')
+    return result
+
+
+def _optional_string(entry: dict[str, Any], where: str, field: str) -> str | None:
+    value = entry.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f'{where}: "{field}" must be a string, not {_json_kind(value)}.')
+    return value or None
+
+
+def _infer_type(entry: dict[str, Any], where: str) -> TransportType:
+    raw = entry.get("type", entry.get("transport"))
+    if raw is None:
+        # Claude-Desktop-style entries carry no type: a command means stdio, a URL ending in /sse means SSE.
+        if entry.get("command"):
+            return "stdio"
+        url = entry.get("url")
+        if isinstance(url, str) and url:
+            return "sse" if url.rstrip("/").endswith("/sse") else "http"
+        raise ConfigError(f'{where}: "type" is required (one of "stdio", "sse", "http").')
+    if not isinstance(raw, str) or raw.strip().lower() not in _TYPE_ALIASES:
+        raise ConfigError(f'{where}: "type" must be one of "stdio", "sse", "http", not {raw!r}.')
+    return _TYPE_ALIASES[raw.strip().lower()]
+
+
+def parse_server_entry(key: str, entry: object, source: str) -> ServerEntry:
+    where = f'{source}: server "{key}"'
+    if not SERVER_KEY_PATTERN.match(key):
+        raise ConfigError(
+            f"{where}: the key must be 1-64 characters of letters, digits, '_', '-' or '.', "
+            "because it becomes part of tool names."
+        )
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: the entry must be a JSON object, not {_json_kind(entry)}.")
+    transport = _infer_type(entry, where)
+    command = _optional_string(entry, where, "command")
+    url = _optional_string(entry, where, "url")
+    if transport == "stdio" and not command:
+        raise ConfigError(f'{where}: "command" is required for a stdio server.')
+    if transport != "stdio":
+        if not url:
+            raise ConfigError(f'{where}: "url" is required for a {transport} server.')
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f'{where}: "url" must start with http:// or https://, not {url!r}.')
+    return ServerEntry(
+        key=key,
+        type=transport,
+        name=_optional_string(entry, where, "name"),
+        active=_parse_flag(entry.get("active", True), where, "active"),
+        command=command,
+        args=_string_list(entry.get("args", []), where, "args"),
+        env=_string_map(entry.get("env") or {}, where, "env"),
+        cwd=_optional_string(entry, where, "cwd"),
+        url=url,
+        apiKey=_optional_string(entry, where, "apiKey"),
+        bearerToken=_optional_string(entry, where, "bearerToken"),
+        headers=_string_map(entry.get("headers") or {}, where, "headers"),
+        installDirectory=_optional_string(entry, where, "installDirectory"),
+        installCommands=_string_list(entry.get("installCommands", []), where, "installCommands"),
+        extra={name: value for name, value in entry.items() if name not in SERVER_FIELDS},
+    )
+
+
+def parse_servers(data: bytes, source: str = SERVERS_FILE) -> ServersConfig:
+    document = _decode_object(data, source)
+    servers = document.get("mcpServers")
+    if servers is None:
+        raise ConfigError(f'{source}: the top-level object needs an "mcpServers" object.')
+    if not isinstance(servers, dict):
+        raise ConfigError(f'{source}: "mcpServers" must be an object, not {_json_kind(servers)}.')
+    return ServersConfig(servers={key: parse_server_entry(key, entry, source) for key, entry in servers.items()})
+
+
+def _parse_override(name: str, entry: object, source: str) -> ToolOverride:
+    where = f'{source}: tool "{name}"'
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: the entry must be a JSON object, not {_json_kind(entry)}.")
+    # The seed's README says displayName/description, its code exposedName/exposedDescription: accept both.
+    exposed_name = _optional_string(entry, where, "exposedName") or _optional_string(entry, where, "displayName")
+    description = _optional_string(entry, where, "exposedDescription") or _optional_string(
+        entry, where, "description"
+    )
+    return ToolOverride(
+        enabled=_parse_flag(entry.get("enabled", True), where, "enabled"),
+        exposed_name=exposed_name,
+        exposed_description=description,
+    )
+
+
+def parse_tool_config(data: bytes, source: str = TOOLS_FILE) -> ToolConfig:
+    if not data.strip():
+        return ToolConfig()
+    document = _decode_object(data, source)
+    tools = document.get("tools", {})
+    if not isinstance(tools, dict):
+        raise ConfigError(f'{source}: "tools" must be an object, not {_json_kind(tools)}.')
+    return ToolConfig(tools={name: _parse_override(name, entry, source) for name, entry in tools.items()})
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: the file cannot be read ({exc.strerror}).") from None
+
+
+def load_servers(config_dir: Path) -> ServersConfig:
+    path = config_dir / SERVERS_FILE
+    if not path.exists():
+        raise ConfigError(f"{path}: the file does not exist; create it with an \"mcpServers\" object.")
+    return parse_servers(_read(path), str(path))
+
+
+def load_tool_config(config_dir: Path) -> ToolConfig:
+    """A missing tool_config.json is an empty one: every tool enabled, names unchanged."""
+    path = config_dir / TOOLS_FILE
+    if not path.exists():
+        return ToolConfig()
+    return parse_tool_config(_read(path), str(path))

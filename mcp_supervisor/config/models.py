@@ -1,0 +1,92 @@
+"""Typed models of the seed's configuration files (`mcp_server.json`, `tool_config.json`).
+
+The files are written by other tools too (the seed's admin UI, editors, scripts), so a server entry keeps every
+field it does not know in `extra`; they survive a round trip through `config/writer.py`-style code untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+TransportType = Literal["stdio", "sse", "http"]
+
+# Field names of a server entry exactly as they appear in mcp_server.json.
+SERVER_FIELDS: frozenset[str] = frozenset(
+    {
+        "type",
+        "name",
+        "active",
+        "command",
+        "args",
+        "env",
+        "cwd",
+        "url",
+        "apiKey",
+        "bearerToken",
+        "headers",
+        "installDirectory",
+        "installCommands",
+    }
+)
+
+
+class ServerEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One `mcpServers.<key>` entry, normalized (type inferred, `active` a bool, env values strings)."""
+
+    key: str
+    type: TransportType
+    name: str | None = None
+    active: bool = True
+    command: str | None = None
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = msgspec.field(default_factory=dict)
+    cwd: str | None = None
+    url: str | None = None
+    apiKey: str | None = None
+    bearerToken: str | None = None
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    installDirectory: str | None = None
+    installCommands: tuple[str, ...] = ()
+    # Fields this version does not know, kept verbatim so writers can round-trip them.
+    extra: dict[str, object] = msgspec.field(default_factory=dict)
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.key
+
+    def outbound_headers(self) -> dict[str, str]:
+        """HTTP headers for SSE/HTTP backends: `bearerToken` wins over `apiKey`, as in the seed."""
+        headers = dict(self.headers)
+        if self.bearerToken:
+            headers["Authorization"] = f"Bearer {self.bearerToken}"
+        elif self.apiKey:
+            headers["X-Api-Key"] = self.apiKey
+        return headers
+
+
+class ServersConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """The whole `mcp_server.json`: every entry, active or not, in file order."""
+
+    servers: dict[str, ServerEntry]
+
+    def active(self) -> dict[str, ServerEntry]:
+        return {key: entry for key, entry in self.servers.items() if entry.active}
+
+
+class ToolOverride(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One `tools.<key><SEP><tool>` entry of `tool_config.json`; empty strings count as unset."""
+
+    enabled: bool = True
+    exposed_name: str | None = None
+    exposed_description: str | None = None
+
+
+class ToolConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """The whole `tool_config.json`, keyed by qualified tool name (`<server_key><SEP><tool>`)."""
+
+    tools: dict[str, ToolOverride] = msgspec.field(default_factory=dict)
+
+    def override_for(self, qualified_name: str) -> ToolOverride | None:
+        return self.tools.get(qualified_name)

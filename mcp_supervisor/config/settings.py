@@ -1,0 +1,112 @@
+"""Process-wide settings from environment variables, with the seed's names and defaults."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+from mcp_supervisor.errors import ConfigError
+
+log = logging.getLogger("mcp_supervisor.config")
+
+DEFAULT_SEPARATOR = "--"
+_SEPARATOR_PATTERN = re.compile(r"^[A-Za-z0-9_-]{2,}$")
+_TRUE = {"1", "true", "yes", "on"}
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    config_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 3663
+    allowed_keys: tuple[str, ...] = ()
+    allowed_tokens: tuple[str, ...] = ()
+    separator: str = DEFAULT_SEPARATOR
+    log_level: str = "INFO"
+    # Extra Host / Origin values accepted by the DNS-rebinding check (comma-separated env vars).
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 4 * 1024 * 1024
+    # How long a relayed request may wait for its backend before the client gets an error.
+    request_timeout_s: float = 300.0
+    enable_admin_ui: bool = False
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.allowed_keys or self.allowed_tokens)
+
+
+def _split_list(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def parse_separator(raw: str | None) -> str:
+    """The seed's rule: trimmed, at least two of [A-Za-z0-9_-]; anything else warns and uses the default."""
+    if raw is None or not raw.strip():
+        return DEFAULT_SEPARATOR
+    candidate = raw.strip()
+    if not _SEPARATOR_PATTERN.match(candidate):
+        log.warning(
+            "SERVER_TOOLNAME_SEPERATOR=%r is not at least two of [A-Za-z0-9_-]; using %r.",
+            raw,
+            DEFAULT_SEPARATOR,
+        )
+        return DEFAULT_SEPARATOR
+    return candidate
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int = 2**31) -> int:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"Environment variable {name}={raw!r} is not an integer.") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"Environment variable {name}={value} is outside {minimum}..{maximum}.")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"Environment variable {name}={raw!r} is not a number.") from None
+    if value <= 0:
+        raise ConfigError(f"Environment variable {name}={value} must be positive.")
+    return value
+
+
+_LOG_LEVELS = {"error": "ERROR", "warn": "WARNING", "warning": "WARNING", "info": "INFO", "debug": "DEBUG"}
+
+
+def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None = None) -> Settings:
+    env = os.environ if env is None else env
+    if config_dir is None:
+        config_dir = Path(env.get("MCP_SUPERVISOR_CONFIG_DIR") or "config")
+    level = _LOG_LEVELS.get((env.get("LOGGING") or "info").strip().lower(), "INFO")
+    return Settings(
+        config_dir=config_dir.resolve(),
+        host=(env.get("HOST") or "127.0.0.1").strip(),
+        port=_int(env, "PORT", 3663, 0, 65535),
+        allowed_keys=_split_list(env.get("ALLOWED_KEYS")),
+        allowed_tokens=_split_list(env.get("ALLOWED_TOKENS")),
+        # The seed spells it SEPERATOR; the correct spelling is accepted too.
+        separator=parse_separator(env.get("SERVER_TOOLNAME_SEPERATOR") or env.get("SERVER_TOOLNAME_SEPARATOR")),
+        log_level=level,
+        allowed_hosts=_split_list(env.get("ALLOWED_HOSTS")),
+        allowed_origins=_split_list(env.get("ALLOWED_ORIGINS")),
+        max_body_bytes=_int(env, "MAX_REQUEST_BODY_BYTES", 4 * 1024 * 1024, 1024),
+        request_timeout_s=_float(env, "REQUEST_TIMEOUT_SECONDS", 300.0),
+        enable_admin_ui=(env.get("ENABLE_ADMIN_UI") or "").strip().lower() in _TRUE,
+    )

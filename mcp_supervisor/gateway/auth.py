@@ -1,0 +1,46 @@
+"""Client authentication exactly as the seed: on only when ALLOWED_TOKENS or ALLOWED_KEYS is set.
+
+`Authorization: Bearer <token>` is tried first against ALLOWED_TOKENS; then `X-Api-Key` (wins) or `?key=`
+against ALLOWED_KEYS. Comparisons are constant-time and always scan the whole list.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping, Sequence
+
+from mcp_supervisor.config.settings import Settings
+
+ANONYMOUS = "anonymous"
+
+
+def _match(candidate: str, allowed: Sequence[str]) -> int | None:
+    found: int | None = None
+    encoded = candidate.encode()
+    for index, secret in enumerate(allowed):
+        if hmac.compare_digest(encoded, secret.encode()) and found is None:
+            found = index
+    return found
+
+
+def authenticate(settings: Settings, headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+    """The principal the request acts as, or None when credentials are required and none is valid.
+
+    A principal names the credential (not the secret), so a session can be bound to the credential that
+    opened it.
+    """
+    if not settings.auth_enabled:
+        return ANONYMOUS
+    authorization = headers.get("authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if settings.allowed_tokens and scheme.lower() == "bearer" and token.strip():
+        index = _match(token.strip(), settings.allowed_tokens)
+        if index is not None:
+            return f"token#{index}"
+    if settings.allowed_keys:
+        key = headers.get("x-api-key") or query.get("key")
+        if key:
+            index = _match(key, settings.allowed_keys)
+            if index is not None:
+                return f"key#{index}"
+    return None

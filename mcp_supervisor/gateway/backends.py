@@ -1,0 +1,214 @@
+"""The gateway's side of the data plane: the ROUTER the workers connect to, and the pending-request table.
+
+ZeroMQ silently loses whatever a dying peer held, so every forwarded request is recorded with the worker
+generation it went to; when the supervisor reports that generation's exit, all of its requests fail at once
+with a JSON-RPC error. Requests are never retried (a `tools/call` is not idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import zmq
+import zmq.asyncio
+
+from mcp_supervisor.errors import ProtocolError
+from mcp_supervisor.gateway import jsonrpc
+from mcp_supervisor.protocol import codec
+from mcp_supervisor.protocol.endpoints import Endpoints, configure_router
+from mcp_supervisor.protocol.messages import (
+    BackendStatus,
+    CatalogChanged,
+    Forward,
+    Heartbeat,
+    Reply,
+    Resync,
+    WorkerReady,
+)
+
+log = logging.getLogger("mcp_supervisor.gateway")
+
+
+class BackendUnavailable(Exception):
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f'Backend "{key}" is not available: {reason}.')
+        self.key = key
+
+
+@dataclass
+class BackendLink:
+    """A worker generation that reported its backend initialized."""
+
+    key: str
+    generation: int
+    identity: bytes
+    initialize_result: dict[str, Any]
+    tools: list[dict[str, Any]]
+    last_seen: float = field(default_factory=time.monotonic)
+
+
+@dataclass(slots=True)
+class Pending:
+    key: str
+    generation: int
+    future: asyncio.Future[tuple[bytes, bytes]]
+
+
+class Backends:
+    """Registry of live backend links, plus the supervisor's view of every configured backend."""
+
+    def __init__(self, endpoints: Endpoints, on_catalog_change: Callable[[], None]) -> None:
+        self._ctx = zmq.asyncio.Context.instance()
+        self._router = self._ctx.socket(zmq.ROUTER)
+        configure_router(self._router)
+        self._router.bind(endpoints.data)
+        self._on_catalog_change = on_catalog_change
+        self.links: dict[str, BackendLink] = {}
+        # Last tools of every backend ever linked, kept while it is down so a call names the backend.
+        self.last_tools: dict[str, list[dict[str, Any]]] = {}
+        self.statuses: dict[str, BackendStatus] = {}
+        self._pending: dict[int, Pending] = {}
+        self._rids = itertools.count(1)
+        self._reader: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._reader = asyncio.create_task(self._read_loop(), name="data-plane-reader")
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+        for rid in list(self._pending):
+            self._fail(rid, jsonrpc.BACKEND_UNAVAILABLE, "The gateway is shutting down.")
+        self._router.close(0)
+
+    # ------------------------------------------------------------------ requests
+
+    def require_link(self, key: str) -> BackendLink:
+        link = self.links.get(key)
+        if link is None:
+            raise BackendUnavailable(key, self._describe_down(key))
+        return link
+
+    async def call(self, key: str, method: str, params: dict[str, Any] | None, timeout: float) -> tuple[bytes, bytes]:
+        """Forward one request; return (raw result JSON, raw error JSON), exactly one of them non-empty."""
+        link = self.require_link(key)
+        rid = next(self._rids)
+        request: dict[str, Any] = {"jsonrpc": "2.0", "id": rid, "method": method}
+        if params is not None:
+            request["params"] = params
+        frame = codec.encode(Forward(rid=rid, body=jsonrpc.encode_json(request)))
+        future: asyncio.Future[tuple[bytes, bytes]] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = Pending(key, link.generation, future)
+        try:
+            try:
+                await self._router.send_multipart([link.identity, frame])
+            except zmq.ZMQError as exc:
+                raise BackendUnavailable(key, f"its worker cannot be reached ({exc.strerror})") from None
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise BackendUnavailable(key, f"no answer within {timeout:g} s") from None
+        finally:
+            self._pending.pop(rid, None)
+
+    def _describe_down(self, key: str) -> str:
+        status = self.statuses.get(key)
+        if status is None:
+            return "it is not configured or not active"
+        detail = f"state {status.state}"
+        if status.last_error:
+            detail += f", last error: {status.last_error}"
+        return detail
+
+    def _fail(self, rid: int, code: int, message: str) -> None:
+        pending = self._pending.pop(rid, None)
+        if pending is not None and not pending.future.done():
+            pending.future.set_result((b"", jsonrpc.encode_json({"code": code, "message": message})))
+
+    # ------------------------------------------------------------------ supervisor events
+
+    def on_status(self, status: BackendStatus, event: str) -> None:
+        """A state change reported by the supervisor; an exit fails that generation's requests at once."""
+        if event == "removed":
+            self.statuses.pop(status.key, None)
+            self.last_tools.pop(status.key, None)
+        else:
+            self.statuses[status.key] = status
+        if event in {"exited", "removed"}:
+            self.worker_gone(status.key, status.generation, status.last_exit or "it exited")
+
+    def worker_gone(self, key: str, generation: int, why: str) -> None:
+        link = self.links.get(key)
+        if link is not None and link.generation <= generation:
+            del self.links[key]
+            self._on_catalog_change()
+        message = (
+            f'Backend "{key}" worker (generation {generation}) ended while this request was in flight ({why}); '
+            "the request was not retried."
+        )
+        for rid, pending in list(self._pending.items()):
+            if pending.key == key and pending.generation <= generation:
+                self._fail(rid, jsonrpc.BACKEND_UNAVAILABLE, message)
+
+    # ------------------------------------------------------------------ worker messages
+
+    async def _read_loop(self) -> None:
+        while True:
+            identity, frame = await self._router.recv_multipart()
+            try:
+                message = codec.decode_worker_to_gateway(frame)
+            except ProtocolError as exc:
+                log.error("%s", exc)
+                continue
+            match message:
+                case Reply(rid=rid, result=result, error=error):
+                    pending = self._pending.get(rid)
+                    if pending is not None and not pending.future.done():
+                        pending.future.set_result((result, error))
+                case Heartbeat(key=key, generation=generation):
+                    link = self.links.get(key)
+                    if link is not None and link.generation == generation:
+                        link.last_seen = time.monotonic()
+                    elif link is None or link.generation < generation:
+                        # A worker we do not know (we restarted, or missed its ready): ask it to introduce itself.
+                        await self._send_quietly(identity, Resync())
+                case WorkerReady():
+                    self._on_ready(identity, message)
+                case CatalogChanged(key=key, generation=generation, tools=tools):
+                    link = self.links.get(key)
+                    if link is not None and link.generation == generation:
+                        link.tools = jsonrpc.decode_json(tools)
+                        self.last_tools[key] = link.tools
+                        self._on_catalog_change()
+
+    def _on_ready(self, identity: bytes, ready: WorkerReady) -> None:
+        current = self.links.get(ready.key)
+        if current is not None and current.generation > ready.generation:
+            return  # a late message from a generation already replaced
+        status = self.statuses.get(ready.key)
+        if status is not None and status.generation > ready.generation:
+            return
+        if current is not None and current.generation < ready.generation:
+            self.worker_gone(ready.key, current.generation, "a newer generation replaced it")
+        self.links[ready.key] = BackendLink(
+            key=ready.key,
+            generation=ready.generation,
+            identity=identity,
+            initialize_result=jsonrpc.decode_json(ready.initialize_result),
+            tools=jsonrpc.decode_json(ready.tools),
+        )
+        self.last_tools[ready.key] = self.links[ready.key].tools
+        log.info("Backend %s (generation %d) is linked.", ready.key, ready.generation)
+        self._on_catalog_change()
+
+    async def _send_quietly(self, identity: bytes, message: msgspec.Struct) -> None:
+        try:
+            await self._router.send_multipart([identity, codec.encode(message)])
+        except zmq.ZMQError:
+            pass

@@ -1,0 +1,121 @@
+"""JSON-RPC at the gateway edge: classifying client messages and building replies as bytes.
+
+Replies from backends are spliced, not re-encoded: the worker sends the raw JSON of `result`/`error` and the
+gateway wraps it with the client's own id, so a payload is decoded exactly once on its way (in the worker).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+# Implementation-defined codes (-32000..-32019).
+REQUEST_TIMEOUT = -32001
+BACKEND_UNAVAILABLE = -32003
+SESSION_NOT_FOUND = -32000
+
+RequestId = int | str
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One client message, classified. `id` is None for notifications; `method` is None for responses."""
+
+    raw: dict[str, Any]
+    id: RequestId | None
+    method: str | None
+
+    @property
+    def is_request(self) -> bool:
+        return self.method is not None and self.id is not None
+
+    @property
+    def is_notification(self) -> bool:
+        return self.method is not None and self.id is None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        params = self.raw.get("params")
+        return params if isinstance(params, dict) else {}
+
+
+class JsonRpcFault(Exception):
+    """A client message that gets an error reply (code, message) instead of being processed."""
+
+    def __init__(self, code: int, message: str, request_id: RequestId | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+
+    def to_bytes(self) -> bytes:
+        return error_bytes(self.request_id, self.code, self.message)
+
+
+def parse_body(body: bytes) -> Any:
+    try:
+        return _decode(body)
+    except msgspec.DecodeError as exc:
+        raise JsonRpcFault(PARSE_ERROR, f"Parse error: the body is not valid JSON ({exc}).") from None
+
+
+def classify(document: Any) -> Incoming:
+    """Validate the JSON-RPC 2.0 envelope of one message."""
+    if not isinstance(document, dict):
+        raise JsonRpcFault(INVALID_REQUEST, "Invalid request: a JSON-RPC message must be a JSON object.")
+    raw_id = document.get("id")
+    request_id: RequestId | None = None
+    if raw_id is not None:
+        if isinstance(raw_id, bool) or not isinstance(raw_id, (int, str)):
+            raise JsonRpcFault(INVALID_REQUEST, "Invalid request: the id must be a string or an integer.")
+        request_id = raw_id
+    if document.get("jsonrpc") != "2.0":
+        raise JsonRpcFault(INVALID_REQUEST, 'Invalid request: "jsonrpc" must be "2.0".', request_id)
+    method = document.get("method")
+    if method is not None:
+        if not isinstance(method, str) or not method:
+            raise JsonRpcFault(INVALID_REQUEST, "Invalid request: the method must be a non-empty string.", request_id)
+        params = document.get("params")
+        if params is not None and not isinstance(params, (dict, list)):
+            raise JsonRpcFault(INVALID_REQUEST, "Invalid request: params must be an object.", request_id)
+        return Incoming(document, request_id, method)
+    if request_id is not None and ("result" in document or "error" in document):
+        return Incoming(document, request_id, None)
+    raise JsonRpcFault(INVALID_REQUEST, "Invalid request: a message needs a method, or an id with a result.", request_id)
+
+
+def result_bytes(request_id: RequestId, result: Any) -> bytes:
+    return _encode({"jsonrpc": "2.0", "id": request_id, "result": result})
+
+
+def spliced_result(request_id: RequestId, raw_result: bytes) -> bytes:
+    return b'{"jsonrpc":"2.0","id":' + _encode(request_id) + b',"result":' + raw_result + b"}"
+
+
+def spliced_error(request_id: RequestId, raw_error: bytes) -> bytes:
+    return b'{"jsonrpc":"2.0","id":' + _encode(request_id) + b',"error":' + raw_error + b"}"
+
+
+def error_bytes(request_id: RequestId | None, code: int, message: str, data: Any = None) -> bytes:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return _encode({"jsonrpc": "2.0", "id": request_id, "error": error})
+
+
+def encode_json(value: Any) -> bytes:
+    return _encode(value)
+
+
+def decode_json(value: bytes) -> Any:
+    return _decode(value)

@@ -1,0 +1,49 @@
+"""DNS-rebinding protection: validate `Host` (421) and `Origin` (403) before anything else runs.
+
+On a loopback bind only loopback host names are served, whatever the port. On other binds `Host` is checked
+only against ALLOWED_HOSTS when that is set, and a browser `Origin` must be same-origin or in ALLOWED_ORIGINS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from mcp_supervisor.config.settings import Settings
+
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def _hostname(host_header: str) -> str:
+    """`example.com:3663` → `example.com`; `[::1]:3663` → `[::1]`."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class RequestGuard:
+    def __init__(self, settings: Settings) -> None:
+        self._loopback = settings.host in LOOPBACK_NAMES
+        self._hosts = frozenset(_hostname(h) for h in settings.allowed_hosts)
+        if self._loopback:
+            self._hosts |= LOOPBACK_NAMES
+        self._origins = frozenset(o.rstrip("/").lower() for o in settings.allowed_origins)
+
+    def check(self, headers: Mapping[str, str]) -> tuple[int, str] | None:
+        """None when the request may proceed, else (HTTP status, reason)."""
+        host = headers.get("host", "")
+        if self._hosts and _hostname(host) not in self._hosts:
+            return 421, f"Misdirected request: host {host!r} is not served here."
+        origin = headers.get("origin")
+        if origin is None:
+            return None  # not a browser: nothing to rebind
+        normalized = origin.rstrip("/").lower()
+        if normalized in self._origins:
+            return None
+        origin_host = urlsplit(normalized).hostname or ""
+        if self._loopback and (origin_host in LOOPBACK_NAMES or f"[{origin_host}]" in LOOPBACK_NAMES):
+            return None
+        if urlsplit(normalized).netloc == host.strip().lower():
+            return None  # same origin
+        return 403, f"Forbidden: origin {origin!r} is not allowed."

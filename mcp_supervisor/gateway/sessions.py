@@ -1,0 +1,86 @@
+"""Client sessions: one object per MCP client session, whatever the transport.
+
+Each session has its own negotiated version and capabilities, and an outbox for server-initiated messages
+(delivered on the Streamable HTTP GET stream). Nothing is shared between sessions but the catalog, so two
+clients never see each other's replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+OUTBOX_LIMIT = 1000
+
+
+@dataclass(eq=False)
+class ClientSession:
+    id: str
+    principal: str
+    protocol_version: str
+    client_info: dict[str, Any]
+    capabilities: dict[str, Any]
+    initialized: bool = False
+    last_active: float = field(default_factory=time.monotonic)
+    outbox: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
+    stream_open: bool = False
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def push(self, message: bytes) -> None:
+        """Queue a server-initiated message; when a slow client lets the outbox fill, the oldest goes first."""
+        if self.outbox.full():
+            self.outbox.get_nowait()
+        self.outbox.put_nowait(message)
+
+
+class SessionStore:
+    def __init__(self, max_sessions: int = 10_000, idle_timeout_s: float = 3600.0) -> None:
+        self._sessions: dict[str, ClientSession] = {}
+        self.max_sessions = max_sessions
+        self.idle_timeout_s = idle_timeout_s
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def create(self, principal: str, protocol_version: str, client_info: dict[str, Any],
+               capabilities: dict[str, Any]) -> ClientSession | None:
+        """A new session, or None when the store is full even after expiring idle sessions."""
+        if len(self._sessions) >= self.max_sessions:
+            self.expire_idle()
+            if len(self._sessions) >= self.max_sessions:
+                return None
+        # 32 random bytes, URL-safe: visible ASCII as the spec requires, and unguessable.
+        session = ClientSession(secrets.token_urlsafe(32), principal, protocol_version, client_info, capabilities)
+        self._sessions[session.id] = session
+        return session
+
+    def get(self, session_id: str, principal: str) -> ClientSession | None:
+        """The session, if it exists and belongs to the same credential (a stolen id alone is not enough)."""
+        session = self._sessions.get(session_id)
+        if session is None or session.principal != principal:
+            return None
+        session.last_active = time.monotonic()
+        return session
+
+    def close(self, session_id: str) -> None:
+        session = self._sessions.pop(session_id, None)
+        if session is not None:
+            session.closed.set()
+
+    def all(self) -> list[ClientSession]:
+        return list(self._sessions.values())
+
+    def expire_idle(self) -> int:
+        deadline = time.monotonic() - self.idle_timeout_s
+        stale = [s.id for s in self._sessions.values() if s.last_active < deadline and not s.stream_open]
+        for session_id in stale:
+            self.close(session_id)
+        return len(stale)
+
+    def broadcast(self, message: bytes) -> None:
+        for session in self._sessions.values():
+            if session.initialized:
+                session.push(message)

@@ -1,0 +1,54 @@
+"""The gateway's subscription to the supervisor: backend state changes, exits above all.
+
+A DEALER↔ROUTER pair rather than PUB/SUB: the supervisor answers a Subscribe with a full Snapshot and then
+pushes events in order on the same pipe, so a gateway that (re)starts never misses state (no slow joiner).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import zmq
+import zmq.asyncio
+
+from mcp_supervisor.errors import ProtocolError
+from mcp_supervisor.gateway.backends import Backends
+from mcp_supervisor.protocol import codec
+from mcp_supervisor.protocol.endpoints import Endpoints, configure_dealer
+from mcp_supervisor.protocol.messages import BackendEvent, Snapshot, Subscribe
+
+log = logging.getLogger("mcp_supervisor.gateway")
+
+
+class SupervisorLink:
+    def __init__(self, endpoints: Endpoints, backends: Backends) -> None:
+        self._backends = backends
+        self._socket = zmq.asyncio.Context.instance().socket(zmq.DEALER)
+        configure_dealer(self._socket, f"gateway:{os.getpid()}")
+        self._socket.connect(endpoints.control)
+        self.config_error = ""
+
+    async def run(self) -> None:
+        await self._socket.send(codec.encode(Subscribe()))
+        while True:
+            frame = await self._socket.recv()
+            try:
+                message = codec.decode_from_supervisor(frame)
+            except ProtocolError as exc:
+                log.error("%s", exc)
+                continue
+            match message:
+                case Snapshot(backends=statuses, config_error=config_error):
+                    self.config_error = config_error
+                    known = {status.key for status in statuses}
+                    for key in set(self._backends.statuses) - known:
+                        old = self._backends.statuses[key]
+                        self._backends.on_status(old, "removed")
+                    for status in statuses:
+                        self._backends.on_status(status, "snapshot")
+                case BackendEvent(event=event, status=status):
+                    self._backends.on_status(status, event)
+
+    def close(self) -> None:
+        self._socket.close(0)

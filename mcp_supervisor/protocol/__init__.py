@@ -1,0 +1,1 @@
+"""Everything that crosses a ZeroMQ socket: messages, codec, endpoints and socket options."""

@@ -1,0 +1,135 @@
+"""Every envelope that crosses a ZeroMQ socket.
+
+Rules (see ARCHITECTURE.md): tagged `msgspec.Struct`s, msgpack on the wire, one union per direction; new
+fields always get defaults and field types never change. A JSON-RPC message travels as opaque JSON `bytes`:
+nobody between the client and the backend re-types a payload, so `_meta`, unknown fields, structured content
+and binary blobs pass through untouched.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class _Envelope(msgspec.Struct, tag_field="t", frozen=True, kw_only=True, omit_defaults=True):
+    pass
+
+
+# ---------------------------------------------------------------- data plane: worker -> gateway
+
+
+class WorkerReady(_Envelope, tag="ready"):
+    """The backend is initialized. Sent once per generation, and again when the gateway asks (Resync)."""
+
+    key: str
+    generation: int
+    pid: int
+    # The backend's InitializeResult as JSON (protocolVersion, capabilities, serverInfo, instructions).
+    initialize_result: bytes = b"{}"
+    # JSON array of the backend's tools, every field as the backend sent it.
+    tools: bytes = b"[]"
+
+
+class CatalogChanged(_Envelope, tag="catalog"):
+    """The backend's tool list changed (`notifications/tools/list_changed`); `tools` is the new JSON array."""
+
+    key: str
+    generation: int
+    tools: bytes = b"[]"
+
+
+class Reply(_Envelope, tag="reply"):
+    """The backend's answer to a forwarded request: raw JSON of `result`, or of `error` when it failed."""
+
+    rid: int
+    result: bytes = b""
+    error: bytes = b""
+
+
+class Heartbeat(_Envelope, tag="hb"):
+    """Sent every second from the worker's event loop; lets a restarted gateway rediscover its workers."""
+
+    key: str
+    generation: int
+
+
+WorkerToGateway = WorkerReady | CatalogChanged | Reply | Heartbeat
+
+
+# ---------------------------------------------------------------- data plane: gateway -> worker
+
+
+class Forward(_Envelope, tag="fwd"):
+    """A client request for the backend. `body` is the JSON-RPC request with its id already set to `rid`."""
+
+    rid: int
+    body: bytes
+
+
+class Resync(_Envelope, tag="resync"):
+    """The gateway does not know this worker (it restarted): send WorkerReady again."""
+
+
+GatewayToWorker = Forward | Resync
+
+
+# ---------------------------------------------------------------- control plane: supervisor <-> others
+
+
+class BackendStatus(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    key: str
+    type: str
+    state: str
+    generation: int = 0
+    pid: int | None = None
+    restarts: int = 0
+    started_at: float | None = None
+    last_exit: str | None = None
+    last_error: str | None = None
+
+
+class Subscribe(_Envelope, tag="subscribe"):
+    """Register the sender for BackendEvents; the supervisor answers with a Snapshot first."""
+
+
+class StatusRequest(_Envelope, tag="status?"):
+    pass
+
+
+class ControlCommand(_Envelope, tag="command"):
+    """A CLI command: `stop`, `restart` (with `key`) or `reload`."""
+
+    name: str
+    key: str = ""
+
+
+class WorkerStateReport(_Envelope, tag="wstate"):
+    """A worker tells the supervisor how its backend is doing (`ready` or `failed` with a reason)."""
+
+    key: str
+    generation: int
+    state: str
+    detail: str = ""
+
+
+ToSupervisor = Subscribe | StatusRequest | ControlCommand | WorkerStateReport
+
+
+class Snapshot(_Envelope, tag="snapshot"):
+    backends: list[BackendStatus] = []
+    config_error: str = ""
+
+
+class BackendEvent(_Envelope, tag="event"):
+    """A worker changed state. `event` is spawned|ready|exited|removed; `status` is its status after it."""
+
+    event: str
+    status: BackendStatus
+
+
+class CommandResult(_Envelope, tag="result"):
+    ok: bool
+    message: str = ""
+
+
+FromSupervisor = Snapshot | BackendEvent | CommandResult

@@ -1,0 +1,54 @@
+"""Linux process-tree primitives: child subreaper, parent-death signal, process titles.
+
+They degrade to no-ops elsewhere, so the package imports on any POSIX system (the guarantees then weaken).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import signal
+import sys
+
+log = logging.getLogger("mcp_supervisor.supervisor")
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+
+# Set in every process of the tree (and inherited by backends) so a leftover can be recognized and swept.
+INSTANCE_ENV = "MCP_SUPERVISOR_INSTANCE"
+PARENT_PID_ENV = "MCP_SUPERVISOR_PARENT_PID"
+
+
+def _prctl(option: int, value: int) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    if libc.prctl(option, value, 0, 0, 0) != 0:
+        log.warning("prctl(%d) failed: %s", option, os.strerror(ctypes.get_errno()))
+        return False
+    return True
+
+
+def become_subreaper() -> bool:
+    """Orphaned descendants (a backend whose worker died) are reparented to us, so we can reap and sweep them."""
+    return _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def die_with_parent(sig: signal.Signals = signal.SIGTERM) -> None:
+    """Ask the kernel to signal us when our parent dies, then close the race where it already has."""
+    _prctl(_PR_SET_PDEATHSIG, int(sig))
+    expected = os.environ.get(PARENT_PID_ENV)
+    if expected and os.getppid() != int(expected):
+        os.kill(os.getpid(), sig)
+
+
+def set_title(title: str) -> None:
+    try:
+        import setproctitle
+
+        setproctitle.setproctitle(title)
+    except Exception:  # a missing title never stops a process
+        log.debug("could not set the process title", exc_info=True)

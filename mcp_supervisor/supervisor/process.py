@@ -1,0 +1,83 @@
+"""Spawning and stopping one child process (gateway or worker) in its own session.
+
+Each child leads its own process group, so a stop reaches the whole group: SIGTERM, a grace period, SIGKILL.
+Exit statuses are collected by the supervisor's SIGCHLD reaper (`reaper.py`), never by Popen, because as a
+child subreaper the supervisor must also reap orphans it never spawned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+
+log = logging.getLogger("mcp_supervisor.supervisor")
+
+
+def describe_exit(code: int) -> str:
+    """`waitstatus_to_exitcode` semantics: negative means killed by a signal."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+class ChildProcess:
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], stderr: int | None = None) -> None:
+        self.popen = subprocess.Popen(
+            list(argv),
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=stderr if stderr is not None else None,
+            stderr=stderr,
+            start_new_session=True,  # own session and process group: the stop signal reaches the whole group
+            close_fds=True,
+        )
+        self.pid = self.popen.pid
+        self.started_at = time.monotonic()
+        self.started_wall = time.time()
+        self.exit_code: int | None = None
+        self._exited = asyncio.get_running_loop().create_future()
+
+    @property
+    def alive(self) -> bool:
+        return self.exit_code is None
+
+    def mark_exited(self, code: int) -> None:
+        """Called by the reaper with the status it collected."""
+        self.exit_code = code
+        self.popen.returncode = code
+        if not self._exited.done():
+            self._exited.set_result(code)
+
+    def signal_group(self, sig: signal.Signals) -> None:
+        try:
+            os.killpg(self.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    async def wait(self, timeout: float | None = None) -> int | None:
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._exited), timeout)
+        except TimeoutError:
+            return None
+
+    async def stop(self, grace_s: float) -> int | None:
+        """SIGTERM to the group, wait `grace_s`, then SIGKILL the group. Returns the exit code."""
+        if not self.alive:
+            return self.exit_code
+        self.signal_group(signal.SIGTERM)
+        code = await self.wait(grace_s)
+        if code is None:
+            log.warning("pid %d ignored SIGTERM for %.1f s; killing its process group.", self.pid, grace_s)
+            self.signal_group(signal.SIGKILL)
+            code = await self.wait(5.0)
+        # Members of the group that outlived its leader (a backend ignoring SIGTERM) go too.
+        self.signal_group(signal.SIGKILL)
+        return code

@@ -1,0 +1,212 @@
+"""The worker process: one backend connection, relayed to the gateway over a ZeroMQ DEALER.
+
+Its lifetime is the backend connection's: when the backend goes away the worker exits non-zero and the
+supervisor decides about a restart. It never outlives the supervisor (parent-death signal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+import zmq
+import zmq.asyncio
+
+from mcp_supervisor.errors import BackendError, ProtocolError
+from mcp_supervisor.protocol import codec
+from mcp_supervisor.protocol.endpoints import Endpoints, configure_dealer
+from mcp_supervisor.protocol.messages import (
+    CatalogChanged,
+    Forward,
+    Heartbeat,
+    Reply,
+    Resync,
+    WorkerReady,
+    WorkerStateReport,
+)
+from mcp_supervisor.supervisor.linux import die_with_parent, set_title
+from mcp_supervisor.worker.backend import open_backend
+from mcp_supervisor.worker.relay import BackendClosed, BackendRelay
+from mcp_supervisor.worker.spec import WorkerSpec, take_spec_from_env
+
+log = logging.getLogger("mcp_supervisor.worker")
+
+T = TypeVar("T")
+
+HEARTBEAT_INTERVAL_S = 1.0
+EXIT_BACKEND_FAILED = 3
+
+
+class Worker:
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.spec = spec
+        self.key = spec.server.key
+        endpoints = Endpoints(runtime_dir=Path(spec.runtime_dir))
+        self._ctx = zmq.asyncio.Context()
+        self._data = self._ctx.socket(zmq.DEALER)
+        configure_dealer(self._data, spec.identity)
+        self._data.connect(endpoints.data)
+        self._control = self._ctx.socket(zmq.DEALER)
+        configure_dealer(self._control, f"worker:{spec.identity}")
+        self._control.connect(endpoints.control)
+        self._ready: WorkerReady | None = None
+        self._send_lock = asyncio.Lock()
+
+    async def _send_data(self, message: msgspec.Struct) -> None:
+        await self._data.send(codec.encode(message))
+
+    async def _report(self, state: str, detail: str = "") -> None:
+        report = WorkerStateReport(key=self.key, generation=self.spec.generation, state=state, detail=detail)
+        await self._control.send(codec.encode(report))
+
+    async def run(self) -> int:
+        try:
+            await self._run_backend()
+        except Exception as exc:  # the SDK transports raise ExceptionGroups from their task groups
+            return await self._fail(_describe(exc))
+        return 0
+
+    async def _run_backend(self) -> None:
+        timeout = self.spec.init_timeout_s
+        async with open_backend(self.spec.server) as (read, write):
+            relay = BackendRelay(read, write, self._send_data, lambda: self._refresh_tools(relay, timeout))
+            pump = asyncio.create_task(relay.pump())
+            try:
+                init = await _race(pump, relay.initialize(timeout))
+                tools = await _race(pump, relay.list_tools(timeout))
+                self._ready = WorkerReady(
+                    key=self.key,
+                    generation=self.spec.generation,
+                    pid=os.getpid(),
+                    initialize_result=msgspec.json.encode(init),
+                    tools=msgspec.json.encode(tools),
+                )
+                await self._send_data(self._ready)
+                await self._report("ready", f"{len(tools)} tools")
+                log.info("Backend %s is ready with %d tools.", self.key, len(tools))
+                await self._serve(relay, pump)
+            finally:
+                pump.cancel()
+
+    async def _fail(self, reason: str) -> int:
+        log.error("Backend %s failed: %s", self.key, reason)
+        try:
+            await asyncio.wait_for(self._report("failed", reason), 1.0)
+        except TimeoutError:
+            pass
+        return EXIT_BACKEND_FAILED
+
+    async def _refresh_tools(self, relay: BackendRelay, timeout: float) -> None:
+        try:
+            tools = await relay.list_tools(timeout)
+        except BackendError as exc:
+            log.warning("Could not refresh the tools of %s: %s", self.key, exc)
+            return
+        changed = CatalogChanged(key=self.key, generation=self.spec.generation, tools=msgspec.json.encode(tools))
+        if self._ready is not None:
+            self._ready = msgspec.structs.replace(self._ready, tools=changed.tools)
+        await self._send_data(changed)
+
+    async def _serve(self, relay: BackendRelay, pump: asyncio.Task[None]) -> None:
+        heartbeat = asyncio.create_task(self._heartbeats())
+        try:
+            while True:
+                receive = asyncio.ensure_future(self._data.recv())
+                done, _ = await asyncio.wait({receive, pump}, return_when=asyncio.FIRST_COMPLETED)
+                if pump in done:
+                    receive.cancel()
+                    pump.result()  # raises BackendClosed or the pump's error
+                    return
+                await self._handle(relay, receive.result())
+        finally:
+            heartbeat.cancel()
+
+    async def _handle(self, relay: BackendRelay, frame: bytes) -> None:
+        try:
+            message = codec.decode_gateway_to_worker(frame)
+        except ProtocolError as exc:
+            log.error("%s", exc)
+            return
+        match message:
+            case Forward(rid=rid, body=body):
+                try:
+                    await relay.forward(body)
+                except ValueError as exc:  # pydantic rejected the envelope: answer instead of dropping it
+                    error = {"code": -32600, "message": f"Invalid request for the backend: {exc}"}
+                    await self._send_data(Reply(rid=rid, error=msgspec.json.encode(error)))
+            case Resync():
+                if self._ready is not None:
+                    await self._send_data(self._ready)
+
+    async def _heartbeats(self) -> None:
+        beat = codec.encode(Heartbeat(key=self.key, generation=self.spec.generation))
+        while True:
+            await self._data.send(beat)
+            await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+
+    def close(self) -> None:
+        self._data.close(0)
+        self._control.close(0)
+        self._ctx.term()
+
+
+async def _race(pump: asyncio.Task[None], work: Coroutine[Any, Any, T]) -> T:
+    """Await `work`, but fail at once if the backend connection ends first (a backend dying mid-handshake)."""
+    task = asyncio.ensure_future(work)
+    await asyncio.wait({task, pump}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        return task.result()
+    task.cancel()
+    pump.result()  # raises why the backend connection ended
+    raise BackendClosed("The backend closed the connection during start-up.")
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for an error that may be an ExceptionGroup from the SDK's task groups."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(inner) for inner in exc.exceptions)
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, BackendError) else f"{type(exc).__name__}: {text}"
+
+
+def main() -> int:
+    spec = take_spec_from_env()
+    die_with_parent()
+    set_title(f"mcp-supervisor: worker[{spec.server.key}]")
+    logging.basicConfig(
+        level=os.environ.get("MCP_SUPERVISOR_LOG_LEVEL", "INFO"),
+        format=f"%(asctime)s worker[{spec.server.key}] %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    return asyncio.run(_main(spec))
+
+
+async def _main(spec: WorkerSpec) -> int:
+    worker = Worker(spec)
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    loop = asyncio.get_running_loop()
+    stopping = False
+
+    def stop() -> None:
+        nonlocal stopping
+        stopping = True
+        main_task.cancel()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
+    try:
+        return await worker.run()
+    except asyncio.CancelledError:
+        if stopping:
+            return 0
+        raise
+    finally:
+        worker.close()
