@@ -51,8 +51,10 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     servers = load_servers(settings.config_dir)
     tools = load_tool_config(settings.config_dir)
     active = servers.active()
-    print(f"{settings.config_dir}: {len(servers.servers)} server(s), {len(active)} active, "
-          f"{len(tools.tools)} tool override(s). OK.")
+    print(
+        f"{settings.config_dir}: {len(servers.servers)} server(s), {len(active)} active, "
+        f"{len(tools.tools)} tool override(s). OK."
+    )
     for key, entry in servers.servers.items():
         target = " ".join([entry.command or "", *entry.args]) if entry.type == "stdio" else entry.url
         print(f"  {key:<24} {entry.type:<6} {'active' if entry.active else 'inactive':<9} {target}")
@@ -63,7 +65,9 @@ def _format_uptime(started_at: float | None) -> str:
     if started_at is None:
         return "-"
     seconds = int(time.time() - started_at)
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    )
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -80,8 +84,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
     print(f"{'KEY':<24} {'TYPE':<6} {'STATE':<9} {'PID':>7} {'UPTIME':>8} {'RESTARTS':>8}  LAST EXIT / ERROR")
     for status in snapshot.backends:
         detail = status.last_error or status.last_exit or ""
-        print(f"{status.key:<24} {status.type:<6} {status.state:<9} {status.pid or '-':>7} "
-              f"{_format_uptime(status.started_at):>8} {status.restarts:>8}  {detail}")
+        print(
+            f"{status.key:<24} {status.type:<6} {status.state:<9} {status.pid or '-':>7} "
+            f"{_format_uptime(status.started_at):>8} {status.restarts:>8}  {detail}"
+        )
     return 0
 
 

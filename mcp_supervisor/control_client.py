@@ -17,7 +17,7 @@ def _ask(settings: Settings, request: bytes, timeout_ms: int = TIMEOUT_MS) -> ob
     endpoints = Endpoints(runtime_dir_for(settings.config_dir))
     if not (endpoints.runtime_dir / "control.sock").exists():
         raise ControlError(f"No supervisor is running for {settings.config_dir}.")
-    context = zmq.Context.instance()
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     socket = context.socket(zmq.DEALER)
     socket.setsockopt(zmq.LINGER, 0)
     try:

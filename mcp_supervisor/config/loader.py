@@ -27,7 +27,9 @@ SERVERS_FILE = "mcp_server.json"
 TOOLS_FILE = "tool_config.json"
 
 # Server keys become part of tool names, ZeroMQ identities, process titles and file names.
-SERVER_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# Not starting with "." so that "." and ".." can never name a directory. Always used with fullmatch:
+# "$" would also match before a trailing newline.
+SERVER_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
 
 _TYPE_ALIASES: dict[str, TransportType] = {
     "stdio": "stdio",
@@ -93,6 +95,12 @@ def _string_map(value: object, where: str, field: str) -> dict[str, str]:
     return result
 
 
+def _or_empty(entry: dict[str, Any], field: str) -> object:
+    """A missing or null map is an empty one; any other non-object is an error reported by the caller."""
+    value = entry.get(field)
+    return {} if value is None else value
+
+
 def _optional_string(entry: dict[str, Any], where: str, field: str) -> str | None:
     value = entry.get(field)
     if value is None:
@@ -119,10 +127,10 @@ def _infer_type(entry: dict[str, Any], where: str) -> TransportType:
 
 def parse_server_entry(key: str, entry: object, source: str) -> ServerEntry:
     where = f'{source}: server "{key}"'
-    if not SERVER_KEY_PATTERN.match(key):
+    if not SERVER_KEY_PATTERN.fullmatch(key):
         raise ConfigError(
-            f"{where}: the key must be 1-64 characters of letters, digits, '_', '-' or '.', "
-            "because it becomes part of tool names."
+            f"{where}: the key must be 1-64 characters of letters, digits, '_', '-' or '.' (not first), "
+            "because it becomes part of tool names, process titles and directory names."
         )
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: the entry must be a JSON object, not {_json_kind(entry)}.")
@@ -143,12 +151,12 @@ def parse_server_entry(key: str, entry: object, source: str) -> ServerEntry:
         active=_parse_flag(entry.get("active", True), where, "active"),
         command=command,
         args=_string_list(entry.get("args", []), where, "args"),
-        env=_string_map(entry.get("env") or {}, where, "env"),
+        env=_string_map(_or_empty(entry, "env"), where, "env"),
         cwd=_optional_string(entry, where, "cwd"),
         url=url,
         apiKey=_optional_string(entry, where, "apiKey"),
         bearerToken=_optional_string(entry, where, "bearerToken"),
-        headers=_string_map(entry.get("headers") or {}, where, "headers"),
+        headers=_string_map(_or_empty(entry, "headers"), where, "headers"),
         installDirectory=_optional_string(entry, where, "installDirectory"),
         installCommands=_string_list(entry.get("installCommands", []), where, "installCommands"),
         extra={name: value for name, value in entry.items() if name not in SERVER_FIELDS},
@@ -171,9 +179,7 @@ def _parse_override(name: str, entry: object, source: str) -> ToolOverride:
         raise ConfigError(f"{where}: the entry must be a JSON object, not {_json_kind(entry)}.")
     # The seed's README says displayName/description, its code exposedName/exposedDescription: accept both.
     exposed_name = _optional_string(entry, where, "exposedName") or _optional_string(entry, where, "displayName")
-    description = _optional_string(entry, where, "exposedDescription") or _optional_string(
-        entry, where, "description"
-    )
+    description = _optional_string(entry, where, "exposedDescription") or _optional_string(entry, where, "description")
     return ToolOverride(
         enabled=_parse_flag(entry.get("enabled", True), where, "enabled"),
         exposed_name=exposed_name,
@@ -201,7 +207,7 @@ def _read(path: Path) -> bytes:
 def load_servers(config_dir: Path) -> ServersConfig:
     path = config_dir / SERVERS_FILE
     if not path.exists():
-        raise ConfigError(f"{path}: the file does not exist; create it with an \"mcpServers\" object.")
+        raise ConfigError(f'{path}: the file does not exist; create it with an "mcpServers" object.')
     return parse_servers(_read(path), str(path))
 
 

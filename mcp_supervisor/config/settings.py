@@ -15,7 +15,7 @@ from mcp_supervisor.errors import ConfigError
 log = logging.getLogger("mcp_supervisor.config")
 
 DEFAULT_SEPARATOR = "--"
-_SEPARATOR_PATTERN = re.compile(r"^[A-Za-z0-9_-]{2,}$")
+_SEPARATOR_PATTERN = re.compile(r"[A-Za-z0-9_-]{2,}")
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -51,7 +51,7 @@ def parse_separator(raw: str | None) -> str:
     if raw is None or not raw.strip():
         return DEFAULT_SEPARATOR
     candidate = raw.strip()
-    if not _SEPARATOR_PATTERN.match(candidate):
+    if not _SEPARATOR_PATTERN.fullmatch(candidate):
         log.warning(
             "SERVER_TOOLNAME_SEPERATOR=%r is not at least two of [A-Za-z0-9_-]; using %r.",
             raw,
@@ -97,7 +97,8 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
     level = _LOG_LEVELS.get((env.get("LOGGING") or "info").strip().lower(), "INFO")
     return Settings(
         config_dir=config_dir.resolve(),
-        host=(env.get("HOST") or "127.0.0.1").strip(),
+        # A blank HOST is the default, not "every interface" (which would also switch the Host check off).
+        host=(env.get("HOST") or "").strip() or "127.0.0.1",
         port=_int(env, "PORT", 3663, 0, 65535),
         allowed_keys=_split_list(env.get("ALLOWED_KEYS")),
         allowed_tokens=_split_list(env.get("ALLOWED_TOKENS")),

@@ -51,8 +51,11 @@ def create_app(settings: Settings, endpoints: Endpoints, tool_config: ToolConfig
             {
                 "config_error": supervisor.config_error or None,
                 "backends": [
-                    {**msgspec.to_builtins(status), "linked": status.key in linked,
-                     "tools": len(linked[status.key].tools) if status.key in linked else 0}
+                    {
+                        **msgspec.to_builtins(status),
+                        "linked": status.key in linked,
+                        "tools": len(linked[status.key].tools) if status.key in linked else 0,
+                    }
                     for status in backends.statuses.values()
                 ],
             }
@@ -61,8 +64,10 @@ def create_app(settings: Settings, endpoints: Endpoints, tool_config: ToolConfig
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         backends.start()
-        tasks = [asyncio.create_task(supervisor.run(), name="supervisor-link"),
-                 asyncio.create_task(_sweep_sessions(sessions), name="session-sweeper")]
+        tasks = [
+            asyncio.create_task(supervisor.run(), name="supervisor-link"),
+            asyncio.create_task(_sweep_sessions(sessions), name="session-sweeper"),
+        ]
         try:
             yield
         finally:

@@ -8,6 +8,7 @@ with a JSON-RPC error. Requests are never retried (a `tools/call` is not idempot
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -122,6 +123,8 @@ class Backends:
         if status is None:
             return "it is not configured or not active"
         detail = f"state {status.state}"
+        if status.last_exit:
+            detail += f", last exit: {status.last_exit}"
         if status.last_error:
             detail += f", last error: {status.last_error}"
         return detail
@@ -208,7 +211,5 @@ class Backends:
         self._on_catalog_change()
 
     async def _send_quietly(self, identity: bytes, message: msgspec.Struct) -> None:
-        try:
+        with contextlib.suppress(zmq.ZMQError):
             await self._router.send_multipart([identity, codec.encode(message)])
-        except zmq.ZMQError:
-            pass

@@ -15,7 +15,8 @@ from typing import Any
 
 from mcp_supervisor.config.models import ToolConfig
 
-TOOL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+# The spec's alphabet for tool names; always used with fullmatch ("$" would accept a trailing newline).
+TOOL_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
 
 def qualified_name(server_key: str, separator: str, tool_name: str) -> str:
@@ -56,7 +57,7 @@ def aggregate_tools(
             exposed = dict(tool)
             name = qualified
             if override is not None and override.exposed_name:
-                if TOOL_NAME_PATTERN.match(override.exposed_name):
+                if TOOL_NAME_PATTERN.fullmatch(override.exposed_name):
                     name = override.exposed_name
                 else:
                     out.problems.append(
@@ -65,7 +66,7 @@ def aggregate_tools(
                     )
             if override is not None and override.exposed_description:
                 exposed["description"] = override.exposed_description
-            if not TOOL_NAME_PATTERN.match(name):
+            if not TOOL_NAME_PATTERN.fullmatch(name):
                 out.problems.append(
                     f"Tool name {name!r} (backend {server_key!r}) is not 1-128 of [A-Za-z0-9_.-]; "
                     "some clients may refuse it."

@@ -71,11 +71,13 @@ class GatewayCore:
     def initialize(self, message: Incoming, principal: str) -> tuple[ClientSession | None, bytes]:
         params = message.params
         version = negotiate_version(params.get("protocolVersion"))
+        client_info = params.get("clientInfo")
+        capabilities = params.get("capabilities")
         session = self.sessions.create(
             principal,
             version,
-            params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {},
-            params.get("capabilities") if isinstance(params.get("capabilities"), dict) else {},
+            client_info if isinstance(client_info, dict) else {},
+            capabilities if isinstance(capabilities, dict) else {},
         )
         if session is None:
             fault = JsonRpcFault(jsonrpc.INTERNAL_ERROR, "The gateway holds too many sessions; try later.", message.id)

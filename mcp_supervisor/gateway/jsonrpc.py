@@ -75,6 +75,8 @@ def classify(document: Any) -> Incoming:
         raise JsonRpcFault(INVALID_REQUEST, "Invalid request: a JSON-RPC message must be a JSON object.")
     raw_id = document.get("id")
     request_id: RequestId | None = None
+    if "id" in document and raw_id is None and "method" in document:
+        raise JsonRpcFault(INVALID_REQUEST, "Invalid request: MCP request ids must not be null.")
     if raw_id is not None:
         if isinstance(raw_id, bool) or not isinstance(raw_id, (int, str)):
             raise JsonRpcFault(INVALID_REQUEST, "Invalid request: the id must be a string or an integer.")
@@ -86,12 +88,14 @@ def classify(document: Any) -> Incoming:
         if not isinstance(method, str) or not method:
             raise JsonRpcFault(INVALID_REQUEST, "Invalid request: the method must be a non-empty string.", request_id)
         params = document.get("params")
-        if params is not None and not isinstance(params, (dict, list)):
+        if params is not None and not isinstance(params, dict):
             raise JsonRpcFault(INVALID_REQUEST, "Invalid request: params must be an object.", request_id)
         return Incoming(document, request_id, method)
     if request_id is not None and ("result" in document or "error" in document):
         return Incoming(document, request_id, None)
-    raise JsonRpcFault(INVALID_REQUEST, "Invalid request: a message needs a method, or an id with a result.", request_id)
+    raise JsonRpcFault(
+        INVALID_REQUEST, "Invalid request: a message needs a method, or an id with a result.", request_id
+    )
 
 
 def result_bytes(request_id: RequestId, result: Any) -> bytes:

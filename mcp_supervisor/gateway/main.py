@@ -24,8 +24,9 @@ def main(runtime_dir: str) -> int:
     die_with_parent()
     set_title("mcp-supervisor: gateway")
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
-                        format="%(asctime)s gateway %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, stream=sys.stderr, format="%(asctime)s gateway %(levelname)s %(message)s"
+    )
     try:
         tool_config = load_tool_config(settings.config_dir)
     except ConfigError as exc:

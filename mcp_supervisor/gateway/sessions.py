@@ -45,8 +45,9 @@ class SessionStore:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def create(self, principal: str, protocol_version: str, client_info: dict[str, Any],
-               capabilities: dict[str, Any]) -> ClientSession | None:
+    def create(
+        self, principal: str, protocol_version: str, client_info: dict[str, Any], capabilities: dict[str, Any]
+    ) -> ClientSession | None:
         """A new session, or None when the store is full even after expiring idle sessions."""
         if len(self._sessions) >= self.max_sessions:
             self.expire_idle()

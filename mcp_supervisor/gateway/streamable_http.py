@@ -73,8 +73,11 @@ class StreamableHttpEndpoint:
 
     async def _post(self, request: Request, principal: str) -> Response:
         if not _accepts(request, "application/json", "text/event-stream"):
-            return _fault(406, jsonrpc.INVALID_REQUEST,
-                          "Not Acceptable: the client must accept application/json and text/event-stream.")
+            return _fault(
+                406,
+                jsonrpc.INVALID_REQUEST,
+                "Not Acceptable: the client must accept application/json and text/event-stream.",
+            )
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
             return _fault(415, jsonrpc.INVALID_REQUEST, "Unsupported Media Type: the body must be application/json.")
@@ -136,8 +139,7 @@ async def _event_stream(session: ClientSession) -> AsyncIterator[bytes]:
         yield b": stream open\n\n"
         while not session.closed.is_set():
             receive = asyncio.ensure_future(session.outbox.get())
-            done, _ = await asyncio.wait({receive, closed}, timeout=KEEPALIVE_S,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({receive, closed}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED)
             if receive in done:
                 yield b"event: message\ndata: " + receive.result() + b"\n\n"
             else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import msgspec
 
@@ -36,16 +36,16 @@ def _decode(decoder: msgspec.msgpack.Decoder[T], frame: bytes, direction: str) -
 
 
 def decode_worker_to_gateway(frame: bytes) -> WorkerToGateway:
-    return _decode(_worker_to_gateway, frame, "worker-to-gateway")
+    return cast(WorkerToGateway, _decode(_worker_to_gateway, frame, "worker-to-gateway"))
 
 
 def decode_gateway_to_worker(frame: bytes) -> GatewayToWorker:
-    return _decode(_gateway_to_worker, frame, "gateway-to-worker")
+    return cast(GatewayToWorker, _decode(_gateway_to_worker, frame, "gateway-to-worker"))
 
 
 def decode_to_supervisor(frame: bytes) -> ToSupervisor:
-    return _decode(_to_supervisor, frame, "to-supervisor")
+    return cast(ToSupervisor, _decode(_to_supervisor, frame, "to-supervisor"))
 
 
 def decode_from_supervisor(frame: bytes) -> FromSupervisor:
-    return _decode(_from_supervisor, frame, "from-supervisor")
+    return cast(FromSupervisor, _decode(_from_supervisor, frame, "from-supervisor"))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import zmq
+import zmq.asyncio
 
 from mcp_supervisor.errors import ConfigError
 
@@ -62,7 +63,7 @@ def prepare_runtime_dir(path: Path) -> Endpoints:
     return Endpoints(path)
 
 
-def configure_router(socket: zmq.Socket[bytes]) -> None:
+def configure_router(socket: zmq.asyncio.Socket) -> None:
     # MANDATORY: sending to a vanished worker raises at once instead of dropping the message silently.
     socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
     # HANDOVER: a restarted peer reusing an identity takes the route over.
@@ -70,12 +71,12 @@ def configure_router(socket: zmq.Socket[bytes]) -> None:
     _common(socket)
 
 
-def configure_dealer(socket: zmq.Socket[bytes], identity: str) -> None:
+def configure_dealer(socket: zmq.asyncio.Socket, identity: str) -> None:
     socket.setsockopt(zmq.IDENTITY, identity.encode())
     _common(socket)
 
 
-def _common(socket: zmq.Socket[bytes]) -> None:
+def _common(socket: zmq.asyncio.Socket) -> None:
     socket.setsockopt(zmq.LINGER, 0)
     socket.setsockopt(zmq.SNDHWM, 100_000)
     socket.setsockopt(zmq.RCVHWM, 100_000)

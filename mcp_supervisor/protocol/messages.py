@@ -11,7 +11,7 @@ from __future__ import annotations
 import msgspec
 
 
-class _Envelope(msgspec.Struct, tag_field="t", frozen=True, kw_only=True, omit_defaults=True):
+class _Envelope(msgspec.Struct, tag_field="t", kw_only=True, omit_defaults=True):
     pass
 
 

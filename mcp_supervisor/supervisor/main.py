@@ -14,7 +14,9 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from mcp_supervisor.config.diff import diff_servers
 from mcp_supervisor.config.loader import load_servers
@@ -97,6 +99,7 @@ class Supervisor:
         self._exit_code = 0
         self._lock_fd: int | None = None
         self.control: ControlServer | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -130,14 +133,18 @@ class Supervisor:
         loop.add_signal_handler(signal.SIGCHLD, self._reap)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._background(self.reload()))
         self.control = ControlServer(self.endpoints, self.snapshot, self._on_report, self._on_command)
         self.control.start()
         self._spawn(self.gateway)
         for key, entry in self.servers.items():
             self._add_worker(key, entry)
-        log.info("Supervising %d backend(s); gateway on http://%s:%d/mcp", len(self.servers),
-                 self.settings.host, self.settings.port)
+        log.info(
+            "Supervising %d backend(s); gateway on http://%s:%d/mcp",
+            len(self.servers),
+            self.settings.host,
+            self.settings.port,
+        )
         await self._stopping.wait()
         await self._shutdown()
         return self._exit_code
@@ -180,8 +187,12 @@ class Supervisor:
         if slot.entry is None:
             argv = [sys.executable, "-m", "mcp_supervisor", "gateway", "--runtime-dir", str(self.endpoints.runtime_dir)]
         else:
-            spec = WorkerSpec(server=slot.entry, generation=slot.generation,
-                              runtime_dir=str(self.endpoints.runtime_dir), init_timeout_s=INIT_TIMEOUT_S)
+            spec = WorkerSpec(
+                server=slot.entry,
+                generation=slot.generation,
+                runtime_dir=str(self.endpoints.runtime_dir),
+                init_timeout_s=INIT_TIMEOUT_S,
+            )
             env[SPEC_ENV] = encode_spec(spec)
             argv = [sys.executable, "-m", "mcp_supervisor", "worker"]
         try:
@@ -324,11 +335,17 @@ class Supervisor:
     def _publish(self, event: str, slot: Managed) -> None:
         if self.control is None or slot.is_gateway:
             return
-        asyncio.ensure_future(self.control.publish(event, slot.status()))
+        self._background(self.control.publish(event, slot.status()))
+
+    def _background(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run `work` without awaiting it, keeping a reference so the task is not garbage-collected."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
 
 def run_supervisor(settings: Settings) -> int:
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
-                        format="%(asctime)s supervisor %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, stream=sys.stderr, format="%(asctime)s supervisor %(levelname)s %(message)s"
+    )
     return asyncio.run(Supervisor(settings).run())
-

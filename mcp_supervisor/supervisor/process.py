@@ -8,6 +8,7 @@ child subreaper the supervisor must also reap orphans it never spawned.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -57,10 +58,8 @@ class ChildProcess:
             self._exited.set_result(code)
 
     def signal_group(self, sig: signal.Signals) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     async def wait(self, timeout: float | None = None) -> int | None:
         try:

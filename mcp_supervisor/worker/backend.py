@@ -39,9 +39,7 @@ async def open_backend(entry: ServerEntry) -> AsyncIterator[Streams]:
         assert entry.command is not None
         env = stdio_environment(entry)
         command = shutil.which(entry.command, path=env["PATH"]) or entry.command
-        params = StdioServerParameters(
-            command=command, args=list(entry.args), env=env, cwd=entry.cwd
-        )
+        params = StdioServerParameters(command=command, args=list(entry.args), env=env, cwd=entry.cwd)
         # The backend's stderr is the worker's stderr, which the supervisor captures per worker.
         async with stdio_client(params, errlog=sys.stderr) as streams:
             yield streams

@@ -7,6 +7,7 @@ supervisor decides about a restart. It never outlives the supervisor (parent-dea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -97,10 +98,8 @@ class Worker:
 
     async def _fail(self, reason: str) -> int:
         log.error("Backend %s failed: %s", self.key, reason)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._report("failed", reason), 1.0)
-        except TimeoutError:
-            pass
         return EXIT_BACKEND_FAILED
 
     async def _refresh_tools(self, relay: BackendRelay, timeout: float) -> None:

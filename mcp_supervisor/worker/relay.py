@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import msgspec
@@ -49,7 +49,7 @@ class BackendRelay:
         read_stream: Any,
         write_stream: Any,
         send_reply: Callable[[Reply], Awaitable[None]],
-        on_tools_changed: Callable[[], Awaitable[None]],
+        on_tools_changed: Callable[[], Coroutine[Any, Any, None]],
     ) -> None:
         self._read = read_stream
         self._write = write_stream

@@ -1,0 +1,186 @@
+"""Fixtures that start the real `mcp-supervisor start` and real backends as subprocesses.
+
+Every process a test starts is stopped at teardown, and the supervisor's whole tree is checked to be gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import psutil
+import pytest
+
+from tests.helpers import free_port, port_open, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE_SERVER = ROOT / "tests" / "fixtures" / "echo_server.py"
+BIN = Path(sys.executable).parent
+SUPERVISOR_CMD = str(BIN / "mcp-supervisor")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def stdio_fixture_entry(name: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "stdio", "command": sys.executable, "args": [str(FIXTURE_SERVER), "--name", name], **extra}
+
+
+@dataclass
+class RunningSupervisor:
+    config_dir: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    seen_pids: set[int] = field(default_factory=set)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}/mcp"
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def backends(self) -> dict[str, dict[str, Any]]:
+        response = httpx2.get(f"{self.base}/health/backends", timeout=5)
+        response.raise_for_status()
+        return {item["key"]: item for item in response.json()["backends"]}
+
+    def wait_linked(self, keys: set[str], timeout: float = 30.0) -> dict[str, dict[str, Any]]:
+        def linked() -> dict[str, dict[str, Any]] | None:
+            current = self.backends()
+            ok = all(current.get(k, {}).get("linked") and current[k]["state"] == "RUNNING" for k in keys)
+            return current if ok else None
+
+        try:
+            return wait_until(linked, timeout, what=f"backends {sorted(keys)} RUNNING")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- supervisor log ---\n{self.log_tail()}") from None
+
+    def tree(self) -> list[psutil.Process]:
+        try:
+            procs = [psutil.Process(self.process.pid), *psutil.Process(self.process.pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+        self.seen_pids.update(p.pid for p in procs)
+        return procs
+
+    def titles(self) -> list[str]:
+        titles = []
+        for proc in self.tree():
+            with contextlib.suppress(psutil.Error):
+                titles.append(" ".join(part for part in proc.cmdline() if part))  # setproctitle pads
+        return titles
+
+    def stop(self, timeout: float = 20.0) -> int:
+        self.tree()  # remember every pid, to check afterwards that none survived
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+            raise AssertionError(f"supervisor did not stop within {timeout} s\n{self.log_tail()}") from None
+
+
+def alive(pids: set[int]) -> list[int]:
+    result = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                result.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return result
+
+
+def write_config(config_dir: Path, servers: dict[str, Any], tools: dict[str, Any] | None = None) -> None:
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "mcp_server.json").write_text(json.dumps({"mcpServers": servers}, indent=2))
+    (config_dir / "tool_config.json").write_text(json.dumps({"tools": tools or {}}, indent=2))
+
+
+def start_supervisor(config_dir: Path, env: dict[str, str] | None = None) -> RunningSupervisor:
+    port = free_port()
+    log_path = config_dir / "supervisor.log"
+    full_env = {**os.environ, "LOGGING": "info", **(env or {})}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [SUPERVISOR_CMD, "start", "--config-dir", str(config_dir), "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=str(ROOT),
+        )
+    running = RunningSupervisor(config_dir, port, process, log_path)
+    try:
+        wait_until(lambda: port_open(port) or process.poll() is not None, 30, what="gateway port")
+    except AssertionError:
+        running.stop()
+        raise
+    if process.poll() is not None:
+        raise AssertionError(f"supervisor exited with {process.returncode}\n{running.log_tail()}")
+    return running
+
+
+@pytest.fixture
+def supervisor_factory() -> Iterator[Any]:
+    """Start supervisors on demand; at teardown stop them and check that no process of their trees survived."""
+    started: list[RunningSupervisor] = []
+
+    def factory(config_dir: Path, env: dict[str, str] | None = None) -> RunningSupervisor:
+        running = start_supervisor(config_dir, env)
+        started.append(running)
+        return running
+
+    yield factory
+    survivors: list[int] = []
+    for running in started:
+        running.stop()
+        try:
+            wait_until(lambda r=running: not alive(r.seen_pids), 10, what="the process tree to be gone")
+        except AssertionError:
+            left = alive(running.seen_pids)
+            survivors.extend(left)
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+    assert not survivors, f"processes survived the supervisor's stop: {survivors}"
+
+
+@pytest.fixture(scope="module")
+def http_backend() -> Iterator[tuple[int, str]]:
+    """The SDK fixture server over Streamable HTTP, requiring an API key (to prove outbound apiKey)."""
+    port = free_port()
+    key = "backend-secret"
+    process = subprocess.Popen(
+        [sys.executable, str(FIXTURE_SERVER), "--http", str(port), "--name", "remote", "--require-key", key],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: port_open(port), 30, what="the HTTP fixture backend")
+        yield port, key
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
