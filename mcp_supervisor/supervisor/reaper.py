@@ -7,6 +7,7 @@ spawn is such an orphan and is terminated.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -32,20 +33,24 @@ def reap_all(on_exit: Callable[[int, int], None]) -> None:
 
 
 def orphans(managed_pids: Iterable[int]) -> list[psutil.Process]:
-    """Our descendants that are not (inside the group of) a process we manage."""
+    """Adopted orphans and everything below them.
+
+    Only *direct* children are candidates: a process we spawned, or one the kernel reparented to us because
+    its parent died. A live worker's backend is the worker's child, not ours, whatever session it is in, so
+    it is never mistaken for an orphan.
+    """
     managed = set(managed_pids)
-    result = []
+    result: list[psutil.Process] = []
     try:
-        children = psutil.Process().children(recursive=True)
+        children = psutil.Process().children(recursive=False)
     except psutil.Error:
         return []
     for child in children:
-        try:
-            if child.pid in managed or os.getpgid(child.pid) in managed:
-                continue
-            result.append(child)
-        except (psutil.Error, ProcessLookupError):
+        if child.pid in managed:
             continue
+        with contextlib.suppress(psutil.Error):
+            result.extend(child.children(recursive=True))
+        result.append(child)
     return result
 
 

@@ -164,18 +164,15 @@ def supervisor_factory() -> Iterator[Any]:
     assert not survivors, f"processes survived the supervisor's stop: {survivors}"
 
 
-@pytest.fixture(scope="module")
-def http_backend() -> Iterator[tuple[int, str]]:
-    """The SDK fixture server over Streamable HTTP, requiring an API key (to prove outbound apiKey)."""
+def _start_network_backend(mode: str, name: str, key: str) -> Iterator[tuple[int, str]]:
     port = free_port()
-    key = "backend-secret"
     process = subprocess.Popen(
-        [sys.executable, str(FIXTURE_SERVER), "--http", str(port), "--name", "remote", "--require-key", key],
+        [sys.executable, str(FIXTURE_SERVER), f"--{mode}", str(port), "--name", name, "--require-key", key],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_until(lambda: port_open(port), 30, what="the HTTP fixture backend")
+        wait_until(lambda: port_open(port), 30, what=f"the {mode} fixture backend")
         yield port, key
     finally:
         process.terminate()
@@ -184,3 +181,15 @@ def http_backend() -> Iterator[tuple[int, str]]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+
+
+@pytest.fixture(scope="module")
+def http_backend() -> Iterator[tuple[int, str]]:
+    """The SDK fixture server over Streamable HTTP, requiring a credential (to prove outbound apiKey)."""
+    yield from _start_network_backend("http", "remote", "backend-secret")
+
+
+@pytest.fixture(scope="module")
+def sse_backend() -> Iterator[tuple[int, str]]:
+    """The SDK fixture server over legacy HTTP+SSE, requiring a credential (to prove outbound bearerToken)."""
+    yield from _start_network_backend("sse", "legacy", "sse-token")

@@ -108,6 +108,8 @@ async def test_sigkill_of_busy_worker_fails_in_flight_call_then_recovers(
 
     async with mcp_client(sup.url) as client:
         backend_pid = (await client.call_tool("local--whoami", {})).structured_content["pid"]
+        remote_pid = (await client.call_tool("remote--whoami", {})).structured_content["pid"]
+        time_backend = [p.pid for p in sup.tree() if "mcp-server-time" in " ".join(p.cmdline())]
         outcome: dict[str, Any] = {}
 
         async def slow_call() -> None:
@@ -135,6 +137,11 @@ async def test_sigkill_of_busy_worker_fails_in_flight_call_then_recovers(
                 return False
 
         await async_wait_until(local_answers, 20, interval=0.1, what="the restarted backend to answer")
+        # Nothing else was touched: the other workers and the other stdio backend kept their processes.
+        now = sup.backends()
+        assert now["time"]["pid"] == before["time"]["pid"] and now["remote"]["pid"] == before["remote"]["pid"]
+        assert time_backend and not set(time_backend) - set(alive(set(time_backend)))
+        assert (await client.call_tool("remote--whoami", {})).structured_content["pid"] == remote_pid
         after = sup.backends()["local"]
         assert after["pid"] != before["local"]["pid"] and after["generation"] == before["local"]["generation"] + 1
         assert after["restarts"] == 1
@@ -181,3 +188,26 @@ async def test_stop_leaves_no_process_behind(tmp_path: Path, supervisor_factory:
     assert sup.stop() == 0
     await async_wait_until(lambda: not alive(pids), 10, what="every process of the tree to exit")
     assert not [p for p in psutil.pids() if p in pids and p in alive(pids)]
+
+
+async def test_sse_backend_with_bearer_token(
+    tmp_path: Path, supervisor_factory: Any, sse_backend: tuple[int, str]
+) -> None:
+    port, token = sse_backend
+    config_dir = tmp_path / "config"
+    write_config(
+        config_dir,
+        {
+            "legacy": {"type": "sse", "url": f"http://127.0.0.1:{port}/sse", "bearerToken": token},
+            "denied": {"type": "sse", "url": f"http://127.0.0.1:{port}/sse", "apiKey": "wrong"},
+        },
+    )
+    sup = supervisor_factory(config_dir)
+    sup.wait_linked({"legacy"})
+    async with mcp_client(sup.url) as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        assert "legacy--echo" in names and not any(name.startswith("denied--") for name in names)
+        assert text_of(await client.call_tool("legacy--echo", {"text": "over sse"})) == "legacy: over sse"
+    # The backend refusing the wrong key is a failed backend, reported with the reason.
+    denied = await async_wait_until(lambda: sup.backends()["denied"].get("last_error"), 15, what="denied error")
+    assert "401" in denied or "Unauthorized" in denied, denied
