@@ -17,6 +17,7 @@ from mcp_supervisor.config.models import (
     SERVER_FIELDS,
     ServerEntry,
     ServersConfig,
+    Supervision,
     ToolConfig,
     ToolOverride,
     TransportType,
@@ -159,8 +160,34 @@ def parse_server_entry(key: str, entry: object, source: str) -> ServerEntry:
         headers=_string_map(_or_empty(entry, "headers"), where, "headers"),
         installDirectory=_optional_string(entry, where, "installDirectory"),
         installCommands=_string_list(entry.get("installCommands", []), where, "installCommands"),
+        supervision=_supervision(_or_empty(entry, "supervision"), where),
         extra={name: value for name, value in entry.items() if name not in SERVER_FIELDS},
     )
+
+
+_SUPERVISION_FIELDS = {
+    name: field.type
+    for name, field in zip(Supervision.__struct_fields__, msgspec.structs.fields(Supervision), strict=True)
+}
+
+
+def _supervision(value: object, where: str) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise ConfigError(f'{where}: "supervision" must be an object, not {_json_kind(value)}.')
+    result: dict[str, float] = {}
+    for name, item in value.items():
+        if name not in _SUPERVISION_FIELDS:
+            known = ", ".join(sorted(_SUPERVISION_FIELDS))
+            raise ConfigError(f'{where}: "supervision.{name}" is not a supervision setting (known: {known}).')
+        if isinstance(item, bool) or not isinstance(item, (int, float)) or item < 0:
+            raise ConfigError(f'{where}: "supervision.{name}" must be a non-negative number.')
+        result[name] = int(item) if name == "maxRestarts" else float(item)
+    return result
+
+
+def effective_supervision(defaults: Supervision, entry: ServerEntry) -> Supervision:
+    """The global defaults with this server's own settings on top."""
+    return msgspec.structs.replace(defaults, **entry.supervision) if entry.supervision else defaults
 
 
 def parse_servers(data: bytes, source: str = SERVERS_FILE) -> ServersConfig:

@@ -28,8 +28,24 @@ SERVER_FIELDS: frozenset[str] = frozenset(
         "headers",
         "installDirectory",
         "installCommands",
+        "supervision",
     }
 )
+
+
+class Supervision(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """How one backend's worker is supervised. Defaults come from the environment (`config/settings.py`);
+    a server entry's optional `"supervision"` object overrides them field by field (same camelCase names)."""
+
+    startTimeout: float = 30.0  # spawn → backend initialized, else killed and counted as a crash
+    stopGrace: float = 6.0  # SIGTERM → SIGKILL of the group
+    heartbeatTimeout: float = 5.0  # no heartbeat from the worker's event loop for this long → hung → replaced
+    backoffBase: float = 0.5  # delay before the 2nd consecutive restart; doubles, with jitter
+    backoffMax: float = 30.0
+    stableAfter: float = 60.0  # a run this long resets the crash streak
+    maxRestarts: int = 5  # more crashes than this within restartWindow → FATAL
+    restartWindow: float = 60.0
+    maxRssMb: float = 0.0  # worker + backend RSS limit; 0 = none
 
 
 class ServerEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -49,6 +65,8 @@ class ServerEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     installDirectory: str | None = None
     installCommands: tuple[str, ...] = ()
+    # Only the fields the file sets; merged over the global defaults by `effective_supervision`.
+    supervision: dict[str, float] = msgspec.field(default_factory=dict)
     # Fields this version does not know, kept verbatim so writers can round-trip them.
     extra: dict[str, object] = msgspec.field(default_factory=dict)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import msgspec
 
+from mcp_supervisor.config.models import Supervision
 from mcp_supervisor.errors import ConfigError
 
 log = logging.getLogger("mcp_supervisor.config")
@@ -34,6 +35,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # How long a relayed request may wait for its backend before the client gets an error.
     request_timeout_s: float = 300.0
     enable_admin_ui: bool = False
+    # Global supervision defaults; each server may override them in mcp_server.json.
+    supervision: Supervision = Supervision()
 
     @property
     def auth_enabled(self) -> bool:
@@ -74,7 +77,7 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0, maxi
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, allow_zero: bool = False) -> float:
     raw = env.get(name)
     if raw is None or not raw.strip():
         return default
@@ -82,7 +85,7 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw.strip())
     except ValueError:
         raise ConfigError(f"Environment variable {name}={raw!r} is not a number.") from None
-    if value <= 0:
+    if value < 0 or (value == 0 and not allow_zero):
         raise ConfigError(f"Environment variable {name}={value} must be positive.")
     return value
 
@@ -110,4 +113,29 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         max_body_bytes=_int(env, "MAX_REQUEST_BODY_BYTES", 4 * 1024 * 1024, 1024),
         request_timeout_s=_float(env, "REQUEST_TIMEOUT_SECONDS", 300.0),
         enable_admin_ui=(env.get("ENABLE_ADMIN_UI") or "").strip().lower() in _TRUE,
+        supervision=_supervision_from_env(env),
     )
+
+
+# Environment variable → supervision field, for the global defaults.
+SUPERVISION_ENV = {
+    "START_TIMEOUT_SECONDS": "startTimeout",
+    "STOP_GRACE_SECONDS": "stopGrace",
+    "HEARTBEAT_TIMEOUT_SECONDS": "heartbeatTimeout",
+    "RESTART_BACKOFF_BASE_SECONDS": "backoffBase",
+    "RESTART_BACKOFF_MAX_SECONDS": "backoffMax",
+    "RESTART_STABLE_SECONDS": "stableAfter",
+    "RESTART_MAX_COUNT": "maxRestarts",
+    "RESTART_WINDOW_SECONDS": "restartWindow",
+    "MAX_RSS_MB": "maxRssMb",
+}
+
+
+def _supervision_from_env(env: Mapping[str, str]) -> Supervision:
+    values: dict[str, float] = {}
+    for variable, field in SUPERVISION_ENV.items():
+        if env.get(variable, "").strip():
+            values[field] = (
+                _int(env, variable, 0, 0) if field == "maxRestarts" else _float(env, variable, 0.0, allow_zero=True)
+            )
+    return Supervision(**values)  # type: ignore[arg-type]

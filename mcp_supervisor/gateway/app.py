@@ -39,7 +39,7 @@ def create_app(settings: Settings, endpoints: Endpoints, tool_config: ToolConfig
     backends = Backends(endpoints, lambda: core_ref[0].catalog_changed())
     core = GatewayCore(settings, backends, sessions, tool_config)
     core_ref.append(core)
-    supervisor = SupervisorLink(endpoints, backends)
+    supervisor = SupervisorLink(endpoints, backends, core.set_tool_config)
     mcp_endpoint = StreamableHttpEndpoint(core, EdgeChecks(settings))
 
     async def health(request: Request) -> Response:

@@ -137,11 +137,16 @@ class Backends:
     # ------------------------------------------------------------------ supervisor events
 
     def on_status(self, status: BackendStatus, event: str) -> None:
-        """A state change reported by the supervisor; an exit fails that generation's requests at once."""
+        """A state change reported by the supervisor; an exit fails that generation's requests at once.
+
+        During a replacement two generations of one key live side by side: the newest generation's status is
+        the one shown, but an older generation's exit still fails that generation's requests.
+        """
+        current = self.statuses.get(status.key)
         if event == "removed":
             self.statuses.pop(status.key, None)
             self.last_tools.pop(status.key, None)
-        else:
+        elif current is None or status.generation >= current.generation:
             self.statuses[status.key] = status
         if event in {"exited", "removed"}:
             self.worker_gone(status.key, status.generation, status.last_exit or "it exited")
@@ -197,8 +202,8 @@ class Backends:
         status = self.statuses.get(ready.key)
         if status is not None and status.generation > ready.generation:
             return
-        if current is not None and current.generation < ready.generation:
-            self.worker_gone(ready.key, current.generation, "a newer generation replaced it")
+        # A newer generation takes new requests at once; the old one drains what it has and its exit
+        # (reported by the supervisor) fails whatever it could not finish.
         self.links[ready.key] = BackendLink(
             key=ready.key,
             generation=ready.generation,

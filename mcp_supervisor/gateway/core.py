@@ -49,6 +49,8 @@ class GatewayCore:
         self.sessions.broadcast(_TOOLS_LIST_CHANGED)
 
     def set_tool_config(self, tool_config: ToolConfig) -> None:
+        if tool_config == self._tool_config:
+            return  # the same file again (a snapshot after a gateway restart): nothing to announce
         self._tool_config = tool_config
         self.catalog_changed()
 

@@ -8,22 +8,29 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 import zmq
 import zmq.asyncio
 
-from mcp_supervisor.errors import ProtocolError
+from mcp_supervisor.config.loader import parse_tool_config
+from mcp_supervisor.config.models import ToolConfig
+from mcp_supervisor.errors import ConfigError, ProtocolError
 from mcp_supervisor.gateway.backends import Backends
 from mcp_supervisor.protocol import codec
 from mcp_supervisor.protocol.endpoints import Endpoints, configure_dealer
-from mcp_supervisor.protocol.messages import BackendEvent, Snapshot, Subscribe
+from mcp_supervisor.protocol.messages import BackendEvent, BackendStatus, Snapshot, Subscribe, ToolConfigUpdate
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
 
 class SupervisorLink:
-    def __init__(self, endpoints: Endpoints, backends: Backends) -> None:
+    def __init__(
+        self, endpoints: Endpoints, backends: Backends, apply_tool_config: Callable[[ToolConfig], None]
+    ) -> None:
         self._backends = backends
+        self._apply_tool_config = apply_tool_config
+        self.gateway_status: BackendStatus | None = None
         self._socket = zmq.asyncio.Context.instance().socket(zmq.DEALER)
         configure_dealer(self._socket, f"gateway:{os.getpid()}")
         self._socket.connect(endpoints.control)
@@ -41,6 +48,8 @@ class SupervisorLink:
             match message:
                 case Snapshot(backends=statuses, config_error=config_error):
                     self.config_error = config_error
+                    self.gateway_status = message.gateway
+                    self._tool_config(message.tool_config)
                     known = {status.key for status in statuses}
                     for key in set(self._backends.statuses) - known:
                         old = self._backends.statuses[key]
@@ -49,6 +58,15 @@ class SupervisorLink:
                         self._backends.on_status(status, "snapshot")
                 case BackendEvent(event=event, status=status):
                     self._backends.on_status(status, event)
+                case ToolConfigUpdate(data=data):
+                    self._tool_config(data)
+
+    def _tool_config(self, data: bytes) -> None:
+        """The supervisor validated it already; a failure here would be a bug, and keeps the old config."""
+        try:
+            self._apply_tool_config(parse_tool_config(data) if data.strip() else ToolConfig())
+        except ConfigError as exc:
+            log.error("Ignoring a tool_config update: %s", exc)
 
     def close(self) -> None:
         self._socket.close(0)

@@ -86,6 +86,13 @@ class BackendStatus(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     started_at: float | None = None
     last_exit: str | None = None
     last_error: str | None = None
+    # Last line the backend wrote to stderr (its own words about why it failed, usually).
+    last_stderr: str | None = None
+    rss_bytes: int = 0
+    cpu_percent: float = 0.0
+    fds: int = 0
+    processes: int = 0
+    in_flight: int = 0
 
 
 class Subscribe(_Envelope, tag="subscribe"):
@@ -112,12 +119,29 @@ class WorkerStateReport(_Envelope, tag="wstate"):
     detail: str = ""
 
 
-ToSupervisor = Subscribe | StatusRequest | ControlCommand | WorkerStateReport
+class WorkerHeartbeat(_Envelope, tag="whb"):
+    """Sent every second from the worker's event loop: a worker that stops sending is hung and replaced."""
+
+    key: str
+    generation: int
+    in_flight: int = 0
+
+
+ToSupervisor = Subscribe | StatusRequest | ControlCommand | WorkerStateReport | WorkerHeartbeat
 
 
 class Snapshot(_Envelope, tag="snapshot"):
     backends: list[BackendStatus] = []
     config_error: str = ""
+    gateway: BackendStatus | None = None
+    # The validated tool_config.json the gateway must apply (raw file bytes; empty = no overrides).
+    tool_config: bytes = b""
+
+
+class ToolConfigUpdate(_Envelope, tag="toolcfg"):
+    """tool_config.json changed and validated: the gateway applies it at once, restarting nothing."""
+
+    data: bytes = b""
 
 
 class BackendEvent(_Envelope, tag="event"):
@@ -132,4 +156,4 @@ class CommandResult(_Envelope, tag="result"):
     message: str = ""
 
 
-FromSupervisor = Snapshot | BackendEvent | CommandResult
+FromSupervisor = Snapshot | BackendEvent | CommandResult | ToolConfigUpdate

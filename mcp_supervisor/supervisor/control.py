@@ -25,6 +25,7 @@ from mcp_supervisor.protocol.messages import (
     Snapshot,
     StatusRequest,
     Subscribe,
+    WorkerHeartbeat,
     WorkerStateReport,
 )
 
@@ -47,6 +48,7 @@ class ControlServer:
         self._on_command = on_command
         self._subscribers: set[bytes] = set()
         self._task: asyncio.Task[None] | None = None
+        self.on_heartbeat: Callable[[WorkerHeartbeat], None] = lambda beat: None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._serve(), name="control-server")
@@ -64,7 +66,9 @@ class ControlServer:
             return False
 
     async def publish(self, event: str, status: BackendStatus) -> None:
-        message = BackendEvent(event=event, status=status)
+        await self.broadcast(BackendEvent(event=event, status=status))
+
+    async def broadcast(self, message: msgspec.Struct) -> None:
         for identity in list(self._subscribers):
             if not await self._send(identity, message):
                 self._subscribers.discard(identity)  # a gateway that went away
@@ -83,6 +87,8 @@ class ControlServer:
                     await self._send(identity, self._snapshot())
                 case StatusRequest():
                     await self._send(identity, self._snapshot())
+                case WorkerHeartbeat():
+                    self.on_heartbeat(message)
                 case WorkerStateReport():
                     self._on_report(message)
                 case ControlCommand():

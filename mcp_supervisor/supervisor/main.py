@@ -1,13 +1,15 @@
 """The supervisor process: the root of the tree.
 
 It spawns the gateway and one worker per active backend, reaps every exit (SIGCHLD), restarts crashed
-children under the restart policy, reloads mcp_server.json on command or SIGHUP, and on SIGTERM/SIGINT stops
-everything and sweeps the tree so no backend, worker or grandchild is left behind.
+children under the restart policy, replaces hung (no heartbeat) and oversized (RSS limit) workers, reloads
+the config on file change, command or SIGHUP, and on SIGTERM/SIGINT stops everything and sweeps the tree so
+no backend, worker or grandchild is left behind. It is never on the data path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
@@ -15,96 +17,104 @@ import signal
 import sys
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mcp_supervisor.config.diff import diff_servers
-from mcp_supervisor.config.loader import load_servers
+from mcp_supervisor.config.loader import (
+    SERVERS_FILE,
+    TOOLS_FILE,
+    effective_supervision,
+    load_servers,
+    parse_tool_config,
+)
 from mcp_supervisor.config.models import ServerEntry
 from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.errors import ConfigError
 from mcp_supervisor.protocol.endpoints import Endpoints, prepare_runtime_dir, runtime_dir_for
 from mcp_supervisor.protocol.messages import (
-    BackendStatus,
     CommandResult,
     ControlCommand,
     Snapshot,
+    ToolConfigUpdate,
+    WorkerHeartbeat,
     WorkerStateReport,
 )
 from mcp_supervisor.supervisor import reaper
 from mcp_supervisor.supervisor.control import ControlServer
+from mcp_supervisor.supervisor.health import TreeSampler
 from mcp_supervisor.supervisor.linux import INSTANCE_ENV, PARENT_PID_ENV, become_subreaper, set_title
-from mcp_supervisor.supervisor.policy import RestartPolicy
 from mcp_supervisor.supervisor.process import ChildProcess, describe_exit
+from mcp_supervisor.supervisor.slots import BACKOFF, FATAL, RUNNING, STARTING, STOPPED, STOPPING, Slot, policy_for
+from mcp_supervisor.supervisor.stderr import StderrCapture
+from mcp_supervisor.supervisor.watcher import watch_config
 from mcp_supervisor.worker.spec import SPEC_ENV, WorkerSpec, encode_spec
 
 log = logging.getLogger("mcp_supervisor.supervisor")
 
-STOP_GRACE_S = 6.0
-INIT_TIMEOUT_S = 30.0
-# Beyond the worker's own handshake timeout: a worker that neither reports nor exits is hung.
-START_TIMEOUT_S = INIT_TIMEOUT_S + 10.0
-
-STOPPED, STARTING, RUNNING, BACKOFF, STOPPING, FATAL = "STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "FATAL"
+WATCHDOG_INTERVAL_S = 0.25
 
 
-@dataclass(eq=False)
-class Managed:
-    """One supervised child slot: the gateway, or the worker of one backend key."""
-
-    key: str
-    entry: ServerEntry | None  # None for the gateway
-    policy: RestartPolicy
-    state: str = STOPPED
-    generation: int = 0
-    child: ChildProcess | None = None
-    restarts: int = 0
-    last_exit: str | None = None
-    last_error: str | None = None
-    commanded_stop: bool = False
-    timer: asyncio.TimerHandle | None = None
-    ready_at: float | None = None
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def is_gateway(self) -> bool:
-        return self.entry is None
-
-    def status(self) -> BackendStatus:
-        child = self.child if self.child is not None and self.child.alive else None
-        return BackendStatus(
-            key=self.key,
-            type=self.entry.type if self.entry else "gateway",
-            state=self.state,
-            generation=self.generation,
-            pid=child.pid if child else None,
-            restarts=self.restarts,
-            started_at=child.started_wall if child else None,
-            last_exit=self.last_exit,
-            last_error=self.last_error,
-        )
+def _sample_interval() -> float:
+    return float(os.environ.get("MCP_SUPERVISOR_SAMPLE_SECONDS") or 2.0)
 
 
 class Supervisor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.endpoints: Endpoints = prepare_runtime_dir(runtime_dir_for(settings.config_dir))
+        self.log_dir = Path(os.environ.get("MCP_SUPERVISOR_LOG_DIR") or self.endpoints.runtime_dir / "logs")
         self.instance = f"{self.endpoints.runtime_dir}:{os.getpid()}"
         self.servers: dict[str, ServerEntry] = {}
-        self.workers: dict[str, Managed] = {}
-        self.gateway = Managed(key="gateway", entry=None, policy=self._policy())
-        self.config_error = ""
-        self._by_pid: dict[int, Managed] = {}
+        self.tool_config = b""
+        self.workers: dict[str, Slot] = {}
+        self.gateway = Slot("gateway", None, settings.supervision, policy_for(settings.supervision))
+        self.config_errors: dict[str, str] = {}
+        self.control: ControlServer | None = None
+        self._by_pid: dict[int, Slot] = {}
+        self._samplers: dict[int, TreeSampler] = {}
         self._stopping = asyncio.Event()
         self._exit_code = 0
         self._lock_fd: int | None = None
-        self.control: ControlServer | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _policy(self) -> RestartPolicy:
-        return RestartPolicy(clock=time.monotonic)
+    async def run(self) -> int:
+        # Broken files at start are fatal (exit 2 with the reason); on reload they keep the running config.
+        self.servers = load_servers(self.settings.config_dir).active()
+        self.tool_config = self._read_tool_config()
+        self._acquire_lock()
+        set_title(f"mcp-supervisor: supervisor [{self.settings.config_dir}]")
+        become_subreaper()
+        stale = reaper.leftovers_of(str(self.endpoints.runtime_dir), self.instance)
+        if stale:
+            log.warning("Killing %d process(es) left over by an earlier supervisor.", len(stale))
+            reaper.kill_processes(stale)
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGCHLD, self._reap)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._background(self.reload()))
+        self.control = ControlServer(self.endpoints, self.snapshot, self._on_report, self._on_command)
+        self.control.on_heartbeat = self._on_heartbeat
+        self.control.start()
+        self._spawn(self.gateway)
+        for key, entry in self.servers.items():
+            self._spawn(self._new_slot(key, entry))
+        log.info(
+            "Supervising %d backend(s); gateway on http://%s:%d/mcp",
+            len(self.servers),
+            self.settings.host,
+            self.settings.port,
+        )
+        loops = [self._watchdog(), self._sampler(), watch_config(self.settings.config_dir, self._file_changed)]
+        running = [asyncio.ensure_future(work) for work in loops]
+        await self._stopping.wait()
+        for task in running:
+            task.cancel()
+        await self._shutdown()
+        return self._exit_code
 
     def _acquire_lock(self) -> None:
         fd = os.open(self.endpoints.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
@@ -120,39 +130,9 @@ class Supervisor:
         os.write(fd, str(os.getpid()).encode())
         self._lock_fd = fd
 
-    async def run(self) -> int:
-        self.servers = load_servers(self.settings.config_dir).active()  # a broken file at start is fatal
-        self._acquire_lock()
-        set_title(f"mcp-supervisor: supervisor [{self.settings.config_dir}]")
-        become_subreaper()
-        stale = reaper.leftovers_of(str(self.endpoints.runtime_dir), self.instance)
-        if stale:
-            log.warning("Killing %d process(es) left over by an earlier supervisor.", len(stale))
-            reaper.kill_processes(stale)
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGCHLD, self._reap)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stopping.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: self._background(self.reload()))
-        self.control = ControlServer(self.endpoints, self.snapshot, self._on_report, self._on_command)
-        self.control.start()
-        self._spawn(self.gateway)
-        for key, entry in self.servers.items():
-            self._add_worker(key, entry)
-        log.info(
-            "Supervising %d backend(s); gateway on http://%s:%d/mcp",
-            len(self.servers),
-            self.settings.host,
-            self.settings.port,
-        )
-        await self._stopping.wait()
-        await self._shutdown()
-        return self._exit_code
-
     async def _shutdown(self) -> None:
         log.info("Stopping everything.")
-        slots = [self.gateway, *self.workers.values()]
-        await asyncio.gather(*(self._stop(slot) for slot in slots))
+        await asyncio.gather(*(self._stop(slot) for slot in [self.gateway, *self.workers.values()]))
         reaper.kill_processes(reaper.orphans(()))  # whatever is still below us
         self._reap()
         if self.control is not None:
@@ -161,12 +141,19 @@ class Supervisor:
             (self.endpoints.runtime_dir / sock).unlink(missing_ok=True)
         log.info("Stopped.")
 
+    def _background(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run `work` without awaiting it, keeping a reference so the task is not garbage-collected."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     # ------------------------------------------------------------------ spawning
 
-    def _add_worker(self, key: str, entry: ServerEntry) -> None:
-        slot = Managed(key=key, entry=entry, policy=self._policy())
+    def _new_slot(self, key: str, entry: ServerEntry, generation: int = 0) -> Slot:
+        options = effective_supervision(self.settings.supervision, entry)
+        slot = Slot(key, entry, options, policy_for(options), generation=generation)
         self.workers[key] = slot
-        self._spawn(slot)
+        return slot
 
     def _child_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -177,46 +164,54 @@ class Supervisor:
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 
-    def _spawn(self, slot: Managed) -> None:
+    def _spawn(self, slot: Slot) -> None:
         slot.timer = None
         slot.generation += 1
         slot.commanded_stop = False
-        slot.ready_at = None
-        slot.done.clear()
+        slot.settled.clear()
         env = self._child_env()
+        runtime_dir = str(self.endpoints.runtime_dir)
         if slot.entry is None:
-            argv = [sys.executable, "-m", "mcp_supervisor", "gateway", "--runtime-dir", str(self.endpoints.runtime_dir)]
+            argv = [sys.executable, "-m", "mcp_supervisor", "gateway", "--runtime-dir", runtime_dir]
         else:
             spec = WorkerSpec(
                 server=slot.entry,
                 generation=slot.generation,
-                runtime_dir=str(self.endpoints.runtime_dir),
-                init_timeout_s=INIT_TIMEOUT_S,
+                runtime_dir=runtime_dir,
+                init_timeout_s=slot.options.startTimeout,
+                drain_timeout_s=max(0.5, slot.options.stopGrace - 1.0),
             )
             env[SPEC_ENV] = encode_spec(spec)
             argv = [sys.executable, "-m", "mcp_supervisor", "worker"]
+        read_fd, write_fd = os.pipe()
         try:
-            slot.child = ChildProcess(argv, env)
+            slot.child = ChildProcess(argv, env, write_fd)
         except OSError as exc:
+            os.close(read_fd)
             slot.last_error = f"cannot spawn: {exc}"
-            self._crashed(slot, 0.0)
+            self._crashed(slot, time.monotonic())
             return
+        slot.stderr = StderrCapture(slot.key, read_fd, self.log_dir / f"{slot.key}.log")
         self._by_pid[slot.child.pid] = slot
+        slot.last_heartbeat = time.monotonic()
         # The gateway has no handshake to wait for; a worker is RUNNING only once its backend is initialized.
         slot.state = RUNNING if slot.is_gateway else STARTING
-        log.info("Started %s (generation %d, pid %d).", self._label(slot), slot.generation, slot.child.pid)
+        log.info("Started %s (generation %d, pid %d).", slot.label, slot.generation, slot.child.pid)
         if not slot.is_gateway:
             generation = slot.generation
-            asyncio.get_running_loop().call_later(START_TIMEOUT_S, self._check_started, slot, generation)
+            loop = asyncio.get_running_loop()
+            loop.call_later(slot.options.startTimeout + 2.0, self._check_started, slot, generation)
         self._publish("spawned", slot)
 
-    def _label(self, slot: Managed) -> str:
-        return "gateway" if slot.is_gateway else f"worker[{slot.key}]"
-
-    def _check_started(self, slot: Managed, generation: int) -> None:
+    def _check_started(self, slot: Slot, generation: int) -> None:
         if slot.generation == generation and slot.state == STARTING and slot.child is not None:
-            slot.last_error = f"backend not initialized within {START_TIMEOUT_S:g} s"
-            log.error("%s: %s; killing it.", self._label(slot), slot.last_error)
+            self._kill_unhealthy(slot, f"backend not initialized within {slot.options.startTimeout:g} s")
+
+    def _kill_unhealthy(self, slot: Slot, reason: str) -> None:
+        """Hung or over its limits: SIGKILL the group; the exit then counts as a crash."""
+        slot.last_error = reason
+        log.error("%s: %s; killing it.", slot.label, reason)
+        if slot.child is not None:
             slot.child.signal_group(signal.SIGKILL)
 
     # ------------------------------------------------------------------ exits and restarts
@@ -226,44 +221,45 @@ class Supervisor:
 
     def _on_exit(self, pid: int, code: int) -> None:
         slot = self._by_pid.pop(pid, None)
+        self._samplers.pop(pid, None)
         if slot is None or slot.child is None or slot.child.pid != pid:
             return  # an adopted orphan, reaped so it does not linger as a zombie
         child = slot.child
         child.mark_exited(code)
         slot.last_exit = describe_exit(code)
-        # A worker's backend may outlive it (own session): sweep what was adopted from its tree.
+        # What the dead worker left behind (a backend in its own session) was adopted by us: sweep it.
         reaper.sweep_orphans(self._by_pid)
         if slot.commanded_stop or self._stopping.is_set():
             slot.state = STOPPED
-            log.info("%s stopped (%s).", self._label(slot), slot.last_exit)
+            log.info("%s stopped (%s).", slot.label, slot.last_exit)
         else:
-            log.warning("%s exited unexpectedly (%s).", self._label(slot), slot.last_exit)
+            log.warning("%s exited unexpectedly (%s).", slot.label, slot.last_exit)
             self._crashed(slot, child.started_at)
-        slot.done.set()
+        slot.settled.set()
         self._publish("exited", slot)
 
-    def _crashed(self, slot: Managed, started_at: float) -> None:
+    def _crashed(self, slot: Slot, started_at: float) -> None:
         decision = slot.policy.on_crash(started_at)
         if decision.fatal:
             slot.state = FATAL
-            slot.last_error = f"{decision.reason}; last error: {slot.last_error or slot.last_exit}"
-            log.error("%s is FATAL: %s", self._label(slot), slot.last_error)
+            slot.last_error = f"{decision.reason}; last: {slot.last_error or slot.last_exit}"
+            log.error("%s is FATAL: %s", slot.label, slot.last_error)
             if slot.is_gateway:
                 self._exit_code = 1
                 self._stopping.set()
             return
         slot.state = BACKOFF
         slot.restarts += 1
-        log.info("Restarting %s in %.2f s.", self._label(slot), decision.delay_s)
+        log.info("Restarting %s in %.2f s.", slot.label, decision.delay_s)
         slot.timer = asyncio.get_running_loop().call_later(decision.delay_s, self._restart_due, slot)
 
-    def _restart_due(self, slot: Managed) -> None:
+    def _restart_due(self, slot: Slot) -> None:
         if self._stopping.is_set() or slot.state != BACKOFF:
             return
         if slot.is_gateway or self.workers.get(slot.key) is slot:
             self._spawn(slot)
 
-    async def _stop(self, slot: Managed) -> None:
+    async def _stop(self, slot: Slot) -> None:
         """A commanded stop: never counted as a crash."""
         if slot.timer is not None:
             slot.timer.cancel()
@@ -272,19 +268,77 @@ class Supervisor:
         if slot.child is not None and slot.child.alive:
             slot.state = STOPPING
             self._publish("stopping", slot)
-            await slot.child.stop(STOP_GRACE_S)
+            await slot.child.stop(slot.options.stopGrace)
             self._reap()
         slot.state = STOPPED
+        slot.settled.set()
+
+    async def _replace(self, key: str, entry: ServerEntry) -> None:
+        """Start the new worker first; stop (drain) the old one once the new one is RUNNING or has failed."""
+        old = self.workers[key]
+        new = self._new_slot(key, entry, generation=old.generation)
+        if old.timer is not None:
+            old.timer.cancel()
+        self._spawn(new)
+        if old.child is not None and old.child.alive:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(new.settled.wait(), new.options.startTimeout + 5.0)
+        await self._stop(old)
+
+    # ------------------------------------------------------------------ watchdog and sampling
+
+    async def _watchdog(self) -> None:
+        """Heartbeats come from each worker's event loop: silence means hung (blocked, SIGSTOPped)."""
+        while True:
+            await asyncio.sleep(WATCHDOG_INTERVAL_S)
+            now = time.monotonic()
+            for slot in list(self.workers.values()):
+                if slot.state in (STARTING, RUNNING) and slot.child is not None and slot.child.alive:
+                    silent = now - slot.last_heartbeat
+                    if silent > slot.options.heartbeatTimeout:
+                        self._kill_unhealthy(slot, f"no heartbeat for {silent:.1f} s (hung or stopped)")
+                        slot.last_heartbeat = now  # one kill per silence
+
+    async def _sampler(self) -> None:
+        while True:
+            for slot in [self.gateway, *self.workers.values()]:
+                child = slot.child
+                if child is None or not child.alive:
+                    continue
+                try:
+                    sampler = self._samplers.get(child.pid) or self._samplers.setdefault(
+                        child.pid, TreeSampler(child.pid)
+                    )
+                except Exception:
+                    continue
+                slot.resources = sampler.sample()
+                limit = slot.options.maxRssMb
+                rss_mb = slot.resources.rss_bytes / 1_048_576
+                if limit and rss_mb > limit and slot.state == RUNNING:
+                    slot.last_error = f"RSS {rss_mb:.0f} MB exceeded the {limit:g} MB limit"
+                    log.warning("%s: %s; restarting it.", slot.label, slot.last_error)
+                    self._background(child.stop(slot.options.stopGrace))  # not commanded: counts as a crash
+                if not slot.is_gateway:
+                    self._publish("sample", slot)
+            await asyncio.sleep(_sample_interval())
 
     # ------------------------------------------------------------------ reports, commands, reload
+
+    def _on_heartbeat(self, beat: WorkerHeartbeat) -> None:
+        slot = self.workers.get(beat.key)
+        if slot is not None and slot.generation == beat.generation:
+            slot.last_heartbeat = time.monotonic()
+            slot.in_flight = beat.in_flight
 
     def _on_report(self, report: WorkerStateReport) -> None:
         slot = self.workers.get(report.key)
         if slot is None or slot.generation != report.generation:
             return
+        slot.last_heartbeat = time.monotonic()
         if report.state == "ready" and slot.state == STARTING:
             slot.state = RUNNING
-            slot.ready_at = time.monotonic()
+            slot.last_error = None
+            slot.settled.set()
             log.info("worker[%s] is RUNNING (%s).", slot.key, report.detail)
             self._publish("ready", slot)
         elif report.state == "failed":
@@ -297,51 +351,88 @@ class Supervisor:
                 return CommandResult(ok=True, message="Stopping.")
             case "restart":
                 slot = self.workers.get(command.key)
-                if slot is None:
+                if slot is None or slot.entry is None:
                     return CommandResult(ok=False, message=f'No active backend "{command.key}".')
-                await self._stop(slot)
-                slot.policy.reset()
-                self._spawn(slot)
+                await self._replace(command.key, slot.entry)  # a new slot: fresh policy, FATAL cleared
                 return CommandResult(ok=True, message=f'Restarted "{command.key}".')
             case "reload":
                 return await self.reload()
             case other:
                 return CommandResult(ok=False, message=f"Unknown command {other!r}.")
 
+    async def _file_changed(self, name: str) -> None:
+        if name == SERVERS_FILE:
+            await self.reload()
+        elif name == TOOLS_FILE:
+            self.reload_tool_config()
+
+    def _read_tool_config(self) -> bytes:
+        path = self.settings.config_dir / TOOLS_FILE
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return b""
+        except OSError as exc:
+            raise ConfigError(f"{path}: the file cannot be read ({exc.strerror}).") from None
+        parse_tool_config(data, str(path))
+        return data
+
+    def reload_tool_config(self) -> CommandResult:
+        try:
+            data = self._read_tool_config()
+        except ConfigError as exc:
+            self.config_errors[TOOLS_FILE] = str(exc)
+            log.error("tool_config.json not applied, the running one stays: %s", exc)
+            return CommandResult(ok=False, message=str(exc))
+        self.config_errors.pop(TOOLS_FILE, None)
+        self.tool_config = data
+        if self.control is not None:
+            self._background(self.control.broadcast(ToolConfigUpdate(data=data)))
+        log.info("tool_config.json applied.")
+        return CommandResult(ok=True, message="tool_config.json applied.")
+
     async def reload(self) -> CommandResult:
         try:
             new = load_servers(self.settings.config_dir).active()
         except ConfigError as exc:
-            self.config_error = str(exc)
+            self.config_errors[SERVERS_FILE] = str(exc)
             log.error("Reload refused, the running config stays: %s", exc)
             return CommandResult(ok=False, message=str(exc))
-        self.config_error = ""
+        self.config_errors.pop(SERVERS_FILE, None)
+        tools = self.reload_tool_config()
         diff = diff_servers(self.servers, new)
         self.servers = new
-        for key in (*diff.removed, *diff.changed):
-            slot = self.workers.pop(key)
-            await self._stop(slot)
-            if key in diff.removed:
-                self._publish("removed", slot)
-        for key in (*diff.added, *diff.changed):
-            self._add_worker(key, new[key])
+        work: list[Coroutine[Any, Any, None]] = []
+        for key in diff.removed:
+            work.append(self._remove(key))
+        for key in diff.changed:
+            work.append(self._replace(key, new[key]))
+        for key in diff.added:
+            self._spawn(self._new_slot(key, new[key]))
+        await asyncio.gather(*work)
         message = f"Reloaded: {len(diff.added)} added, {len(diff.removed)} removed, {len(diff.changed)} changed."
+        if not tools.ok:
+            message += f" {tools.message}"
         log.info("%s", message)
-        return CommandResult(ok=True, message=message)
+        return CommandResult(ok=tools.ok, message=message)
+
+    async def _remove(self, key: str) -> None:
+        slot = self.workers.pop(key)
+        await self._stop(slot)
+        self._publish("removed", slot)
 
     def snapshot(self) -> Snapshot:
-        return Snapshot(backends=[slot.status() for slot in self.workers.values()], config_error=self.config_error)
+        return Snapshot(
+            backends=[slot.status() for slot in self.workers.values()],
+            config_error=" ".join(self.config_errors.values()),
+            gateway=self.gateway.status(),
+            tool_config=self.tool_config,
+        )
 
-    def _publish(self, event: str, slot: Managed) -> None:
+    def _publish(self, event: str, slot: Slot) -> None:
         if self.control is None or slot.is_gateway:
             return
         self._background(self.control.publish(event, slot.status()))
-
-    def _background(self, work: Coroutine[Any, Any, Any]) -> None:
-        """Run `work` without awaiting it, keeping a reference so the task is not garbage-collected."""
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
 
 def run_supervisor(settings: Settings) -> int:

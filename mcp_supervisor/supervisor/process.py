@@ -30,16 +30,21 @@ def describe_exit(code: int) -> str:
 
 
 class ChildProcess:
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str], stderr: int | None = None) -> None:
-        self.popen = subprocess.Popen(
-            list(argv),
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=stderr if stderr is not None else None,
-            stderr=stderr,
-            start_new_session=True,  # own session and process group: the stop signal reaches the whole group
-            close_fds=True,
-        )
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], output_fd: int | None = None) -> None:
+        """`output_fd`: the write end of a capture pipe for the child's stdout and stderr (closed here)."""
+        try:
+            self.popen = subprocess.Popen(
+                list(argv),
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=output_fd,
+                stderr=output_fd,
+                start_new_session=True,  # own session and process group: a SIGKILL reaches the whole group
+                close_fds=True,
+            )
+        finally:
+            if output_fd is not None:
+                os.close(output_fd)
         self.pid = self.popen.pid
         self.started_at = time.monotonic()
         self.started_wall = time.time()
@@ -67,11 +72,20 @@ class ChildProcess:
         except TimeoutError:
             return None
 
+    def signal_leader(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(self.pid, sig)
+
     async def stop(self, grace_s: float) -> int | None:
-        """SIGTERM to the group, wait `grace_s`, then SIGKILL the group. Returns the exit code."""
+        """SIGTERM to the leader, wait `grace_s`, then SIGKILL the whole group. Returns the exit code.
+
+        SIGTERM goes to the worker alone, not its group: the worker drains its in-flight requests and then
+        stops its own backend (close stdin, SIGTERM, SIGKILL). Signalling the group would kill the backend
+        under requests that were about to finish. The SIGKILL after the grace period takes the whole group.
+        """
         if not self.alive:
             return self.exit_code
-        self.signal_group(signal.SIGTERM)
+        self.signal_leader(signal.SIGTERM)
         code = await self.wait(grace_s)
         if code is None:
             log.warning("pid %d ignored SIGTERM for %.1f s; killing its process group.", self.pid, grace_s)

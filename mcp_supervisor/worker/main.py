@@ -1,7 +1,8 @@
 """The worker process: one backend connection, relayed to the gateway over a ZeroMQ DEALER.
 
 Its lifetime is the backend connection's: when the backend goes away the worker exits non-zero and the
-supervisor decides about a restart. It never outlives the supervisor (parent-death signal).
+supervisor decides about a restart. On SIGTERM it drains (in-flight requests may finish, new ones are
+refused) and then closes its backend. It never outlives the supervisor (parent-death signal).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from mcp_supervisor.protocol.messages import (
     Heartbeat,
     Reply,
     Resync,
+    WorkerHeartbeat,
     WorkerReady,
     WorkerStateReport,
 )
@@ -43,6 +45,7 @@ T = TypeVar("T")
 
 HEARTBEAT_INTERVAL_S = 1.0
 EXIT_BACKEND_FAILED = 3
+_STOPPING_ERROR = msgspec.json.encode({"code": -32003, "message": "The backend's worker is stopping."})
 
 
 class Worker:
@@ -58,7 +61,8 @@ class Worker:
         configure_dealer(self._control, f"worker:{spec.identity}")
         self._control.connect(endpoints.control)
         self._ready: WorkerReady | None = None
-        self._send_lock = asyncio.Lock()
+        self._relay: BackendRelay | None = None
+        self.stop_requested = asyncio.Event()
 
     async def _send_data(self, message: msgspec.Struct) -> None:
         await self._data.send(codec.encode(message))
@@ -68,16 +72,22 @@ class Worker:
         await self._control.send(codec.encode(report))
 
     async def run(self) -> int:
+        heartbeats = asyncio.create_task(self._heartbeats())
         try:
             await self._run_backend()
         except Exception as exc:  # the SDK transports raise ExceptionGroups from their task groups
+            if self.stop_requested.is_set():
+                return 0
             return await self._fail(_describe(exc))
+        finally:
+            heartbeats.cancel()
         return 0
 
     async def _run_backend(self) -> None:
         timeout = self.spec.init_timeout_s
-        async with open_backend(self.spec.server) as (read, write):
-            relay = BackendRelay(read, write, self._send_data, lambda: self._refresh_tools(relay, timeout))
+        async with open_backend(self.spec.server) as connection:
+            relay = BackendRelay(connection, self._send_data, lambda: self._refresh_tools(relay, timeout))
+            self._relay = relay
             pump = asyncio.create_task(relay.pump())
             try:
                 init = await _race(pump, relay.initialize(timeout))
@@ -114,40 +124,59 @@ class Worker:
         await self._send_data(changed)
 
     async def _serve(self, relay: BackendRelay, pump: asyncio.Task[None]) -> None:
-        heartbeat = asyncio.create_task(self._heartbeats())
+        stop = asyncio.ensure_future(self.stop_requested.wait())
+        drained = asyncio.ensure_future(relay.idle.wait())
+        deadline: float | None = None
         try:
             while True:
                 receive = asyncio.ensure_future(self._data.recv())
-                done, _ = await asyncio.wait({receive, pump}, return_when=asyncio.FIRST_COMPLETED)
-                if pump in done:
+                waiting = {receive, pump, stop} if deadline is None else {receive, pump, drained}
+                timeout = None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
+                done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                if receive not in done:
                     receive.cancel()
+                if pump in done:
                     pump.result()  # raises BackendClosed or the pump's error
                     return
-                await self._handle(relay, receive.result())
+                if stop in done and deadline is None:
+                    log.info("Draining %d in-flight request(s) before stopping.", len(relay.in_flight))
+                    deadline = asyncio.get_running_loop().time() + self.spec.drain_timeout_s
+                    drained = asyncio.ensure_future(relay.idle.wait())
+                if deadline is not None and (drained in done or not done):
+                    return  # drained, or the drain timed out: the backend is closed by the caller
+                if receive in done:
+                    await self._handle(relay, receive.result(), draining=deadline is not None)
         finally:
-            heartbeat.cancel()
+            stop.cancel()
+            drained.cancel()
 
-    async def _handle(self, relay: BackendRelay, frame: bytes) -> None:
+    async def _handle(self, relay: BackendRelay, frame: bytes, draining: bool) -> None:
         try:
             message = codec.decode_gateway_to_worker(frame)
         except ProtocolError as exc:
             log.error("%s", exc)
             return
         match message:
+            case Forward(rid=rid) if draining:
+                await self._send_data(Reply(rid=rid, error=_STOPPING_ERROR))
             case Forward(rid=rid, body=body):
                 try:
-                    await relay.forward(body)
-                except ValueError as exc:  # pydantic rejected the envelope: answer instead of dropping it
-                    error = {"code": -32600, "message": f"Invalid request for the backend: {exc}"}
+                    await relay.forward(rid, body)
+                except (OSError, ValueError) as exc:  # answer instead of dropping the request
+                    error = {"code": -32003, "message": f"The backend could not be sent the request: {exc}"}
                     await self._send_data(Reply(rid=rid, error=msgspec.json.encode(error)))
             case Resync():
                 if self._ready is not None:
                     await self._send_data(self._ready)
 
     async def _heartbeats(self) -> None:
-        beat = codec.encode(Heartbeat(key=self.key, generation=self.spec.generation))
+        to_gateway = codec.encode(Heartbeat(key=self.key, generation=self.spec.generation))
         while True:
-            await self._data.send(beat)
+            in_flight = len(self._relay.in_flight) if self._relay is not None else 0
+            beat = WorkerHeartbeat(key=self.key, generation=self.spec.generation, in_flight=in_flight)
+            await self._control.send(codec.encode(beat))
+            if self._ready is not None:
+                await self._data.send(to_gateway)
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
     def close(self) -> None:
@@ -192,19 +221,18 @@ async def _main(spec: WorkerSpec) -> int:
     main_task = asyncio.current_task()
     assert main_task is not None
     loop = asyncio.get_running_loop()
-    stopping = False
 
     def stop() -> None:
-        nonlocal stopping
-        stopping = True
-        main_task.cancel()
+        if worker.stop_requested.is_set() or worker._ready is None:
+            main_task.cancel()  # a second signal, or nothing to drain yet: stop now
+        worker.stop_requested.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop)
     try:
         return await worker.run()
     except asyncio.CancelledError:
-        if stopping:
+        if worker.stop_requested.is_set():
             return 0
         raise
     finally:

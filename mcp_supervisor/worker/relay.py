@@ -1,10 +1,10 @@
-"""The relay between the gateway and the one backend connection.
+"""The relay between the gateway and the one backend connection, on raw JSON bytes.
 
 Ids: the gateway rewrites every client request id to a gateway-wide integer (`rid`) before forwarding, so ids
-from many client sessions never collide on the shared backend connection. The worker's own requests
-(initialize, tools/list) use string ids `mcps-<n>`, a disjoint space. Responses are split by id type: ints go
-back to the gateway as `Reply(rid, result|error)` with the raw JSON of the result, strings resolve our own
-futures.
+from many client sessions never collide on the shared backend connection, and the worker writes the
+gateway's bytes verbatim. The worker's own requests (initialize, tools/list) use string ids `mcps-<n>`, a
+disjoint space. Of a backend message only the envelope is decoded: `result`/`error` stay raw JSON
+(`msgspec.Raw`) and travel to the gateway as they came.
 """
 
 from __future__ import annotations
@@ -16,27 +16,32 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import msgspec
-from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
-from mcp.shared.message import ClientMessageMetadata, SessionMessage
-from mcp_types import (
-    ErrorData,
-    JSONRPCError,
-    JSONRPCNotification,
-    JSONRPCRequest,
-    JSONRPCResponse,
-    jsonrpc_message_adapter,
-)
-from mcp_types.jsonrpc import METHOD_NOT_FOUND
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 
 from mcp_supervisor import __version__
 from mcp_supervisor.errors import BackendError
 from mcp_supervisor.protocol.messages import Reply
+from mcp_supervisor.worker.connection import BackendConnection
 
 log = logging.getLogger("mcp_supervisor.worker")
 
+# The handshake-era versions this worker speaks to backends, newest first.
+HANDSHAKE_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
+METHOD_NOT_FOUND = -32601
 _OWN_ID_PREFIX = "mcps-"
-_json = msgspec.json.Encoder()
+
+
+class Envelope(msgspec.Struct):
+    """The routing part of a JSON-RPC message; the payload stays raw."""
+
+    id: int | str | None = None
+    method: str | None = None
+    result: msgspec.Raw = msgspec.Raw()
+    error: msgspec.Raw = msgspec.Raw()
+
+
+_decode_envelope = msgspec.json.Decoder(Envelope).decode
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
 
 
 class BackendClosed(BackendError):
@@ -46,66 +51,81 @@ class BackendClosed(BackendError):
 class BackendRelay:
     def __init__(
         self,
-        read_stream: Any,
-        write_stream: Any,
+        connection: BackendConnection,
         send_reply: Callable[[Reply], Awaitable[None]],
         on_tools_changed: Callable[[], Coroutine[Any, Any, None]],
     ) -> None:
-        self._read = read_stream
-        self._write = write_stream
+        self._connection = connection
         self._send_reply = send_reply
         self._on_tools_changed = on_tools_changed
         self._own_ids = itertools.count(1)
-        self._own_pending: dict[str, asyncio.Future[JSONRPCResponse | JSONRPCError]] = {}
-        self._metadata: ClientMessageMetadata | None = None
+        self._own_pending: dict[str, asyncio.Future[Envelope]] = {}
         self._background: set[asyncio.Task[None]] = set()
+        # Gateway requests sent to the backend and not answered yet: what a draining worker waits for.
+        self.in_flight: set[int] = set()
+        self.idle = asyncio.Event()
+        self.idle.set()
 
     # ------------------------------------------------------------------ outgoing
 
-    async def _send(self, message: JSONRPCRequest | JSONRPCNotification | JSONRPCResponse | JSONRPCError) -> None:
-        await self._write.send(SessionMessage(message, metadata=self._metadata))
-
-    async def forward(self, body: bytes) -> None:
-        """Relay a gateway-built JSON-RPC message (already carrying its rid) to the backend."""
-        await self._send(jsonrpc_message_adapter.validate_json(body))
-
-    async def request(self, method: str, params: dict[str, Any] | None, timeout: float) -> dict[str, Any]:
-        request_id = f"{_OWN_ID_PREFIX}{next(self._own_ids)}"
-        future: asyncio.Future[JSONRPCResponse | JSONRPCError] = asyncio.get_running_loop().create_future()
-        self._own_pending[request_id] = future
+    async def forward(self, rid: int, body: bytes) -> None:
+        """Relay a gateway-built JSON-RPC request (already carrying its rid) to the backend, verbatim."""
+        self.in_flight.add(rid)
+        self.idle.clear()
         try:
-            await self._send(JSONRPCRequest(jsonrpc="2.0", id=request_id, method=method, params=params))
+            await self._connection.send(body)
+        except Exception:
+            self._settled(rid)
+            raise
+
+    def _settled(self, rid: int) -> None:
+        self.in_flight.discard(rid)
+        if not self.in_flight:
+            self.idle.set()
+
+    async def request(self, method: str, params: dict[str, Any] | None, timeout: float) -> Any:
+        request_id = f"{_OWN_ID_PREFIX}{next(self._own_ids)}"
+        future: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
+        self._own_pending[request_id] = future
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+        if params is not None:
+            message["params"] = params
+        try:
+            await self._connection.send(_encode(message))
             reply = await asyncio.wait_for(future, timeout)
         except TimeoutError:
             raise BackendError(f"The backend did not answer {method} within {timeout:g} s.") from None
         finally:
             self._own_pending.pop(request_id, None)
-        if isinstance(reply, JSONRPCError):
-            raise BackendError(f"The backend answered {method} with error {reply.error.code}: {reply.error.message}")
-        return reply.result
+        if len(reply.error):
+            error = _decode(reply.error)
+            raise BackendError(f"The backend answered {method} with error {error.get('code')}: {error.get('message')}")
+        return _decode(reply.result)
+
+    async def notify(self, method: str) -> None:
+        await self._connection.send(_encode({"jsonrpc": "2.0", "method": method}))
 
     async def initialize(self, timeout: float) -> dict[str, Any]:
         """The handshake, once per connection. We declare no client capabilities we cannot honour."""
         result = await self.request(
             "initialize",
             {
-                "protocolVersion": LATEST_HANDSHAKE_VERSION,
+                "protocolVersion": HANDSHAKE_VERSIONS[0],
                 "capabilities": {},
                 "clientInfo": {"name": "mcp-supervisor", "version": __version__},
             },
             timeout,
         )
-        version = result.get("protocolVersion")
-        if version not in HANDSHAKE_PROTOCOL_VERSIONS:
+        version = result.get("protocolVersion") if isinstance(result, dict) else None
+        if version not in HANDSHAKE_VERSIONS:
             raise BackendError(f"The backend chose protocol version {version!r}, which this worker does not speak.")
-        # Streamable HTTP must stamp the negotiated version on every later request.
-        self._metadata = ClientMessageMetadata(headers={MCP_PROTOCOL_VERSION_HEADER: str(version)})
-        await self._send(JSONRPCNotification(jsonrpc="2.0", method="notifications/initialized"))
-        return result
+        self._connection.negotiated(str(version))
+        await self.notify("notifications/initialized")
+        return dict(result)
 
-    async def list_tools(self, timeout: float) -> list[dict[str, Any]]:
+    async def list_tools(self, timeout: float) -> list[Any]:
         """Every page of the backend's tools, concatenated."""
-        tools: list[dict[str, Any]] = []
+        tools: list[Any] = []
         cursor: str | None = None
         for _ in range(10_000):
             result = await self.request("tools/list", {"cursor": cursor} if cursor else None, timeout)
@@ -119,38 +139,37 @@ class BackendRelay:
 
     async def pump(self) -> None:
         """Read backend messages until the connection ends; then raise BackendClosed."""
-        async for item in self._read:
-            if isinstance(item, Exception):
-                log.warning("The backend sent an unreadable message: %s", item)
+        async for raw in self._connection.messages():
+            try:
+                envelope = _decode_envelope(raw)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                log.warning("The backend sent an unreadable message (%s): %.200r", exc, raw)
                 continue
-            await self._dispatch(item.message)
+            await self._dispatch(envelope)
         raise BackendClosed("The backend closed the connection.")
 
-    async def _dispatch(self, message: Any) -> None:
+    async def _dispatch(self, message: Envelope) -> None:
         match message:
-            case JSONRPCResponse(id=int() as rid, result=result):
-                await self._send_reply(Reply(rid=rid, result=_json.encode(result)))
-            case JSONRPCError(id=int() as rid, error=error):
-                await self._send_reply(Reply(rid=rid, error=_json.encode(error.model_dump(exclude_unset=True))))
-            case JSONRPCResponse(id=str() as own_id) | JSONRPCError(id=str() as own_id):
+            case Envelope(method=None, id=int() as rid):
+                self._settled(rid)
+                if len(message.error):
+                    await self._send_reply(Reply(rid=rid, error=bytes(message.error)))
+                else:
+                    await self._send_reply(Reply(rid=rid, result=bytes(message.result)))
+            case Envelope(method=None, id=str() as own_id):
                 future = self._own_pending.get(own_id)
                 if future is not None and not future.done():
                     future.set_result(message)
-            case JSONRPCRequest(id=request_id, method="ping"):
-                await self._send(JSONRPCResponse(jsonrpc="2.0", id=request_id, result={}))
-            case JSONRPCRequest(id=request_id, method=method):
-                await self._send(
-                    JSONRPCError(
-                        jsonrpc="2.0",
-                        id=request_id,
-                        error=ErrorData(code=METHOD_NOT_FOUND, message=f"The gateway does not relay {method} yet."),
-                    )
-                )
-            case JSONRPCNotification(method="notifications/tools/list_changed"):
+            case Envelope(method="ping", id=request_id) if request_id is not None:
+                await self._connection.send(_encode({"jsonrpc": "2.0", "id": request_id, "result": {}}))
+            case Envelope(method=method, id=request_id) if request_id is not None:
+                error = {"code": METHOD_NOT_FOUND, "message": f"The gateway does not relay {method} yet."}
+                await self._connection.send(_encode({"jsonrpc": "2.0", "id": request_id, "error": error}))
+            case Envelope(method="notifications/tools/list_changed"):
                 task = asyncio.create_task(self._on_tools_changed())
                 self._background.add(task)
                 task.add_done_callback(self._background.discard)
-            case JSONRPCNotification(method=method):
+            case Envelope(method=str() as method):
                 log.debug("Ignoring backend notification %s", method)
-            case JSONRPCError(id=None, error=error):
-                log.warning("The backend reported an error without a request id: %s", error.message)
+            case _:
+                log.warning("The backend sent a message without method or id.")

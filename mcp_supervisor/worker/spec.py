@@ -16,6 +16,8 @@ class WorkerSpec(msgspec.Struct, frozen=True, kw_only=True):
     generation: int
     runtime_dir: str
     init_timeout_s: float = 30.0
+    # On SIGTERM the worker lets in-flight requests finish for up to this long before closing its backend.
+    drain_timeout_s: float = 5.0
 
     @property
     def identity(self) -> str:

@@ -1,0 +1,90 @@
+"""One supervised child slot (the gateway, or the worker of one backend key) and its states.
+
+STOPPED → STARTING → RUNNING; a crash → BACKOFF → STARTING …; too many crashes → FATAL; a commanded stop →
+STOPPING → STOPPED. A worker is RUNNING only once it reported its backend initialized.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from mcp_supervisor.config.models import ServerEntry, Supervision
+from mcp_supervisor.protocol.messages import BackendStatus
+from mcp_supervisor.supervisor.health import ResourceSample
+from mcp_supervisor.supervisor.policy import RestartPolicy, RestartSettings
+from mcp_supervisor.supervisor.process import ChildProcess
+from mcp_supervisor.supervisor.stderr import StderrCapture
+
+STOPPED, STARTING, RUNNING, BACKOFF, STOPPING, FATAL = (
+    "STOPPED",
+    "STARTING",
+    "RUNNING",
+    "BACKOFF",
+    "STOPPING",
+    "FATAL",
+)
+
+
+def policy_for(options: Supervision) -> RestartPolicy:
+    return RestartPolicy(
+        settings=RestartSettings(
+            base_delay_s=options.backoffBase,
+            max_delay_s=options.backoffMax,
+            stable_after_s=options.stableAfter,
+            max_restarts=int(options.maxRestarts),
+            window_s=options.restartWindow,
+        ),
+        clock=time.monotonic,
+    )
+
+
+@dataclass(eq=False)
+class Slot:
+    key: str
+    entry: ServerEntry | None  # None for the gateway
+    options: Supervision
+    policy: RestartPolicy
+    state: str = STOPPED
+    generation: int = 0
+    child: ChildProcess | None = None
+    stderr: StderrCapture | None = None
+    restarts: int = 0
+    last_exit: str | None = None
+    last_error: str | None = None
+    commanded_stop: bool = False
+    timer: asyncio.TimerHandle | None = None
+    last_heartbeat: float = 0.0
+    in_flight: int = 0
+    resources: ResourceSample = field(default_factory=ResourceSample)
+    # Set whenever the slot leaves STARTING (ready, crashed, stopped): what a replacement waits for.
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def is_gateway(self) -> bool:
+        return self.entry is None
+
+    @property
+    def label(self) -> str:
+        return "gateway" if self.entry is None else f"worker[{self.key}]"
+
+    def status(self) -> BackendStatus:
+        child = self.child if self.child is not None and self.child.alive else None
+        return BackendStatus(
+            key=self.key,
+            type=self.entry.type if self.entry else "gateway",
+            state=self.state,
+            generation=self.generation,
+            pid=child.pid if child else None,
+            restarts=self.restarts,
+            started_at=child.started_wall if child else None,
+            last_exit=self.last_exit,
+            last_error=self.last_error,
+            last_stderr=self.stderr.last_line if self.stderr else None,
+            rss_bytes=self.resources.rss_bytes if child else 0,
+            cpu_percent=self.resources.cpu_percent if child else 0.0,
+            fds=self.resources.fds if child else 0,
+            processes=self.resources.processes if child else 0,
+            in_flight=self.in_flight if child else 0,
+        )

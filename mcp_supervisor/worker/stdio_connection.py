@@ -1,0 +1,123 @@
+"""A stdio backend: a child process speaking newline-delimited JSON-RPC, relayed as bytes.
+
+Our own transport rather than the SDK's because the SDK validates every line into pydantic models and dumps
+them back (a full decode and re-encode per message) and imports ~0.5 s of modules, which a worker that must
+be RUNNING again within a second of a crash cannot afford. Messages from the gateway are written verbatim.
+
+The backend runs in the worker's process group, so a SIGKILL of the group takes it along. Stopping: close
+stdin (the MCP way to ask a stdio server to exit), wait, SIGTERM, wait, SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from mcp_supervisor.config.models import ServerEntry
+
+log = logging.getLogger("mcp_supervisor.worker")
+
+# One JSON-RPC line may carry images or files; memory is only allocated as lines actually grow.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+EXIT_GRACE_S = 2.0
+
+
+def stdio_environment(entry: ServerEntry) -> dict[str, str]:
+    """The seed merges a server's `env` over the proxy's whole environment.
+
+    Our own bin directory goes last on PATH, so servers installed next to mcp-supervisor (in its venv) are
+    found even when the venv is not activated.
+    """
+    env = {**os.environ, **entry.env}
+    own_bin = os.path.dirname(sys.executable)
+    path = env.get("PATH", "")
+    if own_bin not in path.split(os.pathsep):
+        env["PATH"] = f"{path}{os.pathsep}{own_bin}" if path else own_bin
+    return env
+
+
+class StdioConnection:
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        assert process.stdin is not None and process.stdout is not None
+        self._stdin = process.stdin
+        self._stdout = process.stdout
+        self._write_lock = asyncio.Lock()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    async def send(self, message: bytes) -> None:
+        async with self._write_lock:
+            self._stdin.write(message + b"\n")
+            await self._stdin.drain()
+
+    async def messages(self) -> AsyncIterator[bytes]:
+        while True:
+            try:
+                line = await self._stdout.readuntil(b"\n")
+            except asyncio.IncompleteReadError as exc:
+                if exc.partial.strip():
+                    yield exc.partial
+                return
+            except asyncio.LimitOverrunError:
+                log.error("The backend sent a line over %d bytes; closing the connection.", MAX_LINE_BYTES)
+                return
+            if line.strip():
+                yield line
+
+    def negotiated(self, protocol_version: str) -> None:
+        pass
+
+    async def close(self) -> None:
+        with contextlib.suppress(OSError, RuntimeError):
+            self._stdin.close()
+        if await self._exited_within(EXIT_GRACE_S):
+            return
+        self._signal(signal.SIGTERM)
+        if await self._exited_within(EXIT_GRACE_S):
+            return
+        log.warning("The backend (pid %d) ignored SIGTERM; killing it.", self.process.pid)
+        self._signal(signal.SIGKILL)
+        await self._exited_within(EXIT_GRACE_S)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(sig)
+
+    async def _exited_within(self, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self.process.wait(), seconds)
+            return True
+        except TimeoutError:
+            return False
+
+
+@asynccontextmanager
+async def open_stdio(entry: ServerEntry) -> AsyncIterator[StdioConnection]:
+    assert entry.command is not None
+    env = stdio_environment(entry)
+    command = shutil.which(entry.command, path=env["PATH"]) or entry.command
+    process = await asyncio.create_subprocess_exec(
+        command,
+        *entry.args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=None,  # the worker's stderr, captured per worker by the supervisor
+        env=env,
+        cwd=entry.cwd,
+        limit=MAX_LINE_BYTES,
+    )
+    connection = StdioConnection(process)
+    try:
+        yield connection
+    finally:
+        await asyncio.shield(connection.close())
