@@ -70,6 +70,10 @@ def _format_uptime(started_at: float | None) -> str:
     )
 
 
+def _format_bytes(count: int) -> str:
+    return f"{count / 1_048_576:.0f}M" if count else "-"
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     import msgspec
 
@@ -80,14 +84,31 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(msgspec.json.encode(snapshot).decode())
         return 0
     if snapshot.config_error:
-        print(f"config error: {snapshot.config_error}")
-    print(f"{'KEY':<24} {'TYPE':<6} {'STATE':<9} {'PID':>7} {'UPTIME':>8} {'RESTARTS':>8}  LAST EXIT / ERROR")
-    for status in snapshot.backends:
-        detail = status.last_error or status.last_exit or ""
+        print(f"config error (the running config stays): {snapshot.config_error}")
+    header = f"{'KEY':<20} {'TYPE':<7} {'STATE':<9} {'PID':>7} {'UPTIME':>7} {'RESTARTS':>8} {'RSS':>6} {'CPU%':>5}"
+    print(f"{header}  LAST EXIT / ERROR / STDERR")
+    rows = ([snapshot.gateway] if snapshot.gateway else []) + list(snapshot.backends)
+    for status in rows:
+        details = [d for d in (status.last_exit, status.last_error, status.last_stderr) if d]
         print(
-            f"{status.key:<24} {status.type:<6} {status.state:<9} {status.pid or '-':>7} "
-            f"{_format_uptime(status.started_at):>8} {status.restarts:>8}  {detail}"
+            f"{status.key:<20} {status.type:<7} {status.state:<9} {status.pid or '-':>7} "
+            f"{_format_uptime(status.started_at):>7} {status.restarts:>8} {_format_bytes(status.rss_bytes):>6} "
+            f"{status.cpu_percent:>5.1f}  {' | '.join(details)}"
         )
+    return 0
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    from mcp_supervisor.protocol.endpoints import runtime_dir_for
+
+    settings = _settings(args)
+    log_dir = Path(os.environ.get("MCP_SUPERVISOR_LOG_DIR") or runtime_dir_for(settings.config_dir) / "logs")
+    path = log_dir / f"{args.key}.log"
+    if not path.exists():
+        print(f"mcp-supervisor: no log for {args.key!r} at {path}.", file=sys.stderr)
+        return 1
+    lines = path.read_text(errors="replace").splitlines()
+    print("\n".join(lines[-args.lines :]))
     return 0
 
 
@@ -130,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     status = with_config(commands.add_parser("status", help="per-backend health of a running supervisor"))
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=_cmd_status)
+    logs = with_config(commands.add_parser("logs", help="recent stderr of a backend (its worker and process)"))
+    logs.add_argument("key", help="a server key, or 'gateway'")
+    logs.add_argument("-n", "--lines", type=int, default=50)
+    logs.set_defaults(func=_cmd_logs)
     restart = with_config(commands.add_parser("restart", help="restart one backend (clears FATAL)"))
     restart.add_argument("key")
     restart.set_defaults(func=_cmd_command)

@@ -7,7 +7,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import httpx2
@@ -64,11 +64,20 @@ def port_open(port: int) -> bool:
 
 
 @asynccontextmanager
-async def mcp_client(url: str, headers: dict[str, str] | None = None) -> AsyncIterator[ClientSession]:
+async def mcp_client(
+    url: str, headers: dict[str, str] | None = None, notifications: list[str] | None = None
+) -> AsyncIterator[ClientSession]:
+    """An initialized official SDK client on /mcp; the methods of notifications it receives go to `notifications`."""
+
+    async def record(message: Any) -> None:
+        method = getattr(message, "method", None)
+        if notifications is not None and isinstance(method, str):
+            notifications.append(method)
+
     async with (
         httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=60.0)) as http,
         streamable_http_client(url, http_client=http) as (read, write),
-        ClientSession(read, write) as session,
+        ClientSession(read, write, message_handler=record) as session,
     ):
         await session.initialize()
         yield session

@@ -45,11 +45,16 @@ def create_app(settings: Settings, endpoints: Endpoints, tool_config: ToolConfig
     async def health(request: Request) -> Response:
         return _json({"status": "ok", "backends_linked": len(backends.links), "sessions": len(sessions)})
 
+    async def metrics(request: Request) -> Response:
+        text = backends.metrics.render(backends.statuses.values(), backends.links, len(sessions))
+        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
     async def health_backends(request: Request) -> Response:
         linked = backends.links
         return _json(
             {
                 "config_error": supervisor.config_error or None,
+                "gateway": msgspec.to_builtins(supervisor.gateway_status) if supervisor.gateway_status else None,
                 "backends": [
                     {
                         **msgspec.to_builtins(status),
@@ -84,6 +89,7 @@ def create_app(settings: Settings, endpoints: Endpoints, tool_config: ToolConfig
             Route("/mcp/", mcp_endpoint.handle, methods=["GET", "POST", "DELETE"]),
             Route("/health", health),
             Route("/health/backends", health_backends),
+            Route("/metrics", metrics),
         ],
         lifespan=lifespan,
     )

@@ -22,6 +22,7 @@ import zmq.asyncio
 
 from mcp_supervisor.errors import ProtocolError
 from mcp_supervisor.gateway import jsonrpc
+from mcp_supervisor.gateway.metrics import Metrics
 from mcp_supervisor.protocol import codec
 from mcp_supervisor.protocol.endpoints import Endpoints, configure_router
 from mcp_supervisor.protocol.messages import (
@@ -77,6 +78,7 @@ class Backends:
         self.statuses: dict[str, BackendStatus] = {}
         self._pending: dict[int, Pending] = {}
         self._rids = itertools.count(1)
+        self.metrics = Metrics()
         self._reader: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -107,16 +109,21 @@ class Backends:
         frame = codec.encode(Forward(rid=rid, body=jsonrpc.encode_json(request)))
         future: asyncio.Future[tuple[bytes, bytes]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = Pending(key, link.generation, future)
+        started = time.perf_counter()
+        failed = True
         try:
             try:
                 await self._router.send_multipart([link.identity, frame])
             except zmq.ZMQError as exc:
                 raise BackendUnavailable(key, f"its worker cannot be reached ({exc.strerror})") from None
-            return await asyncio.wait_for(future, timeout)
+            result, error = await asyncio.wait_for(future, timeout)
+            failed = bool(error)
+            return result, error
         except TimeoutError:
             raise BackendUnavailable(key, f"no answer within {timeout:g} s") from None
         finally:
             self._pending.pop(rid, None)
+            self.metrics.observe(key, time.perf_counter() - started, failed)
 
     def _describe_down(self, key: str) -> str:
         status = self.statuses.get(key)
@@ -127,6 +134,8 @@ class Backends:
             detail += f", last exit: {status.last_exit}"
         if status.last_error:
             detail += f", last error: {status.last_error}"
+        if status.last_stderr:
+            detail += f", its stderr said: {status.last_stderr}"
         return detail
 
     def _fail(self, rid: int, code: int, message: str) -> None:

@@ -1,8 +1,10 @@
 """Restart policy: pure decisions over an injected clock and random source (unit-tested without processes).
 
-Exponential backoff with full jitter between half and all of the delay; the failure streak resets after a
-stable run; more than `max_restarts` crashes inside `window_s` means FATAL. A commanded stop is never
-recorded here: only crashes are.
+The first crash after a stable run restarts at once (as supervisord and systemd do: a one-off crash should
+cost one restart, not a wait). Each further crash in the streak waits `base * 2**(n-2)` capped at
+`max_delay`, with jitter between half and all of it, so a crash loop backs off 0.5 s, 1 s, 2 s, …; the
+streak resets after a stable run; more than `max_restarts` crashes inside `window_s` means FATAL. A
+commanded stop is never recorded here: only crashes are.
 """
 
 from __future__ import annotations
@@ -54,7 +56,9 @@ class RestartPolicy:
                     f"(limit {self.settings.max_restarts})"
                 ),
             )
-        ceiling = min(self.settings.max_delay_s, self.settings.base_delay_s * 2 ** (self.streak - 1))
+        if self.streak == 1:
+            return Decision(fatal=False, delay_s=0.0)
+        ceiling = min(self.settings.max_delay_s, self.settings.base_delay_s * 2 ** (self.streak - 2))
         delay = ceiling * (0.5 + 0.5 * self.rand())
         return Decision(fatal=False, delay_s=delay)
 

@@ -17,8 +17,8 @@ from pathlib import Path
 MAX_FILE_BYTES = 1024 * 1024
 KEEP_FILES = 3
 RING_LINES = 200
-# The worker's own log lines ("2026-… worker[key] LEVEL …") are not the backend's words.
-_WORKER_LOG_LINE = re.compile(rb"^\d{4}-\d\d-\d\d [\d:,]+ worker\[")
+# Our own log lines ("2026-… worker[key] LEVEL …", the gateway's and uvicorn's) are not a backend's words.
+_OWN_LOG_LINE = re.compile(rb"^(\d{4}-\d\d-\d\d [\d:,]+ (worker\[|gateway )|(INFO|WARNING|ERROR|DEBUG):  )")
 
 
 class RotatingFile:
@@ -81,7 +81,7 @@ class StderrCapture:
         if not text:
             return
         self.lines.append(text)
-        own = bool(_WORKER_LOG_LINE.match(raw))
+        own = bool(_OWN_LOG_LINE.match(raw))
         if not own:
             self.last_line = text[:500]
         if self._echo:

@@ -30,7 +30,7 @@ def test_delay_doubles_from_half_a_second_up_to_the_cap() -> None:
     policy = _policy(clock, rand=1.0)
     # 20 s apart: never more than 4 crashes inside 60 s, and each process ran only 1 s.
     delays = [_crash_after(policy, clock, ran_s=1.0, gap_s=20.0).delay_s for _ in range(9)]
-    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    assert delays == [0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
     assert policy.streak == 9
 
 
@@ -38,13 +38,14 @@ def test_rand_zero_gives_half_of_the_ceiling() -> None:
     clock = FakeClock()
     policy = _policy(clock, rand=0.0)
     delays = [_crash_after(policy, clock, ran_s=1.0, gap_s=20.0).delay_s for _ in range(8)]
-    assert delays == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 15.0]
+    assert delays == [0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0]
 
 
 def test_rand_half_is_three_quarters_of_the_ceiling() -> None:
     clock = FakeClock()
-    decision = _policy(clock, rand=0.5).on_crash(started_at=clock.now)
-    assert decision == Decision(fatal=False, delay_s=0.375, reason="")
+    policy = _policy(clock, rand=0.5)
+    assert policy.on_crash(started_at=clock.now) == Decision(fatal=False, delay_s=0.0)  # first: at once
+    assert policy.on_crash(started_at=clock.now) == Decision(fatal=False, delay_s=0.375, reason="")
 
 
 def test_stable_run_resets_the_streak() -> None:
@@ -55,9 +56,9 @@ def test_stable_run_resets_the_streak() -> None:
     assert policy.streak == 4
     decision = _crash_after(policy, clock, ran_s=60.0, gap_s=61.0)
     assert decision.fatal is False
-    assert decision.delay_s == 0.5
+    assert decision.delay_s == 0.0
     assert policy.streak == 1
-    assert _crash_after(policy, clock, ran_s=1.0, gap_s=20.0).delay_s == 1.0
+    assert _crash_after(policy, clock, ran_s=1.0, gap_s=20.0).delay_s == 0.5
 
 
 def test_run_just_under_stable_does_not_reset() -> None:
@@ -66,7 +67,7 @@ def test_run_just_under_stable_does_not_reset() -> None:
     _crash_after(policy, clock, ran_s=1.0, gap_s=0.0)
     _crash_after(policy, clock, ran_s=1.0, gap_s=30.0)
     decision = _crash_after(policy, clock, ran_s=59.9, gap_s=60.0)
-    assert decision.delay_s == 2.0
+    assert decision.delay_s == 1.0
     assert policy.streak == 3
 
 
@@ -108,7 +109,7 @@ def test_reset_clears_history_and_streak() -> None:
     policy.reset()
     assert policy.streak == 0
     decision = policy.on_crash(started_at=clock.now)
-    assert decision == Decision(fatal=False, delay_s=0.5)
+    assert decision == Decision(fatal=False, delay_s=0.0)
     assert policy.streak == 1
 
 
@@ -122,7 +123,7 @@ def test_custom_settings() -> None:
     first = _crash_after(policy, clock, ran_s=1.0, gap_s=1.0)
     second = _crash_after(policy, clock, ran_s=1.0, gap_s=1.0)
     third = _crash_after(policy, clock, ran_s=1.0, gap_s=1.0)
-    assert (first.delay_s, second.delay_s) == (2.0, 4.0)
+    assert (first.delay_s, second.delay_s) == (0.0, 2.0)
     assert third.fatal is True
     assert "limit 2" in third.reason
 
@@ -133,5 +134,5 @@ def test_delay_stays_between_half_and_all_of_the_ceiling(rand: float) -> None:
     policy = _policy(clock, rand=rand)
     for streak in range(1, 10):
         decision = _crash_after(policy, clock, ran_s=1.0, gap_s=20.0)
-        ceiling = min(30.0, 0.5 * 2 ** (streak - 1))
+        ceiling = 0.0 if streak == 1 else min(30.0, 0.5 * 2 ** (streak - 2))
         assert ceiling / 2 <= decision.delay_s <= ceiling

@@ -1,0 +1,87 @@
+"""Prometheus text exposition of per-backend health and traffic (format 0.0.4, no client library needed).
+
+Traffic (calls, errors, latency) is counted by the gateway where requests pass; state, restarts and
+resources come from the supervisor's reports.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from mcp_supervisor.protocol.messages import BackendStatus
+
+# Seconds; a relayed call is typically a millisecond, a slow tool many seconds.
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+STATES = ("STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "FATAL")
+
+
+@dataclass
+class BackendTraffic:
+    calls: int = 0
+    errors: int = 0
+    latency_sum: float = 0.0
+    bucket_counts: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS) + 1))
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.traffic: dict[str, BackendTraffic] = {}
+
+    def observe(self, backend: str, seconds: float, error: bool) -> None:
+        traffic = self.traffic.get(backend)
+        if traffic is None:
+            traffic = self.traffic[backend] = BackendTraffic()
+        traffic.calls += 1
+        traffic.errors += error
+        traffic.latency_sum += seconds
+        traffic.bucket_counts[bisect.bisect_left(BUCKETS, seconds)] += 1
+
+    def render(self, statuses: Iterable[BackendStatus], linked: Mapping[str, object], sessions: int) -> str:
+        lines: list[str] = []
+
+        def family(name: str, kind: str, help_text: str) -> None:
+            lines.append(f"# HELP {name} {help_text}")
+            lines.append(f"# TYPE {name} {kind}")
+
+        statuses = list(statuses)
+        family("mcp_gateway_sessions", "gauge", "Client sessions held by the gateway.")
+        lines.append(f"mcp_gateway_sessions {sessions}")
+        family("mcp_backend_up", "gauge", "1 when the backend is RUNNING and linked to the gateway.")
+        for s in statuses:
+            up = int(s.state == "RUNNING" and s.key in linked)
+            lines.append(f'mcp_backend_up{{backend="{_label(s.key)}",type="{s.type}"}} {up}')
+        family("mcp_backend_state", "gauge", "The backend's supervision state (1 for the current one).")
+        for s in statuses:
+            for state in STATES:
+                lines.append(f'mcp_backend_state{{backend="{_label(s.key)}",state="{state}"}} {int(s.state == state)}')
+        family("mcp_backend_restarts_total", "counter", "Restarts of the backend's worker after crashes.")
+        for s in statuses:
+            lines.append(f'mcp_backend_restarts_total{{backend="{_label(s.key)}"}} {s.restarts}')
+        family("mcp_backend_rss_bytes", "gauge", "Resident memory of the worker and its backend processes.")
+        for s in statuses:
+            lines.append(f'mcp_backend_rss_bytes{{backend="{_label(s.key)}"}} {s.rss_bytes}')
+        family("mcp_backend_cpu_percent", "gauge", "CPU use of the worker and its backend processes.")
+        for s in statuses:
+            lines.append(f'mcp_backend_cpu_percent{{backend="{_label(s.key)}"}} {s.cpu_percent}')
+        family("mcp_backend_calls_total", "counter", "Requests relayed to the backend.")
+        for key, t in sorted(self.traffic.items()):
+            lines.append(f'mcp_backend_calls_total{{backend="{_label(key)}"}} {t.calls}')
+        family("mcp_backend_errors_total", "counter", "Relayed requests that ended in a JSON-RPC error.")
+        for key, t in sorted(self.traffic.items()):
+            lines.append(f'mcp_backend_errors_total{{backend="{_label(key)}"}} {t.errors}')
+        family("mcp_backend_request_seconds", "histogram", "Latency of relayed requests, gateway to backend.")
+        for key, t in sorted(self.traffic.items()):
+            cumulative = 0
+            for bound, count in zip((*BUCKETS, float("inf")), t.bucket_counts, strict=True):
+                cumulative += count
+                le = "+Inf" if bound == float("inf") else repr(bound)
+                lines.append(f'mcp_backend_request_seconds_bucket{{backend="{_label(key)}",le="{le}"}} {cumulative}')
+            lines.append(f'mcp_backend_request_seconds_sum{{backend="{_label(key)}"}} {t.latency_sum}')
+            lines.append(f'mcp_backend_request_seconds_count{{backend="{_label(key)}"}} {t.calls}')
+        return "\n".join(lines) + "\n"
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
