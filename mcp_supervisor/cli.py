@@ -46,6 +46,12 @@ def _cmd_start(args: argparse.Namespace) -> int:
     return run_supervisor(_settings(args))
 
 
+def _cmd_stdio(args: argparse.Namespace) -> int:
+    from mcp_supervisor.supervisor.main import run_supervisor
+
+    return run_supervisor(_settings(args), stdio=True)
+
+
 def _cmd_check_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
     servers = load_servers(settings.config_dir)
@@ -123,7 +129,11 @@ def _cmd_command(args: argparse.Namespace) -> int:
 def _cmd_gateway(args: argparse.Namespace) -> int:
     from mcp_supervisor.gateway.main import main as gateway_main
 
-    return gateway_main(args.runtime_dir)
+    fds: tuple[int, int] | None = None
+    if args.stdio_fds:
+        in_fd, out_fd = (int(fd) for fd in args.stdio_fds.split(","))
+        fds = (in_fd, out_fd)
+    return gateway_main(args.runtime_dir, fds)
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
@@ -145,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--host", help="bind address (default $HOST or 127.0.0.1)")
     start.add_argument("--port", type=int, help="port (default $PORT or 3663)")
     start.set_defaults(func=_cmd_start)
+    with_config(
+        commands.add_parser("stdio", help="run the tree and speak MCP on stdin/stdout (for desktop clients)")
+    ).set_defaults(func=_cmd_stdio)
     with_config(commands.add_parser("check-config", help="validate the config files")).set_defaults(
         func=_cmd_check_config
     )
@@ -162,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(commands.add_parser("stop", help="stop a running supervisor")).set_defaults(func=_cmd_command)
     gateway = commands.add_parser("gateway", help=argparse.SUPPRESS)
     gateway.add_argument("--runtime-dir", required=True)
+    gateway.add_argument("--stdio-fds", help="IN,OUT: serve MCP over these inherited descriptors instead of HTTP")
     gateway.set_defaults(func=_cmd_gateway)
     commands.add_parser("worker", help=argparse.SUPPRESS).set_defaults(func=_cmd_worker)
     return parser

@@ -79,6 +79,9 @@ class Backends:
         self._pending: dict[int, Pending] = {}
         self._rids = itertools.count(1)
         self.metrics = Metrics()
+        self._changed = asyncio.Event()  # set (and replaced) on every status or link change
+        self.snapshot_seen = False
+        self._born = time.monotonic()
         self._reader: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -125,6 +128,25 @@ class Backends:
             self._pending.pop(rid, None)
             self.metrics.observe(key, time.perf_counter() - started, failed)
 
+    def _notify_change(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def settle_startup(self, window_s: float) -> None:
+        """Within `window_s` of the gateway's start, wait until no configured backend is still STARTING.
+
+        A client that lists tools right after connecting (desktop clients do, once) would otherwise see an
+        empty list just because the backends are a second slower than the gateway.
+        """
+        deadline = self._born + window_s
+        while time.monotonic() < deadline:
+            starting = [k for k, s in self.statuses.items() if s.state == "STARTING" and k not in self.links]
+            if self.snapshot_seen and not starting:
+                return
+            changed = self._changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), max(0.0, deadline - time.monotonic()))
+
     def _describe_down(self, key: str) -> str:
         status = self.statuses.get(key)
         if status is None:
@@ -152,6 +174,7 @@ class Backends:
         the one shown, but an older generation's exit still fails that generation's requests.
         """
         current = self.statuses.get(status.key)
+        self._notify_change()
         if event == "removed":
             self.statuses.pop(status.key, None)
             self.last_tools.pop(status.key, None)
@@ -221,6 +244,7 @@ class Backends:
             tools=jsonrpc.decode_json(ready.tools),
         )
         self.last_tools[ready.key] = self.links[ready.key].tools
+        self._notify_change()
         log.info("Backend %s (generation %d) is linked.", ready.key, ready.generation)
         self._on_catalog_change()
 

@@ -21,6 +21,9 @@ from mcp_supervisor.gateway.sessions import ClientSession, SessionStore
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
+# How long after the gateway starts a tools/list may wait for backends that are still starting.
+STARTUP_WINDOW_S = 15.0
+
 _TOOLS_LIST_CHANGED = jsonrpc.encode_json({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
 
 
@@ -70,27 +73,33 @@ class GatewayCore:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def initialize(self, message: Incoming, principal: str) -> tuple[ClientSession | None, bytes]:
+    def initialize(self, session: ClientSession, message: Incoming) -> bytes:
+        """Negotiate the version and record what the client is, for this session only."""
+        assert message.id is not None
+        if session.initialize_seen:
+            return jsonrpc.error_bytes(message.id, jsonrpc.INVALID_REQUEST, "The session is already initialized.")
         params = message.params
-        version = negotiate_version(params.get("protocolVersion"))
         client_info = params.get("clientInfo")
         capabilities = params.get("capabilities")
-        session = self.sessions.create(
-            principal,
-            version,
-            client_info if isinstance(client_info, dict) else {},
-            capabilities if isinstance(capabilities, dict) else {},
-        )
-        if session is None:
-            fault = JsonRpcFault(jsonrpc.INTERNAL_ERROR, "The gateway holds too many sessions; try later.", message.id)
-            return None, fault.to_bytes()
+        session.protocol_version = negotiate_version(params.get("protocolVersion"))
+        session.client_info = client_info if isinstance(client_info, dict) else {}
+        session.capabilities = capabilities if isinstance(capabilities, dict) else {}
+        session.initialize_seen = True
         result = {
-            "protocolVersion": version,
+            "protocolVersion": session.protocol_version,
             "capabilities": {"tools": {"listChanged": True}},
             "serverInfo": {"name": "mcp-supervisor", "version": __version__},
         }
-        assert message.id is not None
-        return session, jsonrpc.result_bytes(message.id, result)
+        return jsonrpc.result_bytes(message.id, result)
+
+    async def handle(self, session: ClientSession, message: Incoming) -> bytes | None:
+        """Any client message; the reply for a request, None for a notification or a response."""
+        if message.method == "initialize" and message.id is not None:
+            return self.initialize(session, message)
+        if message.is_request:
+            return await self.handle_request(session, message)
+        await self.handle_notification(session, message)
+        return None
 
     # ------------------------------------------------------------------ messages
 
@@ -107,6 +116,7 @@ class GatewayCore:
                 case "ping":
                     return jsonrpc.result_bytes(message.id, {})
                 case "tools/list":
+                    await self.backends.settle_startup(STARTUP_WINDOW_S)
                     return jsonrpc.spliced_result(message.id, self._tools_list_result())
                 case "tools/call":
                     return await self._call_tool(message)

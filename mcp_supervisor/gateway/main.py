@@ -1,7 +1,8 @@
-"""The gateway process: uvicorn serving the app, under the supervisor."""
+"""The gateway process: uvicorn serving the HTTP front ends, or the stdio front end, under the supervisor."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -11,16 +12,18 @@ import uvicorn
 
 from mcp_supervisor.config.loader import load_tool_config
 from mcp_supervisor.config.models import ToolConfig
-from mcp_supervisor.config.settings import load_settings
+from mcp_supervisor.config.settings import Settings, load_settings
 from mcp_supervisor.errors import ConfigError
 from mcp_supervisor.gateway.app import create_app
+from mcp_supervisor.gateway.runtime import GatewayRuntime
+from mcp_supervisor.gateway.stdio_frontend import StdioFrontend
 from mcp_supervisor.protocol.endpoints import Endpoints
 from mcp_supervisor.supervisor.linux import die_with_parent, set_title
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
 
-def main(runtime_dir: str) -> int:
+def main(runtime_dir: str, stdio_fds: tuple[int, int] | None = None) -> int:
     die_with_parent()
     set_title("mcp-supervisor: gateway")
     settings = load_settings()
@@ -28,13 +31,20 @@ def main(runtime_dir: str) -> int:
         level=settings.log_level, stream=sys.stderr, format="%(asctime)s gateway %(levelname)s %(message)s"
     )
     try:
+        # Until the supervisor's snapshot arrives (it carries the validated file), start from the file itself.
         tool_config = load_tool_config(settings.config_dir)
     except ConfigError as exc:
         log.error("%s Serving every tool without overrides until it is fixed.", exc)
         tool_config = ToolConfig()
-    app = create_app(settings, Endpoints(Path(runtime_dir)), tool_config)
+    runtime = GatewayRuntime(settings, Endpoints(Path(runtime_dir)), tool_config)
+    if stdio_fds is not None:
+        return asyncio.run(_serve_stdio(runtime, *stdio_fds))
+    return _serve_http(runtime, settings)
+
+
+def _serve_http(runtime: GatewayRuntime, settings: Settings) -> int:
     config = uvicorn.Config(
-        app,
+        create_app(runtime),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
@@ -45,3 +55,13 @@ def main(runtime_dir: str) -> int:
     server = uvicorn.Server(config)
     server.run()
     return 0 if server.started else 1
+
+
+async def _serve_stdio(runtime: GatewayRuntime, in_fd: int, out_fd: int) -> int:
+    """Exit 0 when the client closes stdin: the supervisor takes that as the end of the whole tree."""
+    await runtime.start()
+    try:
+        await StdioFrontend(runtime.core, in_fd, out_fd).serve()
+    finally:
+        await runtime.stop()
+    return 0

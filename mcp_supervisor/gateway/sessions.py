@@ -20,14 +20,18 @@ OUTBOX_LIMIT = 1000
 class ClientSession:
     id: str
     principal: str
-    protocol_version: str
-    client_info: dict[str, Any]
-    capabilities: dict[str, Any]
+    # Set by `initialize`; a legacy SSE session exists (its stream is open) before that.
+    protocol_version: str = ""
+    client_info: dict[str, Any] = field(default_factory=dict)
+    capabilities: dict[str, Any] = field(default_factory=dict)
+    initialize_seen: bool = False
     initialized: bool = False
     last_active: float = field(default_factory=time.monotonic)
     outbox: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
     stream_open: bool = False
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Query string to append to the announced legacy-SSE POST endpoint (`&key=…` when auth came by query).
+    endpoint_suffix: str = ""
 
     def push(self, message: bytes) -> None:
         """Queue a server-initiated message; when a slow client lets the outbox fill, the oldest goes first."""
@@ -45,16 +49,14 @@ class SessionStore:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def create(
-        self, principal: str, protocol_version: str, client_info: dict[str, Any], capabilities: dict[str, Any]
-    ) -> ClientSession | None:
+    def create(self, principal: str) -> ClientSession | None:
         """A new session, or None when the store is full even after expiring idle sessions."""
         if len(self._sessions) >= self.max_sessions:
             self.expire_idle()
             if len(self._sessions) >= self.max_sessions:
                 return None
         # 32 random bytes, URL-safe: visible ASCII as the spec requires, and unguessable.
-        session = ClientSession(secrets.token_urlsafe(32), principal, protocol_version, client_info, capabilities)
+        session = ClientSession(secrets.token_urlsafe(32), principal)
         self._sessions[session.id] = session
         return session
 

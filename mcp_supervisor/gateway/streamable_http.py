@@ -95,9 +95,10 @@ class StreamableHttpEndpoint:
         if message.method == "initialize":
             if not message.is_request:
                 return _json(jsonrpc.error_bytes(None, jsonrpc.INVALID_REQUEST, "initialize must be a request."), 400)
-            session, reply = self.core.initialize(message, principal)
-            headers = {"Mcp-Session-Id": session.id} if session is not None else None
-            return _json(reply, 200, headers)
+            session = self.core.sessions.create(principal)
+            if session is None:
+                return _fault(503, jsonrpc.INTERNAL_ERROR, "The gateway holds too many sessions; try again later.")
+            return _json(self.core.initialize(session, message), 200, {"Mcp-Session-Id": session.id})
 
         session_or_response = self._session(request, principal)
         if isinstance(session_or_response, Response):

@@ -56,6 +56,7 @@ class SupervisorLink:
                         self._backends.on_status(old, "removed")
                     for status in statuses:
                         self._backends.on_status(status, "snapshot")
+                    self._backends.snapshot_seen = True
                 case BackendEvent(event=event, status=status):
                     self._backends.on_status(status, event)
                 case ToolConfigUpdate(data=data):

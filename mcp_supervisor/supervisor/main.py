@@ -60,8 +60,10 @@ def _sample_interval() -> float:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, stdio: bool = False) -> None:
         self.settings = settings
+        # In stdio mode the gateway speaks MCP on our stdin/stdout, handed down as these descriptors.
+        self._stdio_fds: tuple[int, int] | None = self._claim_stdio() if stdio else None
         self.endpoints: Endpoints = prepare_runtime_dir(runtime_dir_for(settings.config_dir))
         self.log_dir = Path(os.environ.get("MCP_SUPERVISOR_LOG_DIR") or self.endpoints.runtime_dir / "logs")
         self.instance = f"{self.endpoints.runtime_dir}:{os.getpid()}"
@@ -102,12 +104,8 @@ class Supervisor:
         self._spawn(self.gateway)
         for key, entry in self.servers.items():
             self._spawn(self._new_slot(key, entry))
-        log.info(
-            "Supervising %d backend(s); gateway on http://%s:%d/mcp",
-            len(self.servers),
-            self.settings.host,
-            self.settings.port,
-        )
+        where = "stdio" if self._stdio_fds else f"http://{self.settings.host}:{self.settings.port}/mcp"
+        log.info("Supervising %d backend(s); gateway on %s", len(self.servers), where)
         loops = [self._watchdog(), self._sampler(), watch_config(self.settings.config_dir, self._file_changed)]
         running = [asyncio.ensure_future(work) for work in loops]
         await self._stopping.wait()
@@ -147,6 +145,16 @@ class Supervisor:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    @staticmethod
+    def _claim_stdio() -> tuple[int, int]:
+        """Keep stdin/stdout for the gateway alone; anything else writing to our fd 1 now lands on stderr."""
+        in_fd, out_fd = os.dup(0), os.dup(1)
+        os.dup2(2, 1)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        return in_fd, out_fd
+
     # ------------------------------------------------------------------ spawning
 
     def _new_slot(self, key: str, entry: ServerEntry, generation: int = 0) -> Slot:
@@ -171,8 +179,12 @@ class Supervisor:
         slot.settled.clear()
         env = self._child_env()
         runtime_dir = str(self.endpoints.runtime_dir)
+        pass_fds: tuple[int, ...] = ()
         if slot.entry is None:
             argv = [sys.executable, "-m", "mcp_supervisor", "gateway", "--runtime-dir", runtime_dir]
+            if self._stdio_fds is not None:
+                argv += ["--stdio-fds", ",".join(map(str, self._stdio_fds))]
+                pass_fds = self._stdio_fds
         else:
             spec = WorkerSpec(
                 server=slot.entry,
@@ -185,7 +197,7 @@ class Supervisor:
             argv = [sys.executable, "-m", "mcp_supervisor", "worker"]
         read_fd, write_fd = os.pipe()
         try:
-            slot.child = ChildProcess(argv, env, write_fd)
+            slot.child = ChildProcess(argv, env, write_fd, pass_fds)
         except OSError as exc:
             os.close(read_fd)
             slot.last_error = f"cannot spawn: {exc}"
@@ -232,6 +244,9 @@ class Supervisor:
         if slot.commanded_stop or self._stopping.is_set():
             slot.state = STOPPED
             log.info("%s stopped (%s).", slot.label, slot.last_exit)
+        elif slot.is_gateway and self._stdio_fds is not None and code == 0:
+            slot.state = STOPPED  # the stdio client closed its end: the whole tree's work is done
+            self._stopping.set()
         else:
             log.warning("%s exited unexpectedly (%s).", slot.label, slot.last_exit)
             self._crashed(slot, child.started_at)
@@ -435,8 +450,8 @@ class Supervisor:
         self._background(self.control.publish(event, slot.status()))
 
 
-def run_supervisor(settings: Settings) -> int:
+def run_supervisor(settings: Settings, stdio: bool = False) -> int:
     logging.basicConfig(
         level=settings.log_level, stream=sys.stderr, format="%(asctime)s supervisor %(levelname)s %(message)s"
     )
-    return asyncio.run(Supervisor(settings).run())
+    return asyncio.run(Supervisor(settings, stdio=stdio).run())

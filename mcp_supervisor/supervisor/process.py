@@ -30,7 +30,9 @@ def describe_exit(code: int) -> str:
 
 
 class ChildProcess:
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str], output_fd: int | None = None) -> None:
+    def __init__(
+        self, argv: Sequence[str], env: Mapping[str, str], output_fd: int | None = None, pass_fds: Sequence[int] = ()
+    ) -> None:
         """`output_fd`: the write end of a capture pipe for the child's stdout and stderr (closed here)."""
         try:
             self.popen = subprocess.Popen(
@@ -41,6 +43,7 @@ class ChildProcess:
                 stderr=output_fd,
                 start_new_session=True,  # own session and process group: a SIGKILL reaches the whole group
                 close_fds=True,
+                pass_fds=tuple(pass_fds),
             )
         finally:
             if output_fd is not None:

@@ -1,0 +1,54 @@
+"""Everything the gateway runs besides its client front ends: the data plane, the core, the supervisor link.
+
+One runtime per gateway process, shared by whichever front ends serve (HTTP routes, or stdio).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from mcp_supervisor.config.models import ToolConfig
+from mcp_supervisor.config.settings import Settings
+from mcp_supervisor.gateway.backends import Backends
+from mcp_supervisor.gateway.core import GatewayCore
+from mcp_supervisor.gateway.sessions import SessionStore
+from mcp_supervisor.gateway.supervisor_link import SupervisorLink
+from mcp_supervisor.protocol.endpoints import Endpoints
+
+log = logging.getLogger("mcp_supervisor.gateway")
+
+SESSION_SWEEP_INTERVAL_S = 60.0
+
+
+class GatewayRuntime:
+    def __init__(self, settings: Settings, endpoints: Endpoints, tool_config: ToolConfig) -> None:
+        self.settings = settings
+        self.sessions = SessionStore()
+        # The core needs the backends and the backends notify the core: a late-bound callback breaks the cycle.
+        self.backends = Backends(endpoints, lambda: self.core.catalog_changed())
+        self.core = GatewayCore(settings, self.backends, self.sessions, tool_config)
+        self.supervisor = SupervisorLink(endpoints, self.backends, self.core.set_tool_config)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self.backends.start()
+        self._tasks = [
+            asyncio.create_task(self.supervisor.run(), name="supervisor-link"),
+            asyncio.create_task(self._sweep_sessions(), name="session-sweeper"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for session in self.sessions.all():
+            self.sessions.close(session.id)
+        await self.backends.close()
+        self.supervisor.close()
+
+    async def _sweep_sessions(self) -> None:
+        while True:
+            await asyncio.sleep(SESSION_SWEEP_INTERVAL_S)
+            expired = self.sessions.expire_idle()
+            if expired:
+                log.info("Closed %d idle client sessions.", expired)

@@ -1,0 +1,88 @@
+"""The stdio front end: MCP as newline-delimited JSON-RPC on a pair of file descriptors.
+
+`mcp-supervisor stdio` hands the gateway its own stdin/stdout (as inherited descriptors); everything else in
+the tree logs to stderr only, so nothing but MCP messages ever reaches the client. One client, one session;
+requests are served concurrently (a slow tool does not hold up a ping); replies are written whole, one per
+line, in the order they complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+
+from mcp_supervisor.gateway import jsonrpc
+from mcp_supervisor.gateway.core import GatewayCore
+from mcp_supervisor.gateway.jsonrpc import JsonRpcFault
+from mcp_supervisor.gateway.sessions import ClientSession
+
+log = logging.getLogger("mcp_supervisor.gateway")
+
+MAX_LINE_BYTES = 64 * 1024 * 1024
+
+
+class StdioFrontend:
+    def __init__(self, core: GatewayCore, in_fd: int, out_fd: int) -> None:
+        self.core = core
+        self._in_fd = in_fd
+        self._out = os.fdopen(out_fd, "wb", buffering=0)
+        self._write_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def _write(self, message: bytes) -> None:
+        async with self._write_lock:
+            # A blocking write on purpose: the client reads its pipe; back-pressure is the client's to apply.
+            await asyncio.to_thread(self._out.write, message + b"\n")
+
+    async def serve(self) -> None:
+        """Serve until the client closes stdin."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=MAX_LINE_BYTES)
+        await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(self._in_fd, "rb", buffering=0)
+        )
+        session = self.core.sessions.create("stdio")
+        assert session is not None
+        session.stream_open = True  # never expired for idleness: the pipe is the session
+        outbox = asyncio.create_task(self._drain_outbox(session))
+        try:
+            while True:
+                try:
+                    line = await reader.readuntil(b"\n")
+                except asyncio.IncompleteReadError as exc:
+                    if exc.partial.strip():
+                        self._start(session, exc.partial)
+                    break
+                except asyncio.LimitOverrunError:
+                    await self._write(jsonrpc.error_bytes(None, jsonrpc.INVALID_REQUEST, "Message too large."))
+                    break
+                if line.strip():
+                    self._start(session, line)
+            if self._tasks:
+                await asyncio.wait(self._tasks, timeout=5.0)
+        finally:
+            outbox.cancel()
+            self.core.sessions.close(session.id)
+            log.info("The stdio client closed its input; stopping.")
+
+    def _start(self, session: ClientSession, line: bytes) -> None:
+        task = asyncio.create_task(self._process(session, line))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _process(self, session: ClientSession, line: bytes) -> None:
+        try:
+            message = jsonrpc.classify(jsonrpc.parse_body(line))
+        except JsonRpcFault as fault:
+            await self._write(fault.to_bytes())
+            return
+        with contextlib.suppress(asyncio.CancelledError):
+            reply = await self.core.handle(session, message)
+            if reply is not None:
+                await self._write(reply)
+
+    async def _drain_outbox(self, session: ClientSession) -> None:
+        while True:
+            await self._write(await session.outbox.get())

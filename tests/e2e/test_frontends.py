@@ -1,0 +1,97 @@
+"""The legacy HTTP+SSE front end and the stdio front end, driven by the official SDK client."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp.client.sse import sse_client
+
+from tests.e2e.conftest import SUPERVISOR_CMD, RunningSupervisor, alive, stdio_fixture_entry, write_config
+from tests.helpers import async_wait_until
+
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+
+
+def text_of(result: Any) -> str:
+    return "".join(getattr(block, "text", "") for block in result.content)
+
+
+@pytest.fixture
+def secured(tmp_path: Path, supervisor_factory: Any) -> RunningSupervisor:
+    config_dir = tmp_path / "config"
+    write_config(config_dir, {"local": stdio_fixture_entry("local")}, {"local--add": {"enabled": False}})
+    sup: RunningSupervisor = supervisor_factory(config_dir, {"ALLOWED_KEYS": "sse-key", "ALLOWED_TOKENS": "sse-token"})
+    sup.wait_linked({"local"})
+    return sup
+
+
+@pytest.mark.parametrize(
+    ("suffix", "headers"),
+    [("?key=sse-key", None), ("", {"X-Api-Key": "sse-key"}), ("", {"Authorization": "Bearer sse-token"})],
+    ids=["query-key", "header-key", "bearer"],
+)
+async def test_sdk_client_over_sse(secured: RunningSupervisor, suffix: str, headers: dict[str, str] | None) -> None:
+    async with (
+        sse_client(f"{secured.base}/sse{suffix}", headers=headers) as (read, write),
+        ClientSession(read, write) as client,
+    ):
+        await client.initialize()
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        assert names == {"local--echo", "local--slow", "local--whoami"}
+        assert text_of(await client.call_tool("local--echo", {"text": "sse"})) == "local: sse"
+
+
+async def test_sse_edge_cases(secured: RunningSupervisor) -> None:
+    base = secured.base
+    async with httpx2.AsyncClient(timeout=10) as http:
+        assert (await http.get(f"{base}/sse")).status_code == 401
+        ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+        key = {"X-Api-Key": "sse-key"}
+        assert (await http.post(f"{base}/message", json=ping, headers=key)).status_code == 400
+        assert (await http.post(f"{base}/message?sessionId=nope", json=ping, headers=key)).status_code == 404
+        # A live session cannot be used with another credential, nor without any (the seed allowed that).
+        async with http.stream("GET", f"{base}/sse", headers=key) as stream:
+            lines = stream.aiter_lines()
+            assert await anext(lines) == "event: endpoint"
+            endpoint = (await anext(lines)).removeprefix("data: ")
+            assert endpoint.startswith("/message?sessionId=")
+            assert (await http.post(f"{base}{endpoint}", json=ping)).status_code == 401
+            other = {"Authorization": "Bearer sse-token"}
+            assert (await http.post(f"{base}{endpoint}", json=ping, headers=other)).status_code == 404
+            assert (await http.post(f"{base}{endpoint}", json=ping, headers=key)).status_code == 202
+            malformed = await http.post(
+                f"{base}{endpoint}", content=b"{nope", headers={**key, "content-type": "application/json"}
+            )
+            assert malformed.status_code == 400 and malformed.json()["error"]["code"] == -32700
+
+
+async def test_stdio_front_end_runs_the_tree_and_leaves_nothing(tmp_path: Path) -> None:
+    config_dir = tmp_path / "config"
+    write_config(config_dir, {"local": stdio_fixture_entry("local"), "other": stdio_fixture_entry("other")})
+    params = StdioServerParameters(command=SUPERVISOR_CMD, args=["stdio", "--config-dir", str(config_dir)])
+    with open(tmp_path / "stderr.log", "w") as errlog:
+        async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as client:
+            await client.initialize()
+            # The first listing already has every backend: the gateway waits for backends still starting.
+            names = {tool.name for tool in (await client.list_tools()).tools}
+            assert {"local--echo", "other--echo"} <= names
+            assert text_of(await client.call_tool("other--echo", {"text": "stdio"})) == "other: stdio"
+            backend = (await client.call_tool("local--whoami", {})).structured_content["pid"]
+            status = subprocess.run(
+                [SUPERVISOR_CMD, "status", "--json", "--config-dir", str(config_dir)],
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=True,
+            )
+            snapshot = json.loads(status.stdout)
+            tree = {backend, snapshot["gateway"]["pid"], *(b["pid"] for b in snapshot["backends"])}
+    # Closing stdin ends the whole tree, backends included.
+    await async_wait_until(lambda: not alive(tree), 20, what="the stdio tree to exit")
+    assert "Traceback" not in (tmp_path / "stderr.log").read_text()
