@@ -32,6 +32,8 @@ TOOLS_FILE = "tool_config.json"
 # "$" would also match before a trailing newline.
 SERVER_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
 
+NAME_PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.-]{0,64}")
+
 _TYPE_ALIASES: dict[str, TransportType] = {
     "stdio": "stdio",
     "sse": "sse",
@@ -161,6 +163,7 @@ def parse_server_entry(key: str, entry: object, source: str) -> ServerEntry:
         installDirectory=_optional_string(entry, where, "installDirectory"),
         installCommands=_string_list(entry.get("installCommands", []), where, "installCommands"),
         supervision=_supervision(_or_empty(entry, "supervision"), where),
+        namePrefix=_name_prefix(entry, where),
         extra={name: value for name, value in entry.items() if name not in SERVER_FIELDS},
     )
 
@@ -183,6 +186,15 @@ def _supervision(value: object, where: str) -> dict[str, float]:
             raise ConfigError(f'{where}: "supervision.{name}" must be a non-negative number.')
         result[name] = int(item) if name == "maxRestarts" else float(item)
     return result
+
+
+def _name_prefix(entry: dict[str, Any], where: str) -> str | None:
+    value = entry.get("namePrefix")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not NAME_PREFIX_PATTERN.fullmatch(value):
+        raise ConfigError(f'{where}: "namePrefix" must be a string of at most 64 of [A-Za-z0-9_.-] ("" for none).')
+    return value
 
 
 def effective_supervision(defaults: Supervision, entry: ServerEntry) -> Supervision:

@@ -29,6 +29,7 @@ SERVER_FIELDS: frozenset[str] = frozenset(
         "installDirectory",
         "installCommands",
         "supervision",
+        "namePrefix",
     }
 )
 
@@ -65,6 +66,8 @@ class ServerEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     installDirectory: str | None = None
     installCommands: tuple[str, ...] = ()
+    # Prefix of this backend's tool and prompt names; None = `<key><SEP>`, "" = the backend's own names.
+    namePrefix: str | None = None
     # Only the fields the file sets; merged over the global defaults by `effective_supervision`.
     supervision: dict[str, float] = msgspec.field(default_factory=dict)
     # Fields this version does not know, kept verbatim so writers can round-trip them.

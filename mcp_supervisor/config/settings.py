@@ -35,6 +35,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # How long a relayed request may wait for its backend before the client gets an error.
     request_timeout_s: float = 300.0
     enable_admin_ui: bool = False
+    # Items per page of the aggregated list methods.
+    page_size: int = 1000
     # Global supervision defaults; each server may override them in mcp_server.json.
     supervision: Supervision = Supervision()
 
@@ -114,6 +116,7 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         request_timeout_s=_float(env, "REQUEST_TIMEOUT_SECONDS", 300.0),
         enable_admin_ui=(env.get("ENABLE_ADMIN_UI") or "").strip().lower() in _TRUE,
         supervision=_supervision_from_env(env),
+        page_size=_int(env, "PAGE_SIZE", 1000, 1),
     )
 
 

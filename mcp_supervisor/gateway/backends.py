@@ -26,6 +26,7 @@ from mcp_supervisor.gateway.metrics import Metrics
 from mcp_supervisor.protocol import codec
 from mcp_supervisor.protocol.endpoints import Endpoints, configure_router
 from mcp_supervisor.protocol.messages import (
+    CATALOG_KINDS,
     BackendStatus,
     CatalogChanged,
     Forward,
@@ -52,8 +53,19 @@ class BackendLink:
     generation: int
     identity: bytes
     initialize_result: dict[str, Any]
-    tools: list[dict[str, Any]]
+    # Catalog kind (tools, resources, resource_templates, prompts) → items as the backend listed them.
+    catalog: dict[str, list[dict[str, Any]]]
+    name_prefix: str | None = None
     last_seen: float = field(default_factory=time.monotonic)
+
+    @property
+    def tools(self) -> list[dict[str, Any]]:
+        return self.catalog.get("tools", [])
+
+    @property
+    def capabilities(self) -> dict[str, Any]:
+        capabilities = self.initialize_result.get("capabilities")
+        return capabilities if isinstance(capabilities, dict) else {}
 
 
 @dataclass(slots=True)
@@ -73,8 +85,8 @@ class Backends:
         self._router.bind(endpoints.data)
         self._on_catalog_change = on_catalog_change
         self.links: dict[str, BackendLink] = {}
-        # Last tools of every backend ever linked, kept while it is down so a call names the backend.
-        self.last_tools: dict[str, list[dict[str, Any]]] = {}
+        # The last link of every backend ever linked, kept while it is down so a call names the backend.
+        self.last_links: dict[str, BackendLink] = {}
         self.statuses: dict[str, BackendStatus] = {}
         self._pending: dict[int, Pending] = {}
         self._rids = itertools.count(1)
@@ -177,7 +189,7 @@ class Backends:
         self._notify_change()
         if event == "removed":
             self.statuses.pop(status.key, None)
-            self.last_tools.pop(status.key, None)
+            self.last_links.pop(status.key, None)
         elif current is None or status.generation >= current.generation:
             self.statuses[status.key] = status
         if event in {"exited", "removed"}:
@@ -220,11 +232,10 @@ class Backends:
                         await self._send_quietly(identity, Resync())
                 case WorkerReady():
                     self._on_ready(identity, message)
-                case CatalogChanged(key=key, generation=generation, tools=tools):
+                case CatalogChanged(key=key, generation=generation, kind=kind, items=items):
                     link = self.links.get(key)
-                    if link is not None and link.generation == generation:
-                        link.tools = jsonrpc.decode_json(tools)
-                        self.last_tools[key] = link.tools
+                    if link is not None and link.generation == generation and kind in CATALOG_KINDS:
+                        link.catalog[kind] = jsonrpc.decode_json(items)
                         self._on_catalog_change()
 
     def _on_ready(self, identity: bytes, ready: WorkerReady) -> None:
@@ -241,9 +252,10 @@ class Backends:
             generation=ready.generation,
             identity=identity,
             initialize_result=jsonrpc.decode_json(ready.initialize_result),
-            tools=jsonrpc.decode_json(ready.tools),
+            catalog={kind: jsonrpc.decode_json(getattr(ready, kind)) for kind in CATALOG_KINDS},
+            name_prefix=ready.name_prefix,
         )
-        self.last_tools[ready.key] = self.links[ready.key].tools
+        self.last_links[ready.key] = self.links[ready.key]
         self._notify_change()
         log.info("Backend %s (generation %d) is linked.", ready.key, ready.generation)
         self._on_catalog_change()

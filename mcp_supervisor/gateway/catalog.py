@@ -1,9 +1,9 @@
-"""Aggregating the backends' tools into one list: prefixing, tool_config overrides, routing, collisions.
+"""Aggregating the backends' catalogs into one server: names, overrides, routes, collisions.
 
-Pure: given each backend's tools (as the backend sent them), the tool config and the separator, it computes
-the exposed list and the route of every exposed name. Every tool field is passed through; only `name` and
-(with an override) `description` change. Collisions and names outside the spec's alphabet are reported,
-never dropped silently.
+Pure: given what each backend listed (as it sent it), its name prefix, the tool config and the separator, it
+computes the exposed lists and the route of every exposed name or URI. Every item field is passed through;
+only `name` (tools, prompts) and, with an override, a tool's `description` change. Collisions and names
+outside the spec's alphabet are reported, never dropped silently.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from mcp_supervisor.config.models import ToolConfig
 
 # The spec's alphabet for tool names; always used with fullmatch ("$" would accept a trailing newline).
 TOOL_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+
+Items = Sequence[Mapping[str, Any]]
 
 
 def qualified_name(server_key: str, separator: str, tool_name: str) -> str:
@@ -37,14 +39,22 @@ class AggregatedTools:
     problems: list[str] = field(default_factory=list)
 
 
+def _prefix(prefixes: Mapping[str, str] | None, server_key: str, separator: str) -> str:
+    if prefixes is not None and server_key in prefixes:
+        return prefixes[server_key]
+    return f"{server_key}{separator}"
+
+
 def aggregate_tools(
-    catalogs: Mapping[str, Sequence[Mapping[str, Any]]],
+    catalogs: Mapping[str, Items],
     tool_config: ToolConfig,
     separator: str,
+    prefixes: Mapping[str, str] | None = None,
 ) -> AggregatedTools:
     """Backends are taken in key order, so the exposed list and collision winners are deterministic."""
     out = AggregatedTools()
     for server_key in sorted(catalogs):
+        prefix = _prefix(prefixes, server_key, separator)
         for tool in catalogs[server_key]:
             original = tool.get("name")
             if not isinstance(original, str) or not original:
@@ -55,14 +65,14 @@ def aggregate_tools(
             if override is not None and not override.enabled:
                 continue
             exposed = dict(tool)
-            name = qualified
+            name = f"{prefix}{original}"
             if override is not None and override.exposed_name:
                 if TOOL_NAME_PATTERN.fullmatch(override.exposed_name):
                     name = override.exposed_name
                 else:
                     out.problems.append(
                         f'tool_config.json: "{qualified}" has exposed name {override.exposed_name!r}, which is not '
-                        f"1-128 of [A-Za-z0-9_.-]; the tool keeps the name {qualified!r}."
+                        f"1-128 of [A-Za-z0-9_.-]; the tool keeps the name {name!r}."
                     )
             if override is not None and override.exposed_description:
                 exposed["description"] = override.exposed_description
@@ -82,4 +92,103 @@ def aggregate_tools(
             exposed["name"] = name
             out.tools.append(exposed)
             out.routes[name] = ToolRoute(server_key=server_key, original_name=original)
+    return out
+
+
+@dataclass
+class AggregatedPrompts:
+    prompts: list[dict[str, Any]] = field(default_factory=list)
+    routes: dict[str, ToolRoute] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def aggregate_prompts(
+    catalogs: Mapping[str, Items], separator: str, prefixes: Mapping[str, str] | None = None
+) -> AggregatedPrompts:
+    """Prompts are prefixed like tools (`namePrefix`, default `<key><SEP>`)."""
+    out = AggregatedPrompts()
+    for server_key in sorted(catalogs):
+        prefix = _prefix(prefixes, server_key, separator)
+        for prompt in catalogs[server_key]:
+            original = prompt.get("name")
+            if not isinstance(original, str) or not original:
+                out.problems.append(f'Backend "{server_key}" listed a prompt without a name; it is not exposed.')
+                continue
+            name = f"{prefix}{original}"
+            if name in out.routes:
+                winner = out.routes[name]
+                out.problems.append(
+                    f'Prompt name {name!r} of backend "{server_key}" collides with prompt of backend '
+                    f'"{winner.server_key}"; only the latter is exposed.'
+                )
+                continue
+            out.prompts.append({**prompt, "name": name})
+            out.routes[name] = ToolRoute(server_key=server_key, original_name=original)
+    return out
+
+
+def template_pattern(template: str) -> re.Pattern[str]:
+    """A regular expression matching the URIs an RFC 6570 template expands to (levels 1-4, no prefixes)."""
+    pattern = ""
+    position = 0
+    for match in re.finditer(r"\{([^}]*)\}", template):
+        pattern += re.escape(template[position : match.start()])
+        operator = match.group(1)[:1]
+        if operator in ("+", "#"):
+            pattern += r".*"  # reserved expansion may contain '/'
+        elif operator in ("?", "&"):
+            pattern += r"(?:[?&][^#]*)?"
+        elif operator in ("/", ".", ";"):
+            pattern += rf"(?:{re.escape(operator)}[^/?#]*)*"
+        else:
+            pattern += r"[^/?#]+"
+        position = match.end()
+    pattern += re.escape(template[position:])
+    return re.compile(pattern)
+
+
+@dataclass
+class AggregatedResources:
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    templates: list[dict[str, Any]] = field(default_factory=list)
+    routes: dict[str, str] = field(default_factory=dict)  # uri → server key
+    template_routes: list[tuple[re.Pattern[str], str]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def route(self, uri: str) -> str | None:
+        """The backend owning `uri`: an exact listed resource first, then the first matching template."""
+        owner = self.routes.get(uri)
+        if owner is not None:
+            return owner
+        for pattern, server_key in self.template_routes:
+            if pattern.fullmatch(uri):
+                return server_key
+        return None
+
+
+def aggregate_resources(resources: Mapping[str, Items], templates: Mapping[str, Items]) -> AggregatedResources:
+    """Resources keep their URIs (they are identifiers clients may store); collisions are reported."""
+    out = AggregatedResources()
+    for server_key in sorted(resources):
+        for resource in resources[server_key]:
+            uri = resource.get("uri")
+            if not isinstance(uri, str):
+                out.problems.append(f'Backend "{server_key}" listed a resource without a uri; it is not exposed.')
+                continue
+            if uri in out.routes:
+                out.problems.append(
+                    f'Resource {uri!r} of backend "{server_key}" collides with backend "{out.routes[uri]}"; '
+                    "only the latter is exposed."
+                )
+                continue
+            out.routes[uri] = server_key
+            out.resources.append(dict(resource))
+    for server_key in sorted(templates):
+        for template in templates[server_key]:
+            uri_template = template.get("uriTemplate")
+            if not isinstance(uri_template, str):
+                out.problems.append(f'Backend "{server_key}" listed a template without uriTemplate; not exposed.')
+                continue
+            out.templates.append(dict(template))
+            out.template_routes.append((template_pattern(uri_template), server_key))
     return out

@@ -5,33 +5,48 @@ Transport-agnostic: front ends hand it classified messages and a session, it han
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
-
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 
 from mcp_supervisor import __version__
 from mcp_supervisor.config.models import ToolConfig
 from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.gateway import jsonrpc
 from mcp_supervisor.gateway.backends import Backends, BackendUnavailable
-from mcp_supervisor.gateway.catalog import AggregatedTools, aggregate_tools
+from mcp_supervisor.gateway.catalog_view import CatalogView
 from mcp_supervisor.gateway.jsonrpc import Incoming, JsonRpcFault
+from mcp_supervisor.gateway.pagination import page
 from mcp_supervisor.gateway.sessions import ClientSession, SessionStore
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
-# How long after the gateway starts a tools/list may wait for backends that are still starting.
+# The handshake-era protocol versions we serve, newest first.
+HANDSHAKE_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
+# Every released version, for validating the MCP-Protocol-Version header (the stateless era is later work).
+KNOWN_PROTOCOL_VERSIONS = (*HANDSHAKE_VERSIONS, "2026-07-28")
+# How long after the gateway starts a first request may wait for backends that are still starting.
 STARTUP_WINDOW_S = 15.0
+RESOURCE_NOT_FOUND = -32002
 
-_TOOLS_LIST_CHANGED = jsonrpc.encode_json({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+_LIST_CHANGED = {
+    kind: jsonrpc.encode_json({"jsonrpc": "2.0", "method": f"notifications/{kind}/list_changed"})
+    for kind in ("tools", "prompts", "resources")
+}
+# List method → (catalog attribute, result field).
+_LISTS = {
+    "tools/list": ("tools", "tools"),
+    "prompts/list": ("prompts", "prompts"),
+    "resources/list": ("resources", "resources"),
+    "resources/templates/list": ("templates", "resourceTemplates"),
+}
 
 
 def negotiate_version(requested: object) -> str:
     """Echo a version we speak; otherwise answer with our latest and let the client decide."""
-    if isinstance(requested, str) and requested in HANDSHAKE_PROTOCOL_VERSIONS:
+    if isinstance(requested, str) and requested in HANDSHAKE_VERSIONS:
         return requested
-    return LATEST_HANDSHAKE_VERSION
+    return HANDSHAKE_VERSIONS[0]
 
 
 class GatewayCore:
@@ -39,41 +54,25 @@ class GatewayCore:
         self.settings = settings
         self.backends = backends
         self.sessions = sessions
-        self._tool_config = tool_config
-        self._tools: AggregatedTools | None = None
-        self._tools_result: bytes | None = None
+        self.catalog = CatalogView(settings.separator, tool_config)
 
     # ------------------------------------------------------------------ catalog
 
     def catalog_changed(self) -> None:
-        """A backend came, went or changed its tools: rebuild lazily and tell every client session."""
-        self._tools = None
-        self._tools_result = None
-        self.sessions.broadcast(_TOOLS_LIST_CHANGED)
+        """A backend came, went or changed its catalog: rebuild lazily and tell every client session."""
+        self.catalog.update(self.backends.links)
+        for message in _LIST_CHANGED.values():
+            self.sessions.broadcast(message)
 
     def set_tool_config(self, tool_config: ToolConfig) -> None:
-        if tool_config == self._tool_config:
+        if tool_config == self.catalog.tool_config:
             return  # the same file again (a snapshot after a gateway restart): nothing to announce
-        self._tool_config = tool_config
-        self.catalog_changed()
-
-    @property
-    def tools(self) -> AggregatedTools:
-        if self._tools is None:
-            catalogs = {key: link.tools for key, link in self.backends.links.items()}
-            self._tools = aggregate_tools(catalogs, self._tool_config, self.settings.separator)
-            for problem in self._tools.problems:
-                log.warning("%s", problem)
-        return self._tools
-
-    def _tools_list_result(self) -> bytes:
-        if self._tools_result is None:
-            self._tools_result = jsonrpc.encode_json({"tools": self.tools.tools})
-        return self._tools_result
+        self.catalog.update(self.backends.links, tool_config)
+        self.sessions.broadcast(_LIST_CHANGED["tools"])
 
     # ------------------------------------------------------------------ lifecycle
 
-    def initialize(self, session: ClientSession, message: Incoming) -> bytes:
+    async def initialize(self, session: ClientSession, message: Incoming) -> bytes:
         """Negotiate the version and record what the client is, for this session only."""
         assert message.id is not None
         if session.initialize_seen:
@@ -85,9 +84,10 @@ class GatewayCore:
         session.client_info = client_info if isinstance(client_info, dict) else {}
         session.capabilities = capabilities if isinstance(capabilities, dict) else {}
         session.initialize_seen = True
+        await self.backends.settle_startup(STARTUP_WINDOW_S)  # so capabilities reflect every backend
         result = {
             "protocolVersion": session.protocol_version,
-            "capabilities": {"tools": {"listChanged": True}},
+            "capabilities": self.catalog.capabilities(),
             "serverInfo": {"name": "mcp-supervisor", "version": __version__},
         }
         return jsonrpc.result_bytes(message.id, result)
@@ -95,7 +95,7 @@ class GatewayCore:
     async def handle(self, session: ClientSession, message: Incoming) -> bytes | None:
         """Any client message; the reply for a request, None for a notification or a response."""
         if message.method == "initialize" and message.id is not None:
-            return self.initialize(session, message)
+            return await self.initialize(session, message)
         if message.is_request:
             return await self.handle_request(session, message)
         await self.handle_notification(session, message)
@@ -106,47 +106,124 @@ class GatewayCore:
     async def handle_notification(self, session: ClientSession, message: Incoming) -> None:
         if message.method == "notifications/initialized":
             session.initialized = True
-        # notifications/cancelled and the rest are relayed by later work; unknown notifications are ignored,
-        # as JSON-RPC requires.
+        # Other notifications are relayed by later work; unknown ones are ignored, as JSON-RPC requires.
 
     async def handle_request(self, session: ClientSession, message: Incoming) -> bytes:
         assert message.id is not None and message.method is not None
+        request_id = message.id
         try:
             match message.method:
                 case "ping":
-                    return jsonrpc.result_bytes(message.id, {})
-                case "tools/list":
-                    await self.backends.settle_startup(STARTUP_WINDOW_S)
-                    return jsonrpc.spliced_result(message.id, self._tools_list_result())
+                    return jsonrpc.result_bytes(request_id, {})
+                case method if method in _LISTS:
+                    return await self._list(request_id, method, message.params)
                 case "tools/call":
-                    return await self._call_tool(message)
+                    return await self._call_tool(request_id, message.params)
+                case "prompts/get":
+                    return await self._get_prompt(request_id, message.params)
+                case "resources/read" | "resources/subscribe" | "resources/unsubscribe":
+                    return await self._by_uri(request_id, message.method, message.params)
+                case "completion/complete":
+                    return await self._complete(request_id, message.params)
+                case "logging/setLevel":
+                    return await self._set_level(session, request_id, message.params)
                 case "initialize":
                     raise JsonRpcFault(jsonrpc.INVALID_REQUEST, "The session is already initialized.")
                 case method:
                     raise JsonRpcFault(jsonrpc.METHOD_NOT_FOUND, f"Method not found: {method}.")
         except JsonRpcFault as fault:
-            return jsonrpc.error_bytes(message.id, fault.code, fault.message)
+            return jsonrpc.error_bytes(request_id, fault.code, fault.message)
         except BackendUnavailable as exc:
-            return jsonrpc.error_bytes(message.id, jsonrpc.BACKEND_UNAVAILABLE, str(exc), {"backend": exc.key})
+            return jsonrpc.error_bytes(request_id, jsonrpc.BACKEND_UNAVAILABLE, str(exc), {"backend": exc.key})
 
-    async def _call_tool(self, message: Incoming) -> bytes:
-        assert message.id is not None
-        params = message.params
+    async def _list(self, request_id: jsonrpc.RequestId, method: str, params: dict[str, Any]) -> bytes:
+        await self.backends.settle_startup(STARTUP_WINDOW_S)
+        attribute, field = _LISTS[method]
+        cursor = params.get("cursor")
+        if cursor is None:
+            cached = self.catalog.cached_first_page(method)
+            if cached is not None:
+                return jsonrpc.spliced_result(request_id, cached)
+        holder = self.catalog.resources if attribute in ("resources", "templates") else getattr(self.catalog, attribute)
+        items = getattr(holder, attribute)
+        encoded = jsonrpc.encode_json(page(items, field, cursor, self.settings.page_size))
+        if cursor is None:
+            self.catalog.cache_first_page(method, encoded)
+        return jsonrpc.spliced_result(request_id, encoded)
+
+    async def _forward(
+        self, request_id: jsonrpc.RequestId, key: str, method: str, params: dict[str, Any] | None
+    ) -> bytes:
+        result, error = await self.backends.call(key, method, params, self.settings.request_timeout_s)
+        if error:
+            return jsonrpc.spliced_error(request_id, error)
+        return jsonrpc.spliced_result(request_id, result)
+
+    def _down_links(self) -> dict[str, Any]:
+        return {k: link for k, link in self.backends.last_links.items() if k not in self.backends.links}
+
+    async def _call_tool(self, request_id: jsonrpc.RequestId, params: dict[str, Any]) -> bytes:
         name = params.get("name")
         if not isinstance(name, str):
             raise JsonRpcFault(jsonrpc.INVALID_PARAMS, 'Invalid params: tools/call needs a string "name".')
-        route = self.tools.routes.get(name)
+        route = self.catalog.tools.routes.get(name)
         if route is None:
-            down = {k: tools for k, tools in self.backends.last_tools.items() if k not in self.backends.links}
-            stale = aggregate_tools(down, self._tool_config, self.settings.separator).routes.get(name)
+            stale = self.catalog.tools_of(self._down_links()).routes.get(name)
             if stale is not None:
                 # A tool of a backend that is down (restarting, crashed): say which backend, not "unknown".
                 self.backends.require_link(stale.server_key)
             raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Unknown tool: {name!r} is not exposed by this gateway.")
-        forwarded: dict[str, Any] = {**params, "name": route.original_name}
-        result, error = await self.backends.call(
-            route.server_key, "tools/call", forwarded, self.settings.request_timeout_s
+        return await self._forward(request_id, route.server_key, "tools/call", {**params, "name": route.original_name})
+
+    async def _get_prompt(self, request_id: jsonrpc.RequestId, params: dict[str, Any]) -> bytes:
+        name = params.get("name")
+        if not isinstance(name, str):
+            raise JsonRpcFault(jsonrpc.INVALID_PARAMS, 'Invalid params: prompts/get needs a string "name".')
+        route = self.catalog.prompts.routes.get(name)
+        if route is None:
+            stale = self.catalog.prompts_of(self._down_links()).routes.get(name)
+            if stale is not None:
+                self.backends.require_link(stale.server_key)
+            raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Unknown prompt: {name!r} is not exposed by this gateway.")
+        return await self._forward(request_id, route.server_key, "prompts/get", {**params, "name": route.original_name})
+
+    def _resource_owner(self, uri: object) -> str:
+        if not isinstance(uri, str):
+            raise JsonRpcFault(jsonrpc.INVALID_PARAMS, 'Invalid params: a string "uri" is required.')
+        owner = self.catalog.resources.route(uri)
+        if owner is None:
+            raise JsonRpcFault(RESOURCE_NOT_FOUND, f"Resource not found: no backend serves {uri!r}.")
+        return owner
+
+    async def _by_uri(self, request_id: jsonrpc.RequestId, method: str, params: dict[str, Any]) -> bytes:
+        return await self._forward(request_id, self._resource_owner(params.get("uri")), method, params)
+
+    async def _complete(self, request_id: jsonrpc.RequestId, params: dict[str, Any]) -> bytes:
+        ref = params.get("ref")
+        if not isinstance(ref, dict):
+            raise JsonRpcFault(jsonrpc.INVALID_PARAMS, 'Invalid params: completion/complete needs a "ref" object.')
+        if ref.get("type") == "ref/prompt":
+            route = self.catalog.prompts.routes.get(str(ref.get("name")))
+            if route is None:
+                raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Unknown prompt: {ref.get('name')!r}.")
+            forwarded = {**params, "ref": {**ref, "name": route.original_name}}
+            return await self._forward(request_id, route.server_key, "completion/complete", forwarded)
+        if ref.get("type") == "ref/resource":
+            return await self._forward(request_id, self._resource_owner(ref.get("uri")), "completion/complete", params)
+        raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Invalid params: unknown ref type {ref.get('type')!r}.")
+
+    async def _set_level(self, session: ClientSession, request_id: jsonrpc.RequestId, params: dict[str, Any]) -> bytes:
+        """Fan out to every backend that logs; the gateway answers once they all have."""
+        level = params.get("level")
+        if not isinstance(level, str):
+            raise JsonRpcFault(jsonrpc.INVALID_PARAMS, 'Invalid params: logging/setLevel needs a string "level".')
+        session.log_level = level
+        keys = [key for key, link in self.backends.links.items() if "logging" in link.capabilities]
+        timeout = self.settings.request_timeout_s
+        outcomes = await asyncio.gather(
+            *(self.backends.call(key, "logging/setLevel", params, timeout) for key in keys), return_exceptions=True
         )
-        if error:
-            return jsonrpc.spliced_error(message.id, error)
-        return jsonrpc.spliced_result(message.id, result)
+        for key, outcome in zip(keys, outcomes, strict=True):
+            if isinstance(outcome, BaseException) or outcome[1]:
+                log.warning("Backend %s did not accept logging/setLevel: %r", key, outcome)
+        return jsonrpc.result_bytes(request_id, {})

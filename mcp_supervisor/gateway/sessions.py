@@ -30,6 +30,8 @@ class ClientSession:
     outbox: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
     stream_open: bool = False
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    # The level set by this client's logging/setLevel; backend log messages below it are not sent to it.
+    log_level: str = ""
     # Query string to append to the announced legacy-SSE POST endpoint (`&key=…` when auth came by query).
     endpoint_suffix: str = ""
 

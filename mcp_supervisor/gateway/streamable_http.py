@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from mcp_types.version import KNOWN_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from mcp_supervisor.gateway import jsonrpc
-from mcp_supervisor.gateway.core import GatewayCore
+from mcp_supervisor.gateway.core import KNOWN_PROTOCOL_VERSIONS, GatewayCore
 from mcp_supervisor.gateway.edge import EdgeChecks, read_body
 from mcp_supervisor.gateway.jsonrpc import JsonRpcFault
 from mcp_supervisor.gateway.sessions import ClientSession
@@ -98,7 +97,7 @@ class StreamableHttpEndpoint:
             session = self.core.sessions.create(principal)
             if session is None:
                 return _fault(503, jsonrpc.INTERNAL_ERROR, "The gateway holds too many sessions; try again later.")
-            return _json(self.core.initialize(session, message), 200, {"Mcp-Session-Id": session.id})
+            return _json(await self.core.initialize(session, message), 200, {"Mcp-Session-Id": session.id})
 
         session_or_response = self._session(request, principal)
         if isinstance(session_or_response, Response):

@@ -26,16 +26,26 @@ class WorkerReady(_Envelope, tag="ready"):
     pid: int
     # The backend's InitializeResult as JSON (protocolVersion, capabilities, serverInfo, instructions).
     initialize_result: bytes = b"{}"
-    # JSON array of the backend's tools, every field as the backend sent it.
+    # JSON arrays of the backend's catalog, every field as the backend sent it.
     tools: bytes = b"[]"
+    resources: bytes = b"[]"
+    resource_templates: bytes = b"[]"
+    prompts: bytes = b"[]"
+    # The server entry's `namePrefix`; None means the default `<key><SEP>`.
+    name_prefix: str | None = None
+
+
+# The catalog kinds a worker publishes, as named in WorkerReady and CatalogChanged.
+CATALOG_KINDS = ("tools", "resources", "resource_templates", "prompts")
 
 
 class CatalogChanged(_Envelope, tag="catalog"):
-    """The backend's tool list changed (`notifications/tools/list_changed`); `tools` is the new JSON array."""
+    """One kind of the backend's catalog changed (a `*/list_changed`); `items` is the new JSON array."""
 
     key: str
     generation: int
-    tools: bytes = b"[]"
+    kind: str = "tools"
+    items: bytes = b"[]"
 
 
 class Reply(_Envelope, tag="reply"):

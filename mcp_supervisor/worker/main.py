@@ -25,6 +25,7 @@ from mcp_supervisor.errors import BackendError, ProtocolError
 from mcp_supervisor.protocol import codec
 from mcp_supervisor.protocol.endpoints import Endpoints, configure_dealer
 from mcp_supervisor.protocol.messages import (
+    CATALOG_KINDS,
     CatalogChanged,
     Forward,
     Heartbeat,
@@ -86,22 +87,24 @@ class Worker:
     async def _run_backend(self) -> None:
         timeout = self.spec.init_timeout_s
         async with open_backend(self.spec.server) as connection:
-            relay = BackendRelay(connection, self._send_data, lambda: self._refresh_tools(relay, timeout))
+            relay = BackendRelay(connection, self._send_data, lambda kind: self._refresh(relay, kind, timeout))
             self._relay = relay
             pump = asyncio.create_task(relay.pump())
             try:
                 init = await _race(pump, relay.initialize(timeout))
-                tools = await _race(pump, relay.list_tools(timeout))
+                catalog = {kind: await _race(pump, relay.list_all(kind, timeout)) for kind in CATALOG_KINDS}
                 self._ready = WorkerReady(
                     key=self.key,
                     generation=self.spec.generation,
                     pid=os.getpid(),
                     initialize_result=msgspec.json.encode(init),
-                    tools=msgspec.json.encode(tools),
+                    name_prefix=self.spec.server.namePrefix,
+                    **{kind: msgspec.json.encode(items) for kind, items in catalog.items()},
                 )
                 await self._send_data(self._ready)
-                await self._report("ready", f"{len(tools)} tools")
-                log.info("Backend %s is ready with %d tools.", self.key, len(tools))
+                summary = ", ".join(f"{len(items)} {kind.replace('_', ' ')}" for kind, items in catalog.items())
+                await self._report("ready", summary)
+                log.info("Backend %s is ready: %s.", self.key, summary)
                 await self._serve(relay, pump)
             finally:
                 pump.cancel()
@@ -112,16 +115,15 @@ class Worker:
             await asyncio.wait_for(self._report("failed", reason), 1.0)
         return EXIT_BACKEND_FAILED
 
-    async def _refresh_tools(self, relay: BackendRelay, timeout: float) -> None:
+    async def _refresh(self, relay: BackendRelay, kind: str, timeout: float) -> None:
         try:
-            tools = await relay.list_tools(timeout)
+            items = msgspec.json.encode(await relay.list_all(kind, timeout))
         except BackendError as exc:
-            log.warning("Could not refresh the tools of %s: %s", self.key, exc)
+            log.warning("Could not refresh the %s of %s: %s", kind, self.key, exc)
             return
-        changed = CatalogChanged(key=self.key, generation=self.spec.generation, tools=msgspec.json.encode(tools))
         if self._ready is not None:
-            self._ready = msgspec.structs.replace(self._ready, tools=changed.tools)
-        await self._send_data(changed)
+            self._ready = msgspec.structs.replace(self._ready, **{kind: items})
+        await self._send_data(CatalogChanged(key=self.key, generation=self.spec.generation, kind=kind, items=items))
 
     async def _serve(self, relay: BackendRelay, pump: asyncio.Task[None]) -> None:
         stop = asyncio.ensure_future(self.stop_requested.wait())

@@ -44,6 +44,25 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
 
+# Catalog kind → (list method, result field, capability the backend must declare).
+CATALOG_METHODS = {
+    "tools": ("tools/list", "tools", "tools"),
+    "resources": ("resources/list", "resources", "resources"),
+    "resource_templates": ("resources/templates/list", "resourceTemplates", "resources"),
+    "prompts": ("prompts/list", "prompts", "prompts"),
+}
+# Which kinds a `notifications/<x>/list_changed` refreshes.
+LIST_CHANGED = {
+    "notifications/tools/list_changed": ("tools",),
+    "notifications/resources/list_changed": ("resources", "resource_templates"),
+    "notifications/prompts/list_changed": ("prompts",),
+}
+
+
+class BackendMethodMissing(BackendError):
+    """The backend answered -32601 to one of our own requests."""
+
+
 class BackendClosed(BackendError):
     """The backend connection ended (process exited, HTTP stream closed)."""
 
@@ -53,11 +72,12 @@ class BackendRelay:
         self,
         connection: BackendConnection,
         send_reply: Callable[[Reply], Awaitable[None]],
-        on_tools_changed: Callable[[], Coroutine[Any, Any, None]],
+        on_list_changed: Callable[[str], Coroutine[Any, Any, None]],
     ) -> None:
         self._connection = connection
         self._send_reply = send_reply
-        self._on_tools_changed = on_tools_changed
+        self._on_list_changed = on_list_changed
+        self.capabilities: dict[str, Any] = {}
         self._own_ids = itertools.count(1)
         self._own_pending: dict[str, asyncio.Future[Envelope]] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -99,7 +119,8 @@ class BackendRelay:
             self._own_pending.pop(request_id, None)
         if len(reply.error):
             error = _decode(reply.error)
-            raise BackendError(f"The backend answered {method} with error {error.get('code')}: {error.get('message')}")
+            kind = BackendMethodMissing if error.get("code") == METHOD_NOT_FOUND else BackendError
+            raise kind(f"The backend answered {method} with error {error.get('code')}: {error.get('message')}")
         return _decode(reply.result)
 
     async def notify(self, method: str) -> None:
@@ -120,20 +141,28 @@ class BackendRelay:
         if version not in HANDSHAKE_VERSIONS:
             raise BackendError(f"The backend chose protocol version {version!r}, which this worker does not speak.")
         self._connection.negotiated(str(version))
+        capabilities = result.get("capabilities")
+        self.capabilities = capabilities if isinstance(capabilities, dict) else {}
         await self.notify("notifications/initialized")
         return dict(result)
 
-    async def list_tools(self, timeout: float) -> list[Any]:
-        """Every page of the backend's tools, concatenated."""
-        tools: list[Any] = []
+    async def list_all(self, kind: str, timeout: float) -> list[Any]:
+        """Every page of one catalog kind, concatenated; [] when the backend does not offer it."""
+        method, field, capability = CATALOG_METHODS[kind]
+        if capability not in self.capabilities:
+            return []
+        items: list[Any] = []
         cursor: str | None = None
         for _ in range(10_000):
-            result = await self.request("tools/list", {"cursor": cursor} if cursor else None, timeout)
-            tools.extend(result.get("tools") or [])
+            try:
+                result = await self.request(method, {"cursor": cursor} if cursor else None, timeout)
+            except BackendMethodMissing:
+                return items  # e.g. resources without templates
+            items.extend(result.get(field) or [])
             cursor = result.get("nextCursor")
             if not cursor:
-                return tools
-        raise BackendError("The backend's tools/list pagination did not end after 10000 pages.")
+                return items
+        raise BackendError(f"The backend's {method} pagination did not end after 10000 pages.")
 
     # ------------------------------------------------------------------ incoming
 
@@ -165,10 +194,11 @@ class BackendRelay:
             case Envelope(method=method, id=request_id) if request_id is not None:
                 error = {"code": METHOD_NOT_FOUND, "message": f"The gateway does not relay {method} yet."}
                 await self._connection.send(_encode({"jsonrpc": "2.0", "id": request_id, "error": error}))
-            case Envelope(method="notifications/tools/list_changed"):
-                task = asyncio.create_task(self._on_tools_changed())
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+            case Envelope(method=str() as method) if method in LIST_CHANGED:
+                for kind in LIST_CHANGED[method]:
+                    task = asyncio.create_task(self._on_list_changed(kind))
+                    self._background.add(task)
+                    task.add_done_callback(self._background.discard)
             case Envelope(method=str() as method):
                 log.debug("Ignoring backend notification %s", method)
             case _:

@@ -56,7 +56,7 @@ CASES: list[tuple[msgspec.Struct, Decoder]] = [
         codec.decode_worker_to_gateway,
     ),
     (WorkerReady(key="k", generation=0, pid=1), codec.decode_worker_to_gateway),
-    (CatalogChanged(key="fs", generation=7, tools=BINARY), codec.decode_worker_to_gateway),
+    (CatalogChanged(key="fs", generation=7, kind="prompts", items=BINARY), codec.decode_worker_to_gateway),
     (CatalogChanged(key="fs", generation=7), codec.decode_worker_to_gateway),
     (Reply(rid=12, result=BINARY), codec.decode_worker_to_gateway),
     (Reply(rid=13, error=b'{"code":-1,"message":"x"}'), codec.decode_worker_to_gateway),
