@@ -23,14 +23,17 @@ import zmq.asyncio
 from mcp_supervisor.errors import ProtocolError
 from mcp_supervisor.gateway import jsonrpc
 from mcp_supervisor.gateway.metrics import Metrics
+from mcp_supervisor.gateway.sessions import ClientSession
 from mcp_supervisor.protocol import codec
 from mcp_supervisor.protocol.endpoints import Endpoints, configure_router
 from mcp_supervisor.protocol.messages import (
     CATALOG_KINDS,
+    BackendMessage,
     BackendStatus,
     CatalogChanged,
     Forward,
     Heartbeat,
+    Notify,
     Reply,
     Resync,
     WorkerReady,
@@ -68,17 +71,34 @@ class BackendLink:
         return capabilities if isinstance(capabilities, dict) else {}
 
 
+@dataclass(eq=False)
+class CallContext:
+    """Where a relayed request came from, and how to deliver messages related to it (progress, …)."""
+
+    session: ClientSession
+    request_id: jsonrpc.RequestId
+    emit: Callable[[bytes], None]
+
+
 @dataclass(slots=True)
 class Pending:
     key: str
     generation: int
     future: asyncio.Future[tuple[bytes, bytes]]
+    context: CallContext | None = None
+    progress_token: object = None  # the client's own token, restored on the way back
 
 
 class Backends:
     """Registry of live backend links, plus the supervisor's view of every configured backend."""
 
-    def __init__(self, endpoints: Endpoints, on_catalog_change: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        on_catalog_change: Callable[[], None],
+        on_backend_message: Callable[[str, dict[str, Any]], None] = lambda key, message: None,
+    ) -> None:
+        self._on_backend_message = on_backend_message
         self._ctx = zmq.asyncio.Context.instance()
         self._router = self._ctx.socket(zmq.ROUTER)
         configure_router(self._router)
@@ -114,16 +134,34 @@ class Backends:
             raise BackendUnavailable(key, self._describe_down(key))
         return link
 
-    async def call(self, key: str, method: str, params: dict[str, Any] | None, timeout: float) -> tuple[bytes, bytes]:
-        """Forward one request; return (raw result JSON, raw error JSON), exactly one of them non-empty."""
+    async def call(
+        self,
+        key: str,
+        method: str,
+        params: dict[str, Any] | None,
+        timeout: float,
+        context: CallContext | None = None,
+    ) -> tuple[bytes, bytes]:
+        """Forward one request; return (raw result JSON, raw error JSON), exactly one of them non-empty.
+
+        A client's progress token is replaced by the rid (unique gateway-wide, so tokens of different
+        sessions never collide on the shared backend) and restored on every progress notification.
+        """
         link = self.require_link(key)
         rid = next(self._rids)
+        pending = Pending(key, link.generation, asyncio.get_running_loop().create_future(), context)
+        meta = params.get("_meta") if params is not None else None
+        if params is not None and isinstance(meta, dict) and "progressToken" in meta:
+            pending.progress_token = meta["progressToken"]
+            params = {**params, "_meta": {**meta, "progressToken": rid}}
         request: dict[str, Any] = {"jsonrpc": "2.0", "id": rid, "method": method}
         if params is not None:
             request["params"] = params
         frame = codec.encode(Forward(rid=rid, body=jsonrpc.encode_json(request)))
-        future: asyncio.Future[tuple[bytes, bytes]] = asyncio.get_running_loop().create_future()
-        self._pending[rid] = Pending(key, link.generation, future)
+        future = pending.future
+        self._pending[rid] = pending
+        if context is not None:
+            context.session.in_flight[context.request_id] = rid
         started = time.perf_counter()
         failed = True
         try:
@@ -138,7 +176,24 @@ class Backends:
             raise BackendUnavailable(key, f"no answer within {timeout:g} s") from None
         finally:
             self._pending.pop(rid, None)
+            if context is not None:
+                context.session.in_flight.pop(context.request_id, None)
             self.metrics.observe(key, time.perf_counter() - started, failed)
+
+    async def cancel(self, rid: int, reason: str) -> None:
+        """The client cancelled: tell the backend, and end the waiting request (its reply is not wanted)."""
+        pending = self._pending.get(rid)
+        if pending is None:
+            return
+        link = self.links.get(pending.key)
+        if link is not None and link.generation == pending.generation:
+            notice = {
+                "jsonrpc": "2.0",
+                "method": "notifications/cancelled",
+                "params": {"requestId": rid, "reason": reason},
+            }
+            await self._send_quietly(link.identity, Notify(body=jsonrpc.encode_json(notice)))
+        self._fail(rid, jsonrpc.REQUEST_CANCELLED, f"Request cancelled by the client: {reason}")
 
     def _notify_change(self) -> None:
         self._changed.set()
@@ -232,11 +287,31 @@ class Backends:
                         await self._send_quietly(identity, Resync())
                 case WorkerReady():
                     self._on_ready(identity, message)
+                case BackendMessage(key=key, body=body):
+                    self._route_backend_message(key, body)
                 case CatalogChanged(key=key, generation=generation, kind=kind, items=items):
                     link = self.links.get(key)
                     if link is not None and link.generation == generation and kind in CATALOG_KINDS:
                         link.catalog[kind] = jsonrpc.decode_json(items)
                         self._on_catalog_change()
+
+    def _route_backend_message(self, key: str, body: bytes) -> None:
+        try:
+            message = jsonrpc.decode_json(body)
+        except Exception:
+            log.warning("Backend %s sent an undecodable message.", key)
+            return
+        if not isinstance(message, dict):
+            return
+        params = message.get("params")
+        if message.get("method") == "notifications/progress" and isinstance(params, dict):
+            token = params.get("progressToken")
+            pending = self._pending.get(token) if isinstance(token, int) else None
+            if pending is not None and pending.context is not None and pending.key == key:
+                restored = {**message, "params": {**params, "progressToken": pending.progress_token}}
+                pending.context.emit(jsonrpc.encode_json(restored))
+            return  # progress for a request that has ended (or was never ours) goes nowhere
+        self._on_backend_message(key, message)
 
     def _on_ready(self, identity: bytes, ready: WorkerReady) -> None:
         current = self.links.get(ready.key)

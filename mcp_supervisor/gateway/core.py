@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from mcp_supervisor import __version__
 from mcp_supervisor.config.models import ToolConfig
 from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.gateway import jsonrpc
-from mcp_supervisor.gateway.backends import Backends, BackendUnavailable
+from mcp_supervisor.gateway.backends import Backends, BackendUnavailable, CallContext
 from mcp_supervisor.gateway.catalog_view import CatalogView
 from mcp_supervisor.gateway.jsonrpc import Incoming, JsonRpcFault
 from mcp_supervisor.gateway.pagination import page
@@ -28,6 +29,11 @@ KNOWN_PROTOCOL_VERSIONS = (*HANDSHAKE_VERSIONS, "2026-07-28")
 # How long after the gateway starts a first request may wait for backends that are still starting.
 STARTUP_WINDOW_S = 15.0
 RESOURCE_NOT_FOUND = -32002
+# RFC 5424 severities as MCP names them, least severe first.
+LOG_LEVELS = {
+    name: rank
+    for rank, name in enumerate(("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"))
+}
 
 _LIST_CHANGED = {
     kind: jsonrpc.encode_json({"jsonrpc": "2.0", "method": f"notifications/{kind}/list_changed"})
@@ -92,25 +98,61 @@ class GatewayCore:
         }
         return jsonrpc.result_bytes(message.id, result)
 
-    async def handle(self, session: ClientSession, message: Incoming) -> bytes | None:
-        """Any client message; the reply for a request, None for a notification or a response."""
+    async def handle(
+        self, session: ClientSession, message: Incoming, emit: Callable[[bytes], None] | None = None
+    ) -> bytes | None:
+        """Any client message; the reply for a request, None for a notification or a response.
+
+        `emit` delivers messages related to this request (progress) before the reply; by default they go
+        wherever the session's server-initiated messages go.
+        """
         if message.method == "initialize" and message.id is not None:
             return await self.initialize(session, message)
         if message.is_request:
-            return await self.handle_request(session, message)
+            return await self.handle_request(session, message, emit)
         await self.handle_notification(session, message)
         return None
 
     # ------------------------------------------------------------------ messages
 
     async def handle_notification(self, session: ClientSession, message: Incoming) -> None:
-        if message.method == "notifications/initialized":
-            session.initialized = True
-        # Other notifications are relayed by later work; unknown ones are ignored, as JSON-RPC requires.
+        match message.method:
+            case "notifications/initialized":
+                session.initialized = True
+            case "notifications/cancelled":
+                request_id = message.params.get("requestId")
+                rid = session.in_flight.get(request_id) if isinstance(request_id, (int, str)) else None
+                if rid is not None:
+                    await self.backends.cancel(rid, str(message.params.get("reason") or "no reason given"))
+            case _:
+                pass  # unknown notifications are ignored, as JSON-RPC requires
 
-    async def handle_request(self, session: ClientSession, message: Incoming) -> bytes:
+    def on_backend_message(self, key: str, message: dict[str, Any]) -> None:
+        """A backend notification that is not tied to one request: route it to the sessions it concerns."""
+        params = message.get("params") if isinstance(message.get("params"), dict) else {}
+        assert isinstance(params, dict)
+        match message.get("method"):
+            case "notifications/message":
+                level = LOG_LEVELS.get(str(params.get("level")), 0)
+                encoded = jsonrpc.encode_json(message)
+                for session in self.sessions.all():
+                    if session.initialized and level >= LOG_LEVELS.get(session.log_level, 0):
+                        session.push(encoded)
+            case "notifications/resources/updated":
+                uri = params.get("uri")
+                encoded = jsonrpc.encode_json(message)
+                for session in self.sessions.all():
+                    if uri in session.subscriptions:
+                        session.push(encoded)  # subscribers only
+            case method:
+                log.debug("Backend %s sent %s; nothing routes it.", key, method)
+
+    async def handle_request(
+        self, session: ClientSession, message: Incoming, emit: Callable[[bytes], None] | None = None
+    ) -> bytes:
         assert message.id is not None and message.method is not None
         request_id = message.id
+        context = CallContext(session, request_id, emit or session.push)
         try:
             match message.method:
                 case "ping":
@@ -118,13 +160,15 @@ class GatewayCore:
                 case method if method in _LISTS:
                     return await self._list(request_id, method, message.params)
                 case "tools/call":
-                    return await self._call_tool(request_id, message.params)
+                    return await self._call_tool(context, message.params)
                 case "prompts/get":
-                    return await self._get_prompt(request_id, message.params)
-                case "resources/read" | "resources/subscribe" | "resources/unsubscribe":
-                    return await self._by_uri(request_id, message.method, message.params)
+                    return await self._get_prompt(context, message.params)
+                case "resources/read":
+                    return await self._by_uri(context, message.method, message.params)
+                case "resources/subscribe" | "resources/unsubscribe":
+                    return await self._subscription(context, message.method, message.params)
                 case "completion/complete":
-                    return await self._complete(request_id, message.params)
+                    return await self._complete(context, message.params)
                 case "logging/setLevel":
                     return await self._set_level(session, request_id, message.params)
                 case "initialize":
@@ -151,18 +195,16 @@ class GatewayCore:
             self.catalog.cache_first_page(method, encoded)
         return jsonrpc.spliced_result(request_id, encoded)
 
-    async def _forward(
-        self, request_id: jsonrpc.RequestId, key: str, method: str, params: dict[str, Any] | None
-    ) -> bytes:
-        result, error = await self.backends.call(key, method, params, self.settings.request_timeout_s)
+    async def _forward(self, context: CallContext, key: str, method: str, params: dict[str, Any] | None) -> bytes:
+        result, error = await self.backends.call(key, method, params, self.settings.request_timeout_s, context)
         if error:
-            return jsonrpc.spliced_error(request_id, error)
-        return jsonrpc.spliced_result(request_id, result)
+            return jsonrpc.spliced_error(context.request_id, error)
+        return jsonrpc.spliced_result(context.request_id, result)
 
     def _down_links(self) -> dict[str, Any]:
         return {k: link for k, link in self.backends.last_links.items() if k not in self.backends.links}
 
-    async def _call_tool(self, request_id: jsonrpc.RequestId, params: dict[str, Any]) -> bytes:
+    async def _call_tool(self, context: CallContext, params: dict[str, Any]) -> bytes:
         name = params.get("name")
         if not isinstance(name, str):
             raise JsonRpcFault(jsonrpc.INVALID_PARAMS, 'Invalid params: tools/call needs a string "name".')
@@ -173,9 +215,9 @@ class GatewayCore:
                 # A tool of a backend that is down (restarting, crashed): say which backend, not "unknown".
                 self.backends.require_link(stale.server_key)
             raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Unknown tool: {name!r} is not exposed by this gateway.")
-        return await self._forward(request_id, route.server_key, "tools/call", {**params, "name": route.original_name})
+        return await self._forward(context, route.server_key, "tools/call", {**params, "name": route.original_name})
 
-    async def _get_prompt(self, request_id: jsonrpc.RequestId, params: dict[str, Any]) -> bytes:
+    async def _get_prompt(self, context: CallContext, params: dict[str, Any]) -> bytes:
         name = params.get("name")
         if not isinstance(name, str):
             raise JsonRpcFault(jsonrpc.INVALID_PARAMS, 'Invalid params: prompts/get needs a string "name".')
@@ -185,7 +227,7 @@ class GatewayCore:
             if stale is not None:
                 self.backends.require_link(stale.server_key)
             raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Unknown prompt: {name!r} is not exposed by this gateway.")
-        return await self._forward(request_id, route.server_key, "prompts/get", {**params, "name": route.original_name})
+        return await self._forward(context, route.server_key, "prompts/get", {**params, "name": route.original_name})
 
     def _resource_owner(self, uri: object) -> str:
         if not isinstance(uri, str):
@@ -195,10 +237,27 @@ class GatewayCore:
             raise JsonRpcFault(RESOURCE_NOT_FOUND, f"Resource not found: no backend serves {uri!r}.")
         return owner
 
-    async def _by_uri(self, request_id: jsonrpc.RequestId, method: str, params: dict[str, Any]) -> bytes:
-        return await self._forward(request_id, self._resource_owner(params.get("uri")), method, params)
+    async def _by_uri(self, context: CallContext, method: str, params: dict[str, Any]) -> bytes:
+        return await self._forward(context, self._resource_owner(params.get("uri")), method, params)
 
-    async def _complete(self, request_id: jsonrpc.RequestId, params: dict[str, Any]) -> bytes:
+    async def _subscription(self, context: CallContext, method: str, params: dict[str, Any]) -> bytes:
+        """Subscriptions are per session; the backend sees one subscription per URI while anyone holds it."""
+        uri = params.get("uri")
+        owner = self._resource_owner(uri)
+        assert isinstance(uri, str)
+        session = context.session
+        if method == "resources/unsubscribe":
+            session.subscriptions.discard(uri)
+            if any(uri in other.subscriptions for other in self.sessions.all()):
+                return jsonrpc.result_bytes(context.request_id, {})  # others still listen
+            return await self._forward(context, owner, method, params)
+        result, error = await self.backends.call(owner, method, params, self.settings.request_timeout_s, context)
+        if error:
+            return jsonrpc.spliced_error(context.request_id, error)
+        session.subscriptions.add(uri)
+        return jsonrpc.spliced_result(context.request_id, result)
+
+    async def _complete(self, context: CallContext, params: dict[str, Any]) -> bytes:
         ref = params.get("ref")
         if not isinstance(ref, dict):
             raise JsonRpcFault(jsonrpc.INVALID_PARAMS, 'Invalid params: completion/complete needs a "ref" object.')
@@ -207,9 +266,9 @@ class GatewayCore:
             if route is None:
                 raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Unknown prompt: {ref.get('name')!r}.")
             forwarded = {**params, "ref": {**ref, "name": route.original_name}}
-            return await self._forward(request_id, route.server_key, "completion/complete", forwarded)
+            return await self._forward(context, route.server_key, "completion/complete", forwarded)
         if ref.get("type") == "ref/resource":
-            return await self._forward(request_id, self._resource_owner(ref.get("uri")), "completion/complete", params)
+            return await self._forward(context, self._resource_owner(ref.get("uri")), "completion/complete", params)
         raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Invalid params: unknown ref type {ref.get('type')!r}.")
 
     async def _set_level(self, session: ClientSession, request_id: jsonrpc.RequestId, params: dict[str, Any]) -> bytes:

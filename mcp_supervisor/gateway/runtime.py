@@ -26,7 +26,11 @@ class GatewayRuntime:
         self.settings = settings
         self.sessions = SessionStore()
         # The core needs the backends and the backends notify the core: a late-bound callback breaks the cycle.
-        self.backends = Backends(endpoints, lambda: self.core.catalog_changed())
+        self.backends = Backends(
+            endpoints,
+            lambda: self.core.catalog_changed(),
+            lambda key, message: self.core.on_backend_message(key, message),
+        )
         self.core = GatewayCore(settings, self.backends, self.sessions, tool_config)
         self.supervisor = SupervisorLink(endpoints, self.backends, self.core.set_tool_config)
         self._tasks: list[asyncio.Task[None]] = []

@@ -30,6 +30,10 @@ class ClientSession:
     outbox: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
     stream_open: bool = False
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Client request id → gateway rid of its requests in flight at a backend (for cancellation).
+    in_flight: dict[int | str, int] = field(default_factory=dict)
+    # Resource URIs this session subscribed to.
+    subscriptions: set[str] = field(default_factory=set)
     # The level set by this client's logging/setLevel; backend log messages below it are not sent to it.
     log_level: str = ""
     # Query string to append to the announced legacy-SSE POST endpoint (`&key=…` when auth came by query).

@@ -106,7 +106,23 @@ class StreamableHttpEndpoint:
         if not message.is_request:
             await self.core.handle_notification(session, message)
             return Response(status_code=202)
-        return _json(await self.core.handle_request(session, message))
+        return await self._request(session, message)
+
+    async def _request(self, session: ClientSession, message: jsonrpc.Incoming) -> Response:
+        """Answer with plain JSON when the reply comes first (the common case, and the cheapest); switch to an
+        SSE response as soon as a message related to the request (progress) comes before it."""
+        related: asyncio.Queue[bytes] = asyncio.Queue()
+        work = asyncio.ensure_future(self.core.handle_request(session, message, related.put_nowait))
+        first = asyncio.ensure_future(related.get())
+        await asyncio.wait({work, first}, return_when=asyncio.FIRST_COMPLETED)
+        if work.done() and not first.done():
+            first.cancel()
+            return _json(work.result())
+        return StreamingResponse(
+            _request_stream(first, related, work),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
     def _get(self, request: Request, principal: str) -> Response:
         if not _accepts(request, "text/event-stream"):
@@ -130,6 +146,30 @@ class StreamableHttpEndpoint:
             return session_or_response
         self.core.sessions.close(session_or_response.id)
         return Response(status_code=200)
+
+
+async def _request_stream(
+    first: asyncio.Future[bytes], related: asyncio.Queue[bytes], work: asyncio.Future[bytes]
+) -> AsyncIterator[bytes]:
+    """Related messages in order, then the reply, which ends the stream."""
+    try:
+        pending: asyncio.Future[bytes] | None = first
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(related.get())
+            await asyncio.wait({pending, work}, return_when=asyncio.FIRST_COMPLETED)
+            if pending.done():
+                yield b"event: message\ndata: " + pending.result() + b"\n\n"
+                pending = None
+                continue
+            while not related.empty():
+                yield b"event: message\ndata: " + related.get_nowait() + b"\n\n"
+            yield b"event: message\ndata: " + work.result() + b"\n\n"
+            pending.cancel()
+            return
+    finally:
+        if not work.done():
+            work.cancel()  # the client went away mid-stream
 
 
 async def _event_stream(session: ClientSession) -> AsyncIterator[bytes]:

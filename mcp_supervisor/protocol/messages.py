@@ -63,7 +63,15 @@ class Heartbeat(_Envelope, tag="hb"):
     generation: int
 
 
-WorkerToGateway = WorkerReady | CatalogChanged | Reply | Heartbeat
+class BackendMessage(_Envelope, tag="bmsg"):
+    """A message the backend sent on its own (a notification): raw JSON, for the gateway to route."""
+
+    key: str
+    generation: int
+    body: bytes
+
+
+WorkerToGateway = WorkerReady | CatalogChanged | Reply | Heartbeat | BackendMessage
 
 
 # ---------------------------------------------------------------- data plane: gateway -> worker
@@ -80,7 +88,13 @@ class Resync(_Envelope, tag="resync"):
     """The gateway does not know this worker (it restarted): send WorkerReady again."""
 
 
-GatewayToWorker = Forward | Resync
+class Notify(_Envelope, tag="notify"):
+    """A JSON-RPC notification for the backend (e.g. notifications/cancelled with a rid), written verbatim."""
+
+    body: bytes
+
+
+GatewayToWorker = Forward | Resync | Notify
 
 
 # ---------------------------------------------------------------- control plane: supervisor <-> others

@@ -26,9 +26,11 @@ from mcp_supervisor.protocol import codec
 from mcp_supervisor.protocol.endpoints import Endpoints, configure_dealer
 from mcp_supervisor.protocol.messages import (
     CATALOG_KINDS,
+    BackendMessage,
     CatalogChanged,
     Forward,
     Heartbeat,
+    Notify,
     Reply,
     Resync,
     WorkerHeartbeat,
@@ -87,7 +89,12 @@ class Worker:
     async def _run_backend(self) -> None:
         timeout = self.spec.init_timeout_s
         async with open_backend(self.spec.server) as connection:
-            relay = BackendRelay(connection, self._send_data, lambda kind: self._refresh(relay, kind, timeout))
+            relay = BackendRelay(
+                connection,
+                self._send_data,
+                lambda kind: self._refresh(relay, kind, timeout),
+                self._send_backend_message,
+            )
             self._relay = relay
             pump = asyncio.create_task(relay.pump())
             try:
@@ -108,6 +115,9 @@ class Worker:
                 await self._serve(relay, pump)
             finally:
                 pump.cancel()
+
+    async def _send_backend_message(self, body: bytes) -> None:
+        await self._send_data(BackendMessage(key=self.key, generation=self.spec.generation, body=body))
 
     async def _fail(self, reason: str) -> int:
         log.error("Backend %s failed: %s", self.key, reason)
@@ -170,6 +180,9 @@ class Worker:
             case Resync():
                 if self._ready is not None:
                     await self._send_data(self._ready)
+            case Notify(body=body):
+                with contextlib.suppress(OSError):
+                    await relay.send_raw(body)
 
     async def _heartbeats(self) -> None:
         to_gateway = codec.encode(Heartbeat(key=self.key, generation=self.spec.generation))

@@ -10,6 +10,7 @@ disjoint space. Of a backend message only the envelope is decoded: `result`/`err
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
@@ -40,6 +41,18 @@ class Envelope(msgspec.Struct):
 
 
 _decode_envelope = msgspec.json.Decoder(Envelope).decode
+
+
+class _CancelParams(msgspec.Struct):
+    requestId: int | str | None = None
+
+
+class _Cancellation(msgspec.Struct):
+    method: str = ""
+    params: _CancelParams = msgspec.field(default_factory=_CancelParams)
+
+
+_decode_cancellation = msgspec.json.Decoder(_Cancellation).decode
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
@@ -73,7 +86,9 @@ class BackendRelay:
         connection: BackendConnection,
         send_reply: Callable[[Reply], Awaitable[None]],
         on_list_changed: Callable[[str], Coroutine[Any, Any, None]],
+        send_message: Callable[[bytes], Awaitable[None]] | None = None,
     ) -> None:
+        self._send_message = send_message
         self._connection = connection
         self._send_reply = send_reply
         self._on_list_changed = on_list_changed
@@ -126,6 +141,14 @@ class BackendRelay:
     async def notify(self, method: str) -> None:
         await self._connection.send(_encode({"jsonrpc": "2.0", "method": method}))
 
+    async def send_raw(self, body: bytes) -> None:
+        """A gateway-built notification, verbatim; a cancellation also settles its request (no reply will come)."""
+        await self._connection.send(body)
+        with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+            cancelled = _decode_cancellation(body)
+            if cancelled.method == "notifications/cancelled" and isinstance(cancelled.params.requestId, int):
+                self._settled(cancelled.params.requestId)
+
     async def initialize(self, timeout: float) -> dict[str, Any]:
         """The handshake, once per connection. We declare no client capabilities we cannot honour."""
         result = await self.request(
@@ -174,10 +197,10 @@ class BackendRelay:
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 log.warning("The backend sent an unreadable message (%s): %.200r", exc, raw)
                 continue
-            await self._dispatch(envelope)
+            await self._dispatch(envelope, raw)
         raise BackendClosed("The backend closed the connection.")
 
-    async def _dispatch(self, message: Envelope) -> None:
+    async def _dispatch(self, message: Envelope, raw: bytes) -> None:
         match message:
             case Envelope(method=None, id=int() as rid):
                 self._settled(rid)
@@ -199,6 +222,8 @@ class BackendRelay:
                     task = asyncio.create_task(self._on_list_changed(kind))
                     self._background.add(task)
                     task.add_done_callback(self._background.discard)
+            case Envelope(method=str() as method) if self._send_message is not None:
+                await self._send_message(raw)  # progress, logging, resource updates: the gateway routes them
             case Envelope(method=str() as method):
                 log.debug("Ignoring backend notification %s", method)
             case _:

@@ -6,13 +6,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 import pytest
 from mcp import MCPError
 from mcp_types import PaginatedRequestParams, PromptReference
 
 from tests.e2e.conftest import ROOT, RunningSupervisor, write_config
-from tests.helpers import mcp_client
+from tests.helpers import async_wait_until, mcp_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -102,3 +103,31 @@ async def test_invalid_cursor_is_invalid_params(two_catalogs: RunningSupervisor)
             with pytest.raises(MCPError) as info:
                 await client.list_tools(params=PaginatedRequestParams(cursor=cursor))
             assert info.value.error.code == -32602
+
+
+async def test_progress_logging_and_cancellation(two_catalogs: RunningSupervisor, tmp_path: Path) -> None:
+    logs: list[str] = []
+
+    async with mcp_client(two_catalogs.url, notifications=logs) as client:
+        progress: list[tuple[float, float | None, str | None]] = []
+
+        async def on_progress(value: float, total: float | None, message: str | None) -> None:
+            progress.append((value, total, message))
+
+        await client.set_logging_level("info")
+        result = await client.call_tool("two--count", {"n": 3}, progress_callback=on_progress)
+        assert result.content[0].text == "counted 3"  # type: ignore[union-attr]
+        # Progress arrived for this request, with the client's own token restored (the SDK matched it).
+        assert [p[0] for p in progress] == [1, 2, 3] and progress[-1][2] == "step 3"
+        await async_wait_until(lambda: "notifications/message" in logs, 10, what="the backend's log line")
+
+        marker = tmp_path / "wait"
+        async with anyio.create_task_group() as group:
+            group.start_soon(client.call_tool, "two--wait_for_cancel", {"marker": str(marker)})
+            await async_wait_until(lambda: marker.with_suffix(".started").exists(), 10, what="the call to start")
+            group.cancel_scope.cancel()  # the SDK sends notifications/cancelled for the abandoned request
+        await async_wait_until(
+            lambda: marker.with_suffix(".cancelled").exists(), 10, what="the backend to see the cancellation"
+        )
+        # The session is fine afterwards.
+        assert (await client.call_tool("two--count", {"n": 1})).content[0].text == "counted 1"  # type: ignore[union-attr]
