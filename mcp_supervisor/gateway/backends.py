@@ -78,6 +78,8 @@ class CallContext:
     session: ClientSession
     request_id: jsonrpc.RequestId
     emit: Callable[[bytes], None]
+    # String argument values of the request, to attribute a backend's server→client request to it.
+    clues: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -96,7 +98,7 @@ class Backends:
         self,
         endpoints: Endpoints,
         on_catalog_change: Callable[[], None],
-        on_backend_message: Callable[[str, dict[str, Any]], None] = lambda key, message: None,
+        on_backend_message: Callable[[str, int, dict[str, Any]], None] = lambda key, generation, message: None,
     ) -> None:
         self._on_backend_message = on_backend_message
         self._ctx = zmq.asyncio.Context.instance()
@@ -111,6 +113,7 @@ class Backends:
         self._pending: dict[int, Pending] = {}
         self._rids = itertools.count(1)
         self.metrics = Metrics()
+        self._background: set[asyncio.Future[None]] = set()
         self._changed = asyncio.Event()  # set (and replaced) on every status or link change
         self.snapshot_seen = False
         self._born = time.monotonic()
@@ -287,15 +290,28 @@ class Backends:
                         await self._send_quietly(identity, Resync())
                 case WorkerReady():
                     self._on_ready(identity, message)
-                case BackendMessage(key=key, body=body):
-                    self._route_backend_message(key, body)
+                case BackendMessage(key=key, generation=generation, body=body):
+                    self._route_backend_message(key, generation, body)
                 case CatalogChanged(key=key, generation=generation, kind=kind, items=items):
                     link = self.links.get(key)
                     if link is not None and link.generation == generation and kind in CATALOG_KINDS:
                         link.catalog[kind] = jsonrpc.decode_json(items)
                         self._on_catalog_change()
 
-    def _route_backend_message(self, key: str, body: bytes) -> None:
+    def contexts_at(self, key: str) -> list[CallContext]:
+        """Contexts of the requests in flight at backend `key`, oldest first."""
+        return [p.context for p in self._pending.values() if p.key == key and p.context is not None]
+
+    def send_to_backend(self, key: str, generation: int, body: bytes) -> None:
+        """A JSON-RPC message (a response to the backend's own request) for one worker generation."""
+        link = self.links.get(key)
+        if link is None or link.generation != generation:
+            return  # that backend connection is gone, and its request with it
+        task = asyncio.ensure_future(self._send_quietly(link.identity, Notify(body=body)))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _route_backend_message(self, key: str, generation: int, body: bytes) -> None:
         try:
             message = jsonrpc.decode_json(body)
         except Exception:
@@ -311,7 +327,7 @@ class Backends:
                 restored = {**message, "params": {**params, "progressToken": pending.progress_token}}
                 pending.context.emit(jsonrpc.encode_json(restored))
             return  # progress for a request that has ended (or was never ours) goes nowhere
-        self._on_backend_message(key, message)
+        self._on_backend_message(key, generation, message)
 
     def _on_ready(self, identity: bytes, ready: WorkerReady) -> None:
         current = self.links.get(ready.key)

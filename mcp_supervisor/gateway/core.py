@@ -18,6 +18,7 @@ from mcp_supervisor.gateway.backends import Backends, BackendUnavailable, CallCo
 from mcp_supervisor.gateway.catalog_view import CatalogView
 from mcp_supervisor.gateway.jsonrpc import Incoming, JsonRpcFault
 from mcp_supervisor.gateway.pagination import page
+from mcp_supervisor.gateway.server_requests import ServerRequests
 from mcp_supervisor.gateway.sessions import ClientSession, SessionStore
 
 log = logging.getLogger("mcp_supervisor.gateway")
@@ -61,6 +62,8 @@ class GatewayCore:
         self.backends = backends
         self.sessions = sessions
         self.catalog = CatalogView(settings.separator, tool_config)
+        self.server_requests = ServerRequests(backends, settings.request_timeout_s)
+        sessions.on_close = self.server_requests.session_closed
 
     # ------------------------------------------------------------------ catalog
 
@@ -117,6 +120,8 @@ class GatewayCore:
 
     async def handle_notification(self, session: ClientSession, message: Incoming) -> None:
         match message.method:
+            case None:
+                self.server_requests.from_client(session, message)  # a response to a server→client request
             case "notifications/initialized":
                 session.initialized = True
             case "notifications/cancelled":
@@ -127,11 +132,16 @@ class GatewayCore:
             case _:
                 pass  # unknown notifications are ignored, as JSON-RPC requires
 
-    def on_backend_message(self, key: str, message: dict[str, Any]) -> None:
-        """A backend notification that is not tied to one request: route it to the sessions it concerns."""
+    def on_backend_message(self, key: str, generation: int, message: dict[str, Any]) -> None:
+        """A backend's own request or notification (progress was routed already): send it where it belongs."""
         params = message.get("params") if isinstance(message.get("params"), dict) else {}
         assert isinstance(params, dict)
+        if isinstance(message.get("id"), (int, str)):
+            self.server_requests.from_backend(key, generation, message)
+            return
         match message.get("method"):
+            case "notifications/cancelled":
+                self.server_requests.backend_cancelled(key, params.get("requestId"), params.get("reason"))
             case "notifications/message":
                 level = LOG_LEVELS.get(str(params.get("level")), 0)
                 encoded = jsonrpc.encode_json(message)
@@ -152,7 +162,7 @@ class GatewayCore:
     ) -> bytes:
         assert message.id is not None and message.method is not None
         request_id = message.id
-        context = CallContext(session, request_id, emit or session.push)
+        context = CallContext(session, request_id, emit or session.push, _clues(message.params))
         try:
             match message.method:
                 case "ping":
@@ -286,3 +296,11 @@ class GatewayCore:
             if isinstance(outcome, BaseException) or outcome[1]:
                 log.warning("Backend %s did not accept logging/setLevel: %r", key, outcome)
         return jsonrpc.result_bytes(request_id, {})
+
+
+def _clues(params: dict[str, Any]) -> tuple[str, ...]:
+    """Distinctive strings a request passes to its backend (tool or prompt arguments)."""
+    arguments = params.get("arguments")
+    if not isinstance(arguments, dict):
+        return ()
+    return tuple(value for value in arguments.values() if isinstance(value, str) and len(value) >= 3)[:16]

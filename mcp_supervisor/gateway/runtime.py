@@ -29,7 +29,7 @@ class GatewayRuntime:
         self.backends = Backends(
             endpoints,
             lambda: self.core.catalog_changed(),
-            lambda key, message: self.core.on_backend_message(key, message),
+            lambda key, generation, message: self.core.on_backend_message(key, generation, message),
         )
         self.core = GatewayCore(settings, self.backends, self.sessions, tool_config)
         self.supervisor = SupervisorLink(endpoints, self.backends, self.core.set_tool_config)

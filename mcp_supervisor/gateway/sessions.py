@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,7 @@ class SessionStore:
         self._sessions: dict[str, ClientSession] = {}
         self.max_sessions = max_sessions
         self.idle_timeout_s = idle_timeout_s
+        self.on_close: Callable[[ClientSession], None] = lambda session: None
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -78,6 +80,7 @@ class SessionStore:
         session = self._sessions.pop(session_id, None)
         if session is not None:
             session.closed.set()
+            self.on_close(session)
 
     def all(self) -> list[ClientSession]:
         return list(self._sessions.values())

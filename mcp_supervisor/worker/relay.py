@@ -150,12 +150,17 @@ class BackendRelay:
                 self._settled(cancelled.params.requestId)
 
     async def initialize(self, timeout: float) -> dict[str, Any]:
-        """The handshake, once per connection. We declare no client capabilities we cannot honour."""
+        """The handshake, once per connection."""
         result = await self.request(
             "initialize",
             {
                 "protocolVersion": HANDSHAKE_VERSIONS[0],
-                "capabilities": {},
+                # What the gateway can relay to its clients; a client without it gets the backend an error.
+                "capabilities": {
+                    "sampling": {},
+                    "elicitation": {"form": {}, "url": {}},
+                    "roots": {"listChanged": True},
+                },
                 "clientInfo": {"name": "mcp-supervisor", "version": __version__},
             },
             timeout,
@@ -214,8 +219,10 @@ class BackendRelay:
                     future.set_result(message)
             case Envelope(method="ping", id=request_id) if request_id is not None:
                 await self._connection.send(_encode({"jsonrpc": "2.0", "id": request_id, "result": {}}))
+            case Envelope(id=request_id) if request_id is not None and self._send_message is not None:
+                await self._send_message(raw)  # sampling, elicitation, roots: the gateway finds the client
             case Envelope(method=method, id=request_id) if request_id is not None:
-                error = {"code": METHOD_NOT_FOUND, "message": f"The gateway does not relay {method} yet."}
+                error = {"code": METHOD_NOT_FOUND, "message": f"Nobody here can answer {method}."}
                 await self._connection.send(_encode({"jsonrpc": "2.0", "id": request_id, "error": error}))
             case Envelope(method=str() as method) if method in LIST_CHANGED:
                 for kind in LIST_CHANGED[method]:

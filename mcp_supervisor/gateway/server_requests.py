@@ -1,0 +1,169 @@
+"""Requests a backend sends to the client (sampling/createMessage, elicitation/create, roots/list, …).
+
+The backend connection is shared by many client sessions, and stdio carries no trace of which client request
+caused a server→client request. Attribution is therefore inferred: when one session has requests in flight
+at that backend it is exact; when several do, the session with the most recent in-flight request that can
+answer (it declared the capability) is chosen and the ambiguity is logged. The request goes to the client on
+the stream of the request it belongs to, under an id of the gateway's; the client's answer goes back to the
+backend under the backend's own id. A client that cannot answer, goes away or never answers gets the backend
+a JSON-RPC error: the backend never hangs on us.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from mcp_supervisor.gateway import jsonrpc
+from mcp_supervisor.gateway.backends import Backends, CallContext
+from mcp_supervisor.gateway.jsonrpc import Incoming
+from mcp_supervisor.gateway.sessions import ClientSession
+
+log = logging.getLogger("mcp_supervisor.gateway")
+
+# Method → the client capability it needs.
+REQUIRED_CAPABILITY = {
+    "sampling/createMessage": "sampling",
+    "elicitation/create": "elicitation",
+    "roots/list": "roots",
+}
+
+
+@dataclass(eq=False)
+class Outstanding:
+    key: str
+    generation: int
+    backend_id: int | str
+    session: ClientSession
+    timer: asyncio.TimerHandle | None = None
+
+
+class ServerRequests:
+    def __init__(self, backends: Backends, timeout_s: float) -> None:
+        self._backends = backends
+        self._timeout_s = timeout_s
+        self._ids = itertools.count(1)
+        self._outstanding: dict[str, Outstanding] = {}
+
+    # ------------------------------------------------------------------ backend → client
+
+    def from_backend(self, key: str, generation: int, message: dict[str, Any]) -> None:
+        method = str(message.get("method"))
+        backend_id = message.get("id")
+        assert isinstance(backend_id, (int, str))
+        capability = REQUIRED_CAPABILITY.get(method)
+        context = self._attribute(key, capability, jsonrpc.encode_json(message.get("params")).decode())
+        if context is None:
+            self._answer_backend(key, generation, backend_id, error=_no_client(method, capability))
+            return
+        session = context.session
+        if capability is not None and capability not in session.capabilities:
+            self._answer_backend(key, generation, backend_id, error=_no_client(method, capability))
+            return
+        gateway_id = f"mcps-{next(self._ids)}"
+        outstanding = Outstanding(key, generation, backend_id, session)
+        outstanding.timer = asyncio.get_running_loop().call_later(self._timeout_s, self._expire, gateway_id)
+        self._outstanding[gateway_id] = outstanding
+        context.emit(jsonrpc.encode_json({**message, "id": gateway_id}))
+
+    def _attribute(self, key: str, capability: str | None, request_text: str) -> CallContext | None:
+        """The in-flight request this server→client request most likely belongs to.
+
+        Exact when one session has requests in flight at the backend. Otherwise the request whose string
+        arguments appear in the server request wins (a tool usually passes its input on to the LLM or the
+        user), then the most recent one; that residual guess is logged.
+        """
+        contexts = self._backends.contexts_at(key)  # oldest first
+        if capability is not None:
+            able = [c for c in contexts if capability in c.session.capabilities]
+            contexts = able or contexts
+        if len({id(c.session) for c in contexts}) <= 1:
+            return contexts[-1] if contexts else None
+        scores = [sum(clue in request_text for clue in c.clues) for c in contexts]
+        best = max(scores)
+        chosen = [c for c, score in zip(contexts, scores, strict=True) if score == best]
+        if len({id(c.session) for c in chosen}) > 1:
+            log.warning(
+                "Backend %s sent a server request that %d sessions' in-flight requests could have caused; "
+                "it goes to the most recent one.",
+                key,
+                len({id(c.session) for c in chosen}),
+            )
+        return chosen[-1]
+
+    def backend_cancelled(self, key: str, backend_id: object, reason: object) -> None:
+        """The backend gave up on its own request: tell the client, forget it."""
+        for gateway_id, outstanding in list(self._outstanding.items()):
+            if outstanding.key == key and outstanding.backend_id == backend_id:
+                self._forget(gateway_id)
+                notice = {"requestId": gateway_id, "reason": reason} if reason else {"requestId": gateway_id}
+                outstanding.session.push(
+                    jsonrpc.encode_json({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": notice})
+                )
+
+    # ------------------------------------------------------------------ client → backend
+
+    def from_client(self, session: ClientSession, message: Incoming) -> bool:
+        """A client's response to one of our requests: relay it. False if it answers nothing of ours."""
+        gateway_id = message.id
+        outstanding = self._outstanding.get(gateway_id) if isinstance(gateway_id, str) else None
+        if outstanding is None or outstanding.session is not session:
+            return False
+        assert isinstance(gateway_id, str)
+        self._forget(gateway_id)
+        raw = message.raw
+        if "error" in raw:
+            self._answer_backend(outstanding.key, outstanding.generation, outstanding.backend_id, error=raw["error"])
+        else:
+            self._answer_backend(
+                outstanding.key, outstanding.generation, outstanding.backend_id, result=raw.get("result")
+            )
+        return True
+
+    def session_closed(self, session: ClientSession) -> None:
+        for gateway_id, outstanding in list(self._outstanding.items()):
+            if outstanding.session is session:
+                self._forget(gateway_id)
+                error = {"code": jsonrpc.INTERNAL_ERROR, "message": "The client session ended before it answered."}
+                self._answer(outstanding, error=error)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _expire(self, gateway_id: str) -> None:
+        outstanding = self._outstanding.pop(gateway_id, None)
+        if outstanding is not None:
+            error = {
+                "code": jsonrpc.REQUEST_TIMEOUT,
+                "message": f"The client did not answer within {self._timeout_s:g} s.",
+            }
+            self._answer_backend(outstanding.key, outstanding.generation, outstanding.backend_id, error=error)
+
+    def _forget(self, gateway_id: str) -> None:
+        outstanding = self._outstanding.pop(gateway_id, None)
+        if outstanding is not None and outstanding.timer is not None:
+            outstanding.timer.cancel()
+
+    def _answer(self, outstanding: Outstanding, result: Any = None, error: Any = None) -> None:
+        self._answer_backend(outstanding.key, outstanding.generation, outstanding.backend_id, result, error)
+
+    def _answer_backend(
+        self, key: str, generation: int, backend_id: int | str, result: Any = None, error: Any = None
+    ) -> None:
+        reply: dict[str, Any] = {"jsonrpc": "2.0", "id": backend_id}
+        if error is not None:
+            reply["error"] = error
+        else:
+            reply["result"] = result if result is not None else {}
+        self._backends.send_to_backend(key, generation, jsonrpc.encode_json(reply))
+
+
+def _no_client(method: str, capability: str | None) -> dict[str, Any]:
+    if capability is None:
+        return {"code": jsonrpc.METHOD_NOT_FOUND, "message": f"No client session can answer {method} now."}
+    return {
+        "code": jsonrpc.METHOD_NOT_FOUND,
+        "message": f"No connected client declared the {capability} capability, so {method} cannot be answered.",
+    }
