@@ -215,29 +215,26 @@ class GatewayCore:
         return {k: link for k, link in self.backends.last_links.items() if k not in self.backends.links}
 
     async def _call_tool(self, context: CallContext, params: dict[str, Any]) -> bytes:
+        return await self._by_name(context, params, "tools/call", "tool")
+
+    async def _get_prompt(self, context: CallContext, params: dict[str, Any]) -> bytes:
+        return await self._by_name(context, params, "prompts/get", "prompt")
+
+    async def _by_name(self, context: CallContext, params: dict[str, Any], method: str, kind: str) -> bytes:
+        """Route a tool call or prompt get by its exposed name, forwarding the backend's own name."""
         name = params.get("name")
         if not isinstance(name, str):
-            raise JsonRpcFault(jsonrpc.INVALID_PARAMS, 'Invalid params: tools/call needs a string "name".')
-        route = self.catalog.tools.routes.get(name)
+            raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f'Invalid params: {method} needs a string "name".')
+        live = self.catalog.tools if kind == "tool" else self.catalog.prompts
+        route = live.routes.get(name)
         if route is None:
-            stale = self.catalog.tools_of(self._down_links()).routes.get(name)
+            down = self._down_links()
+            stale = (self.catalog.tools_of(down) if kind == "tool" else self.catalog.prompts_of(down)).routes.get(name)
             if stale is not None:
                 # A tool of a backend that is down (restarting, crashed): say which backend, not "unknown".
                 self.backends.require_link(stale.server_key)
-            raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Unknown tool: {name!r} is not exposed by this gateway.")
-        return await self._forward(context, route.server_key, "tools/call", {**params, "name": route.original_name})
-
-    async def _get_prompt(self, context: CallContext, params: dict[str, Any]) -> bytes:
-        name = params.get("name")
-        if not isinstance(name, str):
-            raise JsonRpcFault(jsonrpc.INVALID_PARAMS, 'Invalid params: prompts/get needs a string "name".')
-        route = self.catalog.prompts.routes.get(name)
-        if route is None:
-            stale = self.catalog.prompts_of(self._down_links()).routes.get(name)
-            if stale is not None:
-                self.backends.require_link(stale.server_key)
-            raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Unknown prompt: {name!r} is not exposed by this gateway.")
-        return await self._forward(context, route.server_key, "prompts/get", {**params, "name": route.original_name})
+            raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Unknown {kind}: {name!r} is not exposed by this gateway.")
+        return await self._forward(context, route.server_key, method, {**params, "name": route.original_name})
 
     def _resource_owner(self, uri: object) -> str:
         if not isinstance(uri, str):

@@ -30,6 +30,10 @@ class EdgeChecks:
         return principal
 
 
+def is_json(request: Request) -> bool:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
+
+
 async def read_body(request: Request, limit: int) -> bytes | Response:
     """The body, or a 413 JSON-RPC error once it passes `limit` bytes (checked while streaming)."""
     declared = request.headers.get("content-length")

@@ -99,6 +99,14 @@ def classify(document: Any) -> Incoming:
     )
 
 
+def parse_message(body: bytes) -> Incoming:
+    """One JSON-RPC message from a request body: JSON, not a batch (gone since 2025-06-18), a valid envelope."""
+    document = parse_body(body)
+    if isinstance(document, list):
+        raise JsonRpcFault(INVALID_REQUEST, "Invalid request: JSON-RPC batches are not supported.")
+    return classify(document)
+
+
 def result_bytes(request_id: RequestId, result: Any) -> bytes:
     return _encode({"jsonrpc": "2.0", "id": request_id, "result": result})
 

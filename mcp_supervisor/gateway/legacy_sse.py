@@ -19,7 +19,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
 from mcp_supervisor.gateway import jsonrpc
 from mcp_supervisor.gateway.core import GatewayCore
-from mcp_supervisor.gateway.edge import EdgeChecks, read_body
+from mcp_supervisor.gateway.edge import EdgeChecks, is_json, read_body
 from mcp_supervisor.gateway.jsonrpc import JsonRpcFault
 from mcp_supervisor.gateway.sessions import ClientSession
 
@@ -80,17 +80,13 @@ class LegacySseEndpoint:
         session = self.core.sessions.get(session_id, admitted)
         if session is None:
             return PlainTextResponse("Session not found.", status_code=404)
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != "application/json":
+        if not is_json(request):
             return PlainTextResponse("Unsupported Media Type: the body must be application/json.", status_code=415)
         body = await read_body(request, self.core.settings.max_body_bytes)
         if isinstance(body, Response):
             return body
         try:
-            document = jsonrpc.parse_body(body)
-            if isinstance(document, list):
-                raise JsonRpcFault(jsonrpc.INVALID_REQUEST, "Invalid request: JSON-RPC batches are not supported.")
-            message = jsonrpc.classify(document)
+            message = jsonrpc.parse_message(body)
         except JsonRpcFault as fault:
             # The reply goes where every reply goes (the stream); the POST says what went wrong too.
             session.push(fault.to_bytes())

@@ -74,7 +74,7 @@ class StdioFrontend:
 
     async def _process(self, session: ClientSession, line: bytes) -> None:
         try:
-            message = jsonrpc.classify(jsonrpc.parse_body(line))
+            message = jsonrpc.parse_message(line)
         except JsonRpcFault as fault:
             await self._write(fault.to_bytes())
             return

@@ -15,7 +15,7 @@ from starlette.responses import Response, StreamingResponse
 
 from mcp_supervisor.gateway import jsonrpc
 from mcp_supervisor.gateway.core import KNOWN_PROTOCOL_VERSIONS, GatewayCore
-from mcp_supervisor.gateway.edge import EdgeChecks, read_body
+from mcp_supervisor.gateway.edge import EdgeChecks, is_json, read_body
 from mcp_supervisor.gateway.jsonrpc import JsonRpcFault
 from mcp_supervisor.gateway.sessions import ClientSession
 
@@ -77,17 +77,13 @@ class StreamableHttpEndpoint:
                 jsonrpc.INVALID_REQUEST,
                 "Not Acceptable: the client must accept application/json and text/event-stream.",
             )
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != "application/json":
+        if not is_json(request):
             return _fault(415, jsonrpc.INVALID_REQUEST, "Unsupported Media Type: the body must be application/json.")
         body = await read_body(request, self.core.settings.max_body_bytes)
         if isinstance(body, Response):
             return body
         try:
-            document = jsonrpc.parse_body(body)
-            if isinstance(document, list):
-                raise JsonRpcFault(jsonrpc.INVALID_REQUEST, "Invalid request: JSON-RPC batches are not supported.")
-            message = jsonrpc.classify(document)
+            message = jsonrpc.parse_message(body)
         except JsonRpcFault as fault:
             return _json(fault.to_bytes(), 400)
 

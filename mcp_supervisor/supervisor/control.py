@@ -49,6 +49,7 @@ class ControlServer:
         self._subscribers: set[bytes] = set()
         self._task: asyncio.Task[None] | None = None
         self.on_heartbeat: Callable[[WorkerHeartbeat], None] = lambda beat: None
+        self._commands: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._serve(), name="control-server")
@@ -64,6 +65,14 @@ class ControlServer:
             return True
         except zmq.ZMQError:
             return False
+
+    async def _command(self, identity: bytes, command: ControlCommand) -> None:
+        try:
+            result = await self._on_command(command)
+        except Exception as exc:  # a failed command is answered, never left without a reply
+            log.exception("Command %s failed.", command.name)
+            result = CommandResult(ok=False, message=f"{command.name} failed: {exc}")
+        await self._send(identity, result)
 
     async def publish(self, event: str, status: BackendStatus) -> None:
         await self.broadcast(BackendEvent(event=event, status=status))
@@ -92,5 +101,8 @@ class ControlServer:
                 case WorkerStateReport():
                     self._on_report(message)
                 case ControlCommand():
-                    result = await self._on_command(message)
-                    await self._send(identity, result)
+                    # A command may wait on the very reports this loop delivers (a restart waits for the new
+                    # worker's ready): run it aside so reports and heartbeats keep flowing meanwhile.
+                    task = asyncio.create_task(self._command(identity, message))
+                    self._commands.add(task)
+                    task.add_done_callback(self._commands.discard)

@@ -45,6 +45,32 @@ def die_with_parent(sig: signal.Signals = signal.SIGTERM) -> None:
         os.kill(os.getpid(), sig)
 
 
+def kill_rest_of_group() -> int:
+    """SIGKILL every other member of our process group (a group leader's last act before it exits).
+
+    A backend's children stay in the worker's group; when the worker exits on its own (its parent died, its
+    backend failed), nobody else would reach them. Linux only: reads /proc.
+    """
+    me, group = os.getpid(), os.getpgrp()
+    if group != me:
+        return 0  # not a group leader: the group is not ours to end
+    killed = 0
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return 0
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            if os.getpgid(int(entry)) == group:
+                os.kill(int(entry), signal.SIGKILL)
+                killed += 1
+        except (ProcessLookupError, PermissionError):
+            continue
+    return killed
+
+
 def set_title(title: str) -> None:
     try:
         import setproctitle

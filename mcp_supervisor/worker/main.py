@@ -37,7 +37,7 @@ from mcp_supervisor.protocol.messages import (
     WorkerReady,
     WorkerStateReport,
 )
-from mcp_supervisor.supervisor.linux import die_with_parent, set_title
+from mcp_supervisor.supervisor.linux import die_with_parent, kill_rest_of_group, set_title
 from mcp_supervisor.worker.backend import open_backend
 from mcp_supervisor.worker.relay import BackendClosed, BackendRelay
 from mcp_supervisor.worker.spec import WorkerSpec, take_spec_from_env
@@ -252,3 +252,7 @@ async def _main(spec: WorkerSpec) -> int:
         raise
     finally:
         worker.close()
+        # The backend is closed by now; what it left in our group (its children) must not outlive us.
+        left = kill_rest_of_group()
+        if left:
+            log.info("Killed %d leftover process(es) of the backend's group.", left)
