@@ -97,7 +97,7 @@ class Supervisor:
         loop.add_signal_handler(signal.SIGCHLD, self._reap)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: self._background(self.reload()))
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         self.control = ControlServer(self.endpoints, self.snapshot, self._on_report, self._on_command)
         self.control.on_heartbeat = self._on_heartbeat
         self.control.start()
@@ -113,6 +113,10 @@ class Supervisor:
             task.cancel()
         await self._shutdown()
         return self._exit_code
+
+    def _on_sighup(self) -> None:
+        log.info("SIGHUP: reloading the config files.")
+        self._background(self.reload())
 
     def _acquire_lock(self) -> None:
         fd = os.open(self.endpoints.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
