@@ -16,13 +16,13 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/mcp-supervisor start --config-dir config --host $(HOST) --port $(PORT)
 
-test: lint typecheck $(STAMP)
+test: lint typecheck conformance-tools $(STAMP)
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
-e2e: $(STAMP)
+e2e: conformance-tools $(STAMP)
 	$(BIN)/python -m pytest tests/e2e
 
 lint: $(STAMP)
@@ -33,3 +33,8 @@ typecheck: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
+
+# The official MCP conformance suite (npm, with Node 22 from npm too) in .tools/conformance, for tests/conformance.
+.PHONY: conformance-tools
+conformance-tools:
+	bash scripts/install-conformance.sh

@@ -6,6 +6,7 @@ Transport-agnostic: front ends hand it classified messages and a session, it han
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -63,7 +64,8 @@ class GatewayCore:
         self.sessions = sessions
         self.catalog = CatalogView(settings.separator, tool_config)
         self.server_requests = ServerRequests(backends, settings.request_timeout_s)
-        sessions.on_close = self.server_requests.session_closed
+        self._background: set[asyncio.Future[None]] = set()
+        sessions.on_close = self._session_closed
 
     # ------------------------------------------------------------------ catalog
 
@@ -131,6 +133,23 @@ class GatewayCore:
                     await self.backends.cancel(rid, str(message.params.get("reason") or "no reason given"))
             case _:
                 pass  # unknown notifications are ignored, as JSON-RPC requires
+
+    def _session_closed(self, session: ClientSession) -> None:
+        """Release what the session held at shared backends: its server requests, its subscriptions."""
+        self.server_requests.session_closed(session)
+        for uri in session.subscriptions:
+            if any(uri in other.subscriptions for other in self.sessions.all()):
+                continue  # someone else still listens
+            owner = self.catalog.resources.route(uri)
+            if owner is not None and owner in self.backends.links:
+                task = asyncio.ensure_future(self._release(owner, uri))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+        session.subscriptions.clear()
+
+    async def _release(self, owner: str, uri: str) -> None:
+        with contextlib.suppress(BackendUnavailable):  # a backend that is gone took its subscriptions along
+            await self.backends.call(owner, "resources/unsubscribe", {"uri": uri}, self.settings.request_timeout_s)
 
     def on_backend_message(self, key: str, generation: int, message: dict[str, Any]) -> None:
         """A backend's own request or notification (progress was routed already): send it where it belongs."""
@@ -283,11 +302,17 @@ class GatewayCore:
         level = params.get("level")
         if not isinstance(level, str):
             raise JsonRpcFault(jsonrpc.INVALID_PARAMS, 'Invalid params: logging/setLevel needs a string "level".')
+        if level not in LOG_LEVELS:
+            raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Invalid params: unknown logging level {level!r}.")
         session.log_level = level
+        # The backends are shared: they get the most verbose level any session asked for, and the gateway
+        # filters per session (one client's "error" must not silence another's "debug").
+        wanted = [s.log_level for s in self.sessions.all() if s.log_level in LOG_LEVELS]
+        shared = {**params, "level": min(wanted, key=LOG_LEVELS.__getitem__)}
         keys = [key for key, link in self.backends.links.items() if "logging" in link.capabilities]
         timeout = self.settings.request_timeout_s
         outcomes = await asyncio.gather(
-            *(self.backends.call(key, "logging/setLevel", params, timeout) for key in keys), return_exceptions=True
+            *(self.backends.call(key, "logging/setLevel", shared, timeout) for key in keys), return_exceptions=True
         )
         for key, outcome in zip(keys, outcomes, strict=True):
             if isinstance(outcome, BaseException) or outcome[1]:
