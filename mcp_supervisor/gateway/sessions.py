@@ -14,7 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mcp_supervisor.gateway.event_log import EventLog
+
 OUTBOX_LIMIT = 1000
+# A POST's finished stream is kept this long for a client that reconnects to fetch its tail.
+FINISHED_STREAM_TTL_S = 120.0
 
 
 @dataclass(eq=False)
@@ -37,11 +41,32 @@ class ClientSession:
     subscriptions: set[str] = field(default_factory=set)
     # The level set by this client's logging/setLevel; backend log messages below it are not sent to it.
     log_level: str = ""
+    # Streamable HTTP only: its numbered SSE streams (0 = the standalone GET stream), kept for resumption.
+    streams: dict[int, EventLog] = field(default_factory=dict)
+    next_stream: int = 1
+    # The standalone stream's last delivered event, and the event that ends its current connection.
+    standalone_sent: int = 0
+    standalone_connection: asyncio.Event | None = None
     # Query string to append to the announced legacy-SSE POST endpoint (`&key=…` when auth came by query).
     endpoint_suffix: str = ""
 
+    def open_stream(self) -> EventLog:
+        """A new numbered stream for one POST's response; finished ones past their TTL are dropped."""
+        now = time.monotonic()
+        for stream_id, log in list(self.streams.items()):
+            if stream_id and log.finished_at is not None and now - log.finished_at > FINISHED_STREAM_TTL_S:
+                del self.streams[stream_id]
+        log = EventLog(self.next_stream)
+        self.streams[log.stream_id] = log
+        self.next_stream += 1
+        return log
+
     def push(self, message: bytes) -> None:
         """Queue a server-initiated message; when a slow client lets the outbox fill, the oldest goes first."""
+        standalone = self.streams.get(0)
+        if standalone is not None:
+            standalone.append(message)  # Streamable HTTP: numbered, replayable
+            return
         if self.outbox.full():
             self.outbox.get_nowait()
         self.outbox.put_nowait(message)
@@ -57,7 +82,7 @@ class SessionStore:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def create(self, principal: str) -> ClientSession | None:
+    def create(self, principal: str, resumable: bool = False) -> ClientSession | None:
         """A new session, or None when the store is full even after expiring idle sessions."""
         if len(self._sessions) >= self.max_sessions:
             self.expire_idle()
@@ -65,6 +90,8 @@ class SessionStore:
                 return None
         # 32 random bytes, URL-safe: visible ASCII as the spec requires, and unguessable.
         session = ClientSession(secrets.token_urlsafe(32), principal)
+        if resumable:
+            session.streams[0] = EventLog(0)
         self._sessions[session.id] = session
         return session
 

@@ -16,12 +16,12 @@ from starlette.responses import Response, StreamingResponse
 from mcp_supervisor.gateway import jsonrpc
 from mcp_supervisor.gateway.core import KNOWN_PROTOCOL_VERSIONS, GatewayCore
 from mcp_supervisor.gateway.edge import EdgeChecks, is_json, read_body
+from mcp_supervisor.gateway.event_log import EventLog, parse_event_id
 from mcp_supervisor.gateway.jsonrpc import JsonRpcFault
 from mcp_supervisor.gateway.sessions import ClientSession
 
 SESSION_HEADER = "mcp-session-id"
 VERSION_HEADER = "mcp-protocol-version"
-KEEPALIVE_S = 15.0
 
 
 def _json(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -90,7 +90,7 @@ class StreamableHttpEndpoint:
         if message.method == "initialize":
             if not message.is_request:
                 return _json(jsonrpc.error_bytes(None, jsonrpc.INVALID_REQUEST, "initialize must be a request."), 400)
-            session = self.core.sessions.create(principal)
+            session = self.core.sessions.create(principal, resumable=True)
             if session is None:
                 return _fault(503, jsonrpc.INTERNAL_ERROR, "The gateway holds too many sessions; try again later.")
             return _json(await self.core.initialize(session, message), 200, {"Mcp-Session-Id": session.id})
@@ -105,20 +105,38 @@ class StreamableHttpEndpoint:
         return await self._request(session, message)
 
     async def _request(self, session: ClientSession, message: jsonrpc.Incoming) -> Response:
-        """Answer with plain JSON when the reply comes first (the common case, and the cheapest); switch to an
-        SSE response as soon as a message related to the request (progress) comes before it."""
-        related: asyncio.Queue[bytes] = asyncio.Queue()
-        work = asyncio.ensure_future(self.core.handle_request(session, message, related.put_nowait))
-        first = asyncio.ensure_future(related.get())
-        await asyncio.wait({work, first}, return_when=asyncio.FIRST_COMPLETED)
-        if work.done() and not first.done():
-            first.cancel()
+        """Answer with plain JSON when the reply comes first (the common case, and the cheapest); switch to a
+        numbered, resumable SSE stream as soon as a message related to the request comes before it."""
+        early: list[bytes] = []
+        upgraded = asyncio.get_running_loop().create_future()
+        log: EventLog | None = None
+
+        def emit(data: bytes) -> None:
+            if log is not None:
+                log.append(data)
+                return
+            early.append(data)
+            if not upgraded.done():
+                upgraded.set_result(None)
+
+        work = asyncio.ensure_future(self.core.handle_request(session, message, emit))
+        await asyncio.wait({work, upgraded}, return_when=asyncio.FIRST_COMPLETED)
+        if work.done() and not early:
+            upgraded.cancel()
             return _json(work.result())
-        return StreamingResponse(
-            _request_stream(first, related, work),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        log = session.open_stream()
+        for data in early:
+            log.append(data)
+
+        def finished(task: asyncio.Future[bytes]) -> None:
+            # A dropped connection does not cancel the request: its reply lands in the log for a resume.
+            assert log is not None
+            if not task.cancelled():
+                log.append(task.result())
+            log.finish()
+
+        work.add_done_callback(finished)
+        return _sse(_frames(log.follow(0, session.closed)), session)
 
     def _get(self, request: Request, principal: str) -> Response:
         if not _accepts(request, "text/event-stream"):
@@ -127,14 +145,29 @@ class StreamableHttpEndpoint:
         if isinstance(session_or_response, Response):
             return session_or_response
         session = session_or_response
+        last_event_id = request.headers.get("last-event-id")
+        if last_event_id is not None:
+            return self._resume(session, last_event_id)
         if session.stream_open:
             return _fault(409, jsonrpc.INVALID_REQUEST, "Conflict: this session already has a GET stream open.")
+        return self._standalone(session, session.standalone_sent)
+
+    def _resume(self, session: ClientSession, last_event_id: str) -> Response:
+        parsed = parse_event_id(last_event_id)
+        log = session.streams.get(parsed[0]) if parsed is not None else None
+        if parsed is None or log is None:
+            return _fault(404, jsonrpc.INVALID_REQUEST, f"Not Found: no stream to resume after {last_event_id!r}.")
+        if log.stream_id == 0:
+            return self._standalone(session, parsed[1])  # takes over from a connection that may be dead
+        return _sse(_frames(log.follow(parsed[1], session.closed)), session)
+
+    def _standalone(self, session: ClientSession, after: int) -> Response:
+        if session.standalone_connection is not None:
+            session.standalone_connection.set()  # a newer connection supersedes the old one
+        connection = asyncio.Event()
+        session.standalone_connection = connection
         session.stream_open = True
-        return StreamingResponse(
-            _event_stream(session),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "Mcp-Session-Id": session.id},
-        )
+        return _sse(_standalone_frames(session, after, connection), session)
 
     def _delete(self, request: Request, principal: str) -> Response:
         session_or_response = self._session(request, principal)
@@ -144,44 +177,41 @@ class StreamableHttpEndpoint:
         return Response(status_code=200)
 
 
-async def _request_stream(
-    first: asyncio.Future[bytes], related: asyncio.Queue[bytes], work: asyncio.Future[bytes]
-) -> AsyncIterator[bytes]:
-    """Related messages in order, then the reply, which ends the stream."""
-    try:
-        pending: asyncio.Future[bytes] | None = first
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(related.get())
-            await asyncio.wait({pending, work}, return_when=asyncio.FIRST_COMPLETED)
-            if pending.done():
-                yield b"event: message\ndata: " + pending.result() + b"\n\n"
-                pending = None
-                continue
-            while not related.empty():
-                yield b"event: message\ndata: " + related.get_nowait() + b"\n\n"
-            yield b"event: message\ndata: " + work.result() + b"\n\n"
-            pending.cancel()
-            return
-    finally:
-        if not work.done():
-            work.cancel()  # the client went away mid-stream
+def _sse(frames: AsyncIterator[bytes], session: ClientSession) -> StreamingResponse:
+    return StreamingResponse(
+        frames,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Mcp-Session-Id": session.id},
+    )
 
 
-async def _event_stream(session: ClientSession) -> AsyncIterator[bytes]:
-    """Server-initiated messages of one session, with keep-alive comments, until the session closes."""
-    closed = asyncio.ensure_future(session.closed.wait())
+async def _frames(events: AsyncIterator[tuple[int, bytes]]) -> AsyncIterator[bytes]:
+    async for _, frame in events:
+        yield frame
+
+
+async def _standalone_frames(session: ClientSession, after: int, connection: asyncio.Event) -> AsyncIterator[bytes]:
+    """The session's standalone stream until the session closes or a newer connection takes it over."""
+    log = session.streams[0]
+    ended = asyncio.Event()
+
+    async def watch() -> None:
+        closed = asyncio.ensure_future(session.closed.wait())
+        superseded = asyncio.ensure_future(connection.wait())
+        await asyncio.wait({closed, superseded}, return_when=asyncio.FIRST_COMPLETED)
+        closed.cancel()
+        superseded.cancel()
+        ended.set()
+
+    watcher = asyncio.ensure_future(watch())
     try:
         yield b": stream open\n\n"
-        while not session.closed.is_set():
-            receive = asyncio.ensure_future(session.outbox.get())
-            done, _ = await asyncio.wait({receive, closed}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED)
-            if receive in done:
-                yield b"event: message\ndata: " + receive.result() + b"\n\n"
-            else:
-                receive.cancel()
-                if not done:
-                    yield b": keep-alive\n\n"
+        async for seq, frame in log.follow(after, ended):
+            if seq:
+                session.standalone_sent = max(session.standalone_sent, seq)
+            yield frame
     finally:
-        closed.cancel()
-        session.stream_open = False
+        watcher.cancel()
+        if session.standalone_connection is connection:
+            session.standalone_connection = None
+            session.stream_open = False
