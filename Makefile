@@ -16,13 +16,13 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/mcp-supervisor start --config-dir config --host $(HOST) --port $(PORT)
 
-test: lint typecheck conformance-tools $(STAMP)
+test: lint typecheck conformance-tools everything-tools $(STAMP)
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
-e2e: conformance-tools $(STAMP)
+e2e: conformance-tools everything-tools $(STAMP)
 	$(BIN)/python -m pytest tests/e2e
 
 lint: $(STAMP)
@@ -38,3 +38,15 @@ clean:
 .PHONY: conformance-tools
 conformance-tools:
 	bash scripts/install-conformance.sh
+
+# Benchmark, direct vs gateway on loopback (issue 7): prints a table, writes bench/results/<timestamp>.json.
+# `make bench BENCH_ARGS=--quick` for a short run; `bench/run.py --help` for the knobs.
+.PHONY: bench
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# The MCP reference server @modelcontextprotocol/server-everything (npm, with Node 22 from npm too) in
+# .tools/everything, for tests/e2e/test_server_everything.py.
+.PHONY: everything-tools
+everything-tools:
+	bash scripts/install-everything.sh
