@@ -59,9 +59,11 @@ class EventLog:
                 return
             changed = asyncio.ensure_future(self._changed.wait())
             ended = asyncio.ensure_future(closed.wait())
-            done, _ = await asyncio.wait({changed, ended}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED)
-            changed.cancel()
-            ended.cancel()
+            try:
+                done, _ = await asyncio.wait({changed, ended}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED)
+            finally:  # also when the consumer is closed mid-wait (the client went away)
+                changed.cancel()
+                ended.cancel()
             if not done:
                 yield 0, b": keep-alive\n\n"
 

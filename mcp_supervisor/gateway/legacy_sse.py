@@ -52,6 +52,7 @@ class LegacySseEndpoint:
     async def _events(self, session: ClientSession, request: Request) -> AsyncIterator[bytes]:
         endpoint = f"{request.scope.get('root_path', '')}/message?sessionId={session.id}{session.endpoint_suffix}"
         closed = asyncio.ensure_future(session.closed.wait())
+        receive: asyncio.Future[bytes] | None = None
         try:
             yield f"event: endpoint\ndata: {endpoint}\n\n".encode()
             while not session.closed.is_set():
@@ -66,7 +67,10 @@ class LegacySseEndpoint:
                     if not done:
                         yield b": keep-alive\n\n"
         finally:
+            # A client that goes away closes this generator mid-wait: nothing it waited on may linger.
             closed.cancel()
+            if receive is not None:
+                receive.cancel()
             # The stream is the session: when the client goes away, so does the session.
             self.core.sessions.close(session.id)
 

@@ -198,9 +198,11 @@ async def _standalone_frames(session: ClientSession, after: int, connection: asy
     async def watch() -> None:
         closed = asyncio.ensure_future(session.closed.wait())
         superseded = asyncio.ensure_future(connection.wait())
-        await asyncio.wait({closed, superseded}, return_when=asyncio.FIRST_COMPLETED)
-        closed.cancel()
-        superseded.cancel()
+        try:
+            await asyncio.wait({closed, superseded}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+            superseded.cancel()
         ended.set()
 
     watcher = asyncio.ensure_future(watch())
