@@ -193,3 +193,18 @@ def http_backend() -> Iterator[tuple[int, str]]:
 def sse_backend() -> Iterator[tuple[int, str]]:
     """The SDK fixture server over legacy HTTP+SSE, requiring a credential (to prove outbound bearerToken)."""
     yield from _start_network_backend("sse", "legacy", "sse-token")
+
+
+CONFORMANCE_SERVER = ROOT / "tests" / "fixtures" / "conformance_server.py"
+
+
+@pytest.fixture
+def conformance_gateway(tmp_path: Path, supervisor_factory: Any) -> RunningSupervisor:
+    """The gateway in front of the conformance fixture backend, unprefixed: a backend with subscriptions,
+    logging levels and progress, for tests of state a shared backend holds for many sessions."""
+    config_dir = tmp_path / "config"
+    entry = {"type": "stdio", "command": sys.executable, "args": [str(CONFORMANCE_SERVER)], "namePrefix": ""}
+    write_config(config_dir, {"conformance": entry})
+    sup: RunningSupervisor = supervisor_factory(config_dir)
+    sup.wait_linked({"conformance"})
+    return sup

@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
 
-from tests.e2e.conftest import ROOT, RunningSupervisor, write_config
+from tests.e2e.conftest import RunningSupervisor
 from tests.e2e.test_reload import save
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-CONFORMANCE_SERVER = str(ROOT / "tests" / "fixtures" / "conformance_server.py")
-
-
-@pytest.fixture
-def gateway(tmp_path: Path, supervisor_factory: Any) -> RunningSupervisor:
-    config_dir = tmp_path / "config"
-    entry = {"type": "stdio", "command": sys.executable, "args": [CONFORMANCE_SERVER], "namePrefix": ""}
-    write_config(config_dir, {"conformance": entry})
-    sup: RunningSupervisor = supervisor_factory(config_dir)
-    sup.wait_linked({"conformance"})
-    return sup
 
 
 async def open_session(http: httpx2.AsyncClient, url: str) -> dict[str, str]:
@@ -53,7 +40,10 @@ async def events(response: httpx2.Response) -> AsyncIterator[tuple[str, Any]]:
             yield event_id, json.loads(line[6:])
 
 
-async def test_a_dropped_post_stream_resumes_with_its_reply(gateway: RunningSupervisor) -> None:
+async def test_a_dropped_post_stream_resumes_with_its_reply(
+    conformance_gateway: RunningSupervisor,
+) -> None:
+    gateway = conformance_gateway
     async with httpx2.AsyncClient(timeout=20) as http:
         headers = await open_session(http, gateway.url)
         call = {
@@ -78,7 +68,10 @@ async def test_a_dropped_post_stream_resumes_with_its_reply(gateway: RunningSupe
         assert [d["params"]["progress"] for _, d in resumed[:-1]] == [50, 100]
 
 
-async def test_the_standalone_stream_replays_what_a_dropped_connection_missed(gateway: RunningSupervisor) -> None:
+async def test_the_standalone_stream_replays_what_a_dropped_connection_missed(
+    conformance_gateway: RunningSupervisor,
+) -> None:
+    gateway = conformance_gateway
     tools = gateway.config_dir / "tool_config.json"
     async with httpx2.AsyncClient(timeout=20) as http:
         headers = await open_session(http, gateway.url)
