@@ -19,50 +19,12 @@ NODE_MAJOR="22"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir="${EVERYTHING_DIR:-$root/.tools/everything}"
-bin="$dir/node_modules/.bin"
-package="$dir/node_modules/@modelcontextprotocol/server-everything"
+server_dir="$dir/node_modules/@modelcontextprotocol/server-everything"
+# shellcheck source=scripts/npm-tool.sh
+source "$root/scripts/npm-tool.sh"
 
-installed() {
-    [[ -x "$bin/node" && -f "$package/dist/index.js" ]] || return 1
-    local node_version package_version
-    node_version="$("$bin/node" --version 2>/dev/null)" || return 1
-    [[ "$node_version" == "v$NODE_MAJOR."* ]] || return 1
-    package_version="$("$bin/node" -p "require('$package/package.json').version" 2>/dev/null)" || return 1
-    [[ "$package_version" == "$EVERYTHING_VERSION" ]] || return 1
-    # The server must load under this node: an empty stdin makes its stdio mode exit right away.
-    timeout 30 "$bin/node" "$package/dist/index.js" stdio </dev/null >/dev/null 2>&1
+works() {  # the server must load under this node: an empty stdin makes its stdio mode exit right away
+    timeout 30 "$dir/node_modules/.bin/node" "$server_dir/dist/index.js" stdio </dev/null >/dev/null 2>&1
 }
 
-if installed; then
-    echo "server-everything $EVERYTHING_VERSION with node $("$bin/node" --version) already in $dir"
-    exit 0
-fi
-
-if ! command -v npm >/dev/null 2>&1; then
-    echo "install-everything: npm is not on PATH (install Node.js and npm, e.g. apt-get install nodejs npm)" >&2
-    exit 1
-fi
-
-mkdir -p "$dir"
-cat >"$dir/package.json" <<EOF
-{
-  "name": "mcp-supervisor-everything-tools",
-  "private": true,
-  "description": "The MCP reference server server-everything and the Node.js it runs on; installed by scripts/install-everything.sh",
-  "dependencies": {
-    "@modelcontextprotocol/server-everything": "$EVERYTHING_VERSION",
-    "node": "^$NODE_MAJOR"
-  }
-}
-EOF
-
-echo "installing @modelcontextprotocol/server-everything@$EVERYTHING_VERSION and node@$NODE_MAJOR into $dir"
-# --foreground-scripts: the `node` package fetches its platform binary package in a preinstall script.
-(cd "$dir" && npm install --no-audit --no-fund --loglevel=error --foreground-scripts)
-
-if ! installed; then
-    echo "install-everything: the install finished but $bin/node (v$NODE_MAJOR) or server-everything" \
-        "($EVERYTHING_VERSION) in $package does not work" >&2
-    exit 1
-fi
-echo "installed server-everything $EVERYTHING_VERSION with node $("$bin/node" --version) in $dir"
+install_npm_tool everything "$dir" "@modelcontextprotocol/server-everything" "$EVERYTHING_VERSION"

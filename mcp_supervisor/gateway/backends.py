@@ -59,7 +59,6 @@ class BackendLink:
     # Catalog kind (tools, resources, resource_templates, prompts) → items as the backend listed them.
     catalog: dict[str, list[dict[str, Any]]]
     name_prefix: str | None = None
-    last_seen: float = field(default_factory=time.monotonic)
 
     @property
     def tools(self) -> list[dict[str, Any]]:
@@ -78,8 +77,8 @@ class CallContext:
     session: ClientSession
     request_id: jsonrpc.RequestId
     emit: Callable[[bytes], None]
-    # String argument values of the request, to attribute a backend's server→client request to it.
-    clues: tuple[str, ...] = ()
+    # The request's params, consulted only to attribute a backend's server→client request to it.
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -283,9 +282,7 @@ class Backends:
                         pending.future.set_result((result, error))
                 case Heartbeat(key=key, generation=generation):
                     link = self.links.get(key)
-                    if link is not None and link.generation == generation:
-                        link.last_seen = time.monotonic()
-                    elif link is None or link.generation < generation:
+                    if link is None or link.generation < generation:
                         # A worker we do not know (we restarted, or missed its ready): ask it to introduce itself.
                         await self._send_quietly(identity, Resync())
                 case WorkerReady():

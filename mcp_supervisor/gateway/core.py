@@ -21,13 +21,10 @@ from mcp_supervisor.gateway.jsonrpc import Incoming, JsonRpcFault
 from mcp_supervisor.gateway.pagination import page
 from mcp_supervisor.gateway.server_requests import ServerRequests
 from mcp_supervisor.gateway.sessions import ClientSession, SessionStore
+from mcp_supervisor.protocol.versions import HANDSHAKE_VERSIONS
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
-# The handshake-era protocol versions we serve, newest first.
-HANDSHAKE_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
-# Every released version, for validating the MCP-Protocol-Version header (the stateless era is later work).
-KNOWN_PROTOCOL_VERSIONS = (*HANDSHAKE_VERSIONS, "2026-07-28")
 # How long after the gateway starts a first request may wait for backends that are still starting.
 STARTUP_WINDOW_S = 15.0
 RESOURCE_NOT_FOUND = -32002
@@ -181,7 +178,7 @@ class GatewayCore:
     ) -> bytes:
         assert message.id is not None and message.method is not None
         request_id = message.id
-        context = CallContext(session, request_id, emit or session.push, _clues(message.params))
+        context = CallContext(session, request_id, emit or session.push, message.params)
         try:
             match message.method:
                 case "ping":
@@ -318,11 +315,3 @@ class GatewayCore:
             if isinstance(outcome, BaseException) or outcome[1]:
                 log.warning("Backend %s did not accept logging/setLevel: %r", key, outcome)
         return jsonrpc.result_bytes(request_id, {})
-
-
-def _clues(params: dict[str, Any]) -> tuple[str, ...]:
-    """Distinctive strings a request passes to its backend (tool or prompt arguments)."""
-    arguments = params.get("arguments")
-    if not isinstance(arguments, dict):
-        return ()
-    return tuple(value for value in arguments.values() if isinstance(value, str) and len(value) >= 3)[:16]

@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator
 
 KEEPALIVE_S = 15.0
+KEEPALIVE_FRAME = b": keep-alive\n\n"
 DEFAULT_LIMIT = 1000
 
 
@@ -46,15 +47,21 @@ class EventLog:
     def event_id(self, seq: int) -> str:
         return f"{self.stream_id}:{seq}"
 
+    def frame(self, seq: int, data: bytes) -> bytes:
+        """One SSE event carrying its resumption id (a keep-alive comment for seq 0)."""
+        if not seq:
+            return KEEPALIVE_FRAME
+        return b"id: " + self.event_id(seq).encode() + b"\nevent: message\ndata: " + data + b"\n\n"
+
     async def follow(self, after: int, closed: asyncio.Event) -> AsyncIterator[tuple[int, bytes]]:
-        """(seq, SSE frame) of the events after `after`, then live ones, until finished or `closed` is set;
-        keep-alive comments come with seq 0."""
+        """(seq, message) of the events after `after`, then live ones, until finished or `closed` is set;
+        a quiet KEEPALIVE_S yields (0, b"") so a stream can send a keep-alive."""
         sent = after
         while True:
             for seq, data in list(self.events):
                 if seq > sent:
                     sent = seq
-                    yield seq, b"id: " + self.event_id(seq).encode() + b"\nevent: message\ndata: " + data + b"\n\n"
+                    yield seq, data
             if self.finished or closed.is_set():
                 return
             changed = asyncio.ensure_future(self._changed.wait())
@@ -65,7 +72,7 @@ class EventLog:
                 changed.cancel()
                 ended.cancel()
             if not done:
-                yield 0, b": keep-alive\n\n"
+                yield 0, b""
 
 
 def parse_event_id(value: str) -> tuple[int, int] | None:

@@ -20,10 +20,9 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from mcp_supervisor.gateway import jsonrpc
 from mcp_supervisor.gateway.core import GatewayCore
 from mcp_supervisor.gateway.edge import EdgeChecks, is_json, read_body
+from mcp_supervisor.gateway.event_log import KEEPALIVE_FRAME
 from mcp_supervisor.gateway.jsonrpc import JsonRpcFault
 from mcp_supervisor.gateway.sessions import ClientSession
-
-KEEPALIVE_S = 15.0
 
 
 class LegacySseEndpoint:
@@ -51,26 +50,12 @@ class LegacySseEndpoint:
 
     async def _events(self, session: ClientSession, request: Request) -> AsyncIterator[bytes]:
         endpoint = f"{request.scope.get('root_path', '')}/message?sessionId={session.id}{session.endpoint_suffix}"
-        closed = asyncio.ensure_future(session.closed.wait())
-        receive: asyncio.Future[bytes] | None = None
         try:
             yield f"event: endpoint\ndata: {endpoint}\n\n".encode()
-            while not session.closed.is_set():
-                receive = asyncio.ensure_future(session.outbox.get())
-                done, _ = await asyncio.wait(
-                    {receive, closed}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED
-                )
-                if receive in done:
-                    yield b"event: message\ndata: " + receive.result() + b"\n\n"
-                else:
-                    receive.cancel()
-                    if not done:
-                        yield b": keep-alive\n\n"
+            async for seq, data in session.standalone.follow(0, session.closed):
+                # The legacy transport has no resumption: events carry no ids.
+                yield b"event: message\ndata: " + data + b"\n\n" if seq else KEEPALIVE_FRAME
         finally:
-            # A client that goes away closes this generator mid-wait: nothing it waited on may linger.
-            closed.cancel()
-            if receive is not None:
-                receive.cancel()
             # The stream is the session: when the client goes away, so does the session.
             self.core.sessions.close(session.id)
 

@@ -82,7 +82,7 @@ class ServerRequests:
             contexts = able or contexts
         if len({id(c.session) for c in contexts}) <= 1:
             return contexts[-1] if contexts else None
-        scores = [sum(clue in request_text for clue in c.clues) for c in contexts]
+        scores = [sum(clue in request_text for clue in _clues(c.params)) for c in contexts]
         best = max(scores)
         chosen = [c for c, score in zip(contexts, scores, strict=True) if score == best]
         if len({id(c.session) for c in chosen}) > 1:
@@ -167,3 +167,11 @@ def _no_client(method: str, capability: str | None) -> dict[str, Any]:
         "code": jsonrpc.METHOD_NOT_FOUND,
         "message": f"No connected client declared the {capability} capability, so {method} cannot be answered.",
     }
+
+
+def _clues(params: dict[str, Any]) -> tuple[str, ...]:
+    """Distinctive strings a request passed to its backend (tool or prompt arguments)."""
+    arguments = params.get("arguments")
+    if not isinstance(arguments, dict):
+        return ()
+    return tuple(value for value in arguments.values() if isinstance(value, str) and len(value) >= 3)[:16]

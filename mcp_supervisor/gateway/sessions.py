@@ -1,8 +1,8 @@
 """Client sessions: one object per MCP client session, whatever the transport.
 
-Each session has its own negotiated version and capabilities, and an outbox for server-initiated messages
-(delivered on the Streamable HTTP GET stream). Nothing is shared between sessions but the catalog, so two
-clients never see each other's replies.
+Each session has its own negotiated version and capabilities, and a standalone event log for
+server-initiated messages, whichever stream delivers them (the /mcp GET stream, the /sse stream, stdout).
+Nothing is shared between sessions but the catalog, so two clients never see each other's replies.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any
 
 from mcp_supervisor.gateway.event_log import EventLog
 
-OUTBOX_LIMIT = 1000
 # A POST's finished stream is kept this long for a client that reconnects to fetch its tail.
 FINISHED_STREAM_TTL_S = 120.0
 
@@ -32,7 +31,6 @@ class ClientSession:
     initialize_seen: bool = False
     initialized: bool = False
     last_active: float = field(default_factory=time.monotonic)
-    outbox: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
     stream_open: bool = False
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     # Client request id → gateway rid of its requests in flight at a backend (for cancellation).
@@ -41,8 +39,9 @@ class ClientSession:
     subscriptions: set[str] = field(default_factory=set)
     # The level set by this client's logging/setLevel; backend log messages below it are not sent to it.
     log_level: str = ""
-    # Streamable HTTP only: its numbered SSE streams (0 = the standalone GET stream), kept for resumption.
-    streams: dict[int, EventLog] = field(default_factory=dict)
+    # Numbered streams: 0 is the standalone one (server-initiated messages); Streamable HTTP adds one per
+    # POST answered as SSE. Bounded, and kept for resumption.
+    streams: dict[int, EventLog] = field(default_factory=lambda: {0: EventLog(0)})
     next_stream: int = 1
     # The standalone stream's last delivered event, and the event that ends its current connection.
     standalone_sent: int = 0
@@ -61,15 +60,13 @@ class ClientSession:
         self.next_stream += 1
         return log
 
+    @property
+    def standalone(self) -> EventLog:
+        return self.streams[0]
+
     def push(self, message: bytes) -> None:
-        """Queue a server-initiated message; when a slow client lets the outbox fill, the oldest goes first."""
-        standalone = self.streams.get(0)
-        if standalone is not None:
-            standalone.append(message)  # Streamable HTTP: numbered, replayable
-            return
-        if self.outbox.full():
-            self.outbox.get_nowait()
-        self.outbox.put_nowait(message)
+        """Queue a server-initiated message; past the log's bound, a slow client loses the oldest first."""
+        self.standalone.append(message)
 
 
 class SessionStore:
@@ -82,7 +79,7 @@ class SessionStore:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def create(self, principal: str, resumable: bool = False) -> ClientSession | None:
+    def create(self, principal: str) -> ClientSession | None:
         """A new session, or None when the store is full even after expiring idle sessions."""
         if len(self._sessions) >= self.max_sessions:
             self.expire_idle()
@@ -90,8 +87,6 @@ class SessionStore:
                 return None
         # 32 random bytes, URL-safe: visible ASCII as the spec requires, and unguessable.
         session = ClientSession(secrets.token_urlsafe(32), principal)
-        if resumable:
-            session.streams[0] = EventLog(0)
         self._sessions[session.id] = session
         return session
 

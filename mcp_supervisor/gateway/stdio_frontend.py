@@ -84,5 +84,6 @@ class StdioFrontend:
                 await self._write(reply)
 
     async def _drain_outbox(self, session: ClientSession) -> None:
-        while True:
-            await self._write(await session.outbox.get())
+        async for seq, data in session.standalone.follow(0, session.closed):
+            if seq:  # keep-alive ticks mean nothing on a pipe
+                await self._write(data)

@@ -14,11 +14,12 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from mcp_supervisor.gateway import jsonrpc
-from mcp_supervisor.gateway.core import KNOWN_PROTOCOL_VERSIONS, GatewayCore
+from mcp_supervisor.gateway.core import GatewayCore
 from mcp_supervisor.gateway.edge import EdgeChecks, is_json, read_body
 from mcp_supervisor.gateway.event_log import EventLog, parse_event_id
 from mcp_supervisor.gateway.jsonrpc import JsonRpcFault
 from mcp_supervisor.gateway.sessions import ClientSession
+from mcp_supervisor.protocol.versions import KNOWN_PROTOCOL_VERSIONS
 
 SESSION_HEADER = "mcp-session-id"
 VERSION_HEADER = "mcp-protocol-version"
@@ -90,7 +91,7 @@ class StreamableHttpEndpoint:
         if message.method == "initialize":
             if not message.is_request:
                 return _json(jsonrpc.error_bytes(None, jsonrpc.INVALID_REQUEST, "initialize must be a request."), 400)
-            session = self.core.sessions.create(principal, resumable=True)
+            session = self.core.sessions.create(principal)
             if session is None:
                 return _fault(503, jsonrpc.INTERNAL_ERROR, "The gateway holds too many sessions; try again later.")
             return _json(await self.core.initialize(session, message), 200, {"Mcp-Session-Id": session.id})
@@ -136,7 +137,7 @@ class StreamableHttpEndpoint:
             log.finish()
 
         work.add_done_callback(finished)
-        return _sse(_frames(log.follow(0, session.closed)), session)
+        return _sse(_frames(log, 0, session.closed), session)
 
     def _get(self, request: Request, principal: str) -> Response:
         if not _accepts(request, "text/event-stream"):
@@ -159,7 +160,7 @@ class StreamableHttpEndpoint:
             return _fault(404, jsonrpc.INVALID_REQUEST, f"Not Found: no stream to resume after {last_event_id!r}.")
         if log.stream_id == 0:
             return self._standalone(session, parsed[1])  # takes over from a connection that may be dead
-        return _sse(_frames(log.follow(parsed[1], session.closed)), session)
+        return _sse(_frames(log, parsed[1], session.closed), session)
 
     def _standalone(self, session: ClientSession, after: int) -> Response:
         if session.standalone_connection is not None:
@@ -185,14 +186,14 @@ def _sse(frames: AsyncIterator[bytes], session: ClientSession) -> StreamingRespo
     )
 
 
-async def _frames(events: AsyncIterator[tuple[int, bytes]]) -> AsyncIterator[bytes]:
-    async for _, frame in events:
-        yield frame
+async def _frames(log: EventLog, after: int, closed: asyncio.Event) -> AsyncIterator[bytes]:
+    async for seq, data in log.follow(after, closed):
+        yield log.frame(seq, data)
 
 
 async def _standalone_frames(session: ClientSession, after: int, connection: asyncio.Event) -> AsyncIterator[bytes]:
     """The session's standalone stream until the session closes or a newer connection takes it over."""
-    log = session.streams[0]
+    log = session.standalone
     ended = asyncio.Event()
 
     async def watch() -> None:
@@ -208,10 +209,10 @@ async def _standalone_frames(session: ClientSession, after: int, connection: asy
     watcher = asyncio.ensure_future(watch())
     try:
         yield b": stream open\n\n"
-        async for seq, frame in log.follow(after, ended):
+        async for seq, data in log.follow(after, ended):
             if seq:
                 session.standalone_sent = max(session.standalone_sent, seq)
-            yield frame
+            yield log.frame(seq, data)
     finally:
         watcher.cancel()
         if session.standalone_connection is connection:

@@ -20,6 +20,8 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from mcp_supervisor.config.diff import diff_servers
 from mcp_supervisor.config.loader import (
     SERVERS_FILE,
@@ -324,12 +326,12 @@ class Supervisor:
                 child = slot.child
                 if child is None or not child.alive:
                     continue
-                try:
-                    sampler = self._samplers.get(child.pid) or self._samplers.setdefault(
-                        child.pid, TreeSampler(child.pid)
-                    )
-                except Exception:
-                    continue
+                sampler = self._samplers.get(child.pid)
+                if sampler is None:
+                    try:
+                        sampler = self._samplers[child.pid] = TreeSampler(child.pid)
+                    except psutil.Error:
+                        continue  # it exited between the check and the sample
                 slot.resources = sampler.sample()
                 limit = slot.options.maxRssMb
                 rss_mb = slot.resources.rss_bytes / 1_048_576

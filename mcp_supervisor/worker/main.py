@@ -66,6 +66,7 @@ class Worker:
         self._ready: WorkerReady | None = None
         self._relay: BackendRelay | None = None
         self.stop_requested = asyncio.Event()
+        self._draining = False
 
     async def _send_data(self, message: msgspec.Struct) -> None:
         await self._data.send(codec.encode(message))
@@ -136,31 +137,34 @@ class Worker:
         await self._send_data(CatalogChanged(key=self.key, generation=self.spec.generation, kind=kind, items=items))
 
     async def _serve(self, relay: BackendRelay, pump: asyncio.Task[None]) -> None:
+        """Relay until the backend goes away or a stop is asked for; then drain (bounded) and return."""
+        receiver = asyncio.create_task(self._receive(relay))
         stop = asyncio.ensure_future(self.stop_requested.wait())
-        drained = asyncio.ensure_future(relay.idle.wait())
-        deadline: float | None = None
+        drained: asyncio.Future[Any] | None = None
         try:
-            while True:
-                receive = asyncio.ensure_future(self._data.recv())
-                waiting = {receive, pump, stop} if deadline is None else {receive, pump, drained}
-                timeout = None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
-                done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-                if receive not in done:
-                    receive.cancel()
-                if pump in done:
-                    pump.result()  # raises BackendClosed or the pump's error
+            done, _ = await asyncio.wait({pump, receiver, stop}, return_when=asyncio.FIRST_COMPLETED)
+            for finished in (pump, receiver):
+                if finished in done:
+                    finished.result()  # raises BackendClosed or the task's error
                     return
-                if stop in done and deadline is None:
-                    log.info("Draining %d in-flight request(s) before stopping.", len(relay.in_flight))
-                    deadline = asyncio.get_running_loop().time() + self.spec.drain_timeout_s
-                    drained = asyncio.ensure_future(relay.idle.wait())
-                if deadline is not None and (drained in done or not done):
-                    return  # drained, or the drain timed out: the backend is closed by the caller
-                if receive in done:
-                    await self._handle(relay, receive.result(), draining=deadline is not None)
+            self._draining = True  # from now on new requests are refused, replies still flow
+            log.info("Draining %d in-flight request(s) before stopping.", len(relay.in_flight))
+            drained = asyncio.ensure_future(relay.idle.wait())
+            waiting: set[asyncio.Future[Any]] = {drained, pump}
+            ended, _ = await asyncio.wait(
+                waiting, timeout=self.spec.drain_timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            if pump in ended:
+                pump.result()
         finally:
-            stop.cancel()
-            drained.cancel()
+            for pending in (receiver, stop, drained):
+                if pending is not None:
+                    pending.cancel()
+
+    async def _receive(self, relay: BackendRelay) -> None:
+        """One loop for every message from the gateway: no task or wait set per message."""
+        while True:
+            await self._handle(relay, await self._data.recv(), draining=self._draining)
 
     async def _handle(self, relay: BackendRelay, frame: bytes, draining: bool) -> None:
         try:

@@ -21,12 +21,11 @@ import msgspec
 from mcp_supervisor import __version__
 from mcp_supervisor.errors import BackendError
 from mcp_supervisor.protocol.messages import Reply
+from mcp_supervisor.protocol.versions import HANDSHAKE_VERSIONS
 from mcp_supervisor.worker.connection import BackendConnection
 
 log = logging.getLogger("mcp_supervisor.worker")
 
-# The handshake-era versions this worker speaks to backends, newest first.
-HANDSHAKE_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
 METHOD_NOT_FOUND = -32601
 _OWN_ID_PREFIX = "mcps-"
 

@@ -43,6 +43,7 @@ import yaml
 from mcp_supervisor import cli
 from mcp_supervisor.config.loader import SERVERS_FILE, TOOLS_FILE, parse_servers, parse_tool_config
 from mcp_supervisor.protocol.endpoints import RUNTIME_DIR_ENV, runtime_dir_for
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -609,14 +610,6 @@ def wait_for(predicate: Any, timeout: float, what: str, replica: Replica) -> Any
             return value
         time.sleep(0.1)
     pytest.fail(f"timed out after {timeout} s waiting for {what}:\n{replica.tail()}")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def kubelet_configmap_dir(target: Path, data: dict[str, str]) -> None:

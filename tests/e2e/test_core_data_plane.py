@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import psutil
 import pytest
 from mcp import MCPError
 
@@ -187,7 +186,6 @@ async def test_stop_leaves_no_process_behind(tmp_path: Path, supervisor_factory:
     assert len(pids) >= 6  # supervisor, gateway, 2 workers, 2 backends
     assert sup.stop() == 0
     await async_wait_until(lambda: not alive(pids), 10, what="every process of the tree to exit")
-    assert not [p for p in psutil.pids() if p in pids and p in alive(pids)]
 
 
 async def test_sse_backend_with_bearer_token(

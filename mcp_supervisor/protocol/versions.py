@@ -1,0 +1,12 @@
+"""The MCP protocol versions this product speaks, at both edges (clients → gateway, worker → backend).
+
+Our own constants rather than `mcp_types.version`: importing the SDK's types costs the gateway and the
+stdio workers ~0.5 s of start-up and their memory, for four strings.
+"""
+
+from __future__ import annotations
+
+# Reachable through the initialize handshake, newest first.
+HANDSHAKE_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
+# Every released version, for validating the MCP-Protocol-Version header (the stateless era is later work).
+KNOWN_PROTOCOL_VERSIONS = (*HANDSHAKE_VERSIONS, "2026-07-28")
