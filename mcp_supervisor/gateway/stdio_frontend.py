@@ -2,8 +2,8 @@
 
 `mcp-supervisor stdio` hands the gateway its own stdin/stdout (as inherited descriptors); everything else in
 the tree logs to stderr only, so nothing but MCP messages ever reaches the client. One client, one session;
-requests are served concurrently (a slow tool does not hold up a ping); replies are written whole, one per
-line, in the order they complete.
+requests are served concurrently (a slow tool does not hold up a ping). One writer puts every message on
+stdout, one per line, in the session's log order: a request's notifications always precede its reply.
 """
 
 from __future__ import annotations
@@ -28,13 +28,11 @@ class StdioFrontend:
         self.core = core
         self._in_fd = in_fd
         self._out = os.fdopen(out_fd, "wb", buffering=0)
-        self._write_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def _write(self, message: bytes) -> None:
-        async with self._write_lock:
-            # A blocking write on purpose: the client reads its pipe; back-pressure is the client's to apply.
-            await asyncio.to_thread(self._out.write, message + b"\n")
+        # A blocking write on purpose: the client reads its pipe; back-pressure is the client's to apply.
+        await asyncio.to_thread(self._out.write, message + b"\n")
 
     async def serve(self) -> None:
         """Serve until the client closes stdin."""
@@ -46,7 +44,7 @@ class StdioFrontend:
         session = self.core.sessions.create("stdio")
         assert session is not None
         session.stream_open = True  # never expired for idleness: the pipe is the session
-        outbox = asyncio.create_task(self._drain_outbox(session))
+        writer = asyncio.create_task(self._write_stream(session))
         try:
             while True:
                 try:
@@ -56,15 +54,18 @@ class StdioFrontend:
                         self._start(session, exc.partial)
                     break
                 except asyncio.LimitOverrunError:
-                    await self._write(jsonrpc.error_bytes(None, jsonrpc.INVALID_REQUEST, "Message too large."))
+                    session.push(jsonrpc.error_bytes(None, jsonrpc.INVALID_REQUEST, "Message too large."))
                     break
                 if line.strip():
                     self._start(session, line)
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=5.0)
         finally:
-            outbox.cancel()
+            # Closing the session lets the writer flush what is logged, then end: replies are not lost.
             self.core.sessions.close(session.id)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(writer), 5.0)
+            writer.cancel()
             log.info("The stdio client closed its input; stopping.")
 
     def _start(self, session: ClientSession, line: bytes) -> None:
@@ -73,17 +74,20 @@ class StdioFrontend:
         task.add_done_callback(self._tasks.discard)
 
     async def _process(self, session: ClientSession, line: bytes) -> None:
+        """Replies go down the same ordered log as notifications: a request's progress is written before its
+        reply, never overtaken by it."""
         try:
             message = jsonrpc.parse_message(line)
         except JsonRpcFault as fault:
-            await self._write(fault.to_bytes())
+            session.push(fault.to_bytes())
             return
         with contextlib.suppress(asyncio.CancelledError):
             reply = await self.core.handle(session, message)
             if reply is not None:
-                await self._write(reply)
+                session.push(reply)
 
-    async def _drain_outbox(self, session: ClientSession) -> None:
+    async def _write_stream(self, session: ClientSession) -> None:
+        """The only writer of stdout: every message of the session, in log order."""
         async for seq, data in session.standalone.follow(0, session.closed):
             if seq:  # keep-alive ticks mean nothing on a pipe
                 await self._write(data)
