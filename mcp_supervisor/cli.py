@@ -105,11 +105,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_logs(args: argparse.Namespace) -> int:
-    from mcp_supervisor.protocol.endpoints import runtime_dir_for
+    from mcp_supervisor.protocol.endpoints import Endpoints, runtime_dir_for
 
     settings = _settings(args)
-    log_dir = Path(os.environ.get("MCP_SUPERVISOR_LOG_DIR") or runtime_dir_for(settings.config_dir) / "logs")
-    path = log_dir / f"{args.key}.log"
+    path = Endpoints(runtime_dir_for(settings.config_dir)).log_dir / f"{args.key}.log"
     if not path.exists():
         print(f"mcp-supervisor: no log for {args.key!r} at {path}.", file=sys.stderr)
         return 1
@@ -121,7 +120,8 @@ def _cmd_logs(args: argparse.Namespace) -> int:
 def _cmd_command(args: argparse.Namespace) -> int:
     from mcp_supervisor.control_client import send_command
 
-    result = send_command(_settings(args), args.command, getattr(args, "key", ""))
+    name = getattr(args, "command_name", args.command)
+    result = send_command(_settings(args), name, getattr(args, "key", ""))
     print(result.message)
     return 0 if result.ok else 1
 
@@ -171,8 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
     restart = with_config(commands.add_parser("restart", help="restart one backend (clears FATAL)"))
     restart.add_argument("key")
     restart.set_defaults(func=_cmd_command)
+    start_one = with_config(commands.add_parser("start-backend", help="start a stopped or FATAL backend"))
+    start_one.add_argument("key")
+    start_one.set_defaults(func=_cmd_command, command_name="start")
     with_config(commands.add_parser("reload", help="re-read mcp_server.json")).set_defaults(func=_cmd_command)
-    with_config(commands.add_parser("stop", help="stop a running supervisor")).set_defaults(func=_cmd_command)
+    stop = with_config(commands.add_parser("stop", help="stop a running supervisor, or with KEY one backend"))
+    stop.add_argument("key", nargs="?", default="")
+    stop.set_defaults(func=_cmd_command)
     gateway = commands.add_parser("gateway", help=argparse.SUPPRESS)
     gateway.add_argument("--runtime-dir", required=True)
     gateway.add_argument("--stdio-fds", help="IN,OUT: serve MCP over these inherited descriptors instead of HTTP")

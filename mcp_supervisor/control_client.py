@@ -1,8 +1,9 @@
-"""The CLI's side of the supervisor's control socket (blocking, one request, bounded wait)."""
+"""The client side of the supervisor's control socket: the CLI's blocking calls and the admin's async commands."""
 
 from __future__ import annotations
 
 import zmq
+import zmq.asyncio
 
 from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.errors import ControlError
@@ -39,6 +40,24 @@ def request_status(settings: Settings) -> Snapshot:
 
 def send_command(settings: Settings, name: str, key: str = "") -> CommandResult:
     reply = _ask(settings, codec.encode(ControlCommand(name=name, key=key or "")), timeout_ms=30_000)
+    if not isinstance(reply, CommandResult):
+        raise ControlError(f"Unexpected answer from the supervisor: {reply!r}.")
+    return reply
+
+
+async def send_command_async(endpoints: Endpoints, name: str, key: str = "", timeout_s: float = 60.0) -> CommandResult:
+    """The gateway's (admin's) way to command the supervisor: one DEALER per command, so replies never mix
+    with the event stream of the gateway's subscription."""
+    socket = zmq.asyncio.Context.instance().socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 0)
+    try:
+        socket.connect(endpoints.control)
+        await socket.send(codec.encode(ControlCommand(name=name, key=key)))
+        if not await socket.poll(int(timeout_s * 1000)):
+            raise ControlError(f"The supervisor did not answer the {name} command within {timeout_s:g} s.")
+        reply = codec.decode_from_supervisor(await socket.recv())
+    finally:
+        socket.close(0)
     if not isinstance(reply, CommandResult):
         raise ControlError(f"Unexpected answer from the supervisor: {reply!r}.")
     return reply

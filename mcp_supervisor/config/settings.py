@@ -35,6 +35,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # How long a relayed request may wait for its backend before the client gets an error.
     request_timeout_s: float = 300.0
     enable_admin_ui: bool = False
+    admin_username: str = "admin"
+    admin_password: str = "password"
+    # Signs admin session cookies; empty = generated once into config/.session_secret.
+    session_secret: str = ""
+    admin_session_hours: float = 12.0
+    # Root of install directories (the seed's TOOLS_FOLDER); relative paths are relative to the working directory.
+    tools_folder: Path = Path("tools")
+    enable_web_terminal: bool = False
+    terminal_idle_timeout_s: float = 900.0
     # Items per page of the aggregated list methods.
     page_size: int = 1000
     # Global supervision defaults; each server may override them in mcp_server.json.
@@ -115,6 +124,13 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         max_body_bytes=_int(env, "MAX_REQUEST_BODY_BYTES", 4 * 1024 * 1024, 1024),
         request_timeout_s=_float(env, "REQUEST_TIMEOUT_SECONDS", 300.0),
         enable_admin_ui=(env.get("ENABLE_ADMIN_UI") or "").strip().lower() in _TRUE,
+        admin_username=env.get("ADMIN_USERNAME") or "admin",
+        admin_password=env.get("ADMIN_PASSWORD") or "password",
+        session_secret=(env.get("SESSION_SECRET") or "").strip(),
+        admin_session_hours=_float(env, "ADMIN_SESSION_HOURS", 12.0),
+        tools_folder=Path((env.get("TOOLS_FOLDER") or "").strip() or "tools").resolve(),
+        enable_web_terminal=(env.get("ENABLE_WEB_TERMINAL") or "").strip().lower() in _TRUE,
+        terminal_idle_timeout_s=_float(env, "TERMINAL_IDLE_TIMEOUT_SECONDS", 900.0),
         supervision=_supervision_from_env(env),
         page_size=_int(env, "PAGE_SIZE", 1000, 1),
     )

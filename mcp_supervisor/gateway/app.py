@@ -9,7 +9,7 @@ import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from mcp_supervisor.gateway.edge import EdgeChecks
 from mcp_supervisor.gateway.legacy_sse import LegacySseEndpoint
@@ -51,27 +51,35 @@ def create_app(runtime: GatewayRuntime) -> Starlette:
             }
         )
 
+    admin = None
+    if runtime.settings.enable_admin_ui:
+        from mcp_supervisor.admin.app import AdminApp  # only when enabled: keeps the default gateway lean
+
+        admin = AdminApp(runtime)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.start()
         try:
             yield
         finally:
+            if admin is not None:
+                await admin.close()
             await runtime.stop()
 
-    app = Starlette(
-        routes=[
-            Route("/mcp", mcp_endpoint.handle, methods=["GET", "POST", "DELETE"]),
-            Route("/mcp/", mcp_endpoint.handle, methods=["GET", "POST", "DELETE"]),
-            Route("/sse", legacy.stream, methods=["GET"]),
-            Route("/message", legacy.post, methods=["POST"]),
-            Route("/messages", legacy.post, methods=["POST"]),
-            Route("/messages/", legacy.post, methods=["POST"]),
-            Route("/health", health),
-            Route("/health/backends", health_backends),
+    routes: list[BaseRoute] = [
+        Route("/mcp", mcp_endpoint.handle, methods=["GET", "POST", "DELETE"]),
+        Route("/mcp/", mcp_endpoint.handle, methods=["GET", "POST", "DELETE"]),
+        Route("/sse", legacy.stream, methods=["GET"]),
+        Route("/message", legacy.post, methods=["POST"]),
+        Route("/messages", legacy.post, methods=["POST"]),
+        Route("/messages/", legacy.post, methods=["POST"]),
+        Route("/health", health),
+        Route("/health/backends", health_backends),
             Route("/metrics", metrics),
-        ],
-        lifespan=lifespan,
-    )
+    ]
+    if admin is not None:
+        routes.append(Mount("/admin", app=admin.asgi))
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.runtime = runtime
     return app

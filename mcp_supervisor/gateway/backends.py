@@ -109,6 +109,8 @@ class Backends:
         # The last link of every backend ever linked, kept while it is down so a call names the backend.
         self.last_links: dict[str, BackendLink] = {}
         self.statuses: dict[str, BackendStatus] = {}
+        # Called with (status, event) for every supervisor event, after it is applied (the admin's live page).
+        self.status_listeners: list[Callable[[BackendStatus, str], None]] = []
         self._pending: dict[int, Pending] = {}
         self._rids = itertools.count(1)
         self.metrics = Metrics()
@@ -251,6 +253,8 @@ class Backends:
             self.statuses[status.key] = status
         if event in {"exited", "removed"}:
             self.worker_gone(status.key, status.generation, status.last_exit or "it exited")
+        for listener in self.status_listeners:
+            listener(status, event)
 
     def worker_gone(self, key: str, generation: int, why: str) -> None:
         link = self.links.get(key)

@@ -24,6 +24,7 @@ SESSION_SWEEP_INTERVAL_S = 60.0
 class GatewayRuntime:
     def __init__(self, settings: Settings, endpoints: Endpoints, tool_config: ToolConfig) -> None:
         self.settings = settings
+        self.endpoints = endpoints
         self.sessions = SessionStore()
         # The core needs the backends and the backends notify the core: a late-bound callback breaks the cycle.
         self.backends = Backends(

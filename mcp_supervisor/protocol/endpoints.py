@@ -40,6 +40,11 @@ class Endpoints:
     def lock_file(self) -> Path:
         return self.runtime_dir / "supervisor.lock"
 
+    @property
+    def log_dir(self) -> Path:
+        """Per-backend stderr logs (`<key>.log`); MCP_SUPERVISOR_LOG_DIR overrides it."""
+        return Path(os.environ.get("MCP_SUPERVISOR_LOG_DIR") or self.runtime_dir / "logs")
+
 
 def runtime_dir_for(config_dir: Path) -> Path:
     override = os.environ.get(RUNTIME_DIR_ENV)

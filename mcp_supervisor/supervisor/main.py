@@ -17,7 +17,6 @@ import signal
 import sys
 import time
 from collections.abc import Coroutine
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -67,7 +66,7 @@ class Supervisor:
         # In stdio mode the gateway speaks MCP on our stdin/stdout, handed down as these descriptors.
         self._stdio_fds: tuple[int, int] | None = self._claim_stdio() if stdio else None
         self.endpoints: Endpoints = prepare_runtime_dir(runtime_dir_for(settings.config_dir))
-        self.log_dir = Path(os.environ.get("MCP_SUPERVISOR_LOG_DIR") or self.endpoints.runtime_dir / "logs")
+        self.log_dir = self.endpoints.log_dir
         self.instance = f"{self.endpoints.runtime_dir}:{os.getpid()}"
         self.servers: dict[str, ServerEntry] = {}
         self.tool_config = b""
@@ -367,15 +366,22 @@ class Supervisor:
 
     async def _on_command(self, command: ControlCommand) -> CommandResult:
         match command.name:
-            case "stop":
+            case "stop" if not command.key:
                 self._stopping.set()
                 return CommandResult(ok=True, message="Stopping.")
-            case "restart":
+            case "stop" | "start" | "restart":
                 slot = self.workers.get(command.key)
                 if slot is None or slot.entry is None:
                     return CommandResult(ok=False, message=f'No active backend "{command.key}".')
+                if command.name == "stop":
+                    # Stays STOPPED until started, restarted, or its entry changes in a reload.
+                    await self._stop(slot)
+                    self._publish("stopped", slot)
+                    return CommandResult(ok=True, message=f'Stopped "{command.key}".')
+                if command.name == "start" and slot.state not in (STOPPED, FATAL):
+                    return CommandResult(ok=True, message=f'"{command.key}" is {slot.state} already.')
                 await self._replace(command.key, slot.entry)  # a new slot: fresh policy, FATAL cleared
-                return CommandResult(ok=True, message=f'Restarted "{command.key}".')
+                return CommandResult(ok=True, message=f'{command.name.capitalize()}ed "{command.key}".')
             case "reload":
                 return await self.reload()
             case other:

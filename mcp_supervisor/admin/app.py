@@ -1,0 +1,103 @@
+"""The admin sub-app: every admin route behind AdminGuard, mounted by the gateway at `/admin`.
+
+Starlette runs only the top-level app's lifespan, so the gateway calls `AdminApp.close()` on shutdown (it
+cancels installs and closes terminals, whose process groups must not outlive the gateway).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+from mcp_supervisor.admin.auth import AdminAuth, load_secret
+from mcp_supervisor.admin.config_store import ConfigStore, Conflict, NotFound
+from mcp_supervisor.admin.context import AdminContext
+from mcp_supervisor.admin.guard import AdminGuard
+from mcp_supervisor.admin.health_routes import health_routes
+from mcp_supervisor.admin.health_view import backend_health
+from mcp_supervisor.admin.http import BadRequest, error
+from mcp_supervisor.admin.install_routes import install_routes
+from mcp_supervisor.admin.installs import InstallManager
+from mcp_supervisor.admin.server_routes import server_routes
+from mcp_supervisor.admin.session_routes import STATIC_DIR, session_routes
+from mcp_supervisor.admin.terminal import TerminalManager
+from mcp_supervisor.admin.terminal_routes import terminal_routes
+from mcp_supervisor.admin.tool_routes import tool_routes
+from mcp_supervisor.errors import ConfigError, ControlError
+from mcp_supervisor.gateway.runtime import GatewayRuntime
+from mcp_supervisor.gateway.security import RequestGuard
+from mcp_supervisor.protocol.messages import BackendStatus
+
+log = logging.getLogger("mcp_supervisor.admin")
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    return error(400, str(exc))
+
+
+async def _config_error(request: Request, exc: Exception) -> Response:
+    status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict) else 400
+    return error(status, str(exc))
+
+
+async def _control_error(request: Request, exc: Exception) -> Response:
+    return error(502, str(exc))
+
+
+class AdminApp:
+    def __init__(self, runtime: GatewayRuntime) -> None:
+        settings = runtime.settings
+        auth = AdminAuth(
+            settings.admin_username,
+            settings.admin_password,
+            load_secret(settings),
+            settings.admin_session_hours * 3600,
+        )
+        if auth.default_credentials:
+            log.warning(
+                "The admin UI uses the default credentials admin/password: set ADMIN_USERNAME and ADMIN_PASSWORD."
+            )
+        self.ctx = ctx = AdminContext(runtime=runtime, auth=auth, store=ConfigStore(settings.config_dir))
+        runtime.backends.status_listeners.append(self._on_status)
+        self.installs = InstallManager(ctx.hub, settings.tools_folder, on_finished=self._install_finished)
+        self.terminals: TerminalManager | None = None
+        routes: list[BaseRoute] = [
+            *session_routes(ctx),
+            *server_routes(ctx),
+            *tool_routes(ctx),
+            *health_routes(ctx),
+            *install_routes(self.installs, ctx.store.server_entry),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        ]
+        if settings.enable_web_terminal:
+            log.warning("The admin web terminal is enabled: a shell with the gateway's privileges for the admin.")
+            self.terminals = TerminalManager(settings.terminal_idle_timeout_s)
+            routes.extend(terminal_routes(self.terminals))
+        handlers: dict[Any, Any] = {
+            BadRequest: _bad_request,
+            ConfigError: _config_error,
+            ControlError: _control_error,
+        }
+        app = Starlette(routes=routes, exception_handlers=handlers)
+        self.asgi = AdminGuard(app, auth, RequestGuard(settings))
+
+    def _on_status(self, status: BackendStatus, event: str) -> None:
+        self.ctx.hub.publish("backend", {"event": event, "status": backend_health(self.ctx.runtime.backends, status)})
+
+    def _install_finished(self, key: str, exit_code: int) -> None:
+        """A backend that just got installed most likely failed for want of it: start it afresh."""
+        status = self.ctx.runtime.backends.statuses.get(key)
+        if exit_code == 0 and status is not None and status.state in ("FATAL", "BACKOFF"):
+            self.ctx.in_background(self.ctx.command("restart", key))
+
+    async def close(self) -> None:
+        await self.installs.close()
+        if self.terminals is not None:
+            await self.terminals.close_all()
+        await self.ctx.close()

@@ -1,0 +1,186 @@
+"""Admin sessions: credential check, signed session cookies, CSRF tokens, login throttling.
+
+The cookie is stateless (signed), so an admin stays logged in across a gateway restart. Its signing key is
+derived from the secret *and* the admin credentials: changing ADMIN_PASSWORD invalidates every session.
+Logout revokes the session id in memory until it would have expired anyway.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+
+from mcp_supervisor.config.settings import Settings
+from mcp_supervisor.errors import ConfigError
+
+log = logging.getLogger("mcp_supervisor.admin")
+
+COOKIE_NAME = "mcps_admin"
+SECRET_FILE = ".session_secret"
+DEFAULT_USERNAME, DEFAULT_PASSWORD = "admin", "password"
+
+
+class AdminSession(msgspec.Struct, frozen=True):
+    username: str
+    sid: str
+    expires_at: float
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _equal(left: str, right: str) -> bool:
+    return hmac.compare_digest(left.encode(), right.encode())
+
+
+class AdminAuth:
+    def __init__(
+        self,
+        username: str,
+        password: str,
+        secret: bytes,
+        session_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._username = username
+        self._password = password
+        self._key = hmac.new(secret, b"admin-session\0" + username.encode() + b"\0" + password.encode(), "sha256")
+        self._session_seconds = session_seconds
+        self._clock = clock
+        self._revoked: dict[str, float] = {}
+
+    @property
+    def default_credentials(self) -> bool:
+        return self._username == DEFAULT_USERNAME and self._password == DEFAULT_PASSWORD
+
+    def check_credentials(self, username: str, password: str) -> bool:
+        # Both compared in full, so the time taken says nothing about which one was wrong.
+        user_ok = _equal(username, self._username)
+        password_ok = _equal(password, self._password)
+        return user_ok and password_ok
+
+    def _sign(self, payload: bytes) -> str:
+        mac = self._key.copy()
+        mac.update(payload)
+        return _b64(mac.digest())
+
+    def issue(self) -> tuple[str, AdminSession]:
+        """A new session and its cookie value."""
+        session = AdminSession(self._username, secrets.token_urlsafe(16), self._clock() + self._session_seconds)
+        payload = msgspec.json.encode(session)
+        return f"{_b64(payload)}.{self._sign(payload)}", session
+
+    def verify(self, cookie: str | None) -> AdminSession | None:
+        if not cookie or cookie.count(".") != 1:
+            return None
+        encoded, signature = cookie.split(".")
+        try:
+            payload = _unb64(encoded)
+        except ValueError:
+            return None
+        if not _equal(signature, self._sign(payload)):
+            return None
+        try:
+            session = msgspec.json.decode(payload, type=AdminSession)
+        except msgspec.DecodeError:
+            return None
+        if session.expires_at <= self._clock() or session.sid in self._revoked:
+            return None
+        return session
+
+    def csrf_token(self, session: AdminSession) -> str:
+        return self._sign(b"csrf\0" + session.sid.encode())
+
+    def check_csrf(self, session: AdminSession, token: str | None) -> bool:
+        return token is not None and _equal(token, self.csrf_token(session))
+
+    def revoke(self, session: AdminSession) -> None:
+        now = self._clock()
+        self._revoked = {sid: until for sid, until in self._revoked.items() if until > now}
+        self._revoked[session.sid] = session.expires_at
+
+
+class LoginThrottle:
+    """Per client address: after `free_failures` failures within `window_s`, every attempt is refused for a
+    lockout that doubles with each further failure, up to `max_lockout_s`."""
+
+    def __init__(
+        self,
+        free_failures: int = 5,
+        window_s: float = 900.0,
+        first_lockout_s: float = 30.0,
+        max_lockout_s: float = 900.0,
+        max_clients: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._free = free_failures
+        self._window = window_s
+        self._first = first_lockout_s
+        self._max = max_lockout_s
+        self._max_clients = max_clients
+        self._clock = clock
+        self._failures: dict[str, list[float]] = {}
+
+    def _recent(self, client: str) -> list[float]:
+        cutoff = self._clock() - self._window
+        recent = [at for at in self._failures.get(client, []) if at > cutoff]
+        if recent:
+            self._failures[client] = recent
+        else:
+            self._failures.pop(client, None)
+        return recent
+
+    def retry_after(self, client: str) -> float:
+        """Seconds until `client` may try again; 0 when it may now."""
+        recent = self._recent(client)
+        if len(recent) < self._free:
+            return 0.0
+        lockout = min(self._first * 2.0 ** (len(recent) - self._free), self._max)
+        return max(0.0, recent[-1] + lockout - self._clock())
+
+    def failed(self, client: str) -> None:
+        if client not in self._failures and len(self._failures) >= self._max_clients:
+            self._failures.pop(next(iter(self._failures)))  # forget the oldest client, never grow unbounded
+        self._failures.setdefault(client, []).append(self._clock())
+
+    def succeeded(self, client: str) -> None:
+        self._failures.pop(client, None)
+
+
+def load_secret(settings: Settings) -> bytes:
+    """SESSION_SECRET, else the secret in `<config>/.session_secret`, created once (0600) when missing."""
+    if settings.session_secret:
+        return settings.session_secret.encode()
+    path: Path = settings.config_dir / SECRET_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ConfigError(f"{path}: the session secret cannot be created ({exc.strerror}).") from None
+    else:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+        log.info("Generated the admin session secret in %s.", path)
+    try:
+        secret = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"{path}: the session secret cannot be read ({exc.strerror}).") from None
+    if len(secret) < 32:
+        raise ConfigError(f"{path}: the session secret is shorter than 32 characters; delete it to regenerate.")
+    if path.stat().st_mode & 0o077:
+        log.warning("%s is readable by other users; chmod 600 it.", path)
+    return secret.encode()

@@ -1,0 +1,46 @@
+"""What every admin route works with, built once per gateway process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcp_supervisor.admin.auth import AdminAuth, LoginThrottle
+from mcp_supervisor.admin.config_store import ConfigStore
+from mcp_supervisor.admin.events import EventHub
+from mcp_supervisor.config.settings import Settings
+from mcp_supervisor.control_client import send_command_async
+from mcp_supervisor.gateway.runtime import GatewayRuntime
+from mcp_supervisor.protocol.messages import CommandResult
+
+log = logging.getLogger("mcp_supervisor.admin")
+
+
+@dataclass
+class AdminContext:
+    runtime: GatewayRuntime
+    auth: AdminAuth
+    store: ConfigStore
+    hub: EventHub = field(default_factory=EventHub)
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    _background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    async def command(self, name: str, key: str = "") -> CommandResult:
+        """A supervisor command (reload, restart, stop, start); ControlError when it does not answer."""
+        return await send_command_async(self.runtime.endpoints, name, key)
+
+    def in_background(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()

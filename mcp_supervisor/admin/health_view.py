@@ -1,0 +1,44 @@
+"""The admin's view of backend health: supervisor statuses joined with what the gateway has linked."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from mcp_supervisor.gateway.backends import Backends
+from mcp_supervisor.protocol.messages import BackendStatus
+
+LOG_TAIL_BYTES = 256 * 1024
+
+
+def backend_health(backends: Backends, status: BackendStatus) -> dict[str, Any]:
+    link = backends.links.get(status.key)
+    started = status.started_at
+    return {
+        **msgspec.to_builtins(status),
+        "uptime_s": round(time.time() - started, 1) if started and status.state == "RUNNING" else None,
+        "linked": link is not None,
+        "tools": len(link.tools) if link is not None else 0,
+    }
+
+
+def all_health(backends: Backends) -> list[dict[str, Any]]:
+    return [backend_health(backends, status) for status in sorted(backends.statuses.values(), key=lambda s: s.key)]
+
+
+def tail_lines(path: Path, count: int) -> list[str]:
+    """The last `count` lines of a log that may be large (only its end is read)."""
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, 2)
+            handle.seek(max(0, size - LOG_TAIL_BYTES))
+            data = handle.read()
+    except FileNotFoundError:
+        return []
+    lines = data.decode(errors="replace").splitlines()
+    if size > LOG_TAIL_BYTES and lines:
+        lines = lines[1:]  # the first line was cut by the seek
+    return lines[-count:]

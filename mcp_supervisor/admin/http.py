@@ -1,0 +1,48 @@
+"""JSON in and out for the admin routes: one error shape (`{"error": sentence}`), bounded bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class BadRequest(Exception):
+    """The request body is missing, too large or not the JSON expected; the message says which."""
+
+
+def json_response(value: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(msgspec.json.encode(value), status_code=status, media_type="application/json", headers=headers)
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return json_response({"error": message}, status, headers)
+
+
+def ok(message: str = "", status: int = 200, **data: Any) -> Response:
+    return json_response({"success": True, "message": message, **data}, status)
+
+
+async def read_json(request: Request) -> Any:
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise BadRequest(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+    if not body.strip():
+        raise BadRequest("The request needs a JSON body.")
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"The request body is not valid JSON ({exc}).") from None
+
+
+async def read_object(request: Request) -> dict[str, Any]:
+    value = await read_json(request)
+    if not isinstance(value, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return value

@@ -1,0 +1,94 @@
+"""Servers: `mcp_server.json` CRUD (raw, seed-compatible, and per entry), reload, and per-backend control."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from mcp_supervisor.admin.config_store import check_server_key
+from mcp_supervisor.admin.context import AdminContext
+from mcp_supervisor.admin.health_view import backend_health
+from mcp_supervisor.admin.http import BadRequest, json_response, read_json, read_object
+from mcp_supervisor.protocol.messages import CommandResult
+
+BACKEND_ACTIONS = ("restart", "stop", "start")
+
+
+def _result(result: CommandResult, **data: Any) -> Response:
+    return json_response({"success": result.ok, "message": result.message, **data}, 200 if result.ok else 409)
+
+
+def server_routes(ctx: AdminContext) -> list[BaseRoute]:
+    store = ctx.store
+
+    async def applied(message: str) -> Response:
+        """The file is written; the supervisor's reload applies it (its watcher would too, a moment later)."""
+        result = await ctx.command("reload")
+        return json_response({"success": True, "message": f"{message} {result.message}", "reloaded": result.ok})
+
+    async def get_config(request: Request) -> Response:
+        return json_response(store.read_servers())
+
+    async def post_config(request: Request) -> Response:
+        store.write_servers(await read_json(request))
+        return await applied("mcp_server.json saved.")
+
+    async def list_servers(request: Request) -> Response:
+        statuses = ctx.runtime.backends.statuses
+        servers = store.read_servers().get("mcpServers", {})
+        return json_response(
+            {
+                "servers": [
+                    {
+                        "key": key,
+                        "entry": entry,
+                        "status": backend_health(ctx.runtime.backends, statuses[key]) if key in statuses else None,
+                    }
+                    for key, entry in servers.items()
+                ]
+            }
+        )
+
+    async def create_server(request: Request) -> Response:
+        body = await read_object(request)
+        key = body.get("key")
+        if not isinstance(key, str):
+            raise BadRequest('The body needs a "key" string and an "entry" object.')
+        store.put_server(key, body.get("entry"), create=True)
+        return await applied(f'Server "{key}" added.')
+
+    async def replace_server(request: Request) -> Response:
+        key = request.path_params["key"]
+        body = await read_object(request)
+        store.put_server(key, body.get("entry"), create=False)
+        return await applied(f'Server "{key}" saved.')
+
+    async def delete_server(request: Request) -> Response:
+        key = request.path_params["key"]
+        store.delete_server(key)
+        return await applied(f'Server "{key}" deleted.')
+
+    async def reload(request: Request) -> Response:
+        return _result(await ctx.command("reload"))
+
+    async def backend_action(request: Request) -> Response:
+        key, action = request.path_params["key"], request.path_params["action"]
+        check_server_key(key)
+        if action not in BACKEND_ACTIONS:
+            return json_response({"error": f"Unknown action {action!r}; use one of {', '.join(BACKEND_ACTIONS)}."}, 404)
+        return _result(await ctx.command(action, key))
+
+    return [
+        Route("/config", get_config, methods=["GET"]),
+        Route("/config", post_config, methods=["POST"]),
+        Route("/servers", list_servers, methods=["GET"]),
+        Route("/servers", create_server, methods=["POST"]),
+        Route("/servers/{key}", replace_server, methods=["PUT"]),
+        Route("/servers/{key}", delete_server, methods=["DELETE"]),
+        Route("/servers/{key}/{action}", backend_action, methods=["POST"]),
+        Route("/server/reload", reload, methods=["POST"]),
+    ]
+

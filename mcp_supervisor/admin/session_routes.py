@@ -1,0 +1,113 @@
+"""Login, logout, the session's CSRF token, the environment, and the two HTML pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from mcp_supervisor import __version__
+from mcp_supervisor.admin.auth import COOKIE_NAME, AdminSession
+from mcp_supervisor.admin.context import AdminContext
+from mcp_supervisor.admin.http import BadRequest, error, json_response, read_object
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def _over_tls(request: Request) -> bool:
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return request.url.scheme == "https" or forwarded == "https"
+
+
+def _cookie_path(request: Request) -> str:
+    return request.scope.get("root_path") or "/admin"
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def current_session(request: Request) -> AdminSession:
+    """Set by AdminGuard on every request that needs a session."""
+    session: AdminSession = request.state.admin_session
+    return session
+
+
+def session_routes(ctx: AdminContext) -> list[BaseRoute]:
+    auth, throttle = ctx.auth, ctx.throttle
+
+    async def login_page(request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "login.html", headers={"Cache-Control": "no-store"})
+
+    async def index_page(request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
+
+    async def login(request: Request) -> Response:
+        client = _client(request)
+        wait = throttle.retry_after(client)
+        if wait > 0:
+            return error(
+                429, f"Too many failed logins; try again in {wait:.0f} s.", {"Retry-After": str(int(wait) + 1)}
+            )
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            return error(415, "Send the credentials as application/json.")
+        body = await read_object(request)
+        username, password = body.get("username"), body.get("password")
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise BadRequest('The body needs "username" and "password" strings.')
+        if not auth.check_credentials(username, password):
+            throttle.failed(client)
+            return json_response({"success": False, "error": "Wrong username or password."}, 401)
+        throttle.succeeded(client)
+        cookie, session = auth.issue()
+        response = json_response({"success": True, "csrfToken": auth.csrf_token(session)})
+        response.set_cookie(
+            COOKIE_NAME,
+            cookie,
+            max_age=int(ctx.settings.admin_session_hours * 3600),
+            path=_cookie_path(request),
+            httponly=True,
+            samesite="strict",
+            secure=_over_tls(request),
+        )
+        return response
+
+    async def logout(request: Request) -> Response:
+        auth.revoke(current_session(request))
+        response = json_response({"success": True})
+        response.delete_cookie(COOKIE_NAME, path=_cookie_path(request), httponly=True, samesite="strict")
+        return response
+
+    async def session_info(request: Request) -> Response:
+        session = current_session(request)
+        return json_response(
+            {
+                "username": session.username,
+                "csrfToken": auth.csrf_token(session),
+                "defaultCredentials": auth.default_credentials,
+                "webTerminal": ctx.settings.enable_web_terminal,
+            }
+        )
+
+    async def environment(request: Request) -> Response:
+        settings = ctx.settings
+        return json_response(
+            {
+                "toolsFolder": str(settings.tools_folder),
+                "serverToolnameSeparator": settings.separator,
+                "webTerminal": settings.enable_web_terminal,
+                "adminUi": True,
+                "version": __version__,
+            }
+        )
+
+    return [
+        Route("/", index_page, methods=["GET"]),
+        Route("/login", login_page, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/session", session_info, methods=["GET"]),
+        Route("/environment", environment, methods=["GET"]),
+    ]

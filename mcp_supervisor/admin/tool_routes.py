@@ -1,0 +1,105 @@
+"""Tools: every discovered tool with its override, and `tool_config.json` writes checked against the catalog."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from mcp_supervisor.admin.context import AdminContext
+from mcp_supervisor.admin.http import json_response, read_json, read_object
+from mcp_supervisor.config.loader import TOOLS_FILE, parse_tool_config
+from mcp_supervisor.config.models import ToolConfig
+from mcp_supervisor.errors import ConfigError
+from mcp_supervisor.gateway.backends import BackendLink
+from mcp_supervisor.gateway.catalog import TOOL_NAME_PATTERN, qualified_name
+
+
+def tool_rows(links: Mapping[str, BackendLink], tool_config: ToolConfig, separator: str) -> list[dict[str, Any]]:
+    """One row per tool of every linked backend, disabled ones included, with the name clients see."""
+    rows = []
+    for key in sorted(links):
+        link = links[key]
+        prefix = f"{key}{separator}" if link.name_prefix is None else link.name_prefix
+        for tool in link.tools:
+            name = tool.get("name")
+            if not isinstance(name, str):
+                continue
+            config_key = qualified_name(key, separator, name)
+            override = tool_config.override_for(config_key)
+            exposed = f"{prefix}{name}"
+            if override is not None and override.exposed_name:
+                exposed = override.exposed_name
+            rows.append(
+                {
+                    "name": name,
+                    "serverName": key,
+                    "description": tool.get("description") or "",
+                    "configKey": config_key,
+                    "exposedName": exposed,
+                    "enabled": override.enabled if override is not None else True,
+                    "overrideName": override.exposed_name if override is not None else None,
+                    "overrideDescription": override.exposed_description if override is not None else None,
+                }
+            )
+    return rows
+
+
+def check_exposed_names(rows: list[dict[str, Any]], only: str | None = None) -> None:
+    """What clients would see must be valid tool names, each used once. With `only`, just the problems that
+    involve that tool (a clash elsewhere must not block fixing this one)."""
+    owners: dict[str, str] = {}
+    for row in rows:
+        if not row["enabled"]:
+            continue
+        name = row["exposedName"]
+        concerned = only is None or only in (row["configKey"], owners.get(name))
+        if not TOOL_NAME_PATTERN.fullmatch(name) and concerned:
+            raise ConfigError(f'Tool "{row["configKey"]}": exposed name {name!r} is not 1-128 of [A-Za-z0-9_.-].')
+        if name in owners and concerned:
+            raise ConfigError(
+                f'Tool "{row["configKey"]}": exposed name {name!r} is already the name of "{owners[name]}".'
+            )
+        owners[name] = row["configKey"]
+
+
+def tool_routes(ctx: AdminContext) -> list[BaseRoute]:
+    store, core, separator = ctx.store, ctx.runtime.core, ctx.settings.separator
+
+    def rows(tool_config: ToolConfig) -> list[dict[str, Any]]:
+        return tool_rows(ctx.runtime.backends.links, tool_config, separator)
+
+    async def save(document: object, only: str | None = None) -> Response:
+        """Validate against the live catalog, write, apply here at once, and have the supervisor re-read it
+        (its broadcast reaches every gateway; this one already has it)."""
+        tool_config = parse_tool_config(msgspec.json.encode(document), TOOLS_FILE)
+        check_exposed_names(rows(tool_config), only)
+        store.write_tools(document)
+        core.set_tool_config(tool_config)
+        result = await ctx.command("reload")
+        return json_response({"success": True, "message": f"{TOOLS_FILE} saved. {result.message}"})
+
+    async def list_tools(request: Request) -> Response:
+        return json_response({"tools": rows(core.catalog.tool_config)})
+
+    async def get_config(request: Request) -> Response:
+        return json_response(store.read_tools())
+
+    async def post_config(request: Request) -> Response:
+        return await save(await read_json(request))
+
+    async def patch_tool(request: Request) -> Response:
+        config_key = request.path_params["config_key"]
+        changes = await read_object(request)
+        return await save(store.tools_with_override(config_key, changes), only=config_key)
+
+    return [
+        Route("/tools/list", list_tools, methods=["GET"]),
+        Route("/tools/config", get_config, methods=["GET"]),
+        Route("/tools/config", post_config, methods=["POST"]),
+        Route("/tools/{config_key}", patch_tool, methods=["PATCH"]),
+    ]
