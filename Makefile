@@ -16,13 +16,13 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/mcp-supervisor start --config-dir config --host $(HOST) --port $(PORT)
 
-test: lint typecheck conformance-tools everything-tools $(STAMP)
+test: lint typecheck conformance-tools everything-tools browser-tools $(STAMP)
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
-e2e: conformance-tools everything-tools $(STAMP)
+e2e: conformance-tools everything-tools browser-tools $(STAMP)
 	$(BIN)/python -m pytest tests/e2e
 
 lint: $(STAMP)
@@ -50,3 +50,9 @@ bench: $(STAMP)
 .PHONY: everything-tools
 everything-tools:
 	bash scripts/install-everything.sh
+
+# Debian's chromium at /usr/bin/chromium (apt-get, sudo when not root), which the admin UI's browser tests
+# (tests/e2e/test_admin_browser.py) drive through Playwright; nothing to do when it is there.
+.PHONY: browser-tools
+browser-tools:
+	bash scripts/install-chromium.sh

@@ -120,7 +120,7 @@ class LoginThrottle:
     def __init__(
         self,
         free_failures: int = 5,
-        window_s: float = 900.0,
+        window_s: float = 3600.0,
         first_lockout_s: float = 30.0,
         max_lockout_s: float = 900.0,
         max_clients: int = 10_000,
@@ -170,7 +170,14 @@ def load_secret(settings: Settings) -> bytes:
     except FileExistsError:
         pass
     except OSError as exc:
-        raise ConfigError(f"{path}: the session secret cannot be created ({exc.strerror}).") from None
+        # A read-only config (a Kubernetes ConfigMap) must not take the admin UI down: sessions just do not
+        # survive a gateway restart then.
+        log.warning(
+            "%s cannot be created (%s): admin sessions end with this gateway process; set SESSION_SECRET.",
+            path,
+            exc.strerror,
+        )
+        return secrets.token_bytes(32)
     else:
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(32) + "\n")

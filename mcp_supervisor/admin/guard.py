@@ -9,10 +9,10 @@
 
 from __future__ import annotations
 
-from http.cookies import SimpleCookie
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -34,16 +34,9 @@ def _relative_path(scope: Scope) -> str:
 
 
 def session_cookie(headers: Headers) -> str | None:
-    raw = headers.get("cookie")
-    if not raw:
-        return None
-    cookie: SimpleCookie = SimpleCookie()
-    try:
-        cookie.load(raw)
-    except Exception:  # a malformed Cookie header is no session, not a crash
-        return None
-    morsel = cookie.get(COOKIE_NAME)
-    return morsel.value if morsel is not None else None
+    # Starlette's lenient parser: another app's odd cookie on the same host (JSON, spaces, no "=") must not
+    # hide ours, as the strict http.cookies parser would by rejecting the whole header.
+    return cookie_parser(headers.get("cookie", "")).get(COOKIE_NAME)
 
 
 def same_origin(headers: Headers) -> bool:
@@ -91,6 +84,7 @@ class AdminGuard:
         if not self.auth.check_csrf(session, headers.get(CSRF_HEADER)):
             return error(403, "Missing or wrong X-CSRF-Token header.")
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        if headers.get("content-length", "0") != "0" and content_type != "application/json":
+        has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+        if has_body and content_type != "application/json":
             return error(415, "Request bodies must be application/json.")
         return None

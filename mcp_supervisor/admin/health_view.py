@@ -33,12 +33,12 @@ def tail_lines(path: Path, count: int) -> list[str]:
     """The last `count` lines of a log that may be large (only its end is read)."""
     try:
         with path.open("rb") as handle:
-            size = handle.seek(0, 2)
-            handle.seek(max(0, size - LOG_TAIL_BYTES))
+            start = max(0, handle.seek(0, 2) - LOG_TAIL_BYTES)
+            # One byte before the cut: if it is a newline, the first line read is whole and kept.
+            handle.seek(max(0, start - 1))
             data = handle.read()
     except FileNotFoundError:
         return []
-    lines = data.decode(errors="replace").splitlines()
-    if size > LOG_TAIL_BYTES and lines:
-        lines = lines[1:]  # the first line was cut by the seek
-    return lines[-count:]
+    if start > 0:
+        data = data[data.find(b"\n") + 1 :]
+    return data.decode(errors="replace").splitlines()[-count:]

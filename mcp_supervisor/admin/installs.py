@@ -56,6 +56,7 @@ class _Install:
     output: deque[str] = field(default_factory=lambda: deque(maxlen=OUTPUT_LINES))
     process: asyncio.subprocess.Process | None = None
     task: asyncio.Task[None] | None = None
+    cancel_requested: bool = False
 
 
 class InstallManager:
@@ -108,9 +109,10 @@ class InstallManager:
         install = self._installs.get(key)
         if install is None or install.task is None or install.task.done():
             return False
-        install.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await install.task
+        if not install.cancel_requested:  # once: a second cancel would interrupt the kill in progress
+            install.cancel_requested = True
+            install.task.cancel()
+        await asyncio.wait({install.task})  # neither raises nor cancels the install if our caller goes away
         if install.finished_at is None:  # cancelled before its first step: _run never ran
             self._cancelled(install)
         return True

@@ -1,277 +1,28 @@
-"""The admin web terminal: interactive shells on real PTYs, read without threads through the event loop.
+"""The admin web terminal: a registry of PTY shells (`terminal_pty.Terminal`) with a cap and an idle reaper.
 
-Each `Terminal` is a shell (`$SHELL`, else bash, else sh; `-i`) in its own session whose controlling terminal is
-the PTY's slave side. Output is read from the master side with `loop.add_reader`, kept in a bounded backlog
-(replayed to every new subscriber) and fanned out to subscribers. The shell's exit is noticed through a pidfd
-(a poll where there is none). Closing sends SIGHUP to every process of the terminal's session (an interactive
-shell ignores SIGTERM), then SIGKILL after a grace period. `TerminalManager` caps how many run and closes idle ones.
+At most `max_terminals` run at once; one with no input and no output for `idle_timeout_s` is closed (its
+subscribers see the end of the output and the exit code). `close_all()` is for the gateway's shutdown.
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
-import fcntl
 import logging
-import os
 import secrets
-import signal
-import struct
-import subprocess
-import termios
-import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import psutil
+from mcp_supervisor.admin.terminal_pty import Terminal, TerminalError, default_shell
 
-from mcp_supervisor.errors import SupervisorError
+__all__ = ["DEFAULT_MAX_TERMINALS", "Terminal", "TerminalError", "TerminalLimitError", "TerminalManager"]
 
 log = logging.getLogger("mcp_supervisor.admin.terminal")
 
-BACKLOG_CHARS = 64 * 1024  # replayed to each new subscriber
-SUBSCRIBER_QUEUE_LIMIT = 256  # chunks; a subscriber that stops reading loses its oldest chunks
-MAX_PENDING_INPUT = 1024 * 1024  # bytes written but not yet accepted by the PTY
-CLOSE_GRACE_S = 2.0  # SIGHUP, then SIGKILL
-EOF_WAIT_S = 0.5  # after the shell exits, how long its last output may take to reach the master side
 DEFAULT_MAX_TERMINALS = 8
-# A session leader without a controlling terminal acquires the first terminal it opens: the shell's session gets
-# the PTY as its controlling terminal (job control, Ctrl-C) without a preexec_fn, which is unsafe with threads.
-_ACQUIRE_CTTY = ': <"$1" && exec "$0" -i'
-
-
-class TerminalError(SupervisorError):
-    """A terminal could not be started or used."""
 
 
 class TerminalLimitError(TerminalError):
     """Too many terminals are open."""
-
-
-def default_shell() -> str:
-    for candidate in (os.environ.get("SHELL"), "/bin/bash", "/bin/sh"):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return "/bin/sh"
-
-
-def _set_size(fd: int, cols: int, rows: int) -> None:
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-
-
-def _signal_session(sid: int, sig: signal.Signals) -> None:
-    """`sig` to every process whose session is `sid` (everything started in the terminal that did not setsid)."""
-    for pid in psutil.pids():
-        with contextlib.suppress(OSError):
-            if os.getsid(pid) == sid:
-                os.kill(pid, sig)
-
-
-class Terminal:
-    def __init__(self, term_id: str, shell: str, cols: int, rows: int, on_exit: Callable[[Terminal], None]) -> None:
-        self.id = term_id
-        self.created_at = self.last_activity = time.time()
-        self.exit_code: int | None = None
-        self._on_exit = on_exit
-        self._idle_since = time.monotonic()
-        self._loop = asyncio.get_running_loop()
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._backlog: deque[str] = deque()
-        self._backlog_chars = 0
-        self._subscribers: set[asyncio.Queue[str | None]] = set()
-        self._pending = bytearray()
-        self._done = asyncio.Event()
-        self._eof = False
-        self._close_task: asyncio.Task[None] | None = None
-        self._watch_task: asyncio.Task[None] | None = None
-        master, slave = os.openpty()
-        try:
-            _set_size(slave, cols, rows)
-            env = {**os.environ, "TERM": "xterm-256color"}
-            argv = ["/bin/sh", "-c", _ACQUIRE_CTTY, shell, os.ttyname(slave)]
-            self._process = subprocess.Popen(
-                argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, close_fds=True
-            )
-        except BaseException:
-            os.close(master)
-            raise
-        finally:
-            os.close(slave)
-        self.pid = self._process.pid
-        self._fd = master
-        os.set_blocking(master, False)
-        self._loop.add_reader(master, self._on_readable)
-        self._watch_exit()
-
-    # Input and output.
-
-    def write(self, data: str) -> None:
-        if self.exit_code is not None:
-            raise TerminalError(f"Terminal {self.id} has exited.")
-        if len(self._pending) + len(data) > MAX_PENDING_INPUT:
-            raise TerminalError(f"Terminal {self.id} is not reading its input; {len(self._pending)} bytes wait.")
-        self._touch()
-        was_empty = not self._pending
-        self._pending += data.encode("utf-8", errors="replace")
-        if was_empty:
-            self._flush()
-
-    def resize(self, cols: int, rows: int) -> None:
-        if self.exit_code is not None:
-            raise TerminalError(f"Terminal {self.id} has exited.")
-        _set_size(self._fd, cols, rows)  # the kernel sends SIGWINCH to the foreground process group
-
-    async def output(self, keepalive_s: float | None = None) -> AsyncIterator[str]:
-        """The recent backlog, then output as it comes, until the shell exits. With `keepalive_s`, an empty
-        string is yielded after that long without output (for streams that must write to notice a gone client)."""
-        queue: asyncio.Queue[str | None] = asyncio.Queue(SUBSCRIBER_QUEUE_LIMIT)
-        backlog = "".join(self._backlog)
-        self._subscribers.add(queue)
-        try:
-            if backlog:
-                yield backlog
-            if self._done.is_set():
-                return
-            while True:
-                try:
-                    chunk = await asyncio.wait_for(queue.get(), keepalive_s)
-                except TimeoutError:
-                    chunk = ""
-                if chunk is None:
-                    return
-                yield chunk
-        finally:
-            self._subscribers.discard(queue)
-
-    async def wait(self) -> int:
-        await self._done.wait()
-        assert self.exit_code is not None
-        return self.exit_code
-
-    @property
-    def closing(self) -> bool:
-        return self._close_task is not None
-
-    def idle_for(self) -> float:
-        return time.monotonic() - self._idle_since
-
-    def info(self) -> dict[str, Any]:
-        return {"termId": self.id, "pid": self.pid, "createdAt": self.created_at, "lastActivity": self.last_activity}
-
-    async def close(self) -> None:
-        """SIGHUP to the terminal's session, SIGKILL after a grace period; returns once the shell is reaped."""
-        if self._close_task is None:
-            self._close_task = asyncio.create_task(self._terminate())
-        await asyncio.shield(self._close_task)
-
-    # Internals.
-
-    def _touch(self) -> None:
-        self._idle_since = time.monotonic()
-        self.last_activity = time.time()
-
-    def _flush(self) -> None:
-        try:
-            written = os.write(self._fd, self._pending)
-        except BlockingIOError:
-            written = 0
-        except OSError:  # the shell is gone; its exit is reported by the watcher
-            written = len(self._pending)
-        del self._pending[:written]
-        if self._pending:
-            self._loop.add_writer(self._fd, self._flush)
-        else:
-            self._loop.remove_writer(self._fd)
-
-    def _on_readable(self) -> None:
-        try:
-            data = os.read(self._fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError:  # EIO: no process holds the slave side any more
-            data = b""
-        if data:
-            self._emit(self._decoder.decode(data))
-            return
-        self._eof = True
-        self._loop.remove_reader(self._fd)
-        if self._process.returncode is not None:
-            self._finish()
-
-    def _emit(self, text: str) -> None:
-        if not text:
-            return
-        self._touch()
-        self._backlog.append(text)
-        self._backlog_chars += len(text)
-        while self._backlog_chars - len(self._backlog[0]) >= BACKLOG_CHARS:
-            self._backlog_chars -= len(self._backlog.popleft())
-        for queue in self._subscribers:
-            if queue.full():
-                queue.get_nowait()
-            queue.put_nowait(text)
-
-    def _watch_exit(self) -> None:
-        try:
-            pidfd = os.pidfd_open(self.pid)
-        except (AttributeError, OSError):  # no pidfd (old kernel, not Linux): poll
-            self._watch_task = asyncio.create_task(self._poll_exit())
-            return
-
-        def exited() -> None:
-            self._loop.remove_reader(pidfd)
-            os.close(pidfd)
-            self._exited()
-
-        self._loop.add_reader(pidfd, exited)
-
-    async def _poll_exit(self) -> None:
-        while True:
-            await asyncio.sleep(0.1)
-            if self._process.poll() is not None:
-                break
-        self._exited()
-
-    def _exited(self) -> None:
-        self._process.wait()  # reaps it; the pidfd said it has exited
-        if self._eof:
-            self._finish()
-        else:  # the last output may still be on its way through the line discipline
-            self._loop.call_later(EOF_WAIT_S, self._finish)
-
-    def _finish(self) -> None:
-        if self.exit_code is not None:
-            return
-        self.exit_code = self._process.returncode
-        if not self._eof:
-            self._loop.remove_reader(self._fd)
-        self._loop.remove_writer(self._fd)
-        self._emit(self._decoder.decode(b"", final=True))
-        os.close(self._fd)
-        _signal_session(self.pid, signal.SIGKILL)  # background jobs that outlived the shell
-        for queue in self._subscribers:
-            if queue.full():
-                queue.get_nowait()
-            queue.put_nowait(None)
-        self._done.set()
-        log.info("terminal %s (pid %d) exited with code %s", self.id, self.pid, self.exit_code)
-        self._on_exit(self)
-
-    async def _terminate(self) -> None:
-        if self._done.is_set():
-            return
-        _signal_session(self.pid, signal.SIGHUP)
-        _signal_session(self.pid, signal.SIGCONT)  # stopped jobs must run to die of the SIGHUP
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._done.wait(), CLOSE_GRACE_S)
-        if not self._done.is_set():
-            _signal_session(self.pid, signal.SIGKILL)
-            try:  # SIGKILL cannot be ignored: the watcher reports the exit
-                await asyncio.wait_for(self._done.wait(), 5.0)
-            except TimeoutError:
-                log.warning("terminal %s: the shell (pid %d) survived SIGKILL", self.id, self.pid)
 
 
 class TerminalManager:

@@ -23,6 +23,7 @@ MAX_INPUT_CHARS = 64 * 1024
 MAX_SIZE = 1000  # columns or rows
 SSE_KEEPALIVE_S = 15.0
 WS_POLICY_VIOLATION = 1008
+WS_UNKNOWN_TERMINAL = 4404
 
 
 class _Invalid(Exception):
@@ -131,13 +132,11 @@ def terminal_routes(terminals: TerminalManager) -> list[BaseRoute]:
 
     async def websocket(ws: WebSocket) -> None:
         terminal = terminals.get(ws.path_params["term_id"])
-        if terminal is None:
-            if "websocket.http.response" in ws.scope.get("extensions", {}):
-                await ws.send_denial_response(_unknown(ws.path_params["term_id"]))
-            else:
-                await ws.close(code=4404, reason="There is no such terminal.")
-            return
         await ws.accept()
+        if terminal is None:
+            # Accepted then closed: a browser sees this close code and reason, never a refused handshake's status.
+            await ws.close(code=WS_UNKNOWN_TERMINAL, reason="There is no such terminal.")
+            return
         await _serve_websocket(ws, terminal)
 
     return [
@@ -188,7 +187,7 @@ async def _serve_websocket(ws: WebSocket, terminal: Terminal) -> None:
         for task in (sender, receiver):
             if task is not None:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError, OSError):
                     await task
 
 

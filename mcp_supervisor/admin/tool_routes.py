@@ -27,8 +27,8 @@ def tool_rows(links: Mapping[str, BackendLink], tool_config: ToolConfig, separat
         prefix = f"{key}{separator}" if link.name_prefix is None else link.name_prefix
         for tool in link.tools:
             name = tool.get("name")
-            if not isinstance(name, str):
-                continue
+            if not isinstance(name, str) or not name:
+                continue  # the catalog does not expose it either
             config_key = qualified_name(key, separator, name)
             override = tool_config.override_for(config_key)
             exposed = f"{prefix}{name}"

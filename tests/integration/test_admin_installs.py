@@ -1,0 +1,205 @@
+"""InstallManager and its routes: real `/bin/sh` commands, events on a real EventHub, a real uvicorn server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import psutil
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from mcp_supervisor.admin.events import AdminEvent, EventHub
+from mcp_supervisor.admin.install_routes import install_routes
+from mcp_supervisor.admin.installs import InstallConflict, InstallError, InstallManager
+from tests.helpers import async_wait_until
+from tests.integration.serving import serving
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@dataclass
+class Rig:
+    installs: InstallManager
+    tools: Path
+    events: list[AdminEvent] = field(default_factory=list)
+    finished: list[tuple[str, int]] = field(default_factory=list)
+
+    def of(self, key: str, name: str | None = None) -> list[AdminEvent]:
+        return [(n, d) for n, d in self.events if d.get("serverKey") == key and (name is None or n == name)]
+
+    async def completed(self, key: str, timeout: float = 15) -> dict[str, Any]:
+        events = await async_wait_until(lambda: self.of(key, "install_complete"), timeout, what=f"{key} to finish")
+        return events[0][1]
+
+
+@asynccontextmanager
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    hub = EventHub()
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    result = Rig(InstallManager(hub, tools), tools)
+    result.installs.on_finished = lambda key, code: result.finished.append((key, code))
+
+    async def collect() -> None:
+        async for event in hub.subscribe():
+            result.events.append(event)
+
+    collector = asyncio.create_task(collect())
+    await async_wait_until(lambda: hub.subscribers == 1, 5, what="the event collector")
+    try:
+        yield result
+    finally:
+        await result.installs.close()
+        collector.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await collector
+
+
+def stdio(*commands: str, **extra: Any) -> dict[str, Any]:
+    return {"command": "tool-server", "installCommands": list(commands), **extra}
+
+
+def gone(pid: int) -> bool:
+    try:
+        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True
+
+
+async def test_two_commands_stream_their_lines_in_order(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        commands = ("printf 'one\\ntwo\\n'; pwd", "echo three; echo oops >&2; mkdir alpha")
+        message = r.installs.start("alpha", stdio(*commands))
+        assert "alpha" in message
+        done = await r.completed("alpha")
+        assert done == {"serverKey": "alpha", "message": "install finished", "exitCode": 0}
+        stdout = [d["output"] for _, d in r.of("alpha", "install_stdout")]
+        assert stdout == ["one", "two", str(r.tools.resolve()), "three"]  # in order; cwd = the target's parent
+        assert [d["output"] for _, d in r.of("alpha", "install_stderr")] == ["oops"]
+        infos = [d["message"] for _, d in r.of("alpha", "install_info")]
+        assert infos == ["Running: printf 'one\\ntwo\\n'; pwd", "Running: echo three; echo oops >&2; mkdir alpha"]
+        names = [n for n, _ in r.of("alpha")]
+        assert names.index("install_info") < names.index("install_stdout") and names[-1] == "install_complete"
+        assert "install_error" not in names
+        assert (r.tools / "alpha").is_dir()
+        assert r.finished == [("alpha", 0)]
+        [listed] = r.installs.list()
+        assert listed["serverKey"] == "alpha" and listed["running"] is False and listed["exitCode"] == 0
+        assert listed["output"][:2] == ["one", "two"] and listed["finishedAt"] >= listed["startedAt"]
+
+
+async def test_first_failure_stops_the_install_and_keeps_its_exit_code(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        r.installs.start("beta", stdio("echo first; exit 3", "touch second-ran"))
+        done = await r.completed("beta")
+        assert done["exitCode"] == 3
+        [(_, error)] = r.of("beta", "install_error")
+        assert error["code"] == 3 and "exit 3" in error["error"]
+        assert not (r.tools / "second-ran").exists()
+        assert len(r.of("beta", "install_info")) == 1
+        assert r.finished == [("beta", 3)]
+        assert r.installs.list()[0]["exitCode"] == 3
+
+
+async def test_existing_target_is_skipped(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        (r.tools / "gamma").mkdir()
+        message = r.installs.start("gamma", stdio("touch ran"))
+        assert "already installed" in message
+        done = await r.completed("gamma")
+        assert done == {"serverKey": "gamma", "message": "already installed", "exitCode": 0}
+        assert [n for n, _ in r.of("gamma")] == ["install_info", "install_complete"]
+        assert not (r.tools / "ran").exists()
+
+
+async def test_cancel_kills_the_whole_process_group(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        r.installs.start("delta", stdio('echo "sh=$$"; sleep 30 & echo "sleep=$!"; wait'))
+
+        def pids() -> dict[str, int]:
+            lines = [d["output"] for _, d in r.of("delta", "install_stdout")]
+            return {k: int(v) for k, v in (line.split("=") for line in lines)} if len(lines) == 2 else {}
+
+        started = await async_wait_until(pids, 10, what="the install's pids")
+        assert psutil.Process(started["sleep"]).is_running()
+        assert r.installs.list()[0]["running"] is True
+        # Two cancels at once (a double click): one kill, one cancelled error, both report success.
+        assert list(await asyncio.gather(r.installs.cancel("delta"), r.installs.cancel("delta"))) == [True, True]
+        assert gone(started["sh"])
+        await async_wait_until(lambda: gone(started["sleep"]), 5, what="the sleep to be killed")
+        [(_, error)] = r.of("delta", "install_error")
+        assert error["code"] == "cancelled"
+        done = await r.completed("delta")
+        assert done["exitCode"] != 0
+        assert r.installs.list()[0]["running"] is False
+        assert await r.installs.cancel("delta") is False  # nothing runs any more
+
+
+async def test_paths_outside_the_tools_folder_are_rejected(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        (r.tools / "escape").symlink_to(outside)
+        with pytest.raises(InstallError, match=re.escape("../../etc")):
+            r.installs.start("../../etc", stdio("true"))
+        for directory in ("../outside/x", str(outside / "x"), "escape/x", "escape", ".", "/etc"):
+            with pytest.raises(InstallError, match="not inside the tools folder"):
+                r.installs.target_dir("key", {"installDirectory": directory})
+        with pytest.raises(InstallError, match="not inside the tools folder"):
+            r.installs.start("escape", stdio("true"))  # <tools>/<key> is itself a symlink that escapes
+        assert r.installs.target_dir("k", {"installDirectory": "sub/dir"}) == (r.tools / "sub" / "dir").resolve()
+        assert r.installs.target_dir("k", {}) == (r.tools / "k").resolve()
+        assert r.events == [] and r.installs.list() == []
+
+
+async def test_conflicts_and_invalid_entries(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        with pytest.raises(InstallError, match="not a stdio server"):
+            r.installs.start("remote", {"url": "http://example.invalid/mcp", "installCommands": ["true"]})
+        with pytest.raises(InstallError, match="installCommands"):
+            r.installs.start("bare", {"command": "x"})
+        r.installs.start("slow", stdio("sleep 30"))
+        with pytest.raises(InstallConflict, match="already running"):
+            r.installs.start("slow", stdio("sleep 30"))
+        assert await r.installs.cancel("slow") is True
+        assert (await r.completed("slow"))["exitCode"] != 0
+        r.installs.start("instant", stdio("touch never"))
+        assert await r.installs.cancel("instant") is True  # before the install's first step
+        assert (await r.completed("instant"))["exitCode"] != 0
+        assert [n for n, _ in r.of("instant")] == ["install_error", "install_complete"]
+        assert not (r.tools / "never").exists() and r.installs.list()[-1]["running"] is False
+
+
+async def test_routes(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        entries = {"web": stdio("sleep 30"), "remote": {"url": "http://example.invalid/sse"}}
+        app = Starlette(routes=[Mount("/admin", routes=install_routes(r.installs, entries.get))])
+        async with serving(app) as base, httpx2.AsyncClient(base_url=f"{base}/admin", timeout=10) as client:
+            missing = await client.post("/server/install/nope")
+            assert missing.status_code == 404 and "nope" in missing.json()["error"]
+            assert (await client.post("/server/install/remote")).status_code == 400
+            started = await client.post("/server/install/web")
+            assert started.status_code == 202 and started.json()["success"] is True
+            again = await client.post("/server/install/web")
+            assert again.status_code == 409 and "already running" in again.json()["error"]
+            listed = (await client.get("/installs")).json()["installs"]
+            assert [(i["serverKey"], i["running"]) for i in listed] == [("web", True)]
+            cancelled = await client.post("/server/install/web/cancel")
+            assert cancelled.status_code == 200 and cancelled.json()["success"] is True
+            assert (await client.post("/server/install/web/cancel")).status_code == 409
+            assert (await client.get("/installs")).json()["installs"][0]["running"] is False
+        assert (await r.completed("web"))["exitCode"] != 0
