@@ -76,6 +76,9 @@ class TerminalManager:
 
     def _forget(self, terminal: Terminal) -> None:
         self._terminals.pop(terminal.id, None)
+        if terminal.sweep_task is not None:  # close_all() waits for it too
+            self._closing.add(terminal.sweep_task)
+            terminal.sweep_task.add_done_callback(self._closing.discard)
 
     async def _reap_idle(self) -> None:
         interval = min(max(self.idle_timeout_s / 5, 0.05), 5.0)

@@ -3,8 +3,9 @@
 Each `Terminal` is a shell (`$SHELL`, else bash, else sh; `-i`) in its own session whose controlling terminal is
 the PTY's slave side. Output is read from the master side with `loop.add_reader`, kept in a bounded backlog
 (replayed to every new subscriber) and fanned out to subscribers. The shell's exit is noticed through a pidfd
-(a poll where there is none). Closing sends SIGHUP to every process of the terminal's session (an interactive
-shell ignores SIGTERM), then SIGKILL after a grace period.
+(a poll where there is none). Closing hangs the terminal up as a closing window does (the master side is closed:
+the kernel sends SIGHUP to the shell, which passes it to its jobs; an interactive shell ignores SIGTERM); after a
+grace period, SIGKILL to every process left in the terminal's session.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ log = logging.getLogger("mcp_supervisor.admin.terminal")
 BACKLOG_CHARS = 64 * 1024  # replayed to each new subscriber
 SUBSCRIBER_QUEUE_LIMIT = 256  # chunks; a subscriber that stops reading loses its oldest chunks
 MAX_PENDING_INPUT = 1024 * 1024  # bytes written but not yet accepted by the PTY
-CLOSE_GRACE_S = 2.0  # SIGHUP, then SIGKILL
+CLOSE_GRACE_S = 2.0  # after a hang-up (or a plain exit), how long until SIGKILL
 EOF_WAIT_S = 0.5  # after the shell exits, how long its last output may take to reach the master side
 # A session leader without a controlling terminal acquires the first terminal it opens: the shell's session gets
 # the PTY as its controlling terminal (job control, Ctrl-C) without a preexec_fn, which is unsafe with threads.
@@ -55,12 +56,20 @@ def _set_size(fd: int, cols: int, rows: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
-def _signal_session(sid: int, sig: signal.Signals) -> None:
-    """`sig` to every process whose session is `sid` (everything started in the terminal that did not setsid)."""
+def _session_members(sid: int) -> list[int]:
+    """The live processes of session `sid`: everything started in the terminal that did not setsid."""
+    members = []
     for pid in psutil.pids():
+        with contextlib.suppress(OSError, psutil.Error):
+            if os.getsid(pid) == sid and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                members.append(pid)
+    return members
+
+
+def _signal_session(sid: int, sig: signal.Signals) -> None:
+    for pid in _session_members(sid):
         with contextlib.suppress(OSError):
-            if os.getsid(pid) == sid:
-                os.kill(pid, sig)
+            os.kill(pid, sig)
 
 
 class Terminal:
@@ -79,6 +88,8 @@ class Terminal:
         self._done = asyncio.Event()
         self._eof = False
         self._close_task: asyncio.Task[None] | None = None
+        self.sweep_task: asyncio.Task[None] | None = None  # ends the processes that outlived the shell
+        self._hung_up = False
         self._watch_task: asyncio.Task[None] | None = None
         master, slave = os.openpty()
         try:
@@ -102,8 +113,7 @@ class Terminal:
     # Input and output.
 
     def write(self, data: str) -> None:
-        if self.exit_code is not None:
-            raise TerminalError(f"Terminal {self.id} has exited.")
+        self._check_open()
         if len(self._pending) + len(data) > MAX_PENDING_INPUT:
             raise TerminalError(f"Terminal {self.id} is not reading its input; {len(self._pending)} bytes wait.")
         self._touch()
@@ -113,8 +123,7 @@ class Terminal:
             self._flush()
 
     def resize(self, cols: int, rows: int) -> None:
-        if self.exit_code is not None:
-            raise TerminalError(f"Terminal {self.id} has exited.")
+        self._check_open()
         _set_size(self._fd, cols, rows)  # the kernel sends SIGWINCH to the foreground process group
 
     async def output(self, keepalive_s: float | None = None) -> AsyncIterator[str]:
@@ -155,12 +164,27 @@ class Terminal:
         return {"termId": self.id, "pid": self.pid, "createdAt": self.created_at, "lastActivity": self.last_activity}
 
     async def close(self) -> None:
-        """SIGHUP to the terminal's session, SIGKILL after a grace period; returns once the shell is reaped."""
+        """Hang up, SIGKILL to the session after a grace period; returns once the shell is reaped and the
+        processes that outlived it are gone."""
         if self._close_task is None:
             self._close_task = asyncio.create_task(self._terminate())
         await asyncio.shield(self._close_task)
 
     # Internals.
+
+    def _check_open(self) -> None:
+        if self._fd < 0:
+            raise TerminalError(f"Terminal {self.id} has exited or is closing.")
+
+    def _release_fd(self) -> None:
+        """Stop watching the master side and close it. While the shell runs, this hangs the terminal up: the
+        session gets SIGHUP and its readers EOF (a shell that deferred a SIGHUP while starting still exits)."""
+        if self._fd >= 0:
+            self._loop.remove_reader(self._fd)
+            self._loop.remove_writer(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+            self._eof = True
 
     def _touch(self) -> None:
         self._idle_since = time.monotonic()
@@ -238,27 +262,44 @@ class Terminal:
         if self.exit_code is not None:
             return
         self.exit_code = self._process.returncode
-        if not self._eof:
-            self._loop.remove_reader(self._fd)
-        self._loop.remove_writer(self._fd)
+        self._release_fd()
         self._emit(self._decoder.decode(b"", final=True))
-        os.close(self._fd)
-        _signal_session(self.pid, signal.SIGKILL)  # background jobs that outlived the shell
+        self.sweep_task = asyncio.create_task(self._sweep())
         self._push(None)
         self._done.set()
         log.info("terminal %s (pid %d) exited with code %s", self.id, self.pid, self.exit_code)
         self._on_exit(self)
 
     async def _terminate(self) -> None:
-        if self._done.is_set():
-            return
-        _signal_session(self.pid, signal.SIGHUP)
-        _signal_session(self.pid, signal.SIGCONT)  # stopped jobs must run to die of the SIGHUP
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._done.wait(), CLOSE_GRACE_S)
+        if not self._done.is_set():
+            # A hang-up, as when a terminal window closes: the kernel sends SIGHUP to the shell, which passes it to
+            # its jobs, once. Signalling them ourselves too could cut short the exit traps they run (lock files).
+            self._hung_up = True
+            self._release_fd()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._done.wait(), CLOSE_GRACE_S)
         if not self._done.is_set():
             _signal_session(self.pid, signal.SIGKILL)
             try:  # SIGKILL cannot be ignored: the watcher reports the exit
                 await asyncio.wait_for(self._done.wait(), 5.0)
             except TimeoutError:
                 log.warning("terminal %s: the shell (pid %d) survived SIGKILL", self.id, self.pid)
+        if self.sweep_task is not None:
+            await self.sweep_task
+
+    async def _sweep(self) -> None:
+        """What outlived the shell (background jobs, commands still running their exit traps) gets CLOSE_GRACE_S
+        to end, then SIGKILL. After a plain `exit`, nothing was hung up: the survivors of that moment get one
+        SIGHUP first (never processes that appear later: an exit trap's own `rm` must not be killed)."""
+        members = _session_members(self.pid)
+        if members and not self._hung_up:
+            for sig in (signal.SIGHUP, signal.SIGCONT):  # stopped jobs must run to die of the SIGHUP
+                for pid in members:
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, sig)
+        deadline = self._loop.time() + CLOSE_GRACE_S
+        while members and self._loop.time() < deadline:
+            await asyncio.sleep(0.05)
+            members = _session_members(self.pid)
+        if members:
+            _signal_session(self.pid, signal.SIGKILL)

@@ -20,6 +20,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from mcp_supervisor.admin.terminal import Terminal, TerminalError, TerminalLimitError, TerminalManager
 
 MAX_INPUT_CHARS = 64 * 1024
+MAX_BODY_BYTES = 512 * 1024  # 64 Ki characters, JSON-escaped
 MAX_SIZE = 1000  # columns or rows
 SSE_KEEPALIVE_S = 15.0
 WS_POLICY_VIOLATION = 1008
@@ -28,6 +29,10 @@ WS_UNKNOWN_TERMINAL = 4404
 
 class _Invalid(Exception):
     """The request is invalid; the message is the sentence for the client."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -53,7 +58,11 @@ def _input(body: dict[str, Any]) -> str:
 
 
 async def _body(request: Request, optional: bool = False) -> dict[str, Any]:
-    raw = await request.body()
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY_BYTES:
+            raise _Invalid(f"The request body is larger than {MAX_BODY_BYTES} bytes.", 413)
     if not raw.strip() and optional:
         return {}
     try:
@@ -79,7 +88,7 @@ def terminal_routes(terminals: TerminalManager) -> list[BaseRoute]:
             body = await _body(request, optional=True)
             terminal = terminals.start(_size(body, "cols", 80), _size(body, "rows", 24))
         except _Invalid as exc:
-            return _error(400, str(exc))
+            return _error(exc.status, str(exc))
         except TerminalLimitError as exc:
             return _error(409, str(exc))
         except TerminalError as exc:
@@ -96,7 +105,7 @@ def terminal_routes(terminals: TerminalManager) -> list[BaseRoute]:
         try:
             terminal.write(_input(await _body(request)))
         except _Invalid as exc:
-            return _error(400, str(exc))
+            return _error(exc.status, str(exc))
         except TerminalError as exc:
             return _error(409, str(exc))
         return JSONResponse({"success": True})
@@ -109,7 +118,7 @@ def terminal_routes(terminals: TerminalManager) -> list[BaseRoute]:
             body = await _body(request)
             terminal.resize(_size(body, "cols", None), _size(body, "rows", None))
         except _Invalid as exc:
-            return _error(400, str(exc))
+            return _error(exc.status, str(exc))
         except TerminalError as exc:
             return _error(409, str(exc))
         return JSONResponse({"success": True})

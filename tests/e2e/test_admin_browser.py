@@ -63,6 +63,7 @@ def require_chromium() -> None:
 class AdminUI:
     sup: RunningSupervisor
     page: Page
+    username: str
     password: str
     tools_folder: Path
     page_errors: list[str] = field(default_factory=list)
@@ -78,7 +79,7 @@ class AdminUI:
     async def login(self) -> None:
         page = self.page
         await page.goto(f"{self.admin}/login", timeout=T_NAV)
-        await page.get_by_test_id("login-username").fill(USERNAME)
+        await page.get_by_test_id("login-username").fill(self.username)
         await page.get_by_test_id("login-password").fill(self.password)
         await page.get_by_test_id("login-submit").click()
         await page.wait_for_url(f"{self.admin}/", timeout=T_NAV)
@@ -90,6 +91,18 @@ class AdminUI:
         await self.page.get_by_test_id(f"tab-{name}").click()
         await expect(self.page.get_by_test_id(f"page-{name}")).to_be_visible(timeout=T_UI)
         await expect(self.page.get_by_test_id(f"heading-{name}")).to_have_text(name.capitalize())
+
+
+def running(sup: RunningSupervisor, argv: list[str]) -> list[psutil.Process]:
+    """The processes of the supervisor's tree whose command line starts with `argv`."""
+    found = []
+    for process in sup.tree():
+        try:
+            if process.cmdline()[: len(argv)] == argv:
+                found.append(process)
+        except psutil.Error:  # gone meanwhile
+            pass
+    return found
 
 
 def servers_file(ui: AdminUI) -> dict[str, Any]:
@@ -115,11 +128,10 @@ async def make_ui(tmp_path: Path, supervisor_factory: Any) -> AsyncIterator[Any]
             tools_folder = tmp_path / "tools"
             tools_folder.mkdir(exist_ok=True)
             write_config(config_dir, servers)
-            password = secrets.token_urlsafe(12)
             env = {
                 "ENABLE_ADMIN_UI": "true",
                 "ADMIN_USERNAME": USERNAME,
-                "ADMIN_PASSWORD": password,
+                "ADMIN_PASSWORD": secrets.token_urlsafe(12),
                 "ENABLE_WEB_TERMINAL": "true",
                 "TOOLS_FOLDER": str(tools_folder),
                 **(env or {}),
@@ -137,7 +149,7 @@ async def make_ui(tmp_path: Path, supervisor_factory: Any) -> AsyncIterator[Any]
             contexts.append(context)
             context.set_default_timeout(T_UI)
             page = context.pages[0] if context.pages else await context.new_page()
-            ui = AdminUI(sup, page, password, tools_folder)
+            ui = AdminUI(sup, page, env["ADMIN_USERNAME"], env["ADMIN_PASSWORD"], tools_folder)
             page.on("pageerror", lambda exc: ui.page_errors.append(str(exc)))
             uis.append(ui)
             if login:
@@ -192,6 +204,16 @@ async def test_login_then_every_page_renders(make_ui: Any) -> None:
     await ui.shot("login")
     await page.goto(f"{ui.admin}/", timeout=T_NAV)  # the session is gone
     await page.wait_for_url(f"{ui.admin}/login", timeout=T_NAV)
+
+
+async def test_default_credentials_show_a_loud_banner(make_ui: Any) -> None:
+    ui: AdminUI = await make_ui({}, env={"ADMIN_USERNAME": "admin", "ADMIN_PASSWORD": "password"})
+    banner = ui.page.get_by_test_id("default-credentials-banner")
+    await expect(banner).to_be_visible()
+    await expect(banner).to_contain_text("default credentials")
+    await ui.shot("default-credentials")
+    await ui.page.get_by_test_id("logout").click()
+    await ui.page.wait_for_url(f"{ui.admin}/login", timeout=T_NAV)
 
 
 # ---------------------------------------------------------------------------------------------------- servers
@@ -360,16 +382,9 @@ async def test_install_output_streams_live_and_cancel_stops_it(make_ui: Any) -> 
     await expect(status).to_have_attribute("data-state", "running")
 
     def sleepers() -> list[psutil.Process]:
-        found = []
-        for process in ui.sup.tree():
-            try:
-                if process.cmdline()[:2] == ["sleep", "300"]:
-                    found.append(process)
-            except psutil.Error:
-                pass
-        return found
+        return running(ui.sup, ["sleep", "300"])
 
-    await async_wait_until(lambda: sleepers(), 30, what="the install's `sleep 300`")
+    await async_wait_until(sleepers, 30, what="the install's `sleep 300`")
     await page.get_by_test_id("install-cancel").click()
     await expect(status).to_have_attribute("data-state", "cancelled", timeout=T_BACKEND)
     await expect(output.locator('[data-kind="error"]')).to_contain_text("cancelled")
@@ -400,17 +415,9 @@ async def test_terminal_runs_a_command(make_ui: Any, tmp_path: Path) -> None:
     # Ctrl-C interrupts a foreground command
     await page.keyboard.type("sleep 300")
     await page.keyboard.press("Enter")
-    await async_wait_until(
-        lambda: any(p.cmdline()[:2] == ["sleep", "300"] for p in ui.sup.tree() if p.is_running()),
-        30,
-        what="the terminal's sleep",
-    )
+    await async_wait_until(lambda: running(ui.sup, ["sleep", "300"]), 30, what="the terminal's sleep")
     await page.keyboard.press("Control+c")
-    await async_wait_until(
-        lambda: not any(p.cmdline()[:2] == ["sleep", "300"] for p in ui.sup.tree() if p.is_running()),
-        30,
-        what="Ctrl-C to stop the sleep",
-    )
+    await async_wait_until(lambda: not running(ui.sup, ["sleep", "300"]), 30, what="Ctrl-C to stop the sleep")
 
     # a typo fixed with Backspace; the shell computes the number, so the page can only show it if it ran
     await page.keyboard.type("echo hellx")
@@ -471,17 +478,30 @@ async def test_health_page_is_live(make_ui: Any) -> None:
     await expect(page.get_by_test_id("logs-panel")).to_be_visible()
     await expect(page.get_by_test_id("logs-pane")).not_to_have_text("Loading…", timeout=T_UI)
 
-    # a broken mcp_server.json: the reload says so, loudly, and the running backends stay
+
+async def test_config_error_is_shown_loudly(make_ui: Any) -> None:
+    ui: AdminUI = await make_ui({"echo": stdio_fixture_entry("echo")}, wait={"echo"})
+    page = ui.page
+    await ui.open_tab("health")
+    await expect(page.get_by_test_id("health-state-echo")).to_have_text("RUNNING", timeout=T_BACKEND)
+    await expect(page.get_by_test_id("config-error-banner")).to_be_hidden()
+
+    # a broken mcp_server.json: the reload is refused, the page says why, and the running backend stays
     servers_path = ui.sup.config_dir / "mcp_server.json"
     good = servers_path.read_text()
     servers_path.write_text('{"mcpServers": {"echo": {"type": "stdio"}}}')
     await page.get_by_test_id("reload-config").click()
-    await expect(page.get_by_test_id("config-error-banner")).to_be_visible(timeout=T_BACKEND)
-    await expect(page.get_by_test_id("health-config-error")).to_contain_text("command")
-    await expect(state).to_have_text("RUNNING")
+    message = page.get_by_test_id("reload-message")
+    await expect(message).to_contain_text('"command" is required', timeout=T_BACKEND)
+    await expect(message).to_have_class(re.compile(r"\bdanger\b"))
+    await expect(page.get_by_test_id("config-error-banner")).to_contain_text('"command" is required', timeout=T_BACKEND)
+    await expect(page.get_by_test_id("health-config-error")).to_contain_text('"command" is required')
+    await expect(page.get_by_test_id("health-state-echo")).to_have_text("RUNNING")
     await ui.shot("health-config-error")
+
     servers_path.write_text(good)
     await page.get_by_test_id("reload-config").click()
+    await expect(message).not_to_have_class(re.compile(r"\bdanger\b"), timeout=T_BACKEND)
     await expect(page.get_by_test_id("config-error-banner")).to_be_hidden(timeout=T_BACKEND)
 
 

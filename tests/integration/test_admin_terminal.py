@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -31,6 +32,12 @@ ECHO = "echo hello-$((6*7))\n"  # the typed line is echoed too, but only the she
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def empty_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shells read no ~/.bashrc: a user's startup files (pyenv rehash, …) must not slow or break the tests."""
+    monkeypatch.setenv("HOME", str(tmp_path))
 
 
 def gone(pid: int) -> bool:
@@ -102,10 +109,19 @@ async def test_backlog_replay_and_exit_code() -> None:
         late: list[str] = []
         async with background(collect(terminal, late)) as reader:
             await async_wait_until(lambda: "hello-42" in "".join(late), 5, what="the replayed backlog")
+            # Jobs left behind by a plain `exit`, one of them deaf to SIGHUP: swept (SIGHUP, then SIGKILL).
+            terminal.write("sleep 300 & echo job=$!; nohup sleep 300 >/dev/null 2>&1 & echo deaf=$!\n")
+            jobs = await async_wait_until(
+                lambda: dict(re.findall(r"(job|deaf)=(\d+)", "".join(late))) if "deaf=" in "".join(late) else {},
+                10,
+                what="the background jobs' pids",
+            )
             terminal.write("exit 5\n")
             assert await asyncio.wait_for(terminal.wait(), 10) == 5
             await asyncio.wait_for(reader, 5)
         assert terminals.get(terminal.id) is None and gone(terminal.pid)
+        job_pids = [int(pid) for pid in jobs.values()]
+        await async_wait_until(lambda: all(gone(pid) for pid in job_pids), 10, what="the left-behind jobs to die")
 
 
 async def test_idle_terminal_is_closed() -> None:
@@ -162,6 +178,8 @@ async def test_http_routes_and_sse() -> None:
             for action, body in invalid:
                 response = await client.post(f"/terminal/{term_id}/{action}", json=body)
                 assert response.status_code == 400 and response.json()["error"].endswith("."), body
+            huge = await client.post(f"/terminal/{term_id}/input", content=b" " * (600 * 1024))
+            assert huge.status_code == 413 and "larger than" in huge.json()["error"]
             assert (await client.post("/terminal/nope/input", json={"input": "x"})).status_code == 404
             assert (await client.get("/terminal/nope/output")).status_code == 404
             assert (await client.delete("/terminal/nope")).status_code == 404

@@ -102,7 +102,8 @@
             throw new ApiError(401, (data && data.error) || "Not logged in.", data);
           }
           if (!response.ok) {
-            var message = (data && data.error) || "The gateway answered HTTP " + response.status + ".";
+            // errors are {error}; a refused supervisor command answers {success: false, message}
+            var message = (data && (data.error || data.message)) || "The gateway answered HTTP " + response.status + ".";
             var retry = response.headers.get("Retry-After");
             if (response.status === 429 && retry) message += " Try again in " + retry + " s.";
             throw new ApiError(response.status, message, data);
@@ -1006,15 +1007,28 @@
       });
   }
 
+  /* Rows are rebuilt only when the set of backends changed; otherwise their cells are updated in place (a
+   * button under the mouse is never replaced by a refresh). */
   function renderHealth() {
     var body = $("health-body");
-    clear(body);
-    body.appendChild(gatewayRow());
     var keys = Object.keys(state.statuses).sort();
-    keys.forEach(function (key) {
-      body.appendChild(healthRow(key));
-    });
-    if (!keys.length) body.appendChild(el("tr", { "data-empty": "1" }, el("td", { colspan: 12, class: "empty", text: "No backends are configured." })));
+    var shown = [];
+    var rows = body.querySelectorAll("tr[data-key]");
+    for (var i = 0; i < rows.length; i++) {
+      if (rows[i].getAttribute("data-key") !== "__gateway") shown.push(rows[i].getAttribute("data-key"));
+    }
+    var same =
+      body.querySelector('tr[data-key="__gateway"]') !== null &&
+      shown.join("\n") === keys.join("\n") &&
+      (keys.length > 0 || body.querySelector("tr[data-empty]") !== null);
+    if (!same) {
+      clear(body);
+      body.appendChild(gatewayRow());
+      keys.forEach(function (key) {
+        body.appendChild(healthRow(key));
+      });
+      if (!keys.length) body.appendChild(el("tr", { "data-empty": "1" }, el("td", { colspan: 12, class: "empty", text: "No backends are configured." })));
+    }
     updateGatewayRow();
     keys.forEach(function (key) {
       updateHealthRow(key);
@@ -1026,7 +1040,7 @@
   function cells(prefix, key) {
     return HEALTH_CELLS.map(function (name) {
       if (name === "state") return el("td", {}, badge("", prefix + "state-" + key));
-      var cls = ["pid", "uptime", "restarts", "rss", "cpu", "tools"].indexOf(name) >= 0 ? "num" : "wrap";
+      var cls = ["pid", "uptime", "restarts", "rss", "cpu", "tools"].indexOf(name) >= 0 ? "num" : name === "type" ? "" : "wrap";
       if (name === "pid") cls += " mono";
       if (name === "stderr") cls += " mono";
       return el("td", { class: cls, testid: prefix + name + "-" + key });
@@ -1083,7 +1097,7 @@
     else setText(tools, status.linked === false ? "not linked" : dash(status.tools));
     var problems = [];
     if (status.last_error) problems.push(status.last_error);
-    if (status.last_exit) problems.push("exit: " + status.last_exit);
+    if (status.last_exit) problems.push(status.last_exit);
     var errorCell = cell("error");
     setText(errorCell, problems.join(" · ") || "—");
     errorCell.classList.toggle("error-text", !!status.last_error);
@@ -1197,7 +1211,7 @@
         record.lines = (install.output || []).map(function (line) {
           return { kind: "stdout", text: typeof line === "string" ? line : JSON.stringify(line) };
         });
-        if (record.finished) record.lines.push({ kind: "complete", text: "exit code " + record.exitCode });
+        if (record.finished) record.lines.push({ kind: "complete", fail: record.exitCode !== 0, text: "exit code " + record.exitCode });
       });
       renderInstallSelect();
       renderInstall();
@@ -1226,7 +1240,8 @@
   }
 
   function lineNode(line) {
-    return el("span", { class: "line " + line.kind, "data-kind": line.kind, testid: "install-line", text: line.text });
+    var cls = "line " + line.kind + (line.fail ? " error" : "");
+    return el("span", { class: cls, "data-kind": line.kind, testid: "install-line", text: line.text });
   }
 
   function renderInstall() {
@@ -1329,7 +1344,7 @@
       record.finished = true;
       record.exitCode = data.exitCode === undefined ? null : data.exitCode;
       record.message = String(data.message || "");
-      appendInstallLine(key, { kind: "complete", text: record.message + " — exit code " + dash(data.exitCode) });
+      appendInstallLine(key, { kind: "complete", fail: record.exitCode !== 0, text: record.message + " — exit code " + dash(data.exitCode) });
     }
     if (state.page === "installs" && state.installSelected === key) renderInstallStatus(record);
   }
@@ -1820,6 +1835,10 @@
         window.addEventListener("hashchange", route);
         route();
         setInterval(tickUptimes, 1000);
+        // The event stream carries backend states but not the config error: look at the whole picture now and then.
+        setInterval(function () {
+          if (!document.hidden) refreshHealthQuietly();
+        }, 10000);
         document.body.setAttribute("data-ready", "1");
       })
       .catch(function (err) {
