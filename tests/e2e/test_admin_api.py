@@ -3,6 +3,7 @@ server/tool/health routes doing what they say (docs/admin.md)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 import sys
@@ -12,6 +13,9 @@ from typing import Any
 
 import httpx2
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+from websockets.typing import Origin
 
 from tests.e2e.conftest import FIXTURE_SERVER, RunningSupervisor, stdio_fixture_entry, write_config
 from tests.helpers import mcp_client, wait_until
@@ -287,3 +291,26 @@ def test_install_streams_output(client: AdminClient, admin: RunningSupervisor, t
     assert [d["output"] for e, d in seen if e == "install_stderr"] == ["oops"]
     assert seen[-1][1]["exitCode"] == 3 and not any("never" in json.dumps(d) for _, d in seen)
     assert (tmp_path / "tools").is_dir()
+
+
+@pytest.mark.anyio
+async def test_terminal_websocket_needs_session_and_same_origin(client: AdminClient, admin: RunningSupervisor) -> None:
+    term_id = client.call("POST", "/admin/terminal/start", json={"cols": 100, "rows": 30}).json()["termId"]
+    ws_url = f"ws://127.0.0.1:{admin.port}/admin/terminal/{term_id}/ws"
+    cookie = f"mcps_admin={client.http.cookies['mcps_admin']}"
+    origin = f"http://127.0.0.1:{admin.port}"
+    with pytest.raises(InvalidStatus):  # no session
+        async with connect(ws_url, origin=Origin(origin)):
+            pass
+    with pytest.raises(InvalidStatus):  # a session, but a page of another origin (cross-site WebSocket hijacking)
+        async with connect(ws_url, origin=Origin("http://evil.example"), additional_headers={"Cookie": cookie}):
+            pass
+    output = ""
+    async with connect(ws_url, origin=Origin(origin), additional_headers={"Cookie": cookie}) as ws:
+        await ws.send(json.dumps({"type": "input", "data": "echo hello-$((6*7))\n"}))
+        while "hello-42" not in output.replace("hello-$((6*7))", ""):
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 20))
+            if frame["type"] == "output":
+                output += frame["data"]
+    assert client.call("DELETE", f"/admin/terminal/{term_id}").status_code == 200
+    assert client.call("GET", "/admin/terminal/list").json()["terminals"] == []
