@@ -47,6 +47,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 ECHO_SERVER = BENCH / "echo_server.py"
+# A stdio MCP server without the SDK (starts in milliseconds): start-up with it shows the supervisor's own cost.
+LEAN_SERVER = ROOT / "tests" / "fixtures" / "tiny_server.py"
 LOADGEN = BENCH / "loadgen.py"
 PYTHON = sys.executable
 SUPERVISOR = str(Path(sys.executable).parent / "mcp-supervisor")
@@ -213,12 +215,20 @@ class DirectBackend:
 class Supervisor:
     """`mcp-supervisor start` on a fresh config directory of stdio echo backends."""
 
-    def __init__(self, procs: Processes, workdir: Path, name: str, backends: int, extra_tools: int = 0) -> None:
+    def __init__(
+        self,
+        procs: Processes,
+        workdir: Path,
+        name: str,
+        backends: int,
+        extra_tools: int = 0,
+        server: Path = ECHO_SERVER,
+    ) -> None:
         self.procs = procs
         self.config_dir = workdir / name
         self.config_dir.mkdir(parents=True)
         self.keys = ["echo"] if backends == 1 else [f"echo{index:02d}" for index in range(backends)]
-        args = [str(ECHO_SERVER)] + (["--tools", str(extra_tools)] if extra_tools else [])
+        args = [str(server)] + (["--tools", str(extra_tools)] if extra_tools else [])
         servers = {key: {"type": "stdio", "command": PYTHON, "args": args} for key in self.keys}
         (self.config_dir / "mcp_server.json").write_text(json.dumps({"mcpServers": servers}, indent=2))
         (self.config_dir / "tool_config.json").write_text(json.dumps({"tools": {}}))
@@ -587,7 +597,7 @@ def ratios(direct: dict[str, Any], gateway: dict[str, Any]) -> dict[str, float |
     }
 
 
-async def _bare_backends(count: int, marker: str, timeout: float) -> float:
+async def _bare_backends(count: int, marker: str, timeout: float, server: Path = ECHO_SERVER) -> float:
     """Seconds until `count` echo backends, spawned at once without the supervisor, have answered
     initialize and tools/list over stdio: the floor the supervisor's start-up time is to be compared with."""
     env = {**os.environ, "MCP_BENCH_WORKDIR": marker}
@@ -615,7 +625,7 @@ async def _bare_backends(count: int, marker: str, timeout: float) -> float:
     async def one() -> None:
         child = await asyncio.create_subprocess_exec(
             PYTHON,
-            str(ECHO_SERVER),
+            str(server),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
@@ -674,6 +684,20 @@ def run_startup(procs: Processes, workdir: Path, backends: int, results: dict[st
         }
     finally:
         supervisor.stop()
+    # The same with a lean stdio backend (no SDK): what the supervisor, gateway and workers cost by themselves.
+    log(f"start-up: {backends} lean stdio backends (no SDK)")
+    lean_bare = asyncio.run(_bare_backends(backends, procs.marker, max(60.0, backends * 6.0), LEAN_SERVER))
+    lean = Supervisor(procs, workdir, f"startup-lean-{backends}", backends=backends, server=LEAN_SERVER)
+    lean.start()
+    try:
+        lean_elapsed = lean.wait_running(max(60.0, backends * 6.0))
+    finally:
+        lean.stop()
+    log(f"start-up: all {backends} lean backends RUNNING and linked after {lean_elapsed:.2f} s (bare {lean_bare:.2f})")
+    results["startup"]["lean_backend"] = {
+        "seconds_to_all_running": round(lean_elapsed, 3),
+        "bare_backends_seconds": round(lean_bare, 3),
+    }
 
 
 def run_tools_list(
@@ -866,6 +890,13 @@ def report(results: dict[str, Any]) -> str:
             f" supervisor {startup['idle_supervisor']['rss_mb']} MB RSS; backends max"
             f" {startup['idle_backend_max_rss_mb']} MB RSS"
         )
+        lean = startup.get("lean_backend")
+        if lean:
+            lines.append(
+                f"Start-up with a lean stdio backend (no SDK, {LEAN_SERVER.name}): {startup['backends']} RUNNING+linked"
+                f" in {lean['seconds_to_all_running']:.2f} s ({startup['backends']} bare lean backends:"
+                f" {lean['bare_backends_seconds']:.2f} s): the supervisor's, gateway's and workers' own start-up"
+            )
     listed = results.get("tools_list")
     if listed:
         latency = listed["latency_ms"]

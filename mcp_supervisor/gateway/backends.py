@@ -25,6 +25,7 @@ from mcp_supervisor.gateway import jsonrpc
 from mcp_supervisor.gateway.metrics import Metrics
 from mcp_supervisor.gateway.sessions import ClientSession
 from mcp_supervisor.protocol import codec
+from mcp_supervisor.protocol.channel import Channel
 from mcp_supervisor.protocol.endpoints import Endpoints, configure_router
 from mcp_supervisor.protocol.messages import (
     CATALOG_KINDS,
@@ -40,6 +41,11 @@ from mcp_supervisor.protocol.messages import (
 )
 
 log = logging.getLogger("mcp_supervisor.gateway")
+
+
+def _expire(future: asyncio.Future[tuple[bytes, bytes]]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
 
 
 class BackendUnavailable(Exception):
@@ -100,10 +106,12 @@ class Backends:
         on_backend_message: Callable[[str, int, dict[str, Any]], None] = lambda key, generation, message: None,
     ) -> None:
         self._on_backend_message = on_backend_message
-        self._ctx = zmq.asyncio.Context.instance()
-        self._router = self._ctx.socket(zmq.ROUTER)
-        configure_router(self._router)
-        self._router.bind(endpoints.data)
+        # The process's one ZeroMQ context (one I/O thread), seen through a synchronous shadow.
+        context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.shadow(zmq.asyncio.Context.instance().underlying)
+        router = context.socket(zmq.ROUTER)
+        configure_router(router)
+        router.bind(endpoints.data)
+        self._router = Channel(router)
         self._on_catalog_change = on_catalog_change
         self.links: dict[str, BackendLink] = {}
         # The last link of every backend ever linked, kept while it is down so a call names the backend.
@@ -121,6 +129,7 @@ class Backends:
         self._reader: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        self._router.start()
         self._reader = asyncio.create_task(self._read_loop(), name="data-plane-reader")
 
     async def close(self) -> None:
@@ -128,7 +137,7 @@ class Backends:
             self._reader.cancel()
         for rid in list(self._pending):
             self._fail(rid, jsonrpc.BACKEND_UNAVAILABLE, "The gateway is shutting down.")
-        self._router.close(0)
+        self._router.close()
 
     # ------------------------------------------------------------------ requests
 
@@ -168,17 +177,21 @@ class Backends:
             context.session.in_flight[context.request_id] = rid
         started = time.perf_counter()
         failed = True
+        # A timer that fails the future, rather than asyncio.wait_for (a waiter future, callbacks and a
+        # timer of its own): this is on every call's path.
+        timer = asyncio.get_running_loop().call_later(timeout, _expire, future)
         try:
             try:
-                await self._router.send_multipart([link.identity, frame])
+                self._router.send([link.identity, frame])
             except zmq.ZMQError as exc:
                 raise BackendUnavailable(key, f"its worker cannot be reached ({exc.strerror})") from None
-            result, error = await asyncio.wait_for(future, timeout)
+            result, error = await future
             failed = bool(error)
             return result, error
         except TimeoutError:
             raise BackendUnavailable(key, f"no answer within {timeout:g} s") from None
         finally:
+            timer.cancel()
             self._pending.pop(rid, None)
             if context is not None:
                 context.session.in_flight.pop(context.request_id, None)
@@ -273,7 +286,7 @@ class Backends:
 
     async def _read_loop(self) -> None:
         while True:
-            identity, frame = await self._router.recv_multipart()
+            identity, frame = await self._router.recv()
             try:
                 message = codec.decode_worker_to_gateway(frame)
             except ProtocolError as exc:
@@ -354,4 +367,4 @@ class Backends:
 
     async def _send_quietly(self, identity: bytes, message: msgspec.Struct) -> None:
         with contextlib.suppress(zmq.ZMQError):
-            await self._router.send_multipart([identity, codec.encode(message)])
+            self._router.send([identity, codec.encode(message)])

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
+from starlette.types import Receive
 
 from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.gateway import jsonrpc
@@ -18,11 +21,15 @@ class EdgeChecks:
 
     def admit(self, request: Request) -> str | Response:
         """The authenticated principal, or the response that refuses the request."""
-        refusal = self.guard.check(request.headers)
+        return self.admit_raw(request.headers, request.query_params)
+
+    def admit_raw(self, headers: Mapping[str, str], query: Mapping[str, str]) -> str | Response:
+        """`admit` for raw ASGI handlers, which have no Request object."""
+        refusal = self.guard.check(headers)
         if refusal is not None:
             status, reason = refusal
             return PlainTextResponse(reason, status_code=status)
-        principal = authenticate(self.settings, request.headers, request.query_params)
+        principal = authenticate(self.settings, headers, query)
         if principal is None:
             return PlainTextResponse(
                 "Unauthorized", status_code=401, headers={"WWW-Authenticate": 'Bearer realm="mcp-supervisor"'}
@@ -31,24 +38,53 @@ class EdgeChecks:
 
 
 def is_json(request: Request) -> bool:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
+    return is_json_type(request.headers.get("content-type", ""))
+
+
+def is_json_type(content_type: str) -> bool:
+    return content_type.split(";")[0].strip().lower() == "application/json"
+
+
+def _too_large(limit: int) -> Response:
+    return Response(
+        jsonrpc.error_bytes(None, jsonrpc.INVALID_REQUEST, f"Request body larger than {limit} bytes."),
+        status_code=413,
+        media_type="application/json",
+    )
 
 
 async def read_body(request: Request, limit: int) -> bytes | Response:
     """The body, or a 413 JSON-RPC error once it passes `limit` bytes (checked while streaming)."""
     declared = request.headers.get("content-length")
-    too_large = Response(
-        jsonrpc.error_bytes(None, jsonrpc.INVALID_REQUEST, f"Request body larger than {limit} bytes."),
-        status_code=413,
-        media_type="application/json",
-    )
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        return too_large
+        return _too_large(limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            return too_large
+            return _too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def read_body_raw(receive: Receive, declared: str | None, limit: int) -> bytes | Response | None:
+    """`read_body` for raw ASGI handlers; None when the client disconnected first."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None  # http.disconnect
+        chunk: bytes = message.get("body", b"")
+        more = message.get("more_body", False)
+        if not more and not chunks:
+            return chunk if len(chunk) <= limit else _too_large(limit)  # the usual case: one message
+        size += len(chunk)
+        if size > limit:
+            return _too_large(limit)
+        chunks.append(chunk)
+        if not more:
+            return b"".join(chunks)

@@ -5,24 +5,49 @@ The GET opens the session's only stream and first announces, as the seed does, t
 down the stream. Unlike the seed, the POST endpoint is authenticated as well: a session belongs to the
 credential that opened it, and a key given as `?key=` on /sse is carried into the announced endpoint so
 clients that only know the URL keep working.
+
+Both handlers are raw ASGI apps rather than Starlette request/response functions: every call over this
+transport is one POST plus one event on the stream, and Request/Response objects, a response class per
+202 and an anyio task group per stream were a measurable share of the gateway's CPU per call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.datastructures import Headers, QueryParams
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from mcp_supervisor.gateway import jsonrpc
 from mcp_supervisor.gateway.core import GatewayCore
-from mcp_supervisor.gateway.edge import EdgeChecks, is_json, read_body
+from mcp_supervisor.gateway.edge import EdgeChecks, is_json_type, read_body_raw
 from mcp_supervisor.gateway.event_log import KEEPALIVE_FRAME
 from mcp_supervisor.gateway.jsonrpc import JsonRpcFault
 from mcp_supervisor.gateway.sessions import ClientSession
+
+_STREAM_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+_ACCEPTED = b"Accepted"
+_ACCEPTED_HEADERS = [(b"content-length", str(len(_ACCEPTED)).encode())]
+_EVENT = b"event: message\ndata: "
+
+
+class _AsgiEndpoint:
+    """A handler Starlette mounts as a plain ASGI app: a Route endpoint that is neither a function nor a
+    method is called with (scope, receive, send) as it is, without a Request wrapper."""
+
+    def __init__(self, handler: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self._handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._handler(scope, receive, send)
 
 
 class LegacySseEndpoint:
@@ -30,48 +55,71 @@ class LegacySseEndpoint:
         self.core = core
         self.edge = edge
         self._tasks: set[asyncio.Task[None]] = set()
+        self.stream = _AsgiEndpoint(self._stream)
+        self.post = _AsgiEndpoint(self._post)
 
-    async def stream(self, request: Request) -> Response:
-        admitted = self.edge.admit(request)
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        query = QueryParams(scope.get("query_string", b""))
+        admitted = self.edge.admit_raw(headers, query)
         if isinstance(admitted, Response):
-            return admitted
+            return await admitted(scope, receive, send)
         session = self.core.sessions.create(admitted)
         if session is None:
-            return PlainTextResponse("The gateway holds too many sessions; try again later.", status_code=503)
-        key = request.query_params.get("key")
-        if key and "x-api-key" not in request.headers and "authorization" not in request.headers:
+            refusal = PlainTextResponse("The gateway holds too many sessions; try again later.", status_code=503)
+            return await refusal(scope, receive, send)
+        key = query.get("key")
+        if key and "x-api-key" not in headers and "authorization" not in headers:
             session.endpoint_suffix = f"&key={quote(key, safe='')}"
         session.stream_open = True
-        return StreamingResponse(
-            self._events(session, request),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-
-    async def _events(self, session: ClientSession, request: Request) -> AsyncIterator[bytes]:
-        endpoint = f"{request.scope.get('root_path', '')}/message?sessionId={session.id}{session.endpoint_suffix}"
+        # The stream is the session: when the client goes away, so does the session (which ends the stream).
+        watcher = asyncio.ensure_future(self._close_on_disconnect(receive, session))
         try:
-            yield f"event: endpoint\ndata: {endpoint}\n\n".encode()
-            async for seq, data in session.standalone.follow(0, session.closed):
-                # The legacy transport has no resumption: events carry no ids.
-                yield b"event: message\ndata: " + data + b"\n\n" if seq else KEEPALIVE_FRAME
+            await send({"type": "http.response.start", "status": 200, "headers": _STREAM_HEADERS})
+            endpoint = f"{scope.get('root_path', '')}/message?sessionId={session.id}{session.endpoint_suffix}"
+            announce = f"event: endpoint\ndata: {endpoint}\n\n".encode()
+            await send({"type": "http.response.body", "body": announce, "more_body": True})
+            async for batch in session.standalone.follow(0, session.closed):
+                # The legacy transport has no resumption: events carry no ids. What accumulated while the
+                # previous write was under way goes out in one write.
+                body = b"".join(_EVENT + data + b"\n\n" for _, data in batch) if batch else KEEPALIVE_FRAME
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+            with contextlib.suppress(OSError):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
-            # The stream is the session: when the client goes away, so does the session.
+            watcher.cancel()
             self.core.sessions.close(session.id)
 
-    async def post(self, request: Request) -> Response:
-        admitted = self.edge.admit(request)
+    async def _close_on_disconnect(self, receive: Receive, session: ClientSession) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.core.sessions.close(session.id)
+
+    async def _post(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self._accept(scope, receive)
+        if response is not None:
+            return await response(scope, receive, send)
+        await send({"type": "http.response.start", "status": 202, "headers": _ACCEPTED_HEADERS})
+        await send({"type": "http.response.body", "body": _ACCEPTED})
+
+    async def _accept(self, scope: Scope, receive: Receive) -> Response | None:
+        """Take one POSTed message for processing (None: answer 202), or the response that refuses it."""
+        headers = Headers(scope=scope)
+        query = QueryParams(scope.get("query_string", b""))
+        admitted = self.edge.admit_raw(headers, query)
         if isinstance(admitted, Response):
             return admitted
-        session_id = request.query_params.get("sessionId") or request.query_params.get("session_id")
+        session_id = query.get("sessionId") or query.get("session_id")
         if not session_id:
             return PlainTextResponse("Bad Request: the sessionId query parameter is required.", status_code=400)
         session = self.core.sessions.get(session_id, admitted)
         if session is None:
             return PlainTextResponse("Session not found.", status_code=404)
-        if not is_json(request):
+        if not is_json_type(headers.get("content-type", "")):
             return PlainTextResponse("Unsupported Media Type: the body must be application/json.", status_code=415)
-        body = await read_body(request, self.core.settings.max_body_bytes)
+        body = await read_body_raw(receive, headers.get("content-length"), self.core.settings.max_body_bytes)
+        if body is None:
+            return PlainTextResponse("The client disconnected.", status_code=400)
         if isinstance(body, Response):
             return body
         try:
@@ -83,7 +131,7 @@ class LegacySseEndpoint:
         task = asyncio.create_task(self._process(session, message))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return PlainTextResponse("Accepted", status_code=202)
+        return None
 
     async def _process(self, session: ClientSession, message: jsonrpc.Incoming) -> None:
         with contextlib.suppress(asyncio.CancelledError):

@@ -102,6 +102,8 @@ class SessionStore:
         session = self._sessions.pop(session_id, None)
         if session is not None:
             session.closed.set()
+            for log in session.streams.values():
+                log.wake()  # its followers see `closed` and end
             self.on_close(session)
 
     def all(self) -> list[ClientSession]:

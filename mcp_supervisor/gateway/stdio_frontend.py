@@ -88,6 +88,6 @@ class StdioFrontend:
 
     async def _write_stream(self, session: ClientSession) -> None:
         """The only writer of stdout: every message of the session, in log order."""
-        async for seq, data in session.standalone.follow(0, session.closed):
-            if seq:  # keep-alive ticks mean nothing on a pipe
-                await self._write(data)
+        async for batch in session.standalone.follow(0, session.closed):
+            if batch:  # keep-alive ticks (empty batches) mean nothing on a pipe
+                await self._write(b"\n".join(data for _, data in batch))

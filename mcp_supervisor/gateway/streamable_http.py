@@ -16,7 +16,7 @@ from starlette.responses import Response, StreamingResponse
 from mcp_supervisor.gateway import jsonrpc
 from mcp_supervisor.gateway.core import GatewayCore
 from mcp_supervisor.gateway.edge import EdgeChecks, is_json, read_body
-from mcp_supervisor.gateway.event_log import EventLog, parse_event_id
+from mcp_supervisor.gateway.event_log import KEEPALIVE_FRAME, EventLog, parse_event_id
 from mcp_supervisor.gateway.jsonrpc import JsonRpcFault
 from mcp_supervisor.gateway.sessions import ClientSession
 from mcp_supervisor.protocol.versions import KNOWN_PROTOCOL_VERSIONS
@@ -187,8 +187,8 @@ def _sse(frames: AsyncIterator[bytes], session: ClientSession) -> StreamingRespo
 
 
 async def _frames(log: EventLog, after: int, closed: asyncio.Event) -> AsyncIterator[bytes]:
-    async for seq, data in log.follow(after, closed):
-        yield log.frame(seq, data)
+    async for batch in log.follow(after, closed):
+        yield b"".join(log.frame(seq, data) for seq, data in batch) if batch else KEEPALIVE_FRAME
 
 
 async def _standalone_frames(session: ClientSession, after: int, connection: asyncio.Event) -> AsyncIterator[bytes]:
@@ -205,14 +205,17 @@ async def _standalone_frames(session: ClientSession, after: int, connection: asy
             closed.cancel()
             superseded.cancel()
         ended.set()
+        log.wake()
 
     watcher = asyncio.ensure_future(watch())
     try:
         yield b": stream open\n\n"
-        async for seq, data in log.follow(after, ended):
-            if seq:
-                session.standalone_sent = max(session.standalone_sent, seq)
-            yield log.frame(seq, data)
+        async for batch in log.follow(after, ended):
+            if not batch:
+                yield KEEPALIVE_FRAME
+                continue
+            session.standalone_sent = max(session.standalone_sent, batch[-1][0])
+            yield b"".join(log.frame(seq, data) for seq, data in batch)
     finally:
         watcher.cancel()
         if session.standalone_connection is connection:

@@ -13,6 +13,7 @@ import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import zmq
 import zmq.asyncio
@@ -68,7 +69,7 @@ def prepare_runtime_dir(path: Path) -> Endpoints:
     return Endpoints(path)
 
 
-def configure_router(socket: zmq.asyncio.Socket) -> None:
+def configure_router(socket: zmq.Socket[Any]) -> None:
     # MANDATORY: sending to a vanished worker raises at once instead of dropping the message silently.
     socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
     # HANDOVER: a restarted peer reusing an identity takes the route over.
@@ -76,12 +77,12 @@ def configure_router(socket: zmq.asyncio.Socket) -> None:
     _common(socket)
 
 
-def configure_dealer(socket: zmq.asyncio.Socket, identity: str) -> None:
+def configure_dealer(socket: zmq.Socket[Any], identity: str) -> None:
     socket.setsockopt(zmq.IDENTITY, identity.encode())
     _common(socket)
 
 
-def _common(socket: zmq.asyncio.Socket) -> None:
+def _common(socket: zmq.Socket[Any]) -> None:
     socket.setsockopt(zmq.LINGER, 0)
     socket.setsockopt(zmq.SNDHWM, 100_000)
     socket.setsockopt(zmq.RCVHWM, 100_000)

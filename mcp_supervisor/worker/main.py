@@ -23,6 +23,7 @@ import zmq.asyncio
 
 from mcp_supervisor.errors import BackendError, ProtocolError
 from mcp_supervisor.protocol import codec
+from mcp_supervisor.protocol.channel import Channel
 from mcp_supervisor.protocol.endpoints import Endpoints, configure_dealer
 from mcp_supervisor.protocol.messages import (
     CATALOG_KINDS,
@@ -57,9 +58,11 @@ class Worker:
         self.key = spec.server.key
         endpoints = Endpoints(runtime_dir=Path(spec.runtime_dir))
         self._ctx = zmq.asyncio.Context()
-        self._data = self._ctx.socket(zmq.DEALER)
-        configure_dealer(self._data, spec.identity)
-        self._data.connect(endpoints.data)
+        # The data socket carries every relayed message: driven without zmq.asyncio's Future per message.
+        data: zmq.Socket[bytes] = zmq.Context.shadow(self._ctx.underlying).socket(zmq.DEALER)
+        configure_dealer(data, spec.identity)
+        data.connect(endpoints.data)
+        self._data = Channel(data)
         self._control = self._ctx.socket(zmq.DEALER)
         configure_dealer(self._control, f"worker:{spec.identity}")
         self._control.connect(endpoints.control)
@@ -69,13 +72,14 @@ class Worker:
         self._draining = False
 
     async def _send_data(self, message: msgspec.Struct) -> None:
-        await self._data.send(codec.encode(message))
+        self._data.send([codec.encode(message)])
 
     async def _report(self, state: str, detail: str = "") -> None:
         report = WorkerStateReport(key=self.key, generation=self.spec.generation, state=state, detail=detail)
         await self._control.send(codec.encode(report))
 
     async def run(self) -> int:
+        self._data.start()
         heartbeats = asyncio.create_task(self._heartbeats())
         try:
             await self._run_backend()
@@ -164,7 +168,8 @@ class Worker:
     async def _receive(self, relay: BackendRelay) -> None:
         """One loop for every message from the gateway: no task or wait set per message."""
         while True:
-            await self._handle(relay, await self._data.recv(), draining=self._draining)
+            frames = await self._data.recv()
+            await self._handle(relay, frames[-1], draining=self._draining)
 
     async def _handle(self, relay: BackendRelay, frame: bytes, draining: bool) -> None:
         try:
@@ -195,11 +200,11 @@ class Worker:
             beat = WorkerHeartbeat(key=self.key, generation=self.spec.generation, in_flight=in_flight)
             await self._control.send(codec.encode(beat))
             if self._ready is not None:
-                await self._data.send(to_gateway)
+                self._data.send([to_gateway])
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
     def close(self) -> None:
-        self._data.close(0)
+        self._data.close()
         self._control.close(0)
         self._ctx.term()
 

@@ -27,6 +27,9 @@ log = logging.getLogger("mcp_supervisor.worker")
 # One JSON-RPC line may carry images or files; memory is only allocated as lines actually grow.
 MAX_LINE_BYTES = 64 * 1024 * 1024
 EXIT_GRACE_S = 2.0
+READ_CHUNK_BYTES = 256 * 1024
+# Past this much unwritten data in the pipe transport, a send waits for the backend to read.
+DRAIN_ABOVE_BYTES = 1024 * 1024
 
 
 def stdio_environment(entry: ServerEntry) -> dict[str, str]:
@@ -49,30 +52,49 @@ class StdioConnection:
         assert process.stdin is not None and process.stdout is not None
         self._stdin = process.stdin
         self._stdout = process.stdout
-        self._write_lock = asyncio.Lock()
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
     async def send(self, message: bytes) -> None:
-        async with self._write_lock:
-            self._stdin.write(message + b"\n")
+        """Write one message; wait only under back-pressure. `write` is synchronous, so messages never
+        interleave and no lock is needed, and the common case costs no suspension at all."""
+        transport = self._stdin.transport
+        if transport.is_closing():
+            raise ConnectionResetError("The backend's stdin is closed.")
+        self._stdin.write(message + b"\n")
+        if transport.get_write_buffer_size() > DRAIN_ABOVE_BYTES:
             await self._stdin.drain()
 
     async def messages(self) -> AsyncIterator[bytes]:
+        """The backend's lines, split out of whatever each read returned (one read often holds several
+        replies at load: no readuntil round per line)."""
+        partial: list[bytes] = []
+        partial_size = 0
         while True:
-            try:
-                line = await self._stdout.readuntil(b"\n")
-            except asyncio.IncompleteReadError as exc:
-                if exc.partial.strip():
-                    yield exc.partial
+            chunk = await self._stdout.read(READ_CHUNK_BYTES)
+            if not chunk:
+                rest = b"".join(partial)
+                if rest.strip():
+                    yield rest
                 return
-            except asyncio.LimitOverrunError:
-                log.error("The backend sent a line over %d bytes; closing the connection.", MAX_LINE_BYTES)
-                return
-            if line.strip():
-                yield line
+            start = 0
+            while (end := chunk.find(b"\n", start)) >= 0:
+                line = chunk[start : end + 1]
+                if partial:
+                    line = b"".join(partial) + line
+                    partial.clear()
+                    partial_size = 0
+                start = end + 1
+                if line.strip():
+                    yield line
+            if start < len(chunk):
+                partial.append(chunk[start:])
+                partial_size += len(chunk) - start
+                if partial_size > MAX_LINE_BYTES:
+                    log.error("The backend sent a line over %d bytes; closing the connection.", MAX_LINE_BYTES)
+                    return
 
     def negotiated(self, protocol_version: str) -> None:
         pass
