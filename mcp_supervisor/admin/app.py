@@ -65,6 +65,9 @@ class AdminApp:
             )
         self.ctx = ctx = AdminContext(runtime=runtime, auth=auth, store=ConfigStore(settings.config_dir))
         runtime.backends.status_listeners.append(self._on_status)
+        runtime.supervisor.config_listeners.append(
+            lambda config_error: ctx.hub.publish("config", {"configError": config_error or None})
+        )
         self.installs = InstallManager(ctx.hub, settings.tools_folder, on_finished=self._install_finished)
         self.terminals: TerminalManager | None = None
         routes: list[BaseRoute] = [

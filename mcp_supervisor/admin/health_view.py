@@ -6,8 +6,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from mcp_supervisor.gateway.backends import Backends
 from mcp_supervisor.protocol.messages import BackendStatus
 
@@ -18,7 +16,8 @@ def backend_health(backends: Backends, status: BackendStatus) -> dict[str, Any]:
     link = backends.links.get(status.key)
     started = status.started_at
     return {
-        **msgspec.to_builtins(status),
+        # Every field, defaults included (the wire form omits them): clients need not know the defaults.
+        **{name: getattr(status, name) for name in status.__struct_fields__},
         "uptime_s": round(time.time() - started, 1) if started and status.state == "RUNNING" else None,
         "linked": link is not None,
         "tools": len(link.tools) if link is not None else 0,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -11,14 +9,16 @@ from starlette.routing import BaseRoute, Route
 from mcp_supervisor.admin.config_store import check_server_key
 from mcp_supervisor.admin.context import AdminContext
 from mcp_supervisor.admin.health_view import backend_health
-from mcp_supervisor.admin.http import BadRequest, json_response, read_json, read_object
+from mcp_supervisor.admin.http import BadRequest, error, json_response, read_json, read_object
 from mcp_supervisor.protocol.messages import CommandResult
 
 BACKEND_ACTIONS = ("restart", "stop", "start")
 
 
-def _result(result: CommandResult, **data: Any) -> Response:
-    return json_response({"success": result.ok, "message": result.message, **data}, 200 if result.ok else 409)
+def _result(result: CommandResult) -> Response:
+    if result.ok:
+        return json_response({"success": True, "message": result.message})
+    return json_response({"success": False, "message": result.message, "error": result.message}, 409)
 
 
 def server_routes(ctx: AdminContext) -> list[BaseRoute]:
@@ -78,7 +78,9 @@ def server_routes(ctx: AdminContext) -> list[BaseRoute]:
         key, action = request.path_params["key"], request.path_params["action"]
         check_server_key(key)
         if action not in BACKEND_ACTIONS:
-            return json_response({"error": f"Unknown action {action!r}; use one of {', '.join(BACKEND_ACTIONS)}."}, 404)
+            return error(404, f"Unknown action {action!r}; use one of {', '.join(BACKEND_ACTIONS)}.")
+        if store.server_entry(key) is None:
+            return error(404, f'No server "{key}" in mcp_server.json.')
         return _result(await ctx.command(action, key))
 
     return [

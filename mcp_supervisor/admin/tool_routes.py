@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mcp_supervisor.admin.context import AdminContext
-from mcp_supervisor.admin.http import json_response, read_json, read_object
+from mcp_supervisor.admin.http import error, json_response, read_json, read_object
 from mcp_supervisor.config.loader import TOOLS_FILE, parse_tool_config
 from mcp_supervisor.config.models import ToolConfig
 from mcp_supervisor.errors import ConfigError
@@ -94,6 +94,8 @@ def tool_routes(ctx: AdminContext) -> list[BaseRoute]:
 
     async def patch_tool(request: Request) -> Response:
         config_key = request.path_params["config_key"]
+        if not any(row["configKey"] == config_key for row in rows(core.catalog.tool_config)):
+            return error(404, f'No running backend lists a tool "{config_key}".')
         changes = await read_object(request)
         return await save(store.tools_with_override(config_key, changes), only=config_key)
 

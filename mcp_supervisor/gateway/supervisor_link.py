@@ -19,7 +19,14 @@ from mcp_supervisor.errors import ConfigError, ProtocolError
 from mcp_supervisor.gateway.backends import Backends
 from mcp_supervisor.protocol import codec
 from mcp_supervisor.protocol.endpoints import Endpoints, configure_dealer
-from mcp_supervisor.protocol.messages import BackendEvent, BackendStatus, Snapshot, Subscribe, ToolConfigUpdate
+from mcp_supervisor.protocol.messages import (
+    BackendEvent,
+    BackendStatus,
+    ConfigStatus,
+    Snapshot,
+    Subscribe,
+    ToolConfigUpdate,
+)
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
@@ -35,6 +42,8 @@ class SupervisorLink:
         configure_dealer(self._socket, f"gateway:{os.getpid()}")
         self._socket.connect(endpoints.control)
         self.config_error = ""
+        # Called with the new config error ("" = none) whenever it changes (the admin's live page).
+        self.config_listeners: list[Callable[[str], None]] = []
 
     async def run(self) -> None:
         await self._socket.send(codec.encode(Subscribe()))
@@ -47,7 +56,7 @@ class SupervisorLink:
                 continue
             match message:
                 case Snapshot(backends=statuses, config_error=config_error):
-                    self.config_error = config_error
+                    self._set_config_error(config_error)
                     self.gateway_status = message.gateway
                     self._tool_config(message.tool_config)
                     known = {status.key for status in statuses}
@@ -61,6 +70,15 @@ class SupervisorLink:
                     self._backends.on_status(status, event)
                 case ToolConfigUpdate(data=data):
                     self._tool_config(data)
+                case ConfigStatus(config_error=config_error):
+                    self._set_config_error(config_error)
+
+    def _set_config_error(self, config_error: str) -> None:
+        changed = config_error != self.config_error
+        self.config_error = config_error
+        if changed:
+            for listener in self.config_listeners:
+                listener(config_error)
 
     def _tool_config(self, data: bytes) -> None:
         """The supervisor validated it already; a failure here would be a bug, and keeps the old config."""

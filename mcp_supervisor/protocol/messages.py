@@ -168,6 +168,12 @@ class ToolConfigUpdate(_Envelope, tag="toolcfg"):
     data: bytes = b""
 
 
+class ConfigStatus(_Envelope, tag="configstatus"):
+    """The config files' state changed: `config_error` is every current error ("" = both files applied)."""
+
+    config_error: str = ""
+
+
 class BackendEvent(_Envelope, tag="event"):
     """A worker changed state. `event` is spawned|ready|exited|removed; `status` is its status after it."""
 
@@ -180,4 +186,4 @@ class CommandResult(_Envelope, tag="result"):
     message: str = ""
 
 
-FromSupervisor = Snapshot | BackendEvent | CommandResult | ToolConfigUpdate
+FromSupervisor = Snapshot | BackendEvent | CommandResult | ToolConfigUpdate | ConfigStatus

@@ -35,6 +35,7 @@ from mcp_supervisor.errors import ConfigError
 from mcp_supervisor.protocol.endpoints import Endpoints, prepare_runtime_dir, runtime_dir_for
 from mcp_supervisor.protocol.messages import (
     CommandResult,
+    ConfigStatus,
     ControlCommand,
     Snapshot,
     ToolConfigUpdate,
@@ -404,14 +405,25 @@ class Supervisor:
         parse_tool_config(data, str(path))
         return data
 
+    def _config_error(self, file_name: str, error: str | None) -> None:
+        """Record a file's error (None = applied); subscribers hear of every change, not only at Subscribe."""
+        before = " ".join(self.config_errors.values())
+        if error is None:
+            self.config_errors.pop(file_name, None)
+        else:
+            self.config_errors[file_name] = error
+        after = " ".join(self.config_errors.values())
+        if after != before and self.control is not None:
+            self._background(self.control.broadcast(ConfigStatus(config_error=after)))
+
     def reload_tool_config(self) -> CommandResult:
         try:
             data = self._read_tool_config()
         except ConfigError as exc:
-            self.config_errors[TOOLS_FILE] = str(exc)
+            self._config_error(TOOLS_FILE, str(exc))
             log.error("tool_config.json not applied, the running one stays: %s", exc)
             return CommandResult(ok=False, message=str(exc))
-        self.config_errors.pop(TOOLS_FILE, None)
+        self._config_error(TOOLS_FILE, None)
         self.tool_config = data
         if self.control is not None:
             self._background(self.control.broadcast(ToolConfigUpdate(data=data)))
@@ -422,10 +434,10 @@ class Supervisor:
         try:
             new = load_servers(self.settings.config_dir).active()
         except ConfigError as exc:
-            self.config_errors[SERVERS_FILE] = str(exc)
+            self._config_error(SERVERS_FILE, str(exc))
             log.error("Reload refused, the running config stays: %s", exc)
             return CommandResult(ok=False, message=str(exc))
-        self.config_errors.pop(SERVERS_FILE, None)
+        self._config_error(SERVERS_FILE, None)
         tools = self.reload_tool_config()
         diff = diff_servers(self.servers, new)
         self.servers = new

@@ -234,6 +234,7 @@
     page: null,
     servers: [], // [{key, entry, status}] from GET /admin/servers
     statuses: {}, // key -> {status, at}: the live health, from /admin/health and the event stream
+    removedAt: {}, // key -> when a "removed" event came
     gateway: null,
     gatewayAt: 0,
     configError: null,
@@ -272,8 +273,13 @@
     return null;
   }
 
-  function setStatus(status) {
+  /* `sentAt`: when the request that brought this status was sent. A live event received since then is newer
+   * than the answer, which must not overwrite it. */
+  function setStatus(status, sentAt) {
     if (!status || !status.key) return;
+    var known = state.statuses[status.key];
+    if (sentAt && known && known.at >= sentAt) return;
+    if (sentAt && state.removedAt[status.key] >= sentAt) return;
     state.statuses[status.key] = { status: status, at: Date.now() };
   }
 
@@ -357,8 +363,11 @@
   }
 
   function refreshHealthQuietly() {
+    var sentAt = Date.now();
     return api("GET", BASE + "/health")
-      .then(applyHealth)
+      .then(function (data) {
+        applyHealth(data, sentAt);
+      })
       .catch(function () {
         return null;
       });
@@ -387,6 +396,12 @@
     source.addEventListener("backend", function (event) {
       var data = parseEvent(event);
       if (data) onBackendEvent(data.event, data.status);
+    });
+    source.addEventListener("config", function (event) {
+      var data = parseEvent(event);
+      if (!data) return;
+      state.configError = data.configError || null;
+      renderConfigError();
     });
     ["install_info", "install_stdout", "install_stderr", "install_error", "install_complete"].forEach(function (name) {
       source.addEventListener(name, function (event) {
@@ -432,6 +447,7 @@
     }
     if (kind === "removed") {
       delete state.statuses[key];
+      state.removedAt[key] = Date.now();
       removeHealthRow(key);
     } else {
       setStatus(status);
@@ -444,12 +460,13 @@
   // ================================================================ Servers page
 
   function loadServers() {
+    var sentAt = Date.now();
     return api("GET", BASE + "/servers")
       .then(function (data) {
         showError($("servers-error"), "");
         state.servers = Array.isArray(data.servers) ? data.servers : [];
         state.servers.forEach(function (server) {
-          if (server.status) setStatus(server.status);
+          if (server.status) setStatus(server.status, sentAt);
         });
         renderServers();
         return state.servers;
@@ -926,7 +943,7 @@
         { class: "name" },
         el("div", { text: tool.name }),
         el("div", { class: "hint", testid: "tool-exposed-" + key, text: "exposed as " + (tool.exposedName || key) }),
-        tool.description ? el("div", { class: "hint", text: tool.description, style: "white-space:normal;font-family:var(--sans);max-width:360px" }) : null
+        tool.description ? el("div", { class: "hint tool-description", text: tool.description }) : null
       ),
       el("td", {}, nameInput),
       el("td", {}, descInput, errorNode),
@@ -974,7 +991,7 @@
 
   // ================================================================ Health page
 
-  function applyHealth(data) {
+  function applyHealth(data, sentAt) {
     state.configError = data.configError || null;
     if (data.gateway) {
       state.gateway = data.gateway;
@@ -983,10 +1000,10 @@
     var seen = {};
     (data.backends || []).forEach(function (status) {
       seen[status.key] = true;
-      setStatus(status);
+      setStatus(status, sentAt);
     });
     Object.keys(state.statuses).forEach(function (key) {
-      if (!seen[key]) delete state.statuses[key];
+      if (!seen[key] && !(sentAt && state.statuses[key].at >= sentAt)) delete state.statuses[key];
     });
     renderConfigError();
     renderHealth();
@@ -997,10 +1014,11 @@
   }
 
   function loadHealth() {
+    var sentAt = Date.now();
     return api("GET", BASE + "/health")
       .then(function (data) {
         showError($("health-error"), "");
-        applyHealth(data);
+        applyHealth(data, sentAt);
       })
       .catch(function (err) {
         showError($("health-error"), err.message);
@@ -1700,6 +1718,7 @@
       }
     };
     ws.onclose = function (event) {
+      if (event.code === 4401) goLogin(); // the admin session is gone
       if (term.ws !== ws) return;
       term.ws = null;
       term.id = null;
