@@ -55,6 +55,8 @@ from mcp_supervisor.worker.spec import SPEC_ENV, WorkerSpec, encode_spec
 log = logging.getLogger("mcp_supervisor.supervisor")
 
 WATCHDOG_INTERVAL_S = 0.25
+# A watchdog tick this late means the supervisor itself was starved: its heartbeat verdicts wait a tick.
+STARVED_TICK_S = 1.0
 
 
 def _sample_interval() -> float:
@@ -310,9 +312,16 @@ class Supervisor:
 
     async def _watchdog(self) -> None:
         """Heartbeats come from each worker's event loop: silence means hung (blocked, SIGSTOPped)."""
+        due = time.monotonic() + WATCHDOG_INTERVAL_S
         while True:
-            await asyncio.sleep(WATCHDOG_INTERVAL_S)
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
             now = time.monotonic()
+            late, due = now - due, now + WATCHDOG_INTERVAL_S
+            if late > STARVED_TICK_S:
+                # This loop was starved itself (an overloaded machine): heartbeats may be sitting unread in the
+                # control socket. Judge nobody until they have been read, or a slow machine turns into a kill storm.
+                log.warning("Supervisor loop ran %.1f s late; skipping one heartbeat check.", late)
+                continue
             for slot in list(self.workers.values()):
                 if slot.state in (STARTING, RUNNING) and slot.child is not None and slot.child.alive:
                     silent = now - slot.last_heartbeat
