@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from mcp_supervisor.admin.http import error
 from mcp_supervisor.admin.terminal import Terminal, TerminalError, TerminalLimitError, TerminalManager
 
 MAX_INPUT_CHARS = 64 * 1024
@@ -35,8 +36,8 @@ class _Invalid(Exception):
         self.status = status
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str) -> Response:
+    return error(status, message)
 
 
 def _size(body: dict[str, Any], field: str, default: int | None) -> int:
@@ -74,12 +75,12 @@ async def _body(request: Request, optional: bool = False) -> dict[str, Any]:
     return body
 
 
-def _unknown(term_id: str) -> JSONResponse:
+def _unknown(term_id: str) -> Response:
     return _error(404, f"There is no terminal {term_id}.")
 
 
 def terminal_routes(terminals: TerminalManager) -> list[BaseRoute]:
-    def found(request: Request) -> Terminal | JSONResponse:
+    def found(request: Request) -> Terminal | Response:
         term_id = request.path_params["term_id"]
         return terminals.get(term_id) or _unknown(term_id)
 
@@ -98,30 +99,26 @@ def terminal_routes(terminals: TerminalManager) -> list[BaseRoute]:
     async def listing(request: Request) -> Response:
         return JSONResponse({"terminals": terminals.list()})
 
-    async def write(request: Request) -> Response:
+    async def change(request: Request, apply: Callable[[Terminal, dict[str, Any]], None]) -> Response:
+        """Input or resize: one validated body applied to one live terminal."""
         terminal = found(request)
         if isinstance(terminal, Response):
             return terminal
         try:
-            terminal.write(_input(await _body(request)))
+            apply(terminal, await _body(request))
         except _Invalid as exc:
             return _error(exc.status, str(exc))
         except TerminalError as exc:
             return _error(409, str(exc))
         return JSONResponse({"success": True})
 
+    async def write(request: Request) -> Response:
+        return await change(request, lambda terminal, body: terminal.write(_input(body)))
+
     async def resize(request: Request) -> Response:
-        terminal = found(request)
-        if isinstance(terminal, Response):
-            return terminal
-        try:
-            body = await _body(request)
-            terminal.resize(_size(body, "cols", None), _size(body, "rows", None))
-        except _Invalid as exc:
-            return _error(exc.status, str(exc))
-        except TerminalError as exc:
-            return _error(409, str(exc))
-        return JSONResponse({"success": True})
+        return await change(
+            request, lambda terminal, body: terminal.resize(_size(body, "cols", None), _size(body, "rows", None))
+        )
 
     async def close(request: Request) -> Response:
         term_id = request.path_params["term_id"]
