@@ -7,6 +7,7 @@ cancels installs and closes terminals, whose process groups must not outlive the
 from __future__ import annotations
 
 import logging
+import mimetypes
 from typing import Any
 
 from starlette.applications import Starlette
@@ -35,6 +36,9 @@ from mcp_supervisor.gateway.security import RequestGuard
 from mcp_supervisor.protocol.messages import BackendStatus
 
 log = logging.getLogger("mcp_supervisor.admin")
+
+# ES modules are refused by browsers unless served as JavaScript; some systems' MIME tables say text/plain.
+mimetypes.add_type("text/javascript", ".js")
 
 
 async def _bad_request(request: Request, exc: Exception) -> Response:

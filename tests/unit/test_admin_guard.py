@@ -212,7 +212,7 @@ def test_cookie_of_another_password_is_refused(tmp_path: Path) -> None:
         ("GET", "/admin/login"),
         ("POST", "/admin/login"),  # the login itself: no session, no CSRF token yet
         ("GET", "/admin/static/x.css"),
-        ("GET", "/admin/static/admin.js"),
+        ("GET", "/admin/static/main.js"),
     ],
 )
 def test_public_paths_pass_without_session(setup: Setup, method: str, path: str) -> None:
