@@ -25,6 +25,7 @@ from typing import Any
 
 from mcp_supervisor.admin.events import EventHub
 from mcp_supervisor.config.loader import SERVER_KEY_PATTERN
+from mcp_supervisor.config.settings import without_gateway_secrets
 from mcp_supervisor.errors import SupervisorError
 
 log = logging.getLogger("mcp_supervisor.admin.installs")
@@ -174,6 +175,7 @@ class InstallManager:
                 "-c",
                 command,
                 cwd=install.target.parent,
+                env=without_gateway_secrets(os.environ),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,

@@ -20,6 +20,15 @@ _SEPARATOR_PATTERN = re.compile(r"[A-Za-z0-9_-]{2,}")
 _TRUE = {"1", "true", "yes", "on"}
 
 
+# The gateway's own secrets. Backends and install commands are third-party code: they inherit the proxy's
+# environment (the seed's rule) minus these, unless a server's own `env` sets them on purpose.
+GATEWAY_SECRET_ENV = ("ALLOWED_KEYS", "ALLOWED_TOKENS", "ADMIN_PASSWORD", "SESSION_SECRET")
+
+
+def without_gateway_secrets(env: Mapping[str, str]) -> dict[str, str]:
+    return {name: value for name, value in env.items() if name not in GATEWAY_SECRET_ENV}
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     config_dir: Path
     host: str = "127.0.0.1"

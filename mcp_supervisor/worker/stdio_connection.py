@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from mcp_supervisor.config.models import ServerEntry
+from mcp_supervisor.config.settings import without_gateway_secrets
 
 log = logging.getLogger("mcp_supervisor.worker")
 
@@ -33,12 +34,12 @@ DRAIN_ABOVE_BYTES = 1024 * 1024
 
 
 def stdio_environment(entry: ServerEntry) -> dict[str, str]:
-    """The seed merges a server's `env` over the proxy's whole environment.
+    """The seed merges a server's `env` over the proxy's whole environment (minus the gateway's own secrets).
 
     Our own bin directory goes last on PATH, so servers installed next to mcp-supervisor (in its venv) are
     found even when the venv is not activated.
     """
-    env = {**os.environ, **entry.env}
+    env = {**without_gateway_secrets(os.environ), **entry.env}
     own_bin = os.path.dirname(sys.executable)
     path = env.get("PATH", "")
     if own_bin not in path.split(os.pathsep):

@@ -267,7 +267,7 @@ def test_health_logs_and_live_events(client: AdminClient, admin: RunningSupervis
 
 
 def test_install_streams_output(client: AdminClient, admin: RunningSupervisor, tmp_path: Path) -> None:
-    script = "for i in 1 2 3; do echo line-$i; done; echo oops >&2"
+    script = "for i in 1 2 3; do echo line-$i; done; echo oops >&2; echo secret=${ADMIN_PASSWORD:-none}"
     entry = {**stdio_fixture_entry("three"), "installCommands": [f"sh -c '{script}'", "exit 3", "echo never"]}
     entry["command"] = sys.executable
     assert client.call("POST", "/admin/servers", json={"key": "three", "entry": entry}).status_code == 200
@@ -287,7 +287,8 @@ def test_install_streams_output(client: AdminClient, admin: RunningSupervisor, t
                     if event == "install_complete":
                         break
     stdout = [d["output"] for e, d in seen if e == "install_stdout"]
-    assert stdout == ["line-1", "line-2", "line-3"]
+    # Install commands are third-party code: the gateway's own secrets are not in their environment.
+    assert stdout == ["line-1", "line-2", "line-3", "secret=none"]
     assert [d["output"] for e, d in seen if e == "install_stderr"] == ["oops"]
     assert seen[-1][1]["exitCode"] == 3 and not any("never" in json.dumps(d) for _, d in seen)
     assert (tmp_path / "tools").is_dir()

@@ -1,0 +1,33 @@
+"""What a stdio backend's environment holds: the proxy's (the seed's rule), minus the gateway's own secrets."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from mcp_supervisor.config.models import ServerEntry
+from mcp_supervisor.config.settings import GATEWAY_SECRET_ENV
+from mcp_supervisor.worker.stdio_connection import stdio_environment
+
+
+def test_the_gateway_secrets_stay_in_the_gateway(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in GATEWAY_SECRET_ENV:
+        monkeypatch.setenv(name, "do-not-leak")
+    monkeypatch.setenv("SOME_TOKEN_FOR_BACKENDS", "shared")
+    env = stdio_environment(ServerEntry(key="one", type="stdio", command="x", env={"OWN": "1"}))
+    assert not set(GATEWAY_SECRET_ENV) & env.keys()
+    assert env["SOME_TOKEN_FOR_BACKENDS"] == "shared" and env["OWN"] == "1"
+
+
+def test_a_server_may_still_set_one_on_purpose(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALLOWED_KEYS", "gateway-key")
+    env = stdio_environment(ServerEntry(key="one", type="stdio", command="x", env={"ALLOWED_KEYS": "its-own"}))
+    assert env["ALLOWED_KEYS"] == "its-own"
+
+
+def test_our_bin_directory_is_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/usr/bin")
+    env = stdio_environment(ServerEntry(key="one", type="stdio", command="x"))
+    assert env["PATH"].split(os.pathsep) == ["/usr/bin", os.path.dirname(sys.executable)]
