@@ -66,6 +66,8 @@ class SupervisorLink:
                     for status in statuses:
                         self._backends.on_status(status, "snapshot")
                     self._backends.snapshot_seen = True
+                case BackendEvent(status=status) if status.type == "gateway":
+                    self.gateway_status = status  # a sample of this very process
                 case BackendEvent(event=event, status=status):
                     self._backends.on_status(status, event)
                 case ToolConfigUpdate(data=data):

@@ -348,8 +348,7 @@ class Supervisor:
                     slot.last_error = f"RSS {rss_mb:.0f} MB exceeded the {limit:g} MB limit"
                     log.warning("%s: %s; restarting it.", slot.label, slot.last_error)
                     self._background(child.stop(slot.options.stopGrace))  # not commanded: counts as a crash
-                if not slot.is_gateway:
-                    self._publish("sample", slot)
+                self._publish("sample", slot)
             await asyncio.sleep(_sample_interval())
 
     # ------------------------------------------------------------------ reports, commands, reload
@@ -478,7 +477,8 @@ class Supervisor:
         )
 
     def _publish(self, event: str, slot: Slot) -> None:
-        if self.control is None or slot.is_gateway:
+        # The gateway hears of itself only through resource samples (its own `/health/backends`, the admin).
+        if self.control is None or (slot.is_gateway and event != "sample"):
             return
         self._background(self.control.publish(event, slot.status()))
 

@@ -82,3 +82,21 @@ async def test_sighup_reloads(observed: RunningSupervisor) -> None:
 
     await async_wait_until(reloaded, 10, what="the SIGHUP reload")
     assert pids(observed) == before
+
+
+async def test_the_gateway_sees_its_own_fresh_samples(observed: RunningSupervisor) -> None:
+    """The gateway's own row is sampled like the workers', not frozen at the snapshot it got at start."""
+
+    async def gateway() -> dict[str, Any]:
+        async with httpx2.AsyncClient(timeout=5) as http:
+            status: dict[str, Any] = (await http.get(f"{observed.base}/health/backends")).json()["gateway"]
+            return status
+
+    first = await gateway()
+    assert first["type"] == "gateway" and first["state"] == "RUNNING"
+
+    async def resampled() -> bool:
+        now = await gateway()
+        return now.get("rss_bytes", 0) > 10 * 1024 * 1024 and now.get("rss_bytes") != first.get("rss_bytes")
+
+    await async_wait_until(resampled, 10, what="a fresh sample of the gateway's RSS")
