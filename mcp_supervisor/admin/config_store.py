@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,15 @@ def _encode(document: dict[str, Any]) -> bytes:
     return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
 
 
+def _validated_write(path: Path, document: object, parse: Callable[[bytes, str], object]) -> None:
+    """Write `document` to `path` only if the supervisor's own loader (`parse`) accepts it."""
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path.name}: the top level must be a JSON object.")
+    data = _encode(document)
+    parse(data, path.name)
+    atomic_write(path, data)
+
+
 def check_server_key(key: str) -> None:
     if not SERVER_KEY_PATTERN.fullmatch(key):
         raise ConfigError(
@@ -74,11 +84,7 @@ class ConfigStore:
         return self._read_object(self.servers_path)
 
     def write_servers(self, document: object) -> None:
-        if not isinstance(document, dict):
-            raise ConfigError(f"{SERVERS_FILE}: the top level must be a JSON object.")
-        data = _encode(document)
-        parse_servers(data, SERVERS_FILE)
-        atomic_write(self.servers_path, data)
+        _validated_write(self.servers_path, document, parse_servers)
 
     def server_entry(self, key: str) -> dict[str, Any] | None:
         entry = self._servers_section(self.read_servers()).get(key)
@@ -123,11 +129,7 @@ class ConfigStore:
         return document
 
     def write_tools(self, document: object) -> None:
-        if not isinstance(document, dict):
-            raise ConfigError(f"{TOOLS_FILE}: the top level must be a JSON object.")
-        data = _encode(document)
-        parse_tool_config(data, TOOLS_FILE)
-        atomic_write(self.tools_path, data)
+        _validated_write(self.tools_path, document, parse_tool_config)
 
     def tools_with_override(self, config_key: str, changes: dict[str, Any]) -> dict[str, Any]:
         """The whole tool_config document with one tool's override changed (not written: the caller checks
