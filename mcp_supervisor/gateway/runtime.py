@@ -40,6 +40,7 @@ class GatewayRuntime:
         self.backends.start()
         self._tasks = [
             asyncio.create_task(self.supervisor.run(), name="supervisor-link"),
+            asyncio.create_task(self.supervisor.heartbeat(), name="gateway-heartbeat"),
             asyncio.create_task(self._sweep_sessions(), name="session-sweeper"),
         ]
 

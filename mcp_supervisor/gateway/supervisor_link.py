@@ -6,6 +6,7 @@ pushes events in order on the same pipe, so a gateway that (re)starts never miss
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Callable
@@ -23,12 +24,15 @@ from mcp_supervisor.protocol.messages import (
     BackendEvent,
     BackendStatus,
     ConfigStatus,
+    GatewayHeartbeat,
     Snapshot,
     Subscribe,
     ToolConfigUpdate,
 )
 
 log = logging.getLogger("mcp_supervisor.gateway")
+
+HEARTBEAT_INTERVAL_S = 1.0
 
 
 class SupervisorLink:
@@ -81,6 +85,13 @@ class SupervisorLink:
         if changed:
             for listener in self.config_listeners:
                 listener(config_error)
+
+    async def heartbeat(self) -> None:
+        """From this event loop: silence (a hung or stopped gateway) makes the supervisor replace us."""
+        beat = codec.encode(GatewayHeartbeat(pid=os.getpid()))
+        while True:
+            await self._socket.send(beat)
+            await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
     def _tool_config(self, data: bytes) -> None:
         """The supervisor validated it already; a failure here would be a bug, and keeps the old config."""

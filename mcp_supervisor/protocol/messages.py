@@ -151,7 +151,13 @@ class WorkerHeartbeat(_Envelope, tag="whb"):
     in_flight: int = 0
 
 
-ToSupervisor = Subscribe | StatusRequest | ControlCommand | WorkerStateReport | WorkerHeartbeat
+class GatewayHeartbeat(_Envelope, tag="ghb"):
+    """Sent every second from the gateway's event loop: a gateway that goes silent is hung and replaced."""
+
+    pid: int
+
+
+ToSupervisor = Subscribe | StatusRequest | ControlCommand | WorkerStateReport | WorkerHeartbeat | GatewayHeartbeat
 
 
 class Snapshot(_Envelope, tag="snapshot"):

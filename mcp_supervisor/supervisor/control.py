@@ -22,6 +22,7 @@ from mcp_supervisor.protocol.messages import (
     BackendStatus,
     CommandResult,
     ControlCommand,
+    GatewayHeartbeat,
     Snapshot,
     StatusRequest,
     Subscribe,
@@ -49,6 +50,7 @@ class ControlServer:
         self._subscribers: set[bytes] = set()
         self._task: asyncio.Task[None] | None = None
         self.on_heartbeat: Callable[[WorkerHeartbeat], None] = lambda beat: None
+        self.on_gateway_heartbeat: Callable[[GatewayHeartbeat], None] = lambda beat: None
         self._commands: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
@@ -98,6 +100,8 @@ class ControlServer:
                     await self._send(identity, self._snapshot())
                 case WorkerHeartbeat():
                     self.on_heartbeat(message)
+                case GatewayHeartbeat():
+                    self.on_gateway_heartbeat(message)
                 case WorkerStateReport():
                     self._on_report(message)
                 case ControlCommand():

@@ -37,6 +37,7 @@ from mcp_supervisor.protocol.messages import (
     CommandResult,
     ConfigStatus,
     ControlCommand,
+    GatewayHeartbeat,
     Snapshot,
     ToolConfigUpdate,
     WorkerHeartbeat,
@@ -104,6 +105,7 @@ class Supervisor:
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         self.control = ControlServer(self.endpoints, self.snapshot, self._on_report, self._on_command)
         self.control.on_heartbeat = self._on_heartbeat
+        self.control.on_gateway_heartbeat = self._on_gateway_heartbeat
         self.control.start()
         self._spawn(self.gateway)
         for key, entry in self.servers.items():
@@ -214,6 +216,7 @@ class Supervisor:
         slot.stderr = StderrCapture(slot.key, read_fd, self.log_dir / f"{slot.key}.log")
         self._by_pid[slot.child.pid] = slot
         slot.last_heartbeat = time.monotonic()
+        slot.heartbeat_seen = False
         # The gateway has no handshake to wait for; a worker is RUNNING only once its backend is initialized.
         slot.state = RUNNING if slot.is_gateway else STARTING
         log.info("Started %s (generation %d, pid %d).", slot.label, slot.generation, slot.child.pid)
@@ -322,7 +325,8 @@ class Supervisor:
                 # control socket. Judge nobody until they have been read, or a slow machine turns into a kill storm.
                 log.warning("Supervisor loop ran %.1f s late; skipping one heartbeat check.", late)
                 continue
-            for slot in list(self.workers.values()):
+            gateway = [self.gateway] if self.gateway.heartbeat_seen else []
+            for slot in [*gateway, *self.workers.values()]:
                 if slot.state in (STARTING, RUNNING) and slot.child is not None and slot.child.alive:
                     silent = now - slot.last_heartbeat
                     if silent > slot.options.heartbeatTimeout:
@@ -352,6 +356,12 @@ class Supervisor:
             await asyncio.sleep(_sample_interval())
 
     # ------------------------------------------------------------------ reports, commands, reload
+
+    def _on_gateway_heartbeat(self, beat: GatewayHeartbeat) -> None:
+        child = self.gateway.child
+        if child is not None and child.pid == beat.pid:
+            self.gateway.last_heartbeat = time.monotonic()
+            self.gateway.heartbeat_seen = True
 
     def _on_heartbeat(self, beat: WorkerHeartbeat) -> None:
         slot = self.workers.get(beat.key)

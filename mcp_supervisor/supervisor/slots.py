@@ -56,6 +56,8 @@ class Slot:
     commanded_stop: bool = False
     timer: asyncio.TimerHandle | None = None
     last_heartbeat: float = 0.0
+    # The gateway is watched only once its loop has beaten (it has no handshake that would bound its start).
+    heartbeat_seen: bool = False
     in_flight: int = 0
     resources: ResourceSample = field(default_factory=ResourceSample)
     # Set whenever the slot leaves STARTING (ready, crashed, stopped): what a replacement waits for.
