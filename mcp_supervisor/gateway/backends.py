@@ -85,6 +85,8 @@ class CallContext:
     emit: Callable[[bytes], None]
     # The request's params, consulted only to attribute a backend's server→client request to it.
     params: dict[str, Any] = field(default_factory=dict)
+    # What it asks of the backend ("tools/call <backend's tool name>"), for learning which ones are interactive.
+    operation: str = ""
 
 
 @dataclass(slots=True)

@@ -250,7 +250,12 @@ class GatewayCore:
                 # A tool of a backend that is down (restarting, crashed): say which backend, not "unknown".
                 self.backends.require_link(stale.server_key)
             raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Unknown {kind}: {name!r} is not exposed by this gateway.")
-        return await self._forward(context, route.server_key, method, {**params, "name": route.original_name})
+        forwarded = {**params, "name": route.original_name}
+        context.operation = f"{method} {route.original_name}"
+        if not self.server_requests.is_interactive(route.server_key, context.operation):
+            return await self._forward(context, route.server_key, method, forwarded)
+        async with self.server_requests.turn(route.server_key):
+            return await self._forward(context, route.server_key, method, forwarded)
 
     def _resource_owner(self, uri: object) -> str:
         if not isinstance(uri, str):

@@ -7,6 +7,12 @@ answer (it declared the capability) is chosen and the ambiguity is logged. The r
 the stream of the request it belongs to, under an id of the gateway's; the client's answer goes back to the
 backend under the backend's own id. A client that cannot answer, goes away or never answers gets the backend
 a JSON-RPC error: the backend never hangs on us.
+
+The gateway also learns: an operation (a tool or prompt of one backend) that was unambiguously the cause of a
+server request is "interactive". From then on calls to that backend's interactive operations take turns (one
+in flight per backend), and a server request goes to the one interactive call in flight: exact attribution for
+the tools that need it, at the cost of their concurrency only. The first such call while other sessions use
+the same backend is still inferred.
 """
 
 from __future__ import annotations
@@ -47,6 +53,15 @@ class ServerRequests:
         self._timeout_s = timeout_s
         self._ids = itertools.count(1)
         self._outstanding: dict[str, Outstanding] = {}
+        self._interactive: set[tuple[str, str]] = set()  # (backend key, operation)
+        self._turns: dict[str, asyncio.Lock] = {}
+
+    def is_interactive(self, key: str, operation: str) -> bool:
+        return (key, operation) in self._interactive
+
+    def turn(self, key: str) -> asyncio.Lock:
+        """Held by an interactive call for its whole flight: one at a time per backend."""
+        return self._turns.setdefault(key, asyncio.Lock())
 
     # ------------------------------------------------------------------ backend → client
 
@@ -77,11 +92,16 @@ class ServerRequests:
         user), then the most recent one; that residual guess is logged.
         """
         contexts = self._backends.contexts_at(key)  # oldest first
+        interactive = [c for c in contexts if (key, c.operation) in self._interactive]
+        if interactive:
+            return interactive[-1]  # they take turns: this is the only one in flight
         if capability is not None:
             able = [c for c in contexts if capability in c.session.capabilities]
             contexts = able or contexts
-        if len({id(c.session) for c in contexts}) <= 1:
-            return contexts[-1] if contexts else None
+        if len(contexts) <= 1:
+            return self._learn(key, contexts[0]) if contexts else None
+        if len({id(c.session) for c in contexts}) == 1:
+            return contexts[-1]  # the right session for sure; which of its requests, not: nothing learnt
         scores = [sum(clue in request_text for clue in _clues(c.params)) for c in contexts]
         best = max(scores)
         chosen = [c for c, score in zip(contexts, scores, strict=True) if score == best]
@@ -92,7 +112,15 @@ class ServerRequests:
                 key,
                 len({id(c.session) for c in chosen}),
             )
-        return chosen[-1]
+            return chosen[-1]
+        return self._learn(key, chosen[-1]) if len(chosen) == 1 else chosen[-1]
+
+    def _learn(self, key: str, context: CallContext) -> CallContext:
+        """`context` certainly caused a server request: its operation is interactive from now on."""
+        if context.operation and (key, context.operation) not in self._interactive:
+            self._interactive.add((key, context.operation))
+            log.info("Backend %s: %s asks the client things; its calls now take turns.", key, context.operation)
+        return context
 
     def backend_cancelled(self, key: str, backend_id: object, reason: object) -> None:
         """The backend gave up on its own request: tell the client, forget it."""

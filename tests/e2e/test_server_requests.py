@@ -112,3 +112,27 @@ async def test_two_clients_each_get_only_their_own_sampling(catalog: RunningSupe
     assert all(f"sampling:ann-{i}" in seen_a for i in range(5)) and not any("bob" in s for s in seen_a)
     assert all(f"sampling:bob-{i}" in seen_b for i in range(5)) and not any("ann" in s for s in seen_b)
     assert results == {f"{w}-{i}": f"llm said: {w} on {w}-{i}" for w in ("ann", "bob") for i in range(5)}
+
+
+async def test_interactive_tools_are_learnt_and_take_turns(catalog: RunningSupervisor) -> None:
+    """Nothing in this tool's sampling request names its caller, so concurrent calls from two sessions could
+    only be guessed. One unambiguous call teaches the gateway the tool is interactive; then calls to it take
+    turns at the backend and every sampling request reaches the session that caused it."""
+    seen_a: list[str] = []
+    seen_b: list[str] = []
+    results: dict[str, str] = {}
+    async with client_for(catalog.url, "ann", seen_a) as a, client_for(catalog.url, "bob", seen_b) as b:
+        first = text(await a.call_tool("cat--ask_llm_blind", {"ticket": "warm-up"}))
+        assert first == "warm-up: ann on Pick a colour."
+
+        async def run(client: ClientSession, who: str) -> None:
+            for round_ in range(4):
+                ticket = f"{who}-{round_}"
+                results[ticket] = text(await client.call_tool("cat--ask_llm_blind", {"ticket": ticket}))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(run, a, "ann")
+            group.start_soon(run, b, "bob")
+    assert results == {f"{w}-{i}": f"{w}-{i}: {w} on Pick a colour." for w in ("ann", "bob") for i in range(4)}
+    assert len(seen_a) == 5 and len(seen_b) == 4
+    assert "ask_llm_blind asks the client things" in catalog.log_path.read_text()
