@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,20 @@ def text(result: Any) -> str:
     return str(result.content[0].text)
 
 
+async def ann_and_bob_concurrently(
+    ann: ClientSession, bob: ClientSession, rounds: int, call: Callable[[ClientSession, str], Awaitable[None]]
+) -> None:
+    """`call(client, "<who>-<round>")` for `rounds` rounds, each client sequentially, both at once."""
+
+    async def run(client: ClientSession, who: str) -> None:
+        for round_ in range(rounds):
+            await call(client, f"{who}-{round_}")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(run, ann, "ann")
+        group.start_soon(run, bob, "bob")
+
+
 async def test_sampling_elicitation_and_roots_reach_the_client(catalog: RunningSupervisor) -> None:
     seen: list[str] = []
     async with client_for(catalog.url, "ann", seen) as client:
@@ -101,14 +116,10 @@ async def test_two_clients_each_get_only_their_own_sampling(catalog: RunningSupe
     results: dict[str, str] = {}
     async with client_for(catalog.url, "ann", seen_a) as a, client_for(catalog.url, "bob", seen_b) as b:
 
-        async def run(client: ClientSession, who: str) -> None:
-            for round_ in range(5):
-                prompt = f"{who}-{round_}"
-                results[prompt] = text(await client.call_tool("cat--ask_llm", {"prompt": prompt}))
+        async def ask(client: ClientSession, prompt: str) -> None:
+            results[prompt] = text(await client.call_tool("cat--ask_llm", {"prompt": prompt}))
 
-        async with anyio.create_task_group() as group:
-            group.start_soon(run, a, "ann")
-            group.start_soon(run, b, "bob")
+        await ann_and_bob_concurrently(a, b, 5, ask)
     assert all(f"sampling:ann-{i}" in seen_a for i in range(5)) and not any("bob" in s for s in seen_a)
     assert all(f"sampling:bob-{i}" in seen_b for i in range(5)) and not any("ann" in s for s in seen_b)
     assert results == {f"{w}-{i}": f"llm said: {w} on {w}-{i}" for w in ("ann", "bob") for i in range(5)}
@@ -125,14 +136,10 @@ async def test_interactive_tools_are_learnt_and_take_turns(catalog: RunningSuper
         first = text(await a.call_tool("cat--ask_llm_blind", {"ticket": "warm-up"}))
         assert first == "warm-up: ann on Pick a colour."
 
-        async def run(client: ClientSession, who: str) -> None:
-            for round_ in range(4):
-                ticket = f"{who}-{round_}"
-                results[ticket] = text(await client.call_tool("cat--ask_llm_blind", {"ticket": ticket}))
+        async def ask(client: ClientSession, ticket: str) -> None:
+            results[ticket] = text(await client.call_tool("cat--ask_llm_blind", {"ticket": ticket}))
 
-        async with anyio.create_task_group() as group:
-            group.start_soon(run, a, "ann")
-            group.start_soon(run, b, "bob")
+        await ann_and_bob_concurrently(a, b, 4, ask)
     assert results == {f"{w}-{i}": f"{w}-{i}: {w} on Pick a colour." for w in ("ann", "bob") for i in range(4)}
     assert len(seen_a) == 5 and len(seen_b) == 4
     assert "ask_llm_blind asks the client things" in catalog.log_path.read_text()
