@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,8 +14,6 @@ from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.control_client import send_command_async
 from mcp_supervisor.gateway.runtime import GatewayRuntime
 from mcp_supervisor.protocol.messages import CommandResult
-
-log = logging.getLogger("mcp_supervisor.admin")
 
 
 @dataclass

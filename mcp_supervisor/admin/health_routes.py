@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import msgspec
 from starlette.requests import Request
@@ -14,14 +13,10 @@ from starlette.routing import BaseRoute, Route
 from mcp_supervisor.admin.config_store import check_server_key
 from mcp_supervisor.admin.context import AdminContext
 from mcp_supervisor.admin.health_view import all_health, tail_lines
-from mcp_supervisor.admin.http import json_response
+from mcp_supervisor.admin.http import json_response, sse_frame
 
 KEEPALIVE_S = 15.0
 MAX_LOG_LINES = 2000
-
-
-def sse_frame(event: str, data: Any) -> bytes:
-    return b"event: " + event.encode() + b"\ndata: " + msgspec.json.encode(data) + b"\n\n"
 
 
 def health_routes(ctx: AdminContext) -> list[BaseRoute]:

@@ -19,6 +19,11 @@ def json_response(value: object, status: int = 200, headers: dict[str, str] | No
     return Response(msgspec.json.encode(value), status_code=status, media_type="application/json", headers=headers)
 
 
+def sse_frame(event: str, data: Any) -> bytes:
+    """One server-sent event with a JSON payload."""
+    return b"event: " + event.encode() + b"\ndata: " + msgspec.json.encode(data) + b"\n\n"
+
+
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     return json_response({"error": message}, status, headers)
 

@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from mcp_supervisor.admin.http import error
+from mcp_supervisor.admin.http import error, sse_frame
 from mcp_supervisor.admin.terminal import Terminal, TerminalError, TerminalLimitError, TerminalManager
 
 MAX_INPUT_CHARS = 64 * 1024
@@ -34,10 +34,6 @@ class _Invalid(Exception):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
-
-
-def _error(status: int, message: str) -> Response:
-    return error(status, message)
 
 
 def _size(body: dict[str, Any], field: str, default: int | None) -> int:
@@ -76,7 +72,7 @@ async def _body(request: Request, optional: bool = False) -> dict[str, Any]:
 
 
 def _unknown(term_id: str) -> Response:
-    return _error(404, f"There is no terminal {term_id}.")
+    return error(404, f"There is no terminal {term_id}.")
 
 
 def terminal_routes(terminals: TerminalManager) -> list[BaseRoute]:
@@ -89,11 +85,11 @@ def terminal_routes(terminals: TerminalManager) -> list[BaseRoute]:
             body = await _body(request, optional=True)
             terminal = terminals.start(_size(body, "cols", 80), _size(body, "rows", 24))
         except _Invalid as exc:
-            return _error(exc.status, str(exc))
+            return error(exc.status, str(exc))
         except TerminalLimitError as exc:
-            return _error(409, str(exc))
+            return error(409, str(exc))
         except TerminalError as exc:
-            return _error(500, str(exc))
+            return error(500, str(exc))
         return JSONResponse({"success": True, "termId": terminal.id})
 
     async def listing(request: Request) -> Response:
@@ -107,9 +103,9 @@ def terminal_routes(terminals: TerminalManager) -> list[BaseRoute]:
         try:
             apply(terminal, await _body(request))
         except _Invalid as exc:
-            return _error(exc.status, str(exc))
+            return error(exc.status, str(exc))
         except TerminalError as exc:
-            return _error(409, str(exc))
+            return error(409, str(exc))
         return JSONResponse({"success": True})
 
     async def write(request: Request) -> Response:
@@ -159,11 +155,11 @@ def terminal_routes(terminals: TerminalManager) -> list[BaseRoute]:
 async def _sse(terminal: Terminal) -> AsyncIterator[bytes]:
     async for chunk in terminal.output(keepalive_s=SSE_KEEPALIVE_S):
         if chunk:
-            yield f"event: output\ndata: {json.dumps({'data': chunk})}\n\n".encode()
+            yield sse_frame("output", {"data": chunk})
         else:
             yield b": keepalive\n\n"  # a write, so that a client gone away is noticed
     code = await terminal.wait()
-    yield f"event: exit\ndata: {json.dumps({'code': code})}\n\n".encode()
+    yield sse_frame("exit", {"code": code})
 
 
 async def _serve_websocket(ws: WebSocket, terminal: Terminal) -> None:

@@ -124,7 +124,6 @@ class Backends:
         self._pending: dict[int, Pending] = {}
         self._rids = itertools.count(1)
         self.metrics = Metrics()
-        self._background: set[asyncio.Future[None]] = set()
         self._changed = asyncio.Event()  # set (and replaced) on every status or link change
         self.snapshot_seen = False
         self._born = time.monotonic()
@@ -211,7 +210,7 @@ class Backends:
                 "method": "notifications/cancelled",
                 "params": {"requestId": rid, "reason": reason},
             }
-            await self._send_quietly(link.identity, Notify(body=jsonrpc.encode_json(notice)))
+            self._send_quietly(link.identity, Notify(body=jsonrpc.encode_json(notice)))
         self._fail(rid, jsonrpc.REQUEST_CANCELLED, f"Request cancelled by the client: {reason}")
 
     def _notify_change(self) -> None:
@@ -303,7 +302,7 @@ class Backends:
                     link = self.links.get(key)
                     if link is None or link.generation < generation:
                         # A worker we do not know (we restarted, or missed its ready): ask it to introduce itself.
-                        await self._send_quietly(identity, Resync())
+                        self._send_quietly(identity, Resync())
                 case WorkerReady():
                     self._on_ready(identity, message)
                 case BackendMessage(key=key, generation=generation, body=body):
@@ -323,9 +322,7 @@ class Backends:
         link = self.links.get(key)
         if link is None or link.generation != generation:
             return  # that backend connection is gone, and its request with it
-        task = asyncio.ensure_future(self._send_quietly(link.identity, Notify(body=body)))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._send_quietly(link.identity, Notify(body=body))
 
     def _route_backend_message(self, key: str, generation: int, body: bytes) -> None:
         try:
@@ -367,6 +364,6 @@ class Backends:
         log.info("Backend %s (generation %d) is linked.", ready.key, ready.generation)
         self._on_catalog_change()
 
-    async def _send_quietly(self, identity: bytes, message: msgspec.Struct) -> None:
+    def _send_quietly(self, identity: bytes, message: msgspec.Struct) -> None:
         with contextlib.suppress(zmq.ZMQError):
             self._router.send([identity, codec.encode(message)])

@@ -55,21 +55,12 @@ def _too_large(limit: int) -> Response:
 
 async def read_body(request: Request, limit: int) -> bytes | Response:
     """The body, or a 413 JSON-RPC error once it passes `limit` bytes (checked while streaming)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return _too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_body_raw(request.receive, request.headers.get("content-length"), limit)
 
 
-async def read_body_raw(receive: Receive, declared: str | None, limit: int) -> bytes | Response | None:
-    """`read_body` for raw ASGI handlers; None when the client disconnected first."""
+async def read_body_raw(receive: Receive, declared: str | None, limit: int) -> bytes | Response:
+    """`read_body` for raw ASGI handlers, which have no Request object. A client that disconnected before
+    its body was read gets a 400 (nobody will read it)."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         return _too_large(limit)
     chunks: list[bytes] = []
@@ -77,7 +68,7 @@ async def read_body_raw(receive: Receive, declared: str | None, limit: int) -> b
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return None  # http.disconnect
+            return PlainTextResponse("The client disconnected.", status_code=400)  # http.disconnect
         chunk: bytes = message.get("body", b"")
         more = message.get("more_body", False)
         if not more and not chunks:

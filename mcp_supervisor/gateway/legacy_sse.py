@@ -119,8 +119,6 @@ class LegacySseEndpoint:
         if not is_json_type(headers.get("content-type", "")):
             return PlainTextResponse("Unsupported Media Type: the body must be application/json.", status_code=415)
         body = await read_body_raw(receive, headers.get("content-length"), self.core.settings.max_body_bytes)
-        if body is None:
-            return PlainTextResponse("The client disconnected.", status_code=400)
         if isinstance(body, Response):
             return body
         try:

@@ -71,7 +71,7 @@ class Worker:
         self.stop_requested = asyncio.Event()
         self._draining = False
 
-    async def _send_data(self, message: msgspec.Struct) -> None:
+    def _send_data(self, message: msgspec.Struct) -> None:
         self._data.send([codec.encode(message)])
 
     async def _report(self, state: str, detail: str = "") -> None:
@@ -113,7 +113,7 @@ class Worker:
                     name_prefix=self.spec.server.namePrefix,
                     **{kind: msgspec.json.encode(items) for kind, items in catalog.items()},
                 )
-                await self._send_data(self._ready)
+                self._send_data(self._ready)
                 summary = ", ".join(f"{len(items)} {kind.replace('_', ' ')}" for kind, items in catalog.items())
                 await self._report("ready", summary)
                 log.info("Backend %s is ready: %s.", self.key, summary)
@@ -121,8 +121,8 @@ class Worker:
             finally:
                 pump.cancel()
 
-    async def _send_backend_message(self, body: bytes) -> None:
-        await self._send_data(BackendMessage(key=self.key, generation=self.spec.generation, body=body))
+    def _send_backend_message(self, body: bytes) -> None:
+        self._send_data(BackendMessage(key=self.key, generation=self.spec.generation, body=body))
 
     async def _fail(self, reason: str) -> int:
         log.error("Backend %s failed: %s", self.key, reason)
@@ -138,7 +138,7 @@ class Worker:
             return
         if self._ready is not None:
             self._ready = msgspec.structs.replace(self._ready, **{kind: items})
-        await self._send_data(CatalogChanged(key=self.key, generation=self.spec.generation, kind=kind, items=items))
+        self._send_data(CatalogChanged(key=self.key, generation=self.spec.generation, kind=kind, items=items))
 
     async def _serve(self, relay: BackendRelay, pump: asyncio.Task[None]) -> None:
         """Relay until the backend goes away or a stop is asked for; then drain (bounded) and return."""
@@ -179,16 +179,16 @@ class Worker:
             return
         match message:
             case Forward(rid=rid) if draining:
-                await self._send_data(Reply(rid=rid, error=_STOPPING_ERROR))
+                self._send_data(Reply(rid=rid, error=_STOPPING_ERROR))
             case Forward(rid=rid, body=body):
                 try:
                     await relay.forward(rid, body)
                 except (OSError, ValueError) as exc:  # answer instead of dropping the request
                     error = {"code": -32003, "message": f"The backend could not be sent the request: {exc}"}
-                    await self._send_data(Reply(rid=rid, error=msgspec.json.encode(error)))
+                    self._send_data(Reply(rid=rid, error=msgspec.json.encode(error)))
             case Resync():
                 if self._ready is not None:
-                    await self._send_data(self._ready)
+                    self._send_data(self._ready)
             case Notify(body=body):
                 with contextlib.suppress(OSError):
                     await relay.send_raw(body)

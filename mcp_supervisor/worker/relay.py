@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import msgspec
@@ -83,9 +83,9 @@ class BackendRelay:
     def __init__(
         self,
         connection: BackendConnection,
-        send_reply: Callable[[Reply], Awaitable[None]],
+        send_reply: Callable[[Reply], None],
         on_list_changed: Callable[[str], Coroutine[Any, Any, None]],
-        send_message: Callable[[bytes], Awaitable[None]] | None = None,
+        send_message: Callable[[bytes], None] | None = None,
     ) -> None:
         self._send_message = send_message
         self._connection = connection
@@ -209,9 +209,9 @@ class BackendRelay:
             case Envelope(method=None, id=int() as rid):
                 self._settled(rid)
                 if len(message.error):
-                    await self._send_reply(Reply(rid=rid, error=bytes(message.error)))
+                    self._send_reply(Reply(rid=rid, error=bytes(message.error)))
                 else:
-                    await self._send_reply(Reply(rid=rid, result=bytes(message.result)))
+                    self._send_reply(Reply(rid=rid, result=bytes(message.result)))
             case Envelope(method=None, id=str() as own_id):
                 future = self._own_pending.get(own_id)
                 if future is not None and not future.done():
@@ -219,7 +219,7 @@ class BackendRelay:
             case Envelope(method="ping", id=request_id) if request_id is not None:
                 await self._connection.send(_encode({"jsonrpc": "2.0", "id": request_id, "result": {}}))
             case Envelope(id=request_id) if request_id is not None and self._send_message is not None:
-                await self._send_message(raw)  # sampling, elicitation, roots: the gateway finds the client
+                self._send_message(raw)  # sampling, elicitation, roots: the gateway finds the client
             case Envelope(method=method, id=request_id) if request_id is not None:
                 error = {"code": METHOD_NOT_FOUND, "message": f"Nobody here can answer {method}."}
                 await self._connection.send(_encode({"jsonrpc": "2.0", "id": request_id, "error": error}))
@@ -229,7 +229,7 @@ class BackendRelay:
                     self._background.add(task)
                     task.add_done_callback(self._background.discard)
             case Envelope(method=str() as method) if self._send_message is not None:
-                await self._send_message(raw)  # progress, logging, resource updates: the gateway routes them
+                self._send_message(raw)  # progress, logging, resource updates: the gateway routes them
             case Envelope(method=str() as method):
                 log.debug("Ignoring backend notification %s", method)
             case _:
