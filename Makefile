@@ -1,58 +1,104 @@
-# Two commands set up a fresh machine: `make run` serves, `make test` tests.
+# Two commands set up a fresh machine: `make run` serves, `make test` tests. Both install from the locks only:
+# uv.lock (Python, with hashes) and tests/npm/package-lock.json (npm); `make lock` refreshes them.
 PYTHON ?= python3
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 HOST   ?= 127.0.0.1
 PORT   ?= 3663
 
-.PHONY: run test lint typecheck unit e2e clean
+# uv itself comes from PyPI through pip, pinned by hash (requirements/uv.txt). It never downloads a Python.
+UV_HOME := .tools/uv
+UV      := $(UV_HOME)/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(shell command -v $(PYTHON))
+export UV_NO_PROGRESS := 1
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
-	rm -f $(VENV)/.installed-* && touch $(STAMP)
+# The test venv: runtime, the sample backend and the test toolchain.
+VENV := .venv
+BIN  := $(VENV)/bin
+# `make run`'s own lean venv (runtime and the sample backend only) and its working copy of the sample config:
+# untracked, created on the first run and kept afterwards, so nothing `make run` does writes into the checkout.
+RUN_DIR    := .run
+RUN_VENV   := $(RUN_DIR)/venv
+RUN_CONFIG := $(RUN_DIR)/config
+LOCKS      := pyproject.toml uv.lock
 
-run: $(STAMP)
-	$(BIN)/mcp-supervisor start --config-dir config --host $(HOST) --port $(PORT)
+.PHONY: run test test-latest suite lint typecheck unit e2e lock clean npm-tools browser-tools sandbox-tools bench
 
-test: lint typecheck conformance-tools everything-tools browser-tools $(STAMP)
+$(UV): requirements/uv.txt
+	test -x $(UV_HOME)/bin/python || $(PYTHON) -m venv $(UV_HOME)
+	$(UV_HOME)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
+		-r requirements/uv.txt
+	touch $(UV)
+
+$(VENV)/.synced: $(LOCKS) $(UV)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --frozen --group test
+	touch $@
+
+$(RUN_VENV)/.synced: $(LOCKS) $(UV)
+	UV_PROJECT_ENVIRONMENT=$(RUN_VENV) $(UV) sync --quiet --frozen --group sample
+	touch $@
+
+$(RUN_CONFIG):
+	mkdir -p $(RUN_DIR)
+	cp -R config $(RUN_CONFIG)
+	@echo "make run: serving a working copy of the sample config in $(RUN_CONFIG) (edit it there; config/ stays as tracked)"
+
+run: $(RUN_VENV)/.synced | $(RUN_CONFIG)
+	$(RUN_VENV)/bin/mcp-supervisor start --config-dir $(RUN_CONFIG) --host $(HOST) --port $(PORT)
+
+# The whole suite on the locked versions: what CI runs (.ci/run).
+test: $(VENV)/.synced npm-tools browser-tools sandbox-tools
+	$(MAKE) --no-print-directory suite BIN=$(BIN)
+
+# The whole suite on the newest versions pyproject allows (a venv of its own, the lock untouched), so drift shows
+# up as the result of one command rather than as a red CI on some later morning.
+test-latest: $(UV) npm-tools browser-tools sandbox-tools
+	$(UV) venv --quiet --allow-existing .venv-latest
+	$(UV) pip install --quiet --upgrade --python .venv-latest/bin/python -e . --group test
+	$(UV) pip list --python .venv-latest/bin/python --outdated 2>/dev/null || true
+	$(MAKE) --no-print-directory suite BIN=.venv-latest/bin
+
+suite:
+	$(BIN)/ruff check mcp_supervisor tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
-unit: $(STAMP)
+unit: $(VENV)/.synced
 	$(BIN)/python -m pytest tests/unit
 
-e2e: conformance-tools everything-tools browser-tools $(STAMP)
+e2e: $(VENV)/.synced npm-tools browser-tools sandbox-tools
 	$(BIN)/python -m pytest tests/e2e
 
-lint: $(STAMP)
-	$(BIN)/ruff check mcp_supervisor tests
+lint: $(VENV)/.synced
+	$(BIN)/ruff check mcp_supervisor tests bench
 
-typecheck: $(STAMP)
+typecheck: $(VENV)/.synced
 	$(BIN)/mypy
 
+# Refresh every lock to the newest versions the manifests allow: uv itself, uv.lock, the npm lock.
+lock: $(UV)
+	echo "uv" | $(UV) pip compile --quiet --generate-hashes --no-header --upgrade - -o requirements/uv.txt.new
+	{ head -2 requirements/uv.txt; cat requirements/uv.txt.new; } >requirements/uv.txt.tmp
+	mv requirements/uv.txt.tmp requirements/uv.txt && rm requirements/uv.txt.new
+	$(UV) lock --upgrade
+	cd tests/npm && npm install --package-lock-only --no-audit --no-fund --loglevel=error
+
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-latest $(RUN_VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
 
-# The official MCP conformance suite (npm, with Node 22 from npm too) in .tools/conformance, for tests/conformance.
-.PHONY: conformance-tools
-conformance-tools:
-	bash scripts/install-conformance.sh
+# The npm tools the tests use (Node 22, the conformance suite, server-everything, server-filesystem,
+# server-memory), `npm ci` from tests/npm/package-lock.json into .tools/npm.
+npm-tools:
+	bash scripts/install-npm-tools.sh
 
-# Benchmark, direct vs gateway on loopback (issue 7): prints a table, writes bench/results/<timestamp>.json.
-# `make bench BENCH_ARGS=--quick` for a short run; `bench/run.py --help` for the knobs.
-.PHONY: bench
-bench: $(STAMP)
-	$(BIN)/python bench/run.py $(BENCH_ARGS)
-
-# The MCP reference server @modelcontextprotocol/server-everything (npm, with Node 22 from npm too) in
-# .tools/everything, for tests/e2e/test_server_everything.py.
-.PHONY: everything-tools
-everything-tools:
-	bash scripts/install-everything.sh
-
-# Debian's chromium at /usr/bin/chromium (apt-get, sudo when not root), which the admin UI's browser tests
-# (tests/e2e/test_admin_browser.py) drive through Playwright; nothing to do when it is there.
-.PHONY: browser-tools
+# Debian's chromium at /usr/bin/chromium, which the admin UI's browser tests drive through Playwright.
 browser-tools:
-	bash scripts/install-chromium.sh
+	bash scripts/install-debian-package.sh chromium /usr/bin/chromium
+
+# Debian's bubblewrap, the sandbox of stdio backends (the product uses it where installed; the tests need it).
+sandbox-tools:
+	bash scripts/install-debian-package.sh bubblewrap /usr/bin/bwrap
+
+# Benchmark, direct vs gateway on loopback: prints a table, writes bench/results/<timestamp>.json.
+# `make bench BENCH_ARGS=--quick` for a short run; `bench/run.py --help` for the knobs.
+bench: $(VENV)/.synced
+	$(BIN)/python bench/run.py $(BENCH_ARGS)

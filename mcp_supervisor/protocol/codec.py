@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar, cast
+from typing import TypeVar
 
 import msgspec
 
@@ -15,10 +15,11 @@ from mcp_supervisor.protocol.messages import (
 )
 
 _encoder = msgspec.msgpack.Encoder()
-_worker_to_gateway = msgspec.msgpack.Decoder(WorkerToGateway)
-_gateway_to_worker = msgspec.msgpack.Decoder(GatewayToWorker)
-_to_supervisor = msgspec.msgpack.Decoder(ToSupervisor)
-_from_supervisor = msgspec.msgpack.Decoder(FromSupervisor)
+# Annotated, so each decoder's result type is the union itself whatever msgspec's stubs infer from a union argument.
+_worker_to_gateway: msgspec.msgpack.Decoder[WorkerToGateway] = msgspec.msgpack.Decoder(WorkerToGateway)
+_gateway_to_worker: msgspec.msgpack.Decoder[GatewayToWorker] = msgspec.msgpack.Decoder(GatewayToWorker)
+_to_supervisor: msgspec.msgpack.Decoder[ToSupervisor] = msgspec.msgpack.Decoder(ToSupervisor)
+_from_supervisor: msgspec.msgpack.Decoder[FromSupervisor] = msgspec.msgpack.Decoder(FromSupervisor)
 
 
 def encode(message: msgspec.Struct) -> bytes:
@@ -36,16 +37,16 @@ def _decode(decoder: msgspec.msgpack.Decoder[T], frame: bytes, direction: str) -
 
 
 def decode_worker_to_gateway(frame: bytes) -> WorkerToGateway:
-    return cast(WorkerToGateway, _decode(_worker_to_gateway, frame, "worker-to-gateway"))
+    return _decode(_worker_to_gateway, frame, "worker-to-gateway")
 
 
 def decode_gateway_to_worker(frame: bytes) -> GatewayToWorker:
-    return cast(GatewayToWorker, _decode(_gateway_to_worker, frame, "gateway-to-worker"))
+    return _decode(_gateway_to_worker, frame, "gateway-to-worker")
 
 
 def decode_to_supervisor(frame: bytes) -> ToSupervisor:
-    return cast(ToSupervisor, _decode(_to_supervisor, frame, "to-supervisor"))
+    return _decode(_to_supervisor, frame, "to-supervisor")
 
 
 def decode_from_supervisor(frame: bytes) -> FromSupervisor:
-    return cast(FromSupervisor, _decode(_from_supervisor, frame, "from-supervisor"))
+    return _decode(_from_supervisor, frame, "from-supervisor")

@@ -5,9 +5,8 @@ resource and prompt the scenarios name), exposed with `namePrefix: ""`. The suit
 server scenarios runs once against the gateway's /mcp, and each scenario is one test here, failing with that
 scenario's failed checks. There is no expected-failures list: every active scenario must pass.
 
-The suite needs Node >= 22; `scripts/install-conformance.sh` (`make conformance-tools`) installs it and
-Node 22 from the npm registry into .tools/conformance. Without them these tests fail (they do not skip).
-`MCP_CONFORMANCE_DIR` points at another install directory.
+The suite needs Node >= 22; `scripts/install-npm-tools.sh` (`make npm-tools`) installs both from the lock in
+tests/npm into .tools/npm (see tests/npm_tools.py). Without them these tests fail (they do not skip).
 """
 
 from __future__ import annotations
@@ -25,12 +24,12 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import ROOT, RunningSupervisor, write_config
+from tests.npm_tools import INSTALL_HINT, NPM_BIN, installed_version, locked_version
 
 pytestmark = pytest.mark.e2e
 
-CONFORMANCE_VERSION = "0.1.16"
-TOOLS_DIR = Path(os.environ.get("MCP_CONFORMANCE_DIR", ROOT / ".tools" / "conformance"))
-TOOLS_BIN = TOOLS_DIR / "node_modules" / ".bin"
+CONFORMANCE_VERSION = locked_version("@modelcontextprotocol/conformance")
+TOOLS_BIN = NPM_BIN
 FIXTURE = ROOT / "tests" / "fixtures" / "conformance_server.py"
 SUITE_TIMEOUT = 900.0  # seconds; a scenario whose server->client request is never relayed waits 60 s (client timeout)
 
@@ -95,8 +94,7 @@ def missing_tools() -> str | None:
         return f"{node} does not run: {exc}"
     if not re.match(r"v(2[2-9]|[3-9]\d)\.", version):
         return f"{node} is {version or 'unknown'}, the suite needs Node >= 22"
-    package = TOOLS_DIR / "node_modules" / "@modelcontextprotocol" / "conformance" / "package.json"
-    installed = json.loads(package.read_text()).get("version") if package.exists() else None
+    installed = installed_version("@modelcontextprotocol/conformance")
     if installed != CONFORMANCE_VERSION:
         return f"@modelcontextprotocol/conformance is {installed}, these tests pin {CONFORMANCE_VERSION}"
     return None
@@ -115,8 +113,7 @@ def run_suite(factory: Any, workdir: Path) -> SuiteRun:
     problem = missing_tools()
     if problem:
         return SuiteRun(
-            error=f"The MCP conformance suite is not installed ({problem}). "
-            "Run scripts/install-conformance.sh (or `make conformance-tools`) first."
+            error=f"The MCP conformance suite is not installed ({problem}). {INSTALL_HINT}"
         )
     config_dir, output_dir = workdir / "config", workdir / "results"
     output_dir.mkdir(parents=True)

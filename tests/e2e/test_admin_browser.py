@@ -53,7 +53,7 @@ T_NAV = 30_000
 def require_chromium() -> None:
     if Path(CHROMIUM).exists():
         return
-    reason = f"{CHROMIUM} is missing: run `make browser-tools` (scripts/install-chromium.sh)"
+    reason = f"{CHROMIUM} is missing: run `make browser-tools` (scripts/install-debian-package.sh)"
     if os.environ.get("CI"):
         pytest.fail(f"{reason}; in CI the browser tests must run.")
     pytest.skip(reason)
@@ -506,9 +506,12 @@ async def test_config_error_is_shown_loudly(make_ui: Any) -> None:
 
 
 def test_install_script_is_idempotent_here() -> None:
-    """scripts/install-chromium.sh does nothing (and needs no root) when the browser is already installed."""
+    """scripts/install-debian-package.sh does nothing (and needs no root) when the browser is already installed."""
     result = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "install-chromium.sh")], capture_output=True, text=True, timeout=60
+        ["bash", str(ROOT / "scripts" / "install-debian-package.sh"), "chromium", CHROMIUM],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert "already installed" in result.stdout

@@ -7,15 +7,14 @@ The official SDK client checks, in order: progress, sampling, elicitation, loggi
 update, an image and structured content byte-for-byte (compared with the same calls made straight to
 server-everything), and a cancelled long-running call.
 
-The server and the Node.js it runs on come from `scripts/install-everything.sh` (`make everything-tools`),
-into .tools/everything (or $EVERYTHING_DIR, for both). Without them the test fails (it does not skip).
+The server and the Node.js it runs on come from the npm lock (`make npm-tools`, see tests/npm_tools.py).
+Without them the test fails (it does not skip).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import shutil
 import time
@@ -42,8 +41,9 @@ from mcp_types import (
     TextContent,
 )
 
-from tests.e2e.conftest import ROOT, SUPERVISOR_CMD, RunningSupervisor, alive, write_config
+from tests.e2e.conftest import SUPERVISOR_CMD, RunningSupervisor, alive, write_config
 from tests.helpers import async_wait_until
+from tests.npm_tools import INSTALL_HINT, NODE, NODE_MODULES, NPM_TOOLS_DIR, installed_version, locked_version
 
 pytestmark = [
     pytest.mark.anyio,
@@ -52,11 +52,9 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::mcp.MCPDeprecationWarning"),
 ]
 
-EVERYTHING_DIR = Path(os.environ.get("EVERYTHING_DIR") or ROOT / ".tools" / "everything")
-NODE = EVERYTHING_DIR / "node_modules" / ".bin" / "node"
-PACKAGE = EVERYTHING_DIR / "node_modules" / "@modelcontextprotocol" / "server-everything"
+PACKAGE = NODE_MODULES / "@modelcontextprotocol" / "server-everything"
 SERVER_JS = PACKAGE / "dist" / "index.js"
-EVERYTHING_VERSION = "2026.8.31"  # keep in step with scripts/install-everything.sh
+EVERYTHING_VERSION = locked_version("@modelcontextprotocol/server-everything")
 
 KEY = "everything"
 PREFIX = f"{KEY}--"  # the gateway's default prefix, `<key><SEP>`
@@ -76,15 +74,11 @@ CANCEL_DURATION, CANCEL_STEPS = 3, 10
 
 
 def require_everything() -> None:
-    try:
-        version = json.loads((PACKAGE / "package.json").read_text())["version"]
-    except (OSError, ValueError, KeyError):
-        version = None
+    version = installed_version("@modelcontextprotocol/server-everything")
     if not (NODE.exists() and SERVER_JS.exists()) or version != EVERYTHING_VERSION:
         pytest.fail(
             f"@modelcontextprotocol/server-everything {EVERYTHING_VERSION} and its Node.js are not installed in "
-            f"{EVERYTHING_DIR} (found version {version}). Run scripts/install-everything.sh "
-            "(or `make everything-tools`) first.",
+            f"{NPM_TOOLS_DIR} (found version {version}). {INSTALL_HINT}",
             pytrace=False,
         )
 

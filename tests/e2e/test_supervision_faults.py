@@ -358,14 +358,18 @@ async def test_crash_at_start_follows_backoff_then_fatal_then_restart_clears(
     assert {3, 4, 5} <= set(first_seen), first_seen  # polling saw the backoff part of the loop
     assert len(decisions) == 4, decisions
     check_backoff(decisions, 0.2)
-    assert delays[0] <= 0.1, delays  # the first restart is immediate
+    # Timing under load: a restart is never early (a sleep never ends before its time, whatever the load), and
+    # never late by more than a slack scaled by this run's own latency. `lag` is what the immediate first
+    # restart (decided delay 0) took from crash to spawn: the supervisor's reap-and-spawn cost on this machine,
+    # now. A loaded CI machine raises it, and the bounds with it, instead of failing the test.
+    lag = delays[0]
+    slack = 0.3 + 4 * lag
+    assert lag < delays[3], (delays, decisions)  # the first restart is immediate: faster than a backed-off one
     for n, delay in enumerate(delays[1:], start=2):
-        nominal = 0.2 * 2 ** (n - 2)
-        assert 0.5 * nominal - 0.01 <= delay <= decisions[n - 1] + 0.3, (n, delays, decisions)
-        assert delay > delays[n - 2] - 0.02, delays  # non-decreasing (jitter ranges touch at 0.2 s)
-        if n in polled:
-            assert 0.5 * nominal - 0.05 <= polled[n] <= decisions[n - 1] + 0.3, (n, polled, decisions)
-    assert delays[3] > delays[1] + 0.1, delays
+        assert decisions[n - 1] - 0.01 <= delay <= decisions[n - 1] + slack, (n, delays, decisions, lag)
+        if n in polled:  # polling every 20 ms sees each edge up to a poll (and a loaded loop) late
+            assert decisions[n - 1] - 0.05 - lag <= polled[n] <= decisions[n - 1] + slack, (n, polled, decisions)
+    assert delays[3] > decisions[1] + 0.1, (delays, decisions)  # the backoff really grew (0.4-0.8 s vs <= 0.2 s)
     # Spawn-to-spawn gaps add each generation's lifetime (slower for the first, started alongside everything
     # else), so they are printed, and only checked to contain the delay.
     assert all(gap >= delay for gap, delay in zip(spawn_gaps, delays, strict=True)), (spawn_gaps, delays)

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Install the npm tools the tests use, exactly as tests/npm/package-lock.json pins them, into .tools/npm with
+# `npm ci` (idempotent): Node 22 (the `node` package ships the binary as node_modules/.bin/node, so the machine's
+# own node only has to run npm), the official conformance suite, server-everything, server-filesystem and
+# server-memory. Nothing is installed by floating name; `make lock` refreshes the lock.
+#
+#   scripts/install-npm-tools.sh              # install or verify
+#   NPM_TOOLS_DIR=/elsewhere scripts/...      # another install directory
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+src="$root/tests/npm"
+dir="${NPM_TOOLS_DIR:-$root/.tools/npm}"
+bin="$dir/node_modules/.bin"
+stamp="$dir/.installed-$(cat "$src/package.json" "$src/package-lock.json" | sha256sum | cut -c1-16)"
+
+works() {  # Node 22 runs, and every tool loads under it
+    [[ "$("$bin/node" --version 2>/dev/null)" == v22.* ]] || return 1
+    PATH="$bin:$PATH" "$bin/conformance" --help >/dev/null 2>&1 || return 1
+    local server
+    for server in everything filesystem memory; do
+        [[ -f "$dir/node_modules/@modelcontextprotocol/server-$server/package.json" ]] || return 1
+    done
+}
+
+if [[ -f "$stamp" ]] && works; then
+    echo "npm tools already installed in $dir (node $("$bin/node" --version))"
+    exit 0
+fi
+if ! command -v npm >/dev/null 2>&1; then
+    echo "install-npm-tools: npm is not on PATH (install Node.js and npm, e.g. apt-get install nodejs npm)" >&2
+    exit 1
+fi
+mkdir -p "$dir"
+rm -f "$dir"/.installed-*
+cp "$src/package.json" "$src/package-lock.json" "$dir/"
+echo "installing the locked npm tools into $dir"
+# --foreground-scripts: the `node` package fetches its platform binary package (pinned by its own version) in a
+# preinstall script.
+(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error --foreground-scripts)
+if ! works; then
+    echo "install-npm-tools: npm ci finished but node 22 or a tool in $dir does not work" >&2
+    exit 1
+fi
+touch "$stamp"
+echo "installed the npm tools in $dir (node $("$bin/node" --version))"
