@@ -54,7 +54,7 @@ test: $(VENV)/.synced npm-tools browser-tools sandbox-tools
 test-latest: $(UV) npm-tools browser-tools sandbox-tools
 	$(UV) venv --quiet --allow-existing .venv-latest
 	$(UV) pip install --quiet --upgrade --python .venv-latest/bin/python -e . --group test
-	$(UV) pip list --python .venv-latest/bin/python --outdated 2>/dev/null || true
+	bash scripts/lock-drift.sh $(UV) .venv-latest/bin/python
 	$(MAKE) --no-print-directory suite BIN=.venv-latest/bin
 
 suite:

@@ -16,6 +16,7 @@ from mcp_supervisor import __version__
 from mcp_supervisor.config.loader import load_servers, load_tool_config
 from mcp_supervisor.config.settings import Settings, load_settings
 from mcp_supervisor.errors import ConfigError, ControlError
+from mcp_supervisor.protocol.messages import BackendStatus
 
 EXIT_CONFIG = 2
 EXIT_UNREACHABLE = 3
@@ -91,7 +92,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
         return 0
     if snapshot.config_error:
         print(f"config error (the running config stays): {snapshot.config_error}")
-    header = f"{'KEY':<20} {'TYPE':<7} {'STATE':<9} {'PID':>7} {'UPTIME':>7} {'RESTARTS':>8} {'RSS':>6} {'CPU%':>5}"
+    header = (
+        f"{'KEY':<20} {'TYPE':<7} {'STATE':<9} {'PID':>7} {'UPTIME':>7} {'RESTARTS':>8} {'RSS':>6} {'CPU%':>5} "
+        f"{'SANDBOX':<11}"
+    )
     print(f"{header}  LAST EXIT / ERROR / STDERR")
     rows = ([snapshot.gateway] if snapshot.gateway else []) + list(snapshot.backends)
     for status in rows:
@@ -99,9 +103,14 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(
             f"{status.key:<20} {status.type:<7} {status.state:<9} {status.pid or '-':>7} "
             f"{_format_uptime(status.started_at):>7} {status.restarts:>8} {_format_bytes(status.rss_bytes):>6} "
-            f"{status.cpu_percent:>5.1f}  {' | '.join(details)}"
+            f"{status.cpu_percent:>5.1f} {_sandbox_summary(status):<11}  {' | '.join(details)}"
         )
     return 0
+
+
+def _sandbox_summary(status: BackendStatus) -> str:
+    """The sandbox's method (`status --json` has the whole account: enforced and not, feature by feature)."""
+    return status.sandbox.method if status.sandbox is not None else "-"
 
 
 def _cmd_logs(args: argparse.Namespace) -> int:

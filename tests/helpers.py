@@ -81,3 +81,22 @@ async def mcp_client(
     ):
         await session.initialize()
         yield session
+
+
+def backend_pids(worker_pid: int) -> list[int]:
+    """Host pids of a worker's backend processes, the sandbox's bubblewrap wrappers left out. A sandboxed
+    backend cannot tell its host pid: what it reports of itself is its pid in its own pid namespace."""
+    import psutil
+
+    try:
+        below = psutil.Process(worker_pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    return [p.pid for p in below if p.pid and _name(p) != "bwrap"]
+
+
+def _name(process: Any) -> str:
+    try:
+        return str(process.name())
+    except Exception:  # gone meanwhile
+        return ""

@@ -31,7 +31,7 @@ class AdminContext:
 
     async def command(self, name: str, key: str = "") -> CommandResult:
         """A supervisor command (reload, restart, stop, start); ControlError when it does not answer."""
-        return await send_command_async(self.runtime.endpoints, name, key)
+        return await send_command_async(self.runtime.endpoints, self.runtime.credentials, name, key)
 
     def in_background(self, work: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(work)

@@ -23,6 +23,7 @@ from mcp_supervisor.config.models import (
     TransportType,
 )
 from mcp_supervisor.errors import ConfigError
+from mcp_supervisor.system.sandbox import SandboxPolicy
 
 SERVERS_FILE = "mcp_server.json"
 TOOLS_FILE = "tool_config.json"
@@ -164,6 +165,7 @@ def parse_server_entry(key: str, entry: object, source: str) -> ServerEntry:
         installCommands=_string_list(entry.get("installCommands", []), where, "installCommands"),
         supervision=_supervision(_or_empty(entry, "supervision"), where),
         namePrefix=_name_prefix(entry, where),
+        sandbox=_sandbox(_or_empty(entry, "sandbox"), where),
         extra={name: value for name, value in entry.items() if name not in SERVER_FIELDS},
     )
 
@@ -186,6 +188,16 @@ def _supervision(value: object, where: str) -> dict[str, float]:
             raise ConfigError(f'{where}: "supervision.{name}" must be a non-negative number.')
         result[name] = int(item) if name == "maxRestarts" else float(item)
     return result
+
+
+def _sandbox(value: object, where: str) -> SandboxPolicy:
+    if not isinstance(value, dict):
+        raise ConfigError(f'{where}: "sandbox" must be an object, not {_json_kind(value)}.')
+    try:
+        return msgspec.convert(value, SandboxPolicy)
+    except msgspec.ValidationError as exc:
+        known = ", ".join(sorted(SandboxPolicy.__struct_encode_fields__))
+        raise ConfigError(f'{where}: "sandbox" is invalid: {exc} (fields: {known}).') from None
 
 
 def _name_prefix(entry: dict[str, Any], where: str) -> str | None:

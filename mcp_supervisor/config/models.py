@@ -10,6 +10,8 @@ from typing import Literal
 
 import msgspec
 
+from mcp_supervisor.system.sandbox import SandboxPolicy
+
 TransportType = Literal["stdio", "sse", "http"]
 
 # Field names of a server entry exactly as they appear in mcp_server.json.
@@ -30,6 +32,7 @@ SERVER_FIELDS: frozenset[str] = frozenset(
         "installCommands",
         "supervision",
         "namePrefix",
+        "sandbox",
     }
 )
 
@@ -70,6 +73,8 @@ class ServerEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     namePrefix: str | None = None
     # Only the fields the file sets; merged over the global defaults by `effective_supervision`.
     supervision: dict[str, float] = msgspec.field(default_factory=dict)
+    # The optional `"sandbox"` object of a stdio backend (system/sandbox.py); defaults: sandboxed, network on.
+    sandbox: SandboxPolicy = msgspec.field(default_factory=SandboxPolicy)
     # Fields this version does not know, kept verbatim so writers can round-trip them.
     extra: dict[str, object] = msgspec.field(default_factory=dict)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -23,10 +24,17 @@ _TRUE = {"1", "true", "yes", "on"}
 # The gateway's own secrets. Backends and install commands are third-party code: they inherit the proxy's
 # environment (the seed's rule) minus these, unless a server's own `env` sets them on purpose.
 GATEWAY_SECRET_ENV = ("ALLOWED_KEYS", "ALLOWED_TOKENS", "ADMIN_PASSWORD", "SESSION_SECRET")
+# And minus the tree's own variables: they name the config and runtime directories (where the sockets, the
+# CLI's credentials and every backend's config live) and the processes of the tree.
+TREE_ENV_PREFIX = "MCP_SUPERVISOR_"
 
 
 def without_gateway_secrets(env: Mapping[str, str]) -> dict[str, str]:
-    return {name: value for name, value in env.items() if name not in GATEWAY_SECRET_ENV}
+    return {
+        name: value
+        for name, value in env.items()
+        if name not in GATEWAY_SECRET_ENV and not name.startswith(TREE_ENV_PREFIX)
+    }
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,6 +65,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     page_size: int = 1000
     # Global supervision defaults; each server may override them in mcp_server.json.
     supervision: Supervision = Supervision()
+    # SANDBOX: auto (what the host offers, reported per backend), required (no start without it), off.
+    sandbox_mode: str = "auto"
+    # Where each backend's own writable state (its HOME) lives: <state_dir>/<key>.
+    state_dir: Path = Path(".")
 
     @property
     def auth_enabled(self) -> bool:
@@ -142,7 +154,30 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         terminal_idle_timeout_s=_float(env, "TERMINAL_IDLE_TIMEOUT_SECONDS", 900.0),
         supervision=_supervision_from_env(env),
         page_size=_int(env, "PAGE_SIZE", 1000, 1),
+        sandbox_mode=_sandbox_mode(env.get("SANDBOX")),
+        state_dir=_state_dir(env, config_dir.resolve()),
     )
+
+
+_SANDBOX_MODES = ("auto", "required", "off")
+
+
+def _sandbox_mode(raw: str | None) -> str:
+    mode = (raw or "auto").strip().lower() or "auto"
+    if mode not in _SANDBOX_MODES:
+        raise ConfigError(f"Environment variable SANDBOX={raw!r} must be one of {', '.join(_SANDBOX_MODES)}.")
+    return mode
+
+
+def _state_dir(env: Mapping[str, str], config_dir: Path) -> Path:
+    """MCP_SUPERVISOR_STATE_DIR, else per config dir under $XDG_STATE_HOME (~/.local/state): outside the config
+    dir (which backends must not see) and outside the runtime dir (which is wiped and hidden)."""
+    explicit = (env.get("MCP_SUPERVISOR_STATE_DIR") or "").strip()
+    if explicit:
+        return Path(explicit).resolve()
+    base = (env.get("XDG_STATE_HOME") or "").strip() or str(Path.home() / ".local" / "state")
+    digest = hashlib.sha256(str(config_dir).encode()).hexdigest()[:12]
+    return Path(base) / "mcp-supervisor" / digest / "backends"
 
 
 # Environment variable → supervision field, for the global defaults.

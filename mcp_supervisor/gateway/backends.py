@@ -3,6 +3,12 @@
 ZeroMQ silently loses whatever a dying peer held, so every forwarded request is recorded with the worker
 generation it went to; when the supervisor reports that generation's exit, all of its requests fail at once
 with a JSON-RPC error. Requests are never retried (a `tools/call` is not idempotent).
+
+Workers are untrusted in what they relay (a backend chooses every id it answers), so a message counts only
+for the worker that sent it: the sender is the user name its connection authenticated as (ZAP, per-spawn
+credentials), which must equal its routing identity `<key>/<generation>`; a reply resolves a pending request
+only if that request was routed to that very key and generation; ready, catalog and backend messages speak
+only for the sender's own key and generation. Anything else is dropped, counted and logged.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from mcp_supervisor.errors import ProtocolError
 from mcp_supervisor.gateway import jsonrpc
 from mcp_supervisor.gateway.metrics import Metrics
 from mcp_supervisor.gateway.sessions import ClientSession
-from mcp_supervisor.protocol import codec
+from mcp_supervisor.protocol import codec, socket_auth
 from mcp_supervisor.protocol.channel import Channel
 from mcp_supervisor.protocol.endpoints import Endpoints, configure_router
 from mcp_supervisor.protocol.messages import (
@@ -104,16 +110,22 @@ class Backends:
     def __init__(
         self,
         endpoints: Endpoints,
+        instance_key: bytes,
         on_catalog_change: Callable[[], None],
         on_backend_message: Callable[[str, int, dict[str, Any]], None] = lambda key, generation, message: None,
     ) -> None:
         self._on_backend_message = on_backend_message
         # The process's one ZeroMQ context (one I/O thread), seen through a synchronous shadow.
         context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.shadow(zmq.asyncio.Context.instance().underlying)
+        # Before the bind: a PLAIN server with no ZAP handler in its context would accept any credentials.
+        self._guard = socket_auth.SocketGuard(context, instance_key, socket_auth.is_worker)
         router = context.socket(zmq.ROUTER)
         configure_router(router)
+        socket_auth.as_server(router)
         router.bind(endpoints.data)
-        self._router = Channel(router)
+        self._router = Channel(router, with_peer=True)
+        # Routing identity → (key, generation) of workers whose messages were accepted.
+        self._senders: dict[bytes, tuple[str, int]] = {}
         self._on_catalog_change = on_catalog_change
         self.links: dict[str, BackendLink] = {}
         # The last link of every backend ever linked, kept while it is down so a call names the backend.
@@ -139,6 +151,7 @@ class Backends:
         for rid in list(self._pending):
             self._fail(rid, jsonrpc.BACKEND_UNAVAILABLE, "The gateway is shutting down.")
         self._router.close()
+        self._guard.stop()
 
     # ------------------------------------------------------------------ requests
 
@@ -287,31 +300,68 @@ class Backends:
 
     async def _read_loop(self) -> None:
         while True:
-            identity, frame = await self._router.recv()
+            identity, frame, peer = await self._router.recv()
+            sender = self._senders.get(identity)
+            if sender is None or identity != peer:
+                sender = self._sender_of(identity, peer)
+                if sender is None:
+                    continue
             try:
                 message = codec.decode_worker_to_gateway(frame)
             except ProtocolError as exc:
                 log.error("%s", exc)
                 continue
+            key, generation = sender
             match message:
                 case Reply(rid=rid, result=result, error=error):
                     pending = self._pending.get(rid)
-                    if pending is not None and not pending.future.done():
-                        pending.future.set_result((result, error))
-                case Heartbeat(key=key, generation=generation):
+                    if pending is None or pending.future.done():
+                        continue  # answered, cancelled or timed out already
+                    if pending.key != key or pending.generation != generation:
+                        self._refuse(sender, f"a reply to request {rid}, which was routed elsewhere")
+                        continue
+                    pending.future.set_result((result, error))
+                case Heartbeat() if message.key != key or message.generation != generation:
+                    self._refuse(sender, f"a heartbeat in the name of {message.key}/{message.generation}")
+                case Heartbeat():
                     link = self.links.get(key)
                     if link is None or link.generation < generation:
                         # A worker we do not know (we restarted, or missed its ready): ask it to introduce itself.
                         self._send_quietly(identity, Resync())
+                case WorkerReady() | BackendMessage() | CatalogChanged() if (
+                    message.key != key or message.generation != generation
+                ):
+                    self._refuse(sender, f"a message in the name of {message.key}/{message.generation}")
                 case WorkerReady():
                     self._on_ready(identity, message)
-                case BackendMessage(key=key, generation=generation, body=body):
+                case BackendMessage(body=body):
                     self._route_backend_message(key, generation, body)
-                case CatalogChanged(key=key, generation=generation, kind=kind, items=items):
+                case CatalogChanged(kind=kind, items=items):
                     link = self.links.get(key)
                     if link is not None and link.generation == generation and kind in CATALOG_KINDS:
                         link.catalog[kind] = jsonrpc.decode_json(items)
                         self._on_catalog_change()
+
+    def _sender_of(self, identity: bytes, peer: bytes) -> tuple[str, int] | None:
+        """The (key, generation) a message really comes from, or None (dropped) when its routing identity is
+        not the name its connection authenticated as."""
+        parsed = socket_auth.parse_worker(peer.decode(errors="replace")) if identity == peer else None
+        if parsed is None:
+            self.metrics.refused_messages += 1
+            log.warning(
+                "Dropped a data-plane message from %r: its routing identity %r is not what it authenticated as.",
+                peer.decode(errors="replace")[:80],
+                identity.decode(errors="replace")[:80],
+            )
+            return None
+        if len(self._senders) > 10_000:
+            self._senders.clear()  # identities of long-gone generations; the live ones are re-learned at once
+        self._senders[identity] = parsed
+        return parsed
+
+    def _refuse(self, sender: tuple[str, int], what: str) -> None:
+        self.metrics.refused_messages += 1
+        log.warning("Dropped %s from worker[%s] (generation %d).", what, *sender)
 
     def contexts_at(self, key: str) -> list[CallContext]:
         """Contexts of the requests in flight at backend `key`, oldest first."""

@@ -18,12 +18,14 @@ from mcp_supervisor.gateway.app import create_app
 from mcp_supervisor.gateway.runtime import GatewayRuntime
 from mcp_supervisor.gateway.stdio_frontend import StdioFrontend
 from mcp_supervisor.protocol.endpoints import Endpoints
-from mcp_supervisor.supervisor.linux import die_with_parent, set_title
+from mcp_supervisor.protocol.spawn import take_gateway_spec
+from mcp_supervisor.system.process_tree import die_with_parent, set_title
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
 
 def main(runtime_dir: str, stdio_fds: tuple[int, int] | None = None) -> int:
+    spec = take_gateway_spec()  # first: the fd must not outlive this line
     die_with_parent()
     set_title("mcp-supervisor: gateway")
     settings = load_settings()
@@ -36,7 +38,7 @@ def main(runtime_dir: str, stdio_fds: tuple[int, int] | None = None) -> int:
     except ConfigError as exc:
         log.error("%s Serving every tool without overrides until it is fixed.", exc)
         tool_config = ToolConfig()
-    runtime = GatewayRuntime(settings, Endpoints(Path(runtime_dir)), tool_config)
+    runtime = GatewayRuntime(settings, Endpoints(Path(runtime_dir)), tool_config, spec)
     if stdio_fds is not None:
         return asyncio.run(_serve_stdio(runtime, *stdio_fds))
     return _serve_http(runtime, settings)

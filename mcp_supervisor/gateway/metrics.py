@@ -28,6 +28,8 @@ class BackendTraffic:
 class Metrics:
     def __init__(self) -> None:
         self.traffic: dict[str, BackendTraffic] = {}
+        # Worker messages dropped for speaking for someone else (a forged reply, a borrowed identity).
+        self.refused_messages = 0
 
     def observe(self, backend: str, seconds: float, error: bool) -> None:
         traffic = self.traffic.get(backend)
@@ -48,6 +50,12 @@ class Metrics:
         statuses = list(statuses)
         family("mcp_gateway_sessions", "gauge", "Client sessions held by the gateway.")
         lines.append(f"mcp_gateway_sessions {sessions}")
+        family(
+            "mcp_gateway_refused_messages_total",
+            "counter",
+            "Worker messages dropped because they spoke for another worker or request.",
+        )
+        lines.append(f"mcp_gateway_refused_messages_total {self.refused_messages}")
         family("mcp_backend_up", "gauge", "1 when the backend is RUNNING and linked to the gateway.")
         for s in statuses:
             up = int(s.state == "RUNNING" and s.key in linked)

@@ -14,7 +14,9 @@ from mcp_supervisor.gateway.backends import Backends
 from mcp_supervisor.gateway.core import GatewayCore
 from mcp_supervisor.gateway.sessions import SessionStore
 from mcp_supervisor.gateway.supervisor_link import SupervisorLink
+from mcp_supervisor.protocol import socket_auth
 from mcp_supervisor.protocol.endpoints import Endpoints
+from mcp_supervisor.protocol.spawn import GatewaySpec
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
@@ -22,18 +24,24 @@ SESSION_SWEEP_INTERVAL_S = 60.0
 
 
 class GatewayRuntime:
-    def __init__(self, settings: Settings, endpoints: Endpoints, tool_config: ToolConfig) -> None:
+    def __init__(
+        self, settings: Settings, endpoints: Endpoints, tool_config: ToolConfig, spec: GatewaySpec
+    ) -> None:
         self.settings = settings
         self.endpoints = endpoints
+        instance_key = bytes.fromhex(spec.instance_key)
+        # The gateway's own credentials toward the supervisor (its subscription, heartbeats, admin commands).
+        self.credentials = socket_auth.derive(instance_key, socket_auth.gateway_user(spec.generation))
         self.sessions = SessionStore()
         # The core needs the backends and the backends notify the core: a late-bound callback breaks the cycle.
         self.backends = Backends(
             endpoints,
+            instance_key,
             lambda: self.core.catalog_changed(),
             lambda key, generation, message: self.core.on_backend_message(key, generation, message),
         )
         self.core = GatewayCore(settings, self.backends, self.sessions, tool_config)
-        self.supervisor = SupervisorLink(endpoints, self.backends, self.core.set_tool_config)
+        self.supervisor = SupervisorLink(endpoints, self.credentials, self.backends, self.core.set_tool_config)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:

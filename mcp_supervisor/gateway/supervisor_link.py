@@ -18,7 +18,7 @@ from mcp_supervisor.config.loader import parse_tool_config
 from mcp_supervisor.config.models import ToolConfig
 from mcp_supervisor.errors import ConfigError, ProtocolError
 from mcp_supervisor.gateway.backends import Backends
-from mcp_supervisor.protocol import codec
+from mcp_supervisor.protocol import codec, socket_auth
 from mcp_supervisor.protocol.endpoints import Endpoints, configure_dealer
 from mcp_supervisor.protocol.messages import (
     BackendEvent,
@@ -29,6 +29,7 @@ from mcp_supervisor.protocol.messages import (
     Subscribe,
     ToolConfigUpdate,
 )
+from mcp_supervisor.protocol.socket_auth import Credentials
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
@@ -37,13 +38,18 @@ HEARTBEAT_INTERVAL_S = 1.0
 
 class SupervisorLink:
     def __init__(
-        self, endpoints: Endpoints, backends: Backends, apply_tool_config: Callable[[ToolConfig], None]
+        self,
+        endpoints: Endpoints,
+        credentials: Credentials,
+        backends: Backends,
+        apply_tool_config: Callable[[ToolConfig], None],
     ) -> None:
         self._backends = backends
         self._apply_tool_config = apply_tool_config
         self.gateway_status: BackendStatus | None = None
         self._socket = zmq.asyncio.Context.instance().socket(zmq.DEALER)
         configure_dealer(self._socket, f"gateway:{os.getpid()}")
+        socket_auth.as_client(self._socket, credentials)
         self._socket.connect(endpoints.control)
         self.config_error = ""
         # Called with the new config error ("" = none) whenever it changes (the admin's live page).

@@ -21,8 +21,11 @@ _BURST = 64
 
 
 class Channel:
-    def __init__(self, socket: zmq.Socket[bytes]) -> None:
+    def __init__(self, socket: zmq.Socket[bytes], with_peer: bool = False) -> None:
+        """`with_peer`: append to each received message the user name its sender authenticated as (the
+        `User-Id` ZeroMQ stamps on it; see protocol/socket_auth.py), so a ROUTER can tell who really sent it."""
         self.socket = socket
+        self._with_peer = with_peer
         self._inbox: collections.deque[list[bytes]] = collections.deque()
         self._outbox: collections.deque[list[bytes]] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
@@ -100,7 +103,13 @@ class Channel:
             return
         while True:
             try:
-                self._inbox.append(self.socket.recv_multipart(zmq.NOBLOCK))
+                if self._with_peer:
+                    frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
+                    user = frames[-1].get("User-Id")
+                    peer = user.encode() if isinstance(user, str) else b""
+                    self._inbox.append([*(frame.bytes for frame in frames), peer])
+                else:
+                    self._inbox.append(self.socket.recv_multipart(zmq.NOBLOCK))
             except zmq.Again:
                 break
         if self._waiter is not None and not self._waiter.done():

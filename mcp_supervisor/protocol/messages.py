@@ -100,6 +100,17 @@ GatewayToWorker = Forward | Resync | Notify
 # ---------------------------------------------------------------- control plane: supervisor <-> others
 
 
+class SandboxReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What confines one stdio backend: the SANDBOX mode, the method used (bwrap, landlock, limits-only, none)
+    and, per feature (filesystem, processes, network, memory, pids, cpu, privileges), how it is enforced or
+    why it is not."""
+
+    mode: str
+    method: str
+    enforced: dict[str, str] = msgspec.field(default_factory=dict)
+    not_enforced: dict[str, str] = msgspec.field(default_factory=dict)
+
+
 class BackendStatus(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     key: str
     type: str
@@ -117,6 +128,8 @@ class BackendStatus(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     fds: int = 0
     processes: int = 0
     in_flight: int = 0
+    # Stdio backends only: what the sandbox enforces for the current generation.
+    sandbox: SandboxReport | None = None
 
 
 class Subscribe(_Envelope, tag="subscribe"):

@@ -2,6 +2,10 @@
 
 Requests: Subscribe (gateway: Snapshot, then every BackendEvent), StatusRequest (CLI), ControlCommand (CLI),
 WorkerStateReport (workers). Never on the data path: if this loop stalls, traffic keeps flowing.
+
+Only peers holding credentials of this instance connect (protocol/socket_auth.py), and each message is checked
+against the role its connection authenticated as: workers may only report on and beat for their own key and
+generation; status, commands and the subscription belong to the gateway and the CLI.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import zmq
 import zmq.asyncio
 
 from mcp_supervisor.errors import ProtocolError
-from mcp_supervisor.protocol import codec
+from mcp_supervisor.protocol import codec, socket_auth
 from mcp_supervisor.protocol.endpoints import Endpoints, configure_router
 from mcp_supervisor.protocol.messages import (
     BackendEvent,
@@ -37,13 +41,18 @@ class ControlServer:
     def __init__(
         self,
         endpoints: Endpoints,
+        instance_key: bytes,
         snapshot: Callable[[], Snapshot],
         on_report: Callable[[WorkerStateReport], None],
         on_command: Callable[[ControlCommand], Awaitable[CommandResult]],
     ) -> None:
-        self._socket = zmq.asyncio.Context.instance().socket(zmq.ROUTER)
+        context = zmq.asyncio.Context.instance()
+        self._guard = socket_auth.SocketGuard(zmq.Context.shadow(context.underlying), instance_key, _known_peer)
+        self._socket = context.socket(zmq.ROUTER)
         configure_router(self._socket)
+        socket_auth.as_server(self._socket)
         self._socket.bind(endpoints.control)
+        self.refused = 0  # messages refused because the sender's role may not send them
         self._snapshot = snapshot
         self._on_report = on_report
         self._on_command = on_command
@@ -60,6 +69,7 @@ class ControlServer:
         if self._task is not None:
             self._task.cancel()
         self._socket.close(0)
+        self._guard.stop()
 
     async def _send(self, identity: bytes, message: msgspec.Struct) -> bool:
         try:
@@ -86,11 +96,19 @@ class ControlServer:
 
     async def _serve(self) -> None:
         while True:
-            identity, frame = await self._socket.recv_multipart()
+            frames = await self._socket.recv_multipart(copy=False)
+            if len(frames) != 2:
+                continue
+            identity, frame = frames[0].bytes, frames[1].bytes
+            peer = socket_auth.peer_of(frames[1])
             try:
                 message = codec.decode_to_supervisor(frame)
             except ProtocolError as exc:
-                log.error("%s", exc)
+                log.error("%s (from %s)", exc, peer)
+                continue
+            if not _allowed(peer, message):
+                self.refused += 1
+                log.warning("Refused a %s message from %s: not its to send.", type(message).__name__, peer)
                 continue
             match message:
                 case Subscribe():
@@ -110,3 +128,19 @@ class ControlServer:
                     task = asyncio.create_task(self._command(identity, message))
                     self._commands.add(task)
                     task.add_done_callback(self._commands.discard)
+
+
+def _known_peer(user: str) -> bool:
+    return socket_auth.is_worker(user) or socket_auth.is_gateway(user) or user == socket_auth.CLI_USER
+
+
+def _allowed(peer: str, message: msgspec.Struct) -> bool:
+    """What each role may send; a worker speaks only for its own key and generation."""
+    match message:
+        case WorkerStateReport(key=key, generation=generation) | WorkerHeartbeat(key=key, generation=generation):
+            return peer == socket_auth.worker_user(key, generation)
+        case GatewayHeartbeat() | Subscribe():
+            return socket_auth.is_gateway(peer)
+        case StatusRequest() | ControlCommand():
+            return socket_auth.is_gateway(peer) or peer == socket_auth.CLI_USER
+    return False

@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Literal
 
 import psutil
 
@@ -32,6 +32,7 @@ from mcp_supervisor.config.loader import (
 from mcp_supervisor.config.models import ServerEntry
 from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.errors import ConfigError
+from mcp_supervisor.protocol import socket_auth
 from mcp_supervisor.protocol.endpoints import Endpoints, prepare_runtime_dir, runtime_dir_for
 from mcp_supervisor.protocol.messages import (
     CommandResult,
@@ -43,15 +44,18 @@ from mcp_supervisor.protocol.messages import (
     WorkerHeartbeat,
     WorkerStateReport,
 )
+from mcp_supervisor.protocol.spawn import HANDOFF_FD_ENV, GatewaySpec, Launch, WorkerSpec, write_handoff
 from mcp_supervisor.supervisor import reaper
+from mcp_supervisor.supervisor.backend_launch import BackendLauncher, cleanup_cgroup
 from mcp_supervisor.supervisor.control import ControlServer
 from mcp_supervisor.supervisor.health import TreeSampler
-from mcp_supervisor.supervisor.linux import INSTANCE_ENV, PARENT_PID_ENV, become_subreaper, set_title
 from mcp_supervisor.supervisor.process import ChildProcess, describe_exit
 from mcp_supervisor.supervisor.slots import BACKOFF, FATAL, RUNNING, STARTING, STOPPED, STOPPING, Slot, policy_for
 from mcp_supervisor.supervisor.stderr import StderrCapture
 from mcp_supervisor.supervisor.watcher import watch_config
-from mcp_supervisor.worker.spec import SPEC_ENV, WorkerSpec, encode_spec
+from mcp_supervisor.system.cgroups import BackendCgroup, CgroupLimits, InstanceCgroup
+from mcp_supervisor.system.process_tree import INSTANCE_ENV, PARENT_PID_ENV, become_subreaper, set_title
+from mcp_supervisor.system.sandbox import SandboxUnavailable
 
 log = logging.getLogger("mcp_supervisor.supervisor")
 
@@ -72,6 +76,8 @@ class Supervisor:
         self.endpoints: Endpoints = prepare_runtime_dir(runtime_dir_for(settings.config_dir))
         self.log_dir = self.endpoints.log_dir
         self.instance = f"{self.endpoints.runtime_dir}:{os.getpid()}"
+        # The secret every socket credential of this tree derives from (protocol/socket_auth.py).
+        self.instance_key = socket_auth.new_instance_key()
         self.servers: dict[str, ServerEntry] = {}
         self.tool_config = b""
         self.workers: dict[str, Slot] = {}
@@ -84,6 +90,8 @@ class Supervisor:
         self._exit_code = 0
         self._lock_fd: int | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._cgroups: InstanceCgroup | None = None
+        self._launcher: BackendLauncher | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -93,6 +101,9 @@ class Supervisor:
         self.tool_config = self._read_tool_config()
         self._acquire_lock()
         set_title(f"mcp-supervisor: supervisor [{self.settings.config_dir}]")
+        # Before becoming a subreaper: the host probe runs bwrap once, whose namespace child must not be ours.
+        self._cgroups = self._enter_instance_cgroup()
+        self._launcher = BackendLauncher(self.settings, self.endpoints.runtime_dir, self.log_dir, self._cgroups)
         become_subreaper()
         stale = reaper.leftovers_of(str(self.endpoints.runtime_dir), self.instance)
         if stale:
@@ -100,10 +111,14 @@ class Supervisor:
             reaper.kill_processes(stale)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGCHLD, self._reap)
+        self._reap()  # whatever exited before the handler was there
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
-        self.control = ControlServer(self.endpoints, self.snapshot, self._on_report, self._on_command)
+        self._write_cli_secret()
+        self.control = ControlServer(
+            self.endpoints, self.instance_key, self.snapshot, self._on_report, self._on_command
+        )
         self.control.on_heartbeat = self._on_heartbeat
         self.control.on_gateway_heartbeat = self._on_gateway_heartbeat
         self.control.start()
@@ -119,6 +134,58 @@ class Supervisor:
             task.cancel()
         await self._shutdown()
         return self._exit_code
+
+    def _enter_instance_cgroup(self) -> InstanceCgroup | None:
+        """Sweep what earlier instances of this config left in their cgroups (a kill -9 leaves backends'
+        helpers behind, however they were started), then move into this instance's own cgroup, before any
+        child exists: the gateway, the workers and everything they start are in it from birth."""
+        from mcp_supervisor.system.probe import probe_host
+
+        host = probe_host().cgroup
+        if host is None:
+            log.info(
+                "No usable cgroups (%s): backends are tracked by their sandbox's pid namespace.",
+                probe_host().cgroup_problem,
+            )
+            return None
+        label = self.endpoints.runtime_dir.name  # names the config dir, for whoever reads the cgroup tree
+        try:
+            # Any instance whose supervisor is dead, of whichever config: its survivors have no owner left.
+            for stale in InstanceCgroup.stale(host):
+                killed = stale.sweep()
+                log.warning(
+                    "Killed %d process(es) left over by an earlier supervisor (cgroup %s).", killed, stale.instance_id
+                )
+            instance = InstanceCgroup.current(host, label)
+            instance.create()
+            own = BackendCgroup(host, instance.dirs, "supervisor")
+            own.create(CgroupLimits())
+            own.add_pid(os.getpid())
+        except OSError as exc:
+            log.warning("Cgroups are not usable (%s): backends are tracked by their sandbox's pid namespace.", exc)
+            return None
+        return instance
+
+    @staticmethod
+    def _leave_instance_cgroup(instance: InstanceCgroup) -> None:
+        """Move back to where we started, then remove the instance's cgroups (and anything still in them)."""
+        try:
+            for base, _ in instance.host.bases:
+                leaf = os.path.join(base, "supervisor")  # v2 moved the base's own members into this leaf
+                target = leaf if instance.host.version == 2 and os.path.isdir(leaf) else base
+                with open(os.path.join(target, "cgroup.procs"), "w") as procs:
+                    procs.write(str(os.getpid()))
+            instance.sweep(timeout=2.0)
+        except OSError as exc:
+            log.warning("Could not remove this instance's cgroups: %s", exc)
+
+    def _write_cli_secret(self) -> None:
+        """The CLI's control-socket password, readable by this user only (the runtime dir is 0700 besides)."""
+        path = self.endpoints.runtime_dir / socket_auth.CLI_SECRET_FILE
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(socket_auth.derive(self.instance_key, socket_auth.CLI_USER).password)
 
     def _on_sighup(self) -> None:
         log.info("SIGHUP: reloading the config files.")
@@ -142,10 +209,14 @@ class Supervisor:
         log.info("Stopping everything.")
         await asyncio.gather(*(self._stop(slot) for slot in [self.gateway, *self.workers.values()]))
         reaper.kill_processes(reaper.orphans(()))  # whatever is still below us
+        if self._cgroups is not None:
+            for slot in self.workers.values():
+                cleanup_cgroup(slot.cgroup, slot.label)
+            self._leave_instance_cgroup(self._cgroups)
         self._reap()
         if self.control is not None:
             self.control.close()
-        for sock in ("data.sock", "control.sock"):
+        for sock in ("data.sock", "control.sock", socket_auth.CLI_SECRET_FILE):
             (self.endpoints.runtime_dir / sock).unlink(missing_ok=True)
         log.info("Stopped.")
 
@@ -190,29 +261,39 @@ class Supervisor:
         env = self._child_env()
         runtime_dir = str(self.endpoints.runtime_dir)
         pass_fds: tuple[int, ...] = ()
+        spec: WorkerSpec | GatewaySpec
         if slot.entry is None:
+            spec = GatewaySpec(generation=slot.generation, instance_key=self.instance_key.hex())
             argv = [sys.executable, "-m", "mcp_supervisor", "gateway", "--runtime-dir", runtime_dir]
             if self._stdio_fds is not None:
                 argv += ["--stdio-fds", ",".join(map(str, self._stdio_fds))]
                 pass_fds = self._stdio_fds
         else:
+            launch = self._plan_launch(slot)
+            if launch is False:
+                return
             spec = WorkerSpec(
                 server=slot.entry,
+                launch=launch or None,
                 generation=slot.generation,
                 runtime_dir=runtime_dir,
+                credentials=socket_auth.derive(self.instance_key, socket_auth.worker_user(slot.key, slot.generation)),
                 init_timeout_s=slot.options.startTimeout,
                 drain_timeout_s=max(0.5, slot.options.stopGrace - 1.0),
             )
-            env[SPEC_ENV] = encode_spec(spec)
             argv = [sys.executable, "-m", "mcp_supervisor", "worker"]
+        handoff_fd = write_handoff(spec)
+        env[HANDOFF_FD_ENV] = str(handoff_fd)
         read_fd, write_fd = os.pipe()
         try:
-            slot.child = ChildProcess(argv, env, write_fd, pass_fds)
+            slot.child = ChildProcess(argv, env, write_fd, (*pass_fds, handoff_fd))
         except OSError as exc:
             os.close(read_fd)
             slot.last_error = f"cannot spawn: {exc}"
             self._crashed(slot, time.monotonic())
             return
+        finally:
+            os.close(handoff_fd)  # the child has its copy
         slot.stderr = StderrCapture(slot.key, read_fd, self.log_dir / f"{slot.key}.log")
         self._by_pid[slot.child.pid] = slot
         slot.last_heartbeat = time.monotonic()
@@ -225,6 +306,24 @@ class Supervisor:
             loop = asyncio.get_running_loop()
             loop.call_later(slot.options.startTimeout + 2.0, self._check_started, slot, generation)
         self._publish("spawned", slot)
+
+    def _plan_launch(self, slot: Slot) -> Launch | Literal[False] | None:
+        """The stdio backend's launch (None for remote backends), or False when it must not start at all."""
+        assert slot.entry is not None and self._launcher is not None
+        if slot.entry.type != "stdio":
+            return None
+        try:
+            launch, slot.sandbox, plan = self._launcher.plan(slot.entry, slot.generation, self.servers)
+            plan.prepare()
+        except (SandboxUnavailable, OSError) as exc:
+            slot.state = FATAL
+            slot.last_error = str(exc)
+            log.error("%s is FATAL: %s", slot.label, exc)
+            slot.settled.set()
+            self._publish("exited", slot)
+            return False
+        slot.cgroup = plan.cgroup
+        return launch
 
     def _check_started(self, slot: Slot, generation: int) -> None:
         if slot.generation == generation and slot.state == STARTING and slot.child is not None:
@@ -250,6 +349,9 @@ class Supervisor:
         child = slot.child
         child.mark_exited(code)
         slot.last_exit = describe_exit(code)
+        # Whatever this generation's backend left (however started) goes, and nothing of anyone else's.
+        cleanup_cgroup(slot.cgroup, slot.label)
+        slot.cgroup = None
         # What the dead worker left behind (a backend in its own session) was adopted by us: sweep it.
         reaper.sweep_orphans(self._by_pid)
         if slot.commanded_stop or self._stopping.is_set():

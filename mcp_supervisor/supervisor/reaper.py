@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 
 import psutil
 
-from mcp_supervisor.supervisor.linux import INSTANCE_ENV
+from mcp_supervisor.system.process_tree import INSTANCE_ENV
 
 log = logging.getLogger("mcp_supervisor.supervisor")
 

@@ -11,11 +11,12 @@ import time
 from dataclasses import dataclass, field
 
 from mcp_supervisor.config.models import ServerEntry, Supervision
-from mcp_supervisor.protocol.messages import BackendStatus
+from mcp_supervisor.protocol.messages import BackendStatus, SandboxReport
 from mcp_supervisor.supervisor.health import ResourceSample
 from mcp_supervisor.supervisor.policy import RestartPolicy, RestartSettings
 from mcp_supervisor.supervisor.process import ChildProcess
 from mcp_supervisor.supervisor.stderr import StderrCapture
+from mcp_supervisor.system.cgroups import BackendCgroup
 
 STOPPED, STARTING, RUNNING, BACKOFF, STOPPING, FATAL = (
     "STOPPED",
@@ -60,6 +61,9 @@ class Slot:
     heartbeat_seen: bool = False
     in_flight: int = 0
     resources: ResourceSample = field(default_factory=ResourceSample)
+    # The current generation's sandbox (stdio backends), and the cgroup its backend runs in.
+    sandbox: SandboxReport | None = None
+    cgroup: BackendCgroup | None = None
     # Set whenever the slot leaves STARTING (ready, crashed, stopped): what a replacement waits for.
     settled: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -89,4 +93,5 @@ class Slot:
             fds=self.resources.fds if child else 0,
             processes=self.resources.processes if child else 0,
             in_flight=self.in_flight if child else 0,
+            sandbox=self.sandbox,
         )

@@ -6,15 +6,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from mcp_supervisor.config.models import ServerEntry
+from mcp_supervisor.protocol.spawn import Launch
 from mcp_supervisor.worker.connection import BackendConnection
 
 
 @asynccontextmanager
-async def open_backend(entry: ServerEntry) -> AsyncIterator[BackendConnection]:
+async def open_backend(entry: ServerEntry, launch: Launch | None) -> AsyncIterator[BackendConnection]:
     if entry.type == "stdio":
         from mcp_supervisor.worker.stdio_connection import open_stdio
 
-        async with open_stdio(entry) as stdio:
+        assert launch is not None, "the supervisor plans every stdio backend's launch"
+        async with open_stdio(launch) as stdio:
             yield stdio
     else:
         from mcp_supervisor.worker.sdk_connection import open_sdk  # the SDK costs ~0.5 s to import

@@ -22,7 +22,7 @@ import zmq
 import zmq.asyncio
 
 from mcp_supervisor.errors import BackendError, ProtocolError
-from mcp_supervisor.protocol import codec
+from mcp_supervisor.protocol import codec, socket_auth
 from mcp_supervisor.protocol.channel import Channel
 from mcp_supervisor.protocol.endpoints import Endpoints, configure_dealer
 from mcp_supervisor.protocol.messages import (
@@ -38,10 +38,17 @@ from mcp_supervisor.protocol.messages import (
     WorkerReady,
     WorkerStateReport,
 )
-from mcp_supervisor.supervisor.linux import die_with_parent, kill_rest_of_group, set_title
+from mcp_supervisor.protocol.spawn import WorkerSpec, take_worker_spec
+from mcp_supervisor.system.process_tree import (
+    become_subreaper,
+    die_with_parent,
+    kill_descendants,
+    kill_rest_of_group,
+    reap_adopted,
+    set_title,
+)
 from mcp_supervisor.worker.backend import open_backend
 from mcp_supervisor.worker.relay import BackendClosed, BackendRelay
-from mcp_supervisor.worker.spec import WorkerSpec, take_spec_from_env
 
 log = logging.getLogger("mcp_supervisor.worker")
 
@@ -61,10 +68,12 @@ class Worker:
         # The data socket carries every relayed message: driven without zmq.asyncio's Future per message.
         data: zmq.Socket[bytes] = zmq.Context.shadow(self._ctx.underlying).socket(zmq.DEALER)
         configure_dealer(data, spec.identity)
+        socket_auth.as_client(data, spec.credentials)
         data.connect(endpoints.data)
         self._data = Channel(data)
         self._control = self._ctx.socket(zmq.DEALER)
         configure_dealer(self._control, f"worker:{spec.identity}")
+        socket_auth.as_client(self._control, spec.credentials)
         self._control.connect(endpoints.control)
         self._ready: WorkerReady | None = None
         self._relay: BackendRelay | None = None
@@ -93,7 +102,7 @@ class Worker:
 
     async def _run_backend(self) -> None:
         timeout = self.spec.init_timeout_s
-        async with open_backend(self.spec.server) as connection:
+        async with open_backend(self.spec.server, self.spec.launch) as connection:
             relay = BackendRelay(
                 connection,
                 self._send_data,
@@ -201,6 +210,9 @@ class Worker:
             await self._control.send(codec.encode(beat))
             if self._ready is not None:
                 self._data.send([to_gateway])
+            # Orphans of the backend's tree are adopted by us (a subreaper), not by the supervisor: collect them.
+            connection = self._relay.connection if self._relay is not None else None
+            reap_adopted({pid} if (pid := getattr(connection, "pid", None)) else set())
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
     def close(self) -> None:
@@ -229,8 +241,11 @@ def _describe(exc: BaseException) -> str:
 
 
 def main() -> int:
-    spec = take_spec_from_env()
+    spec = take_worker_spec()  # first: the fd must not outlive this line (a backend inherits nothing of it)
     die_with_parent()
+    # What the backend's tree orphans (a helper that daemonized) is adopted by this worker, not by the
+    # supervisor, so this worker's exit sweeps exactly its own backend's processes and no one else's.
+    become_subreaper()
     set_title(f"mcp-supervisor: worker[{spec.server.key}]")
     logging.basicConfig(
         level=os.environ.get("MCP_SUPERVISOR_LOG_LEVEL", "INFO"),
@@ -262,6 +277,6 @@ async def _main(spec: WorkerSpec) -> int:
     finally:
         worker.close()
         # The backend is closed by now; what it left in our group (its children) must not outlive us.
-        left = kill_rest_of_group()
+        left = kill_rest_of_group() + kill_descendants()
         if left:
             log.info("Killed %d leftover process(es) of the backend's group.", left)

@@ -88,7 +88,7 @@ class BackendRelay:
         send_message: Callable[[bytes], None] | None = None,
     ) -> None:
         self._send_message = send_message
-        self._connection = connection
+        self.connection = connection
         self._send_reply = send_reply
         self._on_list_changed = on_list_changed
         self.capabilities: dict[str, Any] = {}
@@ -107,7 +107,7 @@ class BackendRelay:
         self.in_flight.add(rid)
         self.idle.clear()
         try:
-            await self._connection.send(body)
+            await self.connection.send(body)
         except Exception:
             self._settled(rid)
             raise
@@ -125,7 +125,7 @@ class BackendRelay:
         if params is not None:
             message["params"] = params
         try:
-            await self._connection.send(_encode(message))
+            await self.connection.send(_encode(message))
             reply = await asyncio.wait_for(future, timeout)
         except TimeoutError:
             raise BackendError(f"The backend did not answer {method} within {timeout:g} s.") from None
@@ -138,11 +138,11 @@ class BackendRelay:
         return _decode(reply.result)
 
     async def notify(self, method: str) -> None:
-        await self._connection.send(_encode({"jsonrpc": "2.0", "method": method}))
+        await self.connection.send(_encode({"jsonrpc": "2.0", "method": method}))
 
     async def send_raw(self, body: bytes) -> None:
         """A gateway-built notification, verbatim; a cancellation also settles its request (no reply will come)."""
-        await self._connection.send(body)
+        await self.connection.send(body)
         with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
             cancelled = _decode_cancellation(body)
             if cancelled.method == "notifications/cancelled" and isinstance(cancelled.params.requestId, int):
@@ -167,7 +167,7 @@ class BackendRelay:
         version = result.get("protocolVersion") if isinstance(result, dict) else None
         if version not in HANDSHAKE_VERSIONS:
             raise BackendError(f"The backend chose protocol version {version!r}, which this worker does not speak.")
-        self._connection.negotiated(str(version))
+        self.connection.negotiated(str(version))
         capabilities = result.get("capabilities")
         self.capabilities = capabilities if isinstance(capabilities, dict) else {}
         await self.notify("notifications/initialized")
@@ -195,7 +195,7 @@ class BackendRelay:
 
     async def pump(self) -> None:
         """Read backend messages until the connection ends; then raise BackendClosed."""
-        async for raw in self._connection.messages():
+        async for raw in self.connection.messages():
             try:
                 envelope = _decode_envelope(raw)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -206,6 +206,10 @@ class BackendRelay:
 
     async def _dispatch(self, message: Envelope, raw: bytes) -> None:
         match message:
+            case Envelope(method=None, id=int() as rid) if rid not in self.in_flight:
+                # An id it was never sent, or one already answered or cancelled: a confused backend, or one
+                # fishing for other callers' requests. The gateway would drop it too; it never gets that far.
+                log.warning("The backend answered request id %d, which it has no request for; dropped.", rid)
             case Envelope(method=None, id=int() as rid):
                 self._settled(rid)
                 if len(message.error):
@@ -217,12 +221,12 @@ class BackendRelay:
                 if future is not None and not future.done():
                     future.set_result(message)
             case Envelope(method="ping", id=request_id) if request_id is not None:
-                await self._connection.send(_encode({"jsonrpc": "2.0", "id": request_id, "result": {}}))
+                await self.connection.send(_encode({"jsonrpc": "2.0", "id": request_id, "result": {}}))
             case Envelope(id=request_id) if request_id is not None and self._send_message is not None:
                 self._send_message(raw)  # sampling, elicitation, roots: the gateway finds the client
             case Envelope(method=method, id=request_id) if request_id is not None:
                 error = {"code": METHOD_NOT_FOUND, "message": f"Nobody here can answer {method}."}
-                await self._connection.send(_encode({"jsonrpc": "2.0", "id": request_id, "error": error}))
+                await self.connection.send(_encode({"jsonrpc": "2.0", "id": request_id, "error": error}))
             case Envelope(method=str() as method) if method in LIST_CHANGED:
                 for kind in LIST_CHANGED[method]:
                     task = asyncio.create_task(self._on_list_changed(kind))

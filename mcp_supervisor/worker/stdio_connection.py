@@ -13,15 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import shutil
 import signal
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from mcp_supervisor.config.models import ServerEntry
-from mcp_supervisor.config.settings import without_gateway_secrets
+from mcp_supervisor.protocol.spawn import Launch
 
 log = logging.getLogger("mcp_supervisor.worker")
 
@@ -31,20 +27,6 @@ EXIT_GRACE_S = 2.0
 READ_CHUNK_BYTES = 256 * 1024
 # Past this much unwritten data in the pipe transport, a send waits for the backend to read.
 DRAIN_ABOVE_BYTES = 1024 * 1024
-
-
-def stdio_environment(entry: ServerEntry) -> dict[str, str]:
-    """The seed merges a server's `env` over the proxy's whole environment (minus the gateway's own secrets).
-
-    Our own bin directory goes last on PATH, so servers installed next to mcp-supervisor (in its venv) are
-    found even when the venv is not activated.
-    """
-    env = {**without_gateway_secrets(os.environ), **entry.env}
-    own_bin = os.path.dirname(sys.executable)
-    path = env.get("PATH", "")
-    if own_bin not in path.split(os.pathsep):
-        env["PATH"] = f"{path}{os.pathsep}{own_bin}" if path else own_bin
-    return env
 
 
 class StdioConnection:
@@ -125,18 +107,16 @@ class StdioConnection:
 
 
 @asynccontextmanager
-async def open_stdio(entry: ServerEntry) -> AsyncIterator[StdioConnection]:
-    assert entry.command is not None
-    env = stdio_environment(entry)
-    command = shutil.which(entry.command, path=env["PATH"]) or entry.command
+async def open_stdio(launch: Launch) -> AsyncIterator[StdioConnection]:
+    """Start the backend exactly as the supervisor planned it (supervisor/backend_launch.py: environment,
+    sandbox wrapper, launcher); nothing of the worker's own environment is added here."""
     process = await asyncio.create_subprocess_exec(
-        command,
-        *entry.args,
+        *launch.argv,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=None,  # the worker's stderr, captured per worker by the supervisor
-        env=env,
-        cwd=entry.cwd,
+        env=launch.env,
+        cwd=launch.cwd,
         limit=MAX_LINE_BYTES,
     )
     connection = StdioConnection(process)

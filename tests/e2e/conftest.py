@@ -119,7 +119,9 @@ def write_config(config_dir: Path, servers: dict[str, Any], tools: dict[str, Any
 def start_supervisor(config_dir: Path, env: dict[str, str] | None = None) -> RunningSupervisor:
     port = free_port()
     log_path = config_dir / "supervisor.log"
-    full_env = {**os.environ, "LOGGING": "info", **(env or {})}
+    # Backends' state dirs (their HOMEs) next to the test's config dir, not in the machine's ~/.local/state.
+    state_dir = str(config_dir.parent / f"{config_dir.name}-state")
+    full_env = {**os.environ, "LOGGING": "info", "MCP_SUPERVISOR_STATE_DIR": state_dir, **(env or {})}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [SUPERVISOR_CMD, "start", "--config-dir", str(config_dir), "--port", str(port)],

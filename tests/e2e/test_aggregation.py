@@ -28,7 +28,9 @@ def catalog_entry(name: str, **extra: Any) -> dict[str, Any]:
 def two_catalogs(tmp_path: Path, supervisor_factory: Any) -> RunningSupervisor:
     config_dir = tmp_path / "config"
     # "one" is fronted transparently (namePrefix ""), "two" keeps the default prefix.
-    write_config(config_dir, {"one": catalog_entry("one", namePrefix=""), "two": catalog_entry("two")})
+    # "two" signals through marker files in tmp_path, which the sandbox must let it write.
+    two = catalog_entry("two", sandbox={"writePaths": [str(tmp_path)]})
+    write_config(config_dir, {"one": catalog_entry("one", namePrefix=""), "two": two})
     sup: RunningSupervisor = supervisor_factory(config_dir, {"PAGE_SIZE": "2"})
     sup.wait_linked({"one", "two"})
     return sup

@@ -13,7 +13,7 @@ import pytest
 from mcp import MCPError
 
 from tests.e2e.conftest import FIXTURE_SERVER, alive, stdio_fixture_entry, write_config
-from tests.helpers import async_wait_until, mcp_client
+from tests.helpers import async_wait_until, backend_pids, mcp_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -31,7 +31,8 @@ def three_backends(tmp_path: Path, http_port: int, key: str) -> Path:
     write_config(
         config_dir,
         {
-            "local": stdio_fixture_entry("local"),
+            # Its slow tool signals through a marker file in tmp_path, which the sandbox must let it write.
+            "local": stdio_fixture_entry("local", sandbox={"writePaths": [str(tmp_path)]}),
             "remote": {"type": "http", "url": f"http://127.0.0.1:{http_port}/mcp", "apiKey": key},
             "time": {"type": "stdio", "command": "mcp-server-time", "args": ["--local-timezone", "UTC"]},
             "dormant": {"type": "stdio", "command": "/nonexistent/never-started", "active": "false"},
@@ -106,7 +107,7 @@ async def test_sigkill_of_busy_worker_fails_in_flight_call_then_recovers(
     marker = tmp_path / "slow-started"
 
     async with mcp_client(sup.url) as client:
-        backend_pid = (await client.call_tool("local--whoami", {})).structured_content["pid"]
+        (backend_pid,) = backend_pids(before["local"]["pid"])
         remote_pid = (await client.call_tool("remote--whoami", {})).structured_content["pid"]
         time_backend = [p.pid for p in sup.tree() if "mcp-server-time" in " ".join(p.cmdline())]
         outcome: dict[str, Any] = {}

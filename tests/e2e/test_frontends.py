@@ -13,7 +13,7 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.sse import sse_client
 
 from tests.e2e.conftest import SUPERVISOR_CMD, RunningSupervisor, alive, stdio_fixture_entry, write_config
-from tests.helpers import async_wait_until
+from tests.helpers import async_wait_until, backend_pids
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -82,7 +82,6 @@ async def test_stdio_front_end_runs_the_tree_and_leaves_nothing(tmp_path: Path) 
             names = {tool.name for tool in (await client.list_tools()).tools}
             assert {"local--echo", "other--echo"} <= names
             assert text_of(await client.call_tool("other--echo", {"text": "stdio"})) == "other: stdio"
-            backend = (await client.call_tool("local--whoami", {})).structured_content["pid"]
             status = subprocess.run(
                 [SUPERVISOR_CMD, "status", "--json", "--config-dir", str(config_dir)],
                 capture_output=True,
@@ -91,7 +90,10 @@ async def test_stdio_front_end_runs_the_tree_and_leaves_nothing(tmp_path: Path) 
                 check=True,
             )
             snapshot = json.loads(status.stdout)
-            tree = {backend, snapshot["gateway"]["pid"], *(b["pid"] for b in snapshot["backends"])}
+            workers = [b["pid"] for b in snapshot["backends"]]
+            backends = [pid for worker in workers for pid in backend_pids(worker)]
+            assert len(backends) >= 2, backends
+            tree = {*backends, snapshot["gateway"]["pid"], *workers}
     # Closing stdin ends the whole tree, backends included.
     await async_wait_until(lambda: not alive(tree), 20, what="the stdio tree to exit")
     assert "Traceback" not in (tmp_path / "stderr.log").read_text()

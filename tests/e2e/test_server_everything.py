@@ -90,6 +90,8 @@ def tapped_backend(tap_dir: Path) -> dict[str, Any]:
         "type": "stdio",
         "command": shutil.which("bash") or "/bin/bash",
         "args": ["-c", script, "tap", str(tap_dir / "in.jsonl"), str(NODE), str(SERVER_JS), str(tap_dir / "out.jsonl")],
+        # Under the default sandbox otherwise (the server itself needs nothing more); the tap writes its files.
+        "sandbox": {"writePaths": [str(tap_dir)]},
     }
 
 

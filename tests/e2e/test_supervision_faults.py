@@ -44,8 +44,14 @@ POLL_S = 0.02
 # ---------------------------------------------------------------------------------------------------- helpers
 
 
+# These tests follow backends by their host pids and by files they write into tmp_path, so their backends run
+# unsandboxed (their own pid namespace and private /tmp would hide both); cgroup tracking still applies.
+# tests/e2e/test_hostile_backend.py covers the process-tree guarantees under the sandbox.
+UNSANDBOXED = {"enabled": False}
+
+
 def echo_entry(name: str, *flags: str, supervision: dict[str, float] | None = None) -> dict[str, Any]:
-    extra: dict[str, Any] = {"args": [str(FIXTURE_SERVER), "--name", name, *flags]}
+    extra: dict[str, Any] = {"args": [str(FIXTURE_SERVER), "--name", name, *flags], "sandbox": UNSANDBOXED}
     if supervision:
         extra["supervision"] = supervision
     return stdio_fixture_entry(name, **extra)
@@ -53,7 +59,7 @@ def echo_entry(name: str, *flags: str, supervision: dict[str, float] | None = No
 
 def tiny_entry(name: str, *flags: str, supervision: dict[str, float] | None = None) -> dict[str, Any]:
     args = [str(TINY_SERVER), "--name", name, *flags]
-    entry: dict[str, Any] = {"type": "stdio", "command": sys.executable, "args": args}
+    entry: dict[str, Any] = {"type": "stdio", "command": sys.executable, "args": args, "sandbox": UNSANDBOXED}
     if supervision:
         entry["supervision"] = supervision
     return entry
@@ -516,14 +522,28 @@ async def test_grandchildren_gone_after_restart_and_stop(tmp_path: Path, supervi
     print(f"stop: grandchildren {sorted(new)} (one setsid'd) gone {time.monotonic() - began:.2f} s after exit")
 
 
-def sigkill_supervisor(sup: RunningSupervisor, tmp_path: Path) -> tuple[list[psutil.Process], int, int]:
-    """SIGKILL the supervisor; return its tree as seen just before, and the two grandchildren of `parent`."""
+def sigkill_supervisor(
+    sup: RunningSupervisor, tmp_path: Path, with_workers: bool = False
+) -> tuple[list[psutil.Process], int, int]:
+    """SIGKILL the supervisor (`with_workers`: and, at once, the gateway and every worker, so that nothing of
+    ours is left to clean up); return its tree as seen just before, and the two grandchildren of `parent`."""
     plain, detached = grandchildren(tmp_path / "grandchildren.pids")
     tree = sup.tree()
     assert {plain, detached} <= {p.pid for p in tree} and len(tree) >= 8, tree
+    ours = [p for p in tree if with_workers and p.pid != sup.process.pid and title_of(p).startswith("mcp-supervisor:")]
     sup.process.kill()
+    for process in ours:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
     sup.process.wait(5)
     return tree, plain, detached
+
+
+def title_of(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
 
 
 def grandchildren_servers(tmp_path: Path) -> dict[str, Any]:
@@ -553,16 +573,17 @@ async def test_sigkill_of_supervisor_leaves_nothing_running(tmp_path: Path, supe
 async def test_next_start_after_supervisor_sigkill_kills_leftovers(tmp_path: Path, supervisor_factory: Any) -> None:
     sup = start(supervisor_factory, tmp_path, grandchildren_servers(tmp_path))
     sup.wait_linked({"parent", "plain"})
-    tree, plain, detached = sigkill_supervisor(sup, tmp_path)
+    # The harshest end: the supervisor, the gateway and every worker SIGKILLed at once (an OOM kill of the
+    # tree, `kill -9` of the unit), so no process of ours is left to sweep the backends' helpers.
+    tree, plain, detached = sigkill_supervisor(sup, tmp_path, with_workers=True)
     pids = {p.pid for p in tree}
     began = time.monotonic()
-    # Gateway, workers and backends follow their parent (parent-death signal); grandchildren may not.
     await async_wait_until(
         lambda: not set(alive(pids)) - {plain, detached}, 15, what="gateway, workers and backends to die"
     )
     leftovers = set(alive(pids))
     print(f"\nsupervisor SIGKILL: all but {sorted(leftovers)} gone in {time.monotonic() - began:.2f} s")
-    assert detached in leftovers  # a setsid'd grandchild is out of reach until the next start
+    assert detached in leftovers  # a setsid'd grandchild, reparented to init: only the next start can find it
 
     second = supervisor_factory(sup.config_dir)
     began = time.monotonic()

@@ -9,7 +9,7 @@ import pytest
 
 from mcp_supervisor.config.models import ServerEntry
 from mcp_supervisor.config.settings import GATEWAY_SECRET_ENV
-from mcp_supervisor.worker.stdio_connection import stdio_environment
+from mcp_supervisor.supervisor.backend_launch import stdio_environment
 
 
 def test_the_gateway_secrets_stay_in_the_gateway(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -31,3 +31,11 @@ def test_our_bin_directory_is_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/usr/bin")
     env = stdio_environment(ServerEntry(key="one", type="stdio", command="x"))
     assert env["PATH"].split(os.pathsep) == ["/usr/bin", os.path.dirname(sys.executable)]
+
+
+def test_nothing_names_the_tree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tree's own variables name its runtime and config dirs: a backend must not learn them."""
+    monkeypatch.setenv("MCP_SUPERVISOR_INSTANCE", "/tmp/mcp-supervisor-0/abc:42")
+    monkeypatch.setenv("MCP_SUPERVISOR_CONFIG_DIR", "/etc/mcp")
+    env = stdio_environment(ServerEntry(key="one", type="stdio", command="x"))
+    assert not [name for name in env if name.startswith("MCP_SUPERVISOR_")]

@@ -33,7 +33,7 @@ export function renderHealth() {
     keys.forEach(function (key) {
       body.appendChild(healthRow(key));
     });
-    if (!keys.length) body.appendChild(el("tr", { "data-empty": "1" }, el("td", { colspan: 12, class: "empty", text: "No backends are configured." })));
+    if (!keys.length) body.appendChild(el("tr", { "data-empty": "1" }, el("td", { colspan: 13, class: "empty", text: "No backends are configured." })));
   }
   updateGatewayRow();
   keys.forEach(function (key) {
@@ -41,7 +41,7 @@ export function renderHealth() {
   });
 }
 
-const HEALTH_CELLS = ["type", "state", "pid", "uptime", "restarts", "rss", "cpu", "tools", "error", "stderr"];
+const HEALTH_CELLS = ["type", "state", "pid", "uptime", "restarts", "rss", "cpu", "tools", "sandbox", "error", "stderr"];
 
 function cells(prefix, key) {
   return HEALTH_CELLS.map(function (name) {
@@ -95,6 +95,7 @@ function fillHealthCells(row, prefix, key, status, uptime) {
   var tools = cell("tools");
   if (prefix === "gateway-") setText(tools, "");
   else setText(tools, status.linked === false ? "not linked" : dash(status.tools));
+  fillSandboxCell(cell("sandbox"), status.sandbox);
   var problems = [];
   if (status.last_error) problems.push(status.last_error);
   if (status.last_exit) problems.push(status.last_exit);
@@ -102,6 +103,22 @@ function fillHealthCells(row, prefix, key, status, uptime) {
   setText(errorCell, problems.join(" · ") || "—");
   errorCell.classList.toggle("error-text", !!status.last_error);
   setText(cell("stderr"), dash(status.last_stderr));
+}
+
+// The method, and what is not enforced (by feature); the full account, enforced included, in the tooltip.
+function fillSandboxCell(target, sandbox) {
+  if (!target) return;
+  if (!sandbox) {
+    setText(target, "—");
+    target.title = "";
+    return;
+  }
+  var gaps = Object.keys(sandbox.not_enforced || {});
+  setText(target, sandbox.method + (gaps.length ? " · not enforced: " + gaps.join(", ") : ""));
+  var lines = [];
+  Object.keys(sandbox.enforced || {}).forEach(function (name) { lines.push("✓ " + name + ": " + sandbox.enforced[name]); });
+  gaps.forEach(function (name) { lines.push("✗ " + name + ": " + sandbox.not_enforced[name]); });
+  target.title = "SANDBOX=" + sandbox.mode + "\n" + lines.join("\n");
 }
 
 export function updateGatewayRow() {

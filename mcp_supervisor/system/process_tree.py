@@ -1,4 +1,5 @@
-"""Linux process-tree primitives: child subreaper, parent-death signal, process titles.
+"""Linux process-tree primitives shared by every process of the tree: child subreaper, parent-death signal,
+descendants, process titles.
 
 They degrade to no-ops elsewhere, so the package imports on any POSIX system (the guarantees then weaken).
 """
@@ -12,7 +13,7 @@ import os
 import signal
 import sys
 
-log = logging.getLogger("mcp_supervisor.supervisor")
+log = logging.getLogger("mcp_supervisor.system")
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -66,6 +67,59 @@ def kill_rest_of_group() -> int:
             if os.getpgid(int(entry)) == group:
                 os.kill(int(entry), signal.SIGKILL)
                 killed += 1
+        except (ProcessLookupError, PermissionError):
+            continue
+    return killed
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct children, from /proc (every thread's list: a child belongs to the thread that forked it)."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                found.extend(int(child) for child in handle.read().split())
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def descendants_of(pid: int) -> list[int]:
+    """Children, grandchildren, …, breadth first (a snapshot: a process forking meanwhile may be missed)."""
+    result: list[int] = []
+    frontier = [pid]
+    while frontier and len(result) < 100_000:
+        frontier = [child for parent in frontier for child in children_of(parent)]
+        result.extend(frontier)
+    return result
+
+
+def reap_adopted(keep: set[int]) -> int:
+    """Collect the exit status of exited children other than `keep` (orphans a subreaper adopted), without
+    touching those in `keep`, whose statuses belong to someone else (asyncio's child watcher)."""
+    reaped = 0
+    for child in children_of(os.getpid()):
+        if child in keep:
+            continue
+        try:
+            done, _ = os.waitpid(child, os.WNOHANG)
+        except ChildProcessError:
+            continue
+        reaped += done != 0
+    return reaped
+
+
+def kill_descendants() -> int:
+    """SIGKILL everything below this process (what its backend left, adopted or not): its own tree only."""
+    killed = 0
+    for pid in descendants_of(os.getpid()):
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
         except (ProcessLookupError, PermissionError):
             continue
     return killed

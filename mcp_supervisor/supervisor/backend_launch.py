@@ -1,0 +1,110 @@
+"""How each stdio backend is started: its environment, its sandbox, its cgroup. Decided here, in the supervisor,
+which alone knows every path a backend must not see; the worker only execs the resulting `Launch`.
+
+Per generation of a stdio backend:
+- the environment: the proxy's, minus the gateway's secrets and the tree's own variables, with the server's
+  `env` over it (the seed's rule), and our venv's bin last on PATH;
+- a state directory of its own, `<state dir>/<key>`, which is its HOME;
+- the hidden paths: the config dir, the runtime dir, the log dir, the state dir of every backend (its own is
+  mounted back), and the directories of the other backends (cwd, installDirectory);
+- the sandbox plan (`system/sandbox.py`), and a cgroup `<instance>/<key>-<generation>` the backend joins
+  before it execs (limits, and a tracker that `setsid` and `env -i` cannot leave).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from mcp_supervisor.config.models import ServerEntry
+from mcp_supervisor.config.settings import Settings, without_gateway_secrets
+from mcp_supervisor.protocol.messages import SandboxReport
+from mcp_supervisor.protocol.spawn import Launch
+from mcp_supervisor.system.cgroups import BackendCgroup, InstanceCgroup
+from mcp_supervisor.system.sandbox import SandboxMode, SandboxPlan, plan_sandbox, probe_host
+
+log = logging.getLogger("mcp_supervisor.supervisor")
+
+
+def stdio_environment(entry: ServerEntry, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The seed merges a server's `env` over the proxy's whole environment (minus the gateway's own secrets).
+
+    Our own bin directory goes last on PATH, so servers installed next to mcp-supervisor (in its venv) are
+    found even when the venv is not activated.
+    """
+    env = {**without_gateway_secrets(os.environ if base is None else base), **entry.env}
+    own_bin = os.path.dirname(sys.executable)
+    path = env.get("PATH", "")
+    if own_bin not in path.split(os.pathsep):
+        env["PATH"] = f"{path}{os.pathsep}{own_bin}" if path else own_bin
+    return env
+
+
+class BackendLauncher:
+    def __init__(self, settings: Settings, runtime_dir: Path, log_dir: Path, instance: InstanceCgroup | None) -> None:
+        self._settings = settings
+        self._instance = instance
+        self._always_hidden = [str(settings.config_dir), str(runtime_dir), str(log_dir), str(settings.state_dir)]
+        self.host = probe_host()
+
+    def plan(
+        self, entry: ServerEntry, generation: int, servers: Mapping[str, ServerEntry]
+    ) -> tuple[Launch, SandboxReport, SandboxPlan]:
+        """Raises SandboxUnavailable (SANDBOX=required and the host falls short), or OSError for a state
+        directory or cgroup the host refuses."""
+        assert entry.command is not None
+        mode: SandboxMode = self._settings.sandbox_mode  # type: ignore[assignment]
+        state_dir = self._settings.state_dir / entry.key
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        cgroup = self._instance.backend(entry.key, generation) if self._instance is not None else None
+        plan = plan_sandbox(
+            entry.command,
+            list(entry.args),
+            entry.cwd,
+            stdio_environment(entry),
+            entry.sandbox,
+            mode,
+            self.host,
+            state_dir=str(state_dir),
+            hidden_paths=[*self._always_hidden, *self._others_paths(entry, servers)],
+            cgroup=cgroup,
+            name=entry.key,
+        )
+        for warning in plan.warnings:
+            log.warning("worker[%s] sandbox: %s", entry.key, warning)
+        launch = Launch(argv=tuple(plan.argv), env=plan.env, cwd=plan.cwd)
+        report = SandboxReport(
+            mode=mode, method=plan.method, enforced=dict(plan.enforced), not_enforced=dict(plan.not_enforced)
+        )
+        return launch, report, plan
+
+    def _others_paths(self, entry: ServerEntry, servers: Mapping[str, ServerEntry]) -> list[str]:
+        """The other backends' own directories. A path this backend names itself (shared on purpose by the
+        operator: the same cwd, an install dir it runs from) stays visible."""
+        own = {p for p in (entry.cwd, entry.installDirectory, entry.command, *entry.args) if p}
+        paths = []
+        for key, other in servers.items():
+            if key == entry.key:
+                continue
+            for path in (other.cwd, other.installDirectory):
+                if path and not any(mine == path or mine.startswith(path.rstrip("/") + "/") for mine in own):
+                    paths.append(path)
+        return paths
+
+
+def cleanup_cgroup(cgroup: BackendCgroup | None, label: str) -> None:
+    """Kill what a backend generation left in its cgroup (helpers that daemonized, however started) and
+    remove the cgroup: only that generation's processes, never another backend's or a newer generation's."""
+    if cgroup is None:
+        return
+    try:
+        killed = cgroup.kill_all()
+        cgroup.remove()
+    except OSError as exc:
+        log.warning("%s: could not clean up its cgroup: %s", label, exc)
+        return
+    if killed:
+        log.info("%s: killed %d process(es) left in its cgroup.", label, killed)

@@ -1,0 +1,1 @@
+"""OS-level primitives shared by every process: the sandbox (namespaces, Landlock, cgroups, rlimits)."""

@@ -1,0 +1,119 @@
+"""The bubblewrap command line for one backend (pure: lists in, argv out; only `isdir` lookups for hidden paths).
+
+bwrap applies its options in order, and the order below is the policy:
+
+1. namespaces and process flags;
+2. the read-only system, a fresh /proc (only our pid namespace), a minimal /dev, a private /tmp (tmpfs) —
+   /tmp comes before the granted paths so a granted path under /tmp is mounted onto it, not hidden by it;
+3. granted paths (read-only), then extra writable paths;
+4. hidden paths: an empty read-only tmpfs over each directory, /dev/null over each file, wherever their content
+   shows (under their own name or through a symlinked grant). After the binds, so a hidden directory inside a
+   granted tree stays invisible (hidden wins over readPaths and writePaths);
+5. the backend's state directory (HOME) read-write: last, because it usually lies inside a hidden tree (the
+   directory holding every backend's state); its mount point is made before that tmpfs turns read-only;
+6. the sandbox's root (a tmpfs bwrap made) remounted read-only.
+
+Process-tree hygiene comes from the pid namespace: bwrap (not the backend) is its pid 1 — we never pass
+--as-pid-1 — and when a pid namespace's init exits the kernel SIGKILLs every process left in it. Daemonized
+helpers (double fork, `setsid`, `env -i`) are still in the namespace, so they die with the backend, and with
+--die-with-parent the whole namespace dies when the worker does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from mcp_supervisor.system.paths import is_within
+from mcp_supervisor.system.probe import BwrapSupport
+
+
+def bwrap_argv(
+    bwrap: BwrapSupport,
+    *,
+    root: bool,
+    network: bool,
+    system_trees: Sequence[str],
+    system_links: Sequence[tuple[str, str]],
+    extra_read: Sequence[str],
+    readable: Sequence[str],
+    writable: Sequence[str],
+    hidden: Sequence[str],
+    state_dir: str,
+    cwd: str,
+    program: Sequence[str],
+) -> list[str]:
+    argv = [bwrap.path, "--die-with-parent", "--new-session"]  # new session: no TIOCSTI into our terminal
+    argv += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    if bwrap.userns:
+        # Nested user namespaces are the kernel's largest attack surface for an unprivileged process.
+        argv += ["--unshare-user", "--disable-userns"]
+    if not network:
+        argv += ["--unshare-net"]  # a namespace with only a down loopback: no route anywhere
+    if root:
+        argv += ["--cap-drop", "ALL"]
+    for link, target in system_links:
+        argv += ["--symlink", target, link]
+    for tree in system_trees:
+        argv += ["--ro-bind", tree, tree]
+    for path in extra_read:
+        argv += ["--ro-bind-try", path, path]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    # (where it appears in the sandbox, where it really is): a granted path may be a symlink, and a hidden path
+    # must be masked wherever its content shows up, under its own name or through such an alias.
+    bound: list[tuple[str, str]] = [(p, os.path.realpath(p)) for p in (*system_trees, *extra_read)]
+    for path in readable:
+        if not _inside_own_mounts(path) and not any(is_within(path, dest) for dest, _ in bound):
+            argv += ["--ro-bind", path, path]
+            bound.append((path, os.path.realpath(path)))
+    for path in writable:
+        if not _inside_own_mounts(path):
+            argv += ["--bind", path, path]
+            bound.append((path, os.path.realpath(path)))
+    masks: dict[str, str] = {}  # sandbox path -> host path
+    for path in hidden:
+        for dest, real in bound:
+            if is_within(path, real):
+                masks.setdefault(os.path.normpath(os.path.join(dest, os.path.relpath(path, real))), path)
+    for mask, path in masks.items():
+        if os.path.isdir(path):
+            # The state dir's mount point is made before the tmpfs turns read-only.
+            own = ["--dir", state_dir] if is_within(state_dir, mask) else []
+            argv += ["--tmpfs", mask, *own, "--remount-ro", mask]
+        else:
+            argv += ["--ro-bind", "/dev/null", mask]
+    argv += ["--bind", state_dir, state_dir]
+    # bwrap's root is a tmpfs of its own: read-only once every mount point exists, so nothing but HOME, /tmp,
+    # /dev/shm and writePaths takes writes (they are mounts of their own and keep their flags).
+    argv += ["--remount-ro", "/", "--chdir", cwd, "--", *program]
+    return argv
+
+
+def _inside_own_mounts(path: str) -> bool:
+    """/proc and /dev are bwrap's own (device nodes would need --dev-bind); /tmp itself is the private tmpfs,
+    though paths below it can be bound onto it."""
+    return path == "/tmp" or is_within(path, "/proc") or is_within(path, "/dev")
+
+
+def command_pids(bwrap_pid: int) -> list[int]:
+    """Host pids of what the namespace's pid 1 (bwrap) runs: the backend command, for a graceful stop.
+
+    bwrap forwards no signal: SIGTERM to the outer bwrap ends it, and with it the namespace, at once (every process
+    in it gets SIGKILL). To let a backend clean up, signal these pids first, then the outer bwrap.
+    """
+    return [pid for init in _children(bwrap_pid) for pid in _children(init)]
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as handle:
+                found += [int(child) for child in handle.read().split()]
+        except OSError:
+            continue
+    return found

@@ -1,0 +1,273 @@
+"""A sandbox per stdio backend: the plan that turns (command, args, policy, host) into the argv to exec, plus a
+per-feature account of what is enforced and what is not (for `status`, `/health/backends`, the admin).
+
+Composition, from strongest to weakest, picked per host by `plan_sandbox`:
+
+- **bwrap**: bubblewrap does namespaces (user, mount, pid, ipc, uts, cgroup, and net when the network is off)
+  and the mounts (`bwrap.py`). Landlock is added only for what mounts cannot do: with the host network shared,
+  its scopes (ABI 6+) forbid connecting to the host's abstract unix sockets, which live in the network namespace
+  (the containerd-shim escape, CVE-2020-15257, was exactly that), and signalling out. The outer stage applies
+  that scope-only domain before exec'ing bwrap (a domain that does not handle the filesystem leaves mounts
+  alone), so nothing of ours runs inside. Landlock filesystem rules would only repeat the read-only mounts.
+- **landlock** (no usable bwrap): Landlock alone limits reads to the system trees and granted paths minus the
+  hidden ones, writes to HOME, /tmp and writePaths, /proc to the backend's own pid directory; its scopes refuse
+  signals and abstract sockets out of the domain. There is no mount or pid namespace: /tmp is the host's,
+  unix sockets under hidden paths can still be connected to (Landlock ABI 7 does not cover connect), other
+  pids can be probed. `required` refuses this method.
+- **limits-only**: cgroup and rlimits, nothing else.
+
+The argv is staged: an outer stage joins the backend's cgroup and sets rlimits (a one-line `sh` when that is
+all, ~1 ms; else the Python launcher, `launch.py`, ~7 ms, which also drops to `run_as` and applies Landlock),
+then bwrap, then the backend. Every stage execs the next: the pid the worker holds is bwrap's (or the backend's,
+without bwrap), and stdio, environment and exit status pass through.
+
+seccomp is not used. What a syscall filter would add here is mostly covered already: nested user namespaces
+are refused (--disable-userns), all capabilities are dropped, no_new_privs is set; bpf, perf_event_open and
+userfaultfd are host sysctls. A denylist written by hand in BPF (stdlib only) is easy to get subtly wrong (x32
+and compat syscall numbers, clone3 flags behind a pointer) and would break runtimes in ways the report could not
+explain. If one is wanted later, bwrap's --seccomp FD takes a compiled program; compile it with libseccomp.
+
+Resource limits: a per-backend cgroup (`cgroups.py`) that the launcher (`launch.py`) joins before exec, so the
+whole tree starts inside it. rlimits are the floor: RLIMIT_CORE=0 always (a core dump holds the environment).
+RLIMIT_NPROC is not used for `pids`: it counts every process of the uid (the worker's and supervisor's too,
+when they share it) and the kernel ignores it for root. RLIMIT_AS is not used for `memoryMb`: V8 reserves
+large virtual ranges and node fails at start-up under it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+
+from mcp_supervisor.system.bwrap import bwrap_argv, command_pids
+from mcp_supervisor.system.cgroups import BackendCgroup, CgroupLimits
+from mcp_supervisor.system.enforcement import Account, account_bwrap, account_landlock, account_limits, account_nothing
+from mcp_supervisor.system.launch import Spec
+from mcp_supervisor.system.paths import arg_paths, command_paths, minimal_cover, resolve_command
+from mcp_supervisor.system.policy import FEATURES, SandboxMode, SandboxPolicy, SandboxUnavailable
+from mcp_supervisor.system.probe import HostCapabilities, probe_host
+
+__all__ = [
+    "FEATURES",
+    "HostCapabilities",
+    "SandboxMode",
+    "SandboxPlan",
+    "SandboxPolicy",
+    "SandboxUnavailable",
+    "plan_sandbox",
+    "probe_host",
+]
+
+Method = Literal["bwrap", "landlock", "limits-only", "none"]
+# Device files a backend may use under Landlock (/dev itself would include raw disks, writable by root).
+_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty")
+
+
+@dataclass(frozen=True)
+class SandboxPlan:
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str | None
+    method: Method
+    enforced: dict[str, str]
+    not_enforced: dict[str, str]
+    cgroup: BackendCgroup | None = None  # create(limits) before spawning, remove() after the backend exits
+    limits: CgroupLimits = field(default_factory=CgroupLimits)
+    warnings: tuple[str, ...] = ()
+
+    def prepare(self) -> None:
+        """Create the backend's cgroup (if the plan uses one); call right before spawning `argv`."""
+        if self.cgroup is not None:
+            self.cgroup.create(self.limits)
+
+    def stop_targets(self, pid: int) -> list[int]:
+        """Whom to send SIGTERM for a graceful stop of the process spawned from `argv` (pid). Under bubblewrap that
+        is the backend inside (bwrap forwards no signal; SIGTERM to bwrap itself kills the tree at once)."""
+        return command_pids(pid) if self.method == "bwrap" else [pid]
+
+    def cleanup(self) -> None:
+        """Kill whatever is left in the backend's cgroup and remove it; call after the backend exited."""
+        if self.cgroup is not None:
+            self.cgroup.remove()
+
+
+def _passthrough(command: str, args: list[str], cwd: str | None, env: dict[str, str], reason: str) -> SandboxPlan:
+    return SandboxPlan(
+        argv=[command, *args],
+        env=dict(env),
+        cwd=cwd,
+        method="none",
+        enforced={},
+        not_enforced={feature: reason for feature in FEATURES},
+    )
+
+
+def _existing(paths: list[str] | tuple[str, ...], what: str, warnings: list[str]) -> list[str]:
+    found = []
+    for path in paths:
+        if os.path.exists(path):
+            found.append(os.path.abspath(path))
+        else:
+            warnings.append(f"The {what} path {path} does not exist; it was left out of the sandbox.")
+    return found
+
+
+def plan_sandbox(
+    command: str,
+    args: list[str],
+    cwd: str | None,
+    env: dict[str, str],
+    policy: SandboxPolicy,
+    mode: SandboxMode,
+    host: HostCapabilities,
+    *,
+    state_dir: str,
+    hidden_paths: list[str],
+    cgroup: BackendCgroup | None = None,
+    run_as: tuple[int, int] | None = None,
+    name: str = "backend",
+) -> SandboxPlan:
+    """How to start one backend. No side effects (it only looks paths up); raises SandboxUnavailable in
+    `required` mode when a requested feature cannot be enforced, naming each one and why.
+
+    `state_dir` must exist: it becomes HOME, writable, and the cwd when `cwd` is None. `hidden_paths` are
+    masked even inside readable trees. `cgroup` (from `InstanceCgroup.backend`) is used when the host has
+    cgroups. `run_as` (uid, gid) drops privileges before the sandbox starts: as root, the owner of every
+    root-owned file in the read-only system, a backend can read what the mode bits protect from others.
+    """
+    if mode == "off":
+        return _passthrough(command, args, cwd, env, "not sandboxed: SANDBOX is off")
+    if not policy.enabled:
+        return _passthrough(command, args, cwd, env, f'not sandboxed: "sandbox": {{"enabled": false}} for {name}')
+    if not os.path.isdir(state_dir):
+        raise ValueError(f"The state directory {state_dir} of {name} does not exist; create it before planning.")
+    warnings: list[str] = []
+    state_dir = os.path.abspath(state_dir)
+    workdir = os.path.abspath(cwd) if cwd else state_dir
+    program = resolve_command(command, env.get("PATH"), workdir)
+    from_args, arg_warnings = arg_paths(args, workdir)
+    warnings += arg_warnings
+    readable = minimal_cover(
+        [
+            *command_paths(program, env.get("PATH")),
+            *from_args,
+            *([workdir] if workdir != state_dir and os.path.isdir(workdir) else []),
+            *_existing(policy.read_paths, "readPaths", warnings),
+        ]
+    )
+    writable = minimal_cover(_existing(policy.write_paths, "writePaths", warnings))
+    # The backend's own state dir may sit inside a hidden tree (the directory of every backend's state): it is
+    # mounted (bwrap) or granted (Landlock) after and apart from the hidden ones, so it stays usable.
+    hidden = minimal_cover(
+        [os.path.realpath(p) for p in hidden_paths if os.path.lexists(p)]
+        + [os.path.realpath(p) for p in host.secret_files]
+    )
+    uid = run_as[0] if run_as is not None else host.euid
+    bwrap = host.bwrap if host.bwrap is not None and (uid == 0 or host.bwrap.userns) else None
+    method: Method = "bwrap" if bwrap else "landlock" if host.landlock_abi >= 1 else "limits-only"
+
+    account = Account()
+    use_cgroup = cgroup if cgroup is not None and host.cgroup is not None else None
+    limits = account_limits(policy, host, use_cgroup, account)
+    outer = Spec()
+    outer.rlimits.append(("RLIMIT_CORE", 0, 0))
+    if use_cgroup is not None:
+        outer.cgroup_procs = list(use_cgroup.procs_files(limits))
+    outer.run_as = run_as
+    plan_env = {**env, "HOME": state_dir}
+    if "PWD" in plan_env:
+        plan_env["PWD"] = workdir
+    if "TMPDIR" in plan_env:
+        plan_env["TMPDIR"] = "/tmp"  # the inherited one may name a directory the sandbox does not show
+
+    if method == "bwrap":
+        assert bwrap is not None
+        scoped = policy.network and host.landlock_abi >= 6
+        if scoped:
+            # Applied by the outer stage, before bwrap: a scope-only domain leaves mounts alone (Landlock restricts
+            # them only for domains that handle the filesystem), and bwrap and the backend inherit it.
+            outer.landlock_abi, outer.filesystem, outer.scope = host.landlock_abi, False, True
+        sandboxed = bwrap_argv(
+            bwrap,
+            root=uid == 0,
+            network=policy.network,
+            system_trees=host.system_trees,
+            system_links=host.system_links,
+            extra_read=host.extra_read,
+            readable=readable,
+            writable=writable,
+            hidden=hidden,
+            state_dir=state_dir,
+            cwd=workdir,
+            program=[program, *args],
+        )
+        account_bwrap(policy, host, uid, scoped, len(readable), len(hidden), account)
+    elif method == "landlock":
+        sandboxed = [program, *args]
+        _landlock_spec(outer, policy, host, readable, writable, hidden, state_dir)
+        account_landlock(policy, host, uid, account)
+    else:
+        sandboxed = [program, *args]
+        account_nothing(policy, host, account)
+    if run_as is not None:
+        account.ok("privileges", f"runs as uid {uid}")
+
+    if mode == "required" and account.requested_gaps:
+        missing = "; ".join(f"{f} ({account.gaps[f]})" for f in account.requested_gaps)
+        raise SandboxUnavailable(
+            f"The backend {name} was not started because SANDBOX=required and this host cannot enforce: {missing}."
+        )
+    return SandboxPlan(
+        argv=_outer_stage(host, outer, sandboxed),
+        env=plan_env,
+        cwd=workdir,
+        method=method,
+        enforced=account.enforced,
+        not_enforced=account.gaps,
+        cgroup=use_cgroup,
+        limits=limits,
+        warnings=tuple(warnings),
+    )
+
+
+def _launcher(host: HostCapabilities, spec: Spec, program: list[str]) -> list[str]:
+    return [host.python, "-I", "-S", host.launcher, *spec.to_args(), "--", *program]
+
+
+# The outer stage's usual job (join the cgroup, no core dumps) in sh: ~1 ms where the Python launcher takes ~7
+# (a bare interpreter start). `echo` is a builtin, so the shell writes itself into cgroup.procs, then execs.
+SHELL_STAGE = (
+    'while [ "$1" != -- ]; do { echo 0 > "$1"; } 2>/dev/null || '
+    '{ echo "mcp-supervisor sandbox launcher: could not join the cgroup of $1." >&2; exit 126; }; shift; done; '
+    'shift; ulimit -c 0 || exit 126; exec "$@"'
+)
+SHELL_STAGE_NAME = "mcp-sandbox-join"
+
+
+def _outer_stage(host: HostCapabilities, spec: Spec, program: list[str]) -> list[str]:
+    simple = spec.run_as is None and not spec.landlock_abi and spec.rlimits == [("RLIMIT_CORE", 0, 0)]
+    if simple and host.shell:
+        return [host.shell, "-c", SHELL_STAGE, SHELL_STAGE_NAME, *spec.cgroup_procs, "--", *program]
+    return _launcher(host, spec, program)
+
+
+def _landlock_spec(
+    spec: Spec,
+    policy: SandboxPolicy,
+    host: HostCapabilities,
+    readable: list[str],
+    writable: list[str],
+    hidden: list[str],
+    state_dir: str,
+) -> None:
+    read = [*host.system_trees, *host.extra_read, *readable, *_DEVICES]
+    write = ["/tmp", *writable, "/dev/null", "/dev/zero", "/dev/full", "/dev/tty"]
+    spec.landlock_abi = host.landlock_abi
+    spec.read = [p for p in read if os.path.exists(p)]
+    spec.write = [p for p in write if os.path.exists(p)]
+    spec.own = [state_dir]  # granted apart from the hidden paths, which may contain it
+    spec.hidden = hidden
+    spec.own_proc = True  # the launcher grants its own /proc/<pid> and the non-pid entries of /proc
+    spec.deny_tcp = not policy.network
+    spec.scope = True
