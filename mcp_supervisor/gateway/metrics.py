@@ -73,6 +73,13 @@ class Metrics:
         family("mcp_backend_cpu_percent", "gauge", "CPU use of the worker and its backend processes.")
         for s in statuses:
             lines.append(f'mcp_backend_cpu_percent{{backend="{_label(s.key)}"}} {s.cpu_percent}')
+        family(
+            "mcp_backend_refused_replies_total",
+            "counter",
+            "Replies the backend sent for request ids it was never given (dropped by its worker), this generation.",
+        )
+        for s in statuses:
+            lines.append(f'mcp_backend_refused_replies_total{{backend="{_label(s.key)}"}} {s.refused_replies}')
         family("mcp_backend_calls_total", "counter", "Requests relayed to the backend.")
         for key, t in sorted(self.traffic.items()):
             lines.append(f'mcp_backend_calls_total{{backend="{_label(key)}"}} {t.calls}')

@@ -128,6 +128,8 @@ class BackendStatus(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     fds: int = 0
     processes: int = 0
     in_flight: int = 0
+    # Replies this generation's backend sent for ids it was never given (dropped by its worker).
+    refused_replies: int = 0
     # Stdio backends only: what the sandbox enforces for the current generation.
     sandbox: SandboxReport | None = None
 
@@ -162,6 +164,8 @@ class WorkerHeartbeat(_Envelope, tag="whb"):
     key: str
     generation: int
     in_flight: int = 0
+    # Replies the backend sent for request ids it was never given (forgeries, or a confused backend), so far.
+    refused_replies: int = 0
 
 
 class GatewayHeartbeat(_Envelope, tag="ghb"):

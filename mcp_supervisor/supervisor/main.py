@@ -470,6 +470,7 @@ class Supervisor:
         if slot is not None and slot.generation == beat.generation:
             slot.last_heartbeat = time.monotonic()
             slot.in_flight = beat.in_flight
+            slot.refused_replies = beat.refused_replies
 
     def _on_report(self, report: WorkerStateReport) -> None:
         slot = self.workers.get(report.key)

@@ -60,6 +60,7 @@ class Slot:
     # The gateway is watched only once its loop has beaten (it has no handshake that would bound its start).
     heartbeat_seen: bool = False
     in_flight: int = 0
+    refused_replies: int = 0
     resources: ResourceSample = field(default_factory=ResourceSample)
     # The current generation's sandbox (stdio backends), and the cgroup its backend runs in.
     sandbox: SandboxReport | None = None
@@ -93,5 +94,6 @@ class Slot:
             fds=self.resources.fds if child else 0,
             processes=self.resources.processes if child else 0,
             in_flight=self.in_flight if child else 0,
+            refused_replies=self.refused_replies,
             sandbox=self.sandbox,
         )

@@ -205,13 +205,18 @@ class Worker:
     async def _heartbeats(self) -> None:
         to_gateway = codec.encode(Heartbeat(key=self.key, generation=self.spec.generation))
         while True:
-            in_flight = len(self._relay.in_flight) if self._relay is not None else 0
-            beat = WorkerHeartbeat(key=self.key, generation=self.spec.generation, in_flight=in_flight)
+            relay = self._relay
+            beat = WorkerHeartbeat(
+                key=self.key,
+                generation=self.spec.generation,
+                in_flight=len(relay.in_flight) if relay is not None else 0,
+                refused_replies=relay.refused_replies if relay is not None else 0,
+            )
             await self._control.send(codec.encode(beat))
             if self._ready is not None:
                 self._data.send([to_gateway])
             # Orphans of the backend's tree are adopted by us (a subreaper), not by the supervisor: collect them.
-            connection = self._relay.connection if self._relay is not None else None
+            connection = relay.connection if relay is not None else None
             reap_adopted({pid} if (pid := getattr(connection, "pid", None)) else set())
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 

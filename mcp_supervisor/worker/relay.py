@@ -97,6 +97,7 @@ class BackendRelay:
         self._background: set[asyncio.Task[None]] = set()
         # Gateway requests sent to the backend and not answered yet: what a draining worker waits for.
         self.in_flight: set[int] = set()
+        self.refused_replies = 0
         self.idle = asyncio.Event()
         self.idle.set()
 
@@ -209,7 +210,15 @@ class BackendRelay:
             case Envelope(method=None, id=int() as rid) if rid not in self.in_flight:
                 # An id it was never sent, or one already answered or cancelled: a confused backend, or one
                 # fishing for other callers' requests. The gateway would drop it too; it never gets that far.
-                log.warning("The backend answered request id %d, which it has no request for; dropped.", rid)
+                # Counted (heartbeats carry the count to `status` and /metrics); logged sparingly, so that a
+                # backend cannot flood the log with them.
+                self.refused_replies += 1
+                if self.refused_replies in (1, 10, 100) or self.refused_replies % 1000 == 0:
+                    log.warning(
+                        "The backend answered request id %d, which it has no request for; dropped (%d so far).",
+                        rid,
+                        self.refused_replies,
+                    )
             case Envelope(method=None, id=int() as rid):
                 self._settled(rid)
                 if len(message.error):

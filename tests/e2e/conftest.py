@@ -122,7 +122,7 @@ def start_supervisor(config_dir: Path, env: dict[str, str] | None = None) -> Run
     # Backends' state dirs (their HOMEs) next to the test's config dir, not in the machine's ~/.local/state.
     state_dir = str(config_dir.parent / f"{config_dir.name}-state")
     full_env = {**os.environ, "LOGGING": "info", "MCP_SUPERVISOR_STATE_DIR": state_dir, **(env or {})}
-    with open(log_path, "wb") as log:
+    with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [SUPERVISOR_CMD, "start", "--config-dir", str(config_dir), "--port", str(port)],
             stdout=log,

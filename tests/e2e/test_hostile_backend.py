@@ -330,6 +330,19 @@ async def test_forged_replies_never_reach_another_backends_caller(tmp_path: Path
     assert_steady(steady, sup)
     assert refused, f"no mcp_gateway_refused_messages_total line in /metrics:\n{metrics}"
 
+    # The attacker's worker dropped the forgeries before the gateway saw them, and says so (heartbeats carry the
+    # count to the supervisor, and on to /metrics and status).
+    def attacker_refusals() -> list[str]:
+        page = httpx2.get(f"{sup.base}/metrics", timeout=5).text
+        return [
+            line
+            for line in page.splitlines()
+            if line.startswith('mcp_backend_refused_replies_total{backend="attacker"}') and not line.endswith(" 0")
+        ]
+
+    counted = await async_wait_until(attacker_refusals, 10, what="the attacker's refused replies in /metrics")
+    assert counted == ['mcp_backend_refused_replies_total{backend="attacker"} 400'], counted
+
 
 # ---------------------------------------------------------------------------------------------------- 2. sockets
 
