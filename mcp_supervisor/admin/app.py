@@ -62,6 +62,9 @@ class AdminApp:
             settings.admin_password,
             load_secret(settings),
             settings.admin_session_hours * 3600,
+            # Beside the backends' state (hidden from them, kept across restarts), not in the config dir, which
+            # may be a read-only ConfigMap.
+            revocations_path=settings.state_dir.parent / "admin-revocations.json",
         )
         if auth.default_credentials:
             log.warning(

@@ -2,7 +2,8 @@
 
 The cookie is stateless (signed), so an admin stays logged in across a gateway restart. Its signing key is
 derived from the secret *and* the admin credentials: changing ADMIN_PASSWORD invalidates every session.
-Logout revokes the session id in memory until it would have expired anyway.
+Logout revokes the session id until it would have expired anyway, in a file (`revocations_path`), so that a
+revoked cookie stays revoked across gateway restarts.
 """
 
 from __future__ import annotations
@@ -54,13 +55,15 @@ class AdminAuth:
         secret: bytes,
         session_seconds: float,
         clock: Callable[[], float] = time.time,
+        revocations_path: Path | None = None,
     ) -> None:
         self._username = username
         self._password = password
         self._key = hmac.new(secret, b"admin-session\0" + username.encode() + b"\0" + password.encode(), "sha256")
         self._session_seconds = session_seconds
         self._clock = clock
-        self._revoked: dict[str, float] = {}
+        self._revocations_path = revocations_path
+        self._revoked: dict[str, float] = self._load_revocations()
 
     @property
     def default_credentials(self) -> bool:
@@ -111,6 +114,34 @@ class AdminAuth:
         now = self._clock()
         self._revoked = {sid: until for sid, until in self._revoked.items() if until > now}
         self._revoked[session.sid] = session.expires_at
+        self._save_revocations()
+
+    def _load_revocations(self) -> dict[str, float]:
+        path = self._revocations_path
+        if path is None or not path.exists():
+            return {}
+        try:
+            stored = msgspec.json.decode(path.read_bytes(), type=dict[str, float])
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            # Failing closed would lock every admin out; the cookies it held expire within the session time.
+            log.warning("%s cannot be read (%s); starting with no revoked admin sessions.", path, exc)
+            return {}
+        now = self._clock()
+        return {sid: until for sid, until in stored.items() if until > now}
+
+    def _save_revocations(self) -> None:
+        path = self._revocations_path
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            temporary = path.with_name(f".{path.name}.{os.getpid()}")
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(msgspec.json.encode(self._revoked))
+            os.replace(temporary, path)
+        except OSError as exc:
+            log.warning("%s cannot be written (%s): this logout lasts until the gateway restarts.", path, exc)
 
 
 class LoginThrottle:

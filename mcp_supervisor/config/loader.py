@@ -7,6 +7,7 @@ Every failure raises `ConfigError` with one sentence naming the file, the key an
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ TOOLS_FILE = "tool_config.json"
 # Server keys become part of tool names, ZeroMQ identities, process titles and file names.
 # Not starting with "." so that "." and ".." can never name a directory. Always used with fullmatch:
 # "$" would also match before a trailing newline.
+# Names of the tree's own processes: a backend keyed so would share their status rows, log files and titles.
+RESERVED_KEYS = frozenset({"gateway", "supervisor"})
 SERVER_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
 
 NAME_PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.-]{0,64}")
@@ -46,13 +49,32 @@ _TYPE_ALIASES: dict[str, TransportType] = {
 
 
 def _decode_object(data: bytes, source: str) -> dict[str, Any]:
+    # The standard library's parser, not msgspec's: only it lets us see every key of an object, and a key given
+    # twice would otherwise be decided silently by whichever comes last (a server entry pasted twice, say).
     try:
-        document = msgspec.json.decode(data)
-    except msgspec.DecodeError as exc:
+        document = json.loads(data, object_pairs_hook=_without_duplicates)
+    except (ValueError, RecursionError) as exc:
         raise ConfigError(f"{source}: the file is not valid JSON ({exc}).") from None
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{source}: the key {exc.key!r} appears twice in one object; keep one of them.") from None
     if not isinstance(document, dict):
         raise ConfigError(f"{source}: the top level must be a JSON object, not {_json_kind(document)}.")
     return document
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
 
 
 def _json_kind(value: object) -> str:
@@ -131,6 +153,11 @@ def _infer_type(entry: dict[str, Any], where: str) -> TransportType:
 
 def parse_server_entry(key: str, entry: object, source: str) -> ServerEntry:
     where = f'{source}: server "{key}"'
+    if key.lower() in RESERVED_KEYS:
+        raise ConfigError(
+            f"{where}: the key is reserved for the tree's own {key.lower()} (its status row, log and process "
+            "title): choose another one."
+        )
     if not SERVER_KEY_PATTERN.fullmatch(key):
         raise ConfigError(
             f"{where}: the key must be 1-64 characters of letters, digits, '_', '-' or '.' (not first), "

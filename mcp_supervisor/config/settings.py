@@ -81,6 +81,19 @@ def _split_list(value: str | None) -> tuple[str, ...]:
     return tuple(item.strip() for item in value.split(",") if item.strip())
 
 
+def _credentials(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """An empty variable means unset (compose's `${ALLOWED_KEYS:-}`); one that holds only commas and blanks is
+    a mistake that would otherwise turn auth off without a word."""
+    raw = env.get(name) or ""
+    values = _split_list(raw)
+    if raw.strip() and not values:
+        raise ConfigError(
+            f"Environment variable {name}={raw!r} holds no credential: set at least one, or unset it to turn "
+            "client authentication off."
+        )
+    return values
+
+
 def parse_separator(raw: str | None) -> str:
     """The seed's rule: trimmed, at least two of [A-Za-z0-9_-]; anything else warns and uses the default."""
     if raw is None or not raw.strip():
@@ -135,8 +148,8 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         # A blank HOST is the default, not "every interface" (which would also switch the Host check off).
         host=(env.get("HOST") or "").strip() or "127.0.0.1",
         port=_int(env, "PORT", 3663, 0, 65535),
-        allowed_keys=_split_list(env.get("ALLOWED_KEYS")),
-        allowed_tokens=_split_list(env.get("ALLOWED_TOKENS")),
+        allowed_keys=_credentials(env, "ALLOWED_KEYS"),
+        allowed_tokens=_credentials(env, "ALLOWED_TOKENS"),
         # The seed spells it SEPERATOR; the correct spelling is accepted too.
         separator=parse_separator(env.get("SERVER_TOOLNAME_SEPERATOR") or env.get("SERVER_TOOLNAME_SEPARATOR")),
         log_level=level,

@@ -453,3 +453,30 @@ def test_generated_secret_keeps_sessions_across_restarts(tmp_path: Path) -> None
     cookie, session = AdminAuth("admin", "pw", load_secret(settings), HOUR, clock=clock).issue()
     restarted = AdminAuth("admin", "pw", load_secret(load_settings(env={}, config_dir=tmp_path)), HOUR, clock=clock)
     assert restarted.verify(cookie) == session
+
+
+def test_a_revoked_cookie_stays_revoked_after_a_restart(tmp_path: Path) -> None:
+    """Issue 14: a cookie revoked by logout was valid again after a gateway restart (the list was in memory)."""
+    clock = FakeClock()
+    path = tmp_path / "state" / "admin-revocations.json"
+    before = AdminAuth("admin", "s3cret", SECRET, HOUR, clock=clock, revocations_path=path)
+    cookie, session = before.issue()
+    other_cookie, _ = before.issue()
+    before.revoke(session)
+    assert before.verify(cookie) is None
+    assert path.stat().st_mode & 0o777 == 0o600
+    after = AdminAuth("admin", "s3cret", SECRET, HOUR, clock=clock, revocations_path=path)  # the restarted gateway
+    assert after.verify(cookie) is None
+    assert after.verify(other_cookie) is not None
+    # Entries past their cookie's expiry are forgotten.
+    clock.now += HOUR + 1
+    later = AdminAuth("admin", "s3cret", SECRET, HOUR, clock=clock, revocations_path=path)
+    assert later._revoked == {}
+
+
+def test_an_unreadable_revocation_file_does_not_lock_admins_out(tmp_path: Path) -> None:
+    path = tmp_path / "admin-revocations.json"
+    path.write_text("{not json")
+    auth = AdminAuth("admin", "s3cret", SECRET, HOUR, clock=FakeClock(), revocations_path=path)
+    cookie, _ = auth.issue()
+    assert auth.verify(cookie) is not None

@@ -500,3 +500,29 @@ def test_env_that_is_not_an_object_is_refused(value: object) -> None:
 
 def test_null_env_counts_as_empty() -> None:
     assert _one({"type": "stdio", "command": "x", "env": None}).env == {}
+
+
+@pytest.mark.parametrize(
+    ("document", "key"),
+    [
+        ('{"mcpServers": {"a": {"command": "x"}, "a": {"command": "y"}}}', "'a'"),  # an entry pasted twice
+        ('{"mcpServers": {"a": {"command": "x", "env": {"K": "1", "K": "2"}}}}', "'K'"),
+        ('{"mcpServers": {}, "mcpServers": {"a": {"command": "x"}}}', "'mcpServers'"),
+    ],
+)
+def test_a_key_given_twice_is_refused_not_decided_by_the_last(document: str, key: str) -> None:
+    """Issue 14: a duplicate server key passed check-config and the last entry silently won."""
+    with pytest.raises(ConfigError, match=f"the key {key} appears twice"):
+        parse_servers(document.encode())
+
+
+def test_a_key_given_twice_in_tool_config_is_refused() -> None:
+    with pytest.raises(ConfigError, match="appears twice"):
+        parse_tool_config(b'{"tools": {"a--x": {"enabled": false}, "a--x": {"enabled": true}}}')
+
+
+@pytest.mark.parametrize("key", ["gateway", "Gateway", "supervisor"])
+def test_the_trees_own_names_are_reserved(key: str) -> None:
+    """Issue 14: a server keyed `gateway` was accepted, its status rows and logs mixed with the gateway's own."""
+    with pytest.raises(ConfigError, match="reserved for the tree's own"):
+        parse_servers(json.dumps({"mcpServers": {key: {"command": "x"}}}).encode())

@@ -51,7 +51,7 @@ def test_allowed_tokens_alone_enable_auth(tmp_path: Path) -> None:
     assert settings.auth_enabled is True
 
 
-@pytest.mark.parametrize("value", ["", " , ,", "   "])
+@pytest.mark.parametrize("value", ["", "   "])
 def test_blank_credential_lists_leave_auth_off(tmp_path: Path, value: str) -> None:
     settings = load_settings(env={"ALLOWED_KEYS": value, "ALLOWED_TOKENS": value}, config_dir=tmp_path)
     assert settings.allowed_keys == ()
@@ -155,3 +155,16 @@ def test_request_timeout_must_be_a_positive_number(tmp_path: Path) -> None:
 
 def test_blank_host_is_default(tmp_path: Path) -> None:
     assert load_settings(env={"HOST": "   "}, config_dir=tmp_path).host == "127.0.0.1"
+
+
+@pytest.mark.parametrize("variable", ["ALLOWED_KEYS", "ALLOWED_TOKENS"])
+@pytest.mark.parametrize("value", [", ,", ",", "  ,  "])
+def test_credentials_that_are_only_separators_refuse_to_start(variable: str, value: str) -> None:
+    """Issue 14: ALLOWED_KEYS=", ," turned auth off without a word."""
+    with pytest.raises(ConfigError, match=f"{variable}=.* holds no credential"):
+        load_settings({variable: value})
+
+
+def test_an_empty_credentials_variable_means_unset() -> None:
+    """compose passes `${ALLOWED_KEYS:-}`: empty is the documented way to run without client auth."""
+    assert not load_settings({"ALLOWED_KEYS": "", "ALLOWED_TOKENS": " "}).auth_enabled
