@@ -65,6 +65,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     page_size: int = 1000
     # Global supervision defaults; each server may override them in mcp_server.json.
     supervision: Supervision = Supervision()
+    # Slow clients: a request's headers and its body must arrive within these; at most this many connections.
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    max_connections: int = 4096
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (uvicorn's rule); none by default.
+    forwarded_allow_ips: tuple[str, ...] = ()
     # SANDBOX: auto (what the host offers, reported per backend), required (no start without it), off.
     sandbox_mode: str = "auto"
     # Where each backend's own writable state (its HOME) lives: <state_dir>/<key>.
@@ -167,6 +173,10 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         terminal_idle_timeout_s=_float(env, "TERMINAL_IDLE_TIMEOUT_SECONDS", 900.0),
         supervision=_supervision_from_env(env),
         page_size=_int(env, "PAGE_SIZE", 1000, 1),
+        header_timeout_s=_float(env, "HEADER_TIMEOUT_SECONDS", 10.0),
+        body_timeout_s=_float(env, "BODY_TIMEOUT_SECONDS", 30.0),
+        max_connections=_int(env, "MAX_CONNECTIONS", 4096, 1),
+        forwarded_allow_ips=_split_list(env.get("FORWARDED_ALLOW_IPS")),
         sandbox_mode=_sandbox_mode(env.get("SANDBOX")),
         state_dir=_state_dir(env, config_dir.resolve()),
     )

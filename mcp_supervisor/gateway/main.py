@@ -15,6 +15,7 @@ from mcp_supervisor.config.models import ToolConfig
 from mcp_supervisor.config.settings import Settings, load_settings
 from mcp_supervisor.errors import ConfigError
 from mcp_supervisor.gateway.app import create_app
+from mcp_supervisor.gateway.http_limits import GuardedH11Protocol
 from mcp_supervisor.gateway.runtime import GatewayRuntime
 from mcp_supervisor.gateway.stdio_frontend import StdioFrontend
 from mcp_supervisor.protocol.endpoints import Endpoints
@@ -45,10 +46,22 @@ def main(runtime_dir: str, stdio_fds: tuple[int, int] | None = None) -> int:
 
 
 def _serve_http(runtime: GatewayRuntime, settings: Settings) -> int:
+    protocol = type(
+        "GatewayH11Protocol",
+        (GuardedH11Protocol,),
+        {"header_timeout_s": settings.header_timeout_s, "body_timeout_s": settings.body_timeout_s},
+    )
     config = uvicorn.Config(
         create_app(runtime),
         host=settings.host,
         port=settings.port,
+        http=protocol,
+        limit_concurrency=settings.max_connections,
+        # Forwarded headers only from the proxies named in FORWARDED_ALLOW_IPS. uvicorn's own default trusts
+        # 127.0.0.1, where every backend runs: a backend (or any local process) could then pose as any client
+        # address, past the admin's login throttle, for one.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=list(settings.forwarded_allow_ips) or None,
         log_level=settings.log_level.lower(),
         access_log=os.environ.get("MCP_SUPERVISOR_ACCESS_LOG") == "1",
         lifespan="on",
