@@ -27,14 +27,25 @@ def create_app(runtime: GatewayRuntime) -> Starlette:
     mcp_endpoint = StreamableHttpEndpoint(runtime.core, edge)
     legacy = LegacySseEndpoint(runtime.core, edge)
 
+    def misdirected(request: Request) -> Response | None:
+        """The DNS-rebinding guard for health and metrics (they show backends' states and errors)."""
+        refusal = edge.guard.check_probe(request.headers)
+        return Response(refusal[1], status_code=refusal[0], media_type="text/plain") if refusal else None
+
     async def health(request: Request) -> Response:
+        if refused := misdirected(request):
+            return refused
         return _json({"status": "ok", "backends_linked": len(backends.links), "sessions": len(sessions)})
 
     async def metrics(request: Request) -> Response:
+        if refused := misdirected(request):
+            return refused
         text = backends.metrics.render(backends.statuses.values(), backends.links, len(sessions))
         return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def health_backends(request: Request) -> Response:
+        if refused := misdirected(request):
+            return refused
         linked = backends.links
         return _json(
             {
@@ -76,7 +87,7 @@ def create_app(runtime: GatewayRuntime) -> Starlette:
         Route("/messages/", legacy.post, methods=["POST"]),
         Route("/health", health),
         Route("/health/backends", health_backends),
-            Route("/metrics", metrics),
+        Route("/metrics", metrics),
     ]
     if admin is not None:
         routes.append(Mount("/admin", app=admin.asgi))

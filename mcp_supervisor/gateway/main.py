@@ -20,6 +20,7 @@ from mcp_supervisor.gateway.runtime import GatewayRuntime
 from mcp_supervisor.gateway.stdio_frontend import StdioFrontend
 from mcp_supervisor.protocol.endpoints import Endpoints
 from mcp_supervisor.protocol.spawn import take_gateway_spec
+from mcp_supervisor.redaction import install_log_redaction
 from mcp_supervisor.system.process_tree import die_with_parent, set_title
 
 log = logging.getLogger("mcp_supervisor.gateway")
@@ -33,6 +34,7 @@ def main(runtime_dir: str, stdio_fds: tuple[int, int] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level, stream=sys.stderr, format="%(asctime)s gateway %(levelname)s %(message)s"
     )
+    install_log_redaction()
     try:
         # Until the supervisor's snapshot arrives (it carries the validated file), start from the file itself.
         tool_config = load_tool_config(settings.config_dir)

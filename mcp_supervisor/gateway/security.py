@@ -2,10 +2,14 @@
 
 On a loopback bind only loopback host names are served, whatever the port. On other binds `Host` is checked
 only against ALLOWED_HOSTS when that is set, and a browser `Origin` must be same-origin or in ALLOWED_ORIGINS.
+
+Health and metrics (`check_probe`) get the same check, except that a `Host` that is an IP address always passes:
+DNS rebinding needs a name to rebind, and probes (Kubernetes', Docker's) ask by address.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -22,6 +26,14 @@ def _hostname(host_header: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
+def _is_ip(hostname: str) -> bool:
+    try:
+        ipaddress.ip_address(hostname.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 class RequestGuard:
     def __init__(self, settings: Settings) -> None:
         self._loopback = settings.host in LOOPBACK_NAMES
@@ -29,6 +41,12 @@ class RequestGuard:
         if self._loopback:
             self._hosts |= LOOPBACK_NAMES
         self._origins = frozenset(o.rstrip("/").lower() for o in settings.allowed_origins)
+
+    def check_probe(self, headers: Mapping[str, str]) -> tuple[int, str] | None:
+        """`check` for /health* and /metrics: an IP address as `Host` passes (see the module's docstring)."""
+        if _is_ip(_hostname(headers.get("host", ""))):
+            return None
+        return self.check(headers)
 
     def check(self, headers: Mapping[str, str]) -> tuple[int, str] | None:
         """None when the request may proceed, else (HTTP status, reason)."""

@@ -45,6 +45,7 @@ from mcp_supervisor.protocol.messages import (
     WorkerStateReport,
 )
 from mcp_supervisor.protocol.spawn import HANDOFF_FD_ENV, GatewaySpec, Launch, WorkerSpec, write_handoff
+from mcp_supervisor.redaction import install_log_redaction
 from mcp_supervisor.supervisor import reaper
 from mcp_supervisor.supervisor.backend_launch import BackendLauncher, cleanup_cgroup
 from mcp_supervisor.supervisor.control import ControlServer
@@ -600,4 +601,5 @@ def run_supervisor(settings: Settings, stdio: bool = False) -> int:
     logging.basicConfig(
         level=settings.log_level, stream=sys.stderr, format="%(asctime)s supervisor %(levelname)s %(message)s"
     )
+    install_log_redaction()
     return asyncio.run(Supervisor(settings, stdio=stdio).run())

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from mcp_supervisor.config.models import ServerEntry, Supervision
 from mcp_supervisor.protocol.messages import BackendStatus, SandboxReport
+from mcp_supervisor.redaction import redact_optional
 from mcp_supervisor.supervisor.health import ResourceSample
 from mcp_supervisor.supervisor.policy import RestartPolicy, RestartSettings
 from mcp_supervisor.supervisor.process import ChildProcess
@@ -87,7 +88,8 @@ class Slot:
             restarts=self.restarts,
             started_at=child.started_wall if child else None,
             last_exit=self.last_exit,
-            last_error=self.last_error,
+            # Errors of remote backends quote their URLs: never with the userinfo or a secret parameter.
+            last_error=redact_optional(self.last_error),
             last_stderr=self.stderr.last_line if self.stderr else None,
             rss_bytes=self.resources.rss_bytes if child else 0,
             cpu_percent=self.resources.cpu_percent if child else 0.0,

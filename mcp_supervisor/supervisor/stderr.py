@@ -14,6 +14,8 @@ import re
 import sys
 from pathlib import Path
 
+from mcp_supervisor.redaction import redact
+
 MAX_FILE_BYTES = 1024 * 1024
 KEEP_FILES = 3
 RING_LINES = 200
@@ -70,14 +72,15 @@ class StderrCapture:
         if not chunk:
             self.close()
             return
-        self._file.write(chunk)
         data = self._partial + chunk
         *lines, self._partial = data.split(b"\n")
         for raw in lines:
             self._line(raw)
 
     def _line(self, raw: bytes) -> None:
-        text = raw.decode(errors="replace").rstrip()
+        # Line by line into the file too, so that what `logs KEY` shows is redacted like everything else.
+        text = redact(raw.decode(errors="replace").rstrip())
+        self._file.write(text.encode() + b"\n")
         if not text:
             return
         self.lines.append(text)

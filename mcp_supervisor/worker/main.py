@@ -39,6 +39,7 @@ from mcp_supervisor.protocol.messages import (
     WorkerStateReport,
 )
 from mcp_supervisor.protocol.spawn import WorkerSpec, take_worker_spec
+from mcp_supervisor.redaction import install_log_redaction, redact
 from mcp_supervisor.system.process_tree import (
     become_subreaper,
     die_with_parent,
@@ -134,6 +135,9 @@ class Worker:
         self._send_data(BackendMessage(key=self.key, generation=self.spec.generation, body=body))
 
     async def _fail(self, reason: str) -> int:
+        if self.spec.server.url:  # which endpoint failed, for `status` (credentials masked, as everywhere)
+            reason = f"{reason} (backend at {self.spec.server.url})"
+        reason = redact(reason)
         log.error("Backend %s failed: %s", self.key, reason)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._report("failed", reason), 1.0)
@@ -257,6 +261,7 @@ def main() -> int:
         format=f"%(asctime)s worker[{spec.server.key}] %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    install_log_redaction()
     return asyncio.run(_main(spec))
 
 
