@@ -68,6 +68,9 @@ def parse_body(body: bytes) -> Any:
         return _decode(body)
     except msgspec.DecodeError as exc:
         raise JsonRpcFault(PARSE_ERROR, f"Parse error: the body is not valid JSON ({exc}).") from None
+    except RecursionError:
+        # msgspec decodes recursively: a document nested a few thousand levels deep exhausts the stack.
+        raise JsonRpcFault(PARSE_ERROR, "Parse error: the JSON is nested too deeply.") from None
 
 
 def classify(document: Any) -> Incoming:

@@ -109,6 +109,7 @@ class Worker:
                 self._send_data,
                 lambda kind: self._refresh(relay, kind, timeout),
                 self._send_backend_message,
+                name=self.key,
             )
             self._relay = relay
             pump = asyncio.create_task(relay.pump())

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -27,6 +28,9 @@ from mcp_supervisor.worker.connection import BackendConnection
 log = logging.getLogger("mcp_supervisor.worker")
 
 METHOD_NOT_FOUND = -32601
+INTERNAL_ERROR = -32603
+# Where an unreadable line would have kept its request id, were it JSON: enough to answer that request.
+_ID = re.compile(rb'"id"\s*:\s*(-?[0-9]{1,18})\b')
 _OWN_ID_PREFIX = "mcps-"
 
 
@@ -40,6 +44,29 @@ class Envelope(msgspec.Struct):
 
 
 _decode_envelope = msgspec.json.Decoder(Envelope).decode
+
+
+class _ErrorShape(msgspec.Struct):
+    """What JSON-RPC requires of an error object (extra members, such as data, are allowed)."""
+
+    code: int
+    message: str
+
+
+_decode_error_shape = msgspec.json.Decoder(_ErrorShape).decode
+
+
+def _reply_problem(reply: Envelope) -> str:
+    """What makes a reply unusable, or "" (the usual case: one length check)."""
+    if len(reply.error):
+        try:
+            _decode_error_shape(reply.error)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return f"its error is not an object with an integer code and a message ({bytes(reply.error)[:100]!r})"
+        return ""
+    if not len(reply.result):
+        return "it has neither a result nor an error"
+    return ""
 
 
 class _CancelParams(msgspec.Struct):
@@ -86,7 +113,9 @@ class BackendRelay:
         send_reply: Callable[[Reply], None],
         on_list_changed: Callable[[str], Coroutine[Any, Any, None]],
         send_message: Callable[[bytes], None] | None = None,
+        name: str = "backend",
     ) -> None:
+        self._name = name
         self._send_message = send_message
         self.connection = connection
         self._send_reply = send_reply
@@ -98,6 +127,7 @@ class BackendRelay:
         # Gateway requests sent to the backend and not answered yet: what a draining worker waits for.
         self.in_flight: set[int] = set()
         self.refused_replies = 0
+        self.unreadable = 0
         self.idle = asyncio.Event()
         self.idle.set()
 
@@ -194,13 +224,31 @@ class BackendRelay:
 
     # ------------------------------------------------------------------ incoming
 
+    def _invalid_reply(self, problem: str) -> bytes:
+        message = f'Backend "{self._name}" sent an invalid reply: {problem}.'
+        return _encode({"code": INTERNAL_ERROR, "message": message})
+
+    def _unreadable(self, raw: bytes, exc: Exception) -> None:
+        """A line that is not JSON-RPC at all. If it names a request in flight, that request gets an error now
+        rather than waiting for its timeout; otherwise it is logged (sparingly) and dropped."""
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc) or type(exc).__name__
+        found = _ID.search(raw[:4096])
+        rid = int(found.group(1)) if found else None
+        self.unreadable += 1
+        if self.unreadable in (1, 10, 100) or self.unreadable % 1000 == 0:
+            log.warning("The backend sent an unreadable message (%s, %d so far): %.200r", reason, self.unreadable, raw)
+        if rid is not None and rid in self.in_flight:
+            self._settled(rid)
+            self._send_reply(Reply(rid=rid, error=self._invalid_reply(f"not valid JSON ({reason})")))
+
     async def pump(self) -> None:
         """Read backend messages until the connection ends; then raise BackendClosed."""
         async for raw in self.connection.messages():
             try:
                 envelope = _decode_envelope(raw)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                log.warning("The backend sent an unreadable message (%s): %.200r", exc, raw)
+                raw.decode()  # invalid UTF-8 would reach clients as it came (msgspec does not check Raw parts)
+            except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError) as exc:
+                self._unreadable(raw, exc)
                 continue
             await self._dispatch(envelope, raw)
         raise BackendClosed("The backend closed the connection.")
@@ -221,7 +269,10 @@ class BackendRelay:
                     )
             case Envelope(method=None, id=int() as rid):
                 self._settled(rid)
-                if len(message.error):
+                problem = _reply_problem(message)
+                if problem:
+                    self._send_reply(Reply(rid=rid, error=self._invalid_reply(problem)))
+                elif len(message.error):
                     self._send_reply(Reply(rid=rid, error=bytes(message.error)))
                 else:
                     self._send_reply(Reply(rid=rid, result=bytes(message.result)))
