@@ -100,6 +100,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
     rows = ([snapshot.gateway] if snapshot.gateway else []) + list(snapshot.backends)
     for status in rows:
         details = [d for d in (status.last_exit, status.last_error, status.last_stderr) if d]
+        if status.next_attempt_at is not None:
+            details.insert(0, f"next try in {max(0.0, status.next_attempt_at - time.time()):.0f} s")
         print(
             f"{status.key:<20} {status.type:<7} {status.state:<9} {status.pid or '-':>7} "
             f"{_format_uptime(status.started_at):>7} {status.restarts:>8} {_format_bytes(status.rss_bytes):>6} "

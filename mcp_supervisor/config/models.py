@@ -50,6 +50,7 @@ class Supervision(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     maxRestarts: int = 5  # more crashes than this within restartWindow → FATAL
     restartWindow: float = 60.0
     maxRssMb: float = 0.0  # worker + backend RSS limit; 0 = none
+    fatalCooldown: float = 300.0  # FATAL is not final: tried again after this long (0 = never)
 
 
 class ServerEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -214,6 +214,7 @@ SUPERVISION_ENV = {
     "RESTART_MAX_COUNT": "maxRestarts",
     "RESTART_WINDOW_SECONDS": "restartWindow",
     "MAX_RSS_MB": "maxRssMb",
+    "FATAL_COOLDOWN_SECONDS": "fatalCooldown",
 }
 
 

@@ -231,14 +231,18 @@ class Backends:
         self._changed = asyncio.Event()
 
     async def settle_startup(self, window_s: float) -> None:
-        """Within `window_s` of the gateway's start, wait until no configured backend is still STARTING.
+        """Within `window_s` of the gateway's start, wait until no configured backend is still STARTING, and
+        every RUNNING one is linked.
 
         A client that lists tools right after connecting (desktop clients do, once) would otherwise see an
-        empty list just because the backends are a second slower than the gateway.
+        empty list just because the backends are a second slower than the gateway; and right after a gateway
+        restart, the workers (RUNNING all along) need a heartbeat and a resync to link to the new gateway.
         """
         deadline = self._born + window_s
         while time.monotonic() < deadline:
-            starting = [k for k, s in self.statuses.items() if s.state == "STARTING" and k not in self.links]
+            starting = [
+                k for k, s in self.statuses.items() if s.state in ("STARTING", "RUNNING") and k not in self.links
+            ]
             if self.snapshot_seen and not starting:
                 return
             changed = self._changed

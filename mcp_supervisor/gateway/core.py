@@ -238,6 +238,7 @@ class GatewayCore:
 
     async def _by_name(self, context: CallContext, params: dict[str, Any], method: str, kind: str) -> bytes:
         """Route a tool call or prompt get by its exposed name, forwarding the backend's own name."""
+        await self.backends.settle_startup(STARTUP_WINDOW_S)  # not "Unknown tool" for a backend still linking
         name = params.get("name")
         if not isinstance(name, str):
             raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f'Invalid params: {method} needs a string "name".')

@@ -128,6 +128,8 @@ class BackendStatus(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     fds: int = 0
     processes: int = 0
     in_flight: int = 0
+    # Wall-clock time of the next start attempt, while in BACKOFF or FATAL (None: none is scheduled).
+    next_attempt_at: float | None = None
     # Replies this generation's backend sent for ids it was never given (dropped by its worker).
     refused_replies: int = 0
     # Stdio backends only: what the sandbox enforces for the current generation.

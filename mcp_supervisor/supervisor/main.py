@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Literal
 
 import psutil
@@ -241,7 +241,7 @@ class Supervisor:
 
     def _new_slot(self, key: str, entry: ServerEntry, generation: int = 0) -> Slot:
         options = effective_supervision(self.settings.supervision, entry)
-        slot = Slot(key, entry, options, policy_for(options), generation=generation)
+        slot = Slot(key, entry, options, policy_for(options, remote=entry.type != "stdio"), generation=generation)
         self.workers[key] = slot
         return slot
 
@@ -256,6 +256,7 @@ class Supervisor:
 
     def _spawn(self, slot: Slot) -> None:
         slot.timer = None
+        slot.next_attempt_at = None
         slot.generation += 1
         slot.commanded_stop = False
         slot.settled.clear()
@@ -320,6 +321,7 @@ class Supervisor:
             slot.state = FATAL
             slot.last_error = str(exc)
             log.error("%s is FATAL: %s", slot.label, exc)
+            self._schedule_fatal_retry(slot)
             slot.settled.set()
             self._publish("exited", slot)
             return False
@@ -376,11 +378,32 @@ class Supervisor:
             if slot.is_gateway:
                 self._exit_code = 1
                 self._stopping.set()
+                return
+            self._schedule_fatal_retry(slot)
             return
         slot.state = BACKOFF
         slot.restarts += 1
         log.info("Restarting %s in %.2f s.", slot.label, decision.delay_s)
-        slot.timer = asyncio.get_running_loop().call_later(decision.delay_s, self._restart_due, slot)
+        self._schedule(slot, decision.delay_s, self._restart_due)
+
+    def _schedule(self, slot: Slot, delay_s: float, action: Callable[[Slot], None]) -> None:
+        slot.next_attempt_at = time.time() + delay_s
+        slot.timer = asyncio.get_running_loop().call_later(delay_s, action, slot)
+
+    def _schedule_fatal_retry(self, slot: Slot) -> None:
+        """FATAL is not final: after a cool-down the backend gets a fresh start (whatever broke it, a full
+        disk, a registry outage, may be gone by then); `status` says when."""
+        cooldown = slot.options.fatalCooldown
+        if cooldown > 0:
+            log.info("%s: trying again in %g s.", slot.label, cooldown)
+            self._schedule(slot, cooldown, self._fatal_retry_due)
+
+    def _fatal_retry_due(self, slot: Slot) -> None:
+        if self._stopping.is_set() or slot.state != FATAL or self.workers.get(slot.key) is not slot:
+            return
+        log.info("%s: the FATAL cool-down is over; starting it again.", slot.label)
+        slot.policy.reset()
+        self._spawn(slot)
 
     def _restart_due(self, slot: Slot) -> None:
         if self._stopping.is_set() or slot.state != BACKOFF:

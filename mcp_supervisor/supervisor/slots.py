@@ -7,6 +7,7 @@ STOPPING → STOPPED. A worker is RUNNING only once it reported its backend init
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -29,13 +30,15 @@ STOPPED, STARTING, RUNNING, BACKOFF, STOPPING, FATAL = (
 )
 
 
-def policy_for(options: Supervision) -> RestartPolicy:
+def policy_for(options: Supervision, remote: bool = False) -> RestartPolicy:
+    """`remote`: an SSE or HTTP backend. Its worker failing is mostly its server being unreachable, which is
+    an outage to wait out (with capped backoff, for as long as it is configured), not a crash loop to stop."""
     return RestartPolicy(
         settings=RestartSettings(
             base_delay_s=options.backoffBase,
             max_delay_s=options.backoffMax,
             stable_after_s=options.stableAfter,
-            max_restarts=int(options.maxRestarts),
+            max_restarts=sys.maxsize if remote else int(options.maxRestarts),
             window_s=options.restartWindow,
         ),
         clock=time.monotonic,
@@ -57,6 +60,7 @@ class Slot:
     last_error: str | None = None
     commanded_stop: bool = False
     timer: asyncio.TimerHandle | None = None
+    next_attempt_at: float | None = None  # wall clock of the timer's restart, for `status`
     last_heartbeat: float = 0.0
     # The gateway is watched only once its loop has beaten (it has no handshake that would bound its start).
     heartbeat_seen: bool = False
@@ -97,5 +101,6 @@ class Slot:
             processes=self.resources.processes if child else 0,
             in_flight=self.in_flight if child else 0,
             refused_replies=self.refused_replies,
+            next_attempt_at=self.next_attempt_at if self.state in ("BACKOFF", "FATAL") else None,
             sandbox=self.sandbox,
         )

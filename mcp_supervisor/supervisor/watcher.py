@@ -7,6 +7,7 @@ changed since they were last applied.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -36,14 +37,50 @@ def _relevant(change: watchfiles.Change, path: str) -> bool:
 
 
 async def watch_config(config_dir: Path, on_change: Callable[[str], Awaitable[None]], debounce_ms: int = 300) -> None:
-    """Call `on_change(file_name)` for each watched file whose contents changed."""
+    """Call `on_change(file_name)` for each watched file whose contents changed.
+
+    The directory itself may go away and come back (a volume remounted, `rm -rf` and a fresh checkout): a watch
+    ends with the directory it was put on, so the loop notices, waits for a directory of that name again, looks
+    at what changed meanwhile and watches the new one.
+    """
     seen = {name: fingerprint(config_dir / name) for name in WATCHED}
-    async for _changes in watchfiles.awatch(
-        config_dir, watch_filter=_relevant, debounce=debounce_ms, step=50, recursive=True
-    ):
+
+    async def look() -> None:
         for name in WATCHED:
             current = fingerprint(config_dir / name)
             if current != seen[name]:
                 seen[name] = current
                 log.info("%s changed on disk.", name)
                 await on_change(name)
+
+    while True:
+        watched = await _directory_back(config_dir)
+        await look()
+        try:
+            async for _changes in watchfiles.awatch(
+                config_dir, watch_filter=_relevant, debounce=debounce_ms, step=50, recursive=True
+            ):
+                await look()
+                if _identity(config_dir) != watched:
+                    break
+        except (FileNotFoundError, RuntimeError, OSError) as exc:  # the watcher's own end when its root vanished
+            log.debug("The watch on %s ended: %s", config_dir, exc)
+        if _identity(config_dir) is None:
+            log.warning("The config directory %s is gone; the running config stays until it is back.", config_dir)
+
+
+def _identity(directory: Path) -> tuple[int, int] | None:
+    try:
+        info = directory.stat()
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino)
+
+
+async def _directory_back(directory: Path, interval_s: float = 0.5) -> tuple[int, int]:
+    """The directory's identity, once it exists (polling: nothing can be watched for in a missing directory)."""
+    while True:
+        identity = _identity(directory)
+        if identity is not None:
+            return identity
+        await asyncio.sleep(interval_s)
