@@ -17,6 +17,28 @@ from mcp.client.streamable_http import streamable_http_client
 T = TypeVar("T")
 
 
+# A raw client's POST to /mcp, and the handshake request it opens a session with.
+POST_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+
+
+def stop_process(process: Any, grace_s: float = 10.0) -> None:
+    """SIGTERM, a grace period, then SIGKILL: for the helper servers a test starts itself."""
+    import subprocess
+
+    process.terminate()
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 from mcp_supervisor.system.paths import is_within
 from mcp_supervisor.system.probe import BwrapSupport
+from mcp_supervisor.system.process_tree import children_of
 
 
 def bwrap_argv(
@@ -101,19 +102,4 @@ def command_pids(bwrap_pid: int) -> list[int]:
     bwrap forwards no signal: SIGTERM to the outer bwrap ends it, and with it the namespace, at once (every process
     in it gets SIGKILL). To let a backend clean up, signal these pids first, then the outer bwrap.
     """
-    return [pid for init in _children(bwrap_pid) for pid in _children(init)]
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return found
-    for tid in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children") as handle:
-                found += [int(child) for child in handle.read().split()]
-        except OSError:
-            continue
-    return found
+    return [pid for init in children_of(bwrap_pid) for pid in children_of(init)]

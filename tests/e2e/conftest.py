@@ -20,7 +20,7 @@ import httpx2
 import psutil
 import pytest
 
-from tests.helpers import free_port, port_open, wait_until
+from tests.helpers import free_port, port_open, stop_process, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE_SERVER = ROOT / "tests" / "fixtures" / "echo_server.py"
@@ -177,12 +177,7 @@ def _start_network_backend(mode: str, name: str, key: str) -> Iterator[tuple[int
         wait_until(lambda: port_open(port), 30, what=f"the {mode} fixture backend")
         yield port, key
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        stop_process(process)
 
 
 @pytest.fixture(scope="module")

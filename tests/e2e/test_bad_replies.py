@@ -22,19 +22,14 @@ import pytest
 from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
 
 from tests.e2e.conftest import ROOT, SUPERVISOR_CMD, RunningSupervisor, write_config
+from tests.helpers import INITIALIZE as INIT
+from tests.helpers import POST_HEADERS as HEADERS
 from tests.helpers import mcp_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 BAD_SERVER = ROOT / "tests" / "fixtures" / "bad_replies_server.py"
 BROKEN = ["no_result", "null_error", "bad_error", "not_json", "bad_utf8", "deep"]
-HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-}
 DEEP = b'{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"bad--echo","arguments":{"x":' + (
     b"[" * 1000 + b"]" * 1000 + b"}}}"
 )

@@ -10,17 +10,12 @@ import pytest
 from mcp import MCPError
 
 from tests.e2e.conftest import RunningSupervisor, stdio_fixture_entry, write_config
+from tests.helpers import INITIALIZE as INIT
+from tests.helpers import POST_HEADERS as HEADERS
 from tests.helpers import mcp_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
-HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-}
 
 
 @pytest.fixture

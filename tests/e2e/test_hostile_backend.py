@@ -35,6 +35,7 @@ from tests.e2e.conftest import (
     alive,
     write_config,
 )
+from tests.e2e.status_polls import POLL_S, wait_newer
 from tests.helpers import async_wait_until, mcp_client, wait_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -42,7 +43,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 HOSTILE_SERVER = ROOT / "tests" / "fixtures" / "hostile_server.py"
 FORGED = "FORGED-BY-THE-ATTACKER"
 MARKER = "SECRET-MARKER-123"
-POLL_S = 0.02
 CALL_TIMEOUT_S = 20.0
 
 
@@ -244,33 +244,7 @@ def assert_steady(steady: Steady, sup: RunningSupervisor) -> None:
     )
 
 
-async def statuses(http: httpx2.AsyncClient, sup: RunningSupervisor) -> dict[str, dict[str, Any]]:
-    response = await http.get(f"{sup.base}/health/backends", timeout=5)
-    response.raise_for_status()
-    return {item["key"]: item for item in response.json()["backends"]}
 
-
-def is_up(status: dict[str, Any] | None) -> bool:
-    return bool(status and status["state"] == "RUNNING" and status.get("linked") and status.get("pid"))
-
-
-async def wait_newer(sup: RunningSupervisor, key: str, than: int, timeout: float = 20.0) -> dict[str, Any]:
-    """Poll until `key` runs a generation newer than `than`, linked to the gateway."""
-    found: dict[str, Any] = {}
-    async with httpx2.AsyncClient() as http:
-
-        async def up() -> bool:
-            status = (await statuses(http, sup)).get(key)
-            if status and status["generation"] > than and is_up(status):
-                found.update(status)
-                return True
-            return False
-
-        try:
-            await async_wait_until(up, timeout, interval=POLL_S, what=f"{key} newer than generation {than} RUNNING")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n--- supervisor log ---\n{sup.log_tail()}") from None
-    return found
 
 
 # ---------------------------------------------------------------------------------------------------- 1. forging

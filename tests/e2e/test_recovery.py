@@ -24,7 +24,7 @@ from tests.e2e.conftest import (
     stdio_fixture_entry,
     write_config,
 )
-from tests.helpers import free_port, mcp_client, port_open, wait_until
+from tests.helpers import free_port, mcp_client, port_open, stop_process, wait_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -52,12 +52,7 @@ def late_http_server() -> Iterator[tuple[int, Any]]:
 
     yield port, start
     for process in started:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        stop_process(process)
 
 
 async def test_an_unreachable_remote_backend_backs_off_and_comes_back(

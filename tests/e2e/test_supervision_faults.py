@@ -33,12 +33,12 @@ from tests.e2e.conftest import (
     stdio_fixture_entry,
     write_config,
 )
+from tests.e2e.status_polls import POLL_S, is_up, statuses, wait_newer
 from tests.helpers import async_wait_until, mcp_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 TINY_SERVER = ROOT / "tests" / "fixtures" / "tiny_server.py"
-POLL_S = 0.02
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
@@ -82,21 +82,7 @@ def text_of(result: Any) -> str:
     return "".join(getattr(block, "text", "") for block in result.content)
 
 
-async def statuses(http: httpx2.AsyncClient, sup: RunningSupervisor) -> dict[str, dict[str, Any]]:
-    """`/health/backends` without blocking the event loop (other tasks keep calling meanwhile)."""
-    response = await http.get(f"{sup.base}/health/backends", timeout=5)
-    response.raise_for_status()
-    return {item["key"]: item for item in response.json()["backends"]}
 
-
-def is_up(status: dict[str, Any] | None, generation: int | None = None) -> bool:
-    return bool(
-        status
-        and status["state"] == "RUNNING"
-        and status.get("linked")
-        and status.get("pid")
-        and (generation is None or status["generation"] == generation)
-    )
 
 
 async def wait_up(
@@ -221,26 +207,6 @@ def spawned_grandchildren(sup: RunningSupervisor) -> set[int]:
     """Every grandchild pid any generation announced on stderr (captured into the supervisor's log)."""
     found = re.findall(r"grandchildren: (\d+) (\d+)", sup.log_path.read_text(errors="replace"))
     return {int(pid) for pair in found for pid in pair}
-
-
-async def wait_newer(
-    http: httpx2.AsyncClient, sup: RunningSupervisor, key: str, than: int, timeout: float
-) -> dict[str, Any]:
-    """Poll until `key` runs some generation newer than `than`, linked to the gateway."""
-    found: dict[str, Any] = {}
-
-    async def up() -> bool:
-        status = (await statuses(http, sup)).get(key)
-        if status and status["generation"] > than and is_up(status):
-            found.update(status)
-            return True
-        return False
-
-    try:
-        await async_wait_until(up, timeout, interval=POLL_S, what=f"{key} newer than generation {than} RUNNING")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n--- supervisor log ---\n{sup.log_tail()}") from None
-    return found
 
 
 def zombies_below(pid: int) -> list[int]:
@@ -504,7 +470,7 @@ async def test_grandchildren_gone_after_restart_and_stop(tmp_path: Path, supervi
     # Any newer generation will do here (see test_restart_command_is_prompt_and_touches_nothing_else: the
     # restart command currently costs an extra generation); what matters is who is left alive.
     async with httpx2.AsyncClient() as http:
-        current = await wait_newer(http, sup, "parent", first["generation"], 20)
+        current = await wait_newer(sup, "parent", first["generation"], 20, http=http)
     new = grandchildren(pid_file)  # written before the backend served, so by the generation now RUNNING
     every = spawned_grandchildren(sup)
     assert set(old) | set(new) <= every
