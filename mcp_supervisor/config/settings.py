@@ -75,6 +75,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sandbox_mode: str = "auto"
     # Where each backend's own writable state (its HOME) lives: <state_dir>/<key>.
     state_dir: Path = Path(".")
+    # How long a backend's server→client request (sampling, elicitation, roots) waits for the client's answer.
+    server_request_timeout_s: float = 10.0
+    # Client sessions: in all, per credential, and how long an idle one lives (much shorter under load).
+    max_sessions: int = 10_000
+    max_sessions_per_credential: int = 1000
+    session_idle_timeout_s: float = 3600.0
+    session_idle_timeout_under_load_s: float = 60.0
+    # Bytes of notifications buffered for slow clients, all sessions together (past it, the oldest are dropped).
+    notification_buffer_bytes: int = 64 * 1024 * 1024
+    # Undelivered replies one session may hold before its client gets back-pressure, and how long that lasts
+    # before the session is ended as too slow.
+    session_reply_backlog_bytes: int = 16 * 1024 * 1024
+    slow_client_timeout_s: float = 30.0
 
     @property
     def auth_enabled(self) -> bool:
@@ -179,6 +192,14 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         forwarded_allow_ips=_split_list(env.get("FORWARDED_ALLOW_IPS")),
         sandbox_mode=_sandbox_mode(env.get("SANDBOX")),
         state_dir=_state_dir(env, config_dir.resolve()),
+        server_request_timeout_s=_float(env, "SERVER_REQUEST_TIMEOUT_SECONDS", 10.0),
+        max_sessions=_int(env, "MAX_SESSIONS", 10_000, 1),
+        max_sessions_per_credential=_int(env, "MAX_SESSIONS_PER_CREDENTIAL", 1000, 1),
+        session_idle_timeout_s=_float(env, "SESSION_IDLE_TIMEOUT_SECONDS", 3600.0),
+        session_idle_timeout_under_load_s=_float(env, "SESSION_IDLE_TIMEOUT_UNDER_LOAD_SECONDS", 60.0),
+        notification_buffer_bytes=_int(env, "NOTIFICATION_BUFFER_MB", 64, 1, 1 << 20) * 1024 * 1024,
+        session_reply_backlog_bytes=_int(env, "SESSION_REPLY_BACKLOG_MB", 16, 1, 1 << 20) * 1024 * 1024,
+        slow_client_timeout_s=_float(env, "SLOW_CLIENT_TIMEOUT_SECONDS", 30.0),
     )
 
 

@@ -88,7 +88,8 @@ class CallContext:
 
     session: ClientSession
     request_id: jsonrpc.RequestId
-    emit: Callable[[bytes], None]
+    # (message, droppable): a notification may be dropped under pressure, a request to the client never.
+    emit: Callable[[bytes, bool], None]
     # The request's params, consulted only to attribute a backend's server→client request to it.
     params: dict[str, Any] = field(default_factory=dict)
     # What it asks of the backend ("tools/call <backend's tool name>"), for learning which ones are interactive.
@@ -134,6 +135,8 @@ class Backends:
         # Called with (status, event) for every supervisor event, after it is applied (the admin's live page).
         self.status_listeners: list[Callable[[BackendStatus, str], None]] = []
         self._pending: dict[int, Pending] = {}
+        # The same requests by backend key: who is in flight where, without a scan of every request.
+        self._pending_at: dict[str, dict[int, Pending]] = {}
         self._rids = itertools.count(1)
         self.metrics = Metrics()
         self._changed = asyncio.Event()  # set (and replaced) on every status or link change
@@ -187,6 +190,10 @@ class Backends:
         frame = codec.encode(Forward(rid=rid, body=jsonrpc.encode_json(request)))
         future = pending.future
         self._pending[rid] = pending
+        at = self._pending_at.get(key)
+        if at is None:
+            at = self._pending_at[key] = {}
+        at[rid] = pending
         if context is not None:
             context.session.in_flight[context.request_id] = rid
         started = time.perf_counter()
@@ -207,6 +214,7 @@ class Backends:
         finally:
             timer.cancel()
             self._pending.pop(rid, None)
+            del at[rid]
             if context is not None:
                 context.session.in_flight.pop(context.request_id, None)
             self.metrics.observe(key, time.perf_counter() - started, failed)
@@ -369,7 +377,10 @@ class Backends:
 
     def contexts_at(self, key: str) -> list[CallContext]:
         """Contexts of the requests in flight at backend `key`, oldest first."""
-        return [p.context for p in self._pending.values() if p.key == key and p.context is not None]
+        at = self._pending_at.get(key)
+        if not at:
+            return []
+        return [p.context for rid, p in at.items() if p.context is not None and rid in self._pending]
 
     def send_to_backend(self, key: str, generation: int, body: bytes) -> None:
         """A JSON-RPC message (a response to the backend's own request) for one worker generation."""
@@ -392,7 +403,7 @@ class Backends:
             pending = self._pending.get(token) if isinstance(token, int) else None
             if pending is not None and pending.context is not None and pending.key == key:
                 restored = {**message, "params": {**params, "progressToken": pending.progress_token}}
-                pending.context.emit(jsonrpc.encode_json(restored))
+                pending.context.emit(jsonrpc.encode_json(restored), True)
             return  # progress for a request that has ended (or was never ours) goes nowhere
         self._on_backend_message(key, generation, message)
 

@@ -60,7 +60,7 @@ class GatewayCore:
         self.backends = backends
         self.sessions = sessions
         self.catalog = CatalogView(settings.separator, tool_config)
-        self.server_requests = ServerRequests(backends, settings.request_timeout_s)
+        self.server_requests = ServerRequests(backends, settings.server_request_timeout_s)
         self._background: set[asyncio.Future[None]] = set()
         sessions.on_close = self._session_closed
 
@@ -101,7 +101,7 @@ class GatewayCore:
         return jsonrpc.result_bytes(message.id, result)
 
     async def handle(
-        self, session: ClientSession, message: Incoming, emit: Callable[[bytes], None] | None = None
+        self, session: ClientSession, message: Incoming, emit: Callable[[bytes, bool], None] | None = None
     ) -> bytes | None:
         """Any client message; the reply for a request, None for a notification or a response.
 
@@ -159,26 +159,45 @@ class GatewayCore:
             case "notifications/cancelled":
                 self.server_requests.backend_cancelled(key, params.get("requestId"), params.get("reason"))
             case "notifications/message":
-                level = LOG_LEVELS.get(str(params.get("level")), 0)
-                encoded = jsonrpc.encode_json(message)
-                for session in self.sessions.all():
-                    if session.initialized and level >= LOG_LEVELS.get(session.log_level, 0):
-                        session.push(encoded)
+                self._route_log(key, LOG_LEVELS.get(str(params.get("level")), 0), message)
             case "notifications/resources/updated":
                 uri = params.get("uri")
                 encoded = jsonrpc.encode_json(message)
                 for session in self.sessions.all():
                     if uri in session.subscriptions:
-                        session.push(encoded)  # subscribers only
+                        session.notify(encoded)  # subscribers only
             case method:
                 log.debug("Backend %s sent %s; nothing routes it.", key, method)
 
+    def _route_log(self, key: str, level: int, message: dict[str, Any]) -> None:
+        """A backend's log line goes to the session it concerns, never to another credential.
+
+        Nothing on a handshake-era backend's wire says which request a log line belongs to. While requests of
+        one credential only are in flight at the backend, the line is theirs: it goes to the most recent one's
+        stream (its session). With no request in flight it concerns no client in particular: it goes to the
+        sessions that asked for logs (logging/setLevel). While several credentials have requests in flight
+        it cannot be attributed, and goes nowhere (counted in mcp_gateway_unattributed_log_messages_total).
+        """
+        contexts = self.backends.contexts_at(key)
+        if contexts:
+            newest = contexts[-1]
+            if any(c.session.principal != newest.session.principal for c in contexts):
+                self.backends.metrics.unattributed_logs += 1
+                return
+            if level >= LOG_LEVELS.get(newest.session.log_level, 0):
+                newest.emit(jsonrpc.encode_json(message), True)
+            return
+        encoded = jsonrpc.encode_json(message)
+        for session in self.sessions.all():
+            if session.initialized and session.log_level in LOG_LEVELS and level >= LOG_LEVELS[session.log_level]:
+                session.notify(encoded)
+
     async def handle_request(
-        self, session: ClientSession, message: Incoming, emit: Callable[[bytes], None] | None = None
+        self, session: ClientSession, message: Incoming, emit: Callable[[bytes, bool], None] | None = None
     ) -> bytes:
         assert message.id is not None and message.method is not None
         request_id = message.id
-        context = CallContext(session, request_id, emit or session.push, message.params)
+        context = CallContext(session, request_id, emit or session.emit, message.params)
         try:
             match message.method:
                 case "ping":

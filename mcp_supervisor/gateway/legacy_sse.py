@@ -6,6 +6,11 @@ down the stream. Unlike the seed, the POST endpoint is authenticated as well: a 
 credential that opened it, and a key given as `?key=` on /sse is carried into the announced endpoint so
 clients that only know the URL keep working.
 
+Delivery: replies are never dropped. A client that lets its undelivered replies pass SESSION_REPLY_BACKLOG_MB
+gets back-pressure (its POSTs wait); one still that slow after SLOW_CLIENT_TIMEOUT_SECONDS has its session ended,
+its POST answered 503 with the reason, its stream closed. Notifications are bounded (the oldest are dropped,
+counted in /metrics and logged once per session).
+
 Both handlers are raw ASGI apps rather than Starlette request/response functions: every call over this
 transport is one POST plus one event on the stream, and Request/Response objects, a response class per
 202 and an anyio task group per stream were a measurable share of the gateway's CPU per call.
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
@@ -38,6 +44,13 @@ _STREAM_HEADERS = [
 # ("Accepted", as the seed sends) costs a second write per call on the hot path. Clients read only the status.
 _ACCEPTED_HEADERS = [(b"content-length", b"0")]
 _EVENT = b"event: message\ndata: "
+
+log = logging.getLogger("mcp_supervisor.gateway")
+
+
+def _ended(session: ClientSession) -> Response:
+    reason = session.ended_because or "The session has ended."
+    return PlainTextResponse(reason, status_code=503)
 
 
 class _AsgiEndpoint:
@@ -65,9 +78,12 @@ class LegacySseEndpoint:
         admitted = self.edge.admit_raw(headers, query)
         if isinstance(admitted, Response):
             return await admitted(scope, receive, send)
-        session = self.core.sessions.create(admitted)
+        session = self.core.sessions.create(admitted, resumable=False)
         if session is None:
-            refusal = PlainTextResponse("The gateway holds too many sessions; try again later.", status_code=503)
+            refusal = PlainTextResponse(
+                "The gateway holds too many sessions (or this credential's quota of them); try again later.",
+                status_code=503,
+            )
             return await refusal(scope, receive, send)
         key = query.get("key")
         if key and "x-api-key" not in headers and "authorization" not in headers:
@@ -75,6 +91,7 @@ class LegacySseEndpoint:
         session.stream_open = True
         # The stream is the session: when the client goes away, so does the session (which ends the stream).
         watcher = asyncio.ensure_future(self._close_on_disconnect(receive, session))
+        session.stream_task = asyncio.current_task()
         try:
             await send({"type": "http.response.start", "status": 200, "headers": _STREAM_HEADERS})
             endpoint = f"{scope.get('root_path', '')}/message?sessionId={session.id}{session.endpoint_suffix}"
@@ -83,11 +100,19 @@ class LegacySseEndpoint:
             async for batch in session.standalone.follow(0, session.closed):
                 # The legacy transport has no resumption: events carry no ids. What accumulated while the
                 # previous write was under way goes out in one write.
-                body = b"".join(_EVENT + data + b"\n\n" for _, data in batch) if batch else KEEPALIVE_FRAME
+                body = b"".join(_EVENT + event[1] + b"\n\n" for event in batch) if batch else KEEPALIVE_FRAME
                 await send({"type": "http.response.body", "body": body, "more_body": True})
             with contextlib.suppress(OSError):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not session.ended_because:
+                raise
+            # Ended as too slow: the write it was blocked in is abandoned, and the server closes the connection.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
         finally:
+            session.stream_task = None
             watcher.cancel()
             self.core.sessions.close(session.id)
 
@@ -116,11 +141,16 @@ class LegacySseEndpoint:
         session = self.core.sessions.get(session_id, admitted)
         if session is None:
             return PlainTextResponse("Session not found.", status_code=404)
+        if session.closed.is_set():
+            return _ended(session)
         if not is_json_type(headers.get("content-type", "")):
             return PlainTextResponse("Unsupported Media Type: the body must be application/json.", status_code=415)
         body = await read_body_raw(receive, headers.get("content-length"), self.core.settings.max_body_bytes)
         if isinstance(body, Response):
             return body
+        refusal = await self._back_pressure(session)
+        if refusal is not None:
+            return refusal
         try:
             message = jsonrpc.parse_message(body)
         except JsonRpcFault as fault:
@@ -131,6 +161,27 @@ class LegacySseEndpoint:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return None
+
+    async def _back_pressure(self, session: ClientSession) -> Response | None:
+        """Hold the POST while the client's undelivered replies are over the backlog; end a session that stays
+        that slow (None: go on)."""
+        settings = self.core.settings
+        stream = session.standalone
+        if stream.kept_bytes <= settings.session_reply_backlog_bytes:
+            return None
+        if await stream.wait_drained(settings.session_reply_backlog_bytes, settings.slow_client_timeout_s):
+            return None if not session.closed.is_set() else _ended(session)
+        if not session.closed.is_set():
+            reason = (
+                f"The client was too slow to read its replies: {stream.kept_bytes} bytes of them were still "
+                f"undelivered after {settings.slow_client_timeout_s:g} s of back-pressure, so the gateway ended "
+                "the session."
+            )
+            log.warning("Session %s… of %s: %s", session.id[:8], session.principal, reason)
+            self.core.sessions.close(session.id, because=reason)
+            if session.stream_task is not None:
+                session.stream_task.cancel()
+        return _ended(session)
 
     async def _process(self, session: ClientSession, message: jsonrpc.Incoming) -> None:
         with contextlib.suppress(asyncio.CancelledError):

@@ -10,6 +10,7 @@ import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from mcp_supervisor.gateway.event_log import Budget
 from mcp_supervisor.protocol.messages import BackendStatus
 
 # Seconds; a relayed call is typically a millisecond, a slow tool many seconds.
@@ -30,6 +31,10 @@ class Metrics:
         self.traffic: dict[str, BackendTraffic] = {}
         # Worker messages dropped for speaking for someone else (a forged reply, a borrowed identity).
         self.refused_messages = 0
+        # The budget of notifications buffered for slow clients (set by the runtime), and log lines that could
+        # be attributed to no single credential.
+        self.budget: Budget | None = None
+        self.unattributed_logs = 0
 
     def observe(self, backend: str, seconds: float, error: bool) -> None:
         traffic = self.traffic.get(backend)
@@ -56,6 +61,21 @@ class Metrics:
             "Worker messages dropped because they spoke for another worker or request.",
         )
         lines.append(f"mcp_gateway_refused_messages_total {self.refused_messages}")
+        budget = self.budget if self.budget is not None else Budget()
+        family(
+            "mcp_gateway_dropped_notifications_total",
+            "counter",
+            "Notifications dropped for clients too slow to read them (replies are never dropped).",
+        )
+        lines.append(f"mcp_gateway_dropped_notifications_total {budget.dropped}")
+        family("mcp_gateway_buffered_notification_bytes", "gauge", "Bytes of notifications buffered for clients.")
+        lines.append(f"mcp_gateway_buffered_notification_bytes {budget.used}")
+        family(
+            "mcp_gateway_unattributed_log_messages_total",
+            "counter",
+            "Backend log lines sent to nobody: requests of several credentials were in flight at the backend.",
+        )
+        lines.append(f"mcp_gateway_unattributed_log_messages_total {self.unattributed_logs}")
         family("mcp_backend_up", "gauge", "1 when the backend is RUNNING and linked to the gateway.")
         for s in statuses:
             up = int(s.state == "RUNNING" and s.key in linked)

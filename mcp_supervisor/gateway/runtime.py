@@ -12,6 +12,7 @@ from mcp_supervisor.config.models import ToolConfig
 from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.gateway.backends import Backends
 from mcp_supervisor.gateway.core import GatewayCore
+from mcp_supervisor.gateway.event_log import Budget
 from mcp_supervisor.gateway.sessions import SessionStore
 from mcp_supervisor.gateway.supervisor_link import SupervisorLink
 from mcp_supervisor.protocol import socket_auth
@@ -20,19 +21,24 @@ from mcp_supervisor.protocol.spawn import GatewaySpec
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
-SESSION_SWEEP_INTERVAL_S = 60.0
+# Idle sessions are looked for this often (under load the idle timeout itself shortens, see SessionStore).
+SESSION_SWEEP_INTERVAL_S = 10.0
 
 
 class GatewayRuntime:
-    def __init__(
-        self, settings: Settings, endpoints: Endpoints, tool_config: ToolConfig, spec: GatewaySpec
-    ) -> None:
+    def __init__(self, settings: Settings, endpoints: Endpoints, tool_config: ToolConfig, spec: GatewaySpec) -> None:
         self.settings = settings
         self.endpoints = endpoints
         instance_key = bytes.fromhex(spec.instance_key)
         # The gateway's own credentials toward the supervisor (its subscription, heartbeats, admin commands).
         self.credentials = socket_auth.derive(instance_key, socket_auth.gateway_user(spec.generation))
-        self.sessions = SessionStore()
+        self.sessions = SessionStore(
+            max_sessions=settings.max_sessions,
+            idle_timeout_s=settings.session_idle_timeout_s,
+            max_per_credential=settings.max_sessions_per_credential,
+            idle_timeout_under_load_s=settings.session_idle_timeout_under_load_s,
+            budget=Budget(settings.notification_buffer_bytes),
+        )
         # The core needs the backends and the backends notify the core: a late-bound callback breaks the cycle.
         self.backends = Backends(
             endpoints,
@@ -40,6 +46,7 @@ class GatewayRuntime:
             lambda: self.core.catalog_changed(),
             lambda key, generation, message: self.core.on_backend_message(key, generation, message),
         )
+        self.backends.metrics.budget = self.sessions.budget
         self.core = GatewayCore(settings, self.backends, self.sessions, tool_config)
         self.supervisor = SupervisorLink(endpoints, self.credentials, self.backends, self.core.set_tool_config)
         self._tasks: list[asyncio.Task[None]] = []

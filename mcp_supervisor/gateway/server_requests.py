@@ -1,18 +1,22 @@
 """Requests a backend sends to the client (sampling/createMessage, elicitation/create, roots/list, …).
 
 The backend connection is shared by many client sessions, and stdio carries no trace of which client request
-caused a server→client request. Attribution is therefore inferred: when one session has requests in flight
-at that backend it is exact; when several do, the session with the most recent in-flight request that can
-answer (it declared the capability) is chosen and the ambiguity is logged. The request goes to the client on
-the stream of the request it belongs to, under an id of the gateway's; the client's answer goes back to the
-backend under the backend's own id. A client that cannot answer, goes away or never answers gets the backend
-a JSON-RPC error: the backend never hangs on us.
+caused a server→client request. Attribution is therefore inferred, and never across credentials: when the
+requests in flight at that backend belong to one credential, the request goes to one of them (exact when they
+are one session's; among several sessions of that credential, the one whose arguments appear in the server
+request, then the most recent). When requests of several credentials are in flight, nothing tells whose it
+is: the backend gets a JSON-RPC error at once (its tool fails and says why), and every operation that was in
+flight there is marked interactive (below), so the next time they take turns and attribution is exact. The
+request goes to the client on the stream of the request it belongs to, under an id of the gateway's; the
+client's answer goes back to the backend under the backend's own id. A client that cannot answer, goes away or
+does not answer within SERVER_REQUEST_TIMEOUT_SECONDS (10 s) gets the backend a JSON-RPC error: the backend
+never hangs on us, and a silent client holds another's turn for that long at most.
 
 The gateway also learns: an operation (a tool or prompt of one backend) that was unambiguously the cause of a
 server request is "interactive". From then on calls to that backend's interactive operations take turns (one
-in flight per backend), and a server request goes to the one interactive call in flight: exact attribution for
-the tools that need it, at the cost of their concurrency only. The first such call while other sessions use
-the same backend is still inferred.
+in flight per backend), and a server request goes to the one interactive call in flight (when only its
+credential has calls in flight there): exact attribution for the tools that need it, at the cost of their
+concurrency only.
 """
 
 from __future__ import annotations
@@ -72,7 +76,7 @@ class ServerRequests:
         capability = REQUIRED_CAPABILITY.get(method)
         context = self._attribute(key, capability, jsonrpc.encode_json(message.get("params")).decode())
         if context is None:
-            self._answer_backend(key, generation, backend_id, error=_no_client(method, capability))
+            self._answer_backend(key, generation, backend_id, error=_unattributed(method, capability))
             return
         session = context.session
         if capability is not None and capability not in session.capabilities:
@@ -82,7 +86,7 @@ class ServerRequests:
         outstanding = Outstanding(key, generation, backend_id, session)
         outstanding.timer = asyncio.get_running_loop().call_later(self._timeout_s, self._expire, gateway_id)
         self._outstanding[gateway_id] = outstanding
-        context.emit(jsonrpc.encode_json({**message, "id": gateway_id}))
+        context.emit(jsonrpc.encode_json({**message, "id": gateway_id}), False)
 
     def _attribute(self, key: str, capability: str | None, request_text: str) -> CallContext | None:
         """The in-flight request this server→client request most likely belongs to.
@@ -92,6 +96,22 @@ class ServerRequests:
         user), then the most recent one; that residual guess is logged.
         """
         contexts = self._backends.contexts_at(key)  # oldest first
+        principals = {c.session.principal for c in contexts}
+        if len(principals) > 1:
+            # Requests of several credentials are in flight: a guess could hand one tenant's request (and its
+            # answer) to another. Refuse, and make every operation involved take turns from now on.
+            learnt = sorted(
+                {c.operation for c in contexts if c.operation and (key, c.operation) not in self._interactive}
+            )
+            self._interactive.update((key, operation) for operation in learnt)
+            log.warning(
+                "Backend %s sent a server request while requests of %d credentials were in flight there: it "
+                "cannot be attributed, so it is refused; %s now take turns.",
+                key,
+                len(principals),
+                ", ".join(learnt) or "the operations involved",
+            )
+            return None
         interactive = [c for c in contexts if (key, c.operation) in self._interactive]
         if interactive:
             return interactive[-1]  # they take turns: this is the only one in flight
@@ -128,7 +148,7 @@ class ServerRequests:
             if outstanding.key == key and outstanding.backend_id == backend_id:
                 self._forget(gateway_id)
                 notice = {"requestId": gateway_id, "reason": reason} if reason else {"requestId": gateway_id}
-                outstanding.session.push(
+                outstanding.session.notify(
                     jsonrpc.encode_json({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": notice})
                 )
 
@@ -194,6 +214,19 @@ def _no_client(method: str, capability: str | None) -> dict[str, Any]:
     return {
         "code": jsonrpc.METHOD_NOT_FOUND,
         "message": f"No connected client declared the {capability} capability, so {method} cannot be answered.",
+    }
+
+
+def _unattributed(method: str, capability: str | None) -> dict[str, Any]:
+    return {
+        "code": jsonrpc.METHOD_NOT_FOUND,
+        "message": (
+            f"{method} could not be attributed to one client (no request is in flight at this backend, or "
+            "requests of several credentials are), so it is not sent to any; a retry will be."
+            if capability is None
+            else f"{method} could not be attributed to one client: requests of several credentials were in "
+            "flight at this backend, or none was. Retry: calls to this tool now take turns."
+        ),
     }
 
 

@@ -3,18 +3,26 @@
 Each session has its own negotiated version and capabilities, and a standalone event log for
 server-initiated messages, whichever stream delivers them (the /mcp GET stream, the /sse stream, stdout).
 Nothing is shared between sessions but the catalog, so two clients never see each other's replies.
+
+The store bounds what clients can hold: sessions in all and per credential (a credential at its quota makes
+room by closing its own least recently used idle session, so it can lock out nobody but itself), idle
+sessions (an hour, a minute under load: the table half full or the notification budget half used), and the
+bytes of notifications buffered for slow clients (`Budget`, shared by every stream).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcp_supervisor.gateway.event_log import EventLog
+from mcp_supervisor.gateway.event_log import Budget, EventLog
+
+log = logging.getLogger("mcp_supervisor.gateway")
 
 # A POST's finished stream is kept this long for a client that reconnects to fetch its tail.
 FINISHED_STREAM_TTL_S = 120.0
@@ -39,56 +47,131 @@ class ClientSession:
     subscriptions: set[str] = field(default_factory=set)
     # The level set by this client's logging/setLevel; backend log messages below it are not sent to it.
     log_level: str = ""
+    # Shared by every stream of the gateway: the budget of buffered notifications.
+    budget: Budget = field(default_factory=Budget)
+    # False for transports without resumption (legacy /sse, stdio): delivered events are forgotten at once.
+    resumable: bool = True
     # Numbered streams: 0 is the standalone one (server-initiated messages); Streamable HTTP adds one per
-    # POST answered as SSE. Bounded, and kept for resumption.
-    streams: dict[int, EventLog] = field(default_factory=lambda: {0: EventLog(0)})
+    # POST answered as SSE. Notifications are bounded; responses are kept until delivered.
+    streams: dict[int, EventLog] = field(default_factory=dict)
     next_stream: int = 1
     # The standalone stream's last delivered event, and the event that ends its current connection.
     standalone_sent: int = 0
     standalone_connection: asyncio.Event | None = None
     # Query string to append to the announced legacy-SSE POST endpoint (`&key=…` when auth came by query).
     endpoint_suffix: str = ""
+    # Why the gateway ended this session, if it did (a client too slow even for its replies).
+    ended_because: str = ""
+    # The task writing this session's only stream (legacy /sse), cancelled when the session is ended as too slow.
+    stream_task: asyncio.Task[Any] | None = None
+    _drop_told: bool = False
+
+    def __post_init__(self) -> None:
+        self.streams[0] = self._log(0)
+
+    def _log(self, stream_id: int) -> EventLog:
+        return EventLog(stream_id, budget=self.budget, resumable=self.resumable, on_drop=self._dropped)
+
+    def _dropped(self) -> None:
+        """Said once per session: a flood must not become a flood of log lines."""
+        if not self._drop_told:
+            self._drop_told = True
+            log.warning(
+                "Session %s… of %s reads too slowly for its notifications: the oldest were dropped (counted in "
+                "mcp_gateway_dropped_notifications_total; no reply is ever dropped). Said once per session; "
+                "1 dropped notification so far.",
+                self.id[:8],
+                self.principal,
+            )
 
     def open_stream(self) -> EventLog:
         """A new numbered stream for one POST's response; finished ones past their TTL are dropped."""
         now = time.monotonic()
-        for stream_id, log in list(self.streams.items()):
-            if stream_id and log.finished_at is not None and now - log.finished_at > FINISHED_STREAM_TTL_S:
+        for stream_id, stream in list(self.streams.items()):
+            if stream_id and stream.finished_at is not None and now - stream.finished_at > FINISHED_STREAM_TTL_S:
+                stream.release()
                 del self.streams[stream_id]
-        log = EventLog(self.next_stream)
-        self.streams[log.stream_id] = log
+        stream = self._log(self.next_stream)
+        self.streams[stream.stream_id] = stream
         self.next_stream += 1
-        return log
+        return stream
 
     @property
     def standalone(self) -> EventLog:
         return self.streams[0]
 
     def push(self, message: bytes) -> None:
-        """Queue a server-initiated message; past the log's bound, a slow client loses the oldest first."""
+        """Queue a response (or a request to the client): kept until delivered, never evicted."""
         self.standalone.append(message)
+
+    def notify(self, message: bytes) -> None:
+        """Queue a notification: past the stream's bound or the gateway's budget, the oldest are dropped."""
+        self.standalone.append(message, True)
+
+    def emit(self, message: bytes, droppable: bool) -> None:
+        """A message related to one of this session's requests, for transports with a single stream."""
+        self.standalone.append(message, droppable)
+
+    @property
+    def busy(self) -> bool:
+        """Not to be closed for idleness: a stream is open, or a request is in flight."""
+        return self.stream_open or bool(self.in_flight)
 
 
 class SessionStore:
-    def __init__(self, max_sessions: int = 10_000, idle_timeout_s: float = 3600.0) -> None:
+    def __init__(
+        self,
+        max_sessions: int = 10_000,
+        idle_timeout_s: float = 3600.0,
+        max_per_credential: int | None = None,
+        idle_timeout_under_load_s: float = 60.0,
+        budget: Budget | None = None,
+    ) -> None:
         self._sessions: dict[str, ClientSession] = {}
+        # Credential → its sessions (insertion order), for the quota.
+        self._by_principal: dict[str, dict[str, ClientSession]] = {}
         self.max_sessions = max_sessions
+        self.max_per_credential = max_per_credential or max_sessions
         self.idle_timeout_s = idle_timeout_s
+        self.idle_timeout_under_load_s = idle_timeout_under_load_s
+        self.budget = budget if budget is not None else Budget()
         self.on_close: Callable[[ClientSession], None] = lambda session: None
 
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def create(self, principal: str) -> ClientSession | None:
-        """A new session, or None when the store is full even after expiring idle sessions."""
+    @property
+    def under_load(self) -> bool:
+        return len(self._sessions) * 2 > self.max_sessions or self.budget.used * 2 > self.budget.limit
+
+    def create(self, principal: str, resumable: bool = True) -> ClientSession | None:
+        """A new session, or None when the store is full even after expiring idle sessions (or the credential
+        is at its quota with every one of its sessions busy)."""
+        own = self._by_principal.get(principal, {})
+        if len(own) >= self.max_per_credential and not self._evict_least_recent(own):
+            return None
         if len(self._sessions) >= self.max_sessions:
-            self.expire_idle()
+            self.expire_idle(self.idle_timeout_under_load_s)
             if len(self._sessions) >= self.max_sessions:
                 return None
         # 32 random bytes, URL-safe: visible ASCII as the spec requires, and unguessable.
-        session = ClientSession(secrets.token_urlsafe(32), principal)
+        session = ClientSession(secrets.token_urlsafe(32), principal, budget=self.budget, resumable=resumable)
         self._sessions[session.id] = session
+        self._by_principal.setdefault(principal, {})[session.id] = session
         return session
+
+    def _evict_least_recent(self, own: dict[str, ClientSession]) -> bool:
+        idle = [s for s in own.values() if not s.busy]
+        if not idle:
+            return False
+        victim = min(idle, key=lambda s: s.last_active)
+        log.info(
+            "Credential %s is at its quota of %d sessions: closed its least recently used one.",
+            victim.principal,
+            self.max_per_credential,
+        )
+        self.close(victim.id)
+        return True
 
     def get(self, session_id: str, principal: str) -> ClientSession | None:
         """The session, if it exists and belongs to the same credential (a stolen id alone is not enough)."""
@@ -98,20 +181,30 @@ class SessionStore:
         session.last_active = time.monotonic()
         return session
 
-    def close(self, session_id: str) -> None:
+    def close(self, session_id: str, because: str = "") -> None:
         session = self._sessions.pop(session_id, None)
         if session is not None:
+            own = self._by_principal.get(session.principal)
+            if own is not None:
+                own.pop(session_id, None)
+                if not own:
+                    del self._by_principal[session.principal]
+            session.ended_because = because
             session.closed.set()
-            for log in session.streams.values():
-                log.wake()  # its followers see `closed` and end
+            for stream in session.streams.values():
+                stream.release()
+                stream.wake()  # its followers see `closed` and end
             self.on_close(session)
 
     def all(self) -> list[ClientSession]:
         return list(self._sessions.values())
 
-    def expire_idle(self) -> int:
-        deadline = time.monotonic() - self.idle_timeout_s
-        stale = [s.id for s in self._sessions.values() if s.last_active < deadline and not s.stream_open]
+    def expire_idle(self, idle_timeout_s: float | None = None) -> int:
+        """Close sessions idle for longer than the timeout (the short one under load)."""
+        if idle_timeout_s is None:
+            idle_timeout_s = self.idle_timeout_under_load_s if self.under_load else self.idle_timeout_s
+        deadline = time.monotonic() - idle_timeout_s
+        stale = [s.id for s in self._sessions.values() if s.last_active < deadline and not s.busy]
         for session_id in stale:
             self.close(session_id)
         return len(stale)
@@ -119,4 +212,4 @@ class SessionStore:
     def broadcast(self, message: bytes) -> None:
         for session in self._sessions.values():
             if session.initialized:
-                session.push(message)
+                session.notify(message)

@@ -4,6 +4,10 @@
 the tree logs to stderr only, so nothing but MCP messages ever reaches the client. One client, one session;
 requests are served concurrently (a slow tool does not hold up a ping). One writer puts every message on
 stdout, one per line, in the session's log order: a request's notifications always precede its reply.
+
+A client that does not read its stdout gets back-pressure: once its undelivered replies pass
+SESSION_REPLY_BACKLOG_MB, the gateway stops reading its stdin until they drain. Replies are never dropped;
+notifications are bounded (the oldest are dropped, counted and logged once).
 """
 
 from __future__ import annotations
@@ -41,12 +45,15 @@ class StdioFrontend:
         await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(self._in_fd, "rb", buffering=0)
         )
-        session = self.core.sessions.create("stdio")
+        session = self.core.sessions.create("stdio", resumable=False)
         assert session is not None
         session.stream_open = True  # never expired for idleness: the pipe is the session
         writer = asyncio.create_task(self._write_stream(session))
+        backlog = self.core.settings.session_reply_backlog_bytes
         try:
             while True:
+                while session.standalone.kept_bytes > backlog:  # back-pressure: the client reads too slowly
+                    await session.standalone.wait_drained(backlog, 60.0)
                 try:
                     line = await reader.readuntil(b"\n")
                 except asyncio.IncompleteReadError as exc:
@@ -90,4 +97,4 @@ class StdioFrontend:
         """The only writer of stdout: every message of the session, in log order."""
         async for batch in session.standalone.follow(0, session.closed):
             if batch:  # keep-alive ticks (empty batches) mean nothing on a pipe
-                await self._write(b"\n".join(data for _, data in batch))
+                await self._write(b"\n".join(event[1] for event in batch))

@@ -93,7 +93,11 @@ class StreamableHttpEndpoint:
                 return _json(jsonrpc.error_bytes(None, jsonrpc.INVALID_REQUEST, "initialize must be a request."), 400)
             session = self.core.sessions.create(principal)
             if session is None:
-                return _fault(503, jsonrpc.INTERNAL_ERROR, "The gateway holds too many sessions; try again later.")
+                return _fault(
+                    503,
+                    jsonrpc.INTERNAL_ERROR,
+                    "The gateway holds too many sessions (or this credential's quota of them); try again later.",
+                )
             return _json(await self.core.initialize(session, message), 200, {"Mcp-Session-Id": session.id})
 
         session_or_response = self._session(request, principal)
@@ -108,15 +112,15 @@ class StreamableHttpEndpoint:
     async def _request(self, session: ClientSession, message: jsonrpc.Incoming) -> Response:
         """Answer with plain JSON when the reply comes first (the common case, and the cheapest); switch to a
         numbered, resumable SSE stream as soon as a message related to the request comes before it."""
-        early: list[bytes] = []
+        early: list[tuple[bytes, bool]] = []
         upgraded = asyncio.get_running_loop().create_future()
         log: EventLog | None = None
 
-        def emit(data: bytes) -> None:
+        def emit(data: bytes, droppable: bool) -> None:
             if log is not None:
-                log.append(data)
+                log.append(data, droppable)
                 return
-            early.append(data)
+            early.append((data, droppable))
             if not upgraded.done():
                 upgraded.set_result(None)
 
@@ -126,8 +130,8 @@ class StreamableHttpEndpoint:
             upgraded.cancel()
             return _json(work.result())
         log = session.open_stream()
-        for data in early:
-            log.append(data)
+        for data, droppable in early:
+            log.append(data, droppable)
 
         def finished(task: asyncio.Future[bytes]) -> None:
             # A dropped connection does not cancel the request: its reply lands in the log for a resume.
@@ -188,7 +192,7 @@ def _sse(frames: AsyncIterator[bytes], session: ClientSession) -> StreamingRespo
 
 async def _frames(log: EventLog, after: int, closed: asyncio.Event) -> AsyncIterator[bytes]:
     async for batch in log.follow(after, closed):
-        yield b"".join(log.frame(seq, data) for seq, data in batch) if batch else KEEPALIVE_FRAME
+        yield b"".join(log.frame(event[0], event[1]) for event in batch) if batch else KEEPALIVE_FRAME
 
 
 async def _standalone_frames(session: ClientSession, after: int, connection: asyncio.Event) -> AsyncIterator[bytes]:
@@ -215,7 +219,7 @@ async def _standalone_frames(session: ClientSession, after: int, connection: asy
                 yield KEEPALIVE_FRAME
                 continue
             session.standalone_sent = max(session.standalone_sent, batch[-1][0])
-            yield b"".join(log.frame(seq, data) for seq, data in batch)
+            yield b"".join(log.frame(event[0], event[1]) for event in batch)
     finally:
         watcher.cancel()
         if session.standalone_connection is connection:
