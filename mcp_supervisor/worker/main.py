@@ -108,6 +108,7 @@ class Worker:
                 self._send_data,
                 lambda kind: self._refresh(relay, kind, timeout),
                 self._send_backend_message,
+                roots=self.spec.server.roots,
             )
             self._relay = relay
             pump = asyncio.create_task(relay.pump())

@@ -500,3 +500,11 @@ def test_env_that_is_not_an_object_is_refused(value: object) -> None:
 
 def test_null_env_counts_as_empty() -> None:
     assert _one({"type": "stdio", "command": "x", "env": None}).env == {}
+
+
+def test_roots_are_kept_as_file_uris_and_relative_paths_are_refused() -> None:
+    entry = _one({"command": "x", "roots": ["/srv/work space", "file:///data"]})
+    assert entry.roots == ("file:///srv/work%20space", "file:///data")
+    assert "roots" not in entry.extra
+    with pytest.raises(ConfigError, match=r'server "srv": "roots" entries must be absolute paths'):
+        _one({"command": "x", "roots": ["relative/dir"]})
