@@ -15,6 +15,7 @@ from pathlib import Path
 from mcp_supervisor import __version__
 from mcp_supervisor.config.loader import load_servers, load_tool_config
 from mcp_supervisor.config.settings import Settings, load_settings
+from mcp_supervisor.config.tool_names import TOOL_NAME_RULE, display_name_effect
 from mcp_supervisor.errors import ConfigError, ControlError
 from mcp_supervisor.protocol.messages import BackendStatus
 
@@ -65,7 +66,20 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     for key, entry in servers.servers.items():
         target = " ".join([entry.command or "", *entry.args]) if entry.type == "stdio" else entry.url
         print(f"  {key:<24} {entry.type:<6} {'active' if entry.active else 'inactive':<9} {target}")
+    for qualified, override in tools.tools.items():
+        if override.exposed_name:
+            print(f"  {qualified}: {_display_name_outcome(qualified, override.exposed_name)}")
     return 0
+
+
+def _display_name_outcome(qualified: str, display_name: str) -> str:
+    """What a tool_config.json display name does: renames the tool, or becomes its title (config/tool_names.py)."""
+    if display_name_effect(display_name) == "rename":
+        return f"exposed as {display_name!r} (renamed)."
+    return (
+        f"display name {display_name!r} is not a valid tool name ({TOOL_NAME_RULE}), so it becomes the tool's "
+        f"title; the name stays {qualified!r}."
+    )
 
 
 def _format_uptime(started_at: float | None) -> str:
