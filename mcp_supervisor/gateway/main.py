@@ -15,9 +15,11 @@ from mcp_supervisor.config.models import ToolConfig
 from mcp_supervisor.config.settings import Settings, load_settings
 from mcp_supervisor.errors import ConfigError
 from mcp_supervisor.gateway.app import create_app
+from mcp_supervisor.gateway.listener import PortInUse, bind_listener
 from mcp_supervisor.gateway.runtime import GatewayRuntime
 from mcp_supervisor.gateway.stdio_frontend import StdioFrontend
 from mcp_supervisor.protocol.endpoints import Endpoints
+from mcp_supervisor.protocol.exit_codes import GATEWAY_PORT_IN_USE
 from mcp_supervisor.protocol.spawn import take_gateway_spec
 from mcp_supervisor.system.process_tree import die_with_parent, set_title
 
@@ -45,6 +47,11 @@ def main(runtime_dir: str, stdio_fds: tuple[int, int] | None = None) -> int:
 
 
 def _serve_http(runtime: GatewayRuntime, settings: Settings) -> int:
+    try:
+        listener = bind_listener(settings.host, settings.port)
+    except PortInUse as exc:
+        log.error("%s.", exc)
+        return GATEWAY_PORT_IN_USE
     config = uvicorn.Config(
         create_app(runtime),
         host=settings.host,
@@ -58,7 +65,7 @@ def _serve_http(runtime: GatewayRuntime, settings: Settings) -> int:
         server_header=False,
     )
     server = uvicorn.Server(config)
-    server.run()
+    server.run(sockets=[listener])
     return 0 if server.started else 1
 
 

@@ -34,6 +34,7 @@ from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.errors import ConfigError
 from mcp_supervisor.protocol import socket_auth
 from mcp_supervisor.protocol.endpoints import Endpoints, prepare_runtime_dir, runtime_dir_for
+from mcp_supervisor.protocol.exit_codes import GATEWAY_PORT_IN_USE
 from mcp_supervisor.protocol.messages import (
     CommandResult,
     ConfigStatus,
@@ -60,6 +61,8 @@ from mcp_supervisor.system.sandbox import SandboxUnavailable
 log = logging.getLogger("mcp_supervisor.supervisor")
 
 WATCHDOG_INTERVAL_S = 0.25
+# The CLI's exit code for a configuration the tree cannot run with (cli.py EXIT_CONFIG).
+EXIT_CONFIG = 2
 # A watchdog tick this late means the supervisor itself was starved: its heartbeat verdicts wait a tick.
 STARVED_TICK_S = 1.0
 
@@ -357,6 +360,17 @@ class Supervisor:
         if slot.commanded_stop or self._stopping.is_set():
             slot.state = STOPPED
             log.info("%s stopped (%s).", slot.label, slot.last_exit)
+        elif slot.is_gateway and code == GATEWAY_PORT_IN_USE:
+            # Another program has the port: every restart would fail the same way. Stop, and say why.
+            slot.state = FATAL
+            slot.last_error = f"port {self.settings.port} on {self.settings.host} is in use"
+            log.error(
+                "The gateway cannot listen: %s. Stop the program that has it, or choose another port (--port or "
+                "PORT).",
+                slot.last_error,
+            )
+            self._exit_code = EXIT_CONFIG
+            self._stopping.set()
         elif slot.is_gateway and self._stdio_fds is not None and code == 0:
             slot.state = STOPPED  # the stdio client closed its end: the whole tree's work is done
             self._stopping.set()

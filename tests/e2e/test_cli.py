@@ -3,13 +3,16 @@ logs from another directory. Real `mcp-supervisor` processes; a supervisor where
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ROOT, SUPERVISOR_CMD, write_config
+from tests.e2e.conftest import ROOT, SUPERVISOR_CMD, stdio_fixture_entry, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -35,3 +38,26 @@ def test_check_config_says_whether_a_display_name_renames_or_becomes_the_title(t
     assert "the name stays 'time--get_current_time'" in title, done.stdout
     renamed = next(line for line in lines if "time--convert_time" in line)
     assert "exposed as 'convert' (renamed)" in renamed, done.stdout
+
+
+def test_start_on_a_port_in_use_exits_at_once_with_code_2_and_says_so(tmp_path: Path) -> None:
+    config_dir = tmp_path / "config"
+    write_config(config_dir, {"local": stdio_fixture_entry("local")})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        done = cli(
+            "start",
+            "--config-dir",
+            str(config_dir),
+            "--port",
+            str(port),
+            env={**os.environ, "MCP_SUPERVISOR_STATE_DIR": str(tmp_path / "state")},
+        )
+        elapsed = time.monotonic() - started
+    assert done.returncode == 2, (done.returncode, done.stderr[-3000:])
+    assert f"port {port} on 127.0.0.1 is in use" in done.stderr, done.stderr[-3000:]
+    assert "Restarting gateway" not in done.stderr, done.stderr[-3000:]
+    assert elapsed < 10, f"took {elapsed:.1f} s"
