@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
 from pathlib import Path
 
 import uvicorn
@@ -21,6 +20,7 @@ from mcp_supervisor.gateway.stdio_frontend import StdioFrontend
 from mcp_supervisor.protocol.endpoints import Endpoints
 from mcp_supervisor.protocol.exit_codes import GATEWAY_PORT_IN_USE
 from mcp_supervisor.protocol.spawn import take_gateway_spec
+from mcp_supervisor.system.logs import configure_logging
 from mcp_supervisor.system.process_tree import die_with_parent, set_title
 
 log = logging.getLogger("mcp_supervisor.gateway")
@@ -31,9 +31,7 @@ def main(runtime_dir: str, stdio_fds: tuple[int, int] | None = None) -> int:
     die_with_parent()
     set_title("mcp-supervisor: gateway")
     settings = load_settings()
-    logging.basicConfig(
-        level=settings.log_level, stream=sys.stderr, format="%(asctime)s gateway %(levelname)s %(message)s"
-    )
+    configure_logging(settings.log_level, "%(asctime)s gateway %(levelname)s %(message)s")
     try:
         # Until the supervisor's snapshot arrives (it carries the validated file), start from the file itself.
         tool_config = load_tool_config(settings.config_dir)

@@ -55,6 +55,7 @@ from mcp_supervisor.supervisor.slots import BACKOFF, FATAL, RUNNING, STARTING, S
 from mcp_supervisor.supervisor.stderr import StderrCapture
 from mcp_supervisor.supervisor.watcher import watch_config
 from mcp_supervisor.system.cgroups import BackendCgroup, CgroupLimits, InstanceCgroup
+from mcp_supervisor.system.logs import configure_logging
 from mcp_supervisor.system.process_tree import INSTANCE_ENV, PARENT_PID_ENV, become_subreaper, set_title
 from mcp_supervisor.system.sandbox import SandboxUnavailable
 
@@ -611,7 +612,5 @@ class Supervisor:
 
 
 def run_supervisor(settings: Settings, stdio: bool = False) -> int:
-    logging.basicConfig(
-        level=settings.log_level, stream=sys.stderr, format="%(asctime)s supervisor %(levelname)s %(message)s"
-    )
+    configure_logging(settings.log_level, "%(asctime)s supervisor %(levelname)s %(message)s")
     return asyncio.run(Supervisor(settings, stdio=stdio).run())

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,6 +38,7 @@ from mcp_supervisor.protocol.messages import (
     WorkerStateReport,
 )
 from mcp_supervisor.protocol.spawn import WorkerSpec, take_worker_spec
+from mcp_supervisor.system.logs import configure_logging
 from mcp_supervisor.system.process_tree import (
     become_subreaper,
     die_with_parent,
@@ -253,10 +253,9 @@ def main() -> int:
     # supervisor, so this worker's exit sweeps exactly its own backend's processes and no one else's.
     become_subreaper()
     set_title(f"mcp-supervisor: worker[{spec.server.key}]")
-    logging.basicConfig(
-        level=os.environ.get("MCP_SUPERVISOR_LOG_LEVEL", "INFO"),
-        format=f"%(asctime)s worker[{spec.server.key}] %(levelname)s %(message)s",
-        stream=sys.stderr,
+    configure_logging(
+        os.environ.get("MCP_SUPERVISOR_LOG_LEVEL", "INFO"),
+        f"%(asctime)s worker[{spec.server.key}] %(levelname)s %(message)s",
     )
     return asyncio.run(_main(spec))
 
