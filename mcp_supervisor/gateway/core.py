@@ -249,6 +249,10 @@ class GatewayCore:
             if stale is not None:
                 # A tool of a backend that is down (restarting, crashed): say which backend, not "unknown".
                 self.backends.require_link(stale.server_key)
+            owner = self._never_linked_owner(name)
+            if owner is not None:
+                # Its backend never got as far as listing its tools (FATAL from the start): still name it.
+                self.backends.require_link(owner)
             raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Unknown {kind}: {name!r} is not exposed by this gateway.")
         forwarded = {**params, "name": route.original_name}
         context.operation = f"{method} {route.original_name}"
@@ -256,6 +260,21 @@ class GatewayCore:
             return await self._forward(context, route.server_key, method, forwarded)
         async with self.server_requests.turn(route.server_key):
             return await self._forward(context, route.server_key, method, forwarded)
+
+    def _never_linked_owner(self, name: str) -> str | None:
+        """The configured backend that would expose `name` but never linked: by its default prefix
+        `<key><SEP>`, or by a tool_config.json rename of one of its tools. The longest key wins."""
+        separator = self.catalog.separator
+        down = [key for key in self.backends.statuses if key not in self.backends.last_links]
+        renamed = {
+            qualified for qualified, override in self.catalog.tool_config.tools.items() if override.exposed_name == name
+        }
+        owners = [
+            key
+            for key in down
+            if name.startswith(f"{key}{separator}") or any(q.startswith(f"{key}{separator}") for q in renamed)
+        ]
+        return max(owners, key=len) if owners else None
 
     def _resource_owner(self, uri: object) -> str:
         if not isinstance(uri, str):
