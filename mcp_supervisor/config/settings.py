@@ -61,6 +61,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tools_folder: Path = Path("tools")
     enable_web_terminal: bool = False
     terminal_idle_timeout_s: float = 900.0
+    # How long after the gateway starts a client's initialize (and first lists) wait for backends still starting;
+    # then it is answered with what is ready, and the rest arrive with list_changed.
+    startup_wait_s: float = 10.0
     # Items per page of the aggregated list methods.
     page_size: int = 1000
     # Global supervision defaults; each server may override them in mcp_server.json.
@@ -154,6 +157,7 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         terminal_idle_timeout_s=_float(env, "TERMINAL_IDLE_TIMEOUT_SECONDS", 900.0),
         supervision=_supervision_from_env(env),
         page_size=_int(env, "PAGE_SIZE", 1000, 1),
+        startup_wait_s=_float(env, "STARTUP_WAIT_SECONDS", 10.0, allow_zero=True),
         sandbox_mode=_sandbox_mode(env.get("SANDBOX")),
         state_dir=_state_dir(env, config_dir.resolve()),
     )

@@ -25,8 +25,6 @@ from mcp_supervisor.protocol.versions import HANDSHAKE_VERSIONS
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
-# How long after the gateway starts a first request may wait for backends that are still starting.
-STARTUP_WINDOW_S = 15.0
 RESOURCE_NOT_FOUND = -32002
 # RFC 5424 severities as MCP names them, least severe first.
 LOG_LEVELS = {
@@ -92,13 +90,17 @@ class GatewayCore:
         session.client_info = client_info if isinstance(client_info, dict) else {}
         session.capabilities = capabilities if isinstance(capabilities, dict) else {}
         session.initialize_seen = True
-        await self.backends.settle_startup(STARTUP_WINDOW_S)  # so capabilities reflect every backend
-        result = {
-            "protocolVersion": session.protocol_version,
-            "capabilities": self.catalog.capabilities(),
-            "serverInfo": {"name": "mcp-supervisor", "version": __version__},
-        }
-        return jsonrpc.result_bytes(message.id, result)
+        try:
+            await self.backends.settle_startup(self.settings.startup_wait_s)  # so capabilities reflect them all
+            result = {
+                "protocolVersion": session.protocol_version,
+                "capabilities": self.catalog.capabilities(),
+                "serverInfo": {"name": "mcp-supervisor", "version": __version__},
+            }
+            return jsonrpc.result_bytes(message.id, result)
+        finally:
+            # Set here, before the front end pushes the reply (no await between): what was held goes after it.
+            session.initialize_answered.set()
 
     async def handle(
         self, session: ClientSession, message: Incoming, emit: Callable[[bytes], None] | None = None
@@ -110,6 +112,10 @@ class GatewayCore:
         """
         if message.method == "initialize" and message.id is not None:
             return await self.initialize(session, message)
+        if session.initialize_seen and not session.initialize_answered.is_set():
+            # A client that pipelines (stdio: initialize, initialized, a call, in one write) must not have its
+            # call answered "Unknown tool" while initialize still waits for the backends: it waits its turn.
+            await session.initialize_answered.wait()
         if message.is_request:
             return await self.handle_request(session, message, emit)
         await self.handle_notification(session, message)
@@ -207,7 +213,7 @@ class GatewayCore:
             return jsonrpc.error_bytes(request_id, jsonrpc.BACKEND_UNAVAILABLE, str(exc), {"backend": exc.key})
 
     async def _list(self, request_id: jsonrpc.RequestId, method: str, params: dict[str, Any]) -> bytes:
-        await self.backends.settle_startup(STARTUP_WINDOW_S)
+        await self.backends.settle_startup(self.settings.startup_wait_s)
         attribute, field = _LISTS[method]
         cursor = params.get("cursor")
         if cursor is None:

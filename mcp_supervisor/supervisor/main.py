@@ -53,6 +53,7 @@ from mcp_supervisor.supervisor.health import TreeSampler
 from mcp_supervisor.supervisor.process import ChildProcess, describe_exit
 from mcp_supervisor.supervisor.slots import BACKOFF, FATAL, RUNNING, STARTING, STOPPED, STOPPING, Slot, policy_for
 from mcp_supervisor.supervisor.stderr import StderrCapture
+from mcp_supervisor.supervisor.stdio_refusal import refuse_stdio_client
 from mcp_supervisor.supervisor.watcher import watch_config
 from mcp_supervisor.system.cgroups import BackendCgroup, CgroupLimits, InstanceCgroup
 from mcp_supervisor.system.logs import configure_logging
@@ -76,7 +77,7 @@ class Supervisor:
     def __init__(self, settings: Settings, stdio: bool = False) -> None:
         self.settings = settings
         # In stdio mode the gateway speaks MCP on our stdin/stdout, handed down as these descriptors.
-        self._stdio_fds: tuple[int, int] | None = self._claim_stdio() if stdio else None
+        self.stdio_fds: tuple[int, int] | None = self._claim_stdio() if stdio else None
         self.endpoints: Endpoints = prepare_runtime_dir(runtime_dir_for(settings.config_dir))
         self.log_dir = self.endpoints.log_dir
         self.instance = f"{self.endpoints.runtime_dir}:{os.getpid()}"
@@ -129,7 +130,7 @@ class Supervisor:
         self._spawn(self.gateway)
         for key, entry in self.servers.items():
             self._spawn(self._new_slot(key, entry))
-        where = "stdio" if self._stdio_fds else f"http://{self.settings.host}:{self.settings.port}/mcp"
+        where = "stdio" if self.stdio_fds else f"http://{self.settings.host}:{self.settings.port}/mcp"
         log.info("Supervising %d backend(s); gateway on %s", len(self.servers), where)
         loops = [self._watchdog(), self._sampler(), watch_config(self.settings.config_dir, self._file_changed)]
         running = [asyncio.ensure_future(work) for work in loops]
@@ -269,9 +270,9 @@ class Supervisor:
         if slot.entry is None:
             spec = GatewaySpec(generation=slot.generation, instance_key=self.instance_key.hex())
             argv = [sys.executable, "-m", "mcp_supervisor", "gateway", "--runtime-dir", runtime_dir]
-            if self._stdio_fds is not None:
-                argv += ["--stdio-fds", ",".join(map(str, self._stdio_fds))]
-                pass_fds = self._stdio_fds
+            if self.stdio_fds is not None:
+                argv += ["--stdio-fds", ",".join(map(str, self.stdio_fds))]
+                pass_fds = self.stdio_fds
         else:
             launch = self._plan_launch(slot)
             if launch is False:
@@ -372,7 +373,7 @@ class Supervisor:
             )
             self._exit_code = EXIT_CONFIG
             self._stopping.set()
-        elif slot.is_gateway and self._stdio_fds is not None and code == 0:
+        elif slot.is_gateway and self.stdio_fds is not None and code == 0:
             slot.state = STOPPED  # the stdio client closed its end: the whole tree's work is done
             self._stopping.set()
         else:
@@ -613,4 +614,10 @@ class Supervisor:
 
 def run_supervisor(settings: Settings, stdio: bool = False) -> int:
     configure_logging(settings.log_level, "%(asctime)s supervisor %(levelname)s %(message)s")
-    return asyncio.run(Supervisor(settings, stdio=stdio).run())
+    supervisor = Supervisor(settings, stdio=stdio)
+    try:
+        return asyncio.run(supervisor.run())
+    except ConfigError as exc:
+        if supervisor.stdio_fds is not None:
+            refuse_stdio_client(*supervisor.stdio_fds, str(exc))
+        raise
