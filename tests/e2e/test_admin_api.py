@@ -231,10 +231,14 @@ async def test_tool_overrides_apply_without_restart(client: AdminClient, admin: 
     other = next(key for key in rows if key != "one--echo")
     clash = client.call("PATCH", f"/admin/tools/{other}", json={"exposedName": "say"})
     assert clash.status_code == 400 and "say" in clash.json()["error"]
-    invalid = client.call("PATCH", f"/admin/tools/{other}", json={"exposedName": "has space"})
-    assert invalid.status_code == 400
+    # A display name that is no valid tool name becomes the tool's title; its name stays.
+    titled = client.call("PATCH", f"/admin/tools/{other}", json={"exposedName": "Has Space"})
+    assert titled.status_code == 200, titled.text
+    async with mcp_client(admin.url) as session:
+        titles = {tool.name: tool.title for tool in (await session.list_tools()).tools}
+    assert titles[other] == "Has Space", titles
     saved = json.loads((admin.config_dir / "tool_config.json").read_text())
-    assert saved["tools"] == {"one--echo": {"enabled": True, "exposedName": "say"}}
+    assert saved["tools"] == {"one--echo": {"enabled": True, "exposedName": "say"}, other: {"exposedName": "Has Space"}}
     assert _health(client)["one"]["pid"] == pid  # nothing restarted
 
 
