@@ -15,6 +15,7 @@ from pathlib import Path
 from mcp_supervisor import __version__
 from mcp_supervisor.config.loader import load_servers, load_tool_config
 from mcp_supervisor.config.settings import Settings, load_settings
+from mcp_supervisor.config.tool_names import TOOL_NAME_RULE, display_name_effect
 from mcp_supervisor.errors import ConfigError, ControlError
 from mcp_supervisor.protocol.messages import BackendStatus
 
@@ -65,7 +66,20 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     for key, entry in servers.servers.items():
         target = " ".join([entry.command or "", *entry.args]) if entry.type == "stdio" else entry.url
         print(f"  {key:<24} {entry.type:<6} {'active' if entry.active else 'inactive':<9} {target}")
+    for qualified, override in tools.tools.items():
+        if override.exposed_name:
+            print(f"  {qualified}: {_display_name_outcome(qualified, override.exposed_name)}")
     return 0
+
+
+def _display_name_outcome(qualified: str, display_name: str) -> str:
+    """What a tool_config.json display name does: renames the tool, or becomes its title (config/tool_names.py)."""
+    if display_name_effect(display_name) == "rename":
+        return f"exposed as {display_name!r} (renamed)."
+    return (
+        f"display name {display_name!r} is not a valid tool name ({TOOL_NAME_RULE}), so it becomes the tool's "
+        f"title; the name stays {qualified!r}."
+    )
 
 
 def _format_uptime(started_at: float | None) -> str:
@@ -82,13 +96,15 @@ def _format_bytes(count: int) -> str:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    import msgspec
+    import json
 
     from mcp_supervisor.control_client import request_status
+    from mcp_supervisor.status_json import status_document
 
-    snapshot = request_status(_settings(args))
+    settings = _settings(args)
+    snapshot = request_status(settings)
     if args.json:
-        print(msgspec.json.encode(snapshot).decode())
+        print(json.dumps(status_document(snapshot, settings.config_dir), indent=2))
         return 0
     if snapshot.config_error:
         print(f"config error (the running config stays): {snapshot.config_error}")
@@ -119,9 +135,19 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     from mcp_supervisor.protocol.endpoints import Endpoints, runtime_dir_for
 
     settings = _settings(args)
-    path = Endpoints(runtime_dir_for(settings.config_dir)).log_dir / f"{args.key}.log"
+    endpoints = Endpoints(runtime_dir_for(settings.config_dir))
+    path = endpoints.log_dir / f"{args.key}.log"
     if not path.exists():
-        print(f"mcp-supervisor: no log for {args.key!r} at {path}.", file=sys.stderr)
+        if not (endpoints.runtime_dir / "control.sock").exists():
+            # The usual cause: run from another directory, so ./config is not the supervisor's config dir.
+            print(
+                f"mcp-supervisor: no supervisor is running for {settings.config_dir} "
+                "(pass the --config-dir it was started with).",
+                file=sys.stderr,
+            )
+            return EXIT_UNREACHABLE
+        known = sorted(log.stem for log in endpoints.log_dir.glob("*.log"))
+        print(f"mcp-supervisor: no log for {args.key!r} (logs: {', '.join(known) or 'none yet'}).", file=sys.stderr)
         return 1
     lines = path.read_text(errors="replace").splitlines()
     print("\n".join(lines[-args.lines :]))
@@ -156,7 +182,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mcp-supervisor", description="Supervised multi-process MCP gateway.")
     parser.add_argument("--version", action="version", version=f"mcp-supervisor {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    # The metavar lists only the public commands: the internal ones (gateway, worker) stay out of --help.
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_config(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
         sub.add_argument("--config-dir", help="directory of mcp_server.json and tool_config.json (default ./config)")
@@ -189,18 +216,21 @@ def build_parser() -> argparse.ArgumentParser:
     stop = with_config(commands.add_parser("stop", help="stop a running supervisor, or with KEY one backend"))
     stop.add_argument("key", nargs="?", default="")
     stop.set_defaults(func=_cmd_command)
-    gateway = commands.add_parser("gateway", help=argparse.SUPPRESS)
+    # Internal (the supervisor spawns them): no help=, so argparse does not list them, not even as ==SUPPRESS==.
+    gateway = commands.add_parser("gateway")
     gateway.add_argument("--runtime-dir", required=True)
     gateway.add_argument("--stdio-fds", help="IN,OUT: serve MCP over these inherited descriptors instead of HTTP")
     gateway.set_defaults(func=_cmd_gateway)
-    commands.add_parser("worker", help=argparse.SUPPRESS).set_defaults(func=_cmd_worker)
+    commands.add_parser("worker").set_defaults(func=_cmd_worker)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # here, where a closed pipe is caught, not in the interpreter's exit
+        return code
     except ConfigError as exc:
         print(f"mcp-supervisor: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -209,3 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_UNREACHABLE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`status | head -3`): not an error worth a traceback. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again (the Python docs' recipe).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1

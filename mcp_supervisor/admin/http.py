@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs
 
 import msgspec
 from starlette.requests import Request
@@ -32,12 +33,23 @@ def ok(message: str = "", status: int = 200, **data: Any) -> Response:
     return json_response({"success": True, "message": message, **data}, status)
 
 
-async def read_json(request: Request) -> Any:
+async def _read_body(request: Request) -> bytes:
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_BODY_BYTES:
             raise BadRequest(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+    return body
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """A URL-encoded form body (the login page's plain form post); the last value of a repeated field wins."""
+    fields = parse_qs((await _read_body(request)).decode(errors="replace"), keep_blank_values=True)
+    return {name: values[-1] for name, values in fields.items()}
+
+
+async def read_json(request: Request) -> Any:
+    body = await _read_body(request)
     if not body.strip():
         raise BadRequest("The request needs a JSON body.")
     try:

@@ -5,13 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from mcp_supervisor import __version__
 from mcp_supervisor.admin.auth import COOKIE_NAME, AdminSession
 from mcp_supervisor.admin.context import AdminContext
-from mcp_supervisor.admin.http import BadRequest, error, json_response, read_object
+from mcp_supervisor.admin.guard import same_origin
+from mcp_supervisor.admin.http import BadRequest, error, json_response, read_form, read_object
+
+FORM_TYPE = "application/x-www-form-urlencoded"
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -51,9 +54,14 @@ def session_routes(ctx: AdminContext) -> list[BaseRoute]:
             return error(
                 429, f"Too many failed logins; try again in {wait:.0f} s.", {"Retry-After": str(int(wait) + 1)}
             )
-        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
-            return error(415, "Send the credentials as application/json.")
-        body = await read_object(request)
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        as_form = content_type == FORM_TYPE
+        if as_form and not same_origin(request.headers):
+            # A form can be posted from any site: only the admin's own pages may log in with one.
+            return error(403, "A form login is accepted only from this admin's own login page.")
+        if content_type != "application/json" and not as_form:
+            return error(415, f"Send the credentials as application/json, or as {FORM_TYPE} from the login page.")
+        body = await read_form(request) if as_form else await read_object(request)
         username, password = body.get("username"), body.get("password")
         if not isinstance(username, str) or not isinstance(password, str):
             raise BadRequest('The body needs "username" and "password" strings.')
@@ -62,7 +70,9 @@ def session_routes(ctx: AdminContext) -> list[BaseRoute]:
             return json_response({"success": False, "error": "Wrong username or password."}, 401)
         throttle.succeeded(client)
         cookie, session = auth.issue()
-        response = json_response({"success": True, "csrfToken": auth.csrf_token(session)})
+        response: Response = json_response({"success": True, "csrfToken": auth.csrf_token(session)})
+        if as_form:  # a browser without our script: on to the admin's pages
+            response = RedirectResponse(f"{request.scope.get('root_path', '')}/", status_code=303)
         response.set_cookie(
             COOKIE_NAME,
             cookie,

@@ -14,9 +14,10 @@ from mcp_supervisor.admin.context import AdminContext
 from mcp_supervisor.admin.http import error, json_response, read_json, read_object
 from mcp_supervisor.config.loader import TOOLS_FILE, parse_tool_config
 from mcp_supervisor.config.models import ToolConfig
+from mcp_supervisor.config.tool_names import TOOL_NAME_RULE, display_name_effect, is_valid_tool_name
 from mcp_supervisor.errors import ConfigError
 from mcp_supervisor.gateway.backends import BackendLink
-from mcp_supervisor.gateway.catalog import TOOL_NAME_PATTERN, qualified_name
+from mcp_supervisor.gateway.catalog import qualified_name
 
 
 def tool_rows(links: Mapping[str, BackendLink], tool_config: ToolConfig, separator: str) -> list[dict[str, Any]]:
@@ -32,8 +33,13 @@ def tool_rows(links: Mapping[str, BackendLink], tool_config: ToolConfig, separat
             config_key = qualified_name(key, separator, name)
             override = tool_config.override_for(config_key)
             exposed = f"{prefix}{name}"
+            title = tool.get("title")
             if override is not None and override.exposed_name:
-                exposed = override.exposed_name
+                # As the catalog does it: a valid name renames, anything else is the tool's title.
+                if display_name_effect(override.exposed_name) == "rename":
+                    exposed = override.exposed_name
+                else:
+                    title = override.exposed_name
             rows.append(
                 {
                     "name": name,
@@ -41,6 +47,7 @@ def tool_rows(links: Mapping[str, BackendLink], tool_config: ToolConfig, separat
                     "description": tool.get("description") or "",
                     "configKey": config_key,
                     "exposedName": exposed,
+                    "title": title if isinstance(title, str) else None,
                     "enabled": override.enabled if override is not None else True,
                     "overrideName": override.exposed_name if override is not None else None,
                     "overrideDescription": override.exposed_description if override is not None else None,
@@ -51,20 +58,38 @@ def tool_rows(links: Mapping[str, BackendLink], tool_config: ToolConfig, separat
 
 def check_exposed_names(rows: list[dict[str, Any]], only: str | None = None) -> None:
     """What clients would see must be valid tool names, each used once. With `only`, just the problems that
-    involve that tool (a clash elsewhere must not block fixing this one)."""
-    owners: dict[str, str] = {}
+    involve that tool (a clash elsewhere must not block fixing this one).
+
+    A clash names first the tool that takes a name already in use, then the tool that has it: the tool being
+    edited (`only`), else the one renamed by an override, else the later one in the list."""
+    holders: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        if not row["enabled"]:
+        if row["enabled"]:
+            holders.setdefault(row["exposedName"], []).append(row)
+    for name, named in holders.items():
+        keys = [row["configKey"] for row in named]
+        if only is not None and only not in keys:
             continue
-        name = row["exposedName"]
-        concerned = only is None or only in (row["configKey"], owners.get(name))
-        if not TOOL_NAME_PATTERN.fullmatch(name) and concerned:
-            raise ConfigError(f'Tool "{row["configKey"]}": exposed name {name!r} is not 1-128 of [A-Za-z0-9_.-].')
-        if name in owners and concerned:
+        if not is_valid_tool_name(name):
+            offender = only if only is not None else keys[0]
+            raise ConfigError(f'Tool "{offender}": exposed name {name!r} is not {TOOL_NAME_RULE}.')
+        if len(named) > 1:
+            taker = _taker_of(named, only)
+            owner = next(row for row in named if row is not taker)
             raise ConfigError(
-                f'Tool "{row["configKey"]}": exposed name {name!r} is already the name of "{owners[name]}".'
+                f'Tool "{taker["configKey"]}": exposed name {name!r} is already the name of "{owner["configKey"]}".'
             )
-        owners[name] = row["configKey"]
+
+
+def _taker_of(named: list[dict[str, Any]], only: str | None) -> dict[str, Any]:
+    """Of the rows sharing one exposed name, the one that takes it from another."""
+    for row in named:
+        if row["configKey"] == only:
+            return row
+    for row in named:
+        if row.get("overrideName") == row["exposedName"]:
+            return row
+    return named[1]
 
 
 def tool_routes(ctx: AdminContext) -> list[BaseRoute]:

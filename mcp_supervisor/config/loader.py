@@ -193,6 +193,7 @@ def parse_server_entry(key: str, entry: object, source: str) -> ServerEntry:
         supervision=_supervision(_or_empty(entry, "supervision"), where),
         namePrefix=_name_prefix(entry, where),
         sandbox=_sandbox(_or_empty(entry, "sandbox"), where),
+        roots=_roots(entry.get("roots", []), where),
         extra={name: value for name, value in entry.items() if name not in SERVER_FIELDS},
     )
 
@@ -225,6 +226,19 @@ def _sandbox(value: object, where: str) -> SandboxPolicy:
     except msgspec.ValidationError as exc:
         known = ", ".join(sorted(SandboxPolicy.__struct_encode_fields__))
         raise ConfigError(f'{where}: "sandbox" is invalid: {exc} (fields: {known}).') from None
+
+
+def _roots(value: object, where: str) -> tuple[str, ...]:
+    """Absolute paths or `file://` URIs, stored as URIs (what `roots/list` answers with)."""
+    uris: list[str] = []
+    for item in _string_list(value, where, "roots"):
+        if item.startswith("file://"):
+            uris.append(item)
+        elif Path(item).is_absolute():
+            uris.append(Path(item).as_uri())
+        else:
+            raise ConfigError(f'{where}: "roots" entries must be absolute paths or file:// URIs, not {item!r}.')
+    return tuple(uris)
 
 
 def _name_prefix(entry: dict[str, Any], where: str) -> str | None:

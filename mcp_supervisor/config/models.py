@@ -33,6 +33,7 @@ SERVER_FIELDS: frozenset[str] = frozenset(
         "supervision",
         "namePrefix",
         "sandbox",
+        "roots",
     }
 )
 
@@ -76,6 +77,9 @@ class ServerEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     supervision: dict[str, float] = msgspec.field(default_factory=dict)
     # The optional `"sandbox"` object of a stdio backend (system/sandbox.py); defaults: sandboxed, network on.
     sandbox: SandboxPolicy = msgspec.field(default_factory=SandboxPolicy)
+    # The roots its worker answers the backend's `roots/list` with, as `file://` URIs (the file may give
+    # absolute paths). Empty: a client's roots while one of its requests is in flight, else an empty list.
+    roots: tuple[str, ...] = ()
     # Fields this version does not know, kept verbatim so writers can round-trip them.
     extra: dict[str, object] = msgspec.field(default_factory=dict)
 

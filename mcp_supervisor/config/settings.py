@@ -61,6 +61,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tools_folder: Path = Path("tools")
     enable_web_terminal: bool = False
     terminal_idle_timeout_s: float = 900.0
+    # How long after the gateway starts a client's initialize (and first lists) wait for backends still starting;
+    # then it is answered with what is ready, and the rest arrive with list_changed.
+    startup_wait_s: float = 10.0
     # Items per page of the aggregated list methods.
     page_size: int = 1000
     # Global supervision defaults; each server may override them in mcp_server.json.
@@ -190,6 +193,7 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         body_timeout_s=_float(env, "BODY_TIMEOUT_SECONDS", 30.0),
         max_connections=_int(env, "MAX_CONNECTIONS", 4096, 1),
         forwarded_allow_ips=_split_list(env.get("FORWARDED_ALLOW_IPS")),
+        startup_wait_s=_float(env, "STARTUP_WAIT_SECONDS", 10.0, allow_zero=True),
         sandbox_mode=_sandbox_mode(env.get("SANDBOX")),
         state_dir=_state_dir(env, config_dir.resolve()),
         server_request_timeout_s=_float(env, "SERVER_REQUEST_TIMEOUT_SECONDS", 10.0),

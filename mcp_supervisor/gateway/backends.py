@@ -142,6 +142,8 @@ class Backends:
         self._changed = asyncio.Event()  # set (and replaced) on every status or link change
         self.snapshot_seen = False
         self._born = time.monotonic()
+        self._waiting_logged: list[str] = []
+        self._gave_up_waiting = False
         self._reader: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -247,15 +249,31 @@ class Backends:
         restart, the workers (RUNNING all along) need a heartbeat and a resync to link to the new gateway.
         """
         deadline = self._born + window_s
+        starting: list[str] = []
         while time.monotonic() < deadline:
             starting = [
                 k for k, s in self.statuses.items() if s.state in ("STARTING", "RUNNING") and k not in self.links
             ]
             if self.snapshot_seen and not starting:
                 return
+            if starting and self._waiting_logged != starting:
+                self._waiting_logged = starting
+                log.info(
+                    "Waiting up to %.1f s more for backends still starting: %s.",
+                    deadline - time.monotonic(),
+                    ", ".join(starting),
+                )
             changed = self._changed
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), max(0.0, deadline - time.monotonic()))
+        if starting and not self._gave_up_waiting:
+            self._gave_up_waiting = True
+            log.warning(
+                "Answering without backends still starting after %g s (STARTUP_WAIT_SECONDS): %s; their tools "
+                "come with notifications/tools/list_changed once they are ready.",
+                window_s,
+                ", ".join(starting),
+            )
 
     def _describe_down(self, key: str) -> str:
         status = self.statuses.get(key)

@@ -2,7 +2,8 @@
 
 Pure: given what each backend listed (as it sent it), its name prefix, the tool config and the separator, it
 computes the exposed lists and the route of every exposed name or URI. Every item field is passed through;
-only `name` (tools, prompts) and, with an override, a tool's `description` change. Collisions and names
+only `name` (tools, prompts) and, with an override, a tool's `description` and `title` change (a display name
+that is no valid tool name becomes the title: config/tool_names.py). Collisions and names
 outside the spec's alphabet are reported, never dropped silently.
 """
 
@@ -14,9 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcp_supervisor.config.models import ToolConfig
-
-# The spec's alphabet for tool names; always used with fullmatch ("$" would accept a trailing newline).
-TOOL_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+from mcp_supervisor.config.tool_names import TOOL_NAME_PATTERN, display_name_effect
 
 Items = Sequence[Mapping[str, Any]]
 
@@ -67,13 +66,10 @@ def aggregate_tools(
             exposed = dict(tool)
             name = f"{prefix}{original}"
             if override is not None and override.exposed_name:
-                if TOOL_NAME_PATTERN.fullmatch(override.exposed_name):
+                if display_name_effect(override.exposed_name) == "rename":
                     name = override.exposed_name
                 else:
-                    out.problems.append(
-                        f'tool_config.json: "{qualified}" has exposed name {override.exposed_name!r}, which is not '
-                        f"1-128 of [A-Za-z0-9_.-]; the tool keeps the name {name!r}."
-                    )
+                    exposed["title"] = override.exposed_name
             if override is not None and override.exposed_description:
                 exposed["description"] = override.exposed_description
             if not TOOL_NAME_PATTERN.fullmatch(name):

@@ -25,8 +25,6 @@ from mcp_supervisor.protocol.versions import HANDSHAKE_VERSIONS
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
-# How long after the gateway starts a first request may wait for backends that are still starting.
-STARTUP_WINDOW_S = 15.0
 RESOURCE_NOT_FOUND = -32002
 # RFC 5424 severities as MCP names them, least severe first.
 LOG_LEVELS = {
@@ -92,13 +90,17 @@ class GatewayCore:
         session.client_info = client_info if isinstance(client_info, dict) else {}
         session.capabilities = capabilities if isinstance(capabilities, dict) else {}
         session.initialize_seen = True
-        await self.backends.settle_startup(STARTUP_WINDOW_S)  # so capabilities reflect every backend
-        result = {
-            "protocolVersion": session.protocol_version,
-            "capabilities": self.catalog.capabilities(),
-            "serverInfo": {"name": "mcp-supervisor", "version": __version__},
-        }
-        return jsonrpc.result_bytes(message.id, result)
+        try:
+            await self.backends.settle_startup(self.settings.startup_wait_s)  # so capabilities reflect them all
+            result = {
+                "protocolVersion": session.protocol_version,
+                "capabilities": self.catalog.capabilities(),
+                "serverInfo": {"name": "mcp-supervisor", "version": __version__},
+            }
+            return jsonrpc.result_bytes(message.id, result)
+        finally:
+            # Set here, before the front end pushes the reply (no await between): what was held goes after it.
+            session.initialize_answered.set()
 
     async def handle(
         self, session: ClientSession, message: Incoming, emit: Callable[[bytes, bool], None] | None = None
@@ -110,6 +112,10 @@ class GatewayCore:
         """
         if message.method == "initialize" and message.id is not None:
             return await self.initialize(session, message)
+        if session.initialize_seen and not session.initialize_answered.is_set():
+            # A client that pipelines (stdio: initialize, initialized, a call, in one write) must not have its
+            # call answered "Unknown tool" while initialize still waits for the backends: it waits its turn.
+            await session.initialize_answered.wait()
         if message.is_request:
             return await self.handle_request(session, message, emit)
         await self.handle_notification(session, message)
@@ -226,7 +232,7 @@ class GatewayCore:
             return jsonrpc.error_bytes(request_id, jsonrpc.BACKEND_UNAVAILABLE, str(exc), {"backend": exc.key})
 
     async def _list(self, request_id: jsonrpc.RequestId, method: str, params: dict[str, Any]) -> bytes:
-        await self.backends.settle_startup(STARTUP_WINDOW_S)
+        await self.backends.settle_startup(self.settings.startup_wait_s)
         attribute, field = _LISTS[method]
         cursor = params.get("cursor")
         if cursor is None:
@@ -257,7 +263,7 @@ class GatewayCore:
 
     async def _by_name(self, context: CallContext, params: dict[str, Any], method: str, kind: str) -> bytes:
         """Route a tool call or prompt get by its exposed name, forwarding the backend's own name."""
-        await self.backends.settle_startup(STARTUP_WINDOW_S)  # not "Unknown tool" for a backend still linking
+        await self.backends.settle_startup(self.settings.startup_wait_s)  # no "Unknown tool" while one links
         name = params.get("name")
         if not isinstance(name, str):
             raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f'Invalid params: {method} needs a string "name".')
@@ -269,6 +275,10 @@ class GatewayCore:
             if stale is not None:
                 # A tool of a backend that is down (restarting, crashed): say which backend, not "unknown".
                 self.backends.require_link(stale.server_key)
+            owner = self._never_linked_owner(name)
+            if owner is not None:
+                # Its backend never got as far as listing its tools (FATAL from the start): still name it.
+                self.backends.require_link(owner)
             raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Unknown {kind}: {name!r} is not exposed by this gateway.")
         forwarded = {**params, "name": route.original_name}
         context.operation = f"{method} {route.original_name}"
@@ -276,6 +286,21 @@ class GatewayCore:
             return await self._forward(context, route.server_key, method, forwarded)
         async with self.server_requests.turn(route.server_key):
             return await self._forward(context, route.server_key, method, forwarded)
+
+    def _never_linked_owner(self, name: str) -> str | None:
+        """The configured backend that would expose `name` but never linked: by its default prefix
+        `<key><SEP>`, or by a tool_config.json rename of one of its tools. The longest key wins."""
+        separator = self.catalog.separator
+        down = [key for key in self.backends.statuses if key not in self.backends.last_links]
+        renamed = {
+            qualified for qualified, override in self.catalog.tool_config.tools.items() if override.exposed_name == name
+        }
+        owners = [
+            key
+            for key in down
+            if name.startswith(f"{key}{separator}") or any(q.startswith(f"{key}{separator}") for q in renamed)
+        ]
+        return max(owners, key=len) if owners else None
 
     def _resource_owner(self, uri: object) -> str:
         if not isinstance(uri, str):

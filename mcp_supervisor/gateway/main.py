@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
 from pathlib import Path
 
 import uvicorn
@@ -16,11 +15,13 @@ from mcp_supervisor.config.settings import Settings, load_settings
 from mcp_supervisor.errors import ConfigError
 from mcp_supervisor.gateway.app import create_app
 from mcp_supervisor.gateway.http_limits import GuardedH11Protocol
+from mcp_supervisor.gateway.listener import PortInUse, bind_listener
 from mcp_supervisor.gateway.runtime import GatewayRuntime
 from mcp_supervisor.gateway.stdio_frontend import StdioFrontend
 from mcp_supervisor.protocol.endpoints import Endpoints
+from mcp_supervisor.protocol.exit_codes import GATEWAY_PORT_IN_USE
 from mcp_supervisor.protocol.spawn import take_gateway_spec
-from mcp_supervisor.redaction import install_log_redaction
+from mcp_supervisor.system.logs import configure_logging
 from mcp_supervisor.system.process_tree import die_with_parent, set_title
 
 log = logging.getLogger("mcp_supervisor.gateway")
@@ -31,10 +32,7 @@ def main(runtime_dir: str, stdio_fds: tuple[int, int] | None = None) -> int:
     die_with_parent()
     set_title("mcp-supervisor: gateway")
     settings = load_settings()
-    logging.basicConfig(
-        level=settings.log_level, stream=sys.stderr, format="%(asctime)s gateway %(levelname)s %(message)s"
-    )
-    install_log_redaction()
+    configure_logging(settings.log_level, "%(asctime)s gateway %(levelname)s %(message)s")
     try:
         # Until the supervisor's snapshot arrives (it carries the validated file), start from the file itself.
         tool_config = load_tool_config(settings.config_dir)
@@ -53,6 +51,11 @@ def _serve_http(runtime: GatewayRuntime, settings: Settings) -> int:
         (GuardedH11Protocol,),
         {"header_timeout_s": settings.header_timeout_s, "body_timeout_s": settings.body_timeout_s},
     )
+    try:
+        listener = bind_listener(settings.host, settings.port)
+    except PortInUse as exc:
+        log.error("%s.", exc)
+        return GATEWAY_PORT_IN_USE
     config = uvicorn.Config(
         create_app(runtime),
         host=settings.host,
@@ -73,7 +76,7 @@ def _serve_http(runtime: GatewayRuntime, settings: Settings) -> int:
         server_header=False,
     )
     server = uvicorn.Server(config)
-    server.run()
+    server.run(sockets=[listener])
     return 0 if server.started else 1
 
 

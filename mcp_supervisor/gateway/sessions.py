@@ -37,6 +37,9 @@ class ClientSession:
     client_info: dict[str, Any] = field(default_factory=dict)
     capabilities: dict[str, Any] = field(default_factory=dict)
     initialize_seen: bool = False
+    # Set once the initialize reply is built: until then the session's other messages wait, and it gets no
+    # notifications (a list_changed must not come before the initialize result).
+    initialize_answered: asyncio.Event = field(default_factory=asyncio.Event)
     initialized: bool = False
     last_active: float = field(default_factory=time.monotonic)
     stream_open: bool = False
@@ -211,5 +214,5 @@ class SessionStore:
 
     def broadcast(self, message: bytes) -> None:
         for session in self._sessions.values():
-            if session.initialized:
+            if session.initialized and session.initialize_answered.is_set():
                 session.notify(message)

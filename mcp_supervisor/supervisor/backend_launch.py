@@ -18,12 +18,16 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import msgspec
 
 from mcp_supervisor.config.models import ServerEntry
 from mcp_supervisor.config.settings import Settings, without_gateway_secrets
 from mcp_supervisor.protocol.messages import SandboxReport
 from mcp_supervisor.protocol.spawn import Launch
 from mcp_supervisor.system.cgroups import BackendCgroup, InstanceCgroup
+from mcp_supervisor.system.policy import SandboxPolicy
 from mcp_supervisor.system.sandbox import SandboxMode, SandboxPlan, plan_sandbox, probe_host
 
 log = logging.getLogger("mcp_supervisor.supervisor")
@@ -66,7 +70,7 @@ class BackendLauncher:
             list(entry.args),
             entry.cwd,
             stdio_environment(entry),
-            entry.sandbox,
+            _with_roots_readable(entry),
             mode,
             self.host,
             state_dir=str(state_dir),
@@ -119,3 +123,11 @@ def cleanup_cgroup(cgroup: BackendCgroup | None, label: str) -> None:
         return
     if killed:
         log.info("%s: killed %d process(es) left in its cgroup.", label, killed)
+
+
+def _with_roots_readable(entry: ServerEntry) -> SandboxPolicy:
+    """The backend's sandbox policy, with its configured roots readable: they are where it is told to work."""
+    paths = tuple(unquote(urlparse(uri).path) for uri in entry.roots)
+    if not paths:
+        return entry.sandbox
+    return msgspec.structs.replace(entry.sandbox, read_paths=(*entry.sandbox.read_paths, *paths))

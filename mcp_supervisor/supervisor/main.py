@@ -34,6 +34,7 @@ from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.errors import ConfigError
 from mcp_supervisor.protocol import socket_auth
 from mcp_supervisor.protocol.endpoints import Endpoints, prepare_runtime_dir, runtime_dir_for
+from mcp_supervisor.protocol.exit_codes import GATEWAY_PORT_IN_USE
 from mcp_supervisor.protocol.messages import (
     CommandResult,
     ConfigStatus,
@@ -45,7 +46,6 @@ from mcp_supervisor.protocol.messages import (
     WorkerStateReport,
 )
 from mcp_supervisor.protocol.spawn import HANDOFF_FD_ENV, GatewaySpec, Launch, WorkerSpec, write_handoff
-from mcp_supervisor.redaction import install_log_redaction
 from mcp_supervisor.supervisor import reaper
 from mcp_supervisor.supervisor.backend_launch import BackendLauncher, cleanup_cgroup
 from mcp_supervisor.supervisor.control import ControlServer
@@ -53,14 +53,18 @@ from mcp_supervisor.supervisor.health import TreeSampler
 from mcp_supervisor.supervisor.process import ChildProcess, describe_exit
 from mcp_supervisor.supervisor.slots import BACKOFF, FATAL, RUNNING, STARTING, STOPPED, STOPPING, Slot, policy_for
 from mcp_supervisor.supervisor.stderr import StderrCapture
+from mcp_supervisor.supervisor.stdio_refusal import refuse_stdio_client
 from mcp_supervisor.supervisor.watcher import watch_config
 from mcp_supervisor.system.cgroups import BackendCgroup, CgroupLimits, InstanceCgroup
+from mcp_supervisor.system.logs import configure_logging
 from mcp_supervisor.system.process_tree import INSTANCE_ENV, PARENT_PID_ENV, become_subreaper, set_title
 from mcp_supervisor.system.sandbox import SandboxUnavailable
 
 log = logging.getLogger("mcp_supervisor.supervisor")
 
 WATCHDOG_INTERVAL_S = 0.25
+# The CLI's exit code for a configuration the tree cannot run with (cli.py EXIT_CONFIG).
+EXIT_CONFIG = 2
 # A watchdog tick this late means the supervisor itself was starved: its heartbeat verdicts wait a tick.
 STARVED_TICK_S = 1.0
 
@@ -73,7 +77,7 @@ class Supervisor:
     def __init__(self, settings: Settings, stdio: bool = False) -> None:
         self.settings = settings
         # In stdio mode the gateway speaks MCP on our stdin/stdout, handed down as these descriptors.
-        self._stdio_fds: tuple[int, int] | None = self._claim_stdio() if stdio else None
+        self.stdio_fds: tuple[int, int] | None = self._claim_stdio() if stdio else None
         self.endpoints: Endpoints = prepare_runtime_dir(runtime_dir_for(settings.config_dir))
         self.log_dir = self.endpoints.log_dir
         self.instance = f"{self.endpoints.runtime_dir}:{os.getpid()}"
@@ -126,7 +130,7 @@ class Supervisor:
         self._spawn(self.gateway)
         for key, entry in self.servers.items():
             self._spawn(self._new_slot(key, entry))
-        where = "stdio" if self._stdio_fds else f"http://{self.settings.host}:{self.settings.port}/mcp"
+        where = "stdio" if self.stdio_fds else f"http://{self.settings.host}:{self.settings.port}/mcp"
         log.info("Supervising %d backend(s); gateway on %s", len(self.servers), where)
         loops = [self._watchdog(), self._sampler(), watch_config(self.settings.config_dir, self._file_changed)]
         running = [asyncio.ensure_future(work) for work in loops]
@@ -267,9 +271,9 @@ class Supervisor:
         if slot.entry is None:
             spec = GatewaySpec(generation=slot.generation, instance_key=self.instance_key.hex())
             argv = [sys.executable, "-m", "mcp_supervisor", "gateway", "--runtime-dir", runtime_dir]
-            if self._stdio_fds is not None:
-                argv += ["--stdio-fds", ",".join(map(str, self._stdio_fds))]
-                pass_fds = self._stdio_fds
+            if self.stdio_fds is not None:
+                argv += ["--stdio-fds", ",".join(map(str, self.stdio_fds))]
+                pass_fds = self.stdio_fds
         else:
             launch = self._plan_launch(slot)
             if launch is False:
@@ -360,7 +364,18 @@ class Supervisor:
         if slot.commanded_stop or self._stopping.is_set():
             slot.state = STOPPED
             log.info("%s stopped (%s).", slot.label, slot.last_exit)
-        elif slot.is_gateway and self._stdio_fds is not None and code == 0:
+        elif slot.is_gateway and code == GATEWAY_PORT_IN_USE:
+            # Another program has the port: every restart would fail the same way. Stop, and say why.
+            slot.state = FATAL
+            slot.last_error = f"port {self.settings.port} on {self.settings.host} is in use"
+            log.error(
+                "The gateway cannot listen: %s. Stop the program that has it, or choose another port (--port or "
+                "PORT).",
+                slot.last_error,
+            )
+            self._exit_code = EXIT_CONFIG
+            self._stopping.set()
+        elif slot.is_gateway and self.stdio_fds is not None and code == 0:
             slot.state = STOPPED  # the stdio client closed its end: the whole tree's work is done
             self._stopping.set()
         else:
@@ -621,8 +636,11 @@ class Supervisor:
 
 
 def run_supervisor(settings: Settings, stdio: bool = False) -> int:
-    logging.basicConfig(
-        level=settings.log_level, stream=sys.stderr, format="%(asctime)s supervisor %(levelname)s %(message)s"
-    )
-    install_log_redaction()
-    return asyncio.run(Supervisor(settings, stdio=stdio).run())
+    configure_logging(settings.log_level, "%(asctime)s supervisor %(levelname)s %(message)s")
+    supervisor = Supervisor(settings, stdio=stdio)
+    try:
+        return asyncio.run(supervisor.run())
+    except ConfigError as exc:
+        if supervisor.stdio_fds is not None:
+            refuse_stdio_client(*supervisor.stdio_fds, str(exc))
+        raise

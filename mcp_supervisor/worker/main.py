@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,7 +38,8 @@ from mcp_supervisor.protocol.messages import (
     WorkerStateReport,
 )
 from mcp_supervisor.protocol.spawn import WorkerSpec, take_worker_spec
-from mcp_supervisor.redaction import install_log_redaction, redact
+from mcp_supervisor.redaction import redact
+from mcp_supervisor.system.logs import configure_logging
 from mcp_supervisor.system.process_tree import (
     become_subreaper,
     die_with_parent,
@@ -110,6 +110,7 @@ class Worker:
                 lambda kind: self._refresh(relay, kind, timeout),
                 self._send_backend_message,
                 name=self.key,
+                roots=self.spec.server.roots,
             )
             self._relay = relay
             pump = asyncio.create_task(relay.pump())
@@ -257,12 +258,10 @@ def main() -> int:
     # supervisor, so this worker's exit sweeps exactly its own backend's processes and no one else's.
     become_subreaper()
     set_title(f"mcp-supervisor: worker[{spec.server.key}]")
-    logging.basicConfig(
-        level=os.environ.get("MCP_SUPERVISOR_LOG_LEVEL", "INFO"),
-        format=f"%(asctime)s worker[{spec.server.key}] %(levelname)s %(message)s",
-        stream=sys.stderr,
+    configure_logging(
+        os.environ.get("MCP_SUPERVISOR_LOG_LEVEL", "INFO"),
+        f"%(asctime)s worker[{spec.server.key}] %(levelname)s %(message)s",
     )
-    install_log_redaction()
     return asyncio.run(_main(spec))
 
 

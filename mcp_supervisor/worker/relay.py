@@ -24,6 +24,7 @@ from mcp_supervisor.errors import BackendError
 from mcp_supervisor.protocol.messages import Reply
 from mcp_supervisor.protocol.versions import HANDSHAKE_VERSIONS
 from mcp_supervisor.worker.connection import BackendConnection
+from mcp_supervisor.worker.own_requests import no_caller_error, roots_result
 
 log = logging.getLogger("mcp_supervisor.worker")
 
@@ -114,9 +115,12 @@ class BackendRelay:
         on_list_changed: Callable[[str], Coroutine[Any, Any, None]],
         send_message: Callable[[bytes], None] | None = None,
         name: str = "backend",
+        roots: tuple[str, ...] = (),
     ) -> None:
         self._name = name
         self._send_message = send_message
+        # The server entry's `roots`: when set, the backend's roots/list is always answered with them.
+        self.roots = roots
         self.connection = connection
         self._send_reply = send_reply
         self._on_list_changed = on_list_changed
@@ -222,6 +226,14 @@ class BackendRelay:
                 return items
         raise BackendError(f"The backend's {method} pagination did not end after 10000 pages.")
 
+    async def _answer(self, request_id: int | str, result: Any = None, error: Any = None) -> None:
+        reply: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id}
+        if error is not None:
+            reply["error"] = error
+        else:
+            reply["result"] = result
+        await self.connection.send(_encode(reply))
+
     # ------------------------------------------------------------------ incoming
 
     def _invalid_reply(self, problem: str) -> bytes:
@@ -282,6 +294,12 @@ class BackendRelay:
                     future.set_result(message)
             case Envelope(method="ping", id=request_id) if request_id is not None:
                 await self.connection.send(_encode({"jsonrpc": "2.0", "id": request_id, "result": {}}))
+            case Envelope(method="roots/list", id=request_id) if request_id is not None and (
+                self.roots or not self.in_flight
+            ):
+                await self._answer(request_id, result=roots_result(self.roots))
+            case Envelope(method=str() as method, id=request_id) if request_id is not None and not self.in_flight:
+                await self._answer(request_id, error=no_caller_error(method))  # no client to ask (see own_requests)
             case Envelope(id=request_id) if request_id is not None and self._send_message is not None:
                 self._send_message(raw)  # sampling, elicitation, roots: the gateway finds the client
             case Envelope(method=method, id=request_id) if request_id is not None:

@@ -231,10 +231,14 @@ async def test_tool_overrides_apply_without_restart(client: AdminClient, admin: 
     other = next(key for key in rows if key != "one--echo")
     clash = client.call("PATCH", f"/admin/tools/{other}", json={"exposedName": "say"})
     assert clash.status_code == 400 and "say" in clash.json()["error"]
-    invalid = client.call("PATCH", f"/admin/tools/{other}", json={"exposedName": "has space"})
-    assert invalid.status_code == 400
+    # A display name that is no valid tool name becomes the tool's title; its name stays.
+    titled = client.call("PATCH", f"/admin/tools/{other}", json={"exposedName": "Has Space"})
+    assert titled.status_code == 200, titled.text
+    async with mcp_client(admin.url) as session:
+        titles = {tool.name: tool.title for tool in (await session.list_tools()).tools}
+    assert titles[other] == "Has Space", titles
     saved = json.loads((admin.config_dir / "tool_config.json").read_text())
-    assert saved["tools"] == {"one--echo": {"enabled": True, "exposedName": "say"}}
+    assert saved["tools"] == {"one--echo": {"enabled": True, "exposedName": "say"}, other: {"exposedName": "Has Space"}}
     assert _health(client)["one"]["pid"] == pid  # nothing restarted
 
 
@@ -315,3 +319,19 @@ async def test_terminal_websocket_needs_session_and_same_origin(client: AdminCli
                 output += frame["data"]
     assert client.call("DELETE", f"/admin/terminal/{term_id}").status_code == 200
     assert client.call("GET", "/admin/terminal/list").json()["terminals"] == []
+
+
+def test_the_login_accepts_a_form_post_from_its_own_origin_only(admin: RunningSupervisor) -> None:
+    credentials = {"username": USER, "password": PASSWORD}
+    with httpx2.Client(base_url=admin.base, timeout=30) as http:
+        foreign = http.post("/admin/login", data=credentials)  # no Origin: any site's form could be this
+        assert foreign.status_code == 403 and "own login page" in foreign.json()["error"], foreign.text
+        assert not http.cookies
+        other = http.post("/admin/login", content=b"username=x", headers={"Content-Type": "text/plain"})
+        assert other.status_code == 415 and "application/json" in other.json()["error"], other.text
+        posted = http.post("/admin/login", data=credentials, headers={"Origin": admin.base})
+        assert posted.status_code == 303 and posted.headers["location"] == "/admin/", posted.text
+        session = http.get("/admin/session")
+        assert session.status_code == 200 and session.json()["username"] == USER, session.text
+        wrong = http.post("/admin/login", data={**credentials, "password": "nope"}, headers={"Origin": admin.base})
+        assert wrong.status_code == 401, wrong.text

@@ -100,3 +100,22 @@ async def test_the_gateway_sees_its_own_fresh_samples(observed: RunningSuperviso
         return now.get("rss_bytes", 0) > 10 * 1024 * 1024 and now.get("rss_bytes") != first.get("rss_bytes")
 
     await async_wait_until(resampled, 10, what="a fresh sample of the gateway's RSS")
+
+
+async def test_library_loggers_stay_at_warning_so_sse_calls_do_not_flood_the_log(
+    tmp_path: Path, supervisor_factory: Any, sse_backend: tuple[int, str]
+) -> None:
+    """The HTTP client library logs `HTTP Request: POST http://…/message?sessionId=…` at INFO for every call
+    to an SSE backend: at LOGGING=info those lines must not reach the log."""
+    port, token = sse_backend
+    config_dir = tmp_path / "config"
+    write_config(config_dir, {"legacy": {"type": "sse", "url": f"http://127.0.0.1:{port}/sse", "bearerToken": token}})
+    sup: RunningSupervisor = supervisor_factory(config_dir)
+    sup.wait_linked({"legacy"})
+    async with mcp_client(sup.url) as client:
+        for index in range(3):
+            result = await client.call_tool("legacy--echo", {"text": str(index)})
+            assert not result.is_error, result
+    log = sup.log_path.read_text(errors="replace")
+    assert "Backend legacy is ready" in log, log[-3000:]  # our own INFO lines still come through
+    assert "HTTP Request:" not in log, [line for line in log.splitlines() if "HTTP Request:" in line][:3]

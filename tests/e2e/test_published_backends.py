@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import RunningSupervisor, write_config
-from tests.helpers import mcp_client
+from tests.helpers import mcp_client, wait_until
 from tests.npm_tools import INSTALL_HINT, NODE, NODE_MODULES, NPM_TOOLS_DIR
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -97,3 +97,48 @@ async def test_write_paths_grant_writes(tmp_path: Path, supervisor_factory: Any)
         wrote = await client.call_tool("files--write_file", {"path": str(files / "new.txt"), "content": "granted"})
         assert not wrote.is_error, wrote
     assert (files / "new.txt").read_text() == "granted"
+
+
+def filesystem_log(sup: RunningSupervisor) -> str:
+    """What the filesystem backend wrote to stderr, as the supervisor echoes it (`files| …`)."""
+    return "\n".join(line for line in sup.log_path.read_text(errors="replace").splitlines() if "files|" in line)
+
+
+async def test_the_worker_answers_the_filesystem_servers_roots_request_at_once(
+    tmp_path: Path, supervisor_factory: Any
+) -> None:
+    """server-filesystem asks for roots right after `initialize`: its worker answers with the configured roots
+    at once, instead of letting it time out after 60 s (-32001) with an error as its last stderr line."""
+    require_tools()
+    files, workspace = tmp_path / "files", tmp_path / "workspace"
+    files.mkdir()
+    workspace.mkdir()
+    entry = {"type": "stdio", "command": str(NODE), "args": [str(FILESYSTEM_JS), str(files)], "roots": [str(workspace)]}
+    config_dir = tmp_path / "config"
+    write_config(config_dir, {"files": entry})
+    sup: RunningSupervisor = supervisor_factory(config_dir)
+    sup.wait_linked({"files"}, timeout=60)
+    wait_until(
+        lambda: "Updated allowed directories from MCP roots: 1 valid directories" in filesystem_log(sup),
+        10,
+        what="server-filesystem to log the roots it was answered",
+    )
+    assert "-32001" not in filesystem_log(sup), filesystem_log(sup)
+    async with mcp_client(sup.url) as client:
+        allowed = text_of(await client.call_tool("files--list_allowed_directories", {}))
+    assert str(workspace) in allowed and str(files) not in allowed, allowed
+
+
+async def test_without_configured_roots_the_filesystem_server_gets_an_empty_list(
+    tmp_path: Path, supervisor_factory: Any
+) -> None:
+    sup = start_published(tmp_path, supervisor_factory, None)
+    sup.wait_linked({"files"}, timeout=60)
+    wait_until(
+        lambda: "No valid root directories provided by client" in filesystem_log(sup),
+        10,
+        what="server-filesystem to log the empty roots it was answered",
+    )
+    assert "-32001" not in filesystem_log(sup), filesystem_log(sup)
+    status = sup.backends()["files"]
+    assert "Failed to request" not in (status.get("last_stderr") or ""), status

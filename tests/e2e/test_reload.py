@@ -100,7 +100,7 @@ async def test_broken_file_keeps_running_config_and_status_shows_it(
 
     def status_error() -> str:
         result = cli(config_dir, "status", "--json")
-        return str(json.loads(result.stdout).get("config_error", ""))
+        return str(json.loads(result.stdout)["config_error"] or "")  # null when both files applied
 
     error = await async_wait_until(
         lambda: "mcp_server.json" in status_error() and "tool_config.json" in status_error(),

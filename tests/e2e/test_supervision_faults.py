@@ -669,3 +669,29 @@ async def test_rss_limit_restarts_the_worker(tmp_path: Path, supervisor_factory:
     print(f"\nRSS limit: restarted after {time.monotonic() - began:.2f} s; state {last['state']}, errors {errors_seen}")
     assert any("exceeded the 120 MB limit" in error for error in errors_seen), errors_seen
     assert "exceeded the 120 MB limit" in sup.log_path.read_text()
+
+
+async def test_a_backend_fatal_from_the_start_answers_its_calls_with_why_it_is_down(
+    tmp_path: Path, supervisor_factory: Any
+) -> None:
+    """It never listed a tool, so the gateway has no route for its tools: the call still names the backend
+    and why it is down (-32003), not "Unknown tool"."""
+    broken = {
+        "type": "stdio",
+        "command": sys.executable,
+        "args": ["-c", "import sys; print('no API key configured', file=sys.stderr); sys.exit(1)"],
+        "supervision": {"maxRestarts": 1, "backoffBase": 0.05},
+    }
+    sup = start(supervisor_factory, tmp_path, {"broken": broken, "other": echo_entry("other")})
+    sup.wait_linked({"other"})
+    await async_wait_until(lambda: sup.backends()["broken"]["state"] == "FATAL", 30, what="broken to be FATAL")
+    async with mcp_client(sup.url) as client:
+        with pytest.raises(MCPError) as down:
+            await client.call_tool("broken--anything", {})
+        assert down.value.error.code == -32003, down.value.error
+        message = str(down.value)
+        assert 'Backend "broken" is not available' in message and "FATAL" in message, message
+        assert "no API key configured" in message, message
+        with pytest.raises(MCPError) as unknown:
+            await client.call_tool("nobody--anything", {})
+        assert unknown.value.error.code == -32602, unknown.value.error

@@ -52,6 +52,7 @@ def row(
     enabled: bool = True,
     override_name: str | None = None,
     override_description: str | None = None,
+    title: str | None = None,
 ) -> dict[str, Any]:
     return {
         "name": name,
@@ -59,6 +60,7 @@ def row(
         "description": description,
         "configKey": f"{server}{separator}{name}",
         "exposedName": exposed,
+        "title": title,
         "enabled": enabled,
         "overrideName": override_name,
         "overrideDescription": override_description,
@@ -155,11 +157,22 @@ def test_a_rename_onto_a_default_name_is_refused() -> None:
         check_exposed_names(rows)
 
 
-@pytest.mark.parametrize("name", ["has space", "x" * 129, "tool/name", "ünï", "semi;colon", "new\nline"])
-def test_invalid_exposed_names_are_refused(name: str) -> None:
-    rows = tool_rows(LINKS, config({"time--now": {"exposedName": name}}), "--")
-    with pytest.raises(ConfigError, match=r'Tool "time--now": exposed name .* is not 1-128 of'):
+@pytest.mark.parametrize("name", ["has space", "x" * 129, "tool/name", "ünï", "semi;colon", "My Custom Tool Name"])
+def test_a_display_name_that_is_no_valid_name_becomes_the_title(name: str) -> None:
+    rows = tool_rows(LINKS, config({"time--now": {"displayName": name}}), "--")
+    assert rows[1] == row("now", "time", "time--now", "Current time", override_name=name, title=name)
+    check_exposed_names(rows)  # not refused: the name stays valid
+
+
+def test_a_rename_onto_a_later_tools_name_names_the_renamed_tool_first() -> None:
+    """The renamed tool takes a name in use, whatever order the rows come in (issue 15: it was backwards)."""
+    # time--now's row comes before time--convert's, and takes its name.
+    rows = tool_rows(LINKS, config({"time--now": {"exposedName": "time--convert"}}), "--")
+    expected = """Tool "time--now": exposed name 'time--convert' is already the name of "time--convert"."""
+    with pytest.raises(ConfigError, match=re.escape(expected)):
         check_exposed_names(rows)
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        check_exposed_names(rows, only="time--now")
 
 
 def test_an_invalid_backend_name_is_refused_too() -> None:
@@ -192,8 +205,8 @@ def test_only_ignores_problems_of_other_tools() -> None:
     ]
     check_exposed_names(rows, only="d--w")
     check_exposed_names(rows, only="no--such-tool")
-    with pytest.raises(ConfigError, match=r'Tool "b--y": .* already the name of "a--x"'):
-        check_exposed_names(rows, only="a--x")  # the earlier owner of the clash
+    with pytest.raises(ConfigError, match=r'Tool "a--x": .* already the name of "b--y"'):
+        check_exposed_names(rows, only="a--x")  # the tool being edited is the one that takes the name
     with pytest.raises(ConfigError, match=r'Tool "b--y": .* already the name of "a--x"'):
         check_exposed_names(rows, only="b--y")  # the later one
     with pytest.raises(ConfigError, match=r'Tool "c--z": .* is not 1-128 of'):
@@ -208,7 +221,7 @@ def test_only_finds_a_clash_whatever_the_order() -> None:
         with pytest.raises(ConfigError, match="already the name of"):
             check_exposed_names(rows, only=only)
     reordered = [simple_row("b--y", "same"), simple_row("c--z", "same"), simple_row("a--x", "same")]
-    with pytest.raises(ConfigError, match=r'Tool "a--x": .* already the name of "c--z"'):
+    with pytest.raises(ConfigError, match=r'Tool "a--x": .* already the name of "b--y"'):
         check_exposed_names(reordered, only="a--x")
 
 

@@ -100,22 +100,14 @@ def test_description_override_adds_a_description_when_backend_had_none() -> None
     assert result.tools == [{"name": "s--t", "description": "New."}]
 
 
-@pytest.mark.parametrize("bad", ["has space", "x" * 129, "slash/name", "ünï"])
-def test_invalid_override_name_keeps_qualified_name_and_reports(bad: str) -> None:
-    config = ToolConfig(tools={"s--t": ToolOverride(exposed_name=bad)})
-    result = aggregate_tools({"s": [_tool("t")]}, config, "--")
-    assert [tool["name"] for tool in result.tools] == ["s--t"]
+@pytest.mark.parametrize("display", ["My Custom Tool Name", "has space", "x" * 129, "slash/name", "ünï", "clock\n"])
+def test_a_display_name_that_is_no_valid_name_becomes_the_title_and_the_name_stays(display: str) -> None:
+    """The seed README's own example, `"displayName": "My Custom Tool Name"`, is applied as MCP's title."""
+    config = ToolConfig(tools={"s--t": ToolOverride(exposed_name=display)})
+    result = aggregate_tools({"s": [_tool("t", title="Old")]}, config, "--")
+    assert [(tool["name"], tool["title"]) for tool in result.tools] == [("s--t", display)]
     assert result.routes == {"s--t": ToolRoute("s", "t")}
-    assert len(result.problems) == 1
-    assert repr(bad) in result.problems[0]
-    assert "s--t" in result.problems[0]
-
-
-def test_override_name_with_trailing_newline_is_refused() -> None:
-    config = ToolConfig(tools={"s--t": ToolOverride(exposed_name="clock\n")})
-    result = aggregate_tools({"s": [_tool("t")]}, config, "--")
-    assert [tool["name"] for tool in result.tools] == ["s--t"]
-    assert len(result.problems) == 1
+    assert result.problems == []
 
 
 def test_backend_tool_name_outside_alphabet_is_exposed_but_reported() -> None:

@@ -526,3 +526,11 @@ def test_the_trees_own_names_are_reserved(key: str) -> None:
     """Issue 14: a server keyed `gateway` was accepted, its status rows and logs mixed with the gateway's own."""
     with pytest.raises(ConfigError, match="reserved for the tree's own"):
         parse_servers(json.dumps({"mcpServers": {key: {"command": "x"}}}).encode())
+
+
+def test_roots_are_kept_as_file_uris_and_relative_paths_are_refused() -> None:
+    entry = _one({"command": "x", "roots": ["/srv/work space", "file:///data"]})
+    assert entry.roots == ("file:///srv/work%20space", "file:///data")
+    assert "roots" not in entry.extra
+    with pytest.raises(ConfigError, match=r'server "srv": "roots" entries must be absolute paths'):
+        _one({"command": "x", "roots": ["relative/dir"]})
