@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -10,6 +13,8 @@ from mcp_supervisor.admin.config_store import check_server_key
 from mcp_supervisor.admin.context import AdminContext
 from mcp_supervisor.admin.health_view import backend_health
 from mcp_supervisor.admin.http import BadRequest, error, json_response, read_json, read_object
+from mcp_supervisor.config.loader import parse_servers
+from mcp_supervisor.errors import ConfigError
 from mcp_supervisor.protocol.messages import CommandResult
 
 BACKEND_ACTIONS = ("restart", "stop", "start")
@@ -19,6 +24,15 @@ def _result(result: CommandResult) -> Response:
     if result.ok:
         return json_response({"success": True, "message": result.message})
     return json_response({"success": False, "message": result.message, "error": result.message}, 409)
+
+
+def running_servers(raw: bytes) -> dict[str, Any]:
+    try:
+        document = msgspec.json.decode(raw) if raw else {}
+    except msgspec.DecodeError:
+        return {}
+    servers = document.get("mcpServers") if isinstance(document, dict) else None
+    return servers if isinstance(servers, dict) else {}
 
 
 def server_routes(ctx: AdminContext) -> list[BaseRoute]:
@@ -37,10 +51,22 @@ def server_routes(ctx: AdminContext) -> list[BaseRoute]:
         return await applied("mcp_server.json saved.")
 
     async def list_servers(request: Request) -> Response:
+        """The entries on disk; when that file is broken, the running config, with the file's error (an empty
+        table would say no servers run while every backend keeps running)."""
         statuses = ctx.runtime.backends.statuses
-        servers = store.read_servers().get("mcpServers", {})
+        config_error: str | None = None
+        try:
+            document = store.read_servers()
+            if store.servers_path.exists():  # readable JSON, but would it apply? (the supervisor's own check)
+                parse_servers(store.servers_path.read_bytes(), str(store.servers_path))
+            servers = document.get("mcpServers", {})
+        except (ConfigError, OSError) as exc:
+            config_error = str(exc)
+            servers = running_servers(ctx.runtime.supervisor.running_servers)
         return json_response(
             {
+                "configError": config_error,
+                "showing": "running" if config_error else "file",
                 "servers": [
                     {
                         "key": key,

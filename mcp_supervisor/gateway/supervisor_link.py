@@ -52,6 +52,8 @@ class SupervisorLink:
         socket_auth.as_client(self._socket, credentials)
         self._socket.connect(endpoints.control)
         self.config_error = ""
+        # The raw mcp_server.json the supervisor runs (what the admin shows while the file on disk is broken).
+        self.running_servers = b""
         # Called with the new config error ("" = none) whenever it changes (the admin's live page).
         self.config_listeners: list[Callable[[str], None]] = []
 
@@ -66,6 +68,7 @@ class SupervisorLink:
                 continue
             match message:
                 case Snapshot(backends=statuses, config_error=config_error):
+                    self.running_servers = message.running_servers
                     self._set_config_error(config_error)
                     self.gateway_status = message.gateway
                     self._tool_config(message.tool_config)
@@ -82,7 +85,8 @@ class SupervisorLink:
                     self._backends.on_status(status, event)
                 case ToolConfigUpdate(data=data):
                     self._tool_config(data)
-                case ConfigStatus(config_error=config_error):
+                case ConfigStatus(config_error=config_error, running_servers=running):
+                    self.running_servers = running
                     self._set_config_error(config_error)
 
     def _set_config_error(self, config_error: str) -> None:

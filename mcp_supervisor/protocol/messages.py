@@ -185,6 +185,9 @@ class Snapshot(_Envelope, tag="snapshot"):
     gateway: BackendStatus | None = None
     # The validated tool_config.json the gateway must apply (raw file bytes; empty = no overrides).
     tool_config: bytes = b""
+    # The mcp_server.json that is running (raw bytes of the last file that applied), shown by the admin when
+    # the one on disk is broken.
+    running_servers: bytes = b""
 
 
 class ToolConfigUpdate(_Envelope, tag="toolcfg"):
@@ -197,6 +200,7 @@ class ConfigStatus(_Envelope, tag="configstatus"):
     """The config files' state changed: `config_error` is every current error ("" = both files applied)."""
 
     config_error: str = ""
+    running_servers: bytes = b""
 
 
 class BackendEvent(_Envelope, tag="event"):

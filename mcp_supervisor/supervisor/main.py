@@ -103,6 +103,7 @@ class Supervisor:
     async def run(self) -> int:
         # Broken files at start are fatal (exit 2 with the reason); on reload they keep the running config.
         self.servers = load_servers(self.settings.config_dir).active()
+        self.running_servers = self._servers_bytes()
         self.tool_config = self._read_tool_config()
         self._acquire_lock()
         set_title(f"mcp-supervisor: supervisor [{self.settings.config_dir}]")
@@ -565,6 +566,13 @@ class Supervisor:
         parse_tool_config(data, str(path))
         return data
 
+    def _servers_bytes(self) -> bytes:
+        """The bytes of the mcp_server.json just loaded (a write racing the read is caught by the next reload)."""
+        try:
+            return (self.settings.config_dir / SERVERS_FILE).read_bytes()
+        except OSError:
+            return b""
+
     def _config_error(self, file_name: str, error: str | None) -> None:
         """Record a file's error (None = applied); subscribers hear of every change, not only at Subscribe."""
         before = " ".join(self.config_errors.values())
@@ -574,7 +582,8 @@ class Supervisor:
             self.config_errors[file_name] = error
         after = " ".join(self.config_errors.values())
         if after != before and self.control is not None:
-            self._background(self.control.broadcast(ConfigStatus(config_error=after)))
+            status = ConfigStatus(config_error=after, running_servers=self.running_servers)
+            self._background(self.control.broadcast(status))
 
     def reload_tool_config(self) -> CommandResult:
         try:
@@ -597,6 +606,7 @@ class Supervisor:
             self._config_error(SERVERS_FILE, str(exc))
             log.error("Reload refused, the running config stays: %s", exc)
             return CommandResult(ok=False, message=str(exc))
+        self.running_servers = self._servers_bytes()
         self._config_error(SERVERS_FILE, None)
         tools = self.reload_tool_config()
         diff = diff_servers(self.servers, new)
@@ -626,6 +636,7 @@ class Supervisor:
             config_error=" ".join(self.config_errors.values()),
             gateway=self.gateway.status(),
             tool_config=self.tool_config,
+            running_servers=self.running_servers,
         )
 
     def _publish(self, event: str, slot: Slot) -> None:

@@ -335,3 +335,22 @@ def test_the_login_accepts_a_form_post_from_its_own_origin_only(admin: RunningSu
         assert session.status_code == 200 and session.json()["username"] == USER, session.text
         wrong = http.post("/admin/login", data={**credentials, "password": "nope"}, headers={"Origin": admin.base})
         assert wrong.status_code == 401, wrong.text
+
+
+@pytest.mark.parametrize("broken", [b'{"mcpServers": {"one": ', b'{"mcpServers": {"one": {"type": "stdio"}}}'])
+def test_with_a_broken_file_the_servers_page_shows_the_running_config_and_why(
+    client: AdminClient, admin: RunningSupervisor, broken: bytes
+) -> None:
+    """Issue 15: with an invalid mcp_server.json on disk, the Servers page showed an empty table while the
+    backends kept running."""
+    (admin.config_dir / "mcp_server.json").write_bytes(broken)
+    wait_until(
+        lambda: httpx2.get(f"{admin.base}/health/backends", timeout=5).json()["config_error"],
+        30,
+        what="the supervisor to refuse the broken file",
+    )
+    listed = client.call("GET", "/admin/servers").json()
+    assert listed["showing"] == "running" and "mcp_server.json" in (listed["configError"] or ""), listed
+    servers = {s["key"]: s for s in listed["servers"]}
+    assert servers["one"]["entry"]["args"][0] == str(FIXTURE_SERVER), listed
+    assert servers["one"]["status"]["state"] == "RUNNING", listed

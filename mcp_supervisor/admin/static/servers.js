@@ -15,7 +15,13 @@ export function loadServers() {
   var sentAt = Date.now();
   return api("GET", BASE + "/servers")
     .then(function (data) {
-      showError($("servers-error"), "");
+      // A broken mcp_server.json on disk: the table shows the running config, and says why.
+      showError(
+        $("servers-error"),
+        data.configError
+          ? "mcp_server.json on disk is not applied (" + data.configError + "). The table shows the running config."
+          : ""
+      );
       state.servers = Array.isArray(data.servers) ? data.servers : [];
       state.servers.forEach(function (server) {
         if (server.status) setStatus(server.status, sentAt);
