@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import stat
 import sys
 from collections.abc import Iterator
@@ -354,3 +356,24 @@ def test_with_a_broken_file_the_servers_page_shows_the_running_config_and_why(
     servers = {s["key"]: s for s in listed["servers"]}
     assert servers["one"]["entry"]["args"][0] == str(FIXTURE_SERVER), listed
     assert servers["one"]["status"]["state"] == "RUNNING", listed
+
+
+def test_a_revoked_cookie_stays_revoked_after_a_gateway_restart(admin: RunningSupervisor) -> None:
+    """Issue 14: a cookie revoked by logout was valid again after a gateway restart (revocations lived in its
+    memory); the session secret survives restarts, so the cookie's signature still checks."""
+    client = AdminClient(admin.base)
+    assert client.login().status_code == 200
+    cookie = client.http.cookies["mcps_admin"]
+    kept = AdminClient(admin.base)
+    assert kept.login().status_code == 200  # a second session, not logged out: it must survive the restart
+    assert client.call("POST", "/admin/logout").json() == {"success": True}
+    gateway = httpx2.get(f"{admin.base}/health/backends", timeout=10).json()["gateway"]["pid"]
+    os.kill(gateway, signal.SIGKILL)
+    wait_until(
+        lambda: (g := httpx2.get(f"{admin.base}/health/backends", timeout=5).json()["gateway"]) and g["pid"] != gateway,
+        30,
+        what="a new gateway",
+    )
+    replayed = httpx2.get(f"{admin.base}/admin/health", cookies={"mcps_admin": cookie}, timeout=10)
+    assert replayed.status_code == 401, replayed.text
+    assert kept.call("GET", "/admin/session").status_code == 200
