@@ -191,9 +191,10 @@ def test_a_slow_stdio_reader_and_a_flood_lose_no_reply(stdio_client: StdioClient
     got = len(expected & set(flood.replies)) - 2
     print(f"stdio flood: {got}/300 replies, {flood.logs.get('own', 0)}/30000 log lines kept")
     assert expected <= set(flood.replies)
-    # Notifications are bounded: what the gateway keeps (1000), plus a batch being written (256) and what the
-    # transport's buffer and the pipe held (64 KiB each), however loaded the machine; far from the 30 000 sent.
-    assert flood.logs.get("own", 0) <= 5000
+    # Notifications are bounded: the gateway keeps 1000, and what was already on its way (a batch being
+    # written, the transport's buffer, the pipe) adds a load-dependent amount (1019 on a quiet machine, up to
+    # 7187 with three test suites on 2 cores); unbounded buffering would hand the reader all 30 000.
+    assert flood.logs.get("own", 0) < 15_000
     dropped = [line for line in client.stderr if "reads too slowly for its notifications" in line]
     assert len(dropped) == 1, dropped  # ... and their loss said once for the session
 
