@@ -67,6 +67,9 @@ class ClientSession:
     stream_task: asyncio.Task[Any] | None = None
     # Who opened the session (its principal's claims, for per-client access and the audit trail).
     identity: Identity = ANONYMOUS_IDENTITY
+    # The session's view (clients.json), recomputed when the file's generation changes.
+    profile: Any = None
+    profile_generation: int = -1
     _drop_told: bool = False
 
     def __post_init__(self) -> None:

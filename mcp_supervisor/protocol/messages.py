@@ -185,6 +185,8 @@ class Snapshot(_Envelope, tag="snapshot"):
     gateway: BackendStatus | None = None
     # The validated tool_config.json the gateway must apply (raw file bytes; empty = no overrides).
     tool_config: bytes = b""
+    # The validated config/clients.json (raw bytes; empty = no file: everyone sees everything).
+    clients: bytes = b""
 
 
 class ToolConfigUpdate(_Envelope, tag="toolcfg"):
@@ -211,4 +213,10 @@ class CommandResult(_Envelope, tag="result"):
     message: str = ""
 
 
-FromSupervisor = Snapshot | BackendEvent | CommandResult | ToolConfigUpdate | ConfigStatus
+class ClientsUpdate(_Envelope, tag="clients"):
+    """clients.json changed and validated (empty = removed): the gateway applies it at once."""
+
+    data: bytes = b""
+
+
+FromSupervisor = Snapshot | BackendEvent | CommandResult | ToolConfigUpdate | ConfigStatus | ClientsUpdate
