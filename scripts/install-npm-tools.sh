@@ -2,7 +2,7 @@
 # Install the npm tools the tests use, exactly as tests/npm/package-lock.json pins them, into .tools/npm with
 # `npm ci` (idempotent): Node 22 (the `node` package ships the binary as node_modules/.bin/node, so the machine's
 # own node only has to run npm), the official conformance suite, server-everything, server-filesystem and
-# server-memory. Nothing is installed by floating name; `make lock` refreshes the lock.
+# server-memory, and oidc-provider (a real authorization server for the OAuth tests). Nothing is installed by floating name; `make lock` refreshes the lock.
 #
 #   scripts/install-npm-tools.sh              # install or verify
 #   NPM_TOOLS_DIR=/elsewhere scripts/...      # another install directory
@@ -21,6 +21,7 @@ works() {  # Node 22 runs, and every tool loads under it
     for server in everything filesystem memory; do
         [[ -f "$dir/node_modules/@modelcontextprotocol/server-$server/package.json" ]] || return 1
     done
+    [[ -f "$dir/node_modules/oidc-provider/package.json" ]] || return 1
 }
 
 if [[ -f "$stamp" ]] && works; then

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from mcp_supervisor.config.clients import CLIENTS_FILE, ClientsConfig, parse_clients
 from mcp_supervisor.config.models import (
     SERVER_FIELDS,
     ServerEntry,
@@ -287,6 +288,20 @@ def parse_tool_config(data: bytes, source: str = TOOLS_FILE) -> ToolConfig:
     if not isinstance(tools, dict):
         raise ConfigError(f'{source}: "tools" must be an object, not {_json_kind(tools)}.')
     return ToolConfig(tools={name: _parse_override(name, entry, source) for name, entry in tools.items()})
+
+
+def parse_clients_file(data: bytes, source: str = CLIENTS_FILE) -> ClientsConfig:
+    """An empty file is no file: everyone sees everything."""
+    if not data.strip():
+        return ClientsConfig()
+    return parse_clients(_decode_object(data, source), source)
+
+
+def load_clients(config_dir: Path) -> ClientsConfig:
+    path = config_dir / CLIENTS_FILE
+    if not path.exists():
+        return ClientsConfig()
+    return parse_clients_file(_read(path), str(path))
 
 
 def _read(path: Path) -> bytes:

@@ -8,6 +8,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -23,7 +24,7 @@ _TRUE = {"1", "true", "yes", "on"}
 
 # The gateway's own secrets. Backends and install commands are third-party code: they inherit the proxy's
 # environment (the seed's rule) minus these, unless a server's own `env` sets them on purpose.
-GATEWAY_SECRET_ENV = ("ALLOWED_KEYS", "ALLOWED_TOKENS", "ADMIN_PASSWORD", "SESSION_SECRET")
+GATEWAY_SECRET_ENV = ("ALLOWED_KEYS", "ALLOWED_TOKENS", "ADMIN_PASSWORD", "SESSION_SECRET", "OAUTH_CLIENT_SECRET")
 # And minus the tree's own variables: they name the config and runtime directories (where the sockets, the
 # CLI's credentials and every backend's config live) and the processes of the tree.
 TREE_ENV_PREFIX = "MCP_SUPERVISOR_"
@@ -91,10 +92,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # before the session is ended as too slow.
     session_reply_backlog_bytes: int = 16 * 1024 * 1024
     slow_client_timeout_s: float = 30.0
+    # OAuth 2.1 resource server (gateway/oauth.py): on when OAUTH_ISSUER is set, beside the static credentials.
+    oauth_issuers: tuple[str, ...] = ()
+    # The gateway's canonical URL (RFC 8707): every access token's audience must be it.
+    oauth_resource: str = ""
+    oauth_required_scopes: tuple[str, ...] = ()
+    # RFC 7662 introspection of opaque tokens, authenticated as this client.
+    oauth_introspection_url: str = ""
+    oauth_client_id: str = ""
+    oauth_client_secret: str = ""
+    oauth_clock_skew_s: int = 10
 
     @property
     def auth_enabled(self) -> bool:
-        return bool(self.allowed_keys or self.allowed_tokens)
+        return bool(self.allowed_keys or self.allowed_tokens or self.oauth_issuers)
+
+    @property
+    def oauth_enabled(self) -> bool:
+        return bool(self.oauth_issuers)
 
 
 def _split_list(value: str | None) -> tuple[str, ...]:
@@ -204,7 +219,39 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         notification_buffer_bytes=_int(env, "NOTIFICATION_BUFFER_MB", 64, 1, 1 << 20) * 1024 * 1024,
         session_reply_backlog_bytes=_int(env, "SESSION_REPLY_BACKLOG_MB", 16, 1, 1 << 20) * 1024 * 1024,
         slow_client_timeout_s=_float(env, "SLOW_CLIENT_TIMEOUT_SECONDS", 30.0),
+        **_oauth_from_env(env),
     )
+
+
+def _oauth_from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    # Compared exactly as written: an issuer identifier is a string (Auth0's ends with a slash, others do not).
+    issuers = _split_list(env.get("OAUTH_ISSUER"))
+    resource = (env.get("OAUTH_RESOURCE") or "").strip()
+    if not issuers:
+        return {}
+    for issuer in issuers:
+        if not issuer.startswith(("https://", "http://")):
+            raise ConfigError(f"Environment variable OAUTH_ISSUER holds {issuer!r}, which is not an http(s) URL.")
+    if not resource.startswith(("https://", "http://")):
+        raise ConfigError(
+            "Environment variable OAUTH_RESOURCE must be the gateway's canonical URL "
+            "(e.g. https://mcp.example.com/mcp) when OAUTH_ISSUER is set."
+        )
+    introspection = (env.get("OAUTH_INTROSPECTION_URL") or "").strip()
+    client_id = (env.get("OAUTH_CLIENT_ID") or "").strip()
+    if introspection and not client_id:
+        raise ConfigError("Environment variable OAUTH_CLIENT_ID is required when OAUTH_INTROSPECTION_URL is set.")
+    return {
+        "oauth_issuers": issuers,
+        "oauth_resource": resource,
+        "oauth_required_scopes": tuple(
+            scope for part in _split_list(env.get("OAUTH_REQUIRED_SCOPES")) for scope in part.split()
+        ),
+        "oauth_introspection_url": introspection,
+        "oauth_client_id": client_id,
+        "oauth_client_secret": env.get("OAUTH_CLIENT_SECRET") or "",
+        "oauth_clock_skew_s": _int(env, "OAUTH_CLOCK_SKEW_SECONDS", 10, 0, 600),
+    }
 
 
 _SANDBOX_MODES = ("auto", "required", "off")

@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from mcp_supervisor.gateway.edge import EdgeChecks
 from mcp_supervisor.gateway.legacy_sse import LegacySseEndpoint
+from mcp_supervisor.gateway.oauth import protected_resource_metadata_path
 from mcp_supervisor.gateway.runtime import GatewayRuntime
 from mcp_supervisor.gateway.streamable_http import StreamableHttpEndpoint
 
@@ -76,7 +77,18 @@ def create_app(runtime: GatewayRuntime) -> Starlette:
         finally:
             if admin is not None:
                 await admin.close()
+            if edge.oauth is not None:
+                await edge.oauth.close()
             await runtime.stop()
+
+    async def resource_metadata(request: Request) -> Response:
+        """RFC 9728: where clients learn which authorization servers issue tokens for this gateway."""
+        assert edge.oauth is not None
+        return Response(
+            msgspec.json.encode(edge.oauth.metadata()),
+            media_type="application/json",
+            headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "max-age=3600"},
+        )
 
     routes: list[BaseRoute] = [
         Route("/mcp", mcp_endpoint.handle, methods=["GET", "POST", "DELETE"]),
@@ -89,6 +101,11 @@ def create_app(runtime: GatewayRuntime) -> Starlette:
         Route("/health/backends", health_backends),
         Route("/metrics", metrics),
     ]
+    if edge.oauth is not None:
+        # The root form and the path-suffixed form for the resource (e.g. /mcp), as RFC 9728 §3.1 builds it.
+        suffixed = protected_resource_metadata_path(runtime.settings.oauth_resource)
+        for path in dict.fromkeys(("/.well-known/oauth-protected-resource", suffixed, suffixed + "/sse")):
+            routes.append(Route(path, resource_metadata, methods=["GET"]))
     if admin is not None:
         routes.append(Mount("/admin", app=admin.asgi))
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -8,10 +8,33 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from mcp_supervisor.config.settings import Settings
 
 ANONYMOUS = "anonymous"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a request acts as. `principal` names the credential (never the secret) and binds sessions to it;
+    the rest is what per-client access (clients.json) and the audit trail match on."""
+
+    principal: str
+    # "anonymous", "key", "token" (static credentials) or "oauth".
+    kind: str = "anonymous"
+    # The static credential's position in ALLOWED_KEYS / ALLOWED_TOKENS.
+    index: int = -1
+    # An OAuth access token's verified claims.
+    claims: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def subject(self) -> str:
+        return str(self.claims.get("sub") or self.claims.get("client_id") or "") if self.kind == "oauth" else ""
+
+
+ANONYMOUS_IDENTITY = Identity(ANONYMOUS)
 
 
 def _match(candidate: str, allowed: Sequence[str]) -> int | None:
@@ -24,23 +47,28 @@ def _match(candidate: str, allowed: Sequence[str]) -> int | None:
 
 
 def authenticate(settings: Settings, headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+    identity = authenticate_static(settings, headers, query)
+    return identity.principal if identity is not None else None
+
+
+def authenticate_static(settings: Settings, headers: Mapping[str, str], query: Mapping[str, str]) -> Identity | None:
     """The principal the request acts as, or None when credentials are required and none is valid.
 
     A principal names the credential (not the secret), so a session can be bound to the credential that
     opened it.
     """
     if not settings.auth_enabled:
-        return ANONYMOUS
+        return ANONYMOUS_IDENTITY
     authorization = headers.get("authorization", "")
     scheme, _, token = authorization.partition(" ")
     if settings.allowed_tokens and scheme.lower() == "bearer" and token.strip():
         index = _match(token.strip(), settings.allowed_tokens)
         if index is not None:
-            return f"token#{index}"
+            return Identity(f"token#{index}", "token", index)
     if settings.allowed_keys:
         key = headers.get("x-api-key") or query.get("key")
         if key:
             index = _match(key, settings.allowed_keys)
             if index is not None:
-                return f"key#{index}"
+                return Identity(f"key#{index}", "key", index)
     return None

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mcp_supervisor import __version__
+from mcp_supervisor.config.clients import EVERYTHING, ClientsConfig, Profile
 from mcp_supervisor.config.models import ToolConfig
 from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.gateway import jsonrpc
@@ -60,6 +61,8 @@ class GatewayCore:
         self.catalog = CatalogView(settings.separator, tool_config)
         self.server_requests = ServerRequests(backends, settings.server_request_timeout_s)
         self._background: set[asyncio.Future[None]] = set()
+        self.clients = ClientsConfig()
+        self.clients_generation = 0
         sessions.on_close = self._session_closed
 
     # ------------------------------------------------------------------ catalog
@@ -75,6 +78,39 @@ class GatewayCore:
             return  # the same file again (a snapshot after a gateway restart): nothing to announce
         self.catalog.update(self.backends.links, tool_config)
         self.sessions.broadcast(_LIST_CHANGED["tools"])
+
+    def set_clients(self, clients: ClientsConfig) -> None:
+        """clients.json changed: every session's view may have changed, so every list is announced."""
+        if clients == self.clients:
+            return
+        self.clients = clients
+        self.clients_generation += 1
+        for message in _LIST_CHANGED.values():
+            self.sessions.broadcast(message)
+
+    def profile(self, session: ClientSession) -> Profile:
+        """What this session's principal may see (clients.json), resolved once per file generation."""
+        if not self.clients.present:
+            return EVERYTHING
+        if session.profile_generation != self.clients_generation:
+            identity = session.identity
+            key = self.settings.allowed_keys[identity.index] if identity.kind == "key" else ""
+            token = self.settings.allowed_tokens[identity.index] if identity.kind == "token" else ""
+            session.profile = self.clients.resolve(key, token, identity.claims)
+            session.profile_generation = self.clients_generation
+        profile: Profile = session.profile
+        return profile
+
+    def _visible(self, profile: Profile, attribute: str, item: dict[str, Any]) -> bool:
+        if attribute in ("tools", "prompts"):
+            name = str(item.get("name", ""))
+            routes = (self.catalog.tools if attribute == "tools" else self.catalog.prompts).routes
+            route = routes.get(name)
+            patterns = profile.tools if attribute == "tools" else profile.prompts
+            return route is not None and profile.sees_server(route.server_key) and patterns.permits(name)
+        uri = str(item.get("uri") or item.get("uriTemplate") or "")
+        owner = self.catalog.resources.route(uri) if attribute == "resources" else None
+        return (owner is None or profile.sees_server(owner)) and profile.resources.permits(uri)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -209,7 +245,7 @@ class GatewayCore:
                 case "ping":
                     return jsonrpc.result_bytes(request_id, {})
                 case method if method in _LISTS:
-                    return await self._list(request_id, method, message.params)
+                    return await self._list(request_id, method, message.params, self.profile(session))
                 case "tools/call":
                     return await self._call_tool(context, message.params)
                 case "prompts/get":
@@ -231,10 +267,21 @@ class GatewayCore:
         except BackendUnavailable as exc:
             return jsonrpc.error_bytes(request_id, jsonrpc.BACKEND_UNAVAILABLE, str(exc), {"backend": exc.key})
 
-    async def _list(self, request_id: jsonrpc.RequestId, method: str, params: dict[str, Any]) -> bytes:
+    async def _list(
+        self, request_id: jsonrpc.RequestId, method: str, params: dict[str, Any], profile: Profile = EVERYTHING
+    ) -> bytes:
         await self.backends.settle_startup(self.settings.startup_wait_s)
         attribute, field = _LISTS[method]
         cursor = params.get("cursor")
+        if profile is not EVERYTHING:
+            # A restricted view is filtered per request (the shared first-page cache is everyone's view).
+            holder = (
+                self.catalog.resources if attribute in ("resources", "templates") else getattr(self.catalog, attribute)
+            )
+            items = [item for item in getattr(holder, attribute) if self._visible(profile, attribute, item)]
+            return jsonrpc.spliced_result(
+                request_id, jsonrpc.encode_json(page(items, field, cursor, self.settings.page_size))
+            )
         if cursor is None:
             cached = self.catalog.cached_first_page(method)
             if cached is not None:
@@ -280,6 +327,11 @@ class GatewayCore:
                 # Its backend never got as far as listing its tools (FATAL from the start): still name it.
                 self.backends.require_link(owner)
             raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Unknown {kind}: {name!r} is not exposed by this gateway.")
+        profile = self.profile(context.session)
+        patterns = profile.tools if kind == "tool" else profile.prompts
+        if not (profile.sees_server(route.server_key) and patterns.permits(name)):
+            # Not this client's to use: unknown to it, exactly like a tool that does not exist.
+            raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Unknown {kind}: {name!r} is not exposed by this gateway.")
         forwarded = {**params, "name": route.original_name}
         context.operation = f"{method} {route.original_name}"
         if not self.server_requests.is_interactive(route.server_key, context.operation):
@@ -311,7 +363,11 @@ class GatewayCore:
         return owner
 
     async def _by_uri(self, context: CallContext, method: str, params: dict[str, Any]) -> bytes:
-        return await self._forward(context, self._resource_owner(params.get("uri")), method, params)
+        owner = self._resource_owner(params.get("uri"))
+        profile = self.profile(context.session)
+        if not (profile.sees_server(owner) and profile.resources.permits(str(params.get("uri")))):
+            raise JsonRpcFault(RESOURCE_NOT_FOUND, f"Resource not found: no backend serves {params.get('uri')!r}.")
+        return await self._forward(context, owner, method, params)
 
     async def _subscription(self, context: CallContext, method: str, params: dict[str, Any]) -> bytes:
         """Subscriptions are per session; the backend sees one subscription per URI while anyone holds it."""

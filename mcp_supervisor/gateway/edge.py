@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -10,31 +12,70 @@ from starlette.types import Receive
 
 from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.gateway import jsonrpc
-from mcp_supervisor.gateway.auth import authenticate
+from mcp_supervisor.gateway.auth import Identity, authenticate_static
+from mcp_supervisor.gateway.oauth import (
+    InsufficientScope,
+    OAuthVerifier,
+    TokenRejected,
+    challenge,
+    protected_resource_metadata_path,
+)
 from mcp_supervisor.gateway.security import RequestGuard
+
+log = logging.getLogger("mcp_supervisor.gateway.auth")
 
 
 class EdgeChecks:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.guard = RequestGuard(settings)
+        self.oauth = OAuthVerifier.from_settings(settings) if settings.oauth_enabled else None
+        self.metadata_url = ""
+        if self.oauth is not None:
+            parts = urlsplit(settings.oauth_resource)
+            self.metadata_url = f"{parts.scheme}://{parts.netloc}" + protected_resource_metadata_path(
+                settings.oauth_resource
+            )
 
-    def admit(self, request: Request) -> str | Response:
-        """The authenticated principal, or the response that refuses the request."""
-        return self.admit_raw(request.headers, request.query_params)
+    async def admit(self, request: Request) -> Identity | Response:
+        """The authenticated identity, or the response that refuses the request."""
+        return await self.admit_raw(request.headers, request.query_params)
 
-    def admit_raw(self, headers: Mapping[str, str], query: Mapping[str, str]) -> str | Response:
+    async def admit_raw(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Identity | Response:
         """`admit` for raw ASGI handlers, which have no Request object."""
         refusal = self.guard.check(headers)
         if refusal is not None:
             status, reason = refusal
             return PlainTextResponse(reason, status_code=status)
-        principal = authenticate(self.settings, headers, query)
-        if principal is None:
+        identity = authenticate_static(self.settings, headers, query)
+        if identity is not None:
+            return identity
+        if self.oauth is None:
             return PlainTextResponse(
                 "Unauthorized", status_code=401, headers={"WWW-Authenticate": 'Bearer realm="mcp-supervisor"'}
             )
-        return principal
+        return await self._admit_oauth(self.oauth, headers.get("authorization", ""))
+
+    async def _admit_oauth(self, oauth: OAuthVerifier, authorization: str) -> Identity | Response:
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return self._refuse(oauth, 401, "Unauthorized: an OAuth access token is required.")
+        try:
+            access = await oauth.verify(token)
+        except TokenRejected as exc:
+            log.info("Refused an access token: %s", exc)
+            return self._refuse(oauth, 401, f"Unauthorized: {exc}", "invalid_token", str(exc))
+        except InsufficientScope as exc:
+            return self._refuse(oauth, 403, f"Forbidden: {exc}", "insufficient_scope", str(exc))
+        claims = access.claims or {}
+        # The issuer is part of the principal: `sub` is unique only per issuer.
+        subject = access.subject or access.client_id
+        return Identity(f"oauth:{claims.get('iss', '')}#{subject}", "oauth", claims=claims)
+
+    def _refuse(self, oauth: OAuthVerifier, status: int, text: str, error: str = "", description: str = "") -> Response:
+        header = challenge(oauth, self.metadata_url, error, description)
+        return PlainTextResponse(text, status_code=status, headers={"WWW-Authenticate": header})
 
 
 def is_json(request: Request) -> bool:

@@ -75,10 +75,10 @@ class LegacySseEndpoint:
     async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
         query = QueryParams(scope.get("query_string", b""))
-        admitted = self.edge.admit_raw(headers, query)
+        admitted = await self.edge.admit_raw(headers, query)
         if isinstance(admitted, Response):
             return await admitted(scope, receive, send)
-        session = self.core.sessions.create(admitted, resumable=False)
+        session = self.core.sessions.create(admitted.principal, resumable=False, identity=admitted)
         if session is None:
             refusal = PlainTextResponse(
                 "The gateway holds too many sessions (or this credential's quota of them); try again later.",
@@ -132,13 +132,13 @@ class LegacySseEndpoint:
         """Take one POSTed message for processing (None: answer 202), or the response that refuses it."""
         headers = Headers(scope=scope)
         query = QueryParams(scope.get("query_string", b""))
-        admitted = self.edge.admit_raw(headers, query)
+        admitted = await self.edge.admit_raw(headers, query)
         if isinstance(admitted, Response):
             return admitted
         session_id = query.get("sessionId") or query.get("session_id")
         if not session_id:
             return PlainTextResponse("Bad Request: the sessionId query parameter is required.", status_code=400)
-        session = self.core.sessions.get(session_id, admitted)
+        session = self.core.sessions.get(session_id, admitted.principal)
         if session is None:
             return PlainTextResponse("Session not found.", status_code=404)
         if session.closed.is_set():

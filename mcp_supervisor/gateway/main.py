@@ -9,7 +9,8 @@ from pathlib import Path
 
 import uvicorn
 
-from mcp_supervisor.config.loader import load_tool_config
+from mcp_supervisor.config.clients import ClientsConfig
+from mcp_supervisor.config.loader import load_clients, load_tool_config
 from mcp_supervisor.config.models import ToolConfig
 from mcp_supervisor.config.settings import Settings, load_settings
 from mcp_supervisor.errors import ConfigError
@@ -40,6 +41,12 @@ def main(runtime_dir: str, stdio_fds: tuple[int, int] | None = None) -> int:
         log.error("%s Serving every tool without overrides until it is fixed.", exc)
         tool_config = ToolConfig()
     runtime = GatewayRuntime(settings, Endpoints(Path(runtime_dir)), tool_config, spec)
+    try:
+        runtime.core.set_clients(load_clients(settings.config_dir))
+    except ConfigError as exc:
+        # Fail closed: an access file that cannot be read must not open every tool to everyone.
+        log.error("%s Every client sees nothing until it is fixed.", exc)
+        runtime.core.set_clients(ClientsConfig(present=True))
     if stdio_fds is not None:
         return asyncio.run(_serve_stdio(runtime, *stdio_fds))
     return _serve_http(runtime, settings)

@@ -48,7 +48,9 @@ class GatewayRuntime:
         )
         self.backends.metrics.budget = self.sessions.budget
         self.core = GatewayCore(settings, self.backends, self.sessions, tool_config)
-        self.supervisor = SupervisorLink(endpoints, self.credentials, self.backends, self.core.set_tool_config)
+        self.supervisor = SupervisorLink(
+            endpoints, self.credentials, self.backends, self.core.set_tool_config, self.core.set_clients
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mcp_supervisor.gateway.auth import ANONYMOUS_IDENTITY, Identity
 from mcp_supervisor.gateway.event_log import Budget, EventLog
 
 log = logging.getLogger("mcp_supervisor.gateway")
@@ -67,6 +68,11 @@ class ClientSession:
     ended_because: str = ""
     # The task writing this session's only stream (legacy /sse), cancelled when the session is ended as too slow.
     stream_task: asyncio.Task[Any] | None = None
+    # Who opened the session (its principal's claims, for per-client access and the audit trail).
+    identity: Identity = ANONYMOUS_IDENTITY
+    # The session's view (clients.json), recomputed when the file's generation changes.
+    profile: Any = None
+    profile_generation: int = -1
     _drop_told: bool = False
 
     def __post_init__(self) -> None:
@@ -147,7 +153,7 @@ class SessionStore:
     def under_load(self) -> bool:
         return len(self._sessions) * 2 > self.max_sessions or self.budget.used * 2 > self.budget.limit
 
-    def create(self, principal: str, resumable: bool = True) -> ClientSession | None:
+    def create(self, principal: str, resumable: bool = True, identity: Identity | None = None) -> ClientSession | None:
         """A new session, or None when the store is full even after expiring idle sessions (or the credential
         is at its quota with every one of its sessions busy)."""
         own = self._by_principal.get(principal, {})
@@ -158,7 +164,13 @@ class SessionStore:
             if len(self._sessions) >= self.max_sessions:
                 return None
         # 32 random bytes, URL-safe: visible ASCII as the spec requires, and unguessable.
-        session = ClientSession(secrets.token_urlsafe(32), principal, budget=self.budget, resumable=resumable)
+        session = ClientSession(
+            secrets.token_urlsafe(32),
+            principal,
+            budget=self.budget,
+            resumable=resumable,
+            identity=identity or Identity(principal),
+        )
         self._sessions[session.id] = session
         self._by_principal.setdefault(principal, {})[session.id] = session
         return session

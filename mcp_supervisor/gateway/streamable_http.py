@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from mcp_supervisor.gateway import jsonrpc
+from mcp_supervisor.gateway.auth import Identity
 from mcp_supervisor.gateway.core import GatewayCore
 from mcp_supervisor.gateway.edge import EdgeChecks, is_json, read_body
 from mcp_supervisor.gateway.event_log import KEEPALIVE_FRAME, EventLog, parse_event_id
@@ -47,12 +48,12 @@ class StreamableHttpEndpoint:
         self.edge = edge
 
     async def handle(self, request: Request) -> Response:
-        principal_or_response = self.edge.admit(request)
-        if isinstance(principal_or_response, Response):
-            return principal_or_response
-        principal = principal_or_response
+        identity = await self.edge.admit(request)
+        if isinstance(identity, Response):
+            return identity
+        principal = identity.principal
         if request.method == "POST":
-            return await self._post(request, principal)
+            return await self._post(request, identity)
         if request.method == "GET":
             return self._get(request, principal)
         if request.method == "DELETE":
@@ -71,7 +72,8 @@ class StreamableHttpEndpoint:
             return _fault(400, jsonrpc.INVALID_REQUEST, f"Bad Request: unsupported protocol version {version!r}.")
         return session
 
-    async def _post(self, request: Request, principal: str) -> Response:
+    async def _post(self, request: Request, identity: Identity) -> Response:
+        principal = identity.principal
         if not _accepts(request, "application/json", "text/event-stream"):
             return _fault(
                 406,
@@ -91,7 +93,7 @@ class StreamableHttpEndpoint:
         if message.method == "initialize":
             if not message.is_request:
                 return _json(jsonrpc.error_bytes(None, jsonrpc.INVALID_REQUEST, "initialize must be a request."), 400)
-            session = self.core.sessions.create(principal)
+            session = self.core.sessions.create(principal, identity=identity)
             if session is None:
                 return _fault(
                     503,

@@ -14,7 +14,8 @@ from collections.abc import Callable
 import zmq
 import zmq.asyncio
 
-from mcp_supervisor.config.loader import parse_tool_config
+from mcp_supervisor.config.clients import ClientsConfig
+from mcp_supervisor.config.loader import parse_clients_file, parse_tool_config
 from mcp_supervisor.config.models import ToolConfig
 from mcp_supervisor.errors import ConfigError, ProtocolError
 from mcp_supervisor.gateway.backends import Backends
@@ -23,6 +24,7 @@ from mcp_supervisor.protocol.endpoints import Endpoints, configure_dealer
 from mcp_supervisor.protocol.messages import (
     BackendEvent,
     BackendStatus,
+    ClientsUpdate,
     ConfigStatus,
     GatewayHeartbeat,
     Snapshot,
@@ -43,9 +45,11 @@ class SupervisorLink:
         credentials: Credentials,
         backends: Backends,
         apply_tool_config: Callable[[ToolConfig], None],
+        apply_clients: Callable[[ClientsConfig], None] | None = None,
     ) -> None:
         self._backends = backends
         self._apply_tool_config = apply_tool_config
+        self._apply_clients = apply_clients
         self.gateway_status: BackendStatus | None = None
         self._socket = zmq.asyncio.Context.instance().socket(zmq.DEALER)
         configure_dealer(self._socket, f"gateway:{os.getpid()}")
@@ -72,6 +76,7 @@ class SupervisorLink:
                     self._set_config_error(config_error)
                     self.gateway_status = message.gateway
                     self._tool_config(message.tool_config)
+                    self._clients(message.clients)
                     known = {status.key for status in statuses}
                     for key in set(self._backends.statuses) - known:
                         old = self._backends.statuses[key]
@@ -85,6 +90,8 @@ class SupervisorLink:
                     self._backends.on_status(status, event)
                 case ToolConfigUpdate(data=data):
                     self._tool_config(data)
+                case ClientsUpdate(data=data):
+                    self._clients(data)
                 case ConfigStatus(config_error=config_error, running_servers=running):
                     self.running_servers = running
                     self._set_config_error(config_error)
@@ -109,6 +116,14 @@ class SupervisorLink:
             self._apply_tool_config(parse_tool_config(data) if data.strip() else ToolConfig())
         except ConfigError as exc:
             log.error("Ignoring a tool_config update: %s", exc)
+
+    def _clients(self, data: bytes) -> None:
+        if self._apply_clients is None:
+            return
+        try:
+            self._apply_clients(parse_clients_file(data))
+        except ConfigError as exc:
+            log.error("Ignoring a clients.json update: %s", exc)
 
     def close(self) -> None:
         self._socket.close(0)

@@ -188,6 +188,8 @@ class Snapshot(_Envelope, tag="snapshot"):
     # The mcp_server.json that is running (raw bytes of the last file that applied), shown by the admin when
     # the one on disk is broken.
     running_servers: bytes = b""
+    # The validated config/clients.json (raw bytes; empty = no file: everyone sees everything).
+    clients: bytes = b""
 
 
 class ToolConfigUpdate(_Envelope, tag="toolcfg"):
@@ -215,4 +217,10 @@ class CommandResult(_Envelope, tag="result"):
     message: str = ""
 
 
-FromSupervisor = Snapshot | BackendEvent | CommandResult | ToolConfigUpdate | ConfigStatus
+class ClientsUpdate(_Envelope, tag="clients"):
+    """clients.json changed and validated (empty = removed): the gateway applies it at once."""
+
+    data: bytes = b""
+
+
+FromSupervisor = Snapshot | BackendEvent | CommandResult | ToolConfigUpdate | ConfigStatus | ClientsUpdate

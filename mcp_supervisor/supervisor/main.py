@@ -21,12 +21,14 @@ from typing import Any, Literal
 
 import psutil
 
+from mcp_supervisor.config.clients import CLIENTS_FILE
 from mcp_supervisor.config.diff import diff_servers
 from mcp_supervisor.config.loader import (
     SERVERS_FILE,
     TOOLS_FILE,
     effective_supervision,
     load_servers,
+    parse_clients_file,
     parse_tool_config,
 )
 from mcp_supervisor.config.models import ServerEntry
@@ -36,6 +38,7 @@ from mcp_supervisor.protocol import socket_auth
 from mcp_supervisor.protocol.endpoints import Endpoints, prepare_runtime_dir, runtime_dir_for
 from mcp_supervisor.protocol.exit_codes import GATEWAY_PORT_IN_USE
 from mcp_supervisor.protocol.messages import (
+    ClientsUpdate,
     CommandResult,
     ConfigStatus,
     ControlCommand,
@@ -85,6 +88,7 @@ class Supervisor:
         self.instance_key = socket_auth.new_instance_key()
         self.servers: dict[str, ServerEntry] = {}
         self.tool_config = b""
+        self.clients = b""
         self.workers: dict[str, Slot] = {}
         self.gateway = Slot("gateway", None, settings.supervision, policy_for(settings.supervision))
         self.config_errors: dict[str, str] = {}
@@ -105,6 +109,7 @@ class Supervisor:
         self.servers = load_servers(self.settings.config_dir).active()
         self.running_servers = self._servers_bytes()
         self.tool_config = self._read_tool_config()
+        self.clients = self._read_clients()
         self._acquire_lock()
         set_title(f"mcp-supervisor: supervisor [{self.settings.config_dir}]")
         # Before becoming a subreaper: the host probe runs bwrap once, whose namespace child must not be ours.
@@ -554,6 +559,34 @@ class Supervisor:
             await self.reload()
         elif name == TOOLS_FILE:
             self.reload_tool_config()
+        elif name == CLIENTS_FILE:
+            self.reload_clients()
+
+    def _read_clients(self) -> bytes:
+        path = self.settings.config_dir / CLIENTS_FILE
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return b""
+        except OSError as exc:
+            raise ConfigError(f"{path}: the file cannot be read ({exc.strerror}).") from None
+        parse_clients_file(data, str(path))
+        return data
+
+    def reload_clients(self) -> CommandResult:
+        """Like tool_config.json: validated here, applied by the gateway, restarting nothing."""
+        try:
+            data = self._read_clients()
+        except ConfigError as exc:
+            self._config_error(CLIENTS_FILE, str(exc))
+            log.error("clients.json not applied, the running one stays: %s", exc)
+            return CommandResult(ok=False, message=str(exc))
+        self._config_error(CLIENTS_FILE, None)
+        self.clients = data
+        if self.control is not None:
+            self._background(self.control.broadcast(ClientsUpdate(data=data)))
+        log.info("clients.json applied.")
+        return CommandResult(ok=True, message="clients.json applied.")
 
     def _read_tool_config(self) -> bytes:
         path = self.settings.config_dir / TOOLS_FILE
@@ -637,6 +670,7 @@ class Supervisor:
             gateway=self.gateway.status(),
             tool_config=self.tool_config,
             running_servers=self.running_servers,
+            clients=self.clients,
         )
 
     def _publish(self, event: str, slot: Slot) -> None:

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import watchfiles
 
+from mcp_supervisor.config.clients import CLIENTS_FILE
 from mcp_supervisor.config.loader import SERVERS_FILE, TOOLS_FILE
 
 log = logging.getLogger("mcp_supervisor.supervisor")
 
-WATCHED = (SERVERS_FILE, TOOLS_FILE)
+WATCHED = (SERVERS_FILE, TOOLS_FILE, CLIENTS_FILE)
 
 
 def fingerprint(path: Path) -> str:

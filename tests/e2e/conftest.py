@@ -116,8 +116,8 @@ def write_config(config_dir: Path, servers: dict[str, Any], tools: dict[str, Any
     (config_dir / "tool_config.json").write_text(json.dumps({"tools": tools or {}}, indent=2))
 
 
-def start_supervisor(config_dir: Path, env: dict[str, str] | None = None) -> RunningSupervisor:
-    port = free_port()
+def start_supervisor(config_dir: Path, env: dict[str, str] | None = None, port: int = 0) -> RunningSupervisor:
+    port = port or free_port()
     log_path = config_dir / "supervisor.log"
     # Backends' state dirs (their HOMEs) next to the test's config dir, not in the machine's ~/.local/state.
     state_dir = str(config_dir.parent / f"{config_dir.name}-state")
@@ -146,8 +146,8 @@ def supervisor_factory() -> Iterator[Any]:
     """Start supervisors on demand; at teardown stop them and check that no process of their trees survived."""
     started: list[RunningSupervisor] = []
 
-    def factory(config_dir: Path, env: dict[str, str] | None = None) -> RunningSupervisor:
-        running = start_supervisor(config_dir, env)
+    def factory(config_dir: Path, env: dict[str, str] | None = None, port: int = 0) -> RunningSupervisor:
+        running = start_supervisor(config_dir, env, port)
         started.append(running)
         return running
 
