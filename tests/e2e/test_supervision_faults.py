@@ -339,8 +339,11 @@ async def test_crash_at_start_follows_backoff_then_fatal_then_restart_clears(
     assert lag < delays[3], (delays, decisions)  # the first restart is immediate: faster than a backed-off one
     for n, delay in enumerate(delays[1:], start=2):
         assert decisions[n - 1] - 0.01 <= delay <= decisions[n - 1] + slack, (n, delays, decisions, lag)
-        if n in polled:  # polling every 20 ms sees each edge up to a poll (and a loaded loop) late
-            assert decisions[n - 1] - 0.05 - lag <= polled[n] <= decisions[n - 1] + slack, (n, polled, decisions)
+        # What the test's own polling saw is only a cross-check: under load it sees each edge late by however
+        # long this process waited for the CPU (the down edge late makes the gap look short, the up edge late
+        # makes it look long), so it bounds nothing but gross errors. The supervisor's log above is exact.
+        if n in polled:
+            assert polled[n] <= decisions[n - 1] + slack + 2.0, (n, polled, decisions)
     assert delays[3] > decisions[1] + 0.1, (delays, decisions)  # the backoff really grew (0.4-0.8 s vs <= 0.2 s)
     # Spawn-to-spawn gaps add each generation's lifetime (slower for the first, started alongside everything
     # else), so they are printed, and only checked to contain the delay.
