@@ -134,6 +134,8 @@ class BackendStatus(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     refused_replies: int = 0
     # Stdio backends only: what the sandbox enforces for the current generation.
     sandbox: SandboxReport | None = None
+    # How the current generation's worker was started: "fork" (by the zygote) or "spawn" (exec'd).
+    start_method: str = ""
 
 
 class Subscribe(_Envelope, tag="subscribe"):
@@ -185,6 +187,8 @@ class Snapshot(_Envelope, tag="snapshot"):
     gateway: BackendStatus | None = None
     # The validated tool_config.json the gateway must apply (raw file bytes; empty = no overrides).
     tool_config: bytes = b""
+    # How workers are started: "fork (zygote pid N)", or "spawn: <why not forked>".
+    worker_spawn: str = ""
 
 
 class ToolConfigUpdate(_Envelope, tag="toolcfg"):

@@ -54,6 +54,7 @@ from mcp_supervisor.supervisor.process import ChildProcess, describe_exit
 from mcp_supervisor.supervisor.slots import BACKOFF, FATAL, RUNNING, STARTING, STOPPED, STOPPING, Slot, policy_for
 from mcp_supervisor.supervisor.stderr import StderrCapture
 from mcp_supervisor.supervisor.watcher import watch_config
+from mcp_supervisor.supervisor.zygote import Zygote, ZygoteError, fork_unsupported
 from mcp_supervisor.system.cgroups import BackendCgroup, CgroupLimits, InstanceCgroup
 from mcp_supervisor.system.process_tree import INSTANCE_ENV, PARENT_PID_ENV, become_subreaper, set_title
 from mcp_supervisor.system.sandbox import SandboxUnavailable
@@ -93,6 +94,13 @@ class Supervisor:
         self._tasks: set[asyncio.Future[Any]] = set()
         self._cgroups: InstanceCgroup | None = None
         self._launcher: BackendLauncher | None = None
+        self._zygote_stderr: StderrCapture | None = None
+        self.zygote = Zygote(policy_for(settings.supervision), self._zygote_output)
+        unsupported = fork_unsupported()
+        if settings.worker_spawn == "spawn":
+            self.zygote.disable("WORKER_SPAWN=spawn")
+        elif unsupported:
+            self.zygote.disable(unsupported)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -124,6 +132,8 @@ class Supervisor:
         self.control.on_gateway_heartbeat = self._on_gateway_heartbeat
         self.control.start()
         self._spawn(self.gateway)
+        self.zygote.start(self._child_env())
+        await self.zygote.wait_ready()
         for key, entry in self.servers.items():
             self._spawn(self._new_slot(key, entry))
         where = "stdio" if self._stdio_fds else f"http://{self.settings.host}:{self.settings.port}/mcp"
@@ -208,6 +218,8 @@ class Supervisor:
 
     async def _shutdown(self) -> None:
         log.info("Stopping everything.")
+        await self.zygote.stop(1.0)
+        self._reap()
         await asyncio.gather(*(self._stop(slot) for slot in [self.gateway, *self.workers.values()]))
         reaper.kill_processes(reaper.orphans(()))  # whatever is still below us
         if self._cgroups is not None:
@@ -254,6 +266,28 @@ class Supervisor:
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 
+    def _zygote_output(self, read_fd: int) -> None:
+        if self._zygote_stderr is not None:
+            self._zygote_stderr.close()
+        self._zygote_stderr = StderrCapture("zygote", read_fd, self.log_dir / "zygote.log")
+
+    def _restart_zygote(self) -> None:
+        if not self._stopping.is_set():
+            self.zygote.start(self._child_env())
+
+    def _start_worker(self, argv: list[str], env: dict[str, str], write_fd: int, handoff_fd: int) -> ChildProcess:
+        """Forked by the zygote when it is ready (copy-on-write, no imports), else spawned; closes `write_fd`."""
+        if self.zygote.ready:
+            try:
+                pid = self.zygote.fork(write_fd, handoff_fd)
+            except ZygoteError as exc:
+                log.warning("Spawning instead of forking: %s.", exc)
+                os.lseek(handoff_fd, 0, os.SEEK_SET)  # shared offset: whatever read it, the spawned worker reads all
+            else:
+                os.close(write_fd)
+                return ChildProcess.adopted(pid)
+        return ChildProcess(argv, env, write_fd, (handoff_fd,))
+
     def _spawn(self, slot: Slot) -> None:
         slot.timer = None
         slot.next_attempt_at = None
@@ -288,7 +322,10 @@ class Supervisor:
         env[HANDOFF_FD_ENV] = str(handoff_fd)
         read_fd, write_fd = os.pipe()
         try:
-            slot.child = ChildProcess(argv, env, write_fd, (*pass_fds, handoff_fd))
+            if slot.is_gateway:
+                slot.child = ChildProcess(argv, env, write_fd, (*pass_fds, handoff_fd))
+            else:
+                slot.child = self._start_worker(argv, env, write_fd, handoff_fd)
         except OSError as exc:
             os.close(read_fd)
             slot.last_error = f"cannot spawn: {exc}"
@@ -302,7 +339,9 @@ class Supervisor:
         slot.heartbeat_seen = False
         # The gateway has no handshake to wait for; a worker is RUNNING only once its backend is initialized.
         slot.state = RUNNING if slot.is_gateway else STARTING
-        log.info("Started %s (generation %d, pid %d).", slot.label, slot.generation, slot.child.pid)
+        log.info(
+            "Started %s (generation %d, pid %d, %s).", slot.label, slot.generation, slot.child.pid, slot.child.method
+        )
         if not slot.is_gateway:
             generation = slot.generation
             loop = asyncio.get_running_loop()
@@ -344,7 +383,16 @@ class Supervisor:
     def _reap(self) -> None:
         reaper.reap_all(self._on_exit)
 
+    def _managed_pids(self) -> list[int]:
+        zygote = self.zygote.pid
+        return [*self._by_pid, *([zygote] if zygote is not None else [])]
+
     def _on_exit(self, pid: int, code: int) -> None:
+        if pid == self.zygote.pid:
+            delay = self.zygote.on_exit(code)
+            if delay is not None and not self._stopping.is_set():
+                self.zygote.timer = asyncio.get_running_loop().call_later(delay, self._restart_zygote)
+            return
         slot = self._by_pid.pop(pid, None)
         self._samplers.pop(pid, None)
         if slot is None or slot.child is None or slot.child.pid != pid:
@@ -356,7 +404,7 @@ class Supervisor:
         cleanup_cgroup(slot.cgroup, slot.label)
         slot.cgroup = None
         # What the dead worker left behind (a backend in its own session) was adopted by us: sweep it.
-        reaper.sweep_orphans(self._by_pid)
+        reaper.sweep_orphans(self._managed_pids())
         if slot.commanded_stop or self._stopping.is_set():
             slot.state = STOPPED
             log.info("%s stopped (%s).", slot.label, slot.last_exit)
@@ -611,6 +659,7 @@ class Supervisor:
             config_error=" ".join(self.config_errors.values()),
             gateway=self.gateway.status(),
             tool_config=self.tool_config,
+            worker_spawn=self.zygote.describe(),
         )
 
     def _publish(self, event: str, slot: Slot) -> None:
