@@ -45,6 +45,8 @@ class WorkerSpec(msgspec.Struct, frozen=True, kw_only=True):
     init_timeout_s: float = 30.0
     # On SIGTERM the worker lets in-flight requests finish for up to this long before closing its backend.
     drain_timeout_s: float = 5.0
+    # How often the worker heartbeats (to the supervisor's watchdog, and to the gateway to get linked).
+    heartbeat_interval_s: float = 1.0
 
     @property
     def identity(self) -> str:

@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import psutil
@@ -66,6 +67,29 @@ WATCHDOG_INTERVAL_S = 0.25
 STARVED_TICK_S = 1.0
 
 
+# A worker beats 2.5 times per heartbeatTimeout (every 2 s at the default 5 s), at most every 2 s: one late
+# beat is never a kill, and a hundred idle workers do not add up to a load (each beat wakes three processes).
+HEARTBEAT_MAX_INTERVAL_S = 2.0
+
+
+def heartbeat_interval(timeout_s: float) -> float:
+    return max(0.1, min(HEARTBEAT_MAX_INTERVAL_S, timeout_s / 2.5))
+
+
+# Fork requests in flight at once (each holds two fds in the socket, and three here).
+FORK_CHUNK = 32
+
+
+@dataclass
+class PendingFork:
+    slot: Slot
+    argv: list[str]
+    env: dict[str, str]
+    write_fd: int
+    handoff_fd: int
+    read_fd: int
+
+
 def _sample_interval() -> float:
     return float(os.environ.get("MCP_SUPERVISOR_SAMPLE_SECONDS") or 2.0)
 
@@ -94,6 +118,7 @@ class Supervisor:
         self._tasks: set[asyncio.Future[Any]] = set()
         self._cgroups: InstanceCgroup | None = None
         self._launcher: BackendLauncher | None = None
+        self._fork_batch: list[PendingFork] | None = None
         self._zygote_stderr: StderrCapture | None = None
         self.zygote = Zygote(policy_for(settings.supervision), self._zygote_output)
         unsupported = fork_unsupported()
@@ -134,8 +159,7 @@ class Supervisor:
         self._spawn(self.gateway)
         self.zygote.start(self._child_env())
         await self.zygote.wait_ready()
-        for key, entry in self.servers.items():
-            self._spawn(self._new_slot(key, entry))
+        self._spawn_many([self._new_slot(key, entry) for key, entry in self.servers.items()])
         where = "stdio" if self._stdio_fds else f"http://{self.settings.host}:{self.settings.port}/mcp"
         log.info("Supervising %d backend(s); gateway on %s", len(self.servers), where)
         loops = [self._watchdog(), self._sampler(), watch_config(self.settings.config_dir, self._file_changed)]
@@ -316,11 +340,15 @@ class Supervisor:
                 credentials=socket_auth.derive(self.instance_key, socket_auth.worker_user(slot.key, slot.generation)),
                 init_timeout_s=slot.options.startTimeout,
                 drain_timeout_s=max(0.5, slot.options.stopGrace - 1.0),
+                heartbeat_interval_s=heartbeat_interval(slot.options.heartbeatTimeout),
             )
             argv = [sys.executable, "-m", "mcp_supervisor", "worker"]
         handoff_fd = write_handoff(spec)
         env[HANDOFF_FD_ENV] = str(handoff_fd)
         read_fd, write_fd = os.pipe()
+        if self._fork_batch is not None and not slot.is_gateway and self.zygote.ready:
+            self._fork_batch.append(PendingFork(slot, argv, env, write_fd, handoff_fd, read_fd))
+            return
         try:
             if slot.is_gateway:
                 slot.child = ChildProcess(argv, env, write_fd, (*pass_fds, handoff_fd))
@@ -333,15 +361,48 @@ class Supervisor:
             return
         finally:
             os.close(handoff_fd)  # the child has its copy
+        self._started(slot, slot.child, read_fd)
+
+    def _spawn_many(self, slots: list[Slot]) -> None:
+        """Start many workers: the zygote gets their fork requests in chunks, answered in order, so that a
+        hundred forks do not each wait for a round trip through a busy machine. Synchronous like `_spawn`: every
+        pid is recorded before the loop can run the reaper."""
+        self._fork_batch = []
+        try:
+            for slot in slots:
+                self._spawn(slot)
+        finally:
+            batch, self._fork_batch = self._fork_batch, None
+        for start in range(0, len(batch), FORK_CHUNK):
+            chunk = batch[start : start + FORK_CHUNK]
+            pids = self.zygote.fork_many([(pending.write_fd, pending.handoff_fd) for pending in chunk])
+            for pending, pid in zip(chunk, pids, strict=True):
+                slot = pending.slot
+                try:
+                    if pid is None:
+                        os.lseek(pending.handoff_fd, 0, os.SEEK_SET)
+                        child = ChildProcess(pending.argv, pending.env, pending.write_fd, (pending.handoff_fd,))
+                    else:
+                        os.close(pending.write_fd)
+                        child = ChildProcess.adopted(pid)
+                except OSError as exc:
+                    os.close(pending.read_fd)
+                    slot.last_error = f"cannot spawn: {exc}"
+                    self._crashed(slot, time.monotonic())
+                    continue
+                finally:
+                    os.close(pending.handoff_fd)
+                slot.child = child
+                self._started(slot, child, pending.read_fd)
+
+    def _started(self, slot: Slot, child: ChildProcess, read_fd: int) -> None:
         slot.stderr = StderrCapture(slot.key, read_fd, self.log_dir / f"{slot.key}.log")
-        self._by_pid[slot.child.pid] = slot
+        self._by_pid[child.pid] = slot
         slot.last_heartbeat = time.monotonic()
         slot.heartbeat_seen = False
         # The gateway has no handshake to wait for; a worker is RUNNING only once its backend is initialized.
         slot.state = RUNNING if slot.is_gateway else STARTING
-        log.info(
-            "Started %s (generation %d, pid %d, %s).", slot.label, slot.generation, slot.child.pid, slot.child.method
-        )
+        log.info("Started %s (generation %d, pid %d, %s).", slot.label, slot.generation, child.pid, child.method)
         if not slot.is_gateway:
             generation = slot.generation
             loop = asyncio.get_running_loop()
@@ -404,7 +465,9 @@ class Supervisor:
         cleanup_cgroup(slot.cgroup, slot.label)
         slot.cgroup = None
         # What the dead worker left behind (a backend in its own session) was adopted by us: sweep it.
-        reaper.sweep_orphans(self._managed_pids())
+        # While everything stops, one sweep at the end does (per exit it would cost O(tree) times N workers).
+        if not self._stopping.is_set():
+            reaper.sweep_orphans(self._managed_pids())
         if slot.commanded_stop or self._stopping.is_set():
             slot.state = STOPPED
             log.info("%s stopped (%s).", slot.label, slot.last_exit)
@@ -508,7 +571,11 @@ class Supervisor:
                         slot.last_heartbeat = now  # one kill per silence
 
     async def _sampler(self) -> None:
+        """Every interval, the trees that are due (steady ones less and less often: health.py); a sample is
+        published only when it changed, so an idle tree costs the gateway nothing."""
         while True:
+            interval = _sample_interval()
+            now = time.monotonic()
             for slot in [self.gateway, *self.workers.values()]:
                 child = slot.child
                 if child is None or not child.alive:
@@ -519,15 +586,19 @@ class Supervisor:
                         sampler = self._samplers[child.pid] = TreeSampler(child.pid)
                     except psutil.Error:
                         continue  # it exited between the check and the sample
-                slot.resources = sampler.sample()
+                due = sampler.due_sample(now, interval)
+                if due is None:
+                    continue
+                slot.resources, changed = due
                 limit = slot.options.maxRssMb
                 rss_mb = slot.resources.rss_bytes / 1_048_576
                 if limit and rss_mb > limit and slot.state == RUNNING:
                     slot.last_error = f"RSS {rss_mb:.0f} MB exceeded the {limit:g} MB limit"
                     log.warning("%s: %s; restarting it.", slot.label, slot.last_error)
                     self._background(child.stop(slot.options.stopGrace))  # not commanded: counts as a crash
-                self._publish("sample", slot)
-            await asyncio.sleep(_sample_interval())
+                if changed:
+                    self._publish("sample", slot)
+            await asyncio.sleep(interval)
 
     # ------------------------------------------------------------------ reports, commands, reload
 
@@ -639,8 +710,7 @@ class Supervisor:
             work.append(self._remove(key))
         for key in diff.changed:
             work.append(self._replace(key, new[key]))
-        for key in diff.added:
-            self._spawn(self._new_slot(key, new[key]))
+        self._spawn_many([self._new_slot(key, new[key]) for key in diff.added])
         await asyncio.gather(*work)
         message = f"Reloaded: {len(diff.added)} added, {len(diff.removed)} removed, {len(diff.changed)} changed."
         if not tools.ok:

@@ -145,6 +145,30 @@ class Zygote:
             raise ZygoteError(self.reason)
         return int(reply[4:])
 
+    def fork_many(self, requests: list[tuple[int, int]]) -> list[int | None]:
+        """`fork` for many workers at once: all requests sent, then all replies read (in order). None where a
+        worker was not forked (the zygote is then killed and restarted; the caller spawns that one)."""
+        sock = self._sock
+        pids: list[int | None] = [None] * len(requests)
+        if not self.ready or sock is None:
+            return pids
+        sent = 0
+        try:
+            sock.settimeout(FORK_TIMEOUT_S)
+            for output_fd, handoff_fd in requests:
+                socket.send_fds(sock, [ZYGOTE_FORK], [output_fd, handoff_fd])
+                sent += 1
+            for index in range(sent):
+                reply = sock.recv(4096)
+                if not reply.startswith(b"pid ") or not reply[4:].isdigit():
+                    detail = reply.decode(errors="replace") or "the zygote closed its socket"
+                    self._broken(f"the zygote could not fork a worker ({detail})")
+                    break
+                pids[index] = int(reply[4:])
+        except OSError as exc:
+            self._broken(f"the fork request failed ({exc})")
+        return pids
+
     def _broken(self, reason: str) -> None:
         self.ready = False
         self.reason = reason

@@ -23,6 +23,7 @@ starts threads, say), it says so instead of `ready` and exits; the supervisor th
 
 from __future__ import annotations
 
+import array
 import contextlib
 import gc
 import logging
@@ -89,32 +90,74 @@ def main() -> int:
         log.warning("Not forking workers: %s.", reason)
         sock.send(b"unsafe " + reason.encode())
         return 0
+    # Intermediate children are reaped by the kernel: a reply never waits for one's exit.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     sock.send(b"ready")
     while True:
         try:
-            message, fds, _, _ = socket.recv_fds(sock, 64, 2)
+            batch, eof = _requests(sock)
         except OSError as exc:
             log.error("The supervisor's socket failed: %s", exc)
             return 1
-        if not message:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Every intermediate is forked first, then their answers collected: the forks of a batch overlap
+        # instead of each waiting for its intermediate to be scheduled on a busy machine.
+        started: list[int | bytes] = []
+        for message, fds in batch:
+            try:
+                if message != ZYGOTE_FORK or len(fds) != 2:
+                    started.append(b"error a fork request carries the word fork and exactly two fds")
+                else:
+                    started.append(_start_fork(sock, fds[0], fds[1]))
+            except OSError as exc:
+                started.append(f"error {exc}".encode())
+            finally:
+                for fd in fds:
+                    os.close(fd)
+        for item in started:
+            reply = item if isinstance(item, bytes) else _collect(item)
+            if not eof:
+                sock.send(reply)
+        if eof:
             return 0  # the supervisor closed its end: stopping
+
+
+def _requests(sock: socket.socket) -> tuple[list[tuple[bytes, list[int]]], bool]:
+    """The next request (blocking) and whatever others are already queued, and whether the supervisor closed
+    its end (an empty message)."""
+    batch: list[tuple[bytes, list[int]]] = []
+    flags = 0
+    while len(batch) < 64:
         try:
-            if message != ZYGOTE_FORK or len(fds) != 2:
-                sock.send(b"error a fork request carries the word fork and exactly two fds")
-                continue
-            sys.stdout.flush()
-            sys.stderr.flush()
-            pid = _fork_worker(sock, fds[0], fds[1])
-            sock.send(b"pid %d" % pid)
-        except OSError as exc:
-            sock.send(f"error {exc}".encode())
-        finally:
+            message, fds = _recv_fds(sock, flags)
+        except BlockingIOError:
+            break
+        if not message:
             for fd in fds:
                 os.close(fd)
+            return batch, True
+        batch.append((message, fds))
+        flags = socket.MSG_DONTWAIT
+    return batch, False
 
 
-def _fork_worker(sock: socket.socket, output_fd: int, handoff_fd: int) -> int:
-    """Double fork; returns the worker's pid once its intermediate parent has exited."""
+def _recv_fds(sock: socket.socket, flags: int) -> tuple[bytes, list[int]]:
+    """socket.recv_fds with its flags honoured (Python 3.11's drops them, so MSG_DONTWAIT would block)."""
+    size = array.array("i").itemsize
+    message, ancillary, _, _ = sock.recvmsg(64, socket.CMSG_LEN(2 * size), flags)
+    fds: list[int] = []
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            received = array.array("i")
+            received.frombytes(data[: len(data) - (len(data) % size)])
+            fds.extend(received)
+    return message, fds
+
+
+def _start_fork(sock: socket.socket, output_fd: int, handoff_fd: int) -> int:
+    """Double fork; returns the pipe on which the intermediate writes the worker's pid, then exits at once
+    (the worker waits for its reparenting itself)."""
     read_end, write_end = os.pipe()
     intermediate = os.fork()
     if intermediate == 0:
@@ -125,21 +168,26 @@ def _fork_worker(sock: socket.socket, output_fd: int, handoff_fd: int) -> int:
             if worker == 0:
                 os.close(write_end)
                 _become_worker(sock, output_fd, handoff_fd)  # never returns
-            os.write(write_end, str(worker).encode())
+            os.write(write_end, b"%d\n" % worker)
             code = 0
         finally:
             os._exit(code)
     os.close(write_end)
+    return read_end
+
+
+def _collect(read_end: int) -> bytes:
+    """The reply for one fork: `pid N`, or an error."""
     try:
         reply = b""
-        while chunk := os.read(read_end, 32):
+        while not reply.endswith(b"\n") and (chunk := os.read(read_end, 32)):
             reply += chunk
+    except OSError as exc:
+        return f"error {exc}".encode()
     finally:
         os.close(read_end)
-        os.waitpid(intermediate, 0)
-    if not reply.isdigit():
-        raise OSError("the zygote's intermediate child failed to fork the worker")
-    return int(reply)
+    reply = reply.strip()
+    return b"pid " + reply if reply.isdigit() else b"error the intermediate child failed to fork the worker"
 
 
 def _become_worker(sock: socket.socket, output_fd: int, handoff_fd: int) -> None:
