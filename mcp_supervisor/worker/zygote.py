@@ -62,11 +62,24 @@ def fork_unsafe_reason() -> str | None:
 
 
 def _preload() -> None:
-    """Modules the worker imports lazily, loaded before the freeze so that they are shared too."""
+    """Modules the worker imports lazily, and the caches it fills on first use (msgspec's type information of
+    the spec and the messages, an event loop's machinery), loaded before the freeze so that they are shared."""
+    import asyncio
     import asyncio.base_subprocess
-    import asyncio.unix_events  # noqa: F401
+    import asyncio.unix_events
 
+    import msgspec
     import zmq.asyncio  # noqa: F401
+
+    from mcp_supervisor.protocol import codec
+    from mcp_supervisor.protocol.messages import WorkerHeartbeat
+    from mcp_supervisor.protocol.spawn import WorkerSpec
+
+    with contextlib.suppress(msgspec.ValidationError):
+        msgspec.json.decode(b"{}", type=WorkerSpec)
+    codec.encode(WorkerHeartbeat(key="", generation=0))
+    loop = asyncio.new_event_loop()  # never run, and closed: nothing of it survives into a worker
+    loop.close()
 
 
 def main() -> int:
