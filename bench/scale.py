@@ -143,7 +143,8 @@ def _ours(supervisor: Any) -> dict[str, psutil.Process]:
             if "zygote" in " ".join(child.cmdline()):
                 found["zygote"] = child
     for item in health["backends"]:
-        found[f"worker[{item['key']}]"] = psutil.Process(item["pid"])
+        with contextlib.suppress(psutil.Error, TypeError):  # one being restarted (a start timeout at 500)
+            found[f"worker[{item['key']}]"] = psutil.Process(item["pid"])
     return found
 
 
@@ -190,7 +191,9 @@ def _supervised(h: ModuleType, procs: Any, workdir: Path, name: str, count: int,
             uss += one_uss
             pss += one_pss
         workers = [label for label in ours if label.startswith("worker")]
-        methods = {item.get("start_method", "") for item in supervisor.health()["backends"]}
+        health = supervisor.health()["backends"]
+        methods = {item.get("start_method", "") for item in health}
+        restarts = sum(item.get("restarts", 0) for item in health)
         tree = _whole_tree(supervisor.process.pid)
         before = _cpu(tree)
         time.sleep(config.scale_idle_seconds)
@@ -203,6 +206,7 @@ def _supervised(h: ModuleType, procs: Any, workdir: Path, name: str, count: int,
             "worker_uss_mb_max": max((_mem(ours[label])[0] for label in workers), default=0.0),
             "idle_cpu_percent": idle,
             "start_methods": sorted(methods),
+            "restarts": restarts,
         }
         if count <= config.scale_list_max:
             url = f"{supervisor.base}/mcp"
@@ -270,6 +274,7 @@ def _summarize(count: int, bare: list[dict[str, Any]], ours: list[dict[str, Any]
         "reload_seconds": round(statistics.median(r["seconds"] for r in reloads), 3) if reloads else None,
         "reload_others_touched": sorted({key for r in reloads for key in r["others_touched"]}),
         "start_methods": sorted({method for row in ours for method in row["start_methods"]}),
+        "restarts": max(row["restarts"] for row in ours),
         "all_runs": ours,
         "all_bare_runs": bare,
     }

@@ -159,7 +159,7 @@ class Supervisor:
         self._spawn(self.gateway)
         self.zygote.start(self._child_env())
         await self.zygote.wait_ready()
-        self._spawn_many([self._new_slot(key, entry) for key, entry in self.servers.items()])
+        await self._spawn_many([self._new_slot(key, entry) for key, entry in self.servers.items()])
         where = "stdio" if self._stdio_fds else f"http://{self.settings.host}:{self.settings.port}/mcp"
         log.info("Supervising %d backend(s); gateway on %s", len(self.servers), where)
         loops = [self._watchdog(), self._sampler(), watch_config(self.settings.config_dir, self._file_changed)]
@@ -363,20 +363,27 @@ class Supervisor:
             os.close(handoff_fd)  # the child has its copy
         self._started(slot, slot.child, read_fd)
 
-    def _spawn_many(self, slots: list[Slot]) -> None:
+    async def _spawn_many(self, slots: list[Slot]) -> None:
         """Start many workers: the zygote gets their fork requests in chunks, answered in order, so that a
-        hundred forks do not each wait for a round trip through a busy machine. Synchronous like `_spawn`: every
-        pid is recorded before the loop can run the reaper."""
+        hundred forks do not each wait for a round trip through a busy machine. Each chunk is synchronous like
+        `_spawn` (every pid is recorded before the loop can run the reaper); between chunks the loop runs, so
+        that the first workers' ready reports and heartbeats are read while the next ones start."""
+        for slot in slots:
+            slot.state = STARTING  # as the gateway must see them: starting, not stopped, until their turn
+        for start in range(0, len(slots), FORK_CHUNK):
+            self._spawn_chunk(slots[start : start + FORK_CHUNK])
+            await asyncio.sleep(0)
+
+    def _spawn_chunk(self, slots: list[Slot]) -> None:
         self._fork_batch = []
         try:
             for slot in slots:
                 self._spawn(slot)
         finally:
             batch, self._fork_batch = self._fork_batch, None
-        for start in range(0, len(batch), FORK_CHUNK):
-            chunk = batch[start : start + FORK_CHUNK]
-            pids = self.zygote.fork_many([(pending.write_fd, pending.handoff_fd) for pending in chunk])
-            for pending, pid in zip(chunk, pids, strict=True):
+        if batch:
+            pids = self.zygote.fork_many([(pending.write_fd, pending.handoff_fd) for pending in batch])
+            for pending, pid in zip(batch, pids, strict=True):
                 slot = pending.slot
                 try:
                     if pid is None:
@@ -710,7 +717,7 @@ class Supervisor:
             work.append(self._remove(key))
         for key in diff.changed:
             work.append(self._replace(key, new[key]))
-        self._spawn_many([self._new_slot(key, new[key]) for key in diff.added])
+        await self._spawn_many([self._new_slot(key, new[key]) for key in diff.added])
         await asyncio.gather(*work)
         message = f"Reloaded: {len(diff.added)} added, {len(diff.removed)} removed, {len(diff.changed)} changed."
         if not tools.ok:
