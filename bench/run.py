@@ -882,6 +882,9 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             held["gateway_held"]["rss_mb"] < TARGET_HELD_SESSIONS_RSS_MB and held["opened"]["failed"] == 0,
             f"before {held['gateway_before']['rss_mb']} MB, after release {held['gateway_after_release']['rss_mb']} MB",
         )
+    import scale
+
+    targets.extend(scale.targets(results))
     return targets
 
 
@@ -1009,6 +1012,9 @@ def report(results: dict[str, Any]) -> str:
         for name, found in logged.items():
             for text, count in found["kinds"].items():
                 lines.append(f"  {name}: {count} x {text}")
+    import scale
+
+    lines.extend(scale.report(results))
     if results["failures"]:
         lines.append("")
         lines.append("FAILURES:")
@@ -1082,13 +1088,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--results-dir", default=str(BENCH / "results"))
     parser.add_argument("--work-dir", help="config directories and logs (default: a temporary directory, removed)")
-    parser.add_argument("--skip", default="", help="comma-separated: load, startup, sandbox, tools-list, idle-sessions")
+    parser.add_argument("--scale-sizes", default="20,100", help="scale section: lean backend counts (default 20,100)")
+    parser.add_argument("--scale-repeat", type=int, default=2, help="scale runs per size, bare and ours alternating")
+    parser.add_argument("--scale-idle-seconds", type=float, default=20.0, help="idle CPU window (default 20 s)")
+    parser.add_argument("--scale-max", type=int, default=500, help="lean backends measured once (0: skip)")
+    parser.add_argument("--scale-list-max", type=int, default=100, help="tools/list + reload up to this many")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated: load, startup, sandbox, tools-list, idle-sessions, scale"
+    )
     config = parser.parse_args(argv)
     if config.quick:
         config.calls = min(config.calls, 200)
         config.list_calls = min(config.list_calls, 50)
         config.idle_mcp = min(config.idle_mcp, 100)
         config.idle_sse = min(config.idle_sse, 100)
+        config.scale_sizes, config.scale_repeat, config.scale_max = "20,100", 1, 0
+        config.scale_idle_seconds = min(config.scale_idle_seconds, 10.0)
     config.sessions = [int(value) for value in config.sessions.split(",") if value]
     config.modes = [value for value in config.modes.split(",") if value]
     config.transports = [value for value in config.transports.split(",") if value]
@@ -1153,6 +1168,10 @@ def main(argv: list[str] | None = None) -> int:
             run_sandbox_cost(procs, workdir, config, results)
         if "tools-list" not in config.skip:
             run_tools_list(procs, workdir, config.list_backends, config.list_tools, config.list_calls, results)
+        if "scale" not in config.skip:
+            import scale
+
+            scale.run_scale(sys.modules[__name__], procs, workdir, config, results)
     except Exception as exc:
         detail = str(exc) if isinstance(exc, BenchFailure) else traceback.format_exc()
         results["failures"].append(f"measurement failed: {detail}")

@@ -108,6 +108,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         return 0
     if snapshot.config_error:
         print(f"config error (the running config stays): {snapshot.config_error}")
+    if snapshot.worker_spawn:
+        print(f"workers: {snapshot.worker_spawn}")
     header = (
         f"{'KEY':<20} {'TYPE':<7} {'STATE':<9} {'PID':>7} {'UPTIME':>7} {'RESTARTS':>8} {'RSS':>6} {'CPU%':>5} "
         f"{'SANDBOX':<11}"
@@ -179,6 +181,12 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return worker_main()
 
 
+def _cmd_zygote(args: argparse.Namespace) -> int:
+    from mcp_supervisor.worker.zygote import main as zygote_main
+
+    return zygote_main()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mcp-supervisor", description="Supervised multi-process MCP gateway.")
     parser.add_argument("--version", action="version", version=f"mcp-supervisor {__version__}")
@@ -222,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.add_argument("--stdio-fds", help="IN,OUT: serve MCP over these inherited descriptors instead of HTTP")
     gateway.set_defaults(func=_cmd_gateway)
     commands.add_parser("worker").set_defaults(func=_cmd_worker)
+    commands.add_parser("zygote").set_defaults(func=_cmd_zygote)
     return parser
 
 

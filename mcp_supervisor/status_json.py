@@ -19,6 +19,7 @@ def status_document(snapshot: Snapshot, config_dir: Path, now: float | None = No
         "schema": SCHEMA_VERSION,
         "config_dir": str(config_dir),
         "config_error": snapshot.config_error or None,
+        "worker_spawn": snapshot.worker_spawn or None,
         "gateway": _entry(snapshot.gateway, now) if snapshot.gateway is not None else None,
         "backends": [_entry(status, now) for status in snapshot.backends],
     }
@@ -43,6 +44,8 @@ def _entry(status: BackendStatus, now: float) -> dict[str, Any]:
         "processes": status.processes,
         "in_flight": status.in_flight,
         "refused_replies": status.refused_replies,
+        "next_attempt_at": status.next_attempt_at,
+        "start_method": status.start_method or None,
         "sandbox": _sandbox(status.sandbox) if status.sandbox is not None else None,
     }
 

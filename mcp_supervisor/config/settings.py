@@ -77,6 +77,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     forwarded_allow_ips: tuple[str, ...] = ()
     # SANDBOX: auto (what the host offers, reported per backend), required (no start without it), off.
     sandbox_mode: str = "auto"
+    # WORKER_SPAWN: fork (workers forked by a zygote, spawned where forking is unsafe) or spawn (always exec).
+    worker_spawn: str = "fork"
     # Where each backend's own writable state (its HOME) lives: <state_dir>/<key>.
     state_dir: Path = Path(".")
     # How long a backend's server→client request (sampling, elicitation, roots) waits for the client's answer.
@@ -210,6 +212,7 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         forwarded_allow_ips=_split_list(env.get("FORWARDED_ALLOW_IPS")),
         startup_wait_s=_float(env, "STARTUP_WAIT_SECONDS", 10.0, allow_zero=True),
         sandbox_mode=_sandbox_mode(env.get("SANDBOX")),
+        worker_spawn=_worker_spawn(env.get("WORKER_SPAWN")),
         state_dir=_state_dir(env, config_dir.resolve()),
         server_request_timeout_s=_float(env, "SERVER_REQUEST_TIMEOUT_SECONDS", 10.0),
         max_sessions=_int(env, "MAX_SESSIONS", 10_000, 1),
@@ -261,6 +264,16 @@ def _sandbox_mode(raw: str | None) -> str:
     mode = (raw or "auto").strip().lower() or "auto"
     if mode not in _SANDBOX_MODES:
         raise ConfigError(f"Environment variable SANDBOX={raw!r} must be one of {', '.join(_SANDBOX_MODES)}.")
+    return mode
+
+
+_WORKER_SPAWN_MODES = ("fork", "spawn")
+
+
+def _worker_spawn(raw: str | None) -> str:
+    mode = (raw or "fork").strip().lower() or "fork"
+    if mode not in _WORKER_SPAWN_MODES:
+        raise ConfigError(f"Environment variable WORKER_SPAWN={raw!r} must be one of {', '.join(_WORKER_SPAWN_MODES)}.")
     return mode
 
 

@@ -134,6 +134,8 @@ class BackendStatus(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     refused_replies: int = 0
     # Stdio backends only: what the sandbox enforces for the current generation.
     sandbox: SandboxReport | None = None
+    # How the current generation's worker was started: "fork" (by the zygote) or "spawn" (exec'd).
+    start_method: str = ""
 
 
 class Subscribe(_Envelope, tag="subscribe"):
@@ -190,6 +192,8 @@ class Snapshot(_Envelope, tag="snapshot"):
     running_servers: bytes = b""
     # The validated config/clients.json (raw bytes; empty = no file: everyone sees everything).
     clients: bytes = b""
+    # How workers are started: "fork (zygote pid N)", or "spawn: <why not forked>".
+    worker_spawn: str = ""
 
 
 class ToolConfigUpdate(_Envelope, tag="toolcfg"):

@@ -18,6 +18,10 @@ from mcp_supervisor.config.models import ServerEntry
 from mcp_supervisor.protocol.socket_auth import Credentials
 
 HANDOFF_FD_ENV = "MCP_SUPERVISOR_HANDOFF_FD"
+# The zygote's end of its socketpair with the supervisor (supervisor/zygote.py, worker/zygote.py).
+ZYGOTE_FD_ENV = "MCP_SUPERVISOR_ZYGOTE_FD"
+# A fork request carries exactly these fds (SCM_RIGHTS) and nothing else: the worker's output pipe, its handoff.
+ZYGOTE_FORK = b"fork"
 
 
 class Launch(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,6 +45,8 @@ class WorkerSpec(msgspec.Struct, frozen=True, kw_only=True):
     init_timeout_s: float = 30.0
     # On SIGTERM the worker lets in-flight requests finish for up to this long before closing its backend.
     drain_timeout_s: float = 5.0
+    # How often the worker heartbeats (to the supervisor's watchdog, and to the gateway to get linked).
+    heartbeat_interval_s: float = 1.0
 
     @property
     def identity(self) -> str:

@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import psutil
@@ -58,6 +59,7 @@ from mcp_supervisor.supervisor.slots import BACKOFF, FATAL, RUNNING, STARTING, S
 from mcp_supervisor.supervisor.stderr import StderrCapture
 from mcp_supervisor.supervisor.stdio_refusal import refuse_stdio_client
 from mcp_supervisor.supervisor.watcher import watch_config
+from mcp_supervisor.supervisor.zygote import Zygote, ZygoteError, fork_unsupported
 from mcp_supervisor.system.cgroups import BackendCgroup, CgroupLimits, InstanceCgroup
 from mcp_supervisor.system.logs import configure_logging
 from mcp_supervisor.system.process_tree import INSTANCE_ENV, PARENT_PID_ENV, become_subreaper, set_title
@@ -70,6 +72,29 @@ WATCHDOG_INTERVAL_S = 0.25
 EXIT_CONFIG = 2
 # A watchdog tick this late means the supervisor itself was starved: its heartbeat verdicts wait a tick.
 STARVED_TICK_S = 1.0
+
+
+# A worker beats 2.5 times per heartbeatTimeout (every 2 s at the default 5 s), at most every 2 s: one late
+# beat is never a kill, and a hundred idle workers do not add up to a load (each beat wakes three processes).
+HEARTBEAT_MAX_INTERVAL_S = 2.0
+
+
+def heartbeat_interval(timeout_s: float) -> float:
+    return max(0.1, min(HEARTBEAT_MAX_INTERVAL_S, timeout_s / 2.5))
+
+
+# Fork requests in flight at once (each holds two fds in the socket, and three here).
+FORK_CHUNK = 32
+
+
+@dataclass
+class PendingFork:
+    slot: Slot
+    argv: list[str]
+    env: dict[str, str]
+    write_fd: int
+    handoff_fd: int
+    read_fd: int
 
 
 def _sample_interval() -> float:
@@ -101,6 +126,14 @@ class Supervisor:
         self._tasks: set[asyncio.Future[Any]] = set()
         self._cgroups: InstanceCgroup | None = None
         self._launcher: BackendLauncher | None = None
+        self._fork_batch: list[PendingFork] | None = None
+        self._zygote_stderr: StderrCapture | None = None
+        self.zygote = Zygote(policy_for(settings.supervision), self._zygote_output)
+        unsupported = fork_unsupported()
+        if settings.worker_spawn == "spawn":
+            self.zygote.disable("WORKER_SPAWN=spawn")
+        elif unsupported:
+            self.zygote.disable(unsupported)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -134,8 +167,9 @@ class Supervisor:
         self.control.on_gateway_heartbeat = self._on_gateway_heartbeat
         self.control.start()
         self._spawn(self.gateway)
-        for key, entry in self.servers.items():
-            self._spawn(self._new_slot(key, entry))
+        self.zygote.start(self._child_env())
+        await self.zygote.wait_ready()
+        await self._spawn_many([self._new_slot(key, entry) for key, entry in self.servers.items()])
         where = "stdio" if self.stdio_fds else f"http://{self.settings.host}:{self.settings.port}/mcp"
         log.info("Supervising %d backend(s); gateway on %s", len(self.servers), where)
         loops = [self._watchdog(), self._sampler(), watch_config(self.settings.config_dir, self._file_changed)]
@@ -218,6 +252,8 @@ class Supervisor:
 
     async def _shutdown(self) -> None:
         log.info("Stopping everything.")
+        await self.zygote.stop(1.0)
+        self._reap()
         await asyncio.gather(*(self._stop(slot) for slot in [self.gateway, *self.workers.values()]))
         reaper.kill_processes(reaper.orphans(()))  # whatever is still below us
         if self._cgroups is not None:
@@ -264,6 +300,28 @@ class Supervisor:
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 
+    def _zygote_output(self, read_fd: int) -> None:
+        if self._zygote_stderr is not None:
+            self._zygote_stderr.close()
+        self._zygote_stderr = StderrCapture("zygote", read_fd, self.log_dir / "zygote.log")
+
+    def _restart_zygote(self) -> None:
+        if not self._stopping.is_set():
+            self.zygote.start(self._child_env())
+
+    def _start_worker(self, argv: list[str], env: dict[str, str], write_fd: int, handoff_fd: int) -> ChildProcess:
+        """Forked by the zygote when it is ready (copy-on-write, no imports), else spawned; closes `write_fd`."""
+        if self.zygote.ready:
+            try:
+                pid = self.zygote.fork(write_fd, handoff_fd)
+            except ZygoteError as exc:
+                log.warning("Spawning instead of forking: %s.", exc)
+                os.lseek(handoff_fd, 0, os.SEEK_SET)  # shared offset: whatever read it, the spawned worker reads all
+            else:
+                os.close(write_fd)
+                return ChildProcess.adopted(pid)
+        return ChildProcess(argv, env, write_fd, (handoff_fd,))
+
     def _spawn(self, slot: Slot) -> None:
         slot.timer = None
         slot.next_attempt_at = None
@@ -292,13 +350,20 @@ class Supervisor:
                 credentials=socket_auth.derive(self.instance_key, socket_auth.worker_user(slot.key, slot.generation)),
                 init_timeout_s=slot.options.startTimeout,
                 drain_timeout_s=max(0.5, slot.options.stopGrace - 1.0),
+                heartbeat_interval_s=heartbeat_interval(slot.options.heartbeatTimeout),
             )
             argv = [sys.executable, "-m", "mcp_supervisor", "worker"]
         handoff_fd = write_handoff(spec)
         env[HANDOFF_FD_ENV] = str(handoff_fd)
         read_fd, write_fd = os.pipe()
+        if self._fork_batch is not None and not slot.is_gateway and self.zygote.ready:
+            self._fork_batch.append(PendingFork(slot, argv, env, write_fd, handoff_fd, read_fd))
+            return
         try:
-            slot.child = ChildProcess(argv, env, write_fd, (*pass_fds, handoff_fd))
+            if slot.is_gateway:
+                slot.child = ChildProcess(argv, env, write_fd, (*pass_fds, handoff_fd))
+            else:
+                slot.child = self._start_worker(argv, env, write_fd, handoff_fd)
         except OSError as exc:
             os.close(read_fd)
             slot.last_error = f"cannot spawn: {exc}"
@@ -306,13 +371,55 @@ class Supervisor:
             return
         finally:
             os.close(handoff_fd)  # the child has its copy
+        self._started(slot, slot.child, read_fd)
+
+    async def _spawn_many(self, slots: list[Slot]) -> None:
+        """Start many workers: the zygote gets their fork requests in chunks, answered in order, so that a
+        hundred forks do not each wait for a round trip through a busy machine. Each chunk is synchronous like
+        `_spawn` (every pid is recorded before the loop can run the reaper); between chunks the loop runs, so
+        that the first workers' ready reports and heartbeats are read while the next ones start."""
+        for slot in slots:
+            slot.state = STARTING  # as the gateway must see them: starting, not stopped, until their turn
+        for start in range(0, len(slots), FORK_CHUNK):
+            self._spawn_chunk(slots[start : start + FORK_CHUNK])
+            await asyncio.sleep(0)
+
+    def _spawn_chunk(self, slots: list[Slot]) -> None:
+        self._fork_batch = []
+        try:
+            for slot in slots:
+                self._spawn(slot)
+        finally:
+            batch, self._fork_batch = self._fork_batch, None
+        if batch:
+            pids = self.zygote.fork_many([(pending.write_fd, pending.handoff_fd) for pending in batch])
+            for pending, pid in zip(batch, pids, strict=True):
+                slot = pending.slot
+                try:
+                    if pid is None:
+                        os.lseek(pending.handoff_fd, 0, os.SEEK_SET)
+                        child = ChildProcess(pending.argv, pending.env, pending.write_fd, (pending.handoff_fd,))
+                    else:
+                        os.close(pending.write_fd)
+                        child = ChildProcess.adopted(pid)
+                except OSError as exc:
+                    os.close(pending.read_fd)
+                    slot.last_error = f"cannot spawn: {exc}"
+                    self._crashed(slot, time.monotonic())
+                    continue
+                finally:
+                    os.close(pending.handoff_fd)
+                slot.child = child
+                self._started(slot, child, pending.read_fd)
+
+    def _started(self, slot: Slot, child: ChildProcess, read_fd: int) -> None:
         slot.stderr = StderrCapture(slot.key, read_fd, self.log_dir / f"{slot.key}.log")
-        self._by_pid[slot.child.pid] = slot
+        self._by_pid[child.pid] = slot
         slot.last_heartbeat = time.monotonic()
         slot.heartbeat_seen = False
         # The gateway has no handshake to wait for; a worker is RUNNING only once its backend is initialized.
         slot.state = RUNNING if slot.is_gateway else STARTING
-        log.info("Started %s (generation %d, pid %d).", slot.label, slot.generation, slot.child.pid)
+        log.info("Started %s (generation %d, pid %d, %s).", slot.label, slot.generation, child.pid, child.method)
         if not slot.is_gateway:
             generation = slot.generation
             loop = asyncio.get_running_loop()
@@ -354,7 +461,16 @@ class Supervisor:
     def _reap(self) -> None:
         reaper.reap_all(self._on_exit)
 
+    def _managed_pids(self) -> list[int]:
+        zygote = self.zygote.pid
+        return [*self._by_pid, *([zygote] if zygote is not None else [])]
+
     def _on_exit(self, pid: int, code: int) -> None:
+        if pid == self.zygote.pid:
+            delay = self.zygote.on_exit(code)
+            if delay is not None and not self._stopping.is_set():
+                self.zygote.timer = asyncio.get_running_loop().call_later(delay, self._restart_zygote)
+            return
         slot = self._by_pid.pop(pid, None)
         self._samplers.pop(pid, None)
         if slot is None or slot.child is None or slot.child.pid != pid:
@@ -366,7 +482,9 @@ class Supervisor:
         cleanup_cgroup(slot.cgroup, slot.label)
         slot.cgroup = None
         # What the dead worker left behind (a backend in its own session) was adopted by us: sweep it.
-        reaper.sweep_orphans(self._by_pid)
+        # While everything stops, one sweep at the end does (per exit it would cost O(tree) times N workers).
+        if not self._stopping.is_set():
+            reaper.sweep_orphans(self._managed_pids())
         if slot.commanded_stop or self._stopping.is_set():
             slot.state = STOPPED
             log.info("%s stopped (%s).", slot.label, slot.last_exit)
@@ -481,7 +599,11 @@ class Supervisor:
                         slot.last_heartbeat = now  # one kill per silence
 
     async def _sampler(self) -> None:
+        """Every interval, the trees that are due (steady ones less and less often: health.py); a sample is
+        published only when it changed, so an idle tree costs the gateway nothing."""
         while True:
+            interval = _sample_interval()
+            now = time.monotonic()
             for slot in [self.gateway, *self.workers.values()]:
                 child = slot.child
                 if child is None or not child.alive:
@@ -492,15 +614,19 @@ class Supervisor:
                         sampler = self._samplers[child.pid] = TreeSampler(child.pid)
                     except psutil.Error:
                         continue  # it exited between the check and the sample
-                slot.resources = sampler.sample()
+                due = sampler.due_sample(now, interval)
+                if due is None:
+                    continue
+                slot.resources, changed = due
                 limit = slot.options.maxRssMb
                 rss_mb = slot.resources.rss_bytes / 1_048_576
                 if limit and rss_mb > limit and slot.state == RUNNING:
                     slot.last_error = f"RSS {rss_mb:.0f} MB exceeded the {limit:g} MB limit"
                     log.warning("%s: %s; restarting it.", slot.label, slot.last_error)
                     self._background(child.stop(slot.options.stopGrace))  # not commanded: counts as a crash
-                self._publish("sample", slot)
-            await asyncio.sleep(_sample_interval())
+                if changed:
+                    self._publish("sample", slot)
+            await asyncio.sleep(interval)
 
     # ------------------------------------------------------------------ reports, commands, reload
 
@@ -649,8 +775,7 @@ class Supervisor:
             work.append(self._remove(key))
         for key in diff.changed:
             work.append(self._replace(key, new[key]))
-        for key in diff.added:
-            self._spawn(self._new_slot(key, new[key]))
+        await self._spawn_many([self._new_slot(key, new[key]) for key in diff.added])
         await asyncio.gather(*work)
         message = f"Reloaded: {len(diff.added)} added, {len(diff.removed)} removed, {len(diff.changed)} changed."
         if not tools.ok:
@@ -671,6 +796,7 @@ class Supervisor:
             tool_config=self.tool_config,
             running_servers=self.running_servers,
             clients=self.clients,
+            worker_spawn=self.zygote.describe(),
         )
 
     def _publish(self, event: str, slot: Slot) -> None:

@@ -30,6 +30,9 @@ def describe_exit(code: int) -> str:
 
 
 class ChildProcess:
+    popen: subprocess.Popen[bytes] | None
+    method: str
+
     def __init__(
         self, argv: Sequence[str], env: Mapping[str, str], output_fd: int | None = None, pass_fds: Sequence[int] = ()
     ) -> None:
@@ -48,11 +51,25 @@ class ChildProcess:
         finally:
             if output_fd is not None:
                 os.close(output_fd)
-        self.pid = self.popen.pid
+        self._started(self.popen.pid)
+        self.method = "spawn"
+
+    @classmethod
+    def adopted(cls, pid: int) -> ChildProcess:
+        """A child that is ours without Popen: a worker the zygote forked (double fork), which the kernel
+        reparented to us as the subreaper. It leads its own session; the reaper collects its exit like any."""
+        child = cls.__new__(cls)
+        child.popen = None
+        child._started(pid)
+        child.method = "fork"
+        return child
+
+    def _started(self, pid: int) -> None:
+        self.pid = pid
         self.started_at = time.monotonic()
         self.started_wall = time.time()
         self.exit_code: int | None = None
-        self._exited = asyncio.get_running_loop().create_future()
+        self._exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     @property
     def alive(self) -> bool:
@@ -61,7 +78,8 @@ class ChildProcess:
     def mark_exited(self, code: int) -> None:
         """Called by the reaper with the status it collected."""
         self.exit_code = code
-        self.popen.returncode = code
+        if self.popen is not None:
+            self.popen.returncode = code
         if not self._exited.done():
             self._exited.set_result(code)
 

@@ -103,4 +103,5 @@ class Slot:
             refused_replies=self.refused_replies,
             next_attempt_at=self.next_attempt_at if self.state in ("BACKOFF", "FATAL") else None,
             sandbox=self.sandbox,
+            start_method=child.method if child else "",
         )

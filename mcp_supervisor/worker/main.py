@@ -55,7 +55,6 @@ log = logging.getLogger("mcp_supervisor.worker")
 
 T = TypeVar("T")
 
-HEARTBEAT_INTERVAL_S = 1.0
 EXIT_BACKEND_FAILED = 3
 _STOPPING_ERROR = msgspec.json.encode({"code": -32003, "message": "The backend's worker is stopping."})
 
@@ -224,7 +223,7 @@ class Worker:
             # Orphans of the backend's tree are adopted by us (a subreaper), not by the supervisor: collect them.
             connection = relay.connection if relay is not None else None
             reap_adopted({pid} if (pid := getattr(connection, "pid", None)) else set())
-            await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+            await asyncio.sleep(self.spec.heartbeat_interval_s)
 
     def close(self) -> None:
         self._data.close()

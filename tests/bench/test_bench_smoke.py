@@ -43,6 +43,8 @@ def test_bench_smoke(tmp_path: Path) -> None:
         *("-N", "40", "--sessions", "1,4", "--modes", "raw,sdk", "--transports", "mcp,sse"),
         *("--startup-backends", "3", "--list-backends", "5", "--list-tools", "5", "--list-calls", "20"),
         *("--idle-mcp", "10", "--idle-sse", "10"),
+        *("--scale-sizes", "3", "--scale-repeat", "1", "--scale-idle-seconds", "1", "--scale-max", "0"),
+        *("--scale-list-max", "3"),
         *("--results-dir", str(results_dir), "--work-dir", str(work_dir)),
     ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(ROOT))

@@ -1,0 +1,345 @@
+"""The "scale" section of `make bench` (issue 17): N lean stdio backends (tests/fixtures/tiny_server.py, 20
+tools each), against the same N bare backends started without us.
+
+Per N (20 and 100 by default, `--scale-repeat` times, bare and supervised alternating so that drift on a shared
+machine hits both alike; medians reported):
+- start-up: from spawning the supervisor until /health/backends shows all N RUNNING and linked; bare: from
+  spawning N backends at once until each answered initialize and tools/list;
+- USS (and PSS) of our own processes (supervisor, gateway, zygote, workers; not the backends, not bubblewrap),
+  3 s after start-up; bare: the USS of the N bare backends;
+- idle CPU of the whole tree (ours and the backends) over `--scale-idle-seconds`, in % of one core; bare: of
+  the bare backends over the same window;
+- tools/list of N x 20 tools (`--list-calls` sequential calls, one session, every page);
+- hot reload of one changed backend out of N: from the file's rename until that backend's next generation is
+  RUNNING and linked, and whether every other backend kept its pid and generation.
+`--scale-max` (500 by default, 0 to skip) is measured once: start-up, USS and idle CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import statistics
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import psutil
+
+TOOLS_PER_BACKEND = 20
+SETTLE_S = 3.0
+
+TARGET_STARTUP_EXTRA_S = 1.0
+TARGET_USS_PER_WORKER_MB = 5.0
+TARGET_LIST_P50_MS = 5.0
+TARGET_RELOAD_S = 0.5
+TARGET_IDLE_CPU_PERCENT = 2.0
+
+
+def _handshake() -> bytes:
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "bench", "version": "1"},
+        },
+    }
+    messages = (
+        initialize,
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+    )
+    return b"".join(json.dumps(message).encode() + b"\n" for message in messages)
+
+
+async def _bare(h: ModuleType, marker: str, count: int, idle_s: float) -> dict[str, Any]:
+    """N bare lean backends: seconds to all answered, then their USS and idle CPU, then killed."""
+    env = {**os.environ, "MCP_BENCH_WORKDIR": marker}
+    handshake = _handshake()
+    children: list[asyncio.subprocess.Process] = []
+    started = time.perf_counter()
+
+    async def one() -> None:
+        child = await asyncio.create_subprocess_exec(
+            h.PYTHON,
+            str(h.LEAN_SERVER),
+            "--tools",
+            str(TOOLS_PER_BACKEND - 1),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+        children.append(child)
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write(handshake)
+        await child.stdin.drain()
+        while True:
+            line = await child.stdout.readline()
+            if not line:
+                raise h.BenchFailure("a bare lean backend closed its stdout during the handshake")
+            if json.loads(line).get("id") == 2:
+                return
+
+    try:
+        await asyncio.wait_for(asyncio.gather(*(one() for _ in range(count))), max(60.0, count * 0.5))
+        elapsed = time.perf_counter() - started
+        processes = [psutil.Process(child.pid) for child in children]
+        await asyncio.sleep(SETTLE_S)
+        uss = sum(_mem(p)[0] for p in processes)
+        before = _cpu(processes)
+        await asyncio.sleep(idle_s)
+        cpu = (_cpu(processes) - before) / idle_s * 100
+        return {"seconds": elapsed, "uss_mb": uss, "idle_cpu_percent": cpu}
+    finally:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+        for child in children:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(child.wait(), 10)
+
+
+def _mem(process: psutil.Process) -> tuple[float, float]:
+    try:
+        info = process.memory_full_info()
+    except psutil.Error:
+        return 0.0, 0.0
+    return info.uss / 1_048_576, info.pss / 1_048_576
+
+
+def _cpu(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def _whole_tree(root: int) -> list[psutil.Process]:
+    try:
+        process = psutil.Process(root)
+        return [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _ours(supervisor: Any) -> dict[str, psutil.Process]:
+    """supervisor, gateway, zygote and workers: the processes of the tree that are our own code."""
+    health = supervisor.health()
+    root = psutil.Process(supervisor.process.pid)
+    found = {"supervisor": root, "gateway": psutil.Process(health["gateway"]["pid"])}
+    for child in root.children():
+        with contextlib.suppress(psutil.Error):
+            if "zygote" in " ".join(child.cmdline()):
+                found["zygote"] = child
+    for item in health["backends"]:
+        with contextlib.suppress(psutil.Error, TypeError):  # one being restarted (a start timeout at 500)
+            found[f"worker[{item['key']}]"] = psutil.Process(item["pid"])
+    return found
+
+
+def _reload_one(h: ModuleType, supervisor: Any) -> dict[str, Any]:
+    """Change one backend's entry; seconds until its next generation is RUNNING+linked; the others untouched."""
+    before = {item["key"]: item for item in supervisor.health()["backends"]}
+    key = supervisor.keys[len(supervisor.keys) // 2]
+    path = supervisor.config_dir / "mcp_server.json"
+    config = json.loads(path.read_text())
+    config["mcpServers"][key]["args"] = [*config["mcpServers"][key]["args"], "--name", f"changed-{time.time_ns()}"]
+    staged = path.with_suffix(".tmp")
+    staged.write_text(json.dumps(config, indent=2))
+    started = time.perf_counter()
+    os.replace(staged, path)  # the editor's way: a rename
+
+    def reloaded() -> dict[str, Any] | None:
+        now = {item["key"]: item for item in supervisor.health()["backends"]}
+        item = now.get(key, {})
+        ok = item.get("generation", 0) > before[key]["generation"] and item.get("state") == "RUNNING" and item["linked"]
+        return now if ok else None
+
+    now = h.wait_for(reloaded, 30.0, f"{key} reloaded to RUNNING", interval=0.005)
+    elapsed = time.perf_counter() - started
+    touched = [
+        other
+        for other, item in before.items()
+        if other != key and (now[other]["pid"] != item["pid"] or now[other]["generation"] != item["generation"])
+    ]
+    return {"seconds": elapsed, "others_touched": touched}
+
+
+def _supervised(h: ModuleType, procs: Any, workdir: Path, name: str, count: int, config: Any) -> dict[str, Any]:
+    supervisor = h.Supervisor(
+        procs, workdir, name, backends=count, server=h.LEAN_SERVER, extra_tools=TOOLS_PER_BACKEND - 1
+    )
+    supervisor.start()
+    try:
+        elapsed = supervisor.wait_running(max(60.0, count * 0.5))
+        time.sleep(SETTLE_S)
+        ours = _ours(supervisor)
+        uss = pss = 0.0
+        for process in ours.values():
+            one_uss, one_pss = _mem(process)
+            uss += one_uss
+            pss += one_pss
+        workers = [label for label in ours if label.startswith("worker")]
+        health = supervisor.health()["backends"]
+        methods = {item.get("start_method", "") for item in health}
+        restarts = sum(item.get("restarts", 0) for item in health)
+        tree = _whole_tree(supervisor.process.pid)
+        before = _cpu(tree)
+        time.sleep(config.scale_idle_seconds)
+        idle = (_cpu(tree) - before) / config.scale_idle_seconds * 100
+        row: dict[str, Any] = {
+            "seconds": elapsed,
+            "uss_mb": uss,
+            "pss_mb": pss,
+            "uss_per_worker_mb": uss / max(1, len(workers)),
+            "worker_uss_mb_max": max((_mem(ours[label])[0] for label in workers), default=0.0),
+            "idle_cpu_percent": idle,
+            "start_methods": sorted(methods),
+            "restarts": restarts,
+        }
+        if count <= config.scale_list_max:
+            url = f"{supervisor.base}/mcp"
+            expected = count * TOOLS_PER_BACKEND
+            listed = h.loadgen(
+                ["list", "--url", url, "-N", str(config.list_calls), "--expect-tools", str(expected)], 300
+            )
+            row["list_p50_ms"] = listed["latency_ms"]["p50"]
+            row["list_p90_ms"] = listed["latency_ms"]["p90"]
+            row["reload"] = _reload_one(h, supervisor)
+        return row
+    finally:
+        supervisor.stop()
+
+
+def _median(rows: list[dict[str, Any]], field: str) -> float | None:
+    values = [row[field] for row in rows if row.get(field) is not None]
+    return round(statistics.median(values), 3) if values else None
+
+
+def run_scale(h: ModuleType, procs: Any, workdir: Path, config: Any, results: dict[str, Any]) -> None:
+    section: dict[str, Any] = {"repeat": config.scale_repeat, "idle_seconds": config.scale_idle_seconds, "rows": {}}
+    results["scale"] = section
+    sizes = [int(value) for value in config.scale_sizes.split(",") if value]
+    for count in sizes:
+        bare_runs, our_runs = [], []
+        for attempt in range(config.scale_repeat):
+            h.log(f"scale: {count} bare lean backends (run {attempt + 1})")
+            bare_runs.append(asyncio.run(_bare(h, procs.marker, count, config.scale_idle_seconds)))
+            h.log(f"scale: {count} supervised lean backends (run {attempt + 1})")
+            row = _supervised(h, procs, workdir, f"scale-{count}-{attempt}", count, config)
+            our_runs.append(row)
+            h.log(
+                f"scale: {count} RUNNING in {row['seconds']:.2f} s (bare {bare_runs[-1]['seconds']:.2f}), "
+                f"USS {row['uss_mb']:.0f} MB ({row['uss_per_worker_mb']:.2f}/worker, PSS {row['pss_mb']:.0f}), "
+                f"idle {row['idle_cpu_percent']:.2f} % of a core, list p50 {row.get('list_p50_ms', '-')} ms, "
+                f"reload {row.get('reload', {}).get('seconds', '-')}"
+            )
+        section["rows"][str(count)] = _summarize(count, bare_runs, our_runs)
+    if config.scale_max:
+        count = config.scale_max
+        h.log(f"scale: {count} bare lean backends (once)")
+        bare = asyncio.run(_bare(h, procs.marker, count, config.scale_idle_seconds))
+        h.log(f"scale: {count} supervised lean backends (once)")
+        row = _supervised(h, procs, workdir, f"scale-{count}", count, config)
+        section["rows"][str(count)] = _summarize(count, [bare], [row])
+
+
+def _summarize(count: int, bare: list[dict[str, Any]], ours: list[dict[str, Any]]) -> dict[str, Any]:
+    reloads = [row["reload"] for row in ours if "reload" in row]
+    summary = {
+        "backends": count,
+        "runs": len(ours),
+        "seconds": _median(ours, "seconds"),
+        "bare_seconds": _median(bare, "seconds"),
+        "uss_mb": _median(ours, "uss_mb"),
+        "pss_mb": _median(ours, "pss_mb"),
+        "uss_per_worker_mb": _median(ours, "uss_per_worker_mb"),
+        "worker_uss_mb_max": _median(ours, "worker_uss_mb_max"),
+        "bare_uss_mb": _median(bare, "uss_mb"),
+        "idle_cpu_percent": _median(ours, "idle_cpu_percent"),
+        "bare_idle_cpu_percent": _median(bare, "idle_cpu_percent"),
+        "list_p50_ms": _median(ours, "list_p50_ms"),
+        "list_p90_ms": _median(ours, "list_p90_ms"),
+        "reload_seconds": round(statistics.median(r["seconds"] for r in reloads), 3) if reloads else None,
+        "reload_others_touched": sorted({key for r in reloads for key in r["others_touched"]}),
+        "start_methods": sorted({method for row in ours for method in row["start_methods"]}),
+        "restarts": max(row["restarts"] for row in ours),
+        "all_runs": ours,
+        "all_bare_runs": bare,
+    }
+    return summary
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = (results.get("scale") or {}).get("rows", {})
+    row = rows.get("100")
+    if not row:
+        return []
+    found: list[dict[str, Any]] = []
+
+    def add(name: str, measured: str, holds: bool) -> None:
+        found.append({"target": name, "measured": measured, "holds": holds, "detail": ""})
+
+    extra = row["seconds"] - row["bare_seconds"]
+    add(
+        f"scale: 100 lean backends RUNNING <= bare + {TARGET_STARTUP_EXTRA_S:g} s",
+        f"{row['seconds']:.2f} s (bare {row['bare_seconds']:.2f} s, +{extra:.2f} s)",
+        extra <= TARGET_STARTUP_EXTRA_S,
+    )
+    add(
+        f"scale: USS of our processes <= {TARGET_USS_PER_WORKER_MB:g} MB per worker at 100",
+        f"{row['uss_per_worker_mb']:.2f} MB/worker ({row['uss_mb']:.0f} MB; bare backends {row['bare_uss_mb']:.0f} MB)",
+        row["uss_per_worker_mb"] <= TARGET_USS_PER_WORKER_MB,
+    )
+    if row.get("list_p50_ms") is not None:
+        add(
+            f"scale: tools/list 100 x 20 tools p50 <= {TARGET_LIST_P50_MS:g} ms",
+            f"{row['list_p50_ms']:.2f} ms",
+            row["list_p50_ms"] <= TARGET_LIST_P50_MS,
+        )
+    if row.get("reload_seconds") is not None:
+        untouched = not row["reload_others_touched"]
+        add(
+            f"scale: 1 of 100 hot-reloaded to RUNNING <= {TARGET_RELOAD_S:g} s, the other 99 untouched",
+            f"{row['reload_seconds']:.3f} s, others touched: {row['reload_others_touched'] or 'none'}",
+            row["reload_seconds"] <= TARGET_RELOAD_S and untouched,
+        )
+    add(
+        f"scale: idle CPU of the tree with 100 backends <= {TARGET_IDLE_CPU_PERCENT:g} % of a core",
+        f"{row['idle_cpu_percent']:.2f} % (bare backends {row['bare_idle_cpu_percent']:.2f} %)",
+        row["idle_cpu_percent"] <= TARGET_IDLE_CPU_PERCENT,
+    )
+    return found
+
+
+def report(results: dict[str, Any]) -> list[str]:
+    rows = (results.get("scale") or {}).get("rows", {})
+    if not rows:
+        return []
+    lines = [
+        "",
+        f"Scale: lean stdio backends ({TOOLS_PER_BACKEND} tools each), medians of "
+        f"{results['scale']['repeat']} alternating runs (the largest N once); ratios to the bare backends",
+        f"{'N':>5} {'RUNNING s':>10} {'bare s':>7} {'ratio':>6} {'USS MB':>7} {'/worker':>8} {'PSS MB':>7} "
+        f"{'bare USS':>8} {'idle %':>7} {'list p50':>9} {'reload s':>9}  started by",
+    ]
+    for count, row in rows.items():
+        ratio = row["seconds"] / row["bare_seconds"] if row["bare_seconds"] else None
+        lines.append(
+            f"{count:>5} {row['seconds']:>10.2f} {row['bare_seconds']:>7.2f} {ratio or 0:>6.1f} {row['uss_mb']:>7.0f} "
+            f"{row['uss_per_worker_mb']:>8.2f} {row['pss_mb']:>7.0f} {row['bare_uss_mb']:>8.0f} "
+            f"{row['idle_cpu_percent']:>7.2f} {row['list_p50_ms'] or 0:>9.2f} {row['reload_seconds'] or 0:>9.3f}  "
+            f"{','.join(row['start_methods'])}"
+        )
+    return lines

@@ -1,0 +1,244 @@
+"""The zygote: a process with the worker's modules imported that forks each worker, copy-on-write.
+
+A spawned worker is a fresh interpreter importing asyncio, pyzmq and msgspec again (~0.1 s of CPU and ~15 MB
+of private memory each); a forked one shares those pages with the zygote until it writes to them. The zygote
+imports, collects and `gc.freeze()`s once (frozen objects are never touched by the collector again, so their
+pages stay shared), and then only answers fork requests from the supervisor on a unix socketpair:
+
+- a request is the word `fork` with two fds (SCM_RIGHTS): the worker's stdout/stderr capture pipe and its
+  handoff memfd. The zygote never reads either; it learns nothing of a spawn but those two descriptors, and
+  closes them as soon as the fork is done;
+- it double-forks: the intermediate child exits at once, so the worker is reparented to the supervisor (a child
+  subreaper), which reaps and supervises it exactly like a worker it spawned. The reply is the worker's pid.
+
+The forked worker starts its own session, dups its fds into place, closes every other one, waits until it has
+been reparented to the supervisor (a parent-death signal set before would fire when the intermediate exits),
+and runs the worker's `main()`, which creates its event loop and ZeroMQ context then: nothing of either exists in
+the zygote. The worker execs its backend through the planned `Launch` (sandbox included), as a spawned one does.
+
+Forking a process that runs threads is unsafe (a lock held by another thread stays held forever in the child).
+If the zygote finds itself with more than one thread after its imports (a `sitecustomize` or an agent that
+starts threads, say), it says so instead of `ready` and exits; the supervisor then spawns workers and reports why.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import gc
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+import traceback
+
+from mcp_supervisor.protocol.spawn import HANDOFF_FD_ENV, ZYGOTE_FD_ENV, ZYGOTE_FORK
+from mcp_supervisor.system.process_tree import PARENT_PID_ENV, die_with_parent, set_title
+
+# What a worker imports at run time, imported here once so that forked workers share it.
+from mcp_supervisor.worker import main as worker_main
+from mcp_supervisor.worker import stdio_connection as _stdio_connection  # noqa: F401
+
+log = logging.getLogger("mcp_supervisor.zygote")
+
+# The fd a forked worker finds its handoff memfd at (0, 1, 2 are stdin and the capture pipe).
+CHILD_HANDOFF_FD = 3
+REPARENT_TIMEOUT_S = 5.0
+
+
+def fork_unsafe_reason() -> str | None:
+    """Why forking this process would be unsafe, or None."""
+    try:
+        threads = len(os.listdir("/proc/self/task"))
+    except OSError:
+        import threading
+
+        threads = threading.active_count()
+    if threads > 1:
+        return f"the zygote runs {threads} threads after its imports (forking a threaded process is unsafe)"
+    return None
+
+
+def _preload() -> None:
+    """Modules the worker imports lazily, and the caches it fills on first use (msgspec's type information of
+    the spec and the messages, an event loop's machinery), loaded before the freeze so that they are shared."""
+    import asyncio
+    import asyncio.base_subprocess
+    import asyncio.unix_events
+
+    import msgspec
+    import zmq.asyncio  # noqa: F401
+
+    from mcp_supervisor.protocol import codec
+    from mcp_supervisor.protocol.messages import WorkerHeartbeat
+    from mcp_supervisor.protocol.spawn import WorkerSpec
+
+    with contextlib.suppress(msgspec.ValidationError):
+        msgspec.json.decode(b"{}", type=WorkerSpec)
+    codec.encode(WorkerHeartbeat(key="", generation=0))
+    loop = asyncio.new_event_loop()  # never run, and closed: nothing of it survives into a worker
+    loop.close()
+
+
+def main() -> int:
+    raw = os.environ.pop(ZYGOTE_FD_ENV, "")
+    if not raw.isdigit():
+        raise SystemExit(f"{ZYGOTE_FD_ENV} is not set: the zygote is started by `mcp-supervisor start`.")
+    die_with_parent()  # the zygote is the supervisor's own child
+    set_title("mcp-supervisor: zygote")
+    logging.basicConfig(
+        level=os.environ.get("MCP_SUPERVISOR_LOG_LEVEL", "INFO"),
+        format="%(asctime)s zygote %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    sock = socket.socket(fileno=int(raw))
+    _preload()
+    gc.disable()  # no collection between the freeze and a fork: it would dirty the pages to be shared
+    gc.collect()
+    gc.freeze()
+    reason = fork_unsafe_reason()
+    if reason is not None:
+        log.warning("Not forking workers: %s.", reason)
+        sock.send(b"unsafe " + reason.encode())
+        return 0
+    # Intermediate children are reaped by the kernel: a reply never waits for one's exit.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    sock.send(b"ready")
+    while True:
+        try:
+            batch, eof = _requests(sock)
+        except OSError as exc:
+            log.error("The supervisor's socket failed: %s", exc)
+            return 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Every intermediate is forked first, then their answers collected: the forks of a batch overlap
+        # instead of each waiting for its intermediate to be scheduled on a busy machine.
+        started: list[int | bytes] = []
+        for message, fds in batch:
+            try:
+                if message != ZYGOTE_FORK or len(fds) != 2:
+                    started.append(b"error a fork request carries the word fork and exactly two fds")
+                else:
+                    started.append(_start_fork(sock, fds[0], fds[1]))
+            except OSError as exc:
+                started.append(f"error {exc}".encode())
+            finally:
+                for fd in fds:
+                    os.close(fd)
+        for item in started:
+            reply = item if isinstance(item, bytes) else _collect(item)
+            if not eof:
+                sock.send(reply)
+        if eof:
+            return 0  # the supervisor closed its end: stopping
+
+
+def _requests(sock: socket.socket) -> tuple[list[tuple[bytes, list[int]]], bool]:
+    """The next request (blocking) and whatever others are already queued, and whether the supervisor closed
+    its end (an empty message)."""
+    batch: list[tuple[bytes, list[int]]] = []
+    flags = 0
+    while len(batch) < 64:
+        try:
+            message, fds = _recv_fds(sock, flags)
+        except BlockingIOError:
+            break
+        if not message:
+            for fd in fds:
+                os.close(fd)
+            return batch, True
+        batch.append((message, fds))
+        flags = socket.MSG_DONTWAIT
+    return batch, False
+
+
+def _recv_fds(sock: socket.socket, flags: int) -> tuple[bytes, list[int]]:
+    """socket.recv_fds with its flags honoured (Python 3.11's drops them, so MSG_DONTWAIT would block)."""
+    size = array.array("i").itemsize
+    message, ancillary, _, _ = sock.recvmsg(64, socket.CMSG_LEN(2 * size), flags)
+    fds: list[int] = []
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            received = array.array("i")
+            received.frombytes(data[: len(data) - (len(data) % size)])
+            fds.extend(received)
+    return message, fds
+
+
+def _start_fork(sock: socket.socket, output_fd: int, handoff_fd: int) -> int:
+    """Double fork; returns the pipe on which the intermediate writes the worker's pid, then exits at once
+    (the worker waits for its reparenting itself)."""
+    read_end, write_end = os.pipe()
+    intermediate = os.fork()
+    if intermediate == 0:
+        code = 1
+        try:
+            os.close(read_end)
+            worker = os.fork()
+            if worker == 0:
+                os.close(write_end)
+                _become_worker(sock, output_fd, handoff_fd)  # never returns
+            os.write(write_end, b"%d\n" % worker)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    return read_end
+
+
+def _collect(read_end: int) -> bytes:
+    """The reply for one fork: `pid N`, or an error."""
+    try:
+        reply = b""
+        while not reply.endswith(b"\n") and (chunk := os.read(read_end, 32)):
+            reply += chunk
+    except OSError as exc:
+        return f"error {exc}".encode()
+    finally:
+        os.close(read_end)
+    reply = reply.strip()
+    return b"pid " + reply if reply.isdigit() else b"error the intermediate child failed to fork the worker"
+
+
+def _become_worker(sock: socket.socket, output_fd: int, handoff_fd: int) -> None:
+    code: int = 1
+    try:
+        sock.close()
+        os.setsid()  # its own session and process group, as a spawned worker (the supervisor signals the group)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(output_fd, 1)
+        os.dup2(output_fd, 2)
+        os.dup2(handoff_fd, CHILD_HANDOFF_FD)
+        for entry in os.listdir("/proc/self/fd"):
+            if int(entry) > CHILD_HANDOFF_FD:
+                with contextlib.suppress(OSError):
+                    os.close(int(entry))
+        os.environ[HANDOFF_FD_ENV] = str(CHILD_HANDOFF_FD)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        gc.enable()
+        # The parent-death signal is about the *current* parent: set it (worker_main does) only once we are
+        # the supervisor's, not while the intermediate that is about to exit is still our parent.
+        supervisor = int(os.environ.get(PARENT_PID_ENV) or 0)
+        deadline = time.monotonic() + REPARENT_TIMEOUT_S
+        while supervisor and os.getppid() != supervisor:
+            if os.getppid() == 1 or time.monotonic() > deadline:
+                raise SystemExit(f"The forked worker was not reparented to the supervisor (pid {supervisor}).")
+            time.sleep(0.001)
+        logging.root.handlers.clear()  # the worker configures its own (its key in every line)
+        code = worker_main.main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
