@@ -7,6 +7,7 @@ test drives by hand, so each can misbehave exactly as a hostile backend behind a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -53,7 +54,10 @@ class FakeWorker:
         self.socket.connect(backends_endpoint(backends))
 
     async def send(self, message: msgspec.Struct) -> None:
-        await self.socket.send(codec.encode(message))
+        """Never blocks: a refused peer's connection is torn down, and a DEALER with no peer left would wait
+        forever to send (what an intruder sends is lost either way, which is the point)."""
+        with contextlib.suppress(zmq.Again):
+            zmq.Socket.send(self.socket, codec.encode(message), zmq.NOBLOCK)  # the synchronous send: raises Again
 
     async def next_forward(self, timeout: float = 5.0) -> Forward:
         frame = await asyncio.wait_for(self.socket.recv(), timeout)
