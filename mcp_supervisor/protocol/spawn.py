@@ -41,6 +41,9 @@ class WorkerSpec(msgspec.Struct, frozen=True, kw_only=True):
     init_timeout_s: float = 30.0
     # On SIGTERM the worker lets in-flight requests finish for up to this long before closing its backend.
     drain_timeout_s: float = 5.0
+    # The value of the variable `server.oauth.clientSecretEnv` names, read by the supervisor: the worker gets
+    # it here (the memfd) rather than from its environment, which is nobody's but the tree's.
+    oauth_client_secret: str = ""
 
     @property
     def identity(self) -> str:

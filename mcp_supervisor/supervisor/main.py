@@ -292,6 +292,7 @@ class Supervisor:
                 credentials=socket_auth.derive(self.instance_key, socket_auth.worker_user(slot.key, slot.generation)),
                 init_timeout_s=slot.options.startTimeout,
                 drain_timeout_s=max(0.5, slot.options.stopGrace - 1.0),
+                oauth_client_secret=os.environ.get(slot.entry.oauth.clientSecretEnv, "") if slot.entry.oauth else "",
             )
             argv = [sys.executable, "-m", "mcp_supervisor", "worker"]
         handoff_fd = write_handoff(spec)
@@ -375,8 +376,7 @@ class Supervisor:
             slot.state = FATAL
             slot.last_error = f"port {self.settings.port} on {self.settings.host} is in use"
             log.error(
-                "The gateway cannot listen: %s. Stop the program that has it, or choose another port (--port or "
-                "PORT).",
+                "The gateway cannot listen: %s. Stop the program that has it, or choose another port (--port or PORT).",
                 slot.last_error,
             )
             self._exit_code = EXIT_CONFIG
