@@ -71,6 +71,13 @@ class AuthServer:
         token: str = reply.json()["access_token"]
         return token
 
+    def issued(self, client_id: str) -> int:
+        """How many access tokens the server has issued to `client_id` since it started."""
+        reply = httpx2.get(f"{self.issuer}/test/issued", timeout=10)
+        assert reply.status_code == 200, reply.text
+        count: int = reply.json().get(client_id, 0)
+        return count
+
 
 def auth_server(tmp: Path, kids: Sequence[str] = ("key-1",)) -> AuthServer:
     keys = tmp / "keys"

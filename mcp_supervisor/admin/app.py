@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from mcp_supervisor.admin.auth import AdminAuth, load_secret
+from mcp_supervisor.admin.client_routes import client_routes
 from mcp_supervisor.admin.config_store import ConfigStore, Conflict, NotFound
 from mcp_supervisor.admin.context import AdminContext
 from mcp_supervisor.admin.guard import AdminGuard
@@ -81,6 +82,7 @@ class AdminApp:
             *session_routes(ctx),
             *server_routes(ctx),
             *tool_routes(ctx),
+            *client_routes(ctx),
             *health_routes(ctx),
             *install_routes(self.installs, ctx.store.server_entry),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),

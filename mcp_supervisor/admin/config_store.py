@@ -15,7 +15,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mcp_supervisor.config.loader import SERVER_KEY_PATTERN, SERVERS_FILE, TOOLS_FILE, parse_servers, parse_tool_config
+from mcp_supervisor.config.clients import CLIENTS_FILE
+from mcp_supervisor.config.loader import (
+    SERVER_KEY_PATTERN,
+    SERVERS_FILE,
+    TOOLS_FILE,
+    parse_clients_file,
+    parse_servers,
+    parse_tool_config,
+)
 from mcp_supervisor.errors import ConfigError
 
 # The override fields the admin writes (the seed's code spelling); the README spelling is read and replaced.
@@ -74,6 +82,7 @@ class ConfigStore:
     def __init__(self, config_dir: Path) -> None:
         self.servers_path = config_dir / SERVERS_FILE
         self.tools_path = config_dir / TOOLS_FILE
+        self.clients_path = config_dir / CLIENTS_FILE
 
     # ------------------------------------------------------------------ mcp_server.json
 
@@ -161,6 +170,22 @@ class ConfigStore:
         else:
             tools[config_key] = override
         return document
+
+    # ------------------------------------------------------------------ clients.json
+
+    def read_clients(self) -> dict[str, Any] | None:
+        """The file as JSON, or None without one (everyone sees everything: not the same as no clients)."""
+        if not self.clients_path.exists():
+            return None
+        return self._read_object(self.clients_path)
+
+    def write_clients(self, document: object) -> None:
+        _validated_write(self.clients_path, document, parse_clients_file)
+
+    def delete_clients(self) -> None:
+        if not self.clients_path.exists():
+            raise NotFound(f"There is no {CLIENTS_FILE}: everyone sees everything already.")
+        self.clients_path.unlink()
 
     @staticmethod
     def _read_object(path: Path) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import msgspec
 from mcp_supervisor.config.clients import CLIENTS_FILE, ClientsConfig, parse_clients
 from mcp_supervisor.config.models import (
     SERVER_FIELDS,
+    OAuthClient,
     ServerEntry,
     ServersConfig,
     Supervision,
@@ -195,6 +196,7 @@ def parse_server_entry(key: str, entry: object, source: str) -> ServerEntry:
         namePrefix=_name_prefix(entry, where),
         sandbox=_sandbox(_or_empty(entry, "sandbox"), where),
         roots=_roots(entry.get("roots", []), where),
+        oauth=_oauth(entry.get("oauth"), transport, where),
         extra={name: value for name, value in entry.items() if name not in SERVER_FIELDS},
     )
 
@@ -240,6 +242,45 @@ def _roots(value: object, where: str) -> tuple[str, ...]:
         else:
             raise ConfigError(f'{where}: "roots" entries must be absolute paths or file:// URIs, not {item!r}.')
     return tuple(uris)
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _oauth(value: object, transport: TransportType, where: str) -> OAuthClient | None:
+    if value is None:
+        return None
+    if transport == "stdio":
+        raise ConfigError(f'{where}: "oauth" applies to sse and http servers only, not to a stdio server.')
+    if not isinstance(value, dict):
+        raise ConfigError(f'{where}: "oauth" must be an object, not {_json_kind(value)}.')
+    known = ("tokenUrl", "clientId", "clientSecretEnv", "scopes", "resource")
+    for name in value:
+        if name not in known:
+            raise ConfigError(f'{where}: "oauth.{name}" is not an OAuth setting (known: {", ".join(known)}).')
+    for name in ("tokenUrl", "clientId", "clientSecretEnv"):
+        if not isinstance(value.get(name), str) or not value[name]:
+            raise ConfigError(f'{where}: "oauth.{name}" is required and must be a non-empty string.')
+    if not value["tokenUrl"].startswith(("http://", "https://")):
+        raise ConfigError(f'{where}: "oauth.tokenUrl" must start with http:// or https://, not {value["tokenUrl"]!r}.')
+    if not _ENV_NAME.fullmatch(value["clientSecretEnv"]):
+        raise ConfigError(
+            f'{where}: "oauth.clientSecretEnv" must name an environment variable (the secret itself does not '
+            f"belong in the file), not {value['clientSecretEnv']!r}."
+        )
+    scopes = value.get("scopes", [])
+    if isinstance(scopes, str):
+        scopes = scopes.split()  # "a b" as in an OAuth scope parameter
+    resource = value.get("resource")
+    if resource is not None and (not isinstance(resource, str) or not resource.startswith(("http://", "https://"))):
+        raise ConfigError(f'{where}: "oauth.resource" must be an http:// or https:// URL (RFC 8707).')
+    return OAuthClient(
+        tokenUrl=value["tokenUrl"],
+        clientId=value["clientId"],
+        clientSecretEnv=value["clientSecretEnv"],
+        scopes=_string_list(scopes, where, "oauth.scopes"),
+        resource=resource or None,
+    )
 
 
 def _name_prefix(entry: dict[str, Any], where: str) -> str | None:

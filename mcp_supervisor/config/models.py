@@ -34,6 +34,7 @@ SERVER_FIELDS: frozenset[str] = frozenset(
         "namePrefix",
         "sandbox",
         "roots",
+        "oauth",
     }
 )
 
@@ -52,6 +53,17 @@ class Supervision(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     restartWindow: float = 60.0
     maxRssMb: float = 0.0  # worker + backend RSS limit; 0 = none
     fatalCooldown: float = 300.0  # FATAL is not final: tried again after this long (0 = never)
+
+
+class OAuthClient(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A remote backend's `"oauth"` object: the client-credentials grant its worker uses (worker/oauth_client.py).
+    The secret itself is not in the file: `clientSecretEnv` names the environment variable that holds it."""
+
+    tokenUrl: str
+    clientId: str
+    clientSecretEnv: str
+    scopes: tuple[str, ...] = ()
+    resource: str | None = None
 
 
 class ServerEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -80,6 +92,8 @@ class ServerEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     # The roots its worker answers the backend's `roots/list` with, as `file://` URIs (the file may give
     # absolute paths). Empty: a client's roots while one of its requests is in flight, else an empty list.
     roots: tuple[str, ...] = ()
+    # sse/http: OAuth client credentials toward the backend (the token replaces `bearerToken`).
+    oauth: OAuthClient | None = None
     # Fields this version does not know, kept verbatim so writers can round-trip them.
     extra: dict[str, object] = msgspec.field(default_factory=dict)
 

@@ -104,6 +104,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     oauth_client_id: str = ""
     oauth_client_secret: str = ""
     oauth_clock_skew_s: int = 10
+    # The audit trail (gateway/audit.py): a file path, "-" for stderr, empty = off.
+    audit_log: str = ""
+    audit_arguments: bool = False
+    audit_max_bytes: int = 10 * 1024 * 1024
+    audit_backups: int = 5
 
     @property
     def auth_enabled(self) -> bool:
@@ -222,6 +227,10 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         notification_buffer_bytes=_int(env, "NOTIFICATION_BUFFER_MB", 64, 1, 1 << 20) * 1024 * 1024,
         session_reply_backlog_bytes=_int(env, "SESSION_REPLY_BACKLOG_MB", 16, 1, 1 << 20) * 1024 * 1024,
         slow_client_timeout_s=_float(env, "SLOW_CLIENT_TIMEOUT_SECONDS", 30.0),
+        audit_log=(env.get("AUDIT_LOG") or "").strip(),
+        audit_arguments=(env.get("AUDIT_ARGUMENTS") or "").strip().lower() in _TRUE,
+        audit_max_bytes=_int(env, "AUDIT_LOG_MAX_MB", 10, 1, 1 << 20) * 1024 * 1024,
+        audit_backups=_int(env, "AUDIT_LOG_BACKUPS", 5, 0, 1000),
         **_oauth_from_env(env),
     )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from mcp_supervisor.config.clients import EVERYTHING, ClientsConfig, Profile
 from mcp_supervisor.config.models import ToolConfig
 from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.gateway import jsonrpc
+from mcp_supervisor.gateway.audit import error_code, open_audit
 from mcp_supervisor.gateway.backends import Backends, BackendUnavailable, CallContext
 from mcp_supervisor.gateway.catalog_view import CatalogView
 from mcp_supervisor.gateway.jsonrpc import Incoming, JsonRpcFault
@@ -63,6 +65,7 @@ class GatewayCore:
         self._background: set[asyncio.Future[None]] = set()
         self.clients = ClientsConfig()
         self.clients_generation = 0
+        self.audit = open_audit(settings)
         sessions.on_close = self._session_closed
 
     # ------------------------------------------------------------------ catalog
@@ -294,10 +297,33 @@ class GatewayCore:
         return jsonrpc.spliced_result(request_id, encoded)
 
     async def _forward(self, context: CallContext, key: str, method: str, params: dict[str, Any] | None) -> bytes:
-        result, error = await self.backends.call(key, method, params, self.settings.request_timeout_s, context)
+        result, error = await self._call(context, key, method, params)
         if error:
             return jsonrpc.spliced_error(context.request_id, error)
         return jsonrpc.spliced_result(context.request_id, result)
+
+    async def _call(
+        self, context: CallContext, key: str, method: str, params: dict[str, Any] | None
+    ) -> tuple[bytes, bytes]:
+        """Every client request that reaches a backend passes here; with AUDIT_LOG unset, one check."""
+        if self.audit is None:
+            return await self.backends.call(key, method, params, self.settings.request_timeout_s, context)
+        started = time.perf_counter()
+        outcome: str | int = jsonrpc.INTERNAL_ERROR
+        result = error = b""
+        try:
+            result, error = await self.backends.call(key, method, params, self.settings.request_timeout_s, context)
+            outcome = error_code(error) if error else "ok"
+            return result, error
+        except BackendUnavailable:
+            outcome = jsonrpc.BACKEND_UNAVAILABLE
+            raise
+        except asyncio.CancelledError:
+            outcome = jsonrpc.REQUEST_CANCELLED
+            raise
+        finally:
+            client = self.profile(context.session).name if self.clients.present else ""
+            self.audit.record_call(context, client, key, method, params, started, outcome, len(result) + len(error))
 
     def _down_links(self) -> dict[str, Any]:
         return {k: link for k, link in self.backends.last_links.items() if k not in self.backends.links}
@@ -380,7 +406,7 @@ class GatewayCore:
             if any(uri in other.subscriptions for other in self.sessions.all()):
                 return jsonrpc.result_bytes(context.request_id, {})  # others still listen
             return await self._forward(context, owner, method, params)
-        result, error = await self.backends.call(owner, method, params, self.settings.request_timeout_s, context)
+        result, error = await self._call(context, owner, method, params)
         if error:
             return jsonrpc.spliced_error(context.request_id, error)
         session.subscriptions.add(uri)

@@ -47,6 +47,9 @@ class WorkerSpec(msgspec.Struct, frozen=True, kw_only=True):
     drain_timeout_s: float = 5.0
     # How often the worker heartbeats (to the supervisor's watchdog, and to the gateway to get linked).
     heartbeat_interval_s: float = 1.0
+    # The value of the variable `server.oauth.clientSecretEnv` names, read by the supervisor: the worker gets
+    # it here (the memfd) rather than from its environment, which is nobody's but the tree's.
+    oauth_client_secret: str = ""
 
     @property
     def identity(self) -> str:

@@ -33,18 +33,28 @@ from mcp_supervisor.system.sandbox import SandboxMode, SandboxPlan, plan_sandbox
 log = logging.getLogger("mcp_supervisor.supervisor")
 
 
-def stdio_environment(entry: ServerEntry, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The seed merges a server's `env` over the proxy's whole environment (minus the gateway's own secrets).
+def stdio_environment(
+    entry: ServerEntry, base: Mapping[str, str] | None = None, withheld: frozenset[str] = frozenset()
+) -> dict[str, str]:
+    """The seed merges a server's `env` over the proxy's whole environment (minus the gateway's own secrets,
+    and minus `withheld`: the variables that hold remote backends' OAuth client secrets).
 
     Our own bin directory goes last on PATH, so servers installed next to mcp-supervisor (in its venv) are
     found even when the venv is not activated.
     """
-    env = {**without_gateway_secrets(os.environ if base is None else base), **entry.env}
+    inherited = without_gateway_secrets(os.environ if base is None else base)
+    env = {**{name: value for name, value in inherited.items() if name not in withheld}, **entry.env}
     own_bin = os.path.dirname(sys.executable)
     path = env.get("PATH", "")
     if own_bin not in path.split(os.pathsep):
         env["PATH"] = f"{path}{os.pathsep}{own_bin}" if path else own_bin
     return env
+
+
+def oauth_secret_names(servers: Mapping[str, ServerEntry]) -> frozenset[str]:
+    """The environment variables named by `oauth.clientSecretEnv`: a remote backend's secret is its worker's,
+    never something a local backend inherits."""
+    return frozenset(entry.oauth.clientSecretEnv for entry in servers.values() if entry.oauth is not None)
 
 
 class BackendLauncher:
@@ -69,7 +79,7 @@ class BackendLauncher:
             entry.command,
             list(entry.args),
             entry.cwd,
-            stdio_environment(entry),
+            stdio_environment(entry, withheld=oauth_secret_names(servers)),
             _with_roots_readable(entry),
             mode,
             self.host,

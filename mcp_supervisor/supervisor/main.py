@@ -351,6 +351,7 @@ class Supervisor:
                 init_timeout_s=slot.options.startTimeout,
                 drain_timeout_s=max(0.5, slot.options.stopGrace - 1.0),
                 heartbeat_interval_s=heartbeat_interval(slot.options.heartbeatTimeout),
+                oauth_client_secret=os.environ.get(slot.entry.oauth.clientSecretEnv, "") if slot.entry.oauth else "",
             )
             argv = [sys.executable, "-m", "mcp_supervisor", "worker"]
         handoff_fd = write_handoff(spec)
@@ -493,8 +494,7 @@ class Supervisor:
             slot.state = FATAL
             slot.last_error = f"port {self.settings.port} on {self.settings.host} is in use"
             log.error(
-                "The gateway cannot listen: %s. Stop the program that has it, or choose another port (--port or "
-                "PORT).",
+                "The gateway cannot listen: %s. Stop the program that has it, or choose another port (--port or PORT).",
                 slot.last_error,
             )
             self._exit_code = EXIT_CONFIG

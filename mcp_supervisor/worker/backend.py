@@ -11,7 +11,9 @@ from mcp_supervisor.worker.connection import BackendConnection
 
 
 @asynccontextmanager
-async def open_backend(entry: ServerEntry, launch: Launch | None) -> AsyncIterator[BackendConnection]:
+async def open_backend(
+    entry: ServerEntry, launch: Launch | None, oauth_secret: str = ""
+) -> AsyncIterator[BackendConnection]:
     if entry.type == "stdio":
         from mcp_supervisor.worker.stdio_connection import open_stdio
 
@@ -21,5 +23,5 @@ async def open_backend(entry: ServerEntry, launch: Launch | None) -> AsyncIterat
     else:
         from mcp_supervisor.worker.sdk_connection import open_sdk  # the SDK costs ~0.5 s to import
 
-        async with open_sdk(entry) as sdk:
+        async with open_sdk(entry, oauth_secret) as sdk:
             yield sdk

@@ -102,7 +102,7 @@ class Worker:
 
     async def _run_backend(self) -> None:
         timeout = self.spec.init_timeout_s
-        async with open_backend(self.spec.server, self.spec.launch) as connection:
+        async with open_backend(self.spec.server, self.spec.launch, self.spec.oauth_client_secret) as connection:
             relay = BackendRelay(
                 connection,
                 self._send_data,

@@ -19,6 +19,8 @@ from mcp.shared.message import ClientMessageMetadata, SessionMessage
 from mcp_types import jsonrpc_message_adapter
 
 from mcp_supervisor.config.models import ServerEntry
+from mcp_supervisor.errors import BackendError
+from mcp_supervisor.worker.oauth_client import ClientCredentials
 
 
 class SdkConnection:
@@ -42,15 +44,34 @@ class SdkConnection:
 
 
 @asynccontextmanager
-async def open_sdk(entry: ServerEntry) -> AsyncIterator[SdkConnection]:
+async def open_sdk(entry: ServerEntry, oauth_secret: str = "") -> AsyncIterator[SdkConnection]:
     assert entry.url is not None
+    auth = await _oauth(entry, oauth_secret)
     if entry.type == "sse":
-        # The SDK's SSE transport puts these headers on the GET stream and on every POST, as the seed does.
-        async with sse_client(entry.url, headers=entry.outbound_headers(), sse_read_timeout=3600) as (read, write):
+        # The SDK's SSE transport puts these headers (and the auth) on the GET stream and on every POST.
+        async with sse_client(entry.url, headers=entry.outbound_headers(), sse_read_timeout=3600, auth=auth) as (
+            read,
+            write,
+        ):
             yield SdkConnection(read, write)
         return
     async with (
-        create_mcp_http_client(headers=entry.outbound_headers()) as http,
+        create_mcp_http_client(headers=entry.outbound_headers(), auth=auth) as http,
         streamable_http_client(entry.url, http_client=http) as (read, write),
     ):
         yield SdkConnection(read, write)
+
+
+async def _oauth(entry: ServerEntry, secret: str) -> ClientCredentials | None:
+    """The backend's client-credentials auth, with its first token already fetched: a wrong secret or an
+    unreachable token endpoint fails the start with that reason, not with a transport error later."""
+    if entry.oauth is None:
+        return None
+    if not secret:
+        raise BackendError(
+            f'Server "{entry.key}": the environment variable {entry.oauth.clientSecretEnv} (its '
+            '"oauth.clientSecretEnv") is not set, so there is no client secret to ask for a token with.'
+        )
+    auth = ClientCredentials(entry.oauth, secret)
+    await auth.prime()
+    return auth

@@ -20,7 +20,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
 from tests.e2e.conftest import FIXTURE_SERVER, RunningSupervisor, stdio_fixture_entry, write_config
-from tests.helpers import mcp_client, wait_until
+from tests.helpers import async_wait_until, mcp_client, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -377,3 +377,34 @@ def test_a_revoked_cookie_stays_revoked_after_a_gateway_restart(admin: RunningSu
     replayed = httpx2.get(f"{admin.base}/admin/health", cookies={"mcps_admin": cookie}, timeout=10)
     assert replayed.status_code == 401, replayed.text
     assert kept.call("GET", "/admin/session").status_code == 200
+
+
+@pytest.mark.anyio
+async def test_clients_file_is_edited_validated_and_applied(client: AdminClient, admin: RunningSupervisor) -> None:
+    path = admin.config_dir / "clients.json"
+    assert client.call("GET", "/admin/clients").json() == {"present": False, "document": None}
+    assert "one--add" in await _tool_names(admin)
+    for bad in ({}, {"clients": {"x": {"servers": "one"}}}, {"clients": {"x": {"surprise": 1}}}):
+        refused = client.call("POST", "/admin/clients", json=bad)
+        assert refused.status_code == 400 and "clients.json" in refused.json()["error"], refused.text
+    assert not path.exists() and not [p for p in admin.config_dir.iterdir() if p.name.endswith(".tmp")]
+
+    document = {"clients": {"*": {"servers": ["one"], "tools": {"deny": ["one--add"]}}}}
+    saved = client.call("POST", "/admin/clients", json=document)
+    assert saved.status_code == 200, saved.text
+    assert json.loads(path.read_text()) == document
+    assert client.call("GET", "/admin/clients").json() == {"present": True, "document": document}
+
+    async def add_hidden() -> bool:
+        names = await _tool_names(admin)
+        return "one--echo" in names and "one--add" not in names
+
+    await async_wait_until(add_hidden, 15, interval=0.2, what="the anonymous view without one--add")
+    assert client.call("DELETE", "/admin/clients").status_code == 200
+    assert not path.exists()
+
+    async def add_back() -> bool:
+        return "one--add" in await _tool_names(admin)
+
+    await async_wait_until(add_back, 15, interval=0.2, what="everything visible again")
+    assert client.call("DELETE", "/admin/clients").status_code == 404
