@@ -31,6 +31,8 @@ from mcp_supervisor.admin.session_routes import STATIC_DIR, session_routes
 from mcp_supervisor.admin.terminal import TerminalManager
 from mcp_supervisor.admin.terminal_routes import terminal_routes
 from mcp_supervisor.admin.tool_routes import tool_routes
+from mcp_supervisor.config.loader import parse_servers
+from mcp_supervisor.config.models import oauth_secret_names
 from mcp_supervisor.errors import ConfigError, ControlError
 from mcp_supervisor.gateway.runtime import GatewayRuntime
 from mcp_supervisor.gateway.security import RequestGuard
@@ -76,7 +78,9 @@ class AdminApp:
         runtime.supervisor.config_listeners.append(
             lambda config_error: ctx.hub.publish("config", {"configError": config_error or None})
         )
-        self.installs = InstallManager(ctx.hub, settings.tools_folder, on_finished=self._install_finished)
+        self.installs = InstallManager(
+            ctx.hub, settings.tools_folder, on_finished=self._install_finished, withheld=self._oauth_secret_names
+        )
         self.terminals: TerminalManager | None = None
         routes: list[BaseRoute] = [
             *session_routes(ctx),
@@ -98,6 +102,12 @@ class AdminApp:
         }
         app = Starlette(routes=routes, exception_handlers=handlers)
         self.asgi = AdminGuard(app, auth, RequestGuard(settings))
+
+    def _oauth_secret_names(self) -> frozenset[str]:
+        try:
+            return oauth_secret_names(parse_servers(self.ctx.store.servers_path.read_bytes()).servers)
+        except (OSError, ConfigError):
+            return frozenset()  # no readable config: no server names a secret to withhold
 
     def _on_status(self, status: BackendStatus, event: str) -> None:
         self.ctx.hub.publish("backend", {"event": event, "status": backend_health(self.ctx.runtime.backends, status)})

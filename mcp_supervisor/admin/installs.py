@@ -62,13 +62,25 @@ class _Install:
 
 class InstallManager:
     def __init__(
-        self, hub: EventHub, tools_folder: Path, on_finished: Callable[[str, int], None] | None = None
+        self,
+        hub: EventHub,
+        tools_folder: Path,
+        on_finished: Callable[[str, int], None] | None = None,
+        withheld: Callable[[], frozenset[str]] = frozenset,
     ) -> None:
+        """`withheld`: names of further variables install commands must not inherit (remote backends' OAuth
+        client secrets), asked at each command, since the config may have changed."""
         self.hub = hub
         self.tools_folder = tools_folder
         self.on_finished = on_finished
+        self._withheld = withheld
         self._installs: dict[str, _Install] = {}  # the last install of each key, running or finished
         self._closing = False
+
+    def _environment(self) -> dict[str, str]:
+        """Install commands are third-party code too: the proxy's environment minus every secret of the tree."""
+        withheld = self._withheld()
+        return {name: value for name, value in without_gateway_secrets(os.environ).items() if name not in withheld}
 
     def target_dir(self, key: str, entry: Mapping[str, Any]) -> Path:
         if not SERVER_KEY_PATTERN.fullmatch(key):
@@ -175,7 +187,7 @@ class InstallManager:
                 "-c",
                 command,
                 cwd=install.target.parent,
-                env=without_gateway_secrets(os.environ),
+                env=self._environment(),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,

@@ -6,6 +6,7 @@ field it does not know in `extra`; they survive a round trip through `config/wri
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 import msgspec
@@ -135,3 +136,9 @@ class ToolConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     def override_for(self, qualified_name: str) -> ToolOverride | None:
         return self.tools.get(qualified_name)
+
+
+def oauth_secret_names(servers: Mapping[str, ServerEntry]) -> frozenset[str]:
+    """The environment variables named by `oauth.clientSecretEnv`: a remote backend's secret is its worker's,
+    never something a local backend or an install command inherits."""
+    return frozenset(entry.oauth.clientSecretEnv for entry in servers.values() if entry.oauth is not None)

@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlparse
 
 import msgspec
 
-from mcp_supervisor.config.models import ServerEntry
+from mcp_supervisor.config.models import ServerEntry, oauth_secret_names
 from mcp_supervisor.config.settings import Settings, without_gateway_secrets
 from mcp_supervisor.protocol.messages import SandboxReport
 from mcp_supervisor.protocol.spawn import Launch
@@ -49,12 +49,6 @@ def stdio_environment(
     if own_bin not in path.split(os.pathsep):
         env["PATH"] = f"{path}{os.pathsep}{own_bin}" if path else own_bin
     return env
-
-
-def oauth_secret_names(servers: Mapping[str, ServerEntry]) -> frozenset[str]:
-    """The environment variables named by `oauth.clientSecretEnv`: a remote backend's secret is its worker's,
-    never something a local backend inherits."""
-    return frozenset(entry.oauth.clientSecretEnv for entry in servers.values() if entry.oauth is not None)
 
 
 class BackendLauncher:

@@ -47,11 +47,11 @@ class Rig:
 
 
 @asynccontextmanager
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path, withheld: frozenset[str] = frozenset()) -> AsyncIterator[Rig]:
     hub = EventHub()
     tools = tmp_path / "tools"
     tools.mkdir()
-    result = Rig(InstallManager(hub, tools), tools)
+    result = Rig(InstallManager(hub, tools, withheld=lambda: withheld), tools)
     result.installs.on_finished = lambda key, code: result.finished.append((key, code))
 
     async def collect() -> None:
@@ -203,3 +203,15 @@ async def test_routes(tmp_path: Path) -> None:
             assert (await client.post("/server/install/web/cancel")).status_code == 409
             assert (await client.get("/installs")).json()["installs"][0]["running"] is False
         assert (await r.completed("web"))["exitCode"] != 0
+
+
+async def test_install_commands_inherit_no_secret_of_the_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Install commands are third-party code: neither the gateway's secrets nor a remote backend's OAuth
+    client secret (the variable its `oauth.clientSecretEnv` names) reach them."""
+    monkeypatch.setenv("ALLOWED_KEYS", "gateway-key")
+    monkeypatch.setenv("DOCS_CLIENT_SECRET", "oauth-secret")
+    monkeypatch.setenv("HARMLESS", "shared")
+    async with rig(tmp_path, withheld=frozenset({"DOCS_CLIENT_SECRET"})) as r:
+        r.installs.start("envcheck", stdio('echo "${ALLOWED_KEYS:-none} ${DOCS_CLIENT_SECRET:-none} $HARMLESS"'))
+        await r.completed("envcheck")
+        assert [d["output"] for _, d in r.of("envcheck", "install_stdout")] == ["none none shared"]

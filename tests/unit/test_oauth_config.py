@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from mcp_supervisor.config.loader import parse_server_entry
-from mcp_supervisor.config.models import OAuthClient, ServerEntry
+from mcp_supervisor.config.models import OAuthClient, ServerEntry, oauth_secret_names
 from mcp_supervisor.errors import ConfigError
-from mcp_supervisor.supervisor.backend_launch import oauth_secret_names, stdio_environment
+from mcp_supervisor.supervisor.backend_launch import stdio_environment
 
 GOOD = {"tokenUrl": "https://idp.example/token", "clientId": "gw", "clientSecretEnv": "DOCS_SECRET"}
 
