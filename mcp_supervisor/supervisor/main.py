@@ -689,15 +689,7 @@ class Supervisor:
             self.reload_clients()
 
     def _read_clients(self) -> bytes:
-        path = self.settings.config_dir / CLIENTS_FILE
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return b""
-        except OSError as exc:
-            raise ConfigError(f"{path}: the file cannot be read ({exc.strerror}).") from None
-        parse_clients_file(data, str(path))
-        return data
+        return self._read_optional(CLIENTS_FILE, parse_clients_file)
 
     def reload_clients(self) -> CommandResult:
         """Like tool_config.json: validated here, applied by the gateway, restarting nothing."""
@@ -715,14 +707,18 @@ class Supervisor:
         return CommandResult(ok=True, message="clients.json applied.")
 
     def _read_tool_config(self) -> bytes:
-        path = self.settings.config_dir / TOOLS_FILE
+        return self._read_optional(TOOLS_FILE, parse_tool_config)
+
+    def _read_optional(self, name: str, validate: Callable[[bytes, str], object]) -> bytes:
+        """An optional config file's bytes, validated (b"" when it does not exist); ConfigError otherwise."""
+        path = self.settings.config_dir / name
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             return b""
         except OSError as exc:
             raise ConfigError(f"{path}: the file cannot be read ({exc.strerror}).") from None
-        parse_tool_config(data, str(path))
+        validate(data, str(path))
         return data
 
     def _servers_bytes(self) -> bytes:
