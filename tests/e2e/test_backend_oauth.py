@@ -14,20 +14,13 @@ import pytest
 
 from tests.e2e.conftest import ROOT, RunningSupervisor, write_config
 from tests.helpers import async_wait_until, free_port, mcp_client, port_open, stop_process, wait_until
-from tests.oidc import AuthServer, auth_server
+from tests.oidc import AuthServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
 BACKEND = ROOT / "tests" / "fixtures" / "oauth_backend.py"
 CLIENT = "backend-client"  # tests/fixtures/oidc_provider.mjs: scope backend:call, 3-second tokens
 SECRET_ENV = "SECURED_BACKEND_CLIENT_SECRET"
-
-
-@pytest.fixture(scope="module")
-def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
-    server = auth_server(tmp_path_factory.mktemp("oidc"))
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ and /sse, a tool outside a client's view is unknown to it, and a changed file is
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from mcp.shared.exceptions import MCPError
 
 from tests.e2e.conftest import RunningSupervisor, stdio_fixture_entry, write_config
 from tests.helpers import async_wait_until, free_port, mcp_client
-from tests.oidc import AuthServer, auth_server
+from tests.oidc import AuthServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -34,13 +33,6 @@ def _clients(ci_bot_servers: list[str]) -> dict[str, Any]:
             "*": {"servers": []},
         }
     }
-
-
-@pytest.fixture(scope="module")
-def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
-    server = auth_server(tmp_path_factory.mktemp("oidc"))
-    yield server
-    server.stop()
 
 
 @pytest.fixture

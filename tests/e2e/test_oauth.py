@@ -27,13 +27,6 @@ STATIC_KEY = "static-key-beside-oauth"
 
 
 @pytest.fixture(scope="module")
-def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
-    server = auth_server(tmp_path_factory.mktemp("oidc"), ("key-1",))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def other_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
     """A second, untrusted authorization server: its tokens are well-formed and signed, for another issuer."""
     server = auth_server(tmp_path_factory.mktemp("oidc-other"))

@@ -4,26 +4,17 @@ with a sentence naming the client."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx2
 import pytest
 
 from mcp_supervisor.config.models import OAuthClient
 from mcp_supervisor.errors import BackendError
 from mcp_supervisor.worker.oauth_client import ClientCredentials
-from tests.oidc import AuthServer, auth_server
+from tests.oidc import AuthServer
 
 pytestmark = pytest.mark.anyio
 
 CLIENT = "backend-client"
-
-
-@pytest.fixture(scope="module")
-def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
-    server = auth_server(tmp_path_factory.mktemp("oidc"))
-    yield server
-    server.stop()
 
 
 def _config(issuer: AuthServer) -> OAuthClient:
