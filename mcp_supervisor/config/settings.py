@@ -24,7 +24,14 @@ _TRUE = {"1", "true", "yes", "on"}
 
 # The gateway's own secrets. Backends and install commands are third-party code: they inherit the proxy's
 # environment (the seed's rule) minus these, unless a server's own `env` sets them on purpose.
-GATEWAY_SECRET_ENV = ("ALLOWED_KEYS", "ALLOWED_TOKENS", "ADMIN_PASSWORD", "SESSION_SECRET", "OAUTH_CLIENT_SECRET")
+GATEWAY_SECRET_ENV = (
+    "ALLOWED_KEYS",
+    "ALLOWED_TOKENS",
+    "ADMIN_PASSWORD",
+    "SESSION_SECRET",
+    "OAUTH_CLIENT_SECRET",
+    "REQUEST_STATE_SECRET",
+)
 # And minus the tree's own variables: they name the config and runtime directories (where the sockets, the
 # CLI's credentials and every backend's config live) and the processes of the tree.
 TREE_ENV_PREFIX = "MCP_SUPERVISOR_"
@@ -83,6 +90,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     state_dir: Path = Path(".")
     # How long a backend's server→client request (sampling, elicitation, roots) waits for the client's answer.
     server_request_timeout_s: float = 10.0
+    # 2026-07-28 clients: how long a backend's server→client request is held for the client's retry (MRTR),
+    # the key that seals requestState (shared by replicas; empty = random per gateway process), and how long
+    # a client may cache the catalog while every backend is up (0 while any is starting or down).
+    input_required_timeout_s: float = 120.0
+    request_state_secret: str = ""
+    catalog_ttl_s: float = 60.0
     # Client sessions: in all, per credential, and how long an idle one lives (much shorter under load).
     max_sessions: int = 10_000
     max_sessions_per_credential: int = 1000
@@ -220,6 +233,9 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         worker_spawn=_worker_spawn(env.get("WORKER_SPAWN")),
         state_dir=_state_dir(env, config_dir.resolve()),
         server_request_timeout_s=_float(env, "SERVER_REQUEST_TIMEOUT_SECONDS", 10.0),
+        input_required_timeout_s=_float(env, "INPUT_REQUIRED_TIMEOUT_SECONDS", 120.0),
+        request_state_secret=(env.get("REQUEST_STATE_SECRET") or "").strip(),
+        catalog_ttl_s=_float(env, "CATALOG_TTL_SECONDS", 60.0, allow_zero=True),
         max_sessions=_int(env, "MAX_SESSIONS", 10_000, 1),
         max_sessions_per_credential=_int(env, "MAX_SESSIONS_PER_CREDENTIAL", 1000, 1),
         session_idle_timeout_s=_float(env, "SESSION_IDLE_TIMEOUT_SECONDS", 3600.0),

@@ -71,6 +71,7 @@ class BackendLink:
     # Catalog kind (tools, resources, resource_templates, prompts) → items as the backend listed them.
     catalog: dict[str, list[dict[str, Any]]]
     name_prefix: str | None = None
+    era: str = "legacy"
 
     @property
     def tools(self) -> list[dict[str, Any]]:
@@ -275,6 +276,14 @@ class Backends:
                 ", ".join(starting),
             )
 
+    @property
+    def in_flux(self) -> bool:
+        """Whether the catalog is about to change: a backend starting, restarting or RUNNING but not yet linked."""
+        return any(
+            s.state in ("STARTING", "BACKOFF") or (s.state == "RUNNING" and k not in self.links)
+            for k, s in self.statuses.items()
+        )
+
     def _describe_down(self, key: str) -> str:
         status = self.statuses.get(key)
         if status is None:
@@ -441,6 +450,7 @@ class Backends:
             initialize_result=jsonrpc.decode_json(ready.initialize_result),
             catalog={kind: jsonrpc.decode_json(getattr(ready, kind)) for kind in CATALOG_KINDS},
             name_prefix=ready.name_prefix,
+            era=ready.era,
         )
         self.last_links[ready.key] = self.links[ready.key]
         self._notify_change()

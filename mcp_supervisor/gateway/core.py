@@ -20,7 +20,11 @@ from mcp_supervisor.gateway import jsonrpc
 from mcp_supervisor.gateway.audit import error_code, open_audit
 from mcp_supervisor.gateway.backends import Backends, BackendUnavailable, CallContext
 from mcp_supervisor.gateway.catalog_view import CatalogView
+from mcp_supervisor.gateway.input_rounds import answer_input_requests
 from mcp_supervisor.gateway.jsonrpc import Incoming, JsonRpcFault
+from mcp_supervisor.gateway.listeners import Listener, Listeners, parse_filter
+from mcp_supervisor.gateway.modern import INPUT_REQUIRED_METHODS, strip_envelope, with_envelope
+from mcp_supervisor.gateway.modern_requests import ModernRequests
 from mcp_supervisor.gateway.pagination import page
 from mcp_supervisor.gateway.server_requests import ServerRequests
 from mcp_supervisor.gateway.sessions import ClientSession, SessionStore
@@ -67,20 +71,32 @@ class GatewayCore:
         self.clients_generation = 0
         self.audit = open_audit(settings)
         sessions.on_close = self._session_closed
+        self.listeners = Listeners()
+        self.modern = ModernRequests(self)
+
+    def keep(self, task: asyncio.Future[Any]) -> None:
+        """Hold a background task until it ends (the loop keeps only weak references)."""
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # ------------------------------------------------------------------ catalog
 
     def catalog_changed(self) -> None:
         """A backend came, went or changed its catalog: rebuild lazily and tell every client session."""
         self.catalog.update(self.backends.links)
-        for message in _LIST_CHANGED.values():
-            self.sessions.broadcast(message)
+        self._announce("tools", "prompts", "resources")
+
+    def _announce(self, *kinds: str) -> None:
+        """list_changed to every handshake-era session, and to the listen streams that asked for it."""
+        for kind in kinds:
+            self.sessions.broadcast(_LIST_CHANGED[kind])
+            self.listeners.list_changed(kind)
 
     def set_tool_config(self, tool_config: ToolConfig) -> None:
         if tool_config == self.catalog.tool_config:
             return  # the same file again (a snapshot after a gateway restart): nothing to announce
         self.catalog.update(self.backends.links, tool_config)
-        self.sessions.broadcast(_LIST_CHANGED["tools"])
+        self._announce("tools")
 
     def set_clients(self, clients: ClientsConfig) -> None:
         """clients.json changed: every session's view may have changed, so every list is announced."""
@@ -88,8 +104,7 @@ class GatewayCore:
             return
         self.clients = clients
         self.clients_generation += 1
-        for message in _LIST_CHANGED.values():
-            self.sessions.broadcast(message)
+        self._announce("tools", "prompts", "resources")
 
     def profile(self, session: ClientSession) -> Profile:
         """What this session's principal may see (clients.json), resolved once per file generation."""
@@ -179,15 +194,20 @@ class GatewayCore:
     def _session_closed(self, session: ClientSession) -> None:
         """Release what the session held at shared backends: its server requests, its subscriptions."""
         self.server_requests.session_closed(session)
-        for uri in session.subscriptions:
-            if any(uri in other.subscriptions for other in self.sessions.all()):
+        self._release_unheld(session.subscriptions)
+        session.subscriptions.clear()
+
+    def _held_by_anyone(self, uri: str) -> bool:
+        return any(uri in other.subscriptions for other in self.sessions.all()) or self.listeners.holds(uri)
+
+    def _release_unheld(self, uris: set[str] | frozenset[str]) -> None:
+        """Unsubscribe at the backends the URIs that no session and no listen stream holds any more."""
+        for uri in uris:
+            if self._held_by_anyone(uri):
                 continue  # someone else still listens
             owner = self.catalog.resources.route(uri)
             if owner is not None and owner in self.backends.links:
-                task = asyncio.ensure_future(self._release(owner, uri))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
-        session.subscriptions.clear()
+                self.keep(asyncio.ensure_future(self._release(owner, uri)))
 
     async def _release(self, owner: str, uri: str) -> None:
         with contextlib.suppress(BackendUnavailable):  # a backend that is gone took its subscriptions along
@@ -211,6 +231,8 @@ class GatewayCore:
                 for session in self.sessions.all():
                     if uri in session.subscriptions:
                         session.notify(encoded)  # subscribers only
+                if isinstance(uri, str):
+                    self.listeners.resource_updated(uri, params)
             case method:
                 log.debug("Backend %s sent %s; nothing routes it.", key, method)
 
@@ -229,6 +251,8 @@ class GatewayCore:
             if any(c.session.principal != newest.session.principal for c in contexts):
                 self.backends.metrics.unattributed_logs += 1
                 return
+            if newest.session.era == "modern" and newest.session.log_level not in LOG_LEVELS:
+                return  # a 2026-07-28 request gets log lines only if it asked for them, at its level
             if level >= LOG_LEVELS.get(newest.session.log_level, 0):
                 newest.emit(jsonrpc.encode_json(message), True)
             return
@@ -297,15 +321,28 @@ class GatewayCore:
         return jsonrpc.spliced_result(request_id, encoded)
 
     async def _forward(self, context: CallContext, key: str, method: str, params: dict[str, Any] | None) -> bytes:
-        result, error = await self._call(context, key, method, params)
+        result, error = await self.call_backend(context, key, method, params)
+        if (
+            not error
+            and method in INPUT_REQUIRED_METHODS
+            and context.session.era == "legacy"
+            and b'"input_required"' in result
+        ):
+            # A 2026-07-28 backend asks for input: its requests go to this handshake-era client, for real.
+            result, error = await answer_input_requests(self, context, key, method, params or {}, result)
         if error:
             return jsonrpc.spliced_error(context.request_id, error)
         return jsonrpc.spliced_result(context.request_id, result)
 
-    async def _call(
+    async def call_backend(
         self, context: CallContext, key: str, method: str, params: dict[str, Any] | None
     ) -> tuple[bytes, bytes]:
         """Every client request that reaches a backend passes here; with AUDIT_LOG unset, one check."""
+        link = self.backends.links.get(key)
+        if link is not None and params is not None and link.era != context.session.era:
+            # Each backend gets its own era's request: a 2026-07-28 one learns from every request what this
+            # session's client can do; a handshake-era one (which may reject it) never sees the envelope.
+            params = with_envelope(params, context.session) if link.era == "modern" else strip_envelope(params)
         if self.audit is None:
             return await self.backends.call(key, method, params, self.settings.request_timeout_s, context)
         started = time.perf_counter()
@@ -403,10 +440,10 @@ class GatewayCore:
         session = context.session
         if method == "resources/unsubscribe":
             session.subscriptions.discard(uri)
-            if any(uri in other.subscriptions for other in self.sessions.all()):
+            if self._held_by_anyone(uri):
                 return jsonrpc.result_bytes(context.request_id, {})  # others still listen
             return await self._forward(context, owner, method, params)
-        result, error = await self._call(context, owner, method, params)
+        result, error = await self.call_backend(context, owner, method, params)
         if error:
             return jsonrpc.spliced_error(context.request_id, error)
         session.subscriptions.add(uri)
@@ -425,6 +462,40 @@ class GatewayCore:
         if ref.get("type") == "ref/resource":
             return await self._forward(context, self._resource_owner(ref.get("uri")), "completion/complete", params)
         raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Invalid params: unknown ref type {ref.get('type')!r}.")
+
+    async def listen(self, session: ClientSession, message: Incoming, emit: Callable[[bytes, bool], None]) -> Listener:
+        """Open a `subscriptions/listen` stream (the front end carries its frames until it ends)."""
+        assert message.id is not None
+        await self.backends.settle_startup(self.settings.startup_wait_s)
+        kinds, uris = parse_filter(message.params)  # FilterError is a ValueError: the caller answers -32602
+        profile = self.profile(session)
+        honoured: list[str] = []
+        subscribe: list[tuple[str, str]] = []
+        for uri in uris:
+            owner = self.catalog.resources.route(uri)
+            link = self.backends.links.get(owner) if owner is not None else None
+            offered = link.capabilities.get("resources") if link is not None else None
+            if owner is None or not isinstance(offered, dict) or not offered.get("subscribe"):
+                continue  # nobody would ever announce it: not honoured, so the acknowledgement omits it
+            if not (profile.sees_server(owner) and profile.resources.permits(uri)):
+                continue
+            honoured.append(uri)
+            if not self._held_by_anyone(uri):
+                subscribe.append((owner, uri))
+        for owner, uri in subscribe:
+            try:
+                _, error = await self.backends.call(
+                    owner, "resources/subscribe", {"uri": uri}, self.settings.request_timeout_s
+                )
+            except BackendUnavailable:
+                error = b"unavailable"
+            if error:
+                honoured.remove(uri)
+        listener = Listener(message.id, session, emit, kinds, frozenset(honoured))
+        listener.on_close.append(lambda: self._release_unheld(listener.uris))
+        self.listeners.add(listener)
+        listener.acknowledge()
+        return listener
 
     async def _set_level(self, session: ClientSession, request_id: jsonrpc.RequestId, params: dict[str, Any]) -> bytes:
         """Fan out to every backend that logs; the gateway answers once they all have."""

@@ -49,6 +49,9 @@ class Outstanding:
     backend_id: int | str
     session: ClientSession
     timer: asyncio.TimerHandle | None = None
+    # Set when the gateway itself asks (a 2026-07-28 backend's input request relayed to a legacy client):
+    # the client's answer resolves it instead of going to a backend.
+    future: asyncio.Future[dict[str, Any]] | None = None
 
 
 class ServerRequests:
@@ -81,8 +84,15 @@ class ServerRequests:
         session = context.session
         if capability is not None and capability not in session.capabilities:
             self._answer_backend(key, generation, backend_id, error=_no_client(method, capability))
+            if session.input_sink is not None:
+                session.input_sink("", message)  # the modern request fails with -32021, naming the capability
             return
         gateway_id = f"mcps-{next(self._ids)}"
+        if session.input_sink is not None:
+            # A 2026-07-28 request: held until the client's retry brings the answer (its holder times it out).
+            self._outstanding[gateway_id] = Outstanding(key, generation, backend_id, session)
+            session.input_sink(gateway_id, message)
+            return
         outstanding = Outstanding(key, generation, backend_id, session)
         outstanding.timer = asyncio.get_running_loop().call_later(self._timeout_s, self._expire, gateway_id)
         self._outstanding[gateway_id] = outstanding
@@ -142,6 +152,30 @@ class ServerRequests:
             log.info("Backend %s: %s asks the client things; its calls now take turns.", key, context.operation)
         return context
 
+    def answer(self, gateway_id: str, result: Any = None, error: Any = None) -> bool:
+        """Answer a held server request (a modern client's retry brought `result`); False if it is gone."""
+        outstanding = self._outstanding.get(gateway_id)
+        if outstanding is None or outstanding.future is not None:
+            return False
+        self._forget(gateway_id)
+        self._answer(outstanding, result, error)
+        return True
+
+    def ask(self, context: CallContext, method: str, params: Any) -> asyncio.Future[dict[str, Any]]:
+        """Send the client of `context` a request of the gateway's own; the future gets its response message
+        (a result or an error), or a timeout error after SERVER_REQUEST_TIMEOUT_SECONDS."""
+        loop = asyncio.get_running_loop()
+        gateway_id = f"mcps-{next(self._ids)}"
+        outstanding = Outstanding("", 0, gateway_id, context.session, future=loop.create_future())
+        outstanding.timer = loop.call_later(self._timeout_s, self._expire, gateway_id)
+        self._outstanding[gateway_id] = outstanding
+        request: dict[str, Any] = {"jsonrpc": "2.0", "id": gateway_id, "method": method}
+        if params is not None:
+            request["params"] = params
+        context.emit(jsonrpc.encode_json(request), False)
+        assert outstanding.future is not None
+        return outstanding.future
+
     def backend_cancelled(self, key: str, backend_id: object, reason: object) -> None:
         """The backend gave up on its own request: tell the client, forget it."""
         for gateway_id, outstanding in list(self._outstanding.items()):
@@ -163,6 +197,10 @@ class ServerRequests:
         assert isinstance(gateway_id, str)
         self._forget(gateway_id)
         raw = message.raw
+        if outstanding.future is not None:
+            if not outstanding.future.done():
+                outstanding.future.set_result(raw)
+            return True
         if "error" in raw:
             self._answer_backend(outstanding.key, outstanding.generation, outstanding.backend_id, error=raw["error"])
         else:
@@ -187,6 +225,10 @@ class ServerRequests:
                 "code": jsonrpc.REQUEST_TIMEOUT,
                 "message": f"The client did not answer within {self._timeout_s:g} s.",
             }
+            if outstanding.future is not None:
+                if not outstanding.future.done():
+                    outstanding.future.set_result({"error": error})
+                return
             self._answer_backend(outstanding.key, outstanding.generation, outstanding.backend_id, error=error)
 
     def _forget(self, gateway_id: str) -> None:
@@ -195,6 +237,10 @@ class ServerRequests:
             outstanding.timer.cancel()
 
     def _answer(self, outstanding: Outstanding, result: Any = None, error: Any = None) -> None:
+        if outstanding.future is not None:
+            if not outstanding.future.done():
+                outstanding.future.set_result({"error": error} if error is not None else {"result": result})
+            return
         self._answer_backend(outstanding.key, outstanding.generation, outstanding.backend_id, result, error)
 
     def _answer_backend(

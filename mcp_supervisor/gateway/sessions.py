@@ -73,6 +73,11 @@ class ClientSession:
     # The session's view (clients.json), recomputed when the file's generation changes.
     profile: Any = None
     profile_generation: int = -1
+    # "legacy" (a handshake-era session) or "modern" (one 2026-07-28 request's context, never stored).
+    era: str = "legacy"
+    # Modern requests only: where a backend's server→client request for this request goes (held for the
+    # client's retry, see gateway/modern_requests.py), called as sink(gateway_id, message).
+    input_sink: Callable[[str, dict[str, Any]], None] | None = None
     _drop_told: bool = False
 
     def __post_init__(self) -> None:

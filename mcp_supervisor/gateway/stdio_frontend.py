@@ -17,9 +17,11 @@ import contextlib
 import logging
 import os
 
-from mcp_supervisor.gateway import jsonrpc
+from mcp_supervisor.gateway import jsonrpc, modern
 from mcp_supervisor.gateway.core import GatewayCore
-from mcp_supervisor.gateway.jsonrpc import JsonRpcFault
+from mcp_supervisor.gateway.jsonrpc import Incoming, JsonRpcFault
+from mcp_supervisor.gateway.listeners import FilterError, Listener
+from mcp_supervisor.gateway.modern import Rejection
 from mcp_supervisor.gateway.sessions import ClientSession
 
 log = logging.getLogger("mcp_supervisor.gateway")
@@ -33,6 +35,9 @@ class StdioFrontend:
         self._in_fd = in_fd
         self._out = os.fdopen(out_fd, "wb", buffering=0)
         self._tasks: set[asyncio.Task[None]] = set()
+        # 2026-07-28 requests in flight and listen streams, by request id: notifications/cancelled ends them.
+        self._modern: dict[jsonrpc.RequestId, asyncio.Task[None]] = {}
+        self._listeners: dict[jsonrpc.RequestId, Listener] = {}
 
     async def _write(self, message: bytes) -> None:
         # A blocking write on purpose: the client reads its pipe; back-pressure is the client's to apply.
@@ -65,6 +70,8 @@ class StdioFrontend:
                     break
                 if line.strip():
                     self._start(session, line)
+            for listener in self._listeners.values():
+                self.core.listeners.remove(listener)
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=5.0)
         finally:
@@ -88,10 +95,53 @@ class StdioFrontend:
         except JsonRpcFault as fault:
             session.push(fault.to_bytes())
             return
+        if message.method == "notifications/cancelled" and self._cancel_modern(message.params.get("requestId")):
+            return
+        if message.is_request and modern.is_modern(message.raw, None):
+            await self._process_modern(session, message)
+            return
         with contextlib.suppress(asyncio.CancelledError):
             reply = await self.core.handle(session, message)
             if reply is not None:
                 session.push(reply)
+
+    async def _process_modern(self, session: ClientSession, message: Incoming) -> None:
+        """A 2026-07-28 request on the pipe: its own context; its messages and reply on the one stream."""
+        assert message.id is not None
+        envelope = modern.envelope(message.raw, None)
+        if isinstance(envelope, Rejection):
+            session.push(modern.error_reply(message.id, envelope))
+            return
+        context = self.core.modern.context(session.identity, envelope)
+        if message.method == "subscriptions/listen":
+            try:
+                self._listeners[message.id] = await self.core.listen(context, message, session.emit)
+            except FilterError as exc:
+                session.push(jsonrpc.error_bytes(message.id, jsonrpc.INVALID_PARAMS, str(exc)))
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._modern[message.id] = task
+        try:
+            shaped = await self.core.modern.handle(context, message, session.emit)
+            session.push(shaped.body)
+        except asyncio.CancelledError:
+            pass  # the client cancelled it: no reply is owed
+        finally:
+            self._modern.pop(message.id, None)
+
+    def _cancel_modern(self, request_id: object) -> bool:
+        if not isinstance(request_id, (int, str)):
+            return False
+        listener = self._listeners.pop(request_id, None)
+        if listener is not None:
+            self.core.listeners.remove(listener)
+            return True
+        task = self._modern.get(request_id)
+        if task is None:
+            return False
+        task.cancel()
+        return True
 
     async def _write_stream(self, session: ClientSession) -> None:
         """The only writer of stdout: every message of the session, in log order."""

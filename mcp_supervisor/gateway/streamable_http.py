@@ -13,14 +13,15 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from mcp_supervisor.gateway import jsonrpc
+from mcp_supervisor.gateway import jsonrpc, modern
 from mcp_supervisor.gateway.auth import Identity
 from mcp_supervisor.gateway.core import GatewayCore
 from mcp_supervisor.gateway.edge import EdgeChecks, is_json, read_body
 from mcp_supervisor.gateway.event_log import KEEPALIVE_FRAME, EventLog, parse_event_id
 from mcp_supervisor.gateway.jsonrpc import JsonRpcFault
 from mcp_supervisor.gateway.sessions import ClientSession
-from mcp_supervisor.protocol.versions import KNOWN_PROTOCOL_VERSIONS
+from mcp_supervisor.gateway.streamable_http_modern import ModernHttp
+from mcp_supervisor.protocol.versions import KNOWN_PROTOCOL_VERSIONS, MODERN_VERSIONS
 
 SESSION_HEADER = "mcp-session-id"
 VERSION_HEADER = "mcp-protocol-version"
@@ -46,12 +47,16 @@ class StreamableHttpEndpoint:
     def __init__(self, core: GatewayCore, edge: EdgeChecks) -> None:
         self.core = core
         self.edge = edge
+        self.modern = ModernHttp(core)
 
     async def handle(self, request: Request) -> Response:
         identity = await self.edge.admit(request)
         if isinstance(identity, Response):
             return identity
         principal = identity.principal
+        if request.method != "POST" and request.headers.get(VERSION_HEADER) in MODERN_VERSIONS:
+            # 2026-07-28: one POST per exchange; no GET stream (subscriptions/listen) and no session to DELETE.
+            return Response("Method not allowed.", status_code=405, headers={"Allow": "POST"})
         if request.method == "POST":
             return await self._post(request, identity)
         if request.method == "GET":
@@ -90,6 +95,9 @@ class StreamableHttpEndpoint:
         except JsonRpcFault as fault:
             return _json(fault.to_bytes(), 400)
 
+        has_session = SESSION_HEADER in request.headers
+        if modern.is_modern(message.raw, request.headers.get(VERSION_HEADER), has_session):
+            return await self.modern.post(request, identity, message)
         if message.method == "initialize":
             if not message.is_request:
                 return _json(jsonrpc.error_bytes(None, jsonrpc.INVALID_REQUEST, "initialize must be a request."), 400)

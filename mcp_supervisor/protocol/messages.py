@@ -33,6 +33,8 @@ class WorkerReady(_Envelope, tag="ready"):
     prompts: bytes = b"[]"
     # The server entry's `namePrefix`; None means the default `<key><SEP>`.
     name_prefix: str | None = None
+    # The MCP era the worker speaks to its backend: "legacy" (the initialize handshake) or "modern" (2026-07-28).
+    era: str = "legacy"
 
 
 # The catalog kinds a worker publishes, as named in WorkerReady and CatalogChanged.

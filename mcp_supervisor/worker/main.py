@@ -122,7 +122,7 @@ class Worker:
                     pid=os.getpid(),
                     initialize_result=msgspec.json.encode(init),
                     name_prefix=self.spec.server.namePrefix,
-                    **{kind: msgspec.json.encode(items) for kind, items in catalog.items()},
+                    **{kind: msgspec.json.encode(items) for kind, items in catalog.items()},  # type: ignore[arg-type]
                 )
                 self._send_data(self._ready)
                 summary = ", ".join(f"{len(items)} {kind.replace('_', ' ')}" for kind, items in catalog.items())

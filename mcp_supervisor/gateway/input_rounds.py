@@ -1,0 +1,72 @@
+"""A 2026-07-28 backend's InputRequiredResult, answered for a handshake-era client.
+
+The backend cannot send server→client requests; it returns `inputRequests` on the very call that needs them.
+A handshake-era client only knows real requests, so each input request becomes one, sent on the stream of
+the client request it belongs to (attribution is exact: it is that call's result). The client's answers go
+back in a retry of the call with `inputResponses` and the backend's `requestState`, for at most MAX_ROUNDS
+rounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from mcp_supervisor.gateway import jsonrpc
+from mcp_supervisor.gateway.backends import CallContext
+from mcp_supervisor.gateway.server_requests import REQUIRED_CAPABILITY
+
+if TYPE_CHECKING:
+    from mcp_supervisor.gateway.core import GatewayCore
+
+MAX_ROUNDS = 8
+
+
+def _error(code: int, message: str) -> bytes:
+    return jsonrpc.encode_json({"code": code, "message": message})
+
+
+async def answer_input_requests(
+    core: GatewayCore, context: CallContext, key: str, method: str, params: dict[str, Any], result: bytes
+) -> tuple[bytes, bytes]:
+    """(result, error) of the call once the backend stops asking."""
+    for _ in range(MAX_ROUNDS):
+        decoded = jsonrpc.decode_json(result)
+        if not isinstance(decoded, dict) or decoded.get("resultType") != "input_required":
+            return result, b""
+        requests = decoded.get("inputRequests")
+        requests = requests if isinstance(requests, dict) else {}
+        for input_key, request in requests.items():
+            request_method = request.get("method") if isinstance(request, dict) else None
+            capability = REQUIRED_CAPABILITY.get(str(request_method))
+            if capability is None:
+                return b"", _error(
+                    jsonrpc.INTERNAL_ERROR, f"Backend {key} asked for an input of an unknown kind ({input_key!r})."
+                )
+            if capability not in context.session.capabilities:
+                return b"", _error(
+                    jsonrpc.INVALID_REQUEST,
+                    f"Backend {key} needs the client's {capability} capability ({request_method}) for this "
+                    "request, and this session did not declare it.",
+                )
+        keys = list(requests)
+        answers = await asyncio.gather(
+            *(core.server_requests.ask(context, requests[k]["method"], requests[k].get("params")) for k in keys)
+        )
+        responses: dict[str, Any] = {}
+        for input_key, answer in zip(keys, answers, strict=True):
+            if "error" in answer:
+                error = answer["error"]
+                return b"", jsonrpc.encode_json(
+                    error if isinstance(error, dict) else {"code": jsonrpc.INTERNAL_ERROR, "message": str(error)}
+                )
+            responses[input_key] = answer.get("result")
+        retry = {k: v for k, v in params.items() if k not in ("inputResponses", "requestState")}
+        retry["inputResponses"] = responses
+        state = decoded.get("requestState")
+        if isinstance(state, str):
+            retry["requestState"] = state
+        result, error = await core.call_backend(context, key, method, retry)
+        if error:
+            return result, error
+    return b"", _error(jsonrpc.INTERNAL_ERROR, f"Backend {key} asked for input more than {MAX_ROUNDS} times.")

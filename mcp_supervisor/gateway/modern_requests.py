@@ -1,0 +1,285 @@
+"""2026-07-28 requests in the core: one context per request, no session, and multi-round-trip requests.
+
+A modern request brings its own context (`_meta`: version, client capabilities, client info, log level); it
+is turned into a throwaway `ClientSession` of era "modern" that no store holds (nothing is broadcast to it,
+no quota counts it), and the era-neutral core serves it. Its reply is reshaped for the era (modern.py).
+
+Server→client requests cannot travel in this era. When a handshake-era backend sends one (sampling,
+elicitation, roots) during a modern client's tools/call, prompts/get or resources/read, the gateway holds
+the backend's request and the call still in flight (a `Held` entry), answers the client with an
+`InputRequiredResult` whose sealed `requestState` names the entry, and resumes it when the client retries with
+`inputResponses`: the backend gets its answer, and the client the call's result (or the next round). An
+entry nobody comes back for expires after INPUT_REQUIRED_TIMEOUT_SECONDS: the backend's requests get an
+error, and its call is cancelled. A 2026-07-28 backend's own InputRequiredResult passes through, its
+requestState wrapped so that it is bound to the principal (request_state.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mcp_supervisor.gateway import jsonrpc, modern
+from mcp_supervisor.gateway.auth import Identity
+from mcp_supervisor.gateway.jsonrpc import Incoming
+from mcp_supervisor.gateway.modern import CacheHint, Envelope, Rejection, Shaped
+from mcp_supervisor.gateway.request_state import Binding, RequestStateSealer, StateRejected
+from mcp_supervisor.gateway.server_requests import REQUIRED_CAPABILITY
+from mcp_supervisor.gateway.sessions import ClientSession
+from mcp_supervisor.protocol.versions import MODERN_VERSIONS
+
+if TYPE_CHECKING:
+    from mcp_supervisor.gateway.core import GatewayCore
+
+log = logging.getLogger("mcp_supervisor.gateway")
+
+Emit = Callable[[bytes, bool], None]
+_contexts = itertools.count(1)
+
+
+@dataclass(eq=False)
+class Held:
+    """A modern request's call that is waiting for its client's answers."""
+
+    binding: Binding
+    session: ClientSession
+    original_id: jsonrpc.RequestId
+    task: asyncio.Future[bytes] | None = None
+    # Input key (the gateway id of the backend's request) → the request, not yet shown to the client.
+    new: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Shown to the client, waiting for its inputResponses.
+    asked: dict[str, dict[str, Any]] = field(default_factory=dict)
+    missing_capability: str = ""
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    emit_to: Emit | None = None
+    timer: asyncio.TimerHandle | None = None
+
+    def on_input(self, gateway_id: str, message: dict[str, Any]) -> None:
+        if not gateway_id:
+            method = str(message.get("method"))
+            self.missing_capability = REQUIRED_CAPABILITY.get(method, method)
+        else:
+            self.new[gateway_id] = {"method": message.get("method"), "params": message.get("params") or {}}
+        self.changed.set()
+
+    def emit(self, data: bytes, droppable: bool) -> None:
+        """Progress of the call goes to whichever request of the client is waiting for it now."""
+        if self.emit_to is not None:
+            self.emit_to(data, droppable)
+
+
+class ModernRequests:
+    def __init__(self, core: GatewayCore) -> None:
+        self.core = core
+        settings = core.settings
+        self.timeout_s = settings.input_required_timeout_s
+        self.sealer = RequestStateSealer(settings.request_state_secret, settings.input_required_timeout_s)
+        self._held: dict[str, Held] = {}
+        self._handles = itertools.count(1)
+
+    # ------------------------------------------------------------------ entry
+
+    def context(self, identity: Identity, envelope: Envelope) -> ClientSession:
+        """The throwaway session that carries one modern request through the core."""
+        session = ClientSession(
+            f"modern-{next(_contexts)}",
+            identity.principal,
+            protocol_version=envelope.protocol_version,
+            client_info=envelope.client_info,
+            capabilities=envelope.capabilities,
+            initialize_seen=True,
+            initialized=True,
+            log_level=envelope.log_level,
+            resumable=False,
+            identity=identity,
+            era="modern",
+        )
+        session.initialize_answered.set()
+        return session
+
+    async def handle(self, session: ClientSession, message: Incoming, emit: Emit) -> Shaped:
+        """One modern request (not subscriptions/listen, which is a stream: see listeners.py)."""
+        assert message.id is not None and message.method is not None
+        method = message.method
+        if method in modern.REMOVED_METHODS:
+            return self._reject(message.id, Rejection(jsonrpc.METHOD_NOT_FOUND, f"Method not found: {method}."))
+        if method == "server/discover":
+            return modern.shape_reply(await self._discover(message.id), method, self.hint(method), message.id)
+        try:
+            if method in modern.INPUT_REQUIRED_METHODS:
+                reply = await self._interactive(session, message, emit)
+                if isinstance(reply, Shaped):
+                    return reply
+            else:
+                reply = await self.core.handle_request(session, message, emit)
+        except asyncio.CancelledError:
+            self._cancel_at_backend(session, message.id, "the client closed the request's stream")
+            raise
+        return modern.shape_reply(reply, method, self.hint(method), message.id)
+
+    def hint(self, method: str) -> CacheHint:
+        """The gateway's own caching hints. The catalog may be cached for CATALOG_TTL_SECONDS while every
+        backend is up and linked; while one is starting, restarting or not yet linked it is about to change,
+        and the TTL is 0. Lists are "private" when clients.json gives principals different views. A resource's
+        content is the backend's business: 0 and "private" unless a modern backend said otherwise."""
+        if method == "resources/read":
+            return CacheHint(0, "private")
+        ttl = 0 if self.core.backends.in_flux else int(self.core.settings.catalog_ttl_s * 1000)
+        scope = "private" if self.core.clients.present and method != "server/discover" else "public"
+        return CacheHint(ttl, scope)
+
+    async def _discover(self, request_id: jsonrpc.RequestId) -> bytes:
+        await self.core.backends.settle_startup(self.core.settings.startup_wait_s)
+        result = {"supportedVersions": list(MODERN_VERSIONS), "capabilities": self.core.catalog.capabilities()}
+        return jsonrpc.result_bytes(request_id, result)
+
+    def _reject(self, request_id: jsonrpc.RequestId, rejection: Rejection) -> Shaped:
+        return Shaped(modern.error_reply(request_id, rejection), rejection.code)
+
+    def _cancel_at_backend(self, session: ClientSession, request_id: jsonrpc.RequestId, reason: str) -> None:
+        rid = session.in_flight.get(request_id)
+        if rid is not None:
+            task = asyncio.ensure_future(self.core.backends.cancel(rid, reason))
+            self.core.keep(task)
+
+    # ------------------------------------------------------------------ multi-round-trip requests
+
+    def _binding(self, session: ClientSession, message: Incoming) -> Binding:
+        params = message.params
+        name = params.get("uri") if message.method == "resources/read" else params.get("name")
+        return Binding(session.principal, str(message.method), str(name))
+
+    async def _interactive(self, session: ClientSession, message: Incoming, emit: Emit) -> bytes | Shaped:
+        assert message.id is not None
+        binding = self._binding(session, message)
+        params = message.params
+        state = params.get("requestState")
+        if state is None:
+            held = Held(binding, session, message.id, emit_to=emit)
+            session.input_sink = held.on_input
+            held.task = asyncio.ensure_future(self.core.handle_request(session, message, held.emit))
+            return await self._progress(held, message.id)
+        try:
+            kind, value, backend = self.sealer.unseal(state, binding)
+        except StateRejected as why:
+            log.info("A requestState from %s was refused: %s.", session.principal, why)
+            return self._reject(
+                message.id, Rejection(jsonrpc.INVALID_PARAMS, "Invalid params: the requestState does not verify.")
+            )
+        if kind == "backend":
+            # A 2026-07-28 backend's own state: unwrapped for it, and the request forwarded as usual.
+            raw = {**message.raw, "params": {**params, "requestState": value}}
+            unwrapped = Incoming(raw, message.id, message.method)
+            return self._wrap_backend_state(await self.core.handle_request(session, unwrapped, emit), binding, backend)
+        held_entry = self._held.pop(value, None)
+        if held_entry is None or held_entry.binding != binding:
+            return self._reject(
+                message.id,
+                Rejection(
+                    jsonrpc.INVALID_PARAMS,
+                    "Invalid params: the held request this requestState names is gone (it expired, was answered, "
+                    "or was held by another replica).",
+                ),
+            )
+        if held_entry.timer is not None:
+            held_entry.timer.cancel()
+        held_entry.emit_to = emit
+        responses = params.get("inputResponses")
+        responses = responses if isinstance(responses, dict) else {}
+        for key in list(held_entry.asked):
+            if key in responses:
+                del held_entry.asked[key]
+                self.core.server_requests.answer(key, result=responses[key])
+        if held_entry.asked:
+            return self._input_required(held_entry, message.id)  # asked again for what the retry lacked
+        return await self._progress(held_entry, message.id)
+
+    async def _progress(self, held: Held, request_id: jsonrpc.RequestId) -> bytes | Shaped:
+        """Wait until the call ends (its result is this request's) or needs the client (an InputRequiredResult)."""
+        assert held.task is not None
+        try:
+            while True:
+                if held.missing_capability:
+                    self._abandon(held, "the client lacks a capability the backend needs")
+                    method = next((k for k, v in REQUIRED_CAPABILITY.items() if v == held.missing_capability), "")
+                    return self._reject(request_id, modern.missing_capability(held.missing_capability, method))
+                if held.task.done():
+                    reply = held.task.result()
+                    held.session.input_sink = None
+                    return self._wrap_backend_state(reply, held.binding, "")
+                if held.new:
+                    return self._input_required(held, request_id)
+                held.changed.clear()
+                waiter = asyncio.ensure_future(held.changed.wait())
+                waiting: set[asyncio.Future[Any]] = {held.task, waiter}
+                try:
+                    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
+        except asyncio.CancelledError:
+            self._abandon(held, "the client closed the request's stream")
+            raise
+
+    def _input_required(self, held: Held, request_id: jsonrpc.RequestId) -> Shaped:
+        held.asked.update(held.new)
+        held.new.clear()
+        held.emit_to = None
+        handle = f"h{next(self._handles)}"
+        self._held[handle] = held
+        held.timer = asyncio.get_running_loop().call_later(self.timeout_s, self._expire, handle)
+        result = {
+            "resultType": "input_required",
+            "inputRequests": dict(held.asked),
+            "requestState": self.sealer.seal(held.binding, "held", handle),
+            "_meta": {modern.SERVER_INFO_KEY: modern.SERVER_INFO},
+        }
+        return Shaped(jsonrpc.result_bytes(request_id, result), None)
+
+    def _expire(self, handle: str) -> None:
+        held = self._held.pop(handle, None)
+        if held is not None:
+            log.info(
+                "A held %s %s of %s expired: the client did not retry within %g s.",
+                held.binding.method,
+                held.binding.name,
+                held.binding.principal,
+                self.timeout_s,
+            )
+            self._abandon(held, f"the client did not retry within {self.timeout_s:g} s")
+
+    def _abandon(self, held: Held, reason: str) -> None:
+        """Nobody will take the call's result: its backend requests fail, and the call is cancelled."""
+        error = {"code": jsonrpc.REQUEST_TIMEOUT, "message": f"Abandoned: {reason}."}
+        for key in [*held.asked, *held.new]:
+            self.core.server_requests.answer(key, error=error)
+        held.asked.clear()
+        held.new.clear()
+        held.session.input_sink = None
+        if held.task is not None and not held.task.done():
+            self._cancel_at_backend(held.session, held.original_id, reason)
+
+    def _wrap_backend_state(self, reply: bytes, binding: Binding, backend: str) -> bytes:
+        """A 2026-07-28 backend's InputRequiredResult: its requestState sealed to the principal and request."""
+        if b'"input_required"' not in reply:
+            return reply
+        message = jsonrpc.decode_json(reply)
+        result = message.get("result")
+        if not isinstance(result, dict) or result.get("resultType") != "input_required":
+            return reply
+        state = result.get("requestState")
+        if isinstance(state, str):
+            route = self._owner(binding)
+            result = {**result, "requestState": self.sealer.seal(binding, "backend", state, backend or route)}
+        return jsonrpc.encode_json({**message, "result": result})
+
+    def _owner(self, binding: Binding) -> str:
+        catalog = self.core.catalog
+        if binding.method == "resources/read":
+            return catalog.resources.route(binding.name) or ""
+        routes = (catalog.tools if binding.method == "tools/call" else catalog.prompts).routes
+        route = routes.get(binding.name)
+        return route.server_key if route is not None else ""

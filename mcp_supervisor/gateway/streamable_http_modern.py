@@ -1,0 +1,148 @@
+"""The `/mcp` Streamable HTTP front end for 2026-07-28 requests: one POST, one exchange, no session.
+
+Reached from streamable_http.py once the request is known to be modern (modern.is_modern). The envelope and
+routing headers are checked first (-32020, -32021, -32022, -32602 → HTTP 400; unknown method → 404). The reply
+is plain JSON unless a message related to the request (progress, a log line it asked for) comes first; then
+the response becomes an SSE stream of those messages and the reply. Closing that stream, or the connection
+while the reply is awaited, cancels the request at its backend. `subscriptions/listen` is always a stream:
+its acknowledgement, then its notifications, until the client closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from mcp_supervisor.gateway import jsonrpc, modern
+from mcp_supervisor.gateway.auth import Identity
+from mcp_supervisor.gateway.core import GatewayCore
+from mcp_supervisor.gateway.jsonrpc import Incoming
+from mcp_supervisor.gateway.listeners import FilterError
+from mcp_supervisor.gateway.modern import Rejection, Shaped
+from mcp_supervisor.gateway.sessions import ClientSession
+
+KEEPALIVE_S = 15.0
+# Notifications buffered for one slow listen stream before the oldest are dropped.
+LISTEN_BACKLOG = 1000
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _json(body: bytes, status: int = 200) -> Response:
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def _frame(data: bytes) -> bytes:
+    return b"event: message\ndata: " + data + b"\n\n"
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client goes away (the body has been read: receive() has nothing else to say)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+class ModernHttp:
+    def __init__(self, core: GatewayCore) -> None:
+        self.core = core
+
+    async def post(self, request: Request, identity: Identity, message: Incoming) -> Response:
+        if not message.is_request:
+            return Response(status_code=202)  # nothing in this era is a client notification over HTTP
+        headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw]
+        envelope = modern.envelope(message.raw, headers)
+        if isinstance(envelope, Rejection):
+            return _json(modern.error_reply(message.id, envelope), envelope.http_status)
+        session = self.core.modern.context(identity, envelope)
+        if message.method == "subscriptions/listen":
+            return await self._listen(request, session, message)
+        return await self._request(request, session, message)
+
+    async def _request(self, request: Request, session: ClientSession, message: Incoming) -> Response:
+        early: list[tuple[bytes, bool]] = []
+        queue: asyncio.Queue[bytes | None] | None = None
+        upgraded = asyncio.get_running_loop().create_future()
+
+        def emit(data: bytes, droppable: bool) -> None:
+            if queue is not None:
+                queue.put_nowait(data)
+                return
+            early.append((data, droppable))
+            if not upgraded.done():
+                upgraded.set_result(None)
+
+        work = asyncio.ensure_future(self.core.modern.handle(session, message, emit))
+        gone = asyncio.ensure_future(_disconnected(request))
+        try:
+            await asyncio.wait({work, upgraded, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()  # StreamingResponse listens for the disconnect itself from here on
+        if gone.done() and not work.done():
+            work.cancel()
+            return Response(status_code=499)  # nobody reads it
+        if work.done() and not early:
+            upgraded.cancel()
+            shaped: Shaped = work.result()
+            status = modern.http_status(shaped.error_code) if shaped.error_code is not None else 200
+            return _json(shaped.body, status)
+        queue = asyncio.Queue()
+        for data, _ in early:
+            queue.put_nowait(data)
+
+        def finished(task: asyncio.Future[Shaped]) -> None:
+            assert queue is not None
+            if not task.cancelled():
+                queue.put_nowait(task.result().body)
+            queue.put_nowait(None)
+
+        work.add_done_callback(finished)
+        return StreamingResponse(_stream(queue, work), media_type="text/event-stream", headers=_SSE_HEADERS)
+
+    async def _listen(self, request: Request, session: ClientSession, message: Incoming) -> Response:
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+        def emit(data: bytes, droppable: bool) -> None:
+            if droppable and queue.qsize() >= LISTEN_BACKLOG:
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()  # the oldest notification goes; the client re-lists on the next
+            queue.put_nowait(data)
+
+        try:
+            listener = await self.core.listen(session, message, emit)
+        except FilterError as exc:
+            return _json(jsonrpc.error_bytes(message.id, jsonrpc.INVALID_PARAMS, str(exc)), 400)
+
+        async def frames() -> AsyncIterator[bytes]:
+            try:
+                async for frame in _follow(queue):
+                    yield frame
+            finally:
+                self.core.listeners.remove(listener)
+
+        return StreamingResponse(frames(), media_type="text/event-stream", headers=_SSE_HEADERS)
+
+
+async def _follow(queue: asyncio.Queue[bytes | None]) -> AsyncIterator[bytes]:
+    """SSE frames of the queue's messages until None, with a keep-alive comment when idle."""
+    while True:
+        try:
+            data = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+        except TimeoutError:
+            yield b": keep-alive\n\n"
+            continue
+        if data is None:
+            return
+        yield _frame(data)
+
+
+async def _stream(queue: asyncio.Queue[bytes | None], work: asyncio.Future[Any]) -> AsyncIterator[bytes]:
+    try:
+        async for frame in _follow(queue):
+            yield frame
+    finally:
+        if not work.done():
+            work.cancel()  # the client closed the stream: that cancels the request
