@@ -160,9 +160,8 @@ async def test_progress_and_log_level_per_request(gateway: RunningSupervisor) ->
         quiet = await post(http, url, call, **routing("tools/call", "cat--count"))
         quiet_messages = sse_messages(quiet.text) if quiet.headers["content-type"].startswith("text/") else []
         assert [m for m in quiet_messages if m.get("method") == "notifications/message"] == []
-        assert [m["params"]["progressToken"] for m in quiet_messages if m.get("method") == "notifications/progress"] == [
-            "tok"
-        ] * 3
+        progress = [m["params"]["progressToken"] for m in quiet_messages if m.get("method") == "notifications/progress"]
+        assert progress == ["tok"] * 3
         call["params"]["_meta"]["io.modelcontextprotocol/logLevel"] = "debug"
         loud = await post(http, url, call, **routing("tools/call", "cat--count"))
         messages = sse_messages(loud.text)
