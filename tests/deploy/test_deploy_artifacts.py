@@ -460,13 +460,24 @@ def test_kubernetes_manifests_validate_against_the_schemas() -> None:
             except kubernetes_validate.SchemaNotFoundError as exc:
                 pytest.fail(f"{name}: {exc.message}")
             checked.append(document["kind"])
-    assert sorted(checked) == sorted(["ConfigMap", "Secret", "Deployment", "Service", "Ingress", "PodDisruptionBudget"])
+    expected = ["ConfigMap", "Secret", "Deployment", "Service", "Ingress", "PodDisruptionBudget"]
+    assert sorted(checked) == sorted([*expected, "HorizontalPodAutoscaler"])
 
     # The validation can fail: strict mode rejects a misspelt field.
     deployment = copy.deepcopy(resource("Deployment"))
     deployment["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesytem"] = True
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, version, strict=True)
+
+
+def test_the_autoscaler_scales_the_deployment_and_stays_above_the_disruption_budget() -> None:
+    hpa = resource("HorizontalPodAutoscaler")
+    deployment = resource("Deployment")
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "mcp-supervisor"}
+    assert deployment["metadata"]["name"] == "mcp-supervisor"
+    # Utilization targets need CPU requests on the container, and minReplicas must leave the PDB satisfiable.
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"]
+    assert hpa["spec"]["minReplicas"] > resource("PodDisruptionBudget")["spec"]["minAvailable"]
 
 
 def test_kustomization_lists_every_manifest() -> None:
