@@ -204,3 +204,30 @@ async def test_subscriptions_listen_acknowledges_and_carries_catalog_changes(
             changed = await anext(received)
         assert changed["method"] == "notifications/tools/list_changed"
         assert changed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == 77
+
+
+async def test_subscriptions_listen_carries_a_backends_resource_updates(conformance_gateway: RunningSupervisor) -> None:
+    """Subscribed at the owning backend while the stream holds it; its updates arrive tagged; unknown or
+    unsubscribable URIs are left out of the acknowledgement."""
+    watched, unknown = "test://watched-resource", "nowhere://x"
+    wanted = {"resourceSubscriptions": [watched, unknown], "resourcesListChanged": True}
+    listen = modern_request("subscriptions/listen", {"notifications": wanted}, request_id="sub-1")
+    headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+    async with (
+        httpx2.AsyncClient(timeout=httpx2.Timeout(20, read=30)) as http,
+        http.stream(
+            "POST",
+            conformance_gateway.url,
+            content=json.dumps(listen),
+            headers={**headers, **routing("subscriptions/listen")},
+        ) as stream,
+    ):
+        received = frames(stream)
+        with anyio.fail_after(15):
+            ack = await anext(received)
+        assert ack["params"]["notifications"] == {"resourcesListChanged": True, "resourceSubscriptions": [watched]}
+        with anyio.fail_after(20):
+            update = await anext(received)
+        assert update["method"] == "notifications/resources/updated"
+        assert update["params"]["uri"] == watched
+        assert update["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == "sub-1"
