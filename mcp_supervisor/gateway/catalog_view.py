@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -28,12 +29,14 @@ class CatalogView:
         self._prompts: AggregatedPrompts | None = None
         self._resources: AggregatedResources | None = None
         self._first_pages: dict[str, bytes] = {}
+        self._header_schemas: dict[str, Any] | None = None
 
     def update(self, links: dict[str, BackendLink], tool_config: ToolConfig | None = None) -> None:
         self._links = dict(links)
         if tool_config is not None:
             self.tool_config = tool_config
         self._tools = self._prompts = self._resources = None
+        self._header_schemas = None
         self._first_pages.clear()
 
     def _prefixes(self, links: dict[str, BackendLink]) -> dict[str, str]:
@@ -64,6 +67,17 @@ class CatalogView:
             self._resources = aggregate_resources(self._kind("resources"), self._kind("resource_templates"))
             self._report(self._resources.problems)
         return self._resources
+
+    def header_schema(self, name: str) -> Any:
+        """The input schema of exposed tool `name` if it declares `x-mcp-header` parameters (2026-07-28
+        `Mcp-Param-*` headers to check), else None: found once per catalog, so other calls pay one lookup."""
+        if self._header_schemas is None:
+            self._header_schemas = {
+                str(tool.get("name")): tool.get("inputSchema")
+                for tool in self.tools.tools
+                if '"x-mcp-header"' in json.dumps(tool.get("inputSchema"))
+            }
+        return self._header_schemas.get(name)
 
     def tools_of(self, links: dict[str, BackendLink]) -> AggregatedTools:
         """Tools of other links (backends that are down), for naming the backend in an error."""

@@ -15,6 +15,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from mcp.shared.inbound import validate_mcp_param_headers
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -57,10 +58,25 @@ class ModernHttp:
         envelope = modern.envelope(message.raw, headers)
         if isinstance(envelope, Rejection):
             return _json(modern.error_reply(message.id, envelope), envelope.http_status)
+        if message.method == "tools/call":
+            rejection = self._param_headers(message, request)
+            if rejection is not None:
+                return _json(modern.error_reply(message.id, rejection), rejection.http_status)
         session = self.core.modern.context(identity, envelope)
         if message.method == "subscriptions/listen":
             return await self._listen(request, session, message)
         return await self._request(request, session, message)
+
+    def _param_headers(self, message: Incoming, request: Request) -> Rejection | None:
+        """`Mcp-Param-*` headers must mirror the arguments the tool's schema marks with `x-mcp-header`
+        (intermediaries route on them); the SDK's validator compares them."""
+        schema = self.core.catalog.header_schema(str(message.params.get("name")))
+        if schema is None:
+            return None
+        arguments = message.params.get("arguments")
+        # Starlette's Headers keeps repeated fields, so a duplicated Mcp-Param-* header is seen (and refused).
+        rejection = validate_mcp_param_headers(schema, arguments if isinstance(arguments, dict) else {}, request.headers)
+        return None if rejection is None else Rejection(rejection.code, rejection.message, rejection.data)
 
     async def _request(self, request: Request, session: ClientSession, message: Incoming) -> Response:
         early: list[tuple[bytes, bool]] = []
