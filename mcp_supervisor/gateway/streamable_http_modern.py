@@ -74,8 +74,9 @@ class ModernHttp:
         if schema is None:
             return None
         arguments = message.params.get("arguments")
+        arguments = arguments if isinstance(arguments, dict) else {}
         # Starlette's Headers keeps repeated fields, so a duplicated Mcp-Param-* header is seen (and refused).
-        rejection = validate_mcp_param_headers(schema, arguments if isinstance(arguments, dict) else {}, request.headers)
+        rejection = validate_mcp_param_headers(schema, arguments, request.headers)
         return None if rejection is None else Rejection(rejection.code, rejection.message, rejection.data)
 
     async def _request(self, request: Request, session: ClientSession, message: Incoming) -> Response:
