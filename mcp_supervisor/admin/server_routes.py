@@ -74,7 +74,7 @@ def server_routes(ctx: AdminContext) -> list[BaseRoute]:
                         "status": backend_health(ctx.runtime.backends, statuses[key]) if key in statuses else None,
                     }
                     for key, entry in servers.items()
-                ]
+                ],
             }
         )
 
@@ -119,4 +119,3 @@ def server_routes(ctx: AdminContext) -> list[BaseRoute]:
         Route("/servers/{key}/{action}", backend_action, methods=["POST"]),
         Route("/server/reload", reload, methods=["POST"]),
     ]
-

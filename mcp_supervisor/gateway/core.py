@@ -71,7 +71,7 @@ class GatewayCore:
         self.clients_generation = 0
         self.audit = open_audit(settings)
         sessions.on_close = self._session_closed
-        self.listeners = Listeners()
+        self.listeners = Listeners(settings.max_sessions, settings.max_sessions_per_credential)
         self.modern = ModernRequests(self)
 
     def keep(self, task: asyncio.Future[Any]) -> None:
@@ -468,6 +468,7 @@ class GatewayCore:
         assert message.id is not None
         await self.backends.settle_startup(self.settings.startup_wait_s)
         kinds, uris = parse_filter(message.params)  # FilterError is a ValueError: the caller answers -32602
+        self.listeners.admit(session.principal)  # TooManyListeners: the caller answers 503
         profile = self.profile(session)
         honoured: list[str] = []
         subscribe: list[tuple[str, str]] = []

@@ -72,9 +72,22 @@ def parse_filter(params: dict[str, Any]) -> tuple[frozenset[str], list[str]]:
     return kinds, list(dict.fromkeys(uris))
 
 
+class TooManyListeners(Exception):
+    pass
+
+
 class Listeners:
-    def __init__(self) -> None:
+    def __init__(self, max_total: int = 10_000, max_per_credential: int = 1000) -> None:
         self._all: set[Listener] = set()
+        self.max_total = max_total
+        self.max_per_credential = max_per_credential
+
+    def admit(self, principal: str) -> None:
+        """Listen streams are bounded like sessions: in all, and per credential."""
+        if len(self._all) >= self.max_total:
+            raise TooManyListeners("The gateway holds too many subscriptions/listen streams; try again later.")
+        if sum(1 for listener in self._all if listener.session.principal == principal) >= self.max_per_credential:
+            raise TooManyListeners("This credential holds its quota of subscriptions/listen streams.")
 
     def __len__(self) -> int:
         return len(self._all)

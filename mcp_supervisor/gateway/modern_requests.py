@@ -229,6 +229,7 @@ class ModernRequests:
         held.new.clear()
         held.emit_to = None
         handle = f"h{next(self._handles)}"
+        self._bound(held.binding.principal)
         self._held[handle] = held
         held.timer = asyncio.get_running_loop().call_later(self.timeout_s, self._expire, handle)
         result = {
@@ -238,6 +239,16 @@ class ModernRequests:
             "_meta": {modern.SERVER_INFO_KEY: modern.SERVER_INFO},
         }
         return Shaped(jsonrpc.result_bytes(request_id, result), None)
+
+    def _bound(self, principal: str) -> None:
+        """A credential holds at most MAX_SESSIONS_PER_CREDENTIAL waiting calls (each holds a backend call):
+        past it, its oldest is abandoned, so it can crowd out nobody but itself."""
+        own = [handle for handle, held in self._held.items() if held.binding.principal == principal]
+        for handle in own[: max(0, len(own) - self.core.settings.max_sessions_per_credential + 1)]:
+            held = self._held.pop(handle)
+            if held.timer is not None:
+                held.timer.cancel()
+            self._abandon(held, "its credential holds too many requests waiting for input")
 
     def _expire(self, handle: str) -> None:
         held = self._held.pop(handle, None)

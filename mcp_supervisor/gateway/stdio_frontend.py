@@ -20,7 +20,7 @@ import os
 from mcp_supervisor.gateway import jsonrpc, modern
 from mcp_supervisor.gateway.core import GatewayCore
 from mcp_supervisor.gateway.jsonrpc import Incoming, JsonRpcFault
-from mcp_supervisor.gateway.listeners import FilterError, Listener
+from mcp_supervisor.gateway.listeners import FilterError, Listener, TooManyListeners
 from mcp_supervisor.gateway.modern import Rejection
 from mcp_supervisor.gateway.sessions import ClientSession
 
@@ -118,6 +118,8 @@ class StdioFrontend:
                 self._listeners[message.id] = await self.core.listen(context, message, session.emit)
             except FilterError as exc:
                 session.push(jsonrpc.error_bytes(message.id, jsonrpc.INVALID_PARAMS, str(exc)))
+            except TooManyListeners as exc:
+                session.push(jsonrpc.error_bytes(message.id, jsonrpc.INTERNAL_ERROR, str(exc)))
             return
         task = asyncio.current_task()
         assert task is not None

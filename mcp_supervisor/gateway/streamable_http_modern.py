@@ -23,7 +23,7 @@ from mcp_supervisor.gateway import jsonrpc, modern
 from mcp_supervisor.gateway.auth import Identity
 from mcp_supervisor.gateway.core import GatewayCore
 from mcp_supervisor.gateway.jsonrpc import Incoming
-from mcp_supervisor.gateway.listeners import FilterError
+from mcp_supervisor.gateway.listeners import FilterError, TooManyListeners
 from mcp_supervisor.gateway.modern import Rejection, Shaped
 from mcp_supervisor.gateway.sessions import ClientSession
 
@@ -132,6 +132,8 @@ class ModernHttp:
             listener = await self.core.listen(session, message, emit)
         except FilterError as exc:
             return _json(jsonrpc.error_bytes(message.id, jsonrpc.INVALID_PARAMS, str(exc)), 400)
+        except TooManyListeners as exc:
+            return _json(jsonrpc.error_bytes(message.id, jsonrpc.INTERNAL_ERROR, str(exc)), 503)
 
         async def frames() -> AsyncIterator[bytes]:
             try:

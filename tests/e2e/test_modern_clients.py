@@ -231,3 +231,38 @@ async def test_subscriptions_listen_carries_a_backends_resource_updates(conforma
         assert update["method"] == "notifications/resources/updated"
         assert update["params"]["uri"] == watched
         assert update["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == "sub-1"
+
+
+async def test_listen_streams_are_bounded_per_credential(tmp_path: Path, supervisor_factory: Any) -> None:
+    config_dir = tmp_path / "config"
+    write_config(config_dir, {"local": stdio_fixture_entry("local")})
+    sup = supervisor_factory(config_dir, {"MAX_SESSIONS_PER_CREDENTIAL": "2", "ALLOWED_KEYS": "ann,bob"})
+    sup.wait_linked({"local"})
+    headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+
+    def opening(key: str, request_id: int) -> Any:
+        listen = modern_request("subscriptions/listen", {"notifications": {"toolsListChanged": True}}, request_id)
+        return http.stream(
+            "POST",
+            sup.url,
+            content=json.dumps(listen),
+            headers={**headers, **routing("subscriptions/listen"), "x-api-key": key},
+        )
+
+    async with httpx2.AsyncClient(timeout=httpx2.Timeout(20, read=30)) as http:
+        async with opening("ann", 1) as first, opening("ann", 2) as second:
+            held = [frames(first), frames(second)]  # referenced: a dropped reader closes its stream
+            for reader in held:
+                with anyio.fail_after(15):
+                    assert (await anext(reader))["method"] == "notifications/subscriptions/acknowledged"
+            async with opening("ann", 3) as third:
+                assert third.status_code == 503
+                await third.aread()
+                assert "quota" in third.json()["error"]["message"]
+            async with opening("bob", 4) as other:  # another credential is not crowded out
+                with anyio.fail_after(15):
+                    assert (await anext(frames(other)))["method"] == "notifications/subscriptions/acknowledged"
+        # Closed streams free their places.
+        async with opening("ann", 5) as again:
+            with anyio.fail_after(15):
+                assert (await anext(frames(again)))["method"] == "notifications/subscriptions/acknowledged"
