@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,6 +27,8 @@ from mcp_supervisor.gateway.jsonrpc import Incoming
 from mcp_supervisor.gateway.listeners import FilterError, TooManyListeners
 from mcp_supervisor.gateway.modern import Rejection, Shaped
 from mcp_supervisor.gateway.sessions import ClientSession
+
+log = logging.getLogger("mcp_supervisor.gateway")
 
 KEEPALIVE_S = 15.0
 # Notifications buffered for one slow listen stream before the oldest are dropped.
@@ -103,6 +106,10 @@ class ModernHttp:
             return Response(status_code=499)  # nobody reads it
         if work.done() and not early:
             upgraded.cancel()
+            if work.exception() is not None:
+                log.error("A 2026-07-28 request failed inside the gateway.", exc_info=work.exception())
+                failure = jsonrpc.error_bytes(message.id, jsonrpc.INTERNAL_ERROR, "Internal error in the gateway.")
+                return _json(failure, 500)
             shaped: Shaped = work.result()
             status = modern.http_status(shaped.error_code) if shaped.error_code is not None else 200
             return _json(shaped.body, status)
@@ -113,7 +120,13 @@ class ModernHttp:
         def finished(task: asyncio.Future[Shaped]) -> None:
             assert queue is not None
             if not task.cancelled():
-                queue.put_nowait(task.result().body)
+                if task.exception() is None:
+                    queue.put_nowait(task.result().body)
+                else:
+                    # Never silence: the stream ends with an error reply, and the fault is logged.
+                    log.error("A 2026-07-28 request failed inside the gateway.", exc_info=task.exception())
+                    failure = jsonrpc.error_bytes(message.id, jsonrpc.INTERNAL_ERROR, "Internal error in the gateway.")
+                    queue.put_nowait(failure)
             queue.put_nowait(None)
 
         work.add_done_callback(finished)
