@@ -44,6 +44,12 @@ def _frame(data: bytes) -> bytes:
     return b"event: message\ndata: " + data + b"\n\n"
 
 
+def _internal_failure(request_id: jsonrpc.RequestId | None, exc: BaseException | None) -> bytes:
+    """Never silence: a fault inside the gateway still ends the exchange with an error reply, and is logged."""
+    log.error("A 2026-07-28 request failed inside the gateway.", exc_info=exc)
+    return jsonrpc.error_bytes(request_id, jsonrpc.INTERNAL_ERROR, "Internal error in the gateway.")
+
+
 async def _disconnected(request: Request) -> None:
     """Returns when the client goes away (the body has been read: receive() has nothing else to say)."""
     while (await request.receive())["type"] != "http.disconnect":
@@ -107,9 +113,7 @@ class ModernHttp:
         if work.done() and not early:
             upgraded.cancel()
             if work.exception() is not None:
-                log.error("A 2026-07-28 request failed inside the gateway.", exc_info=work.exception())
-                failure = jsonrpc.error_bytes(message.id, jsonrpc.INTERNAL_ERROR, "Internal error in the gateway.")
-                return _json(failure, 500)
+                return _json(_internal_failure(message.id, work.exception()), 500)
             shaped: Shaped = work.result()
             status = modern.http_status(shaped.error_code) if shaped.error_code is not None else 200
             return _json(shaped.body, status)
@@ -123,10 +127,7 @@ class ModernHttp:
                 if task.exception() is None:
                     queue.put_nowait(task.result().body)
                 else:
-                    # Never silence: the stream ends with an error reply, and the fault is logged.
-                    log.error("A 2026-07-28 request failed inside the gateway.", exc_info=task.exception())
-                    failure = jsonrpc.error_bytes(message.id, jsonrpc.INTERNAL_ERROR, "Internal error in the gateway.")
-                    queue.put_nowait(failure)
+                    queue.put_nowait(_internal_failure(message.id, task.exception()))
             queue.put_nowait(None)
 
         work.add_done_callback(finished)
