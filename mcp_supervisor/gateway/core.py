@@ -100,7 +100,7 @@ class GatewayCore:
             identity = session.identity
             key = self.settings.allowed_keys[identity.index] if identity.kind == "key" else ""
             token = self.settings.allowed_tokens[identity.index] if identity.kind == "token" else ""
-            session.profile = self.clients.resolve(key, token, identity.claims)
+            session.profile = self.clients.resolve(key, token, identity.claims, identity.kind == "stdio")
             session.profile_generation = self.clients_generation
         profile: Profile = session.profile
         return profile

@@ -1,22 +1,32 @@
 """Per-client access (config/clients.json) on every list and call, not only tools: prompts, resources, resource
 templates, subscriptions (and the updates they deliver) and completions, for a client limited by `servers` and
 for one limited by patterns. A name the client may not see is unknown to it (-32602), a URI is not found
-(-32002), exactly as if it did not exist; even a backend that is down is not named to a client outside it."""
+(-32002), exactly as if it did not exist; even a backend that is down is not named to a client outside it. The
+stdio front end's client is matched with `"match": {"stdio": true}`."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp import MCPError
+from mcp import MCPError, StdioServerParameters, stdio_client
 from mcp.client.session import ClientSession
 from mcp_types import PromptReference, ResourceTemplateReference
 
-from tests.e2e.conftest import CONFORMANCE_SERVER, ROOT, RunningSupervisor, write_config
+from tests.e2e.conftest import (
+    CONFORMANCE_SERVER,
+    ROOT,
+    SUPERVISOR_CMD,
+    RunningSupervisor,
+    alive,
+    stdio_fixture_entry,
+    write_config,
+)
 from tests.helpers import async_wait_until, mcp_client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
@@ -161,3 +171,53 @@ async def test_updates_stop_when_the_view_loses_the_resource(gateway: RunningSup
             # The watched resource changes every 0.3 s: three more updates to the other session.
             await async_wait_until(lambda: seen_all[after:].count(updated) >= 3, 15, what="three more updates")
             assert updated not in seen_patterns[seen_patterns.index(changed) :], seen_patterns
+
+
+async def test_a_profile_limits_the_stdio_client(tmp_path: Path) -> None:
+    """`mcp-supervisor stdio` has no credential: clients.json matches its client with `"match": {"stdio": true}`,
+    and a changed file reaches it with list_changed, as over HTTP."""
+    config = tmp_path / "config"
+    write_config(config, {"local": stdio_fixture_entry("local"), "other": stdio_fixture_entry("other")})
+
+    def desktop(servers: list[str]) -> dict[str, Any]:
+        entry = {"match": {"stdio": True}, "servers": servers, "tools": {"deny": ["local--add"]}}
+        return {"clients": {"desktop": entry, "*": {"servers": []}}}
+
+    (config / "clients.json").write_text(json.dumps(desktop(["local"])))
+    seen: list[str] = []
+
+    async def record(message: Any) -> None:
+        if isinstance(getattr(message, "method", None), str):
+            seen.append(message.method)
+
+    params = StdioServerParameters(
+        command=SUPERVISOR_CMD,
+        args=["stdio", "--config-dir", str(config)],
+        env={"MCP_SUPERVISOR_STATE_DIR": str(tmp_path / "state")},
+    )
+    with open(tmp_path / "stderr.log", "w") as errlog:
+        async with (
+            stdio_client(params, errlog=errlog) as (read, write),
+            ClientSession(read, write, message_handler=record) as client,
+        ):
+            await client.initialize()
+            status = subprocess.run(
+                [SUPERVISOR_CMD, "status", "--json", "--config-dir", str(config)],
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=True,
+            )
+            snapshot = json.loads(status.stdout)
+            tree = {snapshot["gateway"]["pid"], *(b["pid"] for b in snapshot["backends"])}
+            names = {tool.name for tool in (await client.list_tools()).tools}
+            assert names == {"local--echo", "local--slow", "local--whoami"}, names
+            assert await _refused(client.call_tool("local--add", {"a": 1, "b": 2})) == -32602
+            assert await _refused(client.call_tool("other--echo", {"text": "x"})) == -32602
+
+            (config / "clients.json").write_text(json.dumps(desktop(["local", "other"])))
+            await async_wait_until(lambda: "notifications/tools/list_changed" in seen, 15, what="list_changed")
+            names = {tool.name for tool in (await client.list_tools()).tools}
+            assert "other--echo" in names and "local--add" not in names
+            assert (await client.call_tool("other--echo", {"text": "x"})).is_error is not True
+    await async_wait_until(lambda: not alive(tree), 20, what="the stdio tree to exit")
