@@ -209,10 +209,11 @@ def _initialize_params(version: str) -> dict[str, Any]:
 class RawMcpSession:
     """A Streamable HTTP session on one keep-alive connection: POST JSON, read a JSON or SSE answer."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, extra_headers: dict[str, str] | None = None) -> None:
         host, port, self.path = _split_url(url)
         self.http = RawHttp(host, port)
         self.headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+        self.headers.update(extra_headers or {})  # credentials (--header), sent on every request
         self.next_id = 0
         self.session_id = ""
 
@@ -287,8 +288,9 @@ class RawMcpSession:
 class RawSseSession:
     """A legacy HTTP+SSE session: one GET stream for everything the server sends, POSTs on another connection."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, extra_headers: dict[str, str] | None = None) -> None:
         host, port, self.path = _split_url(url)
+        self.extra_headers = dict(extra_headers or {})
         self.stream = RawHttp(host, port)
         self.poster = RawHttp(host, port)
         self.endpoint: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -296,14 +298,15 @@ class RawSseSession:
         self.abandoned: set[int] = set()
         self.next_id = 0
         self.reader_task: asyncio.Task[None] | None = None
-        self.headers = {"Content-Type": "application/json"}
+        self.headers = {"Content-Type": "application/json", **self.extra_headers}
 
     @property
     def reconnects(self) -> int:
         return self.poster.reconnects
 
     async def connect(self) -> None:
-        await self.stream.send_head_and_body("GET", self.path, {"Accept": "text/event-stream"}, None)
+        headers = {"Accept": "text/event-stream", **self.extra_headers}
+        await self.stream.send_head_and_body("GET", self.path, headers, None)
         status, headers = await self.stream.read_head()
         if status != 200:
             body = await self.stream.read_body(headers)
@@ -435,10 +438,12 @@ class SdkSession:
         await self.stack.aclose()
 
 
-def make_session(mode: str, transport: str, url: str) -> Any:
+def make_session(mode: str, transport: str, url: str, headers: dict[str, str] | None = None) -> Any:
     if mode == "sdk":
+        if headers:
+            raise BenchError("--header is for the raw client only")
         return SdkSession(url, transport)
-    return RawMcpSession(url) if transport == "mcp" else RawSseSession(url)
+    return RawMcpSession(url, headers) if transport == "mcp" else RawSseSession(url, headers)
 
 
 async def call_echo(session: Any, tool: str, text: str) -> None:
@@ -516,6 +521,7 @@ async def run_load(
     warmup: int = 1,
     call_timeout: float = 30.0,
     setup_timeout: float = 120.0,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """S sessions, N checked echo calls in total; the measured phase starts once every session is ready."""
     nonce = secrets.token_hex(3)
@@ -537,7 +543,7 @@ async def run_load(
 
     async def one_session(index: int) -> None:
         nonlocal reconnects
-        session = make_session(mode, transport, url)
+        session = make_session(mode, transport, url, headers)
         opened = False
         try:
             try:
@@ -752,6 +758,16 @@ def _print_run(result: dict[str, Any]) -> None:
         print(f"  {sample}")
 
 
+def _headers(values: list[str]) -> dict[str, str]:
+    headers = {}
+    for value in values:
+        name, separator, content = value.partition(":")
+        if not separator or not name.strip():
+            raise SystemExit(f"--header {value!r}: expected 'Name: value'")
+        headers[name.strip()] = content.strip()
+    return headers
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -765,6 +781,9 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--tool", default="echo", help="the echo tool's name (behind the gateway: KEY--echo)")
     run.add_argument("--warmup", type=int, default=1, help="unmeasured calls per session before the run")
     run.add_argument("--call-timeout", type=float, default=30.0)
+    run.add_argument(
+        "--header", action="append", default=[], help="'Name: value' on every request (raw client only; repeatable)"
+    )
 
     listing = commands.add_parser("list", help="tools/list latency")
     listing.add_argument("--url", required=True)
@@ -796,6 +815,7 @@ def main(argv: list[str] | None = None) -> None:
                 tool=args.tool,
                 warmup=args.warmup,
                 call_timeout=args.call_timeout,
+                headers=_headers(args.header),
             )
         )
         print(json.dumps(result)) if args.json else _print_run(result)

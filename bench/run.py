@@ -7,6 +7,8 @@ In one go:
   the backend during each run (sampled by a background thread);
 - start-up time of 20 stdio backends to all RUNNING and linked, and the idle RSS/USS of the gateway and workers;
 - `tools/list` latency with 50 backends x 20 tools (1000 tools);
+- what a credential costs: S=1 `tools/call` p50 direct, through the gateway with a static key, and with an
+  OAuth JWT validated against a local issuer (`bench/auth_cost.py`);
 - idle RSS of the gateway and its worker, and the gateway's RSS holding 1000 idle client sessions
   (500 initialized `/mcp` sessions with their GET streams + 500 open `/sse` streams).
 
@@ -252,10 +254,10 @@ class Supervisor:
             **os.environ,
             "MCP_SUPERVISOR_RUNTIME_DIR": str(self.config_dir / "run"),
             "MCP_SUPERVISOR_STATE_DIR": str(self.config_dir / "state"),
-            **self.extra_env,
         }
         for inherited in ("ALLOWED_KEYS", "ALLOWED_TOKENS", "PORT", "HOST", "MCP_SUPERVISOR_CONFIG_DIR"):
-            env.pop(inherited, None)
+            env.pop(inherited, None)  # not the caller's: a run sets its own (extra_env) or none
+        env.update(self.extra_env)
         self.spawned_at = time.perf_counter()
         self.process = self.procs.spawn(
             [SUPERVISOR, "start", "--config-dir", str(self.config_dir), "--port", str(self.port)], self.log_path, env
@@ -882,8 +884,10 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             held["gateway_held"]["rss_mb"] < TARGET_HELD_SESSIONS_RSS_MB and held["opened"]["failed"] == 0,
             f"before {held['gateway_before']['rss_mb']} MB, after release {held['gateway_after_release']['rss_mb']} MB",
         )
+    import auth_cost
     import scale
 
+    targets.extend(auth_cost.targets(results))
     targets.extend(scale.targets(results))
     return targets
 
@@ -1012,8 +1016,10 @@ def report(results: dict[str, Any]) -> str:
         for name, found in logged.items():
             for text, count in found["kinds"].items():
                 lines.append(f"  {name}: {count} x {text}")
+    import auth_cost
     import scale
 
+    lines.extend(auth_cost.report(results))
     lines.extend(scale.report(results))
     if results["failures"]:
         lines.append("")
@@ -1094,7 +1100,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scale-max", type=int, default=500, help="lean backends measured once (0: skip)")
     parser.add_argument("--scale-list-max", type=int, default=100, help="tools/list + reload up to this many")
     parser.add_argument(
-        "--skip", default="", help="comma-separated: load, startup, sandbox, tools-list, idle-sessions, scale"
+        "--skip", default="", help="comma-separated: load, startup, sandbox, auth, tools-list, idle-sessions, scale"
     )
     config = parser.parse_args(argv)
     if config.quick:
@@ -1166,6 +1172,10 @@ def main(argv: list[str] | None = None) -> int:
             run_startup(procs, workdir, config.startup_backends, results)
         if "sandbox" not in config.skip:
             run_sandbox_cost(procs, workdir, config, results)
+        if "auth" not in config.skip:
+            import auth_cost
+
+            auth_cost.run_auth_cost(sys.modules[__name__], procs, workdir, config, results)
         if "tools-list" not in config.skip:
             run_tools_list(procs, workdir, config.list_backends, config.list_tools, config.list_calls, results)
         if "scale" not in config.skip:

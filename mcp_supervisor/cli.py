@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from mcp_supervisor import __version__
-from mcp_supervisor.config.loader import load_servers, load_tool_config
+from mcp_supervisor.config.loader import load_clients, load_servers, load_tool_config
 from mcp_supervisor.config.settings import Settings, load_settings
 from mcp_supervisor.config.tool_names import TOOL_NAME_RULE, display_name_effect
 from mcp_supervisor.errors import ConfigError, ControlError
@@ -58,10 +58,13 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
     servers = load_servers(settings.config_dir)
     tools = load_tool_config(settings.config_dir)
+    clients = load_clients(settings.config_dir)
     active = servers.active()
+    profiles = len(clients.entries) + (clients.fallback is not None)
+    access = f"{profiles} client profile(s)" if clients.present else "no clients.json (everyone sees everything)"
     print(
         f"{settings.config_dir}: {len(servers.servers)} server(s), {len(active)} active, "
-        f"{len(tools.tools)} tool override(s). OK."
+        f"{len(tools.tools)} tool override(s), {access}. OK."
     )
     for key, entry in servers.servers.items():
         target = " ".join([entry.command or "", *entry.args]) if entry.type == "stdio" else entry.url

@@ -1,7 +1,12 @@
 """Per-client access: `clients.json` read, replaced (validated by the supervisor's own loader, written
-atomically) and removed, then applied by a reload; the gateway announces list_changed to every session."""
+atomically) and removed, then applied by a reload; the gateway announces list_changed to every session.
+
+The read also says what each client would see of the live catalog (`views`), computed with the gateway's own
+access rule, so the admin page shows the effect of a profile rather than only its patterns."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -9,7 +14,26 @@ from starlette.routing import BaseRoute, Route
 
 from mcp_supervisor.admin.context import AdminContext
 from mcp_supervisor.admin.http import json_response, read_json
-from mcp_supervisor.config.clients import CLIENTS_FILE
+from mcp_supervisor.config.clients import CLIENTS_FILE, parse_clients
+from mcp_supervisor.errors import ConfigError
+from mcp_supervisor.gateway.access import visible_items
+from mcp_supervisor.gateway.catalog_view import CatalogView
+
+
+def client_views(document: dict[str, Any], catalog: CatalogView) -> dict[str, dict[str, list[str]]]:
+    """Client name → the exposed tool and prompt names and the resource URIs its profile lets it see."""
+    clients = parse_clients(document)
+    profiles = [entry.profile for entry in clients.entries]
+    if clients.fallback is not None:
+        profiles.append(clients.fallback)
+    return {
+        profile.name: {
+            "tools": [str(item.get("name")) for item in visible_items(profile, catalog, "tools")],
+            "prompts": [str(item.get("name")) for item in visible_items(profile, catalog, "prompts")],
+            "resources": [str(item.get("uri")) for item in visible_items(profile, catalog, "resources")],
+        }
+        for profile in profiles
+    }
 
 
 def client_routes(ctx: AdminContext) -> list[BaseRoute]:
@@ -19,10 +43,33 @@ def client_routes(ctx: AdminContext) -> list[BaseRoute]:
         result = await ctx.command("reload")
         return json_response({"success": True, "message": f"{message} {result.message}", "reloaded": result.ok})
 
+    def server_keys() -> list[str]:
+        try:
+            servers = store.read_servers().get("mcpServers")
+        except ConfigError:
+            servers = None
+        keys = set(servers) if isinstance(servers, dict) else set()
+        return sorted(keys | set(ctx.runtime.backends.statuses))
+
     async def get_clients(request: Request) -> Response:
         # `present: false` is not "no clients": without the file every principal sees everything.
         document = store.read_clients()
-        return json_response({"present": document is not None, "document": document})
+        views: dict[str, dict[str, list[str]]] = {}
+        file_error: str | None = None
+        if document is not None:
+            try:
+                views = client_views(document, ctx.runtime.core.catalog)
+            except ConfigError as exc:
+                file_error = str(exc)  # on disk but not applied: the running file stays (the page says so)
+        return json_response(
+            {
+                "present": document is not None,
+                "document": document,
+                "views": views,
+                "fileError": file_error,
+                "servers": server_keys(),
+            }
+        )
 
     async def post_clients(request: Request) -> Response:
         store.write_clients(await read_json(request))

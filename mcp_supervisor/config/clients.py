@@ -3,10 +3,13 @@
     {"clients": {"ci-bot": {"match": {"keys": ["…"]}, "servers": ["time"], "tools": {"deny": ["time--x"]}},
                  "team-a": {"match": {"claims": {"groups": "team-a"}}, "servers": ["*"],
                             "tools": {"allow": ["docs--*"]}},
+                 "desktop": {"match": {"stdio": true}, "servers": ["time"]},
                  "*": {"servers": []}}}
 
 A principal gets the first client (in file order) whose `match` it satisfies, else `"*"`, else nothing. Without
-the file everyone sees everything (`ClientsConfig.open`).
+the file everyone sees everything (`ClientsConfig.present` is false). `match.stdio` matches the client of the
+stdio front end (`mcp-supervisor stdio`), which presents no credential: the process that started the tree on
+its own stdin/stdout.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from mcp_supervisor.errors import ConfigError
 
 CLIENTS_FILE = "clients.json"
 _ENTRY_KEYS = {"match", "servers", "tools", "prompts", "resources"}
-_MATCH_KEYS = {"keys", "tokens", "claims"}
+_MATCH_KEYS = {"keys", "tokens", "claims", "stdio"}
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,12 @@ class ClientEntry:
     keys: tuple[str, ...] = ()
     tokens: tuple[str, ...] = ()
     claims: Mapping[str, str] = field(default_factory=dict)
+    # Matches the stdio front end's client, and nothing else.
+    stdio: bool = False
 
-    def matches(self, key: str, token: str, claims: Mapping[str, Any]) -> bool:
+    def matches(self, key: str, token: str, claims: Mapping[str, Any], stdio: bool = False) -> bool:
+        if self.stdio or stdio:
+            return self.stdio and stdio
         if not (self.keys or self.tokens or self.claims):
             return False  # an entry without a match (the "*" entry) is only ever the fallback
         if self.keys and key not in self.keys:
@@ -84,11 +91,13 @@ class ClientsConfig:
     fallback: Profile | None = None
     present: bool = False
 
-    def resolve(self, key: str = "", token: str = "", claims: Mapping[str, Any] | None = None) -> Profile:
+    def resolve(
+        self, key: str = "", token: str = "", claims: Mapping[str, Any] | None = None, stdio: bool = False
+    ) -> Profile:
         if not self.present:
             return EVERYTHING
         for entry in self.entries:
-            if entry.matches(key, token, claims or {}):
+            if entry.matches(key, token, claims or {}, stdio):
                 return entry.profile
         return self.fallback or NOTHING
 
@@ -141,7 +150,19 @@ def parse_clients(document: dict[str, Any], source: str = CLIENTS_FILE) -> Clien
             continue
         match = entry.get("match")
         if not isinstance(match, dict) or not match or set(match) - _MATCH_KEYS:
-            raise ConfigError(f'{where}: "match" must be an object with "keys", "tokens" and/or "claims".')
+            raise ConfigError(
+                f'{where}: "match" must be an object with "keys", "tokens" and/or "claims", or "stdio": true.'
+            )
+        if "stdio" in match:
+            if match["stdio"] is not True:
+                raise ConfigError(f'{where}: "match.stdio" can only be true (it matches the stdio client).')
+            if len(match) > 1:
+                raise ConfigError(
+                    f'{where}: "match.stdio" matches the stdio client, which has no key, token or claims: '
+                    'it cannot be combined with "keys", "tokens" or "claims".'
+                )
+            entries.append(ClientEntry(profile, stdio=True))
+            continue
         claims = match.get("claims", {})
         if not isinstance(claims, dict) or not all(isinstance(v, str) for v in claims.values()):
             raise ConfigError(f'{where}: "match.claims" must map claim names to string values.')

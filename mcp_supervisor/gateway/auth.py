@@ -22,7 +22,7 @@ class Identity:
     the rest is what per-client access (clients.json) and the audit trail match on."""
 
     principal: str
-    # "anonymous", "key", "token" (static credentials) or "oauth".
+    # "anonymous", "key", "token" (static credentials), "oauth" or "stdio" (the stdio front end's client).
     kind: str = "anonymous"
     # The static credential's position in ALLOWED_KEYS / ALLOWED_TOKENS.
     index: int = -1
@@ -35,6 +35,9 @@ class Identity:
 
 
 ANONYMOUS_IDENTITY = Identity(ANONYMOUS)
+# The client of `mcp-supervisor stdio`: the process that started the tree on its own stdin/stdout. It presents
+# no credential; clients.json matches it with `"match": {"stdio": true}`.
+STDIO_IDENTITY = Identity("stdio", "stdio")
 
 
 def _match(candidate: str, allowed: Sequence[str]) -> int | None:

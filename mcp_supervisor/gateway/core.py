@@ -17,6 +17,7 @@ from mcp_supervisor.config.clients import EVERYTHING, ClientsConfig, Profile
 from mcp_supervisor.config.models import ToolConfig
 from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.gateway import jsonrpc
+from mcp_supervisor.gateway.access import permits_name, permits_uri, visible_items
 from mcp_supervisor.gateway.audit import error_code, open_audit
 from mcp_supervisor.gateway.backends import Backends, BackendUnavailable, CallContext
 from mcp_supervisor.gateway.catalog_view import CatalogView
@@ -114,21 +115,10 @@ class GatewayCore:
             identity = session.identity
             key = self.settings.allowed_keys[identity.index] if identity.kind == "key" else ""
             token = self.settings.allowed_tokens[identity.index] if identity.kind == "token" else ""
-            session.profile = self.clients.resolve(key, token, identity.claims)
+            session.profile = self.clients.resolve(key, token, identity.claims, identity.kind == "stdio")
             session.profile_generation = self.clients_generation
         profile: Profile = session.profile
         return profile
-
-    def _visible(self, profile: Profile, attribute: str, item: dict[str, Any]) -> bool:
-        if attribute in ("tools", "prompts"):
-            name = str(item.get("name", ""))
-            routes = (self.catalog.tools if attribute == "tools" else self.catalog.prompts).routes
-            route = routes.get(name)
-            patterns = profile.tools if attribute == "tools" else profile.prompts
-            return route is not None and profile.sees_server(route.server_key) and patterns.permits(name)
-        uri = str(item.get("uri") or item.get("uriTemplate") or "")
-        owner = self.catalog.resources.route(uri) if attribute == "resources" else None
-        return (owner is None or profile.sees_server(owner)) and profile.resources.permits(uri)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -229,10 +219,12 @@ class GatewayCore:
                 uri = params.get("uri")
                 encoded = jsonrpc.encode_json(message)
                 for session in self.sessions.all():
-                    if uri in session.subscriptions:
-                        session.notify(encoded)  # subscribers only
+                    if uri in session.subscriptions and permits_uri(self.profile(session), key, str(uri)):
+                        session.notify(encoded)  # subscribers only, while their view has the resource
                 if isinstance(uri, str):
-                    self.listeners.resource_updated(uri, params)
+                    self.listeners.resource_updated(
+                        uri, params, lambda listener: permits_uri(self.profile(listener.session), key, uri)
+                    )
             case method:
                 log.debug("Backend %s sent %s; nothing routes it.", key, method)
 
@@ -302,10 +294,7 @@ class GatewayCore:
         cursor = params.get("cursor")
         if profile is not EVERYTHING:
             # A restricted view is filtered per request (the shared first-page cache is everyone's view).
-            holder = (
-                self.catalog.resources if attribute in ("resources", "templates") else getattr(self.catalog, attribute)
-            )
-            items = [item for item in getattr(holder, attribute) if self._visible(profile, attribute, item)]
+            items = visible_items(profile, self.catalog, attribute)
             return jsonrpc.spliced_result(
                 request_id, jsonrpc.encode_json(page(items, field, cursor, self.settings.page_size))
             )
@@ -379,20 +368,20 @@ class GatewayCore:
             raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f'Invalid params: {method} needs a string "name".')
         live = self.catalog.tools if kind == "tool" else self.catalog.prompts
         route = live.routes.get(name)
+        profile = self.profile(context.session)
         if route is None:
             down = self._down_links()
             stale = (self.catalog.tools_of(down) if kind == "tool" else self.catalog.prompts_of(down)).routes.get(name)
-            if stale is not None:
-                # A tool of a backend that is down (restarting, crashed): say which backend, not "unknown".
+            if stale is not None and permits_name(profile, kind, stale.server_key, name):
+                # A tool of a backend that is down (restarting, crashed): say which backend, not "unknown"
+                # (to a client that may see it: to others that backend does not exist).
                 self.backends.require_link(stale.server_key)
             owner = self._never_linked_owner(name)
-            if owner is not None:
+            if owner is not None and permits_name(profile, kind, owner, name):
                 # Its backend never got as far as listing its tools (FATAL from the start): still name it.
                 self.backends.require_link(owner)
             raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Unknown {kind}: {name!r} is not exposed by this gateway.")
-        profile = self.profile(context.session)
-        patterns = profile.tools if kind == "tool" else profile.prompts
-        if not (profile.sees_server(route.server_key) and patterns.permits(name)):
+        if not permits_name(profile, kind, route.server_key, name):
             # Not this client's to use: unknown to it, exactly like a tool that does not exist.
             raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Unknown {kind}: {name!r} is not exposed by this gateway.")
         forwarded = {**params, "name": route.original_name}
@@ -425,19 +414,24 @@ class GatewayCore:
             raise JsonRpcFault(RESOURCE_NOT_FOUND, f"Resource not found: no backend serves {uri!r}.")
         return owner
 
+    def _visible_owner(self, context: CallContext, uri: object) -> str:
+        """The backend of a URI this client may see; else "not found", as for a URI nobody serves."""
+        owner = self._resource_owner(uri)
+        if not permits_uri(self.profile(context.session), owner, str(uri)):
+            raise JsonRpcFault(RESOURCE_NOT_FOUND, f"Resource not found: no backend serves {uri!r}.")
+        return owner
+
     async def _by_uri(self, context: CallContext, method: str, params: dict[str, Any]) -> bytes:
-        owner = self._resource_owner(params.get("uri"))
-        profile = self.profile(context.session)
-        if not (profile.sees_server(owner) and profile.resources.permits(str(params.get("uri")))):
-            raise JsonRpcFault(RESOURCE_NOT_FOUND, f"Resource not found: no backend serves {params.get('uri')!r}.")
-        return await self._forward(context, owner, method, params)
+        return await self._forward(context, self._visible_owner(context, params.get("uri")), method, params)
 
     async def _subscription(self, context: CallContext, method: str, params: dict[str, Any]) -> bytes:
         """Subscriptions are per session; the backend sees one subscription per URI while anyone holds it."""
         uri = params.get("uri")
-        owner = self._resource_owner(uri)
-        assert isinstance(uri, str)
         session = context.session
+        # A subscription it holds can always be released (its view may have lost the URI since).
+        held = isinstance(uri, str) and method == "resources/unsubscribe" and uri in session.subscriptions
+        owner = self._resource_owner(uri) if held else self._visible_owner(context, uri)
+        assert isinstance(uri, str)
         if method == "resources/unsubscribe":
             session.subscriptions.discard(uri)
             if self._held_by_anyone(uri):
@@ -454,13 +448,15 @@ class GatewayCore:
         if not isinstance(ref, dict):
             raise JsonRpcFault(jsonrpc.INVALID_PARAMS, 'Invalid params: completion/complete needs a "ref" object.')
         if ref.get("type") == "ref/prompt":
-            route = self.catalog.prompts.routes.get(str(ref.get("name")))
-            if route is None:
+            name = str(ref.get("name"))
+            route = self.catalog.prompts.routes.get(name)
+            if route is None or not permits_name(self.profile(context.session), "prompt", route.server_key, name):
                 raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Unknown prompt: {ref.get('name')!r}.")
             forwarded = {**params, "ref": {**ref, "name": route.original_name}}
             return await self._forward(context, route.server_key, "completion/complete", forwarded)
         if ref.get("type") == "ref/resource":
-            return await self._forward(context, self._resource_owner(ref.get("uri")), "completion/complete", params)
+            owner = self._visible_owner(context, ref.get("uri"))
+            return await self._forward(context, owner, "completion/complete", params)
         raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Invalid params: unknown ref type {ref.get('type')!r}.")
 
     async def listen(self, session: ClientSession, message: Incoming, emit: Callable[[bytes, bool], None]) -> Listener:
@@ -478,7 +474,7 @@ class GatewayCore:
             offered = link.capabilities.get("resources") if link is not None else None
             if owner is None or not isinstance(offered, dict) or not offered.get("subscribe"):
                 continue  # nobody would ever announce it: not honoured, so the acknowledgement omits it
-            if not (profile.sees_server(owner) and profile.resources.permits(uri)):
+            if not permits_uri(profile, owner, uri):
                 continue
             honoured.append(uri)
             if not self._held_by_anyone(uri):

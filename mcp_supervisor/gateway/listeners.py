@@ -115,7 +115,8 @@ class Listeners:
             if kind in listener.kinds:
                 listener.send(f"notifications/{kind}/list_changed", {})
 
-    def resource_updated(self, uri: str, params: dict[str, Any]) -> None:
+    def resource_updated(self, uri: str, params: dict[str, Any], sees: Callable[[Listener], bool]) -> None:
+        """To the streams that asked for `uri`, while their view still has it (clients.json may change)."""
         for listener in self._all:
-            if uri in listener.uris:
+            if uri in listener.uris and sees(listener):
                 listener.send("notifications/resources/updated", dict(params))

@@ -18,6 +18,7 @@ import logging
 import os
 
 from mcp_supervisor.gateway import jsonrpc, modern
+from mcp_supervisor.gateway.auth import STDIO_IDENTITY
 from mcp_supervisor.gateway.core import GatewayCore
 from mcp_supervisor.gateway.jsonrpc import Incoming, JsonRpcFault
 from mcp_supervisor.gateway.listeners import FilterError, Listener, TooManyListeners
@@ -50,7 +51,7 @@ class StdioFrontend:
         await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(self._in_fd, "rb", buffering=0)
         )
-        session = self.core.sessions.create("stdio", resumable=False)
+        session = self.core.sessions.create("stdio", resumable=False, identity=STDIO_IDENTITY)
         assert session is not None
         session.stream_open = True  # never expired for idleness: the pipe is the session
         writer = asyncio.create_task(self._write_stream(session))

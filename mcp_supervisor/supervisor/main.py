@@ -764,6 +764,7 @@ class Supervisor:
         self.running_servers = self._servers_bytes()
         self._config_error(SERVERS_FILE, None)
         tools = self.reload_tool_config()
+        clients = self.reload_clients()  # `reload` re-reads every file (the admin's clients.json save relies on it)
         diff = diff_servers(self.servers, new)
         self.servers = new
         work: list[Coroutine[Any, Any, None]] = []
@@ -774,10 +775,11 @@ class Supervisor:
         await self._spawn_many([self._new_slot(key, new[key]) for key in diff.added])
         await asyncio.gather(*work)
         message = f"Reloaded: {len(diff.added)} added, {len(diff.removed)} removed, {len(diff.changed)} changed."
-        if not tools.ok:
-            message += f" {tools.message}"
+        for part in (tools, clients):
+            if not part.ok:
+                message += f" {part.message}"
         log.info("%s", message)
-        return CommandResult(ok=tools.ok, message=message)
+        return CommandResult(ok=tools.ok and clients.ok, message=message)
 
     async def _remove(self, key: str) -> None:
         slot = self.workers.pop(key)

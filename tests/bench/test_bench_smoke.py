@@ -2,8 +2,9 @@
 
 Same code path as `make bench` (`bench/run.py`, which starts the real supervisor, direct backends, the load
 generator in both client modes), only smaller: N=40 calls, S in {1, 4}, 3 backends for start-up, 5 x 5 tools,
-10 + 10 idle sessions. It checks correctness (no errors, every reply matched), that the JSON is written, and that
-nothing the benchmark started is left running. Performance targets are not asserted here.
+10 + 10 idle sessions, the auth row (static key and OAuth JWT). It checks correctness (no errors, every reply
+matched), that the JSON is written, and that nothing the benchmark started is left running. Performance targets
+are not asserted here.
 """
 
 from __future__ import annotations
@@ -93,6 +94,10 @@ def test_bench_smoke(tmp_path: Path) -> None:
     held = results["held_sessions"]
     assert held["opened"] == {**held["opened"], "held_mcp": 10, "held_sse": 10, "failed": 0}
     assert held["gateway_sessions_counted"] >= 20
+
+    auth = results["auth_cost"]  # direct, static key and OAuth JWT (a local issuer) at S=1
+    assert set(auth["p50_ms"]) == {"direct", "key", "jwt"} and all(v > 0 for v in auth["p50_ms"].values()), auth
+    assert "/jwks" in auth["issuer_fetches"], auth
 
     assert results["targets"], "the targets were not evaluated"
     assert "Ratios are gateway/direct" in stdout, output

@@ -382,7 +382,9 @@ def test_a_revoked_cookie_stays_revoked_after_a_gateway_restart(admin: RunningSu
 @pytest.mark.anyio
 async def test_clients_file_is_edited_validated_and_applied(client: AdminClient, admin: RunningSupervisor) -> None:
     path = admin.config_dir / "clients.json"
-    assert client.call("GET", "/admin/clients").json() == {"present": False, "document": None}
+    absent = client.call("GET", "/admin/clients").json()
+    assert absent["present"] is False and absent["document"] is None and absent["views"] == {}
+    assert "one" in absent["servers"]  # the keys a profile can name
     assert "one--add" in await _tool_names(admin)
     for bad in ({}, {"clients": {"x": {"servers": "one"}}}, {"clients": {"x": {"surprise": 1}}}):
         refused = client.call("POST", "/admin/clients", json=bad)
@@ -393,7 +395,10 @@ async def test_clients_file_is_edited_validated_and_applied(client: AdminClient,
     saved = client.call("POST", "/admin/clients", json=document)
     assert saved.status_code == 200, saved.text
     assert json.loads(path.read_text()) == document
-    assert client.call("GET", "/admin/clients").json() == {"present": True, "document": document}
+    read = client.call("GET", "/admin/clients").json()
+    assert read["present"] is True and read["document"] == document and read["fileError"] is None
+    # What each client sees of the live catalog, by the gateway's own rule.
+    assert "one--echo" in read["views"]["*"]["tools"] and "one--add" not in read["views"]["*"]["tools"]
 
     async def add_hidden() -> bool:
         names = await _tool_names(admin)

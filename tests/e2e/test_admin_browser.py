@@ -189,7 +189,7 @@ async def test_login_then_every_page_renders(make_ui: Any) -> None:
     await expect(page.get_by_test_id("username")).to_have_text(USERNAME)
     await expect(page.get_by_test_id("default-credentials-banner")).to_be_hidden()
     await expect(page.get_by_test_id("tab-terminal")).to_be_visible()  # ENABLE_WEB_TERMINAL=true
-    for name in ("servers", "tools", "health", "installs", "terminal"):
+    for name in ("servers", "tools", "clients", "health", "installs", "terminal"):
         await ui.open_tab(name)
         assert page.url.endswith(f"#{name}")
         await ui.shot(name)
@@ -328,6 +328,94 @@ async def test_disabled_tool_vanishes_from_an_mcp_client(make_ui: Any) -> None:
         return "echo--echo" in names and "sum_two" in names and "echo--add" not in names
 
     await async_wait_until(back, 30, interval=0.3, what="echo--echo back and echo--add renamed in tools/list")
+
+
+# ---------------------------------------------------------------------------------------------------- clients
+
+CI_KEY, OTHER_KEY = "key-of-the-ci-bot", "key-of-someone-else"
+
+
+async def tool_names(ui: AdminUI, key: str) -> set[str]:
+    async with mcp_client(ui.sup.url, {"X-Api-Key": key}) as client:
+        return {tool.name for tool in (await client.list_tools()).tools}
+
+
+async def test_a_profile_edited_in_the_ui_changes_a_clients_tool_list(make_ui: Any) -> None:
+    servers = {"one": stdio_fixture_entry("one"), "two": stdio_fixture_entry("two")}
+    ui: AdminUI = await make_ui(servers, wait={"one", "two"}, env={"ALLOWED_KEYS": f"{CI_KEY},{OTHER_KEY}"})
+    page = ui.page
+    clients_path = ui.sup.config_dir / "clients.json"
+    every_tool = {f"{key}--{tool}" for key in ("one", "two") for tool in ("echo", "add", "slow", "whoami")}
+    seen: list[str] = []
+    async with mcp_client(ui.sup.url, {"X-Api-Key": CI_KEY}, seen) as ci_bot:
+
+        async def ci_bot_sees(expected: set[str]) -> None:
+            async def listed() -> bool:
+                return {tool.name for tool in (await ci_bot.list_tools()).tools} == expected
+
+            await async_wait_until(listed, 30, interval=0.3, what=f"the ci-bot's session to list {sorted(expected)}")
+
+        await ci_bot_sees(every_tool)  # no clients.json: everyone sees everything
+        await ui.open_tab("clients")
+        await expect(page.get_by_test_id("clients-absent")).to_be_visible(timeout=T_UI)
+        await ui.shot("clients-absent")
+
+        # an entry without a match: the supervisor's loader refuses it, the form says why, nothing is written
+        await page.get_by_test_id("clients-add").click()
+        await expect(page.get_by_test_id("client-form")).to_be_visible()
+        await page.get_by_test_id("cf-name").fill("ci-bot")
+        await page.get_by_test_id("cf-server-all").uncheck()
+        await page.get_by_test_id("cf-server-two").uncheck()
+        await page.get_by_test_id("cf-tools-deny").fill("one--add")
+        await page.get_by_test_id("client-form-save").click()
+        error = page.get_by_test_id("client-form-error")
+        await expect(error).to_contain_text('"match" must be an object', timeout=T_UI)
+        assert not clients_path.exists()
+        await ui.shot("clients-error")
+
+        await page.get_by_test_id("cf-keys").fill(CI_KEY)
+        await page.get_by_test_id("cf-advanced").locator("summary").click()
+        await expect(page.get_by_test_id("cf-json")).to_have_value(re.compile(CI_KEY))  # the JSON follows the form
+        await ui.shot("clients-form")
+        await page.get_by_test_id("client-form-save").click()
+        await expect(page.get_by_test_id("client-form")).to_be_hidden(timeout=T_UI)
+        await expect(page.get_by_test_id("client-row-ci-bot")).to_be_visible(timeout=T_UI)
+        await expect(page.get_by_test_id("client-servers-ci-bot")).to_have_text("one")
+        await expect(page.get_by_test_id("client-match-ci-bot")).to_have_text("1 key")  # the secret is not shown
+        assert json.loads(clients_path.read_text()) == {
+            "clients": {
+                "ci-bot": {"match": {"keys": [CI_KEY]}, "servers": ["one"], "tools": {"deny": ["one--add"]}},
+                "*": {"servers": ["*"]},  # "everyone else keeps seeing everything", checked by default
+            }
+        }
+        await ci_bot_sees({"one--echo", "one--slow", "one--whoami"})
+        assert "notifications/tools/list_changed" in seen  # the open session was told, not only new ones
+
+        # edit the profile: one more server, one more denied tool
+        await page.get_by_test_id("client-edit-ci-bot").click()
+        await expect(page.get_by_test_id("cf-keys")).to_have_value(CI_KEY)
+        await expect(page.get_by_test_id("cf-server-one")).to_be_checked()
+        await page.get_by_test_id("cf-server-two").check()
+        await page.get_by_test_id("cf-tools-deny").fill("one--add\none--slow")
+        await page.get_by_test_id("client-form-save").click()
+        await expect(page.get_by_test_id("client-form")).to_be_hidden(timeout=T_UI)
+        await expect(page.get_by_test_id("client-servers-ci-bot")).to_have_text("one, two", timeout=T_UI)
+        await ci_bot_sees(every_tool - {"one--add", "one--slow"})
+        await expect(page.get_by_test_id("client-tools-ci-bot")).to_contain_text("two--echo", timeout=T_UI)
+        await expect(page.get_by_test_id("client-tools-ci-bot")).not_to_contain_text("one--slow")
+        assert await tool_names(ui, OTHER_KEY) == every_tool  # the "*" entry
+        await page.get_by_test_id("client-sees-ci-bot").click()
+        await ui.shot("clients")
+
+        # delete the entry: its key falls to "*"; then delete the file
+        page.once("dialog", lambda dialog: dialog.accept())
+        await page.get_by_test_id("client-delete-ci-bot").click()
+        await expect(page.get_by_test_id("client-row-ci-bot")).to_have_count(0, timeout=T_UI)
+        await ci_bot_sees(every_tool)
+        page.once("dialog", lambda dialog: dialog.accept())
+        await page.get_by_test_id("clients-delete-file").click()
+        await expect(page.get_by_test_id("clients-absent")).to_be_visible(timeout=T_UI)
+        assert not clients_path.exists()
 
 
 # ---------------------------------------------------------------------------------------------------- installs

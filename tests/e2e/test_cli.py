@@ -39,6 +39,19 @@ def test_check_config_says_whether_a_display_name_renames_or_becomes_the_title(t
     assert "the name stays 'time--get_current_time'" in title, done.stdout
     renamed = next(line for line in lines if "time--convert_time" in line)
     assert "exposed as 'convert' (renamed)" in renamed, done.stdout
+    assert "no clients.json (everyone sees everything)" in lines[0], done.stdout
+
+
+def test_check_config_validates_clients_json(tmp_path: Path) -> None:
+    config_dir = tmp_path / "config"
+    write_config(config_dir, {"time": {"command": "mcp-server-time"}})
+    clients = config_dir / "clients.json"
+    clients.write_text(json.dumps({"clients": {"desktop": {"match": {"stdio": True}}, "*": {"servers": []}}}))
+    done = cli("check-config", "--config-dir", str(config_dir))
+    assert done.returncode == 0 and "2 client profile(s)" in done.stdout, done.stdout + done.stderr
+    clients.write_text(json.dumps({"clients": {"desktop": {"match": {"stdio": True, "keys": ["k"]}}}}))
+    refused = cli("check-config", "--config-dir", str(config_dir))
+    assert refused.returncode != 0 and "cannot be combined" in refused.stderr, refused.stdout + refused.stderr
 
 
 def test_start_on_a_port_in_use_exits_at_once_with_code_2_and_says_so(tmp_path: Path) -> None:

@@ -14,10 +14,11 @@ import { initHealth, tickUptimes } from "./health.js";
 import { loadServers } from "./servers.js";
 import { initServerForm } from "./server-form.js";
 import { initTools, loadTools } from "./tools.js";
+import { initClients, loadClients } from "./clients.js";
 import { initInstalls, loadInstalls, onInstallEvent } from "./installs.js";
 import { initTerminal, terminalShown } from "./terminal.js";
 
-const PAGES = ["servers", "tools", "health", "installs", "terminal"];
+const PAGES = ["servers", "tools", "clients", "health", "installs", "terminal"];
 
 let session = null; // GET /admin/session
 
@@ -80,6 +81,7 @@ function route() {
 function refreshCurrentPage() {
   if (state.page === "servers") loadServers();
   else if (state.page === "tools") loadTools();
+  else if (state.page === "clients") loadClients();
   else if (state.page === "health") loadHealth();
   else if (state.page === "installs") loadInstalls(loadServers());
   else if (state.page === "terminal") terminalShown();
@@ -103,6 +105,7 @@ function initApp() {
       });
       initHealth();
       initTools();
+      initClients();
       initServerForm(function () {
         refreshHealthQuietly();
         return loadServers();
