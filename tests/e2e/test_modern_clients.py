@@ -16,6 +16,7 @@ import anyio
 import httpx2
 import pytest
 from mcp import Client, MCPError, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 
 from tests.e2e.conftest import SUPERVISOR_CMD, RunningSupervisor, stdio_fixture_entry, write_config
 from tests.e2e.test_aggregation import catalog_entry
@@ -266,3 +267,27 @@ async def test_listen_streams_are_bounded_per_credential(tmp_path: Path, supervi
         async with opening("ann", 5) as again:
             with anyio.fail_after(15):
                 assert (await anext(frames(again)))["method"] == "notifications/subscriptions/acknowledged"
+
+
+async def test_per_client_profiles_hold_for_modern_requests(tmp_path: Path, supervisor_factory: Any) -> None:
+    """clients.json is enforced per request in the stateless era too, and makes the lists' cacheScope private."""
+    config_dir = tmp_path / "config"
+    write_config(config_dir, {"local": stdio_fixture_entry("local"), "cat": catalog_entry("cat")})
+    clients = {"clients": {"ci": {"match": {"keys": ["ci-key"]}, "servers": ["local"]}, "*": {"servers": ["*"]}}}
+    (config_dir / "clients.json").write_text(json.dumps(clients))
+    sup = supervisor_factory(config_dir, {"ALLOWED_KEYS": "ci-key,all-key"})
+    sup.wait_linked({"local", "cat"})
+    seen: dict[str, set[str]] = {}
+    for key in ("ci-key", "all-key"):
+        async with httpx2.AsyncClient(headers={"x-api-key": key}, timeout=30) as http:
+            transport = streamable_http_client(sup.url, http_client=http)
+            async with Client(transport, mode=MODERN) as client:
+                seen[key] = {tool.name for tool in (await client.list_tools()).tools}
+                if key == "ci-key":
+                    with pytest.raises(MCPError) as hidden:
+                        await client.call_tool("cat--count", {"n": 1})
+                    assert hidden.value.error.code == -32602
+            listed = await post(http, sup.url, modern_request("tools/list"), **routing("tools/list"))
+            assert listed.json()["result"]["cacheScope"] == "private"
+    assert seen["ci-key"] == {"local--echo", "local--add", "local--slow", "local--whoami"}
+    assert "cat--count" in seen["all-key"]
