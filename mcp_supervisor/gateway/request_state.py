@@ -16,11 +16,12 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
-
-from mcp.server.request_state import AESGCMRequestStateCodec, InvalidRequestState
+from typing import TYPE_CHECKING, Any
 
 from mcp_supervisor.gateway import jsonrpc
+
+if TYPE_CHECKING:
+    from mcp.server.request_state import AESGCMRequestStateCodec
 
 PREFIX = "mcps1."
 
@@ -38,8 +39,18 @@ class Binding:
 
 class RequestStateSealer:
     def __init__(self, secret: str, ttl_s: float) -> None:
-        self._codec = AESGCMRequestStateCodec([secret or secrets.token_hex(32)])
+        self._secret = secret or secrets.token_hex(32)
+        self._loaded: AESGCMRequestStateCodec | None = None
         self.ttl_s = ttl_s
+
+    @property
+    def _codec(self) -> AESGCMRequestStateCodec:
+        """Made on first use: the SDK module is not imported by a gateway that never seals a state."""
+        if self._loaded is None:
+            from mcp.server.request_state import AESGCMRequestStateCodec
+
+            self._loaded = AESGCMRequestStateCodec([self._secret])
+        return self._loaded
 
     def seal(self, binding: Binding, kind: str, value: str, backend: str = "") -> str:
         payload = {
@@ -57,6 +68,8 @@ class RequestStateSealer:
         """(kind, value, backend) of a state this gateway sealed for exactly this principal and request."""
         if not isinstance(token, str) or not token.startswith(PREFIX):
             raise StateRejected("not a state of this gateway")
+        from mcp.server.request_state import InvalidRequestState
+
         try:
             payload: Any = jsonrpc.decode_json(self._codec.unseal(token[len(PREFIX) :]))
         except (InvalidRequestState, ValueError) as exc:

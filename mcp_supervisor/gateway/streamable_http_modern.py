@@ -16,7 +16,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from mcp.shared.inbound import validate_mcp_param_headers
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -82,6 +81,8 @@ class ModernHttp:
         schema = self.core.catalog.header_schema(str(message.params.get("name")))
         if schema is None:
             return None
+        from mcp.shared.inbound import validate_mcp_param_headers  # loaded by the envelope check already
+
         arguments = message.params.get("arguments")
         arguments = arguments if isinstance(arguments, dict) else {}
         # Starlette's Headers keeps repeated fields, so a duplicated Mcp-Param-* header is seen (and refused).
