@@ -845,7 +845,7 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             gateway = pair["gateway"]
             add(
                 f"S=1 p50 <= direct + {TARGET_S1_P50_DELTA_MS} ms ({where})",
-                f"+{delta:.2f} ms" if delta is not None else f"no successful call ({gateway['errors']} errors)",
+                f"{delta:+.2f} ms" if delta is not None else f"no successful call ({gateway['errors']} errors)",
                 delta is not None and delta <= TARGET_S1_P50_DELTA_MS,
                 f"direct {pair['direct']['latency_ms']['p50']:.2f} ms, gateway {gateway['latency_ms']['p50']:.2f} ms",
             )
