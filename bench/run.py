@@ -980,7 +980,7 @@ def report(results: dict[str, Any]) -> str:
             lines.append(
                 f"  {side} /{pair['transport']} {pair['mode']} S={pair['sessions']}: {run['errors']} errors and "
                 f"{run['mismatches']} mismatches of {run['calls']} calls, {run['sessions_failed']} of "
-                f"{run['sessions']} sessions failed; first: {first}"
+                f"{run['sessions'] * len(run.get('repeats') or [run])} sessions failed; first: {first}"
             )
     lines.append("")
     lines.append("Load generator CPU (% of one core, direct / gateway), and CPU seconds of the gateway's processes:")
