@@ -85,8 +85,9 @@ lock: $(UV)
 clean:
 	rm -rf $(VENV) .venv-latest $(RUN_VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
 
-# The npm tools the tests use (Node 22, the conformance suite, server-everything, server-filesystem,
-# server-memory), `npm ci` from tests/npm/package-lock.json into .tools/npm.
+# The npm tools the tests use (Node 22, the conformance suite 0.1.16 and its 2026-07-28 pre-release under the npm
+# alias conformance-next, server-everything, server-filesystem, server-memory, oidc-provider), `npm ci` from
+# tests/npm/package-lock.json into .tools/npm (or $NPM_TOOLS_DIR).
 npm-tools:
 	bash scripts/install-npm-tools.sh
 

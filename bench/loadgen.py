@@ -5,11 +5,13 @@ calls sequentially, the sessions run concurrently. Every call echoes a text uniq
 checked to be the one asked for (its JSON-RPC id and the echoed text): a reply delivered to the wrong session or
 the wrong request counts as a mismatch. It reports p50/p90/p99 latency, calls/s, errors and mismatches.
 
-Two client modes:
-- `sdk`: the official MCP Python SDK (`ClientSession` over `streamable_http_client` / `sse_client`);
+Three client modes:
+- `sdk`: the official MCP Python SDK (`ClientSession` over `streamable_http_client` / `sse_client`), handshake era;
 - `raw`: a lean client of our own on asyncio sockets, speaking HTTP/1.1 keep-alive and the MCP transports
   directly (JSON or SSE answers to a POST; the SSE stream of the legacy transport), so that the load generator
-  is not the bottleneck.
+  is not the bottleneck; handshake era;
+- `modern`: the official SDK client pinned to the stateless era, `Client(url, mode="2026-07-28")` (no handshake,
+  no session: every call a self-contained POST with the per-request `_meta`), over `/mcp` only.
 
 Subcommands (all print one JSON object with `--json`):
 - `run`: the load described above;
@@ -438,7 +440,45 @@ class SdkSession:
         await self.stack.aclose()
 
 
+class SdkModernSession:
+    """The official SDK client pinned to 2026-07-28: `Client(..., mode="2026-07-28")` over Streamable HTTP. Entering
+    it sends nothing (the version is adopted, not negotiated), so the first call is also the first request."""
+
+    MODE = "2026-07-28"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.stack = contextlib.AsyncExitStack()
+        self.client: Any = None
+        self.reconnects = 0
+
+    async def initialize(self) -> None:
+        import httpx2
+        from mcp.client.client import Client
+        from mcp.client.streamable_http import streamable_http_client
+
+        http = await self.stack.enter_async_context(httpx2.AsyncClient(timeout=httpx2.Timeout(30.0, read=120.0)))
+        transport = streamable_http_client(self.url, http_client=http)
+        # No response cache: tools/call is not cacheable anyway, and the direct and gateway runs stay alike.
+        self.client = await self.stack.enter_async_context(Client(transport, mode=self.MODE, cache=None))
+
+    async def call_echo(self, tool: str, text: str) -> str:
+        result = await self.client.call_tool(tool, {"text": text})
+        if result.is_error:
+            raise BenchError(f"tool error: {result.content}")
+        return str(result.content[0].text)
+
+    async def close(self, delete: bool = False) -> None:
+        await self.stack.aclose()
+
+
 def make_session(mode: str, transport: str, url: str, headers: dict[str, str] | None = None) -> Any:
+    if mode == "modern":
+        if transport != "mcp":
+            raise SystemExit("--mode modern is Streamable HTTP (/mcp) only: the 2026-07-28 era has no legacy SSE")
+        if headers:
+            raise BenchError("--header is for the raw client only")
+        return SdkModernSession(url)
     if mode == "sdk":
         if headers:
             raise BenchError("--header is for the raw client only")
@@ -448,7 +488,7 @@ def make_session(mode: str, transport: str, url: str, headers: dict[str, str] | 
 
 async def call_echo(session: Any, tool: str, text: str) -> None:
     """One checked echo call: raises BenchError or Mismatch."""
-    if isinstance(session, SdkSession):
+    if isinstance(session, SdkSession | SdkModernSession):
         answered = await session.call_echo(tool, text)
     else:
         reply = await session.request("tools/call", {"name": tool, "arguments": {"text": text}})
@@ -775,7 +815,7 @@ def main(argv: list[str] | None = None) -> None:
     run = commands.add_parser("run", help="S sessions, N checked echo calls in total")
     run.add_argument("--url", required=True, help="http://127.0.0.1:PORT/mcp or http://127.0.0.1:PORT/sse")
     run.add_argument("--transport", choices=["mcp", "sse"], help="default: from the URL's path")
-    run.add_argument("--mode", choices=["raw", "sdk"], default="raw")
+    run.add_argument("--mode", choices=["raw", "sdk", "modern"], default="raw")
     run.add_argument("-S", "--sessions", type=int, default=1)
     run.add_argument("-N", "--calls", type=int, default=2000)
     run.add_argument("--tool", default="echo", help="the echo tool's name (behind the gateway: KEY--echo)")

@@ -3,8 +3,10 @@
 In one go:
 - load: direct (the echo backend over Streamable HTTP, or over legacy SSE, one process) vs the gateway
   (`mcp-supervisor start`, the same backend behind a worker over stdio), for S in {1, 16, 64} sessions over `/mcp`
-  and `/sse`, with the lean raw client and with the official SDK client; peak RSS of the gateway, the worker and
-  the backend during each run (sampled by a background thread);
+  and `/sse`, with the lean raw client and with the official SDK client (both in the handshake era); and the
+  2026-07-28 era: S in {1, 64} over `/mcp` with the SDK client pinned to it (`Client(url, mode="2026-07-28")`, the
+  `modern` client), against the same direct SDK server (which serves both eras) and the gateway. Peak RSS of the
+  gateway, the worker and the backend during each run (sampled by a background thread);
 - start-up time of 20 stdio backends to all RUNNING and linked, and the idle RSS/USS of the gateway and workers;
 - `tools/list` latency with 50 backends x 20 tools (1000 tools);
 - what a credential costs: S=1 `tools/call` p50 direct, through the gateway with a static key, and with an
@@ -544,35 +546,59 @@ def run_load_matrix(procs: Processes, workdir: Path, config: argparse.Namespace,
     tree = gateway.tree()
     gateway_watch = {"gateway": tree["gateway"], "worker": tree["worker[echo]"], "backend": tree["backend[echo]"]}
 
-    for transport in config.transports:
-        for sessions in config.sessions:
-            for mode in config.modes:
-                pair: dict[str, Any] = {"transport": transport, "sessions": sessions, "mode": mode}
-                runs: dict[str, list[dict[str, Any]]] = {"direct": [], "gateway": []}
-                for _ in range(config.repeat):  # direct and gateway alternate, so drift hits both alike
-                    for side in ("direct", "gateway"):
-                        if side == "direct":
-                            url, tool, watch = direct[transport].url, "echo", direct[transport].processes()
-                        else:
-                            url, tool, watch = f"{gateway.base}/{transport}", "echo--echo", gateway_watch
-                        result = measure_load(url, transport, mode, sessions, config.calls, tool, watch)
-                        runs[side].append(result)
-                        latency = result["latency_ms"]
-                        log(
-                            f"{side:>7} /{transport} {mode:>3} S={sessions:<3} p50 {latency['p50']:.2f} ms "
-                            f"{result['calls_per_s']:.0f} calls/s errors {result['errors']} "
-                            f"mismatches {result['mismatches']}"
-                        )
-                        for sample in result["error_samples"]:
-                            log(f"    {sample}")
-                for side, side_runs in runs.items():
-                    pair[side] = combine(side_runs)
-                pair["ratio"] = ratios(pair["direct"], pair["gateway"])
-                results["load"].append(pair)
+    for transport, sessions, mode in load_rows(config):
+        pair: dict[str, Any] = {"transport": transport, "sessions": sessions, "mode": mode, "era": ERAS[mode]}
+        runs: dict[str, list[dict[str, Any]]] = {"direct": [], "gateway": []}
+        for _ in range(config.repeat):  # direct and gateway alternate, so drift hits both alike
+            for side in ("direct", "gateway"):
+                if side == "direct":
+                    url, tool, watch = direct[transport].url, "echo", direct[transport].processes()
+                else:
+                    url, tool, watch = f"{gateway.base}/{transport}", "echo--echo", gateway_watch
+                result = measure_load(url, transport, mode, sessions, config.calls, tool, watch)
+                runs[side].append(result)
+                latency = result["latency_ms"]
+                log(
+                    f"{side:>7} /{transport} {mode:>6} S={sessions:<3} p50 {latency['p50']:.2f} ms "
+                    f"{result['calls_per_s']:.0f} calls/s errors {result['errors']} "
+                    f"mismatches {result['mismatches']}"
+                )
+                for sample in result["error_samples"]:
+                    log(f"    {sample}")
+        for side, side_runs in runs.items():
+            pair[side] = combine(side_runs)
+        pair["ratio"] = ratios(pair["direct"], pair["gateway"])
+        results["load"].append(pair)
     for backend in direct.values():
         procs.stop(backend.process)
     results["idle"]["gateway_1_backend_after_load"] = idle_memory(gateway.tree())
     return gateway
+
+
+# The protocol era each client mode speaks: `raw` and `sdk` open a session with `initialize` (2025-11-25 over /mcp,
+# 2024-11-05 over /sse); `modern` is the SDK client pinned to 2026-07-28 (no handshake, no session).
+ERAS = {"raw": "handshake", "sdk": "handshake", "modern": "2026-07-28"}
+MODERN_MODES = {mode for mode, era in ERAS.items() if era != "handshake"}
+
+
+def load_rows(config: argparse.Namespace) -> list[tuple[str, int, str]]:
+    """(transport, S, client mode) of every load row, in order: the handshake-era rows (every transport x S x mode),
+    then the 2026-07-28 rows (over /mcp, at the S values of --modern-sessions)."""
+    rows = [
+        (transport, sessions, mode)
+        for transport in config.transports
+        for sessions in config.sessions
+        for mode in config.modes
+        if mode not in MODERN_MODES
+    ]
+    if "mcp" in config.transports:
+        rows += [
+            ("mcp", sessions, mode)
+            for mode in config.modes
+            if mode in MODERN_MODES
+            for sessions in config.modern_sessions
+        ]
+    return rows
 
 
 def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -602,11 +628,13 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def ratios(direct: dict[str, Any], gateway: dict[str, Any]) -> dict[str, float | None]:
+    """Gateway/direct; None where a side made no successful call (it has no latency to compare)."""
     d50, g50 = direct["latency_ms"]["p50"], gateway["latency_ms"]["p50"]
     d_rate, g_rate = direct["calls_per_s"], gateway["calls_per_s"]
+    measured = bool(direct["ok"] and gateway["ok"])
     return {
-        "p50_ratio": round(g50 / d50, 3) if d50 else None,
-        "p50_delta_ms": round(g50 - d50, 3),
+        "p50_ratio": round(g50 / d50, 3) if measured and d50 else None,
+        "p50_delta_ms": round(g50 - d50, 3) if measured else None,
         "throughput_ratio": round(g_rate / d_rate, 3) if d_rate else None,
     }
 
@@ -801,6 +829,10 @@ def _f(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
+def _delta(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.2f}"
+
+
 def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     targets: list[dict[str, Any]] = []
 
@@ -809,17 +841,18 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
     for pair in results["load"]:
         mode, transport, sessions = pair["mode"], pair["transport"], pair["sessions"]
-        where = f"/{transport} {mode} client"
+        where = f"/{transport} {mode} client, {pair.get('era', ERAS.get(mode, '?'))} era"
         if sessions == 1 and transport == "mcp":
             delta = pair["ratio"]["p50_delta_ms"]
+            gateway = pair["gateway"]
             add(
                 f"S=1 p50 <= direct + {TARGET_S1_P50_DELTA_MS} ms ({where})",
-                f"+{delta:.2f} ms",
-                delta <= TARGET_S1_P50_DELTA_MS,
-                f"direct {pair['direct']['latency_ms']['p50']:.2f} ms, "
-                f"gateway {pair['gateway']['latency_ms']['p50']:.2f} ms",
+                f"{delta:+.2f} ms" if delta is not None else f"no successful call ({gateway['errors']} errors)",
+                delta is not None and delta <= TARGET_S1_P50_DELTA_MS,
+                f"direct {pair['direct']['latency_ms']['p50']:.2f} ms, gateway {gateway['latency_ms']['p50']:.2f} ms",
             )
-        if sessions == max(r["sessions"] for r in results["load"]):
+        # the throughput target at the largest S of each client mode (64 by default; the eras have their own S lists)
+        if sessions == max(r["sessions"] for r in results["load"] if r["mode"] == mode):
             gateway = pair["gateway"]
             ratio = pair["ratio"]["throughput_ratio"]
             clean = gateway["errors"] == 0 and gateway["mismatches"] == 0 and gateway["sessions_failed"] == 0
@@ -909,6 +942,10 @@ def report(results: dict[str, Any]) -> str:
         "Ratios are gateway/direct: 'p50 x' = gateway p50 / direct p50, 'p50 +ms' = the absolute difference, "
         "'calls/s x' = gateway calls/s / direct calls/s"
     )
+    lines.append(
+        "Clients: raw and sdk speak the handshake era (initialize, then Mcp-Session-Id); modern is the SDK client "
+        'pinned to 2026-07-28 (Client(url, mode="2026-07-28"): no handshake, no session)'
+    )
     lines.append("")
     header = (
         f"{'transport':<9} {'client':<6} {'S':>3} | {'direct p50/p90/p99':>20} {'calls/s':>7} | "
@@ -925,17 +962,36 @@ def report(results: dict[str, Any]) -> str:
             f"{'/' + pair['transport']:<9} {pair['mode']:<6} {pair['sessions']:>3} | "
             f"{dl['p50']:>6.2f}/{dl['p90']:>6.2f}/{dl['p99']:>6.1f} {d['calls_per_s']:>7.0f} | "
             f"{gl['p50']:>6.2f}/{gl['p90']:>6.2f}/{gl['p99']:>6.1f} {g['calls_per_s']:>7.0f} | "
-            f"{_f(r['p50_ratio']):>6} {r['p50_delta_ms']:>+7.2f} {_f(r['throughput_ratio']):>9} | "
+            f"{_f(r['p50_ratio']):>6} {_delta(r['p50_delta_ms']):>7} {_f(r['throughput_ratio']):>9} | "
             f"{d['errors']:>4}/{d['mismatches']:<5} {g['errors']:>4}/{g['mismatches']:<5} | "
             f"{dp['backend']['peak_rss_mb']:>9.1f} | {gp['gateway']['peak_rss_mb']:>6.1f} / "
             f"{gp['worker']['peak_rss_mb']:>5.1f} / {gp['backend']['peak_rss_mb']:>5.1f}"
         )
+    failed_rows = [
+        (side, pair)
+        for pair in results["load"]
+        for side in ("direct", "gateway")
+        if pair[side]["errors"] or pair[side]["mismatches"] or pair[side]["sessions_failed"]
+    ]
+    if failed_rows:
+        lines.append("")
+        lines.append(
+            "Rows with failed calls (counted as errors above; a side without a successful call has no latency):"
+        )
+        for side, pair in failed_rows:
+            run = pair[side]
+            first = run["error_samples"][0] if run["error_samples"] else "no sample"
+            lines.append(
+                f"  {side} /{pair['transport']} {pair['mode']} S={pair['sessions']}: {run['errors']} errors and "
+                f"{run['mismatches']} mismatches of {run['calls']} calls, {run['sessions_failed']} of "
+                f"{run['sessions'] * len(run.get('repeats') or [run])} sessions failed; first: {first}"
+            )
     lines.append("")
     lines.append("Load generator CPU (% of one core, direct / gateway), and CPU seconds of the gateway's processes:")
     for pair in results["load"]:
         gp = pair["gateway"]["processes"]
         lines.append(
-            f"  /{pair['transport']} {pair['mode']:<3} S={pair['sessions']:<3} loadgen "
+            f"  /{pair['transport']} {pair['mode']:<6} S={pair['sessions']:<3} loadgen "
             f"{pair['direct']['loadgen_cpu_pct']:>4.0f}% / {pair['gateway']['loadgen_cpu_pct']:>4.0f}%   "
             f"CPU s: direct backend {pair['direct']['processes']['backend']['cpu_s']:.2f} | gateway "
             f"{gp['gateway']['cpu_s']:.2f}, worker {gp['worker']['cpu_s']:.2f}, backend {gp['backend']['cpu_s']:.2f}"
@@ -1004,7 +1060,7 @@ def report(results: dict[str, Any]) -> str:
             f"{held['per_session_kb']} KB/session; after release {held['gateway_after_release']['rss_mb']} MB"
         )
     lines.append("")
-    lines.append("Targets (issue 7):")
+    lines.append("Targets (issue 7; the 2026-07-28 rows: issue 13):")
     for target in results["targets"]:
         verdict = {True: "HOLDS", False: "MISSED", None: "n/a"}[target["holds"]]
         detail = f"  [{target['detail']}]" if target["detail"] else ""
@@ -1079,7 +1135,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--repeat", type=int, default=1, help="runs per (transport, S, client), direct and gateway alternating; medians"
     )
     parser.add_argument("--sessions", default="1,16,64", help="comma-separated S values (default 1,16,64)")
-    parser.add_argument("--modes", default="raw,sdk", help="client modes: raw, sdk (default both)")
+    parser.add_argument(
+        "--modes",
+        default="raw,sdk,modern",
+        help="client modes: raw, sdk (handshake era, every transport and S), modern (the SDK client pinned to "
+        "2026-07-28, /mcp only, at --modern-sessions); default all three",
+    )
+    parser.add_argument(
+        "--modern-sessions", default="1,64", help="S values of the modern (2026-07-28) rows (default 1,64)"
+    )
     parser.add_argument("--transports", default="mcp,sse", help="mcp, sse (default both)")
     parser.add_argument("--startup-backends", type=int, default=20)
     parser.add_argument("--list-backends", type=int, default=50)
@@ -1112,6 +1176,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         config.scale_idle_seconds = min(config.scale_idle_seconds, 10.0)
     config.sessions = [int(value) for value in config.sessions.split(",") if value]
     config.modes = [value for value in config.modes.split(",") if value]
+    unknown = sorted(set(config.modes) - set(ERAS))
+    if unknown:
+        parser.error(f"unknown client modes {unknown}: choose from {sorted(ERAS)}")
+    config.modern_sessions = [int(value) for value in config.modern_sessions.split(",") if value]
     config.transports = [value for value in config.transports.split(",") if value]
     config.skip = {value for value in config.skip.split(",") if value}
     return config
@@ -1134,6 +1202,7 @@ def main(argv: list[str] | None = None) -> int:
             "repeat": config.repeat,
             "sessions": config.sessions,
             "modes": config.modes,
+            "modern_sessions": config.modern_sessions,
             "transports": config.transports,
             "startup_backends": config.startup_backends,
             "list_backends": config.list_backends,

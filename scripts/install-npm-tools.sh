@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Install the npm tools the tests use, exactly as tests/npm/package-lock.json pins them, into .tools/npm with
 # `npm ci` (idempotent): Node 22 (the `node` package ships the binary as node_modules/.bin/node, so the machine's
-# own node only has to run npm), the official conformance suite, server-everything, server-filesystem and
-# server-memory, and oidc-provider (a real authorization server for the OAuth tests). Nothing is installed by floating name; `make lock` refreshes the lock.
+# own node only has to run npm), the official conformance suite twice (0.1.16 as node_modules/.bin/conformance, and
+# the 2026-07-28 pre-release under the npm alias `conformance-next`, run as node_modules/conformance-next/dist/index.js:
+# both packages name their binary `conformance`, and the .bin link stays 0.1.16's), server-everything,
+# server-filesystem and server-memory, and oidc-provider (a real authorization server for the OAuth tests). Nothing
+# is installed by floating name; `make lock` refreshes the lock.
 #
 #   scripts/install-npm-tools.sh              # install or verify
 #   NPM_TOOLS_DIR=/elsewhere scripts/...      # another install directory
@@ -14,9 +17,20 @@ dir="${NPM_TOOLS_DIR:-$root/.tools/npm}"
 bin="$dir/node_modules/.bin"
 stamp="$dir/.installed-$(cat "$src/package.json" "$src/package-lock.json" | sha256sum | cut -c1-16)"
 
+locked() {  # the exact version package.json pins for the conformance suite ("conformance") or its alias
+    "$bin/node" -e '
+        const spec = require(process.argv[1]).dependencies[process.argv[2] === "conformance"
+            ? "@modelcontextprotocol/conformance" : process.argv[2]];
+        console.log(spec.replace(/^npm:@modelcontextprotocol\/conformance@/, ""));' "$src/package.json" "$1"
+}
+
 works() {  # Node 22 runs, and every tool loads under it
     [[ "$("$bin/node" --version 2>/dev/null)" == v22.* ]] || return 1
     PATH="$bin:$PATH" "$bin/conformance" --help >/dev/null 2>&1 || return 1
+    # the .bin link is 0.1.16's, not the pre-release's (both packages name their binary `conformance`)
+    [[ "$(PATH="$bin:$PATH" "$bin/conformance" --version 2>/dev/null)" == "$(locked conformance)" ]] || return 1
+    [[ "$("$bin/node" "$dir/node_modules/conformance-next/dist/index.js" --version 2>/dev/null)" \
+        == "$(locked conformance-next)" ]] || return 1
     local server
     for server in everything filesystem memory; do
         [[ -f "$dir/node_modules/@modelcontextprotocol/server-$server/package.json" ]] || return 1

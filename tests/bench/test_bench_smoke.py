@@ -1,10 +1,10 @@
 """Smoke test of `make bench`: the benchmark's own entry point in a tiny configuration, so it never rots.
 
 Same code path as `make bench` (`bench/run.py`, which starts the real supervisor, direct backends, the load
-generator in both client modes), only smaller: N=40 calls, S in {1, 4}, 3 backends for start-up, 5 x 5 tools,
-10 + 10 idle sessions, the auth row (static key and OAuth JWT). It checks correctness (no errors, every reply
-matched), that the JSON is written, and that nothing the benchmark started is left running. Performance targets
-are not asserted here.
+generator in all three client modes), only smaller: N=40 calls, S in {1, 4} for the handshake-era clients and S=1
+for the 2026-07-28 one, 3 backends for start-up, 5 x 5 tools, 10 + 10 idle sessions, the auth row (static key and
+OAuth JWT). It checks correctness (no errors, every reply matched), that the JSON is written, and that nothing the
+benchmark started is left running. Performance targets are not asserted here.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def test_bench_smoke(tmp_path: Path) -> None:
     command = [
         sys.executable,
         str(RUN),
-        *("-N", "40", "--sessions", "1,4", "--modes", "raw,sdk", "--transports", "mcp,sse"),
+        *("-N", "40", "--sessions", "1,4", "--modes", "raw,sdk,modern", "--modern-sessions", "1"),
+        *("--transports", "mcp,sse"),
         *("--startup-backends", "3", "--list-backends", "5", "--list-tools", "5", "--list-calls", "20"),
         *("--idle-mcp", "10", "--idle-sse", "10"),
         *("--scale-sizes", "3", "--scale-repeat", "1", "--scale-idle-seconds", "1", "--scale-max", "0"),
@@ -64,11 +65,10 @@ def test_bench_smoke(tmp_path: Path) -> None:
     written = sorted(results_dir.glob("*.json"))
     assert len(written) == 1, output
     results = json.loads(written[0].read_text())
-    assert results["failures"] == [], output
-    assert process.returncode == 0, output
 
     runs = {(pair["transport"], pair["sessions"], pair["mode"]) for pair in results["load"]}
-    assert runs == {(t, s, m) for t in ("mcp", "sse") for s in (1, 4) for m in ("raw", "sdk")}
+    handshake_rows = {(t, s, m) for t in ("mcp", "sse") for s in (1, 4) for m in ("raw", "sdk")}
+    assert runs == handshake_rows | {("mcp", 1, "modern")}
     for pair in results["load"]:
         for side in ("direct", "gateway"):
             run = pair[side]
@@ -81,6 +81,8 @@ def test_bench_smoke(tmp_path: Path) -> None:
         assert pair["gateway"]["processes"]["backend"]["peak_rss_mb"] > 0
         assert pair["direct"]["processes"]["backend"]["peak_rss_mb"] > 0
         assert set(pair["ratio"]) == {"p50_ratio", "p50_delta_ms", "throughput_ratio"}
+    assert results["failures"] == [], output
+    assert process.returncode == 0, output
 
     assert results["startup"]["backends"] == 3
     assert results["startup"]["seconds_to_all_running"] > 0

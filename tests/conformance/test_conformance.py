@@ -11,18 +11,15 @@ tests/npm into .tools/npm (see tests/npm_tools.py). Without them these tests fai
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import subprocess
 import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conformance.suite import SuiteRun, assert_scenario_passed, run_suite
 from tests.e2e.conftest import ROOT, RunningSupervisor, write_config
 from tests.npm_tools import INSTALL_HINT, NPM_BIN, installed_version, locked_version
 
@@ -68,21 +65,6 @@ ACTIVE_SCENARIOS = [
     "dns-rebinding-protection",
 ]
 
-# <output dir>/server-<scenario>-<ISO timestamp with ':' and '.' as '-'>/checks.json
-RESULT_DIR = re.compile(r"^server-(?P<scenario>.+)-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z$")
-
-
-@dataclass
-class SuiteRun:
-    """One run of the suite: the checks each scenario reported, or why there are none."""
-
-    checks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    error: str | None = None  # the suite could not run at all
-    output_dir: Path | None = None
-    stdout_tail: str = ""
-    supervisor_log: str = ""
-    seconds: float = 0.0
-
 
 def missing_tools() -> str | None:
     node, cli = TOOLS_BIN / "node", TOOLS_BIN / "conformance"
@@ -100,50 +82,17 @@ def missing_tools() -> str | None:
     return None
 
 
-def read_checks(output_dir: Path) -> dict[str, list[dict[str, Any]]]:
-    results: dict[str, list[dict[str, Any]]] = {}
-    for checks_file in sorted(output_dir.glob("*/checks.json")):
-        match = RESULT_DIR.match(checks_file.parent.name)
-        if match:
-            results[match["scenario"]] = json.loads(checks_file.read_text())
-    return results
-
-
-def run_suite(factory: Any, workdir: Path) -> SuiteRun:
+def run_active_suite(factory: Any, workdir: Path) -> SuiteRun:
     problem = missing_tools()
     if problem:
-        return SuiteRun(
-            error=f"The MCP conformance suite is not installed ({problem}). {INSTALL_HINT}"
-        )
-    config_dir, output_dir = workdir / "config", workdir / "results"
-    output_dir.mkdir(parents=True)
+        return SuiteRun(error=f"The MCP conformance suite is not installed ({problem}). {INSTALL_HINT}")
+    config_dir = workdir / "config"
     entry = {"type": "stdio", "command": sys.executable, "args": [str(FIXTURE)], "namePrefix": ""}
     write_config(config_dir, {"conformance": entry})
     running: RunningSupervisor = factory(config_dir)
     running.wait_linked({"conformance"})
-
-    env = {**os.environ, "PATH": f"{TOOLS_BIN}{os.pathsep}{os.environ.get('PATH', '')}", "NO_COLOR": "1"}
-    command = [str(TOOLS_BIN / "conformance"), "server", "--url", running.url, "--suite", "active"]
-    command += ["-o", str(output_dir)]
-    started = time.monotonic()
-    run = SuiteRun(output_dir=output_dir)
-    try:
-        completed = subprocess.run(
-            command, capture_output=True, text=True, env=env, timeout=SUITE_TIMEOUT, cwd=str(workdir)
-        )
-        stdout, stderr = completed.stdout, completed.stderr
-    except subprocess.TimeoutExpired as exc:
-        stdout = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        stderr = f"the suite did not finish within {SUITE_TIMEOUT:.0f} s"
-    run.seconds = time.monotonic() - started
-    (workdir / "conformance.stdout.txt").write_text(stdout)
-    (workdir / "conformance.stderr.txt").write_text(stderr)
-    run.stdout_tail = "\n".join((stdout + stderr).splitlines()[-40:])
-    run.supervisor_log = running.log_tail(80)
-    run.checks = read_checks(output_dir)
-    if not run.checks:
-        run.error = f"The conformance suite reported no scenario.\n{run.stdout_tail}"
-    return run
+    command = [str(TOOLS_BIN / "conformance")]
+    return run_suite(command, running.url, ["--suite", "active"], workdir, SUITE_TIMEOUT, lambda: running.log_tail(80))
 
 
 @pytest.fixture(scope="module")
@@ -157,39 +106,13 @@ def suite(
 ) -> SuiteRun:
     """The suite runs once, inside the first test that asks (its supervisor is stopped and checked after it)."""
     if "run" not in suite_cache:
-        suite_cache["run"] = run_suite(supervisor_factory, tmp_path_factory.mktemp("conformance"))
+        suite_cache["run"] = run_active_suite(supervisor_factory, tmp_path_factory.mktemp("conformance"))
     return suite_cache["run"]
-
-
-def describe(check: dict[str, Any]) -> str:
-    line = f"  [{check.get('id')}] {check.get('name')}: {check.get('description')}"
-    if check.get("errorMessage"):
-        line += f"\n      error: {check['errorMessage']}"
-    if check.get("details"):
-        details = json.dumps(check["details"], separators=(",", ":"))
-        line += f"\n      details: {details[:1500]}{'…' if len(details) > 1500 else ''}"
-    return line
 
 
 @pytest.mark.parametrize("scenario", ACTIVE_SCENARIOS)
 def test_scenario(suite: SuiteRun, scenario: str) -> None:
-    if suite.error:
-        pytest.fail(suite.error, pytrace=False)
-    checks = suite.checks.get(scenario)
-    if checks is None:
-        pytest.fail(
-            f"scenario {scenario} reported no result (results in {suite.output_dir})\n{suite.stdout_tail}",
-            pytrace=False,
-        )
-    failed = [check for check in checks if check.get("status") == "FAILURE"]
-    if failed:
-        pytest.fail(
-            f"conformance scenario {scenario}: {len(failed)} of {len(checks)} checks failed\n"
-            + "\n".join(describe(check) for check in failed)
-            + f"\nresults: {suite.output_dir}\n--- supervisor log (tail) ---\n{suite.supervisor_log}",
-            pytrace=False,
-        )
-    assert checks, f"scenario {scenario} ran no check"
+    assert_scenario_passed(suite, scenario, "through the gateway")
 
 
 def test_suite_ran_exactly_the_active_scenarios(suite: SuiteRun) -> None:
