@@ -386,7 +386,11 @@ class GatewayCore:
             raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Unknown {kind}: {name!r} is not exposed by this gateway.")
         forwarded = {**params, "name": route.original_name}
         context.operation = f"{method} {route.original_name}"
-        if not self.server_requests.is_interactive(route.server_key, context.operation):
+        if context.session.era == "modern" or not self.server_requests.is_interactive(
+            route.server_key, context.operation
+        ):
+            # A modern call does not take turns: it may wait minutes for its client's retry (parked calls are
+            # left out of attribution instead, see server_requests._attribute).
             return await self._forward(context, route.server_key, method, forwarded)
         async with self.server_requests.turn(route.server_key):
             return await self._forward(context, route.server_key, method, forwarded)

@@ -70,14 +70,14 @@ def http_status(code: int) -> int:
 
 
 def is_modern(raw: Mapping[str, Any], version_header: str | None, has_session: bool = False) -> bool:
-    """Era per request, as the spec decides it. `initialize` always opens a handshake-era session, and a
-    request naming a session with a handshake-era (or no) version header belongs to it. Otherwise a modern
-    version header, or the modern `_meta` envelope (whatever version it names: the ladder then says which are
-    supported), makes the request modern."""
+    """Era per request, as the spec decides it. A modern version header makes a request modern. Otherwise
+    `initialize` opens a handshake-era session, and a request naming a session belongs to it; the modern
+    `_meta` envelope (whatever version it names: the ladder then says which are supported) makes the rest
+    modern."""
+    if version_header in MODERN_VERSIONS:
+        return True  # even `initialize`: under a modern version it is a method this era removed (404)
     if raw.get("method") == "initialize":
         return False
-    if version_header in MODERN_VERSIONS:
-        return True
     if has_session and (version_header is None or version_header in HANDSHAKE_VERSIONS):
         return False
     params = raw.get("params")
@@ -122,7 +122,9 @@ class Shaped:
     error_code: int | None  # None for a result
 
 
-def shape_reply(reply: bytes, method: str, hint: CacheHint | None, request_id: jsonrpc.RequestId) -> Shaped:
+def shape_reply(
+    reply: bytes, method: str, hint: CacheHint | None, request_id: jsonrpc.RequestId, uri: object = None
+) -> Shaped:
     """Turn the core's era-neutral reply into a 2026-07-28 one, under `request_id`.
 
     Results get `resultType` (a backend's own is kept: `input_required` passes through), the gateway's
@@ -136,6 +138,8 @@ def shape_reply(reply: bytes, method: str, hint: CacheHint | None, request_id: j
         code = error.get("code")
         if code == HANDSHAKE_RESOURCE_NOT_FOUND:
             error = {**error, "code": jsonrpc.INVALID_PARAMS}
+            if uri is not None and "data" not in error:
+                error["data"] = {"uri": uri}  # which resource, as the era's ResourceNotFound names it
             code = jsonrpc.INVALID_PARAMS
         body = jsonrpc.encode_json({"jsonrpc": "2.0", "id": request_id, "error": error})
         return Shaped(body, code if isinstance(code, int) else jsonrpc.INTERNAL_ERROR)

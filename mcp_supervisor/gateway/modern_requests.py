@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("mcp_supervisor.gateway")
 
 Emit = Callable[[bytes, bool], None]
+# How long a backend's input requests are gathered into one round after the first.
+INPUT_SETTLE_S = 0.03
 _contexts = itertools.count(1)
 
 
@@ -119,7 +121,7 @@ class ModernRequests:
         except asyncio.CancelledError:
             self._cancel_at_backend(session, message.id, "the client closed the request's stream")
             raise
-        return modern.shape_reply(reply, method, self.hint(method), message.id)
+        return modern.shape_reply(reply, method, self.hint(method), message.id, message.params.get("uri"))
 
     def hint(self, method: str) -> CacheHint:
         """The gateway's own caching hints. The catalog may be cached for CATALOG_TTL_SECONDS while every
@@ -188,6 +190,7 @@ class ModernRequests:
         if held_entry.timer is not None:
             held_entry.timer.cancel()
         held_entry.emit_to = emit
+        held_entry.session.parked = False
         responses = params.get("inputResponses")
         responses = responses if isinstance(responses, dict) else {}
         for key in list(held_entry.asked):
@@ -208,11 +211,12 @@ class ModernRequests:
                     method = next((k for k, v in REQUIRED_CAPABILITY.items() if v == held.missing_capability), "")
                     return self._reject(request_id, modern.missing_capability(held.missing_capability, method))
                 if held.task.done():
-                    reply = held.task.result()
-                    held.session.input_sink = None
-                    return self._wrap_backend_state(reply, held.binding, "")
+                    self._abandon(held, "the call ended without them")  # requests it left unanswered, if any
+                    return self._wrap_backend_state(held.task.result(), held.binding, "")
                 if held.new:
-                    return self._input_required(held, request_id)
+                    await self._settle(held)  # a backend may send several requests at once: one round
+                    if not held.task.done():
+                        return self._input_required(held, request_id)
                 held.changed.clear()
                 waiter = asyncio.ensure_future(held.changed.wait())
                 waiting: set[asyncio.Future[Any]] = {held.task, waiter}
@@ -224,7 +228,18 @@ class ModernRequests:
             self._abandon(held, "the client closed the request's stream")
             raise
 
+    @staticmethod
+    async def _settle(held: Held) -> None:
+        """Until no new input request came for INPUT_SETTLE_S (or the call ended)."""
+        while not (held.task is not None and held.task.done()):
+            held.changed.clear()
+            try:
+                await asyncio.wait_for(held.changed.wait(), INPUT_SETTLE_S)
+            except TimeoutError:
+                return
+
     def _input_required(self, held: Held, request_id: jsonrpc.RequestId) -> Shaped:
+        held.session.parked = True
         held.asked.update(held.new)
         held.new.clear()
         held.emit_to = None
@@ -270,6 +285,7 @@ class ModernRequests:
         held.asked.clear()
         held.new.clear()
         held.session.input_sink = None
+        held.session.parked = False
         if held.task is not None and not held.task.done():
             self._cancel_at_backend(held.session, held.original_id, reason)
 

@@ -106,6 +106,8 @@ class ServerRequests:
         user), then the most recent one; that residual guess is logged.
         """
         contexts = self._backends.contexts_at(key)  # oldest first
+        # A call parked for its modern client's retry has its own request outstanding: not this one's source.
+        contexts = [c for c in contexts if not c.session.parked] or contexts
         principals = {c.session.principal for c in contexts}
         if len(principals) > 1:
             # Requests of several credentials are in flight: a guess could hand one tenant's request (and its

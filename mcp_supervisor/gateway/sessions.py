@@ -78,6 +78,9 @@ class ClientSession:
     # Modern requests only: where a backend's server→client request for this request goes (held for the
     # client's retry, see gateway/modern_requests.py), called as sink(gateway_id, message).
     input_sink: Callable[[str, dict[str, Any]], None] | None = None
+    # Modern requests only: its call waits for the client's retry (its backend waits for our answer), so a
+    # new server→client request from that backend is another call's.
+    parked: bool = False
     _drop_told: bool = False
 
     def __post_init__(self) -> None:

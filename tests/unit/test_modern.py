@@ -30,7 +30,8 @@ def request(method: str = "tools/list", meta: dict[str, object] | None = None) -
         (request(), "2026-07-28", False, True),
         (request(), None, False, True),  # stdio: the envelope alone
         (request(meta={}), None, False, False),
-        (request("initialize"), "2026-07-28", False, False),  # initialize always opens a session
+        (request("initialize"), None, False, False),  # initialize opens a session
+        (request("initialize"), "2026-07-28", False, True),  # ... except under a modern version: removed
         (request(meta={}), "2026-07-28", True, True),  # a modern header wins over a stale session id
         (request(), "2025-11-25", True, False),  # a session's request, whatever its _meta holds
         (request(), "2099-01-01", False, True),  # unsupported: modern, so that the ladder says -32022
