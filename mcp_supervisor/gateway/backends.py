@@ -71,6 +71,8 @@ class BackendLink:
     # Catalog kind (tools, resources, resource_templates, prompts) → items as the backend listed them.
     catalog: dict[str, list[dict[str, Any]]]
     name_prefix: str | None = None
+    # The protocol era its worker speaks to the backend ("legacy" or "modern", from WorkerReady).
+    era: str = "legacy"
 
     @property
     def tools(self) -> list[dict[str, Any]]:
@@ -441,6 +443,7 @@ class Backends:
             initialize_result=jsonrpc.decode_json(ready.initialize_result),
             catalog={kind: jsonrpc.decode_json(getattr(ready, kind)) for kind in CATALOG_KINDS},
             name_prefix=ready.name_prefix,
+            era=ready.era,
         )
         self.last_links[ready.key] = self.links[ready.key]
         self._notify_change()

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -123,7 +124,9 @@ class Worker:
             pump = asyncio.create_task(relay.pump())
             try:
                 entry = self.spec.server
+                began = time.perf_counter()
                 negotiated = await _race(pump, negotiate(relay, entry.type, entry.protocol, timeout))
+                negotiation_ms = (time.perf_counter() - began) * 1000
                 if relay.modern is not None:
                     # Listening before listing: a change between the two is not missed.
                     listener = relay.modern.listener
@@ -148,7 +151,7 @@ class Worker:
                 )
                 self._send_data(self._ready)
                 summary = ", ".join(f"{len(items)} {kind.replace('_', ' ')}" for kind, items in catalog.items())
-                summary += f"; {negotiated.era} era, {negotiated.protocol_version}"
+                summary += f"; {negotiated.era} era, {negotiated.protocol_version} (in {negotiation_ms:.1f} ms)"
                 await self._report("ready", summary, negotiated.era, negotiated.protocol_version)
                 log.info("Backend %s is ready: %s.", self.key, summary)
                 await self._serve(relay, pump)
