@@ -117,7 +117,9 @@ def run_suite(factory: Any, workdir: Path) -> SuiteRun:
         )
     config_dir, output_dir = workdir / "config", workdir / "results"
     output_dir.mkdir(parents=True)
-    entry = {"type": "stdio", "command": sys.executable, "args": [str(FIXTURE)], "namePrefix": ""}
+    # Handshake era: the fixture's tools ask the client with server->client requests and it announces resource
+    # updates on its session, neither of which the 2026-07-28 era has.
+    entry = {"type": "stdio", "command": sys.executable, "args": [str(FIXTURE)], "namePrefix": "", "protocol": "legacy"}
     write_config(config_dir, {"conformance": entry})
     running: RunningSupervisor = factory(config_dir)
     running.wait_linked({"conformance"})
