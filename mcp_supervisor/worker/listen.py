@@ -178,7 +178,13 @@ class Listener:
                     await self._close(current.id)
                 self._apply(version)
                 continue
-            if await self._replace(wanted):
+            try:
+                replaced = await self._replace(wanted)
+            except (OSError, ValueError) as exc:  # the connection refused the write: it is ending, or will be retried
+                log.warning("Could not open subscriptions/listen: %s", exc)
+                self._retry_later()
+                continue
+            if replaced:
                 self._apply(version)
 
     def _apply(self, version: int) -> None:

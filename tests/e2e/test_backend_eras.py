@@ -221,6 +221,14 @@ async def test_list_changes_and_resource_updates_reach_the_legacy_client(eras: E
 
         await async_wait_until(listening_without_it, 15, what="a listen stream without the URI")
 
+        def one_open() -> bool:
+            events = eras.received(key)
+            opened = {m["id"] for m in events if m.get("event") == "listen"}
+            return len(opened - {m["id"] for m in events if m.get("event") == "listen closed"}) == 1
+
+        # Each replaced stream was closed (HTTP: the worker's transport closed its response stream).
+        await async_wait_until(one_open, 15, what="exactly one listen stream open at the backend")
+
 
 async def test_a_listen_stream_the_backend_ends_is_opened_again(eras: Eras) -> None:
     def listens() -> int:

@@ -462,3 +462,83 @@ def test_messages_stay_msgspec_compatible() -> None:
     old = msgspec.msgpack.encode({"t": "ready", "key": "k", "generation": 1, "pid": 2})
     decoded = codec.decode_worker_to_gateway(old)
     assert isinstance(decoded, WorkerReady) and decoded.era == "legacy"
+
+
+def test_an_input_required_result_is_relayed_byte_for_byte() -> None:
+    """A modern backend's InputRequiredResult is an ordinary result for the worker (the gateway translates it)."""
+    result = (
+        b'{"resultType":"input_required","inputRequests":{"answer":{"method":"elicitation/create","params":'
+        b'{"mode":"form","message":"Name?","requestedSchema":{"type":"object"}}}},"requestState":"s.e.a.l"}'
+    )
+
+    def answer(method: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        return None if method == "tools/call" else modern_backend(method, params)
+
+    connection = Scripted(answer)
+    replies: list[Reply] = []
+    relay = BackendRelay(connection, replies.append, lambda kind: asyncio.sleep(0))
+
+    async def scenario() -> None:
+        pump = asyncio.create_task(relay.pump())
+        await negotiate(relay, "stdio", "auto", timeout=2)
+        await relay.forward(11, call({CAPS: {"elicitation": {}}}))
+        await connection.inbox.put(b'{"jsonrpc":"2.0","id":11,"result":' + result + b"}")
+        await until(lambda: replies, "the reply")
+        pump.cancel()
+
+    asyncio.run(scenario())
+    assert replies[0].rid == 11 and replies[0].result == result and not replies[0].error
+
+
+def test_streamable_http_stamps_the_modern_headers_and_drops_tools_with_invalid_x_mcp_header() -> None:
+    from mcp_types import jsonrpc_message_adapter
+
+    from mcp_supervisor.worker.sdk_connection import SdkConnection
+
+    connection = SdkConnection(None, None, modern_headers=True)
+    connection.negotiated("2026-07-28")
+    region = {"type": "string", "x-mcp-header": "Region"}
+    tools = [
+        {"name": "sql", "inputSchema": {"type": "object", "properties": {"region": region, "q": {"type": "string"}}}},
+        {
+            "name": "bad",
+            "inputSchema": {"type": "object", "properties": {"n": {"type": "number", "x-mcp-header": "N"}}},
+        },
+    ]
+    assert [tool["name"] for tool in connection.accept_tools(tools)] == ["sql"]
+
+    def headers(message: dict[str, Any]) -> dict[str, str]:
+        parsed = jsonrpc_message_adapter.validate_json(json.dumps(message))
+        stamped = connection._modern_metadata(parsed).headers
+        assert stamped is not None
+        return stamped
+
+    call_sql = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "sql", "arguments": {"region": "eu-west 1", "q": "x"}}}  # fmt: skip
+    assert headers(call_sql) == {
+        "mcp-protocol-version": "2026-07-28",
+        "mcp-method": "tools/call",
+        "mcp-name": "sql",
+        "Mcp-Param-Region": "eu-west 1",
+    }
+    read = {"jsonrpc": "2.0", "id": 2, "method": "resources/read", "params": {"uri": "file:///grüße"}}
+    assert headers(read)["mcp-name"] == "=?base64?ZmlsZTovLy9ncsO8w59l?="
+    cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}
+    assert headers(cancel) == {"mcp-protocol-version": "2026-07-28"}  # the transport's cue: a modern cancel
+    legacy = SdkConnection(None, None, modern_headers=True)
+    legacy.negotiated("2025-11-25")
+    assert legacy.accept_tools(tools) == tools  # handshake era: x-mcp-header means nothing
+
+
+def test_a_stdio_worker_imports_no_sdk() -> None:
+    """The SDK's modules cost ~1 s of CPU to import: a stdio backend's worker must not pay for them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import mcp_supervisor.worker.main, mcp_supervisor.worker.stdio_connection, "
+        "mcp_supervisor.worker.era, mcp_supervisor.worker.modern, mcp_supervisor.worker.listen; "
+        "print([m for m in sys.modules if m.split('.')[0] in ('mcp', 'mcp_types', 'pydantic', 'httpx2')])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
