@@ -232,6 +232,7 @@ class Supervisor:
         extra_tools: int = 0,
         server: Path = ECHO_SERVER,
         env: dict[str, str] | None = None,
+        entry: dict[str, Any] | None = None,
     ) -> None:
         self.procs = procs
         self.extra_env = env or {}
@@ -239,7 +240,7 @@ class Supervisor:
         self.config_dir.mkdir(parents=True)
         self.keys = ["echo"] if backends == 1 else [f"echo{index:02d}" for index in range(backends)]
         args = [str(server)] + (["--tools", str(extra_tools)] if extra_tools else [])
-        servers = {key: {"type": "stdio", "command": PYTHON, "args": args} for key in self.keys}
+        servers = {key: {"type": "stdio", "command": PYTHON, "args": args, **(entry or {})} for key in self.keys}
         (self.config_dir / "mcp_server.json").write_text(json.dumps({"mcpServers": servers}, indent=2))
         (self.config_dir / "tool_config.json").write_text(json.dumps({"tools": {}}))
         self.port = free_port()

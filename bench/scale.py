@@ -13,6 +13,11 @@ machine hits both alike; medians reported):
 - hot reload of one changed backend out of N: from the file's rename until that backend's next generation is
   RUNNING and linked, and whether every other backend kept its pid and generation.
 `--scale-max` (500 by default, 0 to skip) is measured once: start-up, USS and idle CPU.
+
+The era probe's cost (issue 13): PROBE_BACKENDS lean backends (handshake-era: they answer `server/discover`
+with -32601 at once) started with `"protocol": "auto"` (probe, then the handshake) and pinned `"legacy"` (the
+handshake only), alternating, `--scale-repeat` times: start-up until RUNNING, and each worker's own account
+of its negotiation (the `(in X ms)` of its ready line).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import statistics
 import time
@@ -38,6 +44,8 @@ TARGET_USS_PER_WORKER_MB = 5.0
 TARGET_LIST_P50_MS = 5.0
 TARGET_RELOAD_S = 0.5
 TARGET_IDLE_CPU_PERCENT = 2.0
+PROBE_BACKENDS = 20
+_NEGOTIATED = re.compile(rb"is ready: .*era, \S+ \(in ([0-9.]+) ms\)")
 
 
 def _handshake() -> bytes:
@@ -222,6 +230,45 @@ def _supervised(h: ModuleType, procs: Any, workdir: Path, name: str, count: int,
         supervisor.stop()
 
 
+def _probe_cost(h: ModuleType, procs: Any, workdir: Path, config: Any) -> dict[str, Any]:
+    runs: dict[str, list[dict[str, Any]]] = {"auto": [], "legacy": []}
+    for attempt in range(config.scale_repeat):
+        for protocol in ("auto", "legacy"):
+            h.log(f"scale: era probe cost, {PROBE_BACKENDS} lean backends, protocol {protocol} (run {attempt + 1})")
+            supervisor = h.Supervisor(
+                procs,
+                workdir,
+                f"probe-{protocol}-{attempt}",
+                backends=PROBE_BACKENDS,
+                server=h.LEAN_SERVER,
+                extra_tools=TOOLS_PER_BACKEND - 1,
+                entry={"protocol": protocol},
+            )
+            supervisor.start()
+            try:
+                seconds = supervisor.wait_running(max(60.0, PROBE_BACKENDS * 0.5))
+                negotiations = [float(m) for m in _NEGOTIATED.findall(supervisor.log_path.read_bytes())]
+            finally:
+                supervisor.stop()
+            runs[protocol].append(
+                {
+                    "seconds": seconds,
+                    "negotiation_ms_p50": statistics.median(negotiations) if negotiations else None,
+                    "negotiation_ms_max": max(negotiations) if negotiations else None,
+                    "workers": len(negotiations),
+                }
+            )
+    return {
+        "backends": PROBE_BACKENDS,
+        **{
+            f"{protocol}_{field}": _median(rows, field)
+            for protocol, rows in runs.items()
+            for field in ("seconds", "negotiation_ms_p50", "negotiation_ms_max")
+        },
+        "all_runs": runs,
+    }
+
+
 def _median(rows: list[dict[str, Any]], field: str) -> float | None:
     values = [row[field] for row in rows if row.get(field) is not None]
     return round(statistics.median(values), 3) if values else None
@@ -246,6 +293,7 @@ def run_scale(h: ModuleType, procs: Any, workdir: Path, config: Any, results: di
                 f"reload {row.get('reload', {}).get('seconds', '-')}"
             )
         section["rows"][str(count)] = _summarize(count, bare_runs, our_runs)
+    section["probe"] = _probe_cost(h, procs, workdir, config)
     if config.scale_max:
         count = config.scale_max
         h.log(f"scale: {count} bare lean backends (once)")
@@ -342,4 +390,14 @@ def report(results: dict[str, Any]) -> list[str]:
             f"{row['idle_cpu_percent']:>7.2f} {row['list_p50_ms'] or 0:>9.2f} {row['reload_seconds'] or 0:>9.3f}  "
             f"{','.join(row['start_methods'])}"
         )
+    probe = results["scale"].get("probe")
+    if probe:
+        lines += [
+            "",
+            f"Era probe (server/discover before the handshake), {probe['backends']} lean handshake-era backends: "
+            f"RUNNING in {probe['auto_seconds']:.2f} s with the probe, {probe['legacy_seconds']:.2f} s pinned legacy; "
+            f"a worker's negotiation p50 {probe['auto_negotiation_ms_p50']:.2f} ms vs "
+            f"{probe['legacy_negotiation_ms_p50']:.2f} ms (max {probe['auto_negotiation_ms_max']:.1f} vs "
+            f"{probe['legacy_negotiation_ms_max']:.1f} ms)",
+        ]
     return lines

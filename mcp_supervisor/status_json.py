@@ -46,6 +46,8 @@ def _entry(status: BackendStatus, now: float) -> dict[str, Any]:
         "refused_replies": status.refused_replies,
         "next_attempt_at": status.next_attempt_at,
         "start_method": status.start_method or None,
+        "era": status.era or None,
+        "protocol_version": status.protocol_version or None,
         "sandbox": _sandbox(status.sandbox) if status.sandbox is not None else None,
     }
 

@@ -16,7 +16,9 @@ import msgspec
 
 from mcp_supervisor.config.clients import CLIENTS_FILE, ClientsConfig, parse_clients
 from mcp_supervisor.config.models import (
+    BACKEND_PROTOCOLS,
     SERVER_FIELDS,
+    BackendProtocol,
     OAuthClient,
     ServerEntry,
     ServersConfig,
@@ -197,6 +199,7 @@ def parse_server_entry(key: str, entry: object, source: str) -> ServerEntry:
         sandbox=_sandbox(_or_empty(entry, "sandbox"), where),
         roots=_roots(entry.get("roots", []), where),
         oauth=_oauth(entry.get("oauth"), transport, where),
+        protocol=_protocol(entry.get("protocol"), transport, where),
         extra={name: value for name, value in entry.items() if name not in SERVER_FIELDS},
     )
 
@@ -281,6 +284,22 @@ def _oauth(value: object, transport: TransportType, where: str) -> OAuthClient |
         scopes=_string_list(scopes, where, "oauth.scopes"),
         resource=resource or None,
     )
+
+
+def _protocol(value: object, transport: TransportType, where: str) -> BackendProtocol:
+    if value is None:
+        return "auto"
+    for known in BACKEND_PROTOCOLS:
+        if value == known:
+            if known == "2026-07-28" and transport == "sse":
+                raise ConfigError(
+                    f'{where}: "protocol" cannot be "2026-07-28" for an sse server: the HTTP+SSE transport '
+                    'exists only in the handshake era (use "http" for a 2026-07-28 backend).'
+                )
+            return known
+    choices = ", ".join(f'"{name}"' for name in BACKEND_PROTOCOLS)
+    shown = repr(value) if isinstance(value, str) else _json_kind(value)
+    raise ConfigError(f'{where}: "protocol" must be one of {choices}, not {shown}.')
 
 
 def _name_prefix(entry: dict[str, Any], where: str) -> str | None:

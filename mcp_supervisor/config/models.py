@@ -14,6 +14,10 @@ import msgspec
 from mcp_supervisor.system.sandbox import SandboxPolicy
 
 TransportType = Literal["stdio", "sse", "http"]
+# Which protocol era the worker speaks to a backend: "auto" probes `server/discover` and falls back to the
+# `initialize` handshake (worker/era.py); "legacy" and "2026-07-28" pin one era and skip the probe.
+BackendProtocol = Literal["auto", "legacy", "2026-07-28"]
+BACKEND_PROTOCOLS: tuple[BackendProtocol, ...] = ("auto", "legacy", "2026-07-28")
 
 # Field names of a server entry exactly as they appear in mcp_server.json.
 SERVER_FIELDS: frozenset[str] = frozenset(
@@ -36,6 +40,7 @@ SERVER_FIELDS: frozenset[str] = frozenset(
         "sandbox",
         "roots",
         "oauth",
+        "protocol",
     }
 )
 
@@ -95,6 +100,8 @@ class ServerEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     roots: tuple[str, ...] = ()
     # sse/http: OAuth client credentials toward the backend (the token replaces `bearerToken`).
     oauth: OAuthClient | None = None
+    # The protocol era toward the backend (see BackendProtocol); SSE backends are handshake-era by definition.
+    protocol: BackendProtocol = "auto"
     # Fields this version does not know, kept verbatim so writers can round-trip them.
     extra: dict[str, object] = msgspec.field(default_factory=dict)
 

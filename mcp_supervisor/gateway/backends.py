@@ -71,6 +71,7 @@ class BackendLink:
     # Catalog kind (tools, resources, resource_templates, prompts) → items as the backend listed them.
     catalog: dict[str, list[dict[str, Any]]]
     name_prefix: str | None = None
+    # The protocol era its worker speaks to the backend ("legacy" or "modern", from WorkerReady).
     era: str = "legacy"
 
     @property
@@ -275,14 +276,6 @@ class Backends:
                 window_s,
                 ", ".join(starting),
             )
-
-    @property
-    def in_flux(self) -> bool:
-        """Whether the catalog is about to change: a backend starting, restarting or RUNNING but not yet linked."""
-        return any(
-            s.state in ("STARTING", "BACKOFF") or (s.state == "RUNNING" and k not in self.links)
-            for k, s in self.statuses.items()
-        )
 
     def _describe_down(self, key: str) -> str:
         status = self.statuses.get(key)

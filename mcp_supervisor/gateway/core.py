@@ -510,7 +510,9 @@ class GatewayCore:
         # filters per session (one client's "error" must not silence another's "debug").
         wanted = [s.log_level for s in self.sessions.all() if s.log_level in LOG_LEVELS]
         shared = {**params, "level": min(wanted, key=LOG_LEVELS.__getitem__)}
-        keys = [key for key, link in self.backends.links.items() if "logging" in link.capabilities]
+        # A modern backend's worker keeps the level for the backend's requests (their _meta logLevel): the
+        # SDK's servers log per request without declaring the (deprecated) capability.
+        keys = [k for k, link in self.backends.links.items() if "logging" in link.capabilities or link.era == "modern"]
         timeout = self.settings.request_timeout_s
         outcomes = await asyncio.gather(
             *(self.backends.call(key, "logging/setLevel", shared, timeout) for key in keys), return_exceptions=True

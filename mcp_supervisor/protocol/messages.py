@@ -33,7 +33,10 @@ class WorkerReady(_Envelope, tag="ready"):
     prompts: bytes = b"[]"
     # The server entry's `namePrefix`; None means the default `<key><SEP>`.
     name_prefix: str | None = None
-    # The MCP era the worker speaks to its backend: "legacy" (the initialize handshake) or "modern" (2026-07-28).
+    # The protocol era the worker speaks to its backend: "legacy" (the initialize handshake) or "modern"
+    # (2026-07-28: no handshake, the `_meta` envelope on every request). For a modern backend
+    # `initialize_result` is the equivalent built from its DiscoverResult (protocolVersion = the chosen
+    # modern version, capabilities, serverInfo, instructions).
     era: str = "legacy"
 
 
@@ -138,6 +141,10 @@ class BackendStatus(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     sandbox: SandboxReport | None = None
     # How the current generation's worker was started: "fork" (by the zygote) or "spawn" (exec'd).
     start_method: str = ""
+    # The current generation's protocol era toward its backend ("legacy" or "modern"; "" until ready) and
+    # the protocol version it speaks.
+    era: str = ""
+    protocol_version: str = ""
 
 
 class Subscribe(_Envelope, tag="subscribe"):
@@ -162,6 +169,9 @@ class WorkerStateReport(_Envelope, tag="wstate"):
     generation: int
     state: str
     detail: str = ""
+    # With `ready`: the backend's protocol era ("legacy" or "modern") and the version spoken.
+    era: str = ""
+    protocol_version: str = ""
 
 
 class WorkerHeartbeat(_Envelope, tag="whb"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 # Reachable through the initialize handshake, newest first.
 HANDSHAKE_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
-# The stateless era (no handshake: a per-request `_meta` envelope), newest first.
+# The stateless era (2026-07-28 on): no handshake, the `_meta` envelope on every request; newest first.
 MODERN_VERSIONS = ("2026-07-28",)
 # Every released version, for validating the MCP-Protocol-Version header.
 KNOWN_PROTOCOL_VERSIONS = (*HANDSHAKE_VERSIONS, *MODERN_VERSIONS)

@@ -327,6 +327,7 @@ class Supervisor:
         slot.next_attempt_at = None
         slot.generation += 1
         slot.commanded_stop = False
+        slot.era = slot.protocol_version = ""  # the new generation's worker probes its backend afresh
         slot.settled.clear()
         env = self._child_env()
         runtime_dir = str(self.endpoints.runtime_dir)
@@ -651,6 +652,7 @@ class Supervisor:
         if report.state == "ready" and slot.state == STARTING:
             slot.state = RUNNING
             slot.last_error = None
+            slot.era, slot.protocol_version = report.era, report.protocol_version
             slot.settled.set()
             log.info("worker[%s] is RUNNING (%s).", slot.key, report.detail)
             self._publish("ready", slot)

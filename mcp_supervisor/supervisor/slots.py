@@ -66,6 +66,9 @@ class Slot:
     heartbeat_seen: bool = False
     in_flight: int = 0
     refused_replies: int = 0
+    # The current generation's protocol era toward its backend and the version spoken (its ready report).
+    era: str = ""
+    protocol_version: str = ""
     resources: ResourceSample = field(default_factory=ResourceSample)
     # The current generation's sandbox (stdio backends), and the cgroup its backend runs in.
     sandbox: SandboxReport | None = None
@@ -104,4 +107,6 @@ class Slot:
             next_attempt_at=self.next_attempt_at if self.state in ("BACKOFF", "FATAL") else None,
             sandbox=self.sandbox,
             start_method=child.method if child else "",
+            era=self.era,
+            protocol_version=self.protocol_version,
         )

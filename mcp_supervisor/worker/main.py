@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,6 +50,7 @@ from mcp_supervisor.system.process_tree import (
     set_title,
 )
 from mcp_supervisor.worker.backend import open_backend
+from mcp_supervisor.worker.era import negotiate
 from mcp_supervisor.worker.relay import BackendClosed, BackendRelay
 
 log = logging.getLogger("mcp_supervisor.worker")
@@ -83,8 +85,15 @@ class Worker:
     def _send_data(self, message: msgspec.Struct) -> None:
         self._data.send([codec.encode(message)])
 
-    async def _report(self, state: str, detail: str = "") -> None:
-        report = WorkerStateReport(key=self.key, generation=self.spec.generation, state=state, detail=detail)
+    async def _report(self, state: str, detail: str = "", era: str = "", protocol_version: str = "") -> None:
+        report = WorkerStateReport(
+            key=self.key,
+            generation=self.spec.generation,
+            state=state,
+            detail=detail,
+            era=era,
+            protocol_version=protocol_version,
+        )
         await self._control.send(codec.encode(report))
 
     async def run(self) -> int:
@@ -114,19 +123,36 @@ class Worker:
             self._relay = relay
             pump = asyncio.create_task(relay.pump())
             try:
-                init = await _race(pump, relay.initialize(timeout))
+                entry = self.spec.server
+                began = time.perf_counter()
+                negotiated = await _race(pump, negotiate(relay, entry.type, entry.protocol, timeout))
+                negotiation_ms = (time.perf_counter() - began) * 1000
+                if relay.modern is not None:
+                    # Listening before listing: a change between the two is not missed.
+                    listener = relay.modern.listener
+                    listener.start()
+                    if not await _race(pump, listener.settled(1, timeout)):
+                        log.warning(
+                            "No subscriptions/listen stream to the backend yet; trying again in the background."
+                        )
                 catalog = {kind: await _race(pump, relay.list_all(kind, timeout)) for kind in CATALOG_KINDS}
+                encoded = {kind: msgspec.json.encode(items) for kind, items in catalog.items()}
                 self._ready = WorkerReady(
                     key=self.key,
                     generation=self.spec.generation,
                     pid=os.getpid(),
-                    initialize_result=msgspec.json.encode(init),
+                    initialize_result=msgspec.json.encode(negotiated.initialize_result),
                     name_prefix=self.spec.server.namePrefix,
-                    **{kind: msgspec.json.encode(items) for kind, items in catalog.items()},  # type: ignore[arg-type]
+                    tools=encoded["tools"],
+                    resources=encoded["resources"],
+                    resource_templates=encoded["resource_templates"],
+                    prompts=encoded["prompts"],
+                    era=negotiated.era,
                 )
                 self._send_data(self._ready)
                 summary = ", ".join(f"{len(items)} {kind.replace('_', ' ')}" for kind, items in catalog.items())
-                await self._report("ready", summary)
+                summary += f"; {negotiated.era} era, {negotiated.protocol_version} (in {negotiation_ms:.1f} ms)"
+                await self._report("ready", summary, negotiated.era, negotiated.protocol_version)
                 log.info("Backend %s is ready: %s.", self.key, summary)
                 await self._serve(relay, pump)
             finally:

@@ -5,6 +5,11 @@ from many client sessions never collide on the shared backend connection, and th
 gateway's bytes verbatim. The worker's own requests (initialize, tools/list) use string ids `mcps-<n>`, a
 disjoint space. Of a backend message only the envelope is decoded: `result`/`error` stay raw JSON
 (`msgspec.Raw`) and travel to the gateway as they came.
+
+Eras (worker/era.py decides, at connect): toward a handshake-era backend the only change to the gateway's
+bytes is that the 2026-07-28 `_meta` envelope keys are stripped (one bytes scan; decoded only when present).
+Toward a modern backend, worker/modern.py completes the envelope, answers what the era removed, and keeps the
+`subscriptions/listen` stream that brings change notifications.
 """
 
 from __future__ import annotations
@@ -19,11 +24,11 @@ from typing import Any
 
 import msgspec
 
-from mcp_supervisor import __version__
 from mcp_supervisor.errors import BackendError
 from mcp_supervisor.protocol.messages import Reply
-from mcp_supervisor.protocol.versions import HANDSHAKE_VERSIONS
+from mcp_supervisor.worker import envelope
 from mcp_supervisor.worker.connection import BackendConnection
+from mcp_supervisor.worker.modern import ModernHop
 from mcp_supervisor.worker.own_requests import no_caller_error, roots_result
 
 log = logging.getLogger("mcp_supervisor.worker")
@@ -33,6 +38,7 @@ INTERNAL_ERROR = -32603
 # Where an unreadable line would have kept its request id, were it JSON: enough to answer that request.
 _ID = re.compile(rb'"id"\s*:\s*(-?[0-9]{1,18})\b')
 _OWN_ID_PREFIX = "mcps-"
+_SUBSCRIPTION_TAG = envelope.SUBSCRIPTION_ID.encode()
 
 
 class Envelope(msgspec.Struct):
@@ -117,7 +123,7 @@ class BackendRelay:
         name: str = "backend",
         roots: tuple[str, ...] = (),
     ) -> None:
-        self._name = name
+        self.name = name
         self._send_message = send_message
         # The server entry's `roots`: when set, the backend's roots/list is always answered with them.
         self.roots = roots
@@ -126,7 +132,10 @@ class BackendRelay:
         self._on_list_changed = on_list_changed
         self.capabilities: dict[str, Any] = {}
         self._own_ids = itertools.count(1)
-        self._own_pending: dict[str, asyncio.Future[Envelope]] = {}
+        # The worker's own requests by id → their reply's decoded (result, error).
+        self._own_pending: dict[str, asyncio.Future[tuple[Any, Any]]] = {}
+        # Set once the backend turned out to speak 2026-07-28 (worker/era.py).
+        self.modern: ModernHop | None = None
         self._background: set[asyncio.Task[None]] = set()
         # Gateway requests sent to the backend and not answered yet: what a draining worker waits for.
         self.in_flight: set[int] = set()
@@ -137,8 +146,24 @@ class BackendRelay:
 
     # ------------------------------------------------------------------ outgoing
 
+    def speak_modern(self, protocol_version: str, capabilities: dict[str, Any], timeout: float = 10.0) -> None:
+        """From now on the backend is spoken to in the 2026-07-28 era (see worker/modern.py)."""
+        self.capabilities = capabilities if isinstance(capabilities, dict) else {}
+        self.connection.negotiated(protocol_version)
+        self.modern = ModernHop(
+            protocol_version, self.capabilities, self._send_reply, self.open_stream, self.close_stream, timeout
+        )
+
     async def forward(self, rid: int, body: bytes) -> None:
-        """Relay a gateway-built JSON-RPC request (already carrying its rid) to the backend, verbatim."""
+        """Relay a gateway-built JSON-RPC request (already carrying its rid) to the backend: verbatim but for
+        the era's envelope (stripped toward a legacy backend, completed toward a modern one)."""
+        if self.modern is not None:
+            prepared = self.modern.outgoing(rid, body)
+            if prepared is None:
+                return  # answered here
+            body = prepared
+        elif envelope.PREFIX in body:
+            body = envelope.strip(body)
         self.in_flight.add(rid)
         self.idle.clear()
         try:
@@ -152,61 +177,67 @@ class BackendRelay:
         if not self.in_flight:
             self.idle.set()
 
-    async def request(self, method: str, params: dict[str, Any] | None, timeout: float) -> Any:
+    async def open_stream(self, method: str, params: dict[str, Any] | None) -> tuple[str, asyncio.Future[Any]]:
+        """Send one of our own requests; return its id and the future of its reply's (result, error)."""
         request_id = f"{_OWN_ID_PREFIX}{next(self._own_ids)}"
-        future: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[tuple[Any, Any]] = asyncio.get_running_loop().create_future()
         self._own_pending[request_id] = future
+        if self.modern is not None and method != "server/discover":
+            params = self.modern.own_params(params)
         message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
         if params is not None:
             message["params"] = params
         try:
             await self.connection.send(_encode(message))
-            reply = await asyncio.wait_for(future, timeout)
+        except BaseException:
+            self._own_pending.pop(request_id, None)
+            raise
+        return request_id, future
+
+    async def close_stream(self, request_id: str) -> None:
+        """Give up one of our own requests (a listen stream): cancelled toward the backend, its reply unwanted."""
+        future = self._own_pending.pop(request_id, None)
+        if future is not None:
+            future.cancel()
+        notice = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": request_id}}
+        with contextlib.suppress(OSError, ValueError):
+            await self.connection.send(_encode(notice))
+
+    async def exchange(self, method: str, params: dict[str, Any] | None, timeout: float) -> tuple[Any, Any]:
+        """One of our own requests: its reply's decoded (result, error); BackendError when none came in time."""
+        request_id, future = await self.open_stream(method, params)
+        try:
+            reply: tuple[Any, Any] = await asyncio.wait_for(future, timeout)
+            return reply
         except TimeoutError:
             raise BackendError(f"The backend did not answer {method} within {timeout:g} s.") from None
         finally:
             self._own_pending.pop(request_id, None)
-        if len(reply.error):
-            error = _decode(reply.error)
-            kind = BackendMethodMissing if error.get("code") == METHOD_NOT_FOUND else BackendError
-            raise kind(f"The backend answered {method} with error {error.get('code')}: {error.get('message')}")
-        return _decode(reply.result)
+
+    async def request(self, method: str, params: dict[str, Any] | None, timeout: float) -> Any:
+        result, error = await self.exchange(method, params, timeout)
+        if error is not None:
+            code = error.get("code") if isinstance(error, dict) else None
+            message = error.get("message") if isinstance(error, dict) else error
+            kind = BackendMethodMissing if code == METHOD_NOT_FOUND else BackendError
+            raise kind(f"The backend answered {method} with error {code}: {message}")
+        return result
 
     async def notify(self, method: str) -> None:
         await self.connection.send(_encode({"jsonrpc": "2.0", "method": method}))
 
     async def send_raw(self, body: bytes) -> None:
         """A gateway-built notification, verbatim; a cancellation also settles its request (no reply will come)."""
+        if self.modern is not None:
+            prepared = self.modern.notification(body)
+            if prepared is None:
+                return
+            body = prepared
         await self.connection.send(body)
         with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
             cancelled = _decode_cancellation(body)
             if cancelled.method == "notifications/cancelled" and isinstance(cancelled.params.requestId, int):
                 self._settled(cancelled.params.requestId)
-
-    async def initialize(self, timeout: float) -> dict[str, Any]:
-        """The handshake, once per connection."""
-        result = await self.request(
-            "initialize",
-            {
-                "protocolVersion": HANDSHAKE_VERSIONS[0],
-                # What the gateway can relay to its clients; a client without it gets the backend an error.
-                "capabilities": {
-                    "sampling": {},
-                    "elicitation": {"form": {}, "url": {}},
-                    "roots": {"listChanged": True},
-                },
-                "clientInfo": {"name": "mcp-supervisor", "version": __version__},
-            },
-            timeout,
-        )
-        version = result.get("protocolVersion") if isinstance(result, dict) else None
-        if version not in HANDSHAKE_VERSIONS:
-            raise BackendError(f"The backend chose protocol version {version!r}, which this worker does not speak.")
-        self.connection.negotiated(str(version))
-        capabilities = result.get("capabilities")
-        self.capabilities = capabilities if isinstance(capabilities, dict) else {}
-        await self.notify("notifications/initialized")
-        return dict(result)
 
     async def list_all(self, kind: str, timeout: float) -> list[Any]:
         """Every page of one catalog kind, concatenated; [] when the backend does not offer it."""
@@ -223,7 +254,7 @@ class BackendRelay:
             items.extend(result.get(field) or [])
             cursor = result.get("nextCursor")
             if not cursor:
-                return items
+                return self.connection.accept_tools(items) if kind == "tools" else items
         raise BackendError(f"The backend's {method} pagination did not end after 10000 pages.")
 
     async def _answer(self, request_id: int | str, result: Any = None, error: Any = None) -> None:
@@ -237,7 +268,7 @@ class BackendRelay:
     # ------------------------------------------------------------------ incoming
 
     def _invalid_reply(self, problem: str) -> bytes:
-        message = f'Backend "{self._name}" sent an invalid reply: {problem}.'
+        message = f'Backend "{self.name}" sent an invalid reply: {problem}.'
         return _encode({"code": INTERNAL_ERROR, "message": message})
 
     def _unreadable(self, raw: bytes, exc: Exception) -> None:
@@ -257,12 +288,17 @@ class BackendRelay:
         """Read backend messages until the connection ends; then raise BackendClosed."""
         async for raw in self.connection.messages():
             try:
-                envelope = _decode_envelope(raw)
+                head = _decode_envelope(raw)
                 raw.decode()  # invalid UTF-8 would reach clients as it came (msgspec does not check Raw parts)
             except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError) as exc:
                 self._unreadable(raw, exc)
                 continue
-            await self._dispatch(envelope, raw)
+            if self.modern is not None and head.id is None and head.method and _SUBSCRIPTION_TAG in raw:
+                untagged = self.modern.incoming(head.method, raw)  # a listen stream's frame
+                if untagged is None:
+                    continue
+                raw = untagged
+            await self._dispatch(head, raw)
         raise BackendClosed("The backend closed the connection.")
 
     async def _dispatch(self, message: Envelope, raw: bytes) -> None:
@@ -289,9 +325,14 @@ class BackendRelay:
                 else:
                     self._send_reply(Reply(rid=rid, result=bytes(message.result)))
             case Envelope(method=None, id=str() as own_id):
-                future = self._own_pending.get(own_id)
+                future = self._own_pending.pop(own_id, None)
                 if future is not None and not future.done():
-                    future.set_result(message)
+                    problem = _reply_problem(message)
+                    if problem:
+                        future.set_result((None, {"code": INTERNAL_ERROR, "message": f"invalid reply: {problem}"}))
+                    else:
+                        result = _decode(message.result) if len(message.result) else None
+                        future.set_result((result, _decode(message.error) if len(message.error) else None))
             case Envelope(method="ping", id=request_id) if request_id is not None:
                 await self.connection.send(_encode({"jsonrpc": "2.0", "id": request_id, "result": {}}))
             case Envelope(method="roots/list", id=request_id) if request_id is not None and (

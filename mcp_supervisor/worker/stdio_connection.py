@@ -16,6 +16,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from mcp_supervisor.protocol.spawn import Launch
 
@@ -80,7 +81,10 @@ class StdioConnection:
                     return
 
     def negotiated(self, protocol_version: str) -> None:
-        pass
+        pass  # newline-delimited JSON in both eras: nothing of the version shows outside the messages
+
+    def accept_tools(self, tools: list[Any]) -> list[Any]:
+        return tools  # stdio may ignore x-mcp-header annotations
 
     async def close(self) -> None:
         with contextlib.suppress(OSError, RuntimeError):

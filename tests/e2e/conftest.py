@@ -200,7 +200,15 @@ def conformance_gateway(tmp_path: Path, supervisor_factory: Any) -> RunningSuper
     """The gateway in front of the conformance fixture backend, unprefixed: a backend with subscriptions,
     logging levels and progress, for tests of state a shared backend holds for many sessions."""
     config_dir = tmp_path / "config"
-    entry = {"type": "stdio", "command": sys.executable, "args": [str(CONFORMANCE_SERVER)], "namePrefix": ""}
+    # Handshake era: its tools ask the client with server->client requests and it announces resource updates on
+    # its session, neither of which the 2026-07-28 era has.
+    entry = {
+        "type": "stdio",
+        "command": sys.executable,
+        "args": [str(CONFORMANCE_SERVER)],
+        "namePrefix": "",
+        "protocol": "legacy",
+    }
     write_config(config_dir, {"conformance": entry})
     sup: RunningSupervisor = supervisor_factory(config_dir)
     sup.wait_linked({"conformance"})

@@ -112,7 +112,7 @@ STATUS_FIELDS = {"schema", "config_dir", "config_error", "worker_spawn", "gatewa
 ENTRY_FIELDS = {
     "key", "type", "state", "generation", "pid", "started_at", "uptime_seconds", "restarts", "last_exit",
     "last_error", "last_stderr", "rss_bytes", "cpu_percent", "fds", "processes", "in_flight", "refused_replies",
-    "next_attempt_at", "start_method", "sandbox",
+    "next_attempt_at", "start_method", "era", "protocol_version", "sandbox",
 }  # fmt: skip
 SANDBOX_FIELDS = {"mode", "method", "enforced", "not_enforced"}
 
@@ -130,6 +130,9 @@ def test_status_json_has_the_documented_schema_with_every_field(running: Running
         assert set(entry) == ENTRY_FIELDS, entry
         assert entry["state"] == "RUNNING" and entry["restarts"] == 0 and entry["refused_replies"] == 0, entry
         assert entry["sandbox"] is None or set(entry["sandbox"]) == SANDBOX_FIELDS, entry
+        # The SDK fixture backend serves both eras: its worker speaks 2026-07-28 to it.
+        assert (entry["era"], entry["protocol_version"]) == ("modern", "2026-07-28"), entry
+    assert (document["gateway"]["era"], document["gateway"]["protocol_version"]) == (None, None), document
 
 
 def test_logs_from_another_directory_says_no_supervisor_runs_for_it(running: RunningSupervisor, tmp_path: Path) -> None:

@@ -22,7 +22,8 @@ pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 @pytest.fixture
 def catalog(tmp_path: Path, supervisor_factory: Any) -> RunningSupervisor:
     config_dir = tmp_path / "config"
-    write_config(config_dir, {"cat": catalog_entry("cat")})
+    # Its tools ask the client with server->client requests, which the 2026-07-28 era does not have.
+    write_config(config_dir, {"cat": catalog_entry("cat", protocol="legacy")})
     sup: RunningSupervisor = supervisor_factory(config_dir)
     sup.wait_linked({"cat"})
     return sup

@@ -77,7 +77,8 @@ def text(result: Any) -> str:
 @pytest.fixture
 def shared(tmp_path: Path, supervisor_factory: Any) -> RunningSupervisor:
     config_dir = tmp_path / "config"
-    write_config(config_dir, {"flood": flood_entry(), "cat": catalog_entry("cat")})
+    # "cat" asks the client with server->client requests, which the 2026-07-28 era does not have.
+    write_config(config_dir, {"flood": flood_entry(), "cat": catalog_entry("cat", protocol="legacy")})
     sup: RunningSupervisor = supervisor_factory(config_dir, {**AUTH, "SERVER_REQUEST_TIMEOUT_SECONDS": "2"})
     sup.wait_linked({"flood", "cat"})
     return sup

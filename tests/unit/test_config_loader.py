@@ -534,3 +534,32 @@ def test_roots_are_kept_as_file_uris_and_relative_paths_are_refused() -> None:
     assert "roots" not in entry.extra
     with pytest.raises(ConfigError, match=r'server "srv": "roots" entries must be absolute paths'):
         _one({"command": "x", "roots": ["relative/dir"]})
+
+
+def test_protocol_defaults_to_auto_and_accepts_each_pin() -> None:
+    assert _one({"command": "x"}).protocol == "auto"
+    for pin in ("auto", "legacy", "2026-07-28"):
+        entry = _one({"command": "x", "protocol": pin})
+        assert entry.protocol == pin and "protocol" not in entry.extra
+    assert _one({"type": "sse", "url": "http://h/sse", "protocol": "legacy"}).protocol == "legacy"
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("2025-11-25", "not '2025-11-25'"),
+        ("modern", "not 'modern'"),
+        (True, "not a boolean"),
+        (["legacy"], "not an array"),
+    ],
+)
+def test_protocol_other_values_are_refused_with_the_choices(value: object, fragment: str) -> None:
+    expected = r'server "srv": "protocol" must be one of "auto", "legacy", "2026-07-28"'
+    with pytest.raises(ConfigError, match=expected) as refused:
+        _one({"command": "x", "protocol": value})
+    assert fragment in str(refused.value)
+
+
+def test_protocol_2026_is_refused_for_an_sse_server() -> None:
+    with pytest.raises(ConfigError, match="HTTP\\+SSE transport exists only in the handshake era"):
+        _one({"type": "sse", "url": "http://h/sse", "protocol": "2026-07-28"})
