@@ -277,6 +277,14 @@ class Backends:
                 ", ".join(starting),
             )
 
+    @property
+    def in_flux(self) -> bool:
+        """Whether the catalog is about to change: a backend starting, restarting or RUNNING but not yet linked."""
+        return any(
+            s.state in ("STARTING", "BACKOFF") or (s.state == "RUNNING" and k not in self.links)
+            for k, s in self.statuses.items()
+        )
+
     def _describe_down(self, key: str) -> str:
         status = self.statuses.get(key)
         if status is None:
