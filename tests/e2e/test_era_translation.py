@@ -9,6 +9,7 @@ new ground (the SDK's own servers fail a legacy-style request in modern mode).
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,10 @@ import anyio
 import httpx2
 import pytest
 from mcp import Client, MCPError
+from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CreateMessageResult, ElicitResult, TextContent
 
-from tests.e2e.conftest import RunningSupervisor, write_config
+from tests.e2e.conftest import ROOT, RunningSupervisor, write_config
 from tests.e2e.test_modern_clients import ENVELOPE, MODERN, post, routing
 from tests.e2e.test_server_everything import ELICIT, ELICITED, SAMPLE, require_everything, tapped_backend, wire
 from tests.helpers import async_wait_until, wait_until
@@ -166,3 +168,87 @@ async def test_a_held_request_expires_and_the_backend_is_told(tmp_path: Path, su
         late = call(2, held["requestState"], {input_key: ANSWER})
         response = await post(http, sup.url, late, **routing("tools/call", TOOL), **{"x-api-key": "ann-key"})
         assert response.json()["error"]["code"] == -32602
+
+
+# ---------------------------------------------------------------------------- modern backend
+
+MODERN_ONLY = str(ROOT / "tests" / "fixtures" / "modern_only_server.py")
+
+
+def modern_gateway(tmp_path: Path, supervisor_factory: Any, **env: str) -> RunningSupervisor:
+    config_dir = tmp_path / "config"
+    write_config(config_dir, {"m": {"type": "stdio", "command": sys.executable, "args": [MODERN_ONLY]}})
+    sup: RunningSupervisor = supervisor_factory(config_dir, env)
+    sup.wait_linked({"m"})
+    return sup
+
+
+async def test_a_legacy_client_answers_a_modern_backends_input_requests(
+    tmp_path: Path, supervisor_factory: Any
+) -> None:
+    """The backend returns an InputRequiredResult; the handshake-era client gets real requests on its call's
+    stream, and the call's result once the gateway retried with the answers."""
+    sup = modern_gateway(tmp_path, supervisor_factory)
+    asked: list[str] = []
+
+    async def sampling(context: Any, params: Any) -> CreateMessageResult:
+        asked.append(f"sampling:{params.messages[0].content.text}")
+        return CreateMessageResult(role="assistant", content=TextContent(type="text", text="forty-two"), model="m")
+
+    async def elicitation(context: Any, params: Any) -> ElicitResult:
+        asked.append(f"elicitation:{params.message}")
+        return ElicitResult(action="accept", content={"name": "Ada"})
+
+    with anyio.fail_after(60):
+        async with Client(sup.url, mode="legacy", sampling_callback=sampling, elicitation_callback=elicitation) as c:
+            assert c.protocol_version == "2025-11-25"
+            llm = await c.call_tool("m--ask_llm", {"prompt": "meaning?"})
+            assert llm.content[0].text == "The model said: forty-two"  # type: ignore[union-attr]
+            user = await c.call_tool("m--ask_user", {"question": "Who are you?"})
+            assert user.content[0].text == "Hello, Ada!"  # type: ignore[union-attr]
+        # Without the capability: the backend itself refuses (-32021), told by the envelope the gateway added.
+        async with Client(sup.url, mode="legacy") as unable:
+            with pytest.raises(MCPError) as refused:
+                await unable.call_tool("m--ask_llm", {"prompt": "x"})
+            assert refused.value.error.code == -32021
+    assert asked == ["sampling:meaning?", "elicitation:Who are you?"]
+
+
+async def test_a_modern_backends_request_state_is_wrapped_and_bound_to_the_principal(
+    tmp_path: Path, supervisor_factory: Any
+) -> None:
+    """Modern client, modern backend: the InputRequiredResult passes through, its requestState sealed by the
+    gateway (the backend sees every client as one); another principal cannot use it; the owner's retry works."""
+    sup = modern_gateway(tmp_path, supervisor_factory, ALLOWED_KEYS="ann-key,bob-key")
+    tool = "m--ask_user"
+    meta = {**ENVELOPE, "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}}}
+
+    def ask(request_id: int, **extra: Any) -> dict[str, Any]:
+        params = {"name": tool, "arguments": {"question": "Name?"}, "_meta": meta, **extra}
+        return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+
+    headers = routing("tools/call", tool)
+    async with httpx2.AsyncClient(timeout=30) as http:
+        first = (await post(http, sup.url, ask(1), **headers, **{"x-api-key": "ann-key"})).json()["result"]
+        assert first["resultType"] == "input_required" and list(first["inputRequests"]) == ["answer"]
+        state = first["requestState"]
+        assert state.startswith("mcps1.")  # the gateway's seal around the backend's own state
+        answer = {"answer": {"action": "accept", "content": {"name": "Ann"}}}
+        stolen = await post(
+            http, sup.url, ask(2, requestState=state, inputResponses=answer), **headers, **{"x-api-key": "bob-key"}
+        )
+        assert stolen.json()["error"]["code"] == -32602
+        done = await post(
+            http, sup.url, ask(3, requestState=state, inputResponses=answer), **headers, **{"x-api-key": "ann-key"}
+        )
+        assert done.json()["result"]["content"][0]["text"] == "Hello, Ann!"
+
+    # The SDK client drives the same rounds by itself.
+    async def elicitation(context: Any, params: Any) -> ElicitResult:
+        return ElicitResult(action="accept", content={"name": "Sdk"})
+
+    async with httpx2.AsyncClient(headers={"x-api-key": "ann-key"}, timeout=30) as http:
+        transport = streamable_http_client(sup.url, http_client=http)
+        async with Client(transport, mode=MODERN, elicitation_callback=elicitation) as client:
+            result = await client.call_tool(tool, {"question": "Name?"})
+            assert result.content[0].text == "Hello, Sdk!"  # type: ignore[union-attr]
