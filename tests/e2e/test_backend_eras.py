@@ -162,8 +162,9 @@ async def test_each_worker_reports_its_backends_era_and_a_legacy_client_reaches_
         received = [m for m in eras.received("modern") if m.get("method") == "tools/call"]
         meta = received[-1]["meta"]
         assert meta["io.modelcontextprotocol/protocolVersion"] == "2026-07-28"
+        # The gateway describes the handshake-era session's own client (the SDK's default name, no capability).
         assert meta["io.modelcontextprotocol/clientCapabilities"] == {}
-        assert meta["io.modelcontextprotocol/clientInfo"]["name"] == "mcp-supervisor"
+        assert meta["io.modelcontextprotocol/clientInfo"]["name"] == "mcp"
         methods = [m.get("method") for m in eras.received("modern") if "method" in m]
         assert "initialize" not in methods and "ping" not in methods and methods[0] == "server/discover", methods
         assert {"tools/list", "resources/list", "prompts/list", "subscriptions/listen"} <= set(methods), methods
