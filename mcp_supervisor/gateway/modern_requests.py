@@ -164,6 +164,7 @@ class ModernRequests:
             held = Held(binding, session, message.id, emit_to=emit)
             session.input_sink = held.on_input
             held.task = asyncio.ensure_future(self.core.handle_request(session, message, held.emit))
+            held.task.add_done_callback(lambda _: held.changed.set())
             return await self._progress(held, message.id)
         try:
             kind, value, backend = self.sealer.unseal(state, binding)
@@ -218,12 +219,7 @@ class ModernRequests:
                     if not held.task.done():
                         return self._input_required(held, request_id)
                 held.changed.clear()
-                waiter = asyncio.ensure_future(held.changed.wait())
-                waiting: set[asyncio.Future[Any]] = {held.task, waiter}
-                try:
-                    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    waiter.cancel()
+                await held.changed.wait()  # set by a new input request, or by the call's end
         except asyncio.CancelledError:
             self._abandon(held, "the client closed the request's stream")
             raise

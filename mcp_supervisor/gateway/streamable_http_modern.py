@@ -30,6 +30,7 @@ from mcp_supervisor.gateway.sessions import ClientSession
 log = logging.getLogger("mcp_supervisor.gateway")
 
 KEEPALIVE_S = 15.0
+WATCH_AFTER_S = 0.05
 # Notifications buffered for one slow listen stream before the oldest are dropped.
 LISTEN_BACKLOG = 1000
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -103,12 +104,17 @@ class ModernHttp:
                 upgraded.set_result(None)
 
         work = asyncio.ensure_future(self.core.modern.handle(session, message, emit))
-        gone = asyncio.ensure_future(_disconnected(request))
-        try:
-            await asyncio.wait({work, upgraded, gone}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            gone.cancel()  # StreamingResponse listens for the disconnect itself from here on
-        if gone.done() and not work.done():
+        # Most replies come within milliseconds: only a request still running after that gets a watcher for
+        # the client going away (which cancels it), so the common case costs one task less.
+        await asyncio.wait({work, upgraded}, timeout=WATCH_AFTER_S, return_when=asyncio.FIRST_COMPLETED)
+        gone: asyncio.Future[None] | None = None
+        if not (work.done() or upgraded.done()):
+            gone = asyncio.ensure_future(_disconnected(request))
+            try:
+                await asyncio.wait({work, upgraded, gone}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                gone.cancel()  # StreamingResponse listens for the disconnect itself from here on
+        if gone is not None and gone.done() and not gone.cancelled() and not work.done():
             work.cancel()
             return Response(status_code=499)  # nobody reads it
         if work.done() and not early:
