@@ -5,7 +5,7 @@
  * fields the form does not show (e.g. "prompts") survive.
  */
 
-import { $, clear, el, setText, showError } from "./dom.js";
+import { $, clear, el, setText, showError, showingErrors } from "./dom.js";
 import { isObject } from "./entry.js";
 
 // [input id suffix, path in the entry, kind]
@@ -159,21 +159,15 @@ function writeJson(entry) {
 }
 
 function syncJsonFromForm() {
-  try {
+  showingErrors($("client-form-error"), function () {
     writeJson(apply(readJson()));
-    showError($("client-form-error"), "");
-  } catch (err) {
-    showError($("client-form-error"), err.message);
-  }
+  });
 }
 
 function syncFormFromJson() {
-  try {
+  showingErrors($("client-form-error"), function () {
     fill(readJson());
-    showError($("client-form-error"), "");
-  } catch (err) {
-    showError($("client-form-error"), err.message);
-  }
+  });
 }
 
 function showMatchGroup() {

@@ -65,3 +65,13 @@ export function byTestId(root, testid) {
 export function rowByKey(root, key) {
   return root.querySelector('tr[data-key="' + cssEscape(key) + '"]');
 }
+
+/* Runs `action`, then shows its error in `box`, or clears the box when it succeeded. */
+export function showingErrors(box, action) {
+  try {
+    action();
+    showError(box, "");
+  } catch (err) {
+    showError(box, err.message);
+  }
+}

@@ -6,7 +6,7 @@
  */
 
 import { BASE, api, path } from "./api.js";
-import { $, setText, showError } from "./dom.js";
+import { $, setText, showError, showingErrors } from "./dom.js";
 import { isActive, isObject, transportOf } from "./entry.js";
 import { serverEntry } from "./state.js";
 import { toast } from "./notices.js";
@@ -147,21 +147,15 @@ function writeJsonEntry(entry) {
 }
 
 function syncJsonFromForm() {
-  try {
+  showingErrors($("server-form-error"), function () {
     writeJsonEntry(applyForm(readJsonEntry()));
-    showError($("server-form-error"), "");
-  } catch (err) {
-    showError($("server-form-error"), err.message);
-  }
+  });
 }
 
 function syncFormFromJson() {
-  try {
+  showingErrors($("server-form-error"), function () {
     fillForm(readJsonEntry());
-    showError($("server-form-error"), "");
-  } catch (err) {
-    showError($("server-form-error"), err.message);
-  }
+  });
 }
 
 function onTypeChanged() {
