@@ -34,6 +34,8 @@ class Listener:
     uris: frozenset[str] = frozenset()
     closed: bool = False
     on_close: list[Callable[[], None]] = field(default_factory=list)
+    # Ends the stream after its last frame (HTTP: the response ends; stdio: nothing to end).
+    finish: Callable[[], None] = lambda: None
 
     def send(self, method: str, params: dict[str, Any]) -> None:
         meta = params.get("_meta")
@@ -106,6 +108,13 @@ class Listeners:
 
     def all(self) -> list[Listener]:
         return list(self._all)
+
+    def close_all(self) -> None:
+        """The gateway is stopping: every stream ends gracefully, with its listen request's result."""
+        for listener in list(self._all):
+            if self.remove(listener):
+                listener.emit(listener.closing_result(), False)
+                listener.finish()
 
     def holds(self, uri: str) -> bool:
         return any(uri in listener.uris for listener in self._all)

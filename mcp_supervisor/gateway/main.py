@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
@@ -82,9 +84,23 @@ def _serve_http(runtime: GatewayRuntime, settings: Settings) -> int:
         # Date header stays, as RFC 9110 asks of an origin server with a clock.
         server_header=False,
     )
-    server = uvicorn.Server(config)
+    server = GatewayServer(config, runtime)
     server.run(sockets=[listener])
     return 0 if server.started else 1
+
+
+class GatewayServer(uvicorn.Server):
+    """uvicorn, ending the open `subscriptions/listen` streams gracefully as soon as it is told to stop: their
+    connections then close within the shutdown grace period instead of being cut when it runs out."""
+
+    def __init__(self, config: uvicorn.Config, runtime: GatewayRuntime) -> None:
+        super().__init__(config)
+        self._runtime = runtime
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        with contextlib.suppress(RuntimeError):  # no loop running (yet): nothing is open
+            asyncio.get_running_loop().call_soon_threadsafe(self._runtime.core.listeners.close_all)
+        super().handle_exit(sig, frame)
 
 
 async def _serve_stdio(runtime: GatewayRuntime, in_fd: int, out_fd: int) -> int:

@@ -64,6 +64,7 @@ class GatewayRuntime:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        self.core.listeners.close_all()
         for session in self.sessions.all():
             self.sessions.close(session.id)
         await self.backends.close()

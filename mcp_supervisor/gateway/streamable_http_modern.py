@@ -155,6 +155,7 @@ class ModernHttp:
             return _json(jsonrpc.error_bytes(message.id, jsonrpc.INVALID_PARAMS, str(exc)), 400)
         except TooManyListeners as exc:
             return _json(jsonrpc.error_bytes(message.id, jsonrpc.INTERNAL_ERROR, str(exc)), 503)
+        listener.finish = lambda: queue.put_nowait(None)
 
         async def frames() -> AsyncIterator[bytes]:
             try:

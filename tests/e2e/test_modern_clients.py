@@ -291,3 +291,28 @@ async def test_per_client_profiles_hold_for_modern_requests(tmp_path: Path, supe
             assert listed.json()["result"]["cacheScope"] == "private"
     assert seen["ci-key"] == {"local--echo", "local--add", "local--slow", "local--whoami"}
     assert "cat--count" in seen["all-key"]
+
+
+async def test_a_stopping_gateway_ends_listen_streams_gracefully(tmp_path: Path, supervisor_factory: Any) -> None:
+    """The listen request gets its result (the spec's graceful closure) before the connection closes."""
+    config_dir = tmp_path / "config"
+    write_config(config_dir, {"local": stdio_fixture_entry("local")})
+    sup = supervisor_factory(config_dir)
+    sup.wait_linked({"local"})
+    listen = modern_request("subscriptions/listen", {"notifications": {"toolsListChanged": True}}, request_id=9)
+    headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+    async with (
+        httpx2.AsyncClient(timeout=httpx2.Timeout(20, read=30)) as http,
+        http.stream(
+            "POST", sup.url, content=json.dumps(listen), headers={**headers, **routing("subscriptions/listen")}
+        ) as stream,
+    ):
+        received = frames(stream)
+        with anyio.fail_after(15):
+            assert (await anext(received))["method"] == "notifications/subscriptions/acknowledged"
+        async with anyio.create_task_group() as group:
+            group.start_soon(anyio.to_thread.run_sync, sup.stop)
+            with anyio.fail_after(20):
+                last = await anext(received)
+        assert last["id"] == 9 and last["result"]["resultType"] == "complete"
+        assert last["result"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == 9
