@@ -2,8 +2,9 @@
 
 Cheap enough for hundreds of trees: a tree's members come from /proc/<pid>/task/*/children (the cost of the
 tree, not of every process on the machine, as psutil's recursive children() is), and a tree whose figures
-do not change is sampled less and less often (the interval doubles up to `MAX_BACKOFF` times the base),
-back to the base interval at the first change. Only a changed sample is worth publishing.
+do not change is sampled less and less often (the interval doubles up to `MAX_BACKOFF` times the base: about
+a minute; `LIMITED_MAX_BACKOFF` for a tree with an RSS limit, whose growth must be caught sooner), back to the
+base interval at the first change. Only a changed sample is worth publishing.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import psutil
 
 from mcp_supervisor.system.process_tree import descendants_of
 
-MAX_BACKOFF = 8
+MAX_BACKOFF = 32
+LIMITED_MAX_BACKOFF = 8
 # Below these differences two samples are "the same" (idle noise: a page here, a tick of CPU there).
 RSS_NOISE_BYTES = 256 * 1024
 CPU_NOISE_PERCENT = 0.5
@@ -68,7 +70,9 @@ class TreeSampler:
         self._known = alive
         return ResourceSample(rss_bytes=rss, cpu_percent=round(cpu, 1), fds=fds, processes=len(alive))
 
-    def due_sample(self, now: float, interval_s: float) -> tuple[ResourceSample, bool] | None:
+    def due_sample(
+        self, now: float, interval_s: float, max_backoff: int = MAX_BACKOFF
+    ) -> tuple[ResourceSample, bool] | None:
         """A sample if one is due (with whether it changed), else None; schedules the next one."""
         if now < self.due:
             return None
@@ -76,6 +80,6 @@ class TreeSampler:
         changed = self.last is None or not sample.same_as(self.last)
         if changed:
             self.last = sample
-        self.backoff = 1 if changed else min(MAX_BACKOFF, self.backoff * 2)
+        self.backoff = 1 if changed else min(max_backoff, self.backoff * 2)
         self.due = now + interval_s * self.backoff - 0.05  # a tick's jitter does not skip a round
         return sample, changed

@@ -49,11 +49,18 @@ from mcp_supervisor.protocol.messages import (
     WorkerHeartbeat,
     WorkerStateReport,
 )
-from mcp_supervisor.protocol.spawn import HANDOFF_FD_ENV, GatewaySpec, Launch, WorkerSpec, write_handoff
+from mcp_supervisor.protocol.spawn import (
+    HANDOFF_FD_ENV,
+    WORKER_SPEC_OFFSET,
+    GatewaySpec,
+    Launch,
+    WorkerSpec,
+    write_handoff,
+)
 from mcp_supervisor.supervisor import reaper
 from mcp_supervisor.supervisor.backend_launch import BackendLauncher, cleanup_cgroup
 from mcp_supervisor.supervisor.control import ControlServer
-from mcp_supervisor.supervisor.health import TreeSampler
+from mcp_supervisor.supervisor.health import LIMITED_MAX_BACKOFF, MAX_BACKOFF, TreeSampler
 from mcp_supervisor.supervisor.process import ChildProcess, describe_exit
 from mcp_supervisor.supervisor.slots import BACKOFF, FATAL, RUNNING, STARTING, STOPPED, STOPPING, Slot, policy_for
 from mcp_supervisor.supervisor.stderr import StderrCapture
@@ -316,7 +323,8 @@ class Supervisor:
                 pid = self.zygote.fork(write_fd, handoff_fd)
             except ZygoteError as exc:
                 log.warning("Spawning instead of forking: %s.", exc)
-                os.lseek(handoff_fd, 0, os.SEEK_SET)  # shared offset: whatever read it, the spawned worker reads all
+                # Shared offset: whatever read it, the spawned worker reads all.
+                os.lseek(handoff_fd, WORKER_SPEC_OFFSET, os.SEEK_SET)
             else:
                 os.close(write_fd)
                 return ChildProcess.adopted(pid)
@@ -354,7 +362,9 @@ class Supervisor:
                 oauth_client_secret=os.environ.get(slot.entry.oauth.clientSecretEnv, "") if slot.entry.oauth else "",
             )
             argv = [sys.executable, "-m", "mcp_supervisor", "worker"]
-        handoff_fd = write_handoff(spec)
+        handoff_fd = write_handoff(spec, 0 if slot.is_gateway else WORKER_SPEC_OFFSET)
+        if not slot.is_gateway:
+            slot.attach_beats(handoff_fd)
         env[HANDOFF_FD_ENV] = str(handoff_fd)
         read_fd, write_fd = os.pipe()
         if self._fork_batch is not None and not slot.is_gateway and self.zygote.ready:
@@ -367,6 +377,7 @@ class Supervisor:
                 slot.child = self._start_worker(argv, env, write_fd, handoff_fd)
         except OSError as exc:
             os.close(read_fd)
+            slot.detach_beats()
             slot.last_error = f"cannot spawn: {exc}"
             self._crashed(slot, time.monotonic())
             return
@@ -398,13 +409,14 @@ class Supervisor:
                 slot = pending.slot
                 try:
                     if pid is None:
-                        os.lseek(pending.handoff_fd, 0, os.SEEK_SET)
+                        os.lseek(pending.handoff_fd, WORKER_SPEC_OFFSET, os.SEEK_SET)
                         child = ChildProcess(pending.argv, pending.env, pending.write_fd, (pending.handoff_fd,))
                     else:
                         os.close(pending.write_fd)
                         child = ChildProcess.adopted(pid)
                 except OSError as exc:
                     os.close(pending.read_fd)
+                    slot.detach_beats()
                     slot.last_error = f"cannot spawn: {exc}"
                     self._crashed(slot, time.monotonic())
                     continue
@@ -478,6 +490,7 @@ class Supervisor:
             return  # an adopted orphan, reaped so it does not linger as a zombie
         child = slot.child
         child.mark_exited(code)
+        slot.detach_beats()
         slot.last_exit = describe_exit(code)
         # Whatever this generation's backend left (however started) goes, and nothing of anyone else's.
         cleanup_cgroup(slot.cgroup, slot.label)
@@ -593,6 +606,8 @@ class Supervisor:
             gateway = [self.gateway] if self.gateway.heartbeat_seen else []
             for slot in [*gateway, *self.workers.values()]:
                 if slot.state in (STARTING, RUNNING) and slot.child is not None and slot.child.alive:
+                    if slot.read_beats(now):
+                        self._publish("sample", slot)
                     silent = now - slot.last_heartbeat
                     if silent > slot.options.heartbeatTimeout:
                         self._kill_unhealthy(slot, f"no heartbeat for {silent:.1f} s (hung or stopped)")
@@ -614,11 +629,11 @@ class Supervisor:
                         sampler = self._samplers[child.pid] = TreeSampler(child.pid)
                     except psutil.Error:
                         continue  # it exited between the check and the sample
-                due = sampler.due_sample(now, interval)
+                limit = slot.options.maxRssMb
+                due = sampler.due_sample(now, interval, LIMITED_MAX_BACKOFF if limit else MAX_BACKOFF)
                 if due is None:
                     continue
                 slot.resources, changed = due
-                limit = slot.options.maxRssMb
                 rss_mb = slot.resources.rss_bytes / 1_048_576
                 if limit and rss_mb > limit and slot.state == RUNNING:
                     slot.last_error = f"RSS {rss_mb:.0f} MB exceeded the {limit:g} MB limit"
