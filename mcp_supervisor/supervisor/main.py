@@ -17,7 +17,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import psutil
@@ -66,7 +65,7 @@ from mcp_supervisor.supervisor.slots import BACKOFF, FATAL, RUNNING, STARTING, S
 from mcp_supervisor.supervisor.stderr import StderrCapture
 from mcp_supervisor.supervisor.stdio_refusal import refuse_stdio_client
 from mcp_supervisor.supervisor.watcher import watch_config
-from mcp_supervisor.supervisor.zygote import Zygote, ZygoteError, fork_unsupported
+from mcp_supervisor.supervisor.zygote import Zygote, fork_unsupported
 from mcp_supervisor.system.cgroups import BackendCgroup, CgroupLimits, InstanceCgroup
 from mcp_supervisor.system.logs import configure_logging
 from mcp_supervisor.system.process_tree import INSTANCE_ENV, PARENT_PID_ENV, become_subreaper, set_title
@@ -90,18 +89,11 @@ def heartbeat_interval(timeout_s: float) -> float:
     return max(0.1, min(HEARTBEAT_MAX_INTERVAL_S, timeout_s / 2.5))
 
 
-# Fork requests in flight at once (each holds two fds in the socket, and three here).
-FORK_CHUNK = 32
-
-
-@dataclass
-class PendingFork:
-    slot: Slot
-    argv: list[str]
-    env: dict[str, str]
-    write_fd: int
-    handoff_fd: int
-    read_fd: int
+# Workers started per turn of the loop when many start at once (a reload's or the start-up's): between turns
+# the first ones' ready reports, fork answers and exits are handled.
+SPAWN_CHUNK = 32
+# Exit statuses of unknown children kept while fork requests are pending (one may be such a worker).
+MAX_UNKNOWN_EXITS = 10_000
 
 
 def _sample_interval() -> float:
@@ -133,7 +125,10 @@ class Supervisor:
         self._tasks: set[asyncio.Future[Any]] = set()
         self._cgroups: InstanceCgroup | None = None
         self._launcher: BackendLauncher | None = None
-        self._fork_batch: list[PendingFork] | None = None
+        # While fork requests are pending, an unknown child may be a worker whose pid is on its way: its exit
+        # status is kept here, and orphan sweeps wait (they would kill it).
+        self._unknown_exits: dict[int, int] = {}
+        self._sweep_wanted = False
         self._zygote_stderr: StderrCapture | None = None
         self.zygote = Zygote(policy_for(settings.supervision), self._zygote_output)
         unsupported = fork_unsupported()
@@ -316,19 +311,48 @@ class Supervisor:
         if not self._stopping.is_set():
             self.zygote.start(self._child_env())
 
-    def _start_worker(self, argv: list[str], env: dict[str, str], write_fd: int, handoff_fd: int) -> ChildProcess:
-        """Forked by the zygote when it is ready (copy-on-write, no imports), else spawned; closes `write_fd`."""
-        if self.zygote.ready:
-            try:
-                pid = self.zygote.fork(write_fd, handoff_fd)
-            except ZygoteError as exc:
-                log.warning("Spawning instead of forking: %s.", exc)
-                # Shared offset: whatever read it, the spawned worker reads all.
-                os.lseek(handoff_fd, WORKER_SPEC_OFFSET, os.SEEK_SET)
-            else:
-                os.close(write_fd)
-                return ChildProcess.adopted(pid)
-        return ChildProcess(argv, env, write_fd, (handoff_fd,))
+    def _fork(self, slot: Slot, write_fd: int, handoff_fd: int, read_fd: int) -> None:
+        """Ask the zygote for the worker (copy-on-write, no imports); `_forked` takes the answer."""
+        generation = slot.generation
+        self.zygote.request(write_fd, handoff_fd, lambda pid: self._forked(slot, generation, read_fd, pid))
+
+    def _forked(self, slot: Slot, generation: int, read_fd: int, pid: int | None) -> None:
+        wanted = (
+            slot.generation == generation
+            and self.workers.get(slot.key) is slot
+            and slot.state == STARTING
+            and not self._stopping.is_set()
+        )
+        if pid is None:  # not forked: the zygote is gone or broken, so this spawns (a new generation)
+            os.close(read_fd)
+            if wanted:
+                log.warning("%s was not forked (%s); spawning it.", slot.label, self.zygote.reason)
+                self._spawn(slot)
+        else:
+            child = ChildProcess.adopted(pid)
+            if wanted:
+                slot.child = child
+                self._started(slot, child, read_fd)
+            else:  # stopped, replaced or shutting down meanwhile: not wanted any more
+                os.close(read_fd)
+                child.signal_group(signal.SIGKILL)
+                child.signal_leader(signal.SIGKILL)  # in case it has not made its own group yet
+            code = self._unknown_exits.pop(pid, None)
+            if code is not None:
+                self._on_exit(pid, code)  # it exited before its answer was read
+        if not self.zygote.pending:
+            self._unknown_exits.clear()  # whoever is left there was no worker of ours
+            if self._sweep_wanted:
+                self._sweep()
+
+    def _sweep(self) -> None:
+        """What a dead worker left behind (a backend in its own session) was adopted by us: sweep it. Not while
+        fork requests are pending: an unknown child may be a worker whose pid is on its way."""
+        if self.zygote.pending:
+            self._sweep_wanted = True
+            return
+        self._sweep_wanted = False
+        reaper.sweep_orphans(self._managed_pids())
 
     def _spawn(self, slot: Slot) -> None:
         slot.timer = None
@@ -367,14 +391,12 @@ class Supervisor:
             slot.attach_beats(handoff_fd)
         env[HANDOFF_FD_ENV] = str(handoff_fd)
         read_fd, write_fd = os.pipe()
-        if self._fork_batch is not None and not slot.is_gateway and self.zygote.ready:
-            self._fork_batch.append(PendingFork(slot, argv, env, write_fd, handoff_fd, read_fd))
+        if not slot.is_gateway and self.zygote.ready:
+            slot.state = STARTING
+            self._fork(slot, write_fd, handoff_fd, read_fd)  # the zygote closes both fds
             return
         try:
-            if slot.is_gateway:
-                slot.child = ChildProcess(argv, env, write_fd, (*pass_fds, handoff_fd))
-            else:
-                slot.child = self._start_worker(argv, env, write_fd, handoff_fd)
+            slot.child = ChildProcess(argv, env, write_fd, (*pass_fds, handoff_fd))
         except OSError as exc:
             os.close(read_fd)
             slot.detach_beats()
@@ -386,44 +408,15 @@ class Supervisor:
         self._started(slot, slot.child, read_fd)
 
     async def _spawn_many(self, slots: list[Slot]) -> None:
-        """Start many workers: the zygote gets their fork requests in chunks, answered in order, so that a
-        hundred forks do not each wait for a round trip through a busy machine. Each chunk is synchronous like
-        `_spawn` (every pid is recorded before the loop can run the reaper); between chunks the loop runs, so
-        that the first workers' ready reports and heartbeats are read while the next ones start."""
+        """Start many workers, SPAWN_CHUNK per turn of the loop: between chunks the first workers' ready reports,
+        the zygote's answers and any exits are handled while the next ones start."""
         for slot in slots:
             slot.state = STARTING  # as the gateway must see them: starting, not stopped, until their turn
-        for start in range(0, len(slots), FORK_CHUNK):
-            self._spawn_chunk(slots[start : start + FORK_CHUNK])
+        for start in range(0, len(slots), SPAWN_CHUNK):
+            for slot in slots[start : start + SPAWN_CHUNK]:
+                if self.workers.get(slot.key) is slot and slot.state == STARTING and not self._stopping.is_set():
+                    self._spawn(slot)
             await asyncio.sleep(0)
-
-    def _spawn_chunk(self, slots: list[Slot]) -> None:
-        self._fork_batch = []
-        try:
-            for slot in slots:
-                self._spawn(slot)
-        finally:
-            batch, self._fork_batch = self._fork_batch, None
-        if batch:
-            pids = self.zygote.fork_many([(pending.write_fd, pending.handoff_fd) for pending in batch])
-            for pending, pid in zip(batch, pids, strict=True):
-                slot = pending.slot
-                try:
-                    if pid is None:
-                        os.lseek(pending.handoff_fd, WORKER_SPEC_OFFSET, os.SEEK_SET)
-                        child = ChildProcess(pending.argv, pending.env, pending.write_fd, (pending.handoff_fd,))
-                    else:
-                        os.close(pending.write_fd)
-                        child = ChildProcess.adopted(pid)
-                except OSError as exc:
-                    os.close(pending.read_fd)
-                    slot.detach_beats()
-                    slot.last_error = f"cannot spawn: {exc}"
-                    self._crashed(slot, time.monotonic())
-                    continue
-                finally:
-                    os.close(pending.handoff_fd)
-                slot.child = child
-                self._started(slot, child, pending.read_fd)
 
     def _started(self, slot: Slot, child: ChildProcess, read_fd: int) -> None:
         slot.stderr = StderrCapture(slot.key, read_fd, self.log_dir / f"{slot.key}.log")
@@ -480,12 +473,17 @@ class Supervisor:
 
     def _on_exit(self, pid: int, code: int) -> None:
         if pid == self.zygote.pid:
-            delay = self.zygote.on_exit(code)
-            if delay is not None and not self._stopping.is_set():
-                self.zygote.timer = asyncio.get_running_loop().call_later(delay, self._restart_zygote)
+            delay = self.zygote.on_exit(code)  # its unanswered requests are spawned instead (`_forked`)
+            if not self._stopping.is_set():
+                if delay is not None:
+                    self.zygote.timer = asyncio.get_running_loop().call_later(delay, self._restart_zygote)
+                self._sweep()  # workers it forked but never announced: nobody's, and so are their backends
             return
         slot = self._by_pid.pop(pid, None)
         self._samplers.pop(pid, None)
+        if slot is None and self.zygote.pending and len(self._unknown_exits) < MAX_UNKNOWN_EXITS:
+            self._unknown_exits[pid] = code  # maybe a forked worker whose pid is still on its way (`_forked`)
+            return
         if slot is None or slot.child is None or slot.child.pid != pid:
             return  # an adopted orphan, reaped so it does not linger as a zombie
         child = slot.child
@@ -498,7 +496,7 @@ class Supervisor:
         # What the dead worker left behind (a backend in its own session) was adopted by us: sweep it.
         # While everything stops, one sweep at the end does (per exit it would cost O(tree) times N workers).
         if not self._stopping.is_set():
-            reaper.sweep_orphans(self._managed_pids())
+            self._sweep()
         if slot.commanded_stop or self._stopping.is_set():
             slot.state = STOPPED
             log.info("%s stopped (%s).", slot.label, slot.last_exit)
@@ -603,6 +601,7 @@ class Supervisor:
                 # control socket. Judge nobody until they have been read, or a slow machine turns into a kill storm.
                 log.warning("Supervisor loop ran %.1f s late; skipping one heartbeat check.", late)
                 continue
+            self.zygote.check(now)
             gateway = [self.gateway] if self.gateway.heartbeat_seen else []
             for slot in [*gateway, *self.workers.values()]:
                 if slot.state in (STARTING, RUNNING) and slot.child is not None and slot.child.alive:
