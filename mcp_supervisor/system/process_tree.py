@@ -125,6 +125,17 @@ def reap_adopted(keep: set[int]) -> int:
     return reaped
 
 
+def pidfds_work() -> bool:
+    """Whether pidfd_open(2) is usable here (Linux 5.3+, and not refused by a seccomp profile)."""
+    if not hasattr(os, "pidfd_open"):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:
+        return False
+    return True
+
+
 def kill_descendants() -> int:
     """SIGKILL everything below this process (what its backend left, adopted or not): its own tree only."""
     killed = 0

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,6 +47,7 @@ from mcp_supervisor.system.process_tree import (
     die_with_parent,
     kill_descendants,
     kill_rest_of_group,
+    pidfds_work,
     reap_adopted,
     set_title,
 )
@@ -300,7 +302,17 @@ def main() -> int:
     return asyncio.run(_main(spec, beats))
 
 
+def _watch_children_with_pidfds() -> None:
+    """Python 3.11's default child watcher starts a thread per child process (blocked in waitpid): here a pidfd
+    in the event loop instead, as 3.12 does by default. A thread costs a worker its stack and malloc arena."""
+    if sys.version_info < (3, 12) and pidfds_work():
+        watcher = asyncio.PidfdChildWatcher()
+        watcher.attach_loop(asyncio.get_running_loop())
+        asyncio.set_child_watcher(watcher)
+
+
 async def _main(spec: WorkerSpec, beats: BeatPage | None = None) -> int:
+    _watch_children_with_pidfds()
     worker = Worker(spec, beats)
     main_task = asyncio.current_task()
     assert main_task is not None
