@@ -317,10 +317,11 @@ class Supervisor:
         self.zygote.request(write_fd, handoff_fd, lambda pid: self._forked(slot, generation, read_fd, pid))
 
     def _forked(self, slot: Slot, generation: int, read_fd: int, pid: int | None) -> None:
+        # Its ready report may come before the answer that names its pid (both wait in line for this loop).
         wanted = (
             slot.generation == generation
             and self.workers.get(slot.key) is slot
-            and slot.state == STARTING
+            and slot.state in (STARTING, RUNNING)
             and not self._stopping.is_set()
         )
         if pid is None:  # not forked: the zygote is gone or broken, so this spawns (a new generation)
@@ -332,7 +333,7 @@ class Supervisor:
             child = ChildProcess.adopted(pid)
             if wanted:
                 slot.child = child
-                self._started(slot, child, read_fd)
+                self._started(slot, child, read_fd, ready_already=slot.state == RUNNING)
             else:  # stopped, replaced or shutting down meanwhile: not wanted any more
                 os.close(read_fd)
                 child.signal_group(signal.SIGKILL)
@@ -418,18 +419,20 @@ class Supervisor:
                     self._spawn(slot)
             await asyncio.sleep(0)
 
-    def _started(self, slot: Slot, child: ChildProcess, read_fd: int) -> None:
+    def _started(self, slot: Slot, child: ChildProcess, read_fd: int, ready_already: bool = False) -> None:
+        """`ready_already`: a forked worker whose ready report was handled before the zygote's answer."""
         slot.stderr = StderrCapture(slot.key, read_fd, self.log_dir / f"{slot.key}.log")
         self._by_pid[child.pid] = slot
-        slot.last_heartbeat = time.monotonic()
-        slot.heartbeat_seen = False
-        # The gateway has no handshake to wait for; a worker is RUNNING only once its backend is initialized.
-        slot.state = RUNNING if slot.is_gateway else STARTING
         log.info("Started %s (generation %d, pid %d, %s).", slot.label, slot.generation, child.pid, child.method)
-        if not slot.is_gateway:
-            generation = slot.generation
-            loop = asyncio.get_running_loop()
-            loop.call_later(slot.options.startTimeout + 2.0, self._check_started, slot, generation)
+        if not ready_already:
+            slot.last_heartbeat = time.monotonic()
+            slot.heartbeat_seen = False
+            # The gateway has no handshake to wait for; a worker is RUNNING only once its backend is initialized.
+            slot.state = RUNNING if slot.is_gateway else STARTING
+            if not slot.is_gateway:
+                generation = slot.generation
+                loop = asyncio.get_running_loop()
+                loop.call_later(slot.options.startTimeout + 2.0, self._check_started, slot, generation)
         self._publish("spawned", slot)
 
     def _plan_launch(self, slot: Slot) -> Launch | Literal[False] | None:
