@@ -92,6 +92,8 @@ def heartbeat_interval(timeout_s: float) -> float:
 # Workers started per turn of the loop when many start at once (a reload's or the start-up's): between turns
 # the first ones' ready reports, fork answers and exits are handled.
 SPAWN_CHUNK = 32
+# Trees sampled per pass of the sampler at most (each costs ~1 ms of the loop: a few /proc reads per process).
+SAMPLES_PER_PASS = 32
 # Exit statuses of unknown children kept while fork requests are pending (one may be such a worker).
 MAX_UNKNOWN_EXITS = 10_000
 
@@ -119,6 +121,7 @@ class Supervisor:
         self.control: ControlServer | None = None
         self._by_pid: dict[int, Slot] = {}
         self._samplers: dict[int, TreeSampler] = {}
+        self._sample_cursor = 0
         self._stopping = asyncio.Event()
         self._exit_code = 0
         self._lock_fd: int | None = None
@@ -616,12 +619,19 @@ class Supervisor:
                         slot.last_heartbeat = now  # one kill per silence
 
     async def _sampler(self) -> None:
-        """Every interval, the trees that are due (steady ones less and less often: health.py); a sample is
-        published only when it changed, so an idle tree costs the gateway nothing."""
+        """Every interval, the trees that are due (steady ones less and less often: health.py), at most
+        SAMPLES_PER_PASS of them (a start-up's hundreds of new trees are sampled over a few passes, not in one
+        stall of the loop); a sample is published only when it changed, so an idle tree costs the gateway nothing."""
         while True:
             interval = _sample_interval()
             now = time.monotonic()
-            for slot in [self.gateway, *self.workers.values()]:
+            sampled = 0
+            slots = [self.gateway, *self.workers.values()]
+            start = self._sample_cursor % len(slots)  # round robin: a capped pass goes on where the last stopped
+            for index, slot in enumerate(slots[start:] + slots[:start]):
+                if sampled >= SAMPLES_PER_PASS:
+                    self._sample_cursor = start + index
+                    break
                 child = slot.child
                 if child is None or not child.alive:
                     continue
@@ -635,6 +645,7 @@ class Supervisor:
                 due = sampler.due_sample(now, interval, LIMITED_MAX_BACKOFF if limit else MAX_BACKOFF)
                 if due is None:
                     continue
+                sampled += 1
                 slot.resources, changed = due
                 rss_mb = slot.resources.rss_bytes / 1_048_576
                 if limit and rss_mb > limit and slot.state == RUNNING:
