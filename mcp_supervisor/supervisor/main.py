@@ -19,8 +19,6 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Literal
 
-import psutil
-
 from mcp_supervisor.config.clients import CLIENTS_FILE
 from mcp_supervisor.config.diff import diff_servers
 from mcp_supervisor.config.loader import (
@@ -639,7 +637,7 @@ class Supervisor:
                 if sampler is None:
                     try:
                         sampler = self._samplers[child.pid] = TreeSampler(child.pid)
-                    except psutil.Error:
+                    except ProcessLookupError:
                         continue  # it exited between the check and the sample
                 limit = slot.options.maxRssMb
                 due = sampler.due_sample(now, interval, LIMITED_MAX_BACKOFF if limit else MAX_BACKOFF)
