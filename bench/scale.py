@@ -4,9 +4,11 @@ tools each), against the same N bare backends started without us.
 Per N (20 and 100 by default, `--scale-repeat` times, bare and supervised alternating so that drift on a shared
 machine hits both alike; medians reported):
 - start-up: from spawning the supervisor until /health/backends shows all N RUNNING and linked; bare: from
-  spawning N backends at once until each answered initialize and tools/list;
+  spawning N backends at once until each answered initialize and tools/list; "bare+sandbox": the same N bare
+  backends, each through the sandbox launch the supervisor plans (launcher, bubblewrap), without our processes:
+  the floor of what the sandbox costs by itself;
 - USS (and PSS) of our own processes (supervisor, gateway, zygote, workers; not the backends, not bubblewrap),
-  3 s after start-up; bare: the USS of the N bare backends;
+  3 s after start-up, and per role; bare: the USS of the N bare backends;
 - idle CPU of the whole tree (ours and the backends) over `--scale-idle-seconds`, in % of one core; bare: of
   the bare backends over the same window;
 - tools/list of N x 20 tools (`--list-calls` sequential calls, one session, every page);
@@ -67,23 +69,56 @@ def _handshake() -> bytes:
     return b"".join(json.dumps(message).encode() + b"\n" for message in messages)
 
 
-async def _bare(h: ModuleType, marker: str, count: int, idle_s: float) -> dict[str, Any]:
-    """N bare lean backends: seconds to all answered, then their USS and idle CPU, then killed."""
-    env = {**os.environ, "MCP_BENCH_WORKDIR": marker}
+def _lean_argv(h: ModuleType) -> list[str]:
+    return [h.PYTHON, str(h.LEAN_SERVER), "--tools", str(TOOLS_PER_BACKEND - 1)]
+
+
+def sandboxed_launch(h: ModuleType, workdir: Path) -> tuple[list[str], dict[str, str], str | None] | None:
+    """How the supervisor would start one lean backend on this host (SANDBOX=auto): argv, env, cwd; None when the
+    host offers no sandbox. Its state dir and a hidden path stand for the real ones (the same mounts, give or
+    take the other backends' directories)."""
+    from mcp_supervisor.system.sandbox import SandboxPolicy, plan_sandbox, probe_host
+
+    state = workdir / "bare-sandbox-state"
+    state.mkdir(parents=True, exist_ok=True)
+    argv = _lean_argv(h)
+    plan = plan_sandbox(
+        argv[0],
+        argv[1:],
+        None,
+        dict(os.environ),
+        SandboxPolicy(),
+        "auto",
+        probe_host(),
+        state_dir=str(state),
+        hidden_paths=[str(workdir / "hidden")],
+    )
+    return None if plan.method == "none" else (plan.argv, plan.env, plan.cwd)
+
+
+async def _bare(
+    h: ModuleType,
+    marker: str,
+    count: int,
+    idle_s: float,
+    launch: tuple[list[str], dict[str, str], str | None] | None = None,
+) -> dict[str, Any]:
+    """N bare lean backends (through `launch`, the planned sandbox, when given): seconds to all answered, then
+    their USS and idle CPU, then killed."""
+    argv, base_env, cwd = launch if launch is not None else (_lean_argv(h), dict(os.environ), None)
+    env = {**base_env, "MCP_BENCH_WORKDIR": marker}
     handshake = _handshake()
     children: list[asyncio.subprocess.Process] = []
     started = time.perf_counter()
 
     async def one() -> None:
         child = await asyncio.create_subprocess_exec(
-            h.PYTHON,
-            str(h.LEAN_SERVER),
-            "--tools",
-            str(TOOLS_PER_BACKEND - 1),
+            *argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
             env=env,
+            cwd=cwd,
             start_new_session=True,
         )
         children.append(child)
@@ -101,6 +136,9 @@ async def _bare(h: ModuleType, marker: str, count: int, idle_s: float) -> dict[s
         await asyncio.wait_for(asyncio.gather(*(one() for _ in range(count))), max(60.0, count * 0.5))
         elapsed = time.perf_counter() - started
         processes = [psutil.Process(child.pid) for child in children]
+        if launch is not None:  # the backends themselves, not the sandbox's processes around them
+            processes = [p for root in processes for p in [root, *root.children(recursive=True)] if p.name() != "bwrap"]
+            processes = [p for p in processes if "tiny_server" in " ".join(p.cmdline())]
         await asyncio.sleep(SETTLE_S)
         uss = sum(_mem(p)[0] for p in processes)
         before = _cpu(processes)
@@ -194,10 +232,13 @@ def _supervised(h: ModuleType, procs: Any, workdir: Path, name: str, count: int,
         time.sleep(SETTLE_S)
         ours = _ours(supervisor)
         uss = pss = 0.0
-        for process in ours.values():
+        by_role: dict[str, float] = {}
+        for label, process in ours.items():
             one_uss, one_pss = _mem(process)
             uss += one_uss
             pss += one_pss
+            role = label.split("[")[0]
+            by_role[role] = by_role.get(role, 0.0) + one_uss
         workers = [label for label in ours if label.startswith("worker")]
         health = supervisor.health()["backends"]
         methods = {item.get("start_method", "") for item in health}
@@ -212,6 +253,7 @@ def _supervised(h: ModuleType, procs: Any, workdir: Path, name: str, count: int,
             "pss_mb": pss,
             "uss_per_worker_mb": uss / max(1, len(workers)),
             "worker_uss_mb_max": max((_mem(ours[label])[0] for label in workers), default=0.0),
+            "uss_mb_by_role": {role: round(value, 1) for role, value in sorted(by_role.items())},
             "idle_cpu_percent": idle,
             "start_methods": sorted(methods),
             "restarts": restarts,
@@ -278,38 +320,55 @@ def run_scale(h: ModuleType, procs: Any, workdir: Path, config: Any, results: di
     section: dict[str, Any] = {"repeat": config.scale_repeat, "idle_seconds": config.scale_idle_seconds, "rows": {}}
     results["scale"] = section
     sizes = [int(value) for value in config.scale_sizes.split(",") if value]
+    launch = sandboxed_launch(h, workdir)
     for count in sizes:
-        bare_runs, our_runs = [], []
+        bare_runs, sandboxed_runs, our_runs = [], [], []
         for attempt in range(config.scale_repeat):
             h.log(f"scale: {count} bare lean backends (run {attempt + 1})")
             bare_runs.append(asyncio.run(_bare(h, procs.marker, count, config.scale_idle_seconds)))
+            if launch is not None:
+                h.log(f"scale: {count} bare lean backends, each in the planned sandbox (run {attempt + 1})")
+                sandboxed_runs.append(asyncio.run(_bare(h, procs.marker, count, 1.0, launch)))
             h.log(f"scale: {count} supervised lean backends (run {attempt + 1})")
             row = _supervised(h, procs, workdir, f"scale-{count}-{attempt}", count, config)
             our_runs.append(row)
             h.log(
-                f"scale: {count} RUNNING in {row['seconds']:.2f} s (bare {bare_runs[-1]['seconds']:.2f}), "
+                f"scale: {count} RUNNING in {row['seconds']:.2f} s (bare {bare_runs[-1]['seconds']:.2f}"
+                + (f", in the sandbox {sandboxed_runs[-1]['seconds']:.2f}" if sandboxed_runs else "")
+                + "), "
                 f"USS {row['uss_mb']:.0f} MB ({row['uss_per_worker_mb']:.2f}/worker, PSS {row['pss_mb']:.0f}), "
                 f"idle {row['idle_cpu_percent']:.2f} % of a core, list p50 {row.get('list_p50_ms', '-')} ms, "
                 f"reload {row.get('reload', {}).get('seconds', '-')}"
             )
-        section["rows"][str(count)] = _summarize(count, bare_runs, our_runs)
+        section["rows"][str(count)] = _summarize(count, bare_runs, our_runs, sandboxed_runs)
     section["probe"] = _probe_cost(h, procs, workdir, config)
     if config.scale_max:
         count = config.scale_max
         h.log(f"scale: {count} bare lean backends (once)")
         bare = asyncio.run(_bare(h, procs.marker, count, config.scale_idle_seconds))
+        sandboxed = []
+        if launch is not None:
+            h.log(f"scale: {count} bare lean backends, each in the planned sandbox (once)")
+            sandboxed.append(asyncio.run(_bare(h, procs.marker, count, 1.0, launch)))
         h.log(f"scale: {count} supervised lean backends (once)")
         row = _supervised(h, procs, workdir, f"scale-{count}", count, config)
-        section["rows"][str(count)] = _summarize(count, [bare], [row])
+        section["rows"][str(count)] = _summarize(count, [bare], [row], sandboxed)
 
 
-def _summarize(count: int, bare: list[dict[str, Any]], ours: list[dict[str, Any]]) -> dict[str, Any]:
+def _summarize(
+    count: int, bare: list[dict[str, Any]], ours: list[dict[str, Any]], sandboxed: list[dict[str, Any]]
+) -> dict[str, Any]:
     reloads = [row["reload"] for row in ours if "reload" in row]
+    roles = sorted({role for row in ours for role in row.get("uss_mb_by_role", {})})
     summary = {
         "backends": count,
         "runs": len(ours),
         "seconds": _median(ours, "seconds"),
         "bare_seconds": _median(bare, "seconds"),
+        "bare_sandboxed_seconds": _median(sandboxed, "seconds"),
+        "uss_mb_by_role": {
+            role: round(statistics.median(row["uss_mb_by_role"].get(role, 0.0) for row in ours), 1) for role in roles
+        },
         "uss_mb": _median(ours, "uss_mb"),
         "pss_mb": _median(ours, "pss_mb"),
         "uss_per_worker_mb": _median(ours, "uss_per_worker_mb"),
@@ -325,6 +384,7 @@ def _summarize(count: int, bare: list[dict[str, Any]], ours: list[dict[str, Any]
         "restarts": max(row["restarts"] for row in ours),
         "all_runs": ours,
         "all_bare_runs": bare,
+        "all_bare_sandboxed_runs": sandboxed,
     }
     return summary
 
@@ -340,14 +400,19 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         found.append({"target": name, "measured": measured, "holds": holds, "detail": ""})
 
     extra = row["seconds"] - row["bare_seconds"]
+    floor = row.get("bare_sandboxed_seconds")
     add(
         f"scale: 100 lean backends RUNNING <= bare + {TARGET_STARTUP_EXTRA_S:g} s",
-        f"{row['seconds']:.2f} s (bare {row['bare_seconds']:.2f} s, +{extra:.2f} s)",
+        f"{row['seconds']:.2f} s (bare {row['bare_seconds']:.2f} s, +{extra:.2f} s"
+        + (f"; bare in the sandbox {floor:.2f} s" if floor else "")
+        + ")",
         extra <= TARGET_STARTUP_EXTRA_S,
     )
+    roles = ", ".join(f"{role} {mb:.0f}" for role, mb in row.get("uss_mb_by_role", {}).items())
     add(
         f"scale: USS of our processes <= {TARGET_USS_PER_WORKER_MB:g} MB per worker at 100",
-        f"{row['uss_per_worker_mb']:.2f} MB/worker ({row['uss_mb']:.0f} MB; bare backends {row['bare_uss_mb']:.0f} MB)",
+        f"{row['uss_per_worker_mb']:.2f} MB/worker ({row['uss_mb']:.0f} MB: {roles}; "
+        f"bare backends {row['bare_uss_mb']:.0f} MB)",
         row["uss_per_worker_mb"] <= TARGET_USS_PER_WORKER_MB,
     )
     if row.get("list_p50_ms") is not None:
@@ -379,13 +444,14 @@ def report(results: dict[str, Any]) -> list[str]:
         "",
         f"Scale: lean stdio backends ({TOOLS_PER_BACKEND} tools each), medians of "
         f"{results['scale']['repeat']} alternating runs (the largest N once); ratios to the bare backends",
-        f"{'N':>5} {'RUNNING s':>10} {'bare s':>7} {'ratio':>6} {'USS MB':>7} {'/worker':>8} {'PSS MB':>7} "
-        f"{'bare USS':>8} {'idle %':>7} {'list p50':>9} {'reload s':>9}  started by",
+        f"{'N':>5} {'RUNNING s':>10} {'bare s':>7} {'+sbx s':>7} {'ratio':>6} {'USS MB':>7} {'/worker':>8} "
+        f"{'PSS MB':>7} {'bare USS':>8} {'idle %':>7} {'list p50':>9} {'reload s':>9}  started by",
     ]
     for count, row in rows.items():
         ratio = row["seconds"] / row["bare_seconds"] if row["bare_seconds"] else None
         lines.append(
-            f"{count:>5} {row['seconds']:>10.2f} {row['bare_seconds']:>7.2f} {ratio or 0:>6.1f} {row['uss_mb']:>7.0f} "
+            f"{count:>5} {row['seconds']:>10.2f} {row['bare_seconds']:>7.2f} "
+            f"{row.get('bare_sandboxed_seconds') or 0:>7.2f} {ratio or 0:>6.1f} {row['uss_mb']:>7.0f} "
             f"{row['uss_per_worker_mb']:>8.2f} {row['pss_mb']:>7.0f} {row['bare_uss_mb']:>8.0f} "
             f"{row['idle_cpu_percent']:>7.2f} {row['list_p50_ms'] or 0:>9.2f} {row['reload_seconds'] or 0:>9.3f}  "
             f"{','.join(row['start_methods'])}"
@@ -400,4 +466,12 @@ def report(results: dict[str, Any]) -> list[str]:
             f"{probe['legacy_negotiation_ms_p50']:.2f} ms (max {probe['auto_negotiation_ms_max']:.1f} vs "
             f"{probe['legacy_negotiation_ms_max']:.1f} ms)",
         ]
+    lines.append(
+        "USS by role (MB): "
+        + "; ".join(
+            f"{count}: " + ", ".join(f"{role} {mb:.1f}" for role, mb in row.get("uss_mb_by_role", {}).items())
+            for count, row in rows.items()
+        )
+    )
+    lines.append("(+sbx s: the same bare backends, each started through the sandbox the supervisor plans)")
     return lines

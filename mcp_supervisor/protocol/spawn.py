@@ -4,7 +4,8 @@ A process's environment and argv are readable in /proc by every process of the s
 backend inherits its worker's environment besides. So the spec (the server entry with its credentials) and
 the child's socket credentials are written to an anonymous memory file (memfd: no path anywhere), whose fd
 alone is inherited; its number is the only thing the environment says. The child reads it once and closes
-it, before it starts anything of its own.
+it, before it starts anything of its own. A worker's memfd starts with its heartbeat page (beat_page.py),
+which it maps before closing the fd: mappings, unlike fds, never reach the backend it execs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import tempfile
 import msgspec
 
 from mcp_supervisor.config.models import ServerEntry
+from mcp_supervisor.protocol.beat_page import PAGE_SIZE, BeatPage
 from mcp_supervisor.protocol.socket_auth import Credentials
 
 HANDOFF_FD_ENV = "MCP_SUPERVISOR_HANDOFF_FD"
@@ -22,6 +24,8 @@ HANDOFF_FD_ENV = "MCP_SUPERVISOR_HANDOFF_FD"
 ZYGOTE_FD_ENV = "MCP_SUPERVISOR_ZYGOTE_FD"
 # A fork request carries exactly these fds (SCM_RIGHTS) and nothing else: the worker's output pipe, its handoff.
 ZYGOTE_FORK = b"fork"
+# A worker's handoff starts with its heartbeat page (protocol/beat_page.py); the spec follows it.
+WORKER_SPEC_OFFSET = PAGE_SIZE
 
 
 class Launch(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,7 +49,7 @@ class WorkerSpec(msgspec.Struct, frozen=True, kw_only=True):
     init_timeout_s: float = 30.0
     # On SIGTERM the worker lets in-flight requests finish for up to this long before closing its backend.
     drain_timeout_s: float = 5.0
-    # How often the worker heartbeats (to the supervisor's watchdog, and to the gateway to get linked).
+    # How often the worker's loop beats into its heartbeat page (read by the supervisor's watchdog).
     heartbeat_interval_s: float = 1.0
     # The value of the variable `server.oauth.clientSecretEnv` names, read by the supervisor: the worker gets
     # it here (the memfd) rather than from its environment, which is nobody's but the tree's.
@@ -63,36 +67,57 @@ class GatewaySpec(msgspec.Struct, frozen=True, kw_only=True):
     instance_key: str
 
 
-def write_handoff(spec: WorkerSpec | GatewaySpec) -> int:
-    """An fd holding the encoded spec, positioned at its start; the caller passes it and then closes it."""
+def write_handoff(spec: WorkerSpec | GatewaySpec, offset: int = 0) -> int:
+    """An fd holding the encoded spec at `offset` (zeros before it), positioned there; the caller passes it
+    and then closes it. A worker's spec goes at WORKER_SPEC_OFFSET, after its heartbeat page."""
     payload = msgspec.json.encode(spec)
     if hasattr(os, "memfd_create"):
         fd = os.memfd_create("mcp-supervisor-handoff", os.MFD_CLOEXEC)
     else:  # no memfd: an unlinked temporary file is as private
         with tempfile.TemporaryFile() as file:
             fd = os.dup(file.fileno())
+    os.ftruncate(fd, offset)
+    os.lseek(fd, offset, os.SEEK_SET)
     os.write(fd, payload)
-    os.lseek(fd, 0, os.SEEK_SET)
+    os.lseek(fd, offset, os.SEEK_SET)
     return fd
 
 
-def _read_handoff() -> bytes:
+def _handoff_fd() -> int:
     raw = os.environ.pop(HANDOFF_FD_ENV, None)
     if raw is None or not raw.isdigit():
         raise SystemExit(f"{HANDOFF_FD_ENV} is not set: this process is started by `mcp-supervisor start`.")
-    fd = int(raw)
-    try:
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
+    return int(raw)
+
+
+def _read_rest(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
     return b"".join(chunks)
 
 
-def take_worker_spec() -> WorkerSpec:
-    return msgspec.json.decode(_read_handoff(), type=WorkerSpec)
+def take_worker_handoff() -> tuple[WorkerSpec, BeatPage | None]:
+    """The worker's spec and its heartbeat page (None when the handoff has none: then it beats by message)."""
+    fd = _handoff_fd()
+    try:
+        start = os.lseek(fd, 0, os.SEEK_CUR)
+        payload = _read_rest(fd)
+        page = None
+        if start >= PAGE_SIZE:
+            try:
+                page = BeatPage(fd, writable=True)
+            except (OSError, ValueError):
+                page = None
+    finally:
+        os.close(fd)
+    return msgspec.json.decode(payload, type=WorkerSpec), page
 
 
 def take_gateway_spec() -> GatewaySpec:
-    return msgspec.json.decode(_read_handoff(), type=GatewaySpec)
+    fd = _handoff_fd()
+    try:
+        payload = _read_rest(fd)
+    finally:
+        os.close(fd)
+    return msgspec.json.decode(payload, type=GatewaySpec)

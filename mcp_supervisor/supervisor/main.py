@@ -17,10 +17,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any, Literal
-
-import psutil
 
 from mcp_supervisor.config.clients import CLIENTS_FILE
 from mcp_supervisor.config.diff import diff_servers
@@ -49,17 +46,24 @@ from mcp_supervisor.protocol.messages import (
     WorkerHeartbeat,
     WorkerStateReport,
 )
-from mcp_supervisor.protocol.spawn import HANDOFF_FD_ENV, GatewaySpec, Launch, WorkerSpec, write_handoff
+from mcp_supervisor.protocol.spawn import (
+    HANDOFF_FD_ENV,
+    WORKER_SPEC_OFFSET,
+    GatewaySpec,
+    Launch,
+    WorkerSpec,
+    write_handoff,
+)
 from mcp_supervisor.supervisor import reaper
 from mcp_supervisor.supervisor.backend_launch import BackendLauncher, cleanup_cgroup
 from mcp_supervisor.supervisor.control import ControlServer
-from mcp_supervisor.supervisor.health import TreeSampler
+from mcp_supervisor.supervisor.health import LIMITED_MAX_BACKOFF, MAX_BACKOFF, TreeSampler
 from mcp_supervisor.supervisor.process import ChildProcess, describe_exit
 from mcp_supervisor.supervisor.slots import BACKOFF, FATAL, RUNNING, STARTING, STOPPED, STOPPING, Slot, policy_for
 from mcp_supervisor.supervisor.stderr import StderrCapture
 from mcp_supervisor.supervisor.stdio_refusal import refuse_stdio_client
 from mcp_supervisor.supervisor.watcher import watch_config
-from mcp_supervisor.supervisor.zygote import Zygote, ZygoteError, fork_unsupported
+from mcp_supervisor.supervisor.zygote import Zygote, fork_unsupported
 from mcp_supervisor.system.cgroups import BackendCgroup, CgroupLimits, InstanceCgroup
 from mcp_supervisor.system.logs import configure_logging
 from mcp_supervisor.system.process_tree import INSTANCE_ENV, PARENT_PID_ENV, become_subreaper, set_title
@@ -83,18 +87,13 @@ def heartbeat_interval(timeout_s: float) -> float:
     return max(0.1, min(HEARTBEAT_MAX_INTERVAL_S, timeout_s / 2.5))
 
 
-# Fork requests in flight at once (each holds two fds in the socket, and three here).
-FORK_CHUNK = 32
-
-
-@dataclass
-class PendingFork:
-    slot: Slot
-    argv: list[str]
-    env: dict[str, str]
-    write_fd: int
-    handoff_fd: int
-    read_fd: int
+# Workers started per turn of the loop when many start at once (a reload's or the start-up's): between turns
+# the first ones' ready reports, fork answers and exits are handled.
+SPAWN_CHUNK = 32
+# Trees sampled per pass of the sampler at most (each costs ~1 ms of the loop: a few /proc reads per process).
+SAMPLES_PER_PASS = 32
+# Exit statuses of unknown children kept while fork requests are pending (one may be such a worker).
+MAX_UNKNOWN_EXITS = 10_000
 
 
 def _sample_interval() -> float:
@@ -120,13 +119,17 @@ class Supervisor:
         self.control: ControlServer | None = None
         self._by_pid: dict[int, Slot] = {}
         self._samplers: dict[int, TreeSampler] = {}
+        self._sample_cursor = 0
         self._stopping = asyncio.Event()
         self._exit_code = 0
         self._lock_fd: int | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
         self._cgroups: InstanceCgroup | None = None
         self._launcher: BackendLauncher | None = None
-        self._fork_batch: list[PendingFork] | None = None
+        # While fork requests are pending, an unknown child may be a worker whose pid is on its way: its exit
+        # status is kept here, and orphan sweeps wait (they would kill it).
+        self._unknown_exits: dict[int, int] = {}
+        self._sweep_wanted = False
         self._zygote_stderr: StderrCapture | None = None
         self.zygote = Zygote(policy_for(settings.supervision), self._zygote_output)
         unsupported = fork_unsupported()
@@ -309,18 +312,49 @@ class Supervisor:
         if not self._stopping.is_set():
             self.zygote.start(self._child_env())
 
-    def _start_worker(self, argv: list[str], env: dict[str, str], write_fd: int, handoff_fd: int) -> ChildProcess:
-        """Forked by the zygote when it is ready (copy-on-write, no imports), else spawned; closes `write_fd`."""
-        if self.zygote.ready:
-            try:
-                pid = self.zygote.fork(write_fd, handoff_fd)
-            except ZygoteError as exc:
-                log.warning("Spawning instead of forking: %s.", exc)
-                os.lseek(handoff_fd, 0, os.SEEK_SET)  # shared offset: whatever read it, the spawned worker reads all
-            else:
-                os.close(write_fd)
-                return ChildProcess.adopted(pid)
-        return ChildProcess(argv, env, write_fd, (handoff_fd,))
+    def _fork(self, slot: Slot, write_fd: int, handoff_fd: int, read_fd: int) -> None:
+        """Ask the zygote for the worker (copy-on-write, no imports); `_forked` takes the answer."""
+        generation = slot.generation
+        self.zygote.request(write_fd, handoff_fd, lambda pid: self._forked(slot, generation, read_fd, pid))
+
+    def _forked(self, slot: Slot, generation: int, read_fd: int, pid: int | None) -> None:
+        # Its ready report may come before the answer that names its pid (both wait in line for this loop).
+        wanted = (
+            slot.generation == generation
+            and self.workers.get(slot.key) is slot
+            and slot.state in (STARTING, RUNNING)
+            and not self._stopping.is_set()
+        )
+        if pid is None:  # not forked: the zygote is gone or broken, so this spawns (a new generation)
+            os.close(read_fd)
+            if wanted:
+                log.warning("%s was not forked (%s); spawning it.", slot.label, self.zygote.reason)
+                self._spawn(slot)
+        else:
+            child = ChildProcess.adopted(pid)
+            if wanted:
+                slot.child = child
+                self._started(slot, child, read_fd, ready_already=slot.state == RUNNING)
+            else:  # stopped, replaced or shutting down meanwhile: not wanted any more
+                os.close(read_fd)
+                child.signal_group(signal.SIGKILL)
+                child.signal_leader(signal.SIGKILL)  # in case it has not made its own group yet
+            code = self._unknown_exits.pop(pid, None)
+            if code is not None:
+                self._on_exit(pid, code)  # it exited before its answer was read
+        if not self.zygote.pending:
+            self._unknown_exits.clear()  # whoever is left there was no worker of ours
+            if self._sweep_wanted:
+                self._sweep()
+
+    def _sweep(self) -> None:
+        """What a dead worker left behind (a backend in its own session) was adopted by us: sweep it. Not while
+        fork requests are pending: an unknown child may be a worker whose pid is on its way."""
+        if self.zygote.pending:
+            self._sweep_wanted = True
+            return
+        self._sweep_wanted = False
+        reaper.sweep_orphans(self._managed_pids())
 
     def _spawn(self, slot: Slot) -> None:
         slot.timer = None
@@ -355,19 +389,20 @@ class Supervisor:
                 oauth_client_secret=os.environ.get(slot.entry.oauth.clientSecretEnv, "") if slot.entry.oauth else "",
             )
             argv = [sys.executable, "-m", "mcp_supervisor", "worker"]
-        handoff_fd = write_handoff(spec)
+        handoff_fd = write_handoff(spec, 0 if slot.is_gateway else WORKER_SPEC_OFFSET)
+        if not slot.is_gateway:
+            slot.attach_beats(handoff_fd)
         env[HANDOFF_FD_ENV] = str(handoff_fd)
         read_fd, write_fd = os.pipe()
-        if self._fork_batch is not None and not slot.is_gateway and self.zygote.ready:
-            self._fork_batch.append(PendingFork(slot, argv, env, write_fd, handoff_fd, read_fd))
+        if not slot.is_gateway and self.zygote.ready:
+            slot.state = STARTING
+            self._fork(slot, write_fd, handoff_fd, read_fd)  # the zygote closes both fds
             return
         try:
-            if slot.is_gateway:
-                slot.child = ChildProcess(argv, env, write_fd, (*pass_fds, handoff_fd))
-            else:
-                slot.child = self._start_worker(argv, env, write_fd, handoff_fd)
+            slot.child = ChildProcess(argv, env, write_fd, (*pass_fds, handoff_fd))
         except OSError as exc:
             os.close(read_fd)
+            slot.detach_beats()
             slot.last_error = f"cannot spawn: {exc}"
             self._crashed(slot, time.monotonic())
             return
@@ -376,56 +411,30 @@ class Supervisor:
         self._started(slot, slot.child, read_fd)
 
     async def _spawn_many(self, slots: list[Slot]) -> None:
-        """Start many workers: the zygote gets their fork requests in chunks, answered in order, so that a
-        hundred forks do not each wait for a round trip through a busy machine. Each chunk is synchronous like
-        `_spawn` (every pid is recorded before the loop can run the reaper); between chunks the loop runs, so
-        that the first workers' ready reports and heartbeats are read while the next ones start."""
+        """Start many workers, SPAWN_CHUNK per turn of the loop: between chunks the first workers' ready reports,
+        the zygote's answers and any exits are handled while the next ones start."""
         for slot in slots:
             slot.state = STARTING  # as the gateway must see them: starting, not stopped, until their turn
-        for start in range(0, len(slots), FORK_CHUNK):
-            self._spawn_chunk(slots[start : start + FORK_CHUNK])
+        for start in range(0, len(slots), SPAWN_CHUNK):
+            for slot in slots[start : start + SPAWN_CHUNK]:
+                if self.workers.get(slot.key) is slot and slot.state == STARTING and not self._stopping.is_set():
+                    self._spawn(slot)
             await asyncio.sleep(0)
 
-    def _spawn_chunk(self, slots: list[Slot]) -> None:
-        self._fork_batch = []
-        try:
-            for slot in slots:
-                self._spawn(slot)
-        finally:
-            batch, self._fork_batch = self._fork_batch, None
-        if batch:
-            pids = self.zygote.fork_many([(pending.write_fd, pending.handoff_fd) for pending in batch])
-            for pending, pid in zip(batch, pids, strict=True):
-                slot = pending.slot
-                try:
-                    if pid is None:
-                        os.lseek(pending.handoff_fd, 0, os.SEEK_SET)
-                        child = ChildProcess(pending.argv, pending.env, pending.write_fd, (pending.handoff_fd,))
-                    else:
-                        os.close(pending.write_fd)
-                        child = ChildProcess.adopted(pid)
-                except OSError as exc:
-                    os.close(pending.read_fd)
-                    slot.last_error = f"cannot spawn: {exc}"
-                    self._crashed(slot, time.monotonic())
-                    continue
-                finally:
-                    os.close(pending.handoff_fd)
-                slot.child = child
-                self._started(slot, child, pending.read_fd)
-
-    def _started(self, slot: Slot, child: ChildProcess, read_fd: int) -> None:
+    def _started(self, slot: Slot, child: ChildProcess, read_fd: int, ready_already: bool = False) -> None:
+        """`ready_already`: a forked worker whose ready report was handled before the zygote's answer."""
         slot.stderr = StderrCapture(slot.key, read_fd, self.log_dir / f"{slot.key}.log")
         self._by_pid[child.pid] = slot
-        slot.last_heartbeat = time.monotonic()
-        slot.heartbeat_seen = False
-        # The gateway has no handshake to wait for; a worker is RUNNING only once its backend is initialized.
-        slot.state = RUNNING if slot.is_gateway else STARTING
         log.info("Started %s (generation %d, pid %d, %s).", slot.label, slot.generation, child.pid, child.method)
-        if not slot.is_gateway:
-            generation = slot.generation
-            loop = asyncio.get_running_loop()
-            loop.call_later(slot.options.startTimeout + 2.0, self._check_started, slot, generation)
+        if not ready_already:
+            slot.last_heartbeat = time.monotonic()
+            slot.heartbeat_seen = False
+            # The gateway has no handshake to wait for; a worker is RUNNING only once its backend is initialized.
+            slot.state = RUNNING if slot.is_gateway else STARTING
+            if not slot.is_gateway:
+                generation = slot.generation
+                loop = asyncio.get_running_loop()
+                loop.call_later(slot.options.startTimeout + 2.0, self._check_started, slot, generation)
         self._publish("spawned", slot)
 
     def _plan_launch(self, slot: Slot) -> Launch | Literal[False] | None:
@@ -469,16 +478,22 @@ class Supervisor:
 
     def _on_exit(self, pid: int, code: int) -> None:
         if pid == self.zygote.pid:
-            delay = self.zygote.on_exit(code)
-            if delay is not None and not self._stopping.is_set():
-                self.zygote.timer = asyncio.get_running_loop().call_later(delay, self._restart_zygote)
+            delay = self.zygote.on_exit(code)  # its unanswered requests are spawned instead (`_forked`)
+            if not self._stopping.is_set():
+                if delay is not None:
+                    self.zygote.timer = asyncio.get_running_loop().call_later(delay, self._restart_zygote)
+                self._sweep()  # workers it forked but never announced: nobody's, and so are their backends
             return
         slot = self._by_pid.pop(pid, None)
         self._samplers.pop(pid, None)
+        if slot is None and self.zygote.pending and len(self._unknown_exits) < MAX_UNKNOWN_EXITS:
+            self._unknown_exits[pid] = code  # maybe a forked worker whose pid is still on its way (`_forked`)
+            return
         if slot is None or slot.child is None or slot.child.pid != pid:
             return  # an adopted orphan, reaped so it does not linger as a zombie
         child = slot.child
         child.mark_exited(code)
+        slot.detach_beats()
         slot.last_exit = describe_exit(code)
         # Whatever this generation's backend left (however started) goes, and nothing of anyone else's.
         cleanup_cgroup(slot.cgroup, slot.label)
@@ -486,7 +501,7 @@ class Supervisor:
         # What the dead worker left behind (a backend in its own session) was adopted by us: sweep it.
         # While everything stops, one sweep at the end does (per exit it would cost O(tree) times N workers).
         if not self._stopping.is_set():
-            reaper.sweep_orphans(self._managed_pids())
+            self._sweep()
         if slot.commanded_stop or self._stopping.is_set():
             slot.state = STOPPED
             log.info("%s stopped (%s).", slot.label, slot.last_exit)
@@ -591,21 +606,31 @@ class Supervisor:
                 # control socket. Judge nobody until they have been read, or a slow machine turns into a kill storm.
                 log.warning("Supervisor loop ran %.1f s late; skipping one heartbeat check.", late)
                 continue
+            self.zygote.check(now)
             gateway = [self.gateway] if self.gateway.heartbeat_seen else []
             for slot in [*gateway, *self.workers.values()]:
                 if slot.state in (STARTING, RUNNING) and slot.child is not None and slot.child.alive:
+                    if slot.read_beats(now):
+                        self._publish("sample", slot)
                     silent = now - slot.last_heartbeat
                     if silent > slot.options.heartbeatTimeout:
                         self._kill_unhealthy(slot, f"no heartbeat for {silent:.1f} s (hung or stopped)")
                         slot.last_heartbeat = now  # one kill per silence
 
     async def _sampler(self) -> None:
-        """Every interval, the trees that are due (steady ones less and less often: health.py); a sample is
-        published only when it changed, so an idle tree costs the gateway nothing."""
+        """Every interval, the trees that are due (steady ones less and less often: health.py), at most
+        SAMPLES_PER_PASS of them (a start-up's hundreds of new trees are sampled over a few passes, not in one
+        stall of the loop); a sample is published only when it changed, so an idle tree costs the gateway nothing."""
         while True:
             interval = _sample_interval()
             now = time.monotonic()
-            for slot in [self.gateway, *self.workers.values()]:
+            sampled = 0
+            slots = [self.gateway, *self.workers.values()]
+            start = self._sample_cursor % len(slots)  # round robin: a capped pass goes on where the last stopped
+            for index, slot in enumerate(slots[start:] + slots[:start]):
+                if sampled >= SAMPLES_PER_PASS:
+                    self._sample_cursor = start + index
+                    break
                 child = slot.child
                 if child is None or not child.alive:
                     continue
@@ -613,13 +638,14 @@ class Supervisor:
                 if sampler is None:
                     try:
                         sampler = self._samplers[child.pid] = TreeSampler(child.pid)
-                    except psutil.Error:
+                    except ProcessLookupError:
                         continue  # it exited between the check and the sample
-                due = sampler.due_sample(now, interval)
+                limit = slot.options.maxRssMb
+                due = sampler.due_sample(now, interval, LIMITED_MAX_BACKOFF if limit else MAX_BACKOFF)
                 if due is None:
                     continue
+                sampled += 1
                 slot.resources, changed = due
-                limit = slot.options.maxRssMb
                 rss_mb = slot.resources.rss_bytes / 1_048_576
                 if limit and rss_mb > limit and slot.state == RUNNING:
                     slot.last_error = f"RSS {rss_mb:.0f} MB exceeded the {limit:g} MB limit"

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from mcp_supervisor.config.models import ServerEntry, Supervision
+from mcp_supervisor.protocol.beat_page import BeatPage
 from mcp_supervisor.protocol.messages import BackendStatus, SandboxReport
 from mcp_supervisor.redaction import redact_optional
 from mcp_supervisor.supervisor.health import ResourceSample
@@ -69,6 +70,9 @@ class Slot:
     # The current generation's protocol era toward its backend and the version spoken (its ready report).
     era: str = ""
     protocol_version: str = ""
+    # The current generation's heartbeat page (protocol/beat_page.py), and the beat count last read from it.
+    beats: BeatPage | None = None
+    beat_count: int = 0
     resources: ResourceSample = field(default_factory=ResourceSample)
     # The current generation's sandbox (stdio backends), and the cgroup its backend runs in.
     sandbox: SandboxReport | None = None
@@ -79,6 +83,34 @@ class Slot:
     @property
     def is_gateway(self) -> bool:
         return self.entry is None
+
+    def attach_beats(self, handoff_fd: int) -> None:
+        """Map the heartbeat page at the start of a new generation's handoff memfd (none: it beats by message)."""
+        self.detach_beats()
+        try:
+            self.beats = BeatPage(handoff_fd, writable=False)
+        except (OSError, ValueError):
+            self.beats = None
+
+    def detach_beats(self) -> None:
+        if self.beats is not None:
+            self.beats.close()
+            self.beats = None
+        self.beat_count = 0
+
+    def read_beats(self, now: float) -> bool:
+        """What the worker's loop wrote since the last look: a moved count is a heartbeat. True when the count
+        of refused replies changed (worth publishing: it feeds /metrics, and it means a misbehaving backend)."""
+        if self.beats is None:
+            return False
+        count, in_flight, refused = self.beats.read()
+        if count == self.beat_count:
+            return False
+        self.beat_count = count
+        self.last_heartbeat = now
+        self.in_flight = in_flight
+        changed, self.refused_replies = refused != self.refused_replies, refused
+        return changed
 
     @property
     def label(self) -> str:

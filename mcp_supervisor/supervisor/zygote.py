@@ -4,14 +4,20 @@ The zygote is a child of the supervisor like the gateway: spawned in its own ses
 restarted under the restart policy when it crashes (workers it forked are not its children and live on). While
 it is down, starting or found unsafe, workers are spawned as before; `status` says which and why.
 
-A fork request blocks the supervisor's loop for the fork's duration (about a millisecond), bounded by a socket
-timeout. Being synchronous is what makes it safe: the worker's pid is recorded before the loop can run the
-SIGCHLD reaper or an orphan sweep, which would otherwise see an unknown child.
+Fork requests are asynchronous: `request` sends one (or queues it while the socket is full) and returns; the
+reply, the worker's pid, is read by the loop's reader callback and handed to the request's `done`. Waiting for
+replies on the loop (as it once did, in chunks, with a 5 s timeout) held the supervisor for as long as the
+zygote's forked intermediates waited for a CPU: on a loaded machine that timed out, killed a zygote that was
+only slow, and left forked workers nobody knew. Meanwhile the supervisor must treat an unknown child as
+possibly a worker whose reply is on its way (see `Supervisor._forked`): it keeps such a child's exit status and
+sweeps no orphans while any request is pending. A zygote that answers nothing for FORK_TIMEOUT_S is killed;
+its pending requests fail (`done(None)`) and those workers are spawned instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -20,6 +26,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from mcp_supervisor.protocol.spawn import ZYGOTE_FD_ENV, ZYGOTE_FORK
 from mcp_supervisor.supervisor.policy import RestartPolicy
@@ -28,11 +35,22 @@ from mcp_supervisor.supervisor.process import ChildProcess, describe_exit
 log = logging.getLogger("mcp_supervisor.supervisor")
 
 READY_TIMEOUT_S = 10.0
-FORK_TIMEOUT_S = 5.0
+# No answer to any pending fork request for this long: the zygote is hung (a busy one answers well within it).
+FORK_TIMEOUT_S = 10.0
+
+ForkDone = Callable[[int | None], None]
 
 
-class ZygoteError(Exception):
-    pass
+@dataclass
+class _Request:
+    output_fd: int
+    handoff_fd: int
+    done: ForkDone
+
+    def close(self) -> None:
+        for fd in (self.output_fd, self.handoff_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def fork_unsupported() -> str | None:
@@ -58,6 +76,10 @@ class Zygote:
         self.restarts = 0
         self.timer: asyncio.TimerHandle | None = None
         self._ready_waiter: asyncio.Future[None] | None = None
+        self._queued: collections.deque[_Request] = collections.deque()  # not sent yet: the socket was full
+        self._sent: collections.deque[ForkDone] = collections.deque()  # sent, awaiting their replies in order
+        self._writing = False
+        self._progress = 0.0  # monotonic time of the last reply (or of the first pending request)
 
     @property
     def pid(self) -> int | None:
@@ -111,6 +133,8 @@ class Zygote:
         if hello == b"ready":
             self.ready = True
             self.reason = ""
+            sock.setblocking(False)
+            asyncio.get_running_loop().add_reader(sock.fileno(), self._on_replies)
             log.info("The worker zygote (pid %s) is ready: workers are forked.", self.pid)
         elif hello.startswith(b"unsafe "):
             self.disable(hello[len(b"unsafe ") :].decode(errors="replace"))
@@ -126,48 +150,84 @@ class Zygote:
             except TimeoutError:
                 log.warning("The worker zygote was not ready within %g s: spawning workers meanwhile.", timeout)
 
-    def fork(self, output_fd: int, handoff_fd: int) -> int:
-        """The pid of a new worker whose stdout/stderr is `output_fd` and whose handoff is `handoff_fd` (both
-        stay the caller's to close). Raises ZygoteError; the zygote is then killed (and restarted on its exit)."""
-        sock = self._sock
-        if not self.ready or sock is None:
-            raise ZygoteError(self.reason)
-        try:
-            sock.settimeout(FORK_TIMEOUT_S)
-            socket.send_fds(sock, [ZYGOTE_FORK], [output_fd, handoff_fd])
-            reply = sock.recv(4096)
-        except OSError as exc:
-            self._broken(f"the fork request failed ({exc})")
-            raise ZygoteError(self.reason) from None
-        if not reply.startswith(b"pid ") or not reply[4:].isdigit():
-            detail = reply.decode(errors="replace") or "the zygote closed its socket"
-            self._broken(f"the zygote could not fork a worker ({detail})")
-            raise ZygoteError(self.reason)
-        return int(reply[4:])
+    @property
+    def pending(self) -> int:
+        """Fork requests not answered yet."""
+        return len(self._queued) + len(self._sent)
 
-    def fork_many(self, requests: list[tuple[int, int]]) -> list[int | None]:
-        """`fork` for many workers at once: all requests sent, then all replies read (in order). None where a
-        worker was not forked (the zygote is then killed and restarted; the caller spawns that one)."""
+    def request(self, output_fd: int, handoff_fd: int, done: ForkDone) -> None:
+        """Ask for a worker whose stdout/stderr is `output_fd` and whose handoff is `handoff_fd` (both are the
+        zygote's to close from now on). `done(pid)` once it is forked, `done(None)` if it was not (then spawn
+        it): never before this returns. Only while `ready`."""
+        if not self.pending:
+            self._progress = time.monotonic()
+        self._queued.append(_Request(output_fd, handoff_fd, done))
+        if not self.ready or self._sock is None:
+            asyncio.get_running_loop().call_soon(self._fail_pending)
+            return
+        self._flush()
+
+    def _flush(self) -> None:
         sock = self._sock
-        pids: list[int | None] = [None] * len(requests)
-        if not self.ready or sock is None:
-            return pids
-        sent = 0
-        try:
-            sock.settimeout(FORK_TIMEOUT_S)
-            for output_fd, handoff_fd in requests:
-                socket.send_fds(sock, [ZYGOTE_FORK], [output_fd, handoff_fd])
-                sent += 1
-            for index in range(sent):
+        while self._queued and sock is not None:
+            request = self._queued[0]
+            try:
+                socket.send_fds(sock, [ZYGOTE_FORK], [request.output_fd, request.handoff_fd])
+            except BlockingIOError:
+                if not self._writing:
+                    asyncio.get_running_loop().add_writer(sock.fileno(), self._flush)
+                    self._writing = True
+                return
+            except OSError as exc:
+                self._broken(f"the fork request failed ({exc})")  # the requests fail when it has exited
+                return
+            self._queued.popleft()
+            request.close()  # the message carries its own copies
+            self._sent.append(request.done)
+        if self._writing and sock is not None:
+            asyncio.get_running_loop().remove_writer(sock.fileno())
+            self._writing = False
+
+    def _on_replies(self) -> None:
+        sock = self._sock
+        while sock is not None:
+            try:
                 reply = sock.recv(4096)
-                if not reply.startswith(b"pid ") or not reply[4:].isdigit():
-                    detail = reply.decode(errors="replace") or "the zygote closed its socket"
-                    self._broken(f"the zygote could not fork a worker ({detail})")
-                    break
-                pids[index] = int(reply[4:])
-        except OSError as exc:
-            self._broken(f"the fork request failed ({exc})")
-        return pids
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self._broken(f"its socket failed ({exc})")
+                return
+            if not reply:
+                asyncio.get_running_loop().remove_reader(sock.fileno())
+                if self.ready:
+                    self._broken("the zygote closed its socket")
+                return
+            self._progress = time.monotonic()
+            if not self._sent:
+                log.warning("Worker zygote: an answer to no request (%r); ignored.", reply[:80])
+                continue
+            done = self._sent.popleft()
+            if reply.startswith(b"pid ") and reply[4:].isdigit():
+                done(int(reply[4:]))
+            else:
+                self._broken(f"the zygote could not fork a worker ({reply.decode(errors='replace')})")
+                done(None)
+
+    def check(self, now: float) -> None:
+        """The watchdog's tick: a zygote that has answered no pending request for FORK_TIMEOUT_S is hung."""
+        if self.pending and self.ready and now - self._progress > FORK_TIMEOUT_S:
+            self._broken(f"no answer to a fork request for {FORK_TIMEOUT_S:g} s")
+
+    def _fail_pending(self) -> None:
+        """Every request not answered (the zygote is gone or unusable): `done(None)`, so they get spawned."""
+        sent, queued = list(self._sent), list(self._queued)
+        self._sent.clear()
+        self._queued.clear()
+        for request in queued:
+            request.close()
+        for done in [*sent, *(request.done for request in queued)]:
+            done(None)
 
     def _broken(self, reason: str) -> None:
         self.ready = False
@@ -177,12 +237,15 @@ class Zygote:
             self.child.signal_group(signal.SIGKILL)
 
     def on_exit(self, code: int) -> float | None:
-        """The zygote exited (reaped by the supervisor). Returns the delay before its restart, or None."""
+        """The zygote exited (reaped by the supervisor). Returns the delay before its restart, or None.
+        Answers it sent before it died are still read; the requests left fail (`done(None)`)."""
         if self.child is not None:
             self.child.mark_exited(code)
-        self._close_socket()
         was_ready = self.ready
-        self.ready = False
+        self.ready = False  # first: a request that fails below is spawned, not sent here again
+        self._on_replies()
+        self._close_socket()
+        self._fail_pending()
         if self.disabled:
             return None
         self.reason = f"the zygote exited ({describe_exit(code)}){'' if was_ready else ' before it was ready'}"
@@ -197,7 +260,10 @@ class Zygote:
     def _close_socket(self) -> None:
         if self._sock is not None:
             with contextlib.suppress(RuntimeError):
-                asyncio.get_running_loop().remove_reader(self._sock.fileno())
+                loop = asyncio.get_running_loop()
+                loop.remove_reader(self._sock.fileno())
+                loop.remove_writer(self._sock.fileno())
+            self._writing = False
             self._sock.close()
             self._sock = None
 
@@ -208,5 +274,6 @@ class Zygote:
         self.disabled = True
         self.ready = False
         self._close_socket()  # EOF: the zygote exits on its own
+        self._fail_pending()
         if self.child is not None and self.child.alive:
             await self.child.stop(grace_s)

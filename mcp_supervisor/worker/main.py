@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import time
 from collections.abc import Coroutine
 from pathlib import Path
@@ -23,6 +24,7 @@ import zmq.asyncio
 
 from mcp_supervisor.errors import BackendError, ProtocolError
 from mcp_supervisor.protocol import codec, socket_auth
+from mcp_supervisor.protocol.beat_page import BeatPage
 from mcp_supervisor.protocol.channel import Channel
 from mcp_supervisor.protocol.endpoints import Endpoints, configure_dealer
 from mcp_supervisor.protocol.messages import (
@@ -38,7 +40,7 @@ from mcp_supervisor.protocol.messages import (
     WorkerReady,
     WorkerStateReport,
 )
-from mcp_supervisor.protocol.spawn import WorkerSpec, take_worker_spec
+from mcp_supervisor.protocol.spawn import WorkerSpec, take_worker_handoff
 from mcp_supervisor.redaction import redact
 from mcp_supervisor.system.logs import configure_logging
 from mcp_supervisor.system.process_tree import (
@@ -46,6 +48,7 @@ from mcp_supervisor.system.process_tree import (
     die_with_parent,
     kill_descendants,
     kill_rest_of_group,
+    pidfds_work,
     reap_adopted,
     set_title,
 )
@@ -58,12 +61,17 @@ log = logging.getLogger("mcp_supervisor.worker")
 T = TypeVar("T")
 
 EXIT_BACKEND_FAILED = 3
+# The data-plane heartbeat only lets a gateway that does not know this worker ask for its catalog (Resync). A
+# restarted gateway gets one as soon as the reconnection's handshake succeeds (`_on_connection_events`); this
+# slow one is the safety net for anything else (a gateway that missed our ready).
+GATEWAY_BEAT_EVERY = 15
 _STOPPING_ERROR = msgspec.json.encode({"code": -32003, "message": "The backend's worker is stopping."})
 
 
 class Worker:
-    def __init__(self, spec: WorkerSpec) -> None:
+    def __init__(self, spec: WorkerSpec, beats: BeatPage | None = None) -> None:
         self.spec = spec
+        self._beats = beats
         self.key = spec.server.key
         endpoints = Endpoints(runtime_dir=Path(spec.runtime_dir))
         self._ctx = zmq.asyncio.Context()
@@ -73,6 +81,9 @@ class Worker:
         socket_auth.as_client(data, spec.credentials)
         data.connect(endpoints.data)
         self._data = Channel(data)
+        # Connection events of the data socket: a handshake with a (restarted) gateway (see GATEWAY_BEAT_EVERY).
+        self._connections: zmq.Socket[bytes] = data.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self._to_gateway = codec.encode(Heartbeat(key=self.key, generation=spec.generation))
         self._control = self._ctx.socket(zmq.DEALER)
         configure_dealer(self._control, f"worker:{spec.identity}")
         socket_auth.as_client(self._control, spec.credentials)
@@ -98,6 +109,8 @@ class Worker:
 
     async def run(self) -> int:
         self._data.start()
+        asyncio.get_running_loop().add_reader(self._connections.FD, self._on_connection_events)
+        self._on_connection_events()  # edge-triggered: whatever happened before we watched
         heartbeats = asyncio.create_task(self._heartbeats())
         try:
             await self._run_backend()
@@ -234,27 +247,51 @@ class Worker:
                     await relay.send_raw(body)
 
     async def _heartbeats(self) -> None:
-        to_gateway = codec.encode(Heartbeat(key=self.key, generation=self.spec.generation))
+        """From the event loop, so that a blocked or stopped loop is silence: into the heartbeat page (read by
+        the supervisor's watchdog, waking nobody), or as a message when the handoff brought no page."""
+        beats = 0
         while True:
             relay = self._relay
-            beat = WorkerHeartbeat(
-                key=self.key,
-                generation=self.spec.generation,
-                in_flight=len(relay.in_flight) if relay is not None else 0,
-                refused_replies=relay.refused_replies if relay is not None else 0,
-            )
-            await self._control.send(codec.encode(beat))
-            if self._ready is not None:
-                self._data.send([to_gateway])
+            in_flight = len(relay.in_flight) if relay is not None else 0
+            refused = relay.refused_replies if relay is not None else 0
+            if self._beats is not None:
+                self._beats.beat(in_flight, refused)
+            else:
+                beat = WorkerHeartbeat(
+                    key=self.key, generation=self.spec.generation, in_flight=in_flight, refused_replies=refused
+                )
+                await self._control.send(codec.encode(beat))
+            beats += 1
+            if self._ready is not None and beats % GATEWAY_BEAT_EVERY == 0:
+                self._data.send([self._to_gateway])
             # Orphans of the backend's tree are adopted by us (a subreaper), not by the supervisor: collect them.
             connection = relay.connection if relay is not None else None
             reap_adopted({pid} if (pid := getattr(connection, "pid", None)) else set())
             await asyncio.sleep(self.spec.heartbeat_interval_s)
 
+    def _on_connection_events(self) -> None:
+        """A handshake with the gateway succeeded (a first connection, or one to a gateway that restarted): once
+        we are ready, a heartbeat tells it about us at once, and it asks for our catalog if it lacks it."""
+        handshakes = 0
+        while not self._connections.closed and int(self._connections.get(zmq.EVENTS)) & zmq.POLLIN:
+            try:
+                self._connections.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            handshakes += 1
+        if handshakes and self._ready is not None:
+            self._data.send([self._to_gateway])
+
     def close(self) -> None:
+        if not self._connections.closed:
+            with contextlib.suppress(RuntimeError, ValueError):
+                asyncio.get_running_loop().remove_reader(self._connections.FD)
+            self._connections.close(0)
         self._data.close()
         self._control.close(0)
         self._ctx.term()
+        if self._beats is not None:
+            self._beats.close()
 
 
 async def _race(pump: asyncio.Task[None], work: Coroutine[Any, Any, T]) -> T:
@@ -277,7 +314,8 @@ def _describe(exc: BaseException) -> str:
 
 
 def main() -> int:
-    spec = take_worker_spec()  # first: the fd must not outlive this line (a backend inherits nothing of it)
+    # First: the fd must not outlive this line (a backend inherits nothing of it; exec drops the page's mapping).
+    spec, beats = take_worker_handoff()
     die_with_parent()
     # What the backend's tree orphans (a helper that daemonized) is adopted by this worker, not by the
     # supervisor, so this worker's exit sweeps exactly its own backend's processes and no one else's.
@@ -287,11 +325,21 @@ def main() -> int:
         os.environ.get("MCP_SUPERVISOR_LOG_LEVEL", "INFO"),
         f"%(asctime)s worker[{spec.server.key}] %(levelname)s %(message)s",
     )
-    return asyncio.run(_main(spec))
+    return asyncio.run(_main(spec, beats))
 
 
-async def _main(spec: WorkerSpec) -> int:
-    worker = Worker(spec)
+def _watch_children_with_pidfds() -> None:
+    """Python 3.11's default child watcher starts a thread per child process (blocked in waitpid): here a pidfd
+    in the event loop instead, as 3.12 does by default. A thread costs a worker its stack and malloc arena."""
+    if sys.version_info < (3, 12) and pidfds_work():
+        watcher = asyncio.PidfdChildWatcher()
+        watcher.attach_loop(asyncio.get_running_loop())
+        asyncio.set_child_watcher(watcher)
+
+
+async def _main(spec: WorkerSpec, beats: BeatPage | None = None) -> int:
+    _watch_children_with_pidfds()
+    worker = Worker(spec, beats)
     main_task = asyncio.current_task()
     assert main_task is not None
     loop = asyncio.get_running_loop()

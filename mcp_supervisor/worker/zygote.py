@@ -63,10 +63,10 @@ def fork_unsafe_reason() -> str | None:
 
 def _preload() -> None:
     """Modules the worker imports lazily, and the caches it fills on first use (msgspec's type information of
-    the spec and the messages, an event loop's machinery), loaded before the freeze so that they are shared."""
-    import asyncio
+    the spec and the messages), loaded before the freeze so that they are shared; then a rehearsal of a
+    worker's start-up, so that the code it runs is already quickened (worker/rehearsal.py)."""
     import asyncio.base_subprocess
-    import asyncio.unix_events
+    import asyncio.unix_events  # noqa: F401
 
     import msgspec
     import zmq.asyncio  # noqa: F401
@@ -74,12 +74,12 @@ def _preload() -> None:
     from mcp_supervisor.protocol import codec
     from mcp_supervisor.protocol.messages import WorkerHeartbeat
     from mcp_supervisor.protocol.spawn import WorkerSpec
+    from mcp_supervisor.worker.rehearsal import rehearse
 
     with contextlib.suppress(msgspec.ValidationError):
         msgspec.json.decode(b"{}", type=WorkerSpec)
     codec.encode(WorkerHeartbeat(key="", generation=0))
-    loop = asyncio.new_event_loop()  # never run, and closed: nothing of it survives into a worker
-    loop.close()
+    rehearse()  # a worker's start-up, run once here (worker/rehearsal.py)
 
 
 def main() -> int:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +145,45 @@ async def test_worker_spawn_setting_turns_forking_off(tmp_path: Path, supervisor
     snapshot = status(sup)
     assert snapshot["worker_spawn"] == "spawn: WORKER_SPAWN=spawn"
     assert [b["start_method"] for b in snapshot["backends"]] == ["spawn"]
+
+
+async def test_a_slow_zygote_is_waited_for_and_a_hung_one_is_replaced(tmp_path: Path, supervisor_factory: Any) -> None:
+    """Fork answers are read by the loop, never waited for on it: a zygote slow to answer (SIGSTOPped for 3 s, as
+    a loaded machine delays its forked intermediates) delays its workers and kills nothing; one that answers
+    nothing for FORK_TIMEOUT_S (10 s) is replaced, and the workers it owed are spawned instead."""
+    sup = start(supervisor_factory, tmp_path, ["one"])
+    zygote = zygote_pid(status(sup)["worker_spawn"])
+    os.kill(zygote, signal.SIGSTOP)
+    try:
+        write_config(sup.config_dir, {key: tiny(key) for key in ("one", "two", "three")})
+        waiting = wait_until(
+            lambda: {b["key"]: b for b in status(sup)["backends"] if b["key"] in ("two", "three")} or None,
+            15,
+            what="the reload's new backends",
+        )
+        time.sleep(3)
+        assert all(b["state"] == "STARTING" and b["pid"] is None for b in waiting.values()), waiting
+    finally:
+        os.kill(zygote, signal.SIGCONT)
+    sup.wait_linked({"one", "two", "three"})
+    snapshot = status(sup)
+    assert snapshot["worker_spawn"] == f"fork (zygote pid {zygote}, 0 restart(s))", snapshot["worker_spawn"]
+    assert all(b["start_method"] == "fork" and b["restarts"] == 0 for b in snapshot["backends"]), snapshot
+
+    os.kill(zygote, signal.SIGSTOP)  # hung for good: killed after FORK_TIMEOUT_S
+    began = time.monotonic()
+    write_config(sup.config_dir, {key: tiny(key) for key in ("one", "two", "three", "four")})
+    sup.wait_linked({"four"}, timeout=40)
+    four = next(b for b in status(sup)["backends"] if b["key"] == "four")
+    print(f"\nfour RUNNING {time.monotonic() - began:.1f} s after the reload, with the zygote hung")
+    assert four["start_method"] == "spawn", four
+    assert "no answer to a fork request" in sup.log_path.read_text(), sup.log_tail()
+    assert not psutil.pid_exists(zygote) or psutil.Process(zygote).status() == psutil.STATUS_ZOMBIE
+
+    def replaced() -> bool:
+        text = status(sup)["worker_spawn"]
+        return text.startswith("fork (") and zygote_pid(text) != zygote
+
+    wait_until(replaced, 15, what="a new zygote")
+    others = {b["key"]: b for b in status(sup)["backends"]}
+    assert all(others[key]["restarts"] == 0 for key in ("one", "two", "three")), others

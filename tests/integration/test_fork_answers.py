@@ -1,0 +1,88 @@
+"""The supervisor's handling of the zygote's answers (`Supervisor._forked`), with real child processes.
+
+A fork's answer (the worker's pid) and the worker's own ready report wait in line for the same loop: on a busy
+machine the report can be handled first. The worker must then be kept, not killed as unwanted (a hundred
+workers were, once, and sat RUNNING without a pid, never linked).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mcp_supervisor.config.models import ServerEntry, Supervision
+from mcp_supervisor.supervisor.main import Supervisor
+from mcp_supervisor.supervisor.slots import RUNNING, STARTING, STOPPED, Slot, policy_for
+
+
+class _IdleZygote:
+    pending = 0
+    reason = ""
+
+
+def _supervisor(tmp_path: Path, slot: Slot) -> Supervisor:
+    supervisor = Supervisor.__new__(Supervisor)
+    supervisor.workers = {slot.key: slot}
+    supervisor.log_dir = tmp_path
+    supervisor.control = None
+    supervisor.zygote = _IdleZygote()  # type: ignore[assignment]
+    supervisor._stopping = asyncio.Event()
+    supervisor._by_pid = {}
+    supervisor._unknown_exits = {}
+    supervisor._sweep_wanted = False
+    return supervisor
+
+
+def _slot() -> Slot:
+    options = Supervision()
+    slot = Slot("k", ServerEntry(key="k", type="stdio", command="true"), options, policy_for(options))
+    slot.generation = 1
+    return slot
+
+
+@pytest.mark.parametrize("state", [STARTING, RUNNING])
+def test_the_answer_registers_the_worker_whether_or_not_its_ready_came_first(tmp_path: Path, state: str) -> None:
+    worker = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+
+        async def scenario() -> None:
+            slot = _slot()
+            slot.state = state
+            supervisor = _supervisor(tmp_path, slot)
+            read_fd, write_fd = os.pipe()
+            os.close(write_fd)
+            supervisor._forked(slot, 1, read_fd, worker.pid)
+            assert slot.child is not None and slot.child.pid == worker.pid
+            assert supervisor._by_pid == {worker.pid: slot}
+            assert slot.state == state  # a ready worker stays RUNNING
+            await asyncio.sleep(0.2)
+            assert worker.poll() is None  # and alive
+
+        asyncio.run(scenario())
+    finally:
+        worker.kill()
+        worker.wait()
+
+
+def test_an_answer_for_a_stopped_slot_kills_that_worker(tmp_path: Path) -> None:
+    worker = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+
+        async def scenario() -> None:
+            slot = _slot()
+            slot.state = STOPPED  # stopped while its fork was pending
+            supervisor = _supervisor(tmp_path, slot)
+            read_fd, write_fd = os.pipe()
+            os.close(write_fd)
+            supervisor._forked(slot, 1, read_fd, worker.pid)
+            assert supervisor._by_pid == {} and slot.child is None
+
+        asyncio.run(scenario())
+        assert worker.wait(timeout=10) == -9
+    finally:
+        worker.kill()
+        worker.wait()
