@@ -28,6 +28,7 @@ import contextlib
 import gc
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -82,6 +83,44 @@ def _preload() -> None:
     rehearse()  # a worker's start-up, run once here (worker/rehearsal.py)
 
 
+# Objects that fill the free blocks of the allocator's partly used pools before the fork (never touched again).
+_PADDING: list[object] = []
+_SIZE_CLASS = re.compile(rb"^\s*\d+\s+(\d+)\s+\d+\s+\d+\s+(\d+)\s*$", re.MULTILINE)
+
+
+def _fill_allocator_holes() -> list[object]:
+    """CPython's small-object allocator hands out the free blocks of partly used pools first: after the imports
+    those are holes scattered over the shared pages, so every worker's first allocations would copy a page per
+    hole. Filled here with objects of each size class (as many as `sys._debugmallocstats()` counts free), a
+    worker's new objects go to fresh pools instead, packed into pages of their own. Costs the zygote a few
+    hundred kB, shared."""
+    debug_stats = getattr(sys, "_debugmallocstats", None)
+    if debug_stats is None:
+        return []
+    read_end, write_end = os.pipe()
+    saved = os.dup(2)
+    try:
+        os.dup2(write_end, 2)  # the statistics go to the C stderr
+        debug_stats()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(write_end)
+    with os.fdopen(read_end, "rb") as stats:
+        text = stats.read()
+    padding: list[object] = []
+    empty_bytes = sys.getsizeof(b"")
+    for size_text, free_text in _SIZE_CLASS.findall(text.split(b"# arenas")[0]):
+        size, free = int(size_text), int(free_text)
+        if size <= 16:
+            padding.extend(object() for _ in range(free))
+        elif size <= 32:
+            padding.extend(float(index) + 0.5 for index in range(free))
+        else:  # a bytes object of this many bytes in all: the largest that still fits the class
+            padding.extend(bytes(size - empty_bytes) for _ in range(free))
+    return padding
+
+
 def main() -> int:
     raw = os.environ.pop(ZYGOTE_FD_ENV, "")
     if not raw.isdigit():
@@ -97,6 +136,8 @@ def main() -> int:
     _preload()
     gc.disable()  # no collection between the freeze and a fork: it would dirty the pages to be shared
     gc.collect()
+    for _ in range(2):  # the second pass fills what the first one freed (its own list growing, temporaries)
+        _PADDING.extend(_fill_allocator_holes())
     gc.freeze()
     reason = fork_unsafe_reason()
     if reason is not None:
