@@ -10,8 +10,13 @@ The page is the first page of the worker's handoff memfd (protocol/spawn.py): th
 single inherited fd brings both, and no fd or mapping of it survives into the backend (exec drops mappings).
 Each worker has a memfd of its own: a worker can only speak for its own liveness, as with messages.
 
-Layout: three native unsigned 64-bit counters, each written by one aligned store: beats (incremented last, so
-the other two are current when it moves), requests in flight at the backend, replies the worker refused.
+Layout: native unsigned 64-bit words, each written by one aligned store: beats (incremented last, so the next
+two are current when it moves), requests in flight at the backend, replies the worker refused, the worker's
+report (0 starting, READY, FAILED) and the length of its detail, which is UTF-8 text from DETAIL_OFFSET to the
+end of the page (what a ready worker serves, or why it failed). A report replaces the state and detail messages
+on the control socket: the worker writes detail, length, then state, and wakes the supervisor through the
+report eventfd all workers share (a syscall on both sides, so the supervisor reads what was written); a failed
+worker's report is read when its exit is reaped, and is there however fast it exited.
 
 Mapped with libc's mmap through ctypes rather than Python's `mmap` module, which keeps a dup of the fd for as
 long as the mapping lives (3.11 has no `trackfd=False`): that would be one more fd per worker in the supervisor
@@ -25,8 +30,11 @@ import mmap
 import os
 
 PAGE_SIZE = mmap.PAGESIZE
-_BEATS, _IN_FLIGHT, _REFUSED = 0, 1, 2
-_Words = ctypes.c_uint64 * 3
+_BEATS, _IN_FLIGHT, _REFUSED, _STATE, _DETAIL_LENGTH = 0, 1, 2, 3, 4
+STARTING, READY, FAILED = 0, 1, 2
+_STATES = {READY: "ready", FAILED: "failed"}
+DETAIL_OFFSET = 64
+_Words = ctypes.c_uint64 * 5
 _MAP_FAILED = ctypes.c_void_p(-1).value
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -58,6 +66,23 @@ class BeatPage:
         """The supervisor's side: (beats, in flight, refused replies)."""
         words = self._words
         return words[_BEATS], words[_IN_FLIGHT], words[_REFUSED]
+
+    def report(self, state: str, detail: str) -> None:
+        """The worker's side: "ready" or "failed", with a line of detail (cut to fit the page)."""
+        assert self._address is not None
+        text = detail.encode(errors="replace")[: PAGE_SIZE - DETAIL_OFFSET]
+        ctypes.memmove(self._address + DETAIL_OFFSET, text, len(text))
+        self._words[_DETAIL_LENGTH] = len(text)
+        self._words[_STATE] = READY if state == "ready" else FAILED
+
+    def read_report(self) -> tuple[str, str] | None:
+        """The supervisor's side: ("ready" | "failed", detail), or None while the worker has reported nothing."""
+        assert self._address is not None
+        state = _STATES.get(self._words[_STATE])
+        if state is None:
+            return None
+        length = min(self._words[_DETAIL_LENGTH], PAGE_SIZE - DETAIL_OFFSET)
+        return state, ctypes.string_at(self._address + DETAIL_OFFSET, length).decode(errors="replace")
 
     def close(self) -> None:
         if self._address is not None:

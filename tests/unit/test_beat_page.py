@@ -68,3 +68,19 @@ def test_the_gateways_handoff_has_no_page(monkeypatch: pytest.MonkeyPatch) -> No
     assert os.fstat(fd).st_size < PAGE_SIZE
     monkeypatch.setenv(HANDOFF_FD_ENV, str(fd))
     assert take_gateway_spec() == gateway
+
+
+def test_a_report_is_read_as_written_and_cut_to_the_page() -> None:
+    fd = write_handoff(spec(), WORKER_SPEC_OFFSET)
+    worker, supervisor = BeatPage(fd, writable=True), BeatPage(fd, writable=False)
+    os.close(fd)
+    assert supervisor.read_report() is None  # starting: nothing reported yet
+    worker.report("ready", "20 tools, 0 resources")
+    assert supervisor.read_report() == ("ready", "20 tools, 0 resources")
+    worker.report("failed", "é" * PAGE_SIZE)  # longer than the page: cut (at a byte, decoded with replacement)
+    state, detail = supervisor.read_report()  # type: ignore[misc]
+    assert state == "failed" and detail.startswith("é" * 100) and len(detail.encode()) <= PAGE_SIZE
+    worker.beat(in_flight=3, refused_replies=1)
+    assert supervisor.read()[1:] == (3, 1) and supervisor.read_report() == (state, detail)  # apart from the beats
+    worker.close()
+    supervisor.close()
