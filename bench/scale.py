@@ -152,6 +152,12 @@ async def _bare(
         for child in children:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(child.wait(), 10)
+        # In the sandbox the backend may hold its pipes a moment longer than bubblewrap lives: close the transports
+        # now, or their finalizers complain about a closed loop when asyncio.run() ends.
+        for child in children:
+            transport = getattr(child, "_transport", None)
+            if transport is not None:
+                transport.close()
 
 
 def _mem(process: psutil.Process) -> tuple[float, float]:

@@ -10,8 +10,15 @@ The page is the first page of the worker's handoff memfd (protocol/spawn.py): th
 single inherited fd brings both, and no fd or mapping of it survives into the backend (exec drops mappings).
 Each worker has a memfd of its own: a worker can only speak for its own liveness, as with messages.
 
-Layout: three native unsigned 64-bit counters, each written by one aligned store: beats (incremented last, so
-the other two are current when it moves), requests in flight at the backend, replies the worker refused.
+Layout: native unsigned 64-bit words, each written by one aligned store: beats (incremented last, so the next
+two are current when it moves), requests in flight at the backend, replies the worker refused, the worker's
+report (0 starting, READY, FAILED), and the lengths of the report's three texts, which follow each other as UTF-8
+from DETAIL_OFFSET to the end of the page: the era and protocol version the backend negotiated (the version is
+the backend's own string, so it is delimited by length, never by a separator it could contain) and the detail
+(what a ready worker serves, or why it failed). A report replaces the state and detail messages
+on the control socket: the worker writes detail, length, then state, and wakes the supervisor through the
+report eventfd all workers share (a syscall on both sides, so the supervisor reads what was written); a failed
+worker's report is read when its exit is reaped, and is there however fast it exited.
 
 Mapped with libc's mmap through ctypes rather than Python's `mmap` module, which keeps a dup of the fd for as
 long as the mapping lives (3.11 has no `trackfd=False`): that would be one more fd per worker in the supervisor
@@ -23,10 +30,14 @@ from __future__ import annotations
 import ctypes
 import mmap
 import os
+from typing import NamedTuple
 
 PAGE_SIZE = mmap.PAGESIZE
-_BEATS, _IN_FLIGHT, _REFUSED = 0, 1, 2
-_Words = ctypes.c_uint64 * 3
+_BEATS, _IN_FLIGHT, _REFUSED, _STATE, _DETAIL_LENGTH, _ERA_LENGTH, _VERSION_LENGTH = range(7)
+STARTING, READY, FAILED = 0, 1, 2
+_STATES = {READY: "ready", FAILED: "failed"}
+DETAIL_OFFSET = 64
+_Words = ctypes.c_uint64 * 7
 _MAP_FAILED = ctypes.c_void_p(-1).value
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -34,6 +45,13 @@ _libc.mmap.restype = ctypes.c_void_p
 _libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long)
 _libc.munmap.restype = ctypes.c_int
 _libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+
+
+class PageReport(NamedTuple):
+    state: str  # "ready" | "failed"
+    detail: str
+    era: str
+    protocol_version: str
 
 
 class BeatPage:
@@ -58,6 +76,37 @@ class BeatPage:
         """The supervisor's side: (beats, in flight, refused replies)."""
         words = self._words
         return words[_BEATS], words[_IN_FLIGHT], words[_REFUSED]
+
+    def report(self, state: str, detail: str, era: str = "", protocol_version: str = "") -> None:
+        """The worker's side: "ready" or "failed", with a line of detail (cut to fit the page)."""
+        assert self._address is not None
+        room = PAGE_SIZE - DETAIL_OFFSET
+        texts = [era.encode(errors="replace")[:64], protocol_version.encode(errors="replace")[:64]]
+        texts.append(detail.encode(errors="replace")[: room - len(texts[0]) - len(texts[1])])
+        blob = b"".join(texts)
+        ctypes.memmove(self._address + DETAIL_OFFSET, blob, len(blob))
+        words = self._words
+        words[_ERA_LENGTH], words[_VERSION_LENGTH], words[_DETAIL_LENGTH] = (len(text) for text in texts)
+        words[_STATE] = READY if state == "ready" else FAILED  # last: the lengths are current when it moves
+
+    def read_report(self) -> PageReport | None:
+        """The supervisor's side: what the worker reported, or None while it has reported nothing."""
+        assert self._address is not None
+        words = self._words
+        state = _STATES.get(words[_STATE])
+        if state is None:
+            return None
+        # The worker is ours, but its page is shared memory: bound every length before reading.
+        blob = ctypes.string_at(self._address + DETAIL_OFFSET, PAGE_SIZE - DETAIL_OFFSET)
+        era_end = min(words[_ERA_LENGTH], len(blob))
+        version_end = min(era_end + words[_VERSION_LENGTH], len(blob))
+        detail_end = min(version_end + words[_DETAIL_LENGTH], len(blob))
+        return PageReport(
+            state,
+            blob[version_end:detail_end].decode(errors="replace"),
+            blob[:era_end].decode(errors="replace"),
+            blob[era_end:version_end].decode(errors="replace"),
+        )
 
     def close(self) -> None:
         if self._address is not None:

@@ -24,6 +24,8 @@ HANDOFF_FD_ENV = "MCP_SUPERVISOR_HANDOFF_FD"
 ZYGOTE_FD_ENV = "MCP_SUPERVISOR_ZYGOTE_FD"
 # A fork request carries exactly these fds (SCM_RIGHTS) and nothing else: the worker's output pipe, its handoff.
 ZYGOTE_FORK = b"fork"
+# The eventfd a worker writes after reporting in its heartbeat page (every worker has it, the backends never).
+REPORT_FD_ENV = "MCP_SUPERVISOR_REPORT_FD"
 # A worker's handoff starts with its heartbeat page (protocol/beat_page.py); the spec follows it.
 WORKER_SPEC_OFFSET = PAGE_SIZE
 
@@ -112,6 +114,18 @@ def take_worker_handoff() -> tuple[WorkerSpec, BeatPage | None]:
     finally:
         os.close(fd)
     return msgspec.json.decode(payload, type=WorkerSpec), page
+
+
+def take_report_fd() -> int | None:
+    """The report eventfd (REPORT_FD_ENV), made non-inheritable so no backend gets it; None without one."""
+    raw = os.environ.pop(REPORT_FD_ENV, "")
+    if not raw.isdigit():
+        return None
+    try:
+        os.set_inheritable(int(raw), False)
+    except OSError:
+        return None
+    return int(raw)
 
 
 def take_gateway_spec() -> GatewaySpec:

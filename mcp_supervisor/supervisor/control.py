@@ -1,7 +1,9 @@
 """The supervisor's control socket: a ROUTER serving the gateway, the workers and the CLI.
 
 Requests: Subscribe (gateway: Snapshot, then every BackendEvent), StatusRequest (CLI), ControlCommand (CLI),
-WorkerStateReport (workers). Never on the data path: if this loop stalls, traffic keeps flowing.
+WorkerStateReport and WorkerHeartbeat (only from workers without a heartbeat page: the others beat and report in
+their page, protocol/beat_page.py, and connect no control socket). Never on the data path: if this loop
+stalls, traffic keeps flowing.
 
 Only peers holding credentials of this instance connect (protocol/socket_auth.py), and each message is checked
 against the role its connection authenticated as: workers may only report on and beat for their own key and

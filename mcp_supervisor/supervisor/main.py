@@ -48,6 +48,7 @@ from mcp_supervisor.protocol.messages import (
 )
 from mcp_supervisor.protocol.spawn import (
     HANDOFF_FD_ENV,
+    REPORT_FD_ENV,
     WORKER_SPEC_OFFSET,
     GatewaySpec,
     Launch,
@@ -130,6 +131,8 @@ class Supervisor:
         # status is kept here, and orphan sweeps wait (they would kill it).
         self._unknown_exits: dict[int, int] = {}
         self._sweep_wanted = False
+        # Written by a worker once it reported ready or failed in its heartbeat page (protocol/beat_page.py).
+        self._report_fd: int | None = None
         self._zygote_stderr: StderrCapture | None = None
         self.zygote = Zygote(policy_for(settings.supervision), self._zygote_output)
         unsupported = fork_unsupported()
@@ -170,7 +173,8 @@ class Supervisor:
         self.control.on_gateway_heartbeat = self._on_gateway_heartbeat
         self.control.start()
         self._spawn(self.gateway)
-        self.zygote.start(self._child_env())
+        self._open_reports()
+        self.zygote.start(self._child_env(), self._worker_fds())
         await self.zygote.wait_ready()
         await self._spawn_many([self._new_slot(key, entry) for key, entry in self.servers.items()])
         where = "stdio" if self.stdio_fds else f"http://{self.settings.host}:{self.settings.port}/mcp"
@@ -310,7 +314,28 @@ class Supervisor:
 
     def _restart_zygote(self) -> None:
         if not self._stopping.is_set():
-            self.zygote.start(self._child_env())
+            self.zygote.start(self._child_env(), self._worker_fds())
+
+    def _open_reports(self) -> None:
+        """The report eventfd: workers (forked or spawned) inherit it; the loop reads their pages when it fires."""
+        if not hasattr(os, "eventfd"):
+            return
+        self._report_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        asyncio.get_running_loop().add_reader(self._report_fd, self._on_page_reports)
+
+    def _worker_fds(self) -> dict[str, int]:
+        """Environment name -> fd of what every worker (and the zygote, for them) inherits besides its handoff."""
+        return {REPORT_FD_ENV: self._report_fd} if self._report_fd is not None else {}
+
+    def _on_page_reports(self) -> None:
+        assert self._report_fd is not None
+        with contextlib.suppress(BlockingIOError):
+            os.eventfd_read(self._report_fd)
+        for slot in list(self.workers.values()):
+            if slot.state == STARTING and slot.beats is not None:
+                report = slot.beats.read_report()
+                if report is not None:
+                    self._reported(slot, report.state, report.detail, report.era, report.protocol_version)
 
     def _fork(self, slot: Slot, write_fd: int, handoff_fd: int, read_fd: int) -> None:
         """Ask the zygote for the worker (copy-on-write, no imports); `_forked` takes the answer."""
@@ -393,6 +418,10 @@ class Supervisor:
         if not slot.is_gateway:
             slot.attach_beats(handoff_fd)
         env[HANDOFF_FD_ENV] = str(handoff_fd)
+        if not slot.is_gateway:
+            for name, fd in self._worker_fds().items():
+                env[name] = str(fd)
+                pass_fds = (*pass_fds, fd)
         read_fd, write_fd = os.pipe()
         if not slot.is_gateway and self.zygote.ready:
             slot.state = STARTING
@@ -493,6 +522,9 @@ class Supervisor:
             return  # an adopted orphan, reaped so it does not linger as a zombie
         child = slot.child
         child.mark_exited(code)
+        report = slot.beats.read_report() if slot.beats is not None else None
+        if report is not None and report.state == "failed":
+            slot.last_error = report.detail  # written before it exited: here however fast the exit was
         slot.detach_beats()
         slot.last_exit = describe_exit(code)
         # Whatever this generation's backend left (however started) goes, and nothing of anyone else's.
@@ -671,19 +703,23 @@ class Supervisor:
             slot.refused_replies = beat.refused_replies
 
     def _on_report(self, report: WorkerStateReport) -> None:
+        """A report by message (a worker without a heartbeat page or report fd)."""
         slot = self.workers.get(report.key)
         if slot is None or slot.generation != report.generation:
             return
+        self._reported(slot, report.state, report.detail, report.era, report.protocol_version)
+
+    def _reported(self, slot: Slot, state: str, detail: str, era: str = "", protocol_version: str = "") -> None:
         slot.last_heartbeat = time.monotonic()
-        if report.state == "ready" and slot.state == STARTING:
+        if state == "ready" and slot.state == STARTING:
             slot.state = RUNNING
             slot.last_error = None
-            slot.era, slot.protocol_version = report.era, report.protocol_version
+            slot.era, slot.protocol_version = era, protocol_version
             slot.settled.set()
-            log.info("worker[%s] is RUNNING (%s).", slot.key, report.detail)
+            log.info("worker[%s] is RUNNING (%s).", slot.key, detail)
             self._publish("ready", slot)
-        elif report.state == "failed":
-            slot.last_error = report.detail
+        elif state == "failed":
+            slot.last_error = detail
 
     async def _on_command(self, command: ControlCommand) -> CommandResult:
         match command.name:

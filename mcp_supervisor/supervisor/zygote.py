@@ -96,15 +96,18 @@ class Zygote:
         self.reason = reason
         log.warning("Workers are spawned, not forked: %s.", reason)
 
-    def start(self, env: Mapping[str, str]) -> None:
+    def start(self, env: Mapping[str, str], worker_fds: Mapping[str, int] | None = None) -> None:
+        """`worker_fds`: environment name -> fd of what the zygote keeps for the workers it forks."""
         if self.disabled:
             return
         self.timer = None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         read_fd, write_fd = os.pipe()
         argv = [sys.executable, "-m", "mcp_supervisor", "zygote"]
+        extra = dict(worker_fds or {})
+        child_env = {**env, ZYGOTE_FD_ENV: str(theirs.fileno()), **{name: str(fd) for name, fd in extra.items()}}
         try:
-            self.child = ChildProcess(argv, {**env, ZYGOTE_FD_ENV: str(theirs.fileno())}, write_fd, (theirs.fileno(),))
+            self.child = ChildProcess(argv, child_env, write_fd, (theirs.fileno(), *extra.values()))
         except OSError as exc:
             ours.close()
             os.close(read_fd)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import fcntl
 import gc
 import logging
 import os
@@ -35,7 +36,7 @@ import sys
 import time
 import traceback
 
-from mcp_supervisor.protocol.spawn import HANDOFF_FD_ENV, ZYGOTE_FD_ENV, ZYGOTE_FORK
+from mcp_supervisor.protocol.spawn import HANDOFF_FD_ENV, REPORT_FD_ENV, ZYGOTE_FD_ENV, ZYGOTE_FORK
 from mcp_supervisor.system.process_tree import PARENT_PID_ENV, die_with_parent, set_title
 
 # What a worker imports at run time, imported here once so that forked workers share it.
@@ -46,6 +47,9 @@ log = logging.getLogger("mcp_supervisor.zygote")
 
 # The fd a forked worker finds its handoff memfd at (0, 1, 2 are stdin and the capture pipe).
 CHILD_HANDOFF_FD = 3
+# ... and the report eventfd every worker shares (protocol/beat_page.py), when the supervisor gave us one.
+CHILD_REPORT_FD = 4
+_report_fd: int | None = None
 REPARENT_TIMEOUT_S = 5.0
 
 
@@ -132,6 +136,9 @@ def main() -> int:
         format="%(asctime)s zygote %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    global _report_fd
+    report = os.environ.pop(REPORT_FD_ENV, "")
+    _report_fd = int(report) if report.isdigit() else None
     sock = socket.socket(fileno=int(raw))
     _preload()
     gc.disable()  # no collection between the freeze and a fork: it would dirty the pages to be shared
@@ -249,13 +256,20 @@ def _become_worker(sock: socket.socket, output_fd: int, handoff_fd: int) -> None
     try:
         sock.close()
         os.setsid()  # its own session and process group, as a spawned worker (the supervisor signals the group)
+        # Out of the way of the dups below first (whatever number it has, it may be one of their targets).
+        report = fcntl.fcntl(_report_fd, fcntl.F_DUPFD, 10) if _report_fd is not None else None
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.dup2(output_fd, 1)
         os.dup2(output_fd, 2)
         os.dup2(handoff_fd, CHILD_HANDOFF_FD)
+        last = CHILD_HANDOFF_FD
+        if report is not None:
+            os.dup2(report, CHILD_REPORT_FD)
+            os.environ[REPORT_FD_ENV] = str(CHILD_REPORT_FD)
+            last = CHILD_REPORT_FD
         for entry in os.listdir("/proc/self/fd"):
-            if int(entry) > CHILD_HANDOFF_FD:
+            if int(entry) > last:
                 with contextlib.suppress(OSError):
                     os.close(int(entry))
         os.environ[HANDOFF_FD_ENV] = str(CHILD_HANDOFF_FD)

@@ -17,7 +17,6 @@ from tests.helpers import mcp_client
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 
-
 @pytest.fixture
 def secured(tmp_path: Path, supervisor_factory: Any) -> RunningSupervisor:
     config_dir = tmp_path / "config"

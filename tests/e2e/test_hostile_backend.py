@@ -244,9 +244,6 @@ def assert_steady(steady: Steady, sup: RunningSupervisor) -> None:
     )
 
 
-
-
-
 # ---------------------------------------------------------------------------------------------------- 1. forging
 
 

@@ -138,9 +138,11 @@ async def test_the_watcher_survives_its_directory_being_replaced(tmp_path: Path,
     shutil.rmtree(config_dir)
     # The supervisor saw it go (and keeps the running config): the watch on that directory is over.
     missing = wait_until(
-        lambda: (error := httpx2.get(f"{sup.base}/health/backends", timeout=5).json()["config_error"])
-        and "does not exist" in error
-        and error,
+        lambda: (
+            (error := httpx2.get(f"{sup.base}/health/backends", timeout=5).json()["config_error"])
+            and "does not exist" in error
+            and error
+        ),
         30,
         what="the supervisor to notice the missing config",
     )

@@ -82,9 +82,6 @@ def text_of(result: Any) -> str:
     return "".join(getattr(block, "text", "") for block in result.content)
 
 
-
-
-
 async def wait_up(
     http: httpx2.AsyncClient, sup: RunningSupervisor, key: str, generation: int, timeout: float
 ) -> dict[str, Any]:

@@ -68,3 +68,33 @@ def test_the_gateways_handoff_has_no_page(monkeypatch: pytest.MonkeyPatch) -> No
     assert os.fstat(fd).st_size < PAGE_SIZE
     monkeypatch.setenv(HANDOFF_FD_ENV, str(fd))
     assert take_gateway_spec() == gateway
+
+
+def test_a_report_is_read_as_written_and_cut_to_the_page() -> None:
+    fd = write_handoff(spec(), WORKER_SPEC_OFFSET)
+    worker, supervisor = BeatPage(fd, writable=True), BeatPage(fd, writable=False)
+    os.close(fd)
+    assert supervisor.read_report() is None  # starting: nothing reported yet
+    worker.report("ready", "20 tools, 0 resources", "legacy", "2025-11-25")
+    assert supervisor.read_report() == ("ready", "20 tools, 0 resources", "legacy", "2025-11-25")
+    worker.report("failed", "é" * PAGE_SIZE)  # longer than the page: cut (at a byte, decoded with replacement)
+    report = supervisor.read_report()
+    assert report is not None and report.state == "failed" and (report.era, report.protocol_version) == ("", "")
+    assert report.detail.startswith("é" * 100) and len(report.detail.encode()) <= PAGE_SIZE
+    worker.beat(in_flight=3, refused_replies=1)
+    assert supervisor.read()[1:] == (3, 1) and supervisor.read_report() == report  # apart from the beats
+    worker.close()
+    supervisor.close()
+
+
+def test_a_version_string_cannot_spill_into_the_detail() -> None:
+    """The protocol version is the backend's own text: delimited by length, whatever it contains."""
+    fd = write_handoff(spec(), WORKER_SPEC_OFFSET)
+    worker, supervisor = BeatPage(fd, writable=True), BeatPage(fd, writable=False)
+    os.close(fd)
+    worker.report("ready", "1 tool", "legacy", "2025-11-25\x1fready\x00" + "v" * 500)
+    report = supervisor.read_report()
+    assert report is not None and report.detail == "1 tool" and report.era == "legacy"
+    assert report.protocol_version == ("2025-11-25\x1fready\x00" + "v" * 500)[:64]
+    worker.close()
+    supervisor.close()

@@ -15,7 +15,10 @@ from mcp_supervisor.redaction import RedactingFilter, redact
         ("connect to http://user:PWSECRET@10.0.0.1:8080/mcp failed", "connect to http://***@10.0.0.1:8080/mcp failed"),
         ("https://token-only@host/x", "https://***@host/x"),
         ("POST http://h/message?sessionId=abc123&x=1", "POST http://h/message?sessionId=***&x=1"),
-        ("GET https://h/p?api_key=s3&foo=bar&access_token=t#frag", "GET https://h/p?api_key=***&foo=bar&access_token=***#frag"),
+        (
+            "GET https://h/p?api_key=s3&foo=bar&access_token=t#frag",
+            "GET https://h/p?api_key=***&foo=bar&access_token=***#frag",
+        ),
         ("https://h/cb?code=one-time&state=s", "https://h/cb?code=***&state=s"),
         ("mailto-like a@b and x=y", "mailto-like a@b and x=y"),
         ("https://example.com/search?q=mcp&page=2", "https://example.com/search?q=mcp&page=2"),
