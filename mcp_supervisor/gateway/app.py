@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from mcp_supervisor.gateway.edge import EdgeChecks
 from mcp_supervisor.gateway.legacy_sse import LegacySseEndpoint
-from mcp_supervisor.gateway.oauth import protected_resource_metadata_path
+from mcp_supervisor.gateway.oauth_refusals import protected_resource_metadata_path
 from mcp_supervisor.gateway.runtime import GatewayRuntime
 from mcp_supervisor.gateway.streamable_http import StreamableHttpEndpoint
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -13,14 +14,16 @@ from starlette.types import Receive
 from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.gateway import jsonrpc
 from mcp_supervisor.gateway.auth import Identity, authenticate_static
-from mcp_supervisor.gateway.oauth import (
+from mcp_supervisor.gateway.oauth_refusals import (
     InsufficientScope,
-    OAuthVerifier,
     TokenRejected,
     challenge,
     protected_resource_metadata_path,
 )
 from mcp_supervisor.gateway.security import RequestGuard
+
+if TYPE_CHECKING:
+    from mcp_supervisor.gateway.oauth import OAuthVerifier
 
 log = logging.getLogger("mcp_supervisor.gateway.auth")
 
@@ -29,7 +32,11 @@ class EdgeChecks:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.guard = RequestGuard(settings)
-        self.oauth = OAuthVerifier.from_settings(settings) if settings.oauth_enabled else None
+        self.oauth: OAuthVerifier | None = None
+        if settings.oauth_enabled:
+            from mcp_supervisor.gateway.oauth import OAuthVerifier  # its libraries only where OAuth is on
+
+            self.oauth = OAuthVerifier.from_settings(settings)
         self.metadata_url = ""
         if self.oauth is not None:
             parts = urlsplit(settings.oauth_resource)

@@ -27,6 +27,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from mcp_supervisor.config.settings import Settings
+from mcp_supervisor.gateway.oauth_refusals import InsufficientScope, TokenRejected
 
 if TYPE_CHECKING:  # the SDK costs the gateway 0.5 s of start-up and 21 MB; imported when a token is first verified
     from mcp.server.auth.provider import AccessToken
@@ -40,20 +41,6 @@ CACHE_MAX = 10_000
 # At most one JWKS refetch per issuer this often, for unknown kids (a rotation is picked up within it).
 REFETCH_INTERVAL_S = 2.0
 FETCH_TIMEOUT_S = 10.0
-
-
-class TokenRejected(Exception):
-    """The token is not valid here (401 invalid_token); the message says why, for the log and the header."""
-
-
-class InsufficientScope(Exception):
-    """The token is valid but lacks a required scope (403 insufficient_scope)."""
-
-
-def protected_resource_metadata_path(resource: str) -> str:
-    """RFC 9728 §3.1: the well-known segment goes between the host and the resource's path."""
-    path = urlsplit(resource).path.rstrip("/")
-    return "/.well-known/oauth-protected-resource" + path
 
 
 def _metadata_urls(issuer: str) -> list[str]:
@@ -289,15 +276,3 @@ def _b64decode(segment: str) -> bytes:
     import base64
 
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-
-
-def challenge(verifier: OAuthVerifier, metadata_url: str, error: str = "", description: str = "") -> str:
-    """The `WWW-Authenticate` value of a 401 or 403 (RFC 6750 §3, RFC 9728 §5.1)."""
-    parts = [f'resource_metadata="{metadata_url}"']
-    if verifier.required_scopes:
-        parts.append(f'scope="{" ".join(verifier.required_scopes)}"')
-    if error:
-        parts.append(f'error="{error}"')
-    if description:
-        parts.append('error_description="{}"'.format(description.replace('"', "'").replace("\\", "/")))
-    return "Bearer " + ", ".join(parts)

@@ -37,6 +37,11 @@ class Launch(msgspec.Struct, frozen=True, kw_only=True):
     argv: tuple[str, ...]
     env: dict[str, str]
     cwd: str | None = None
+    # The same start in two parts: the sandbox's outer stage as launcher options (system/launch.py), and what
+    # that stage execs. A worker with a single thread does the stage itself in the forked child and execs
+    # `program`, saving an interpreter start; otherwise it execs `argv`. Empty `stage`: `argv` is all there is.
+    stage: tuple[str, ...] = ()
+    program: tuple[str, ...] = ()
 
 
 class WorkerSpec(msgspec.Struct, frozen=True, kw_only=True):

@@ -84,7 +84,13 @@ class BackendLauncher:
         )
         for warning in plan.warnings:
             log.warning("worker[%s] sandbox: %s", entry.key, warning)
-        launch = Launch(argv=tuple(plan.argv), env=plan.env, cwd=plan.cwd)
+        launch = Launch(
+            argv=tuple(plan.argv),
+            env=plan.env,
+            cwd=plan.cwd,
+            stage=tuple(plan.stage.to_args()) if plan.stage is not None else (),
+            program=tuple(plan.program),
+        )
         report = SandboxReport(
             mode=mode, method=plan.method, enforced=dict(plan.enforced), not_enforced=dict(plan.not_enforced)
         )

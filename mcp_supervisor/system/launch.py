@@ -15,6 +15,10 @@ then execs the program (same pid, same environment). Why a launcher rather than 
   fork starts inside.
 - `clone3(CLONE_INTO_CGROUP)` is cgroup v2 only and not reachable from Python's spawn APIs.
 
+The worker runs the same steps itself (`apply`, in the forked child of its backend, before exec) when it has a
+single thread, which saves the launcher's interpreter start on every backend start: see
+worker/stdio_connection.py. The exec'd launcher stays for everything else.
+
 It runs as a file with `-I -S`: no site-packages, no PYTHON* variable from the backend's environment, so it
 cannot be hijacked by the environment it passes on, and it starts in a bare interpreter's time. For the same
 reason it imports almost nothing (no json, no typing at run time; ctypes only when Landlock is asked for) and
@@ -112,6 +116,10 @@ def parse(argv: list[str]) -> tuple[Spec, list[str]]:
     return spec, argv[i + 1 :]
 
 
+class LaunchFailed(Exception):
+    """A step of the launch could not be done: the program must not be executed."""
+
+
 def _fail(message: str) -> NoReturn:
     sys.stderr.write(f"{_PREFIX}: {message}\n")
     sys.stderr.flush()
@@ -147,14 +155,11 @@ def _apply_landlock(spec: Spec) -> None:
             scope=spec.scope,
         )
     except OSError as exc:
-        _fail(f"could not apply Landlock: {exc}.")
+        raise LaunchFailed(f"could not apply Landlock: {exc}.") from None
 
 
-def main(argv: list[str]) -> NoReturn:
-    try:
-        spec, target = parse(argv[1:])
-    except ValueError as exc:
-        _fail(f"{exc} (usage: launch.py [OPTION]... -- PROGRAM [ARG]...).")
+def apply(spec: Spec) -> None:
+    """Every step before the exec, in this process; LaunchFailed names the step that failed."""
     # Order matters: join the cgroup while we still may (before a uid drop), limits before anything can fork,
     # Landlock last because it would also forbid the earlier steps (writing cgroup.procs, for one).
     for path in spec.cgroup_procs:
@@ -162,21 +167,33 @@ def main(argv: list[str]) -> NoReturn:
             with open(path, "w") as handle:
                 handle.write("0")
         except OSError as exc:
-            _fail(f"could not join the cgroup {os.path.dirname(path)}: {exc.strerror}.")
+            raise LaunchFailed(f"could not join the cgroup {os.path.dirname(path)}: {exc.strerror}.") from None
     for name, soft, hard in spec.rlimits:
         try:
             resource.setrlimit(getattr(resource, name), (soft, hard))
         except (AttributeError, OSError, ValueError) as exc:
-            _fail(f"could not set {name} to {soft}:{hard}: {exc}.")
+            raise LaunchFailed(f"could not set {name} to {soft}:{hard}: {exc}.") from None
     if spec.run_as is not None:
         try:
             os.setgroups([])
             os.setgid(spec.run_as[1])
             os.setuid(spec.run_as[0])
         except OSError as exc:
-            _fail(f"could not switch to uid {spec.run_as[0]} gid {spec.run_as[1]}: {exc.strerror}.")
+            uid, gid = spec.run_as
+            raise LaunchFailed(f"could not switch to uid {uid} gid {gid}: {exc.strerror}.") from None
     if spec.landlock_abi:
         _apply_landlock(spec)
+
+
+def main(argv: list[str]) -> NoReturn:
+    try:
+        spec, target = parse(argv[1:])
+    except ValueError as exc:
+        _fail(f"{exc} (usage: launch.py [OPTION]... -- PROGRAM [ARG]...).")
+    try:
+        apply(spec)
+    except LaunchFailed as exc:
+        _fail(str(exc))
     try:
         if os.path.isabs(target[0]):
             os.execv(target[0], target)

@@ -75,6 +75,10 @@ class SandboxPlan:
     cgroup: BackendCgroup | None = None  # create(limits) before spawning, remove() after the backend exits
     limits: CgroupLimits = field(default_factory=CgroupLimits)
     warnings: tuple[str, ...] = ()
+    # `argv` is `stage` (exec'd as the shell or Python launcher) followed by `program`. A process that can do the
+    # stage's steps itself in the forked child (`launch.apply`) execs `program` directly; None: no stage.
+    stage: Spec | None = None
+    program: list[str] = field(default_factory=list)
 
     def prepare(self) -> None:
         """Create the backend's cgroup (if the plan uses one); call right before spawning `argv`."""
@@ -95,6 +99,7 @@ class SandboxPlan:
 def _passthrough(command: str, args: list[str], cwd: str | None, env: dict[str, str], reason: str) -> SandboxPlan:
     return SandboxPlan(
         argv=[command, *args],
+        program=[command, *args],
         env=dict(env),
         cwd=cwd,
         method="none",
@@ -220,6 +225,8 @@ def plan_sandbox(
         )
     return SandboxPlan(
         argv=_outer_stage(host, outer, sandboxed),
+        stage=outer,
+        program=sandboxed,
         env=plan_env,
         cwd=workdir,
         method=method,

@@ -55,6 +55,7 @@ from mcp_supervisor.system.process_tree import (
 from mcp_supervisor.worker.backend import open_backend
 from mcp_supervisor.worker.era import negotiate
 from mcp_supervisor.worker.relay import BackendClosed, BackendRelay
+from mcp_supervisor.worker.stdio_connection import spawn
 
 log = logging.getLogger("mcp_supervisor.worker")
 
@@ -69,11 +70,19 @@ _STOPPING_ERROR = msgspec.json.encode({"code": -32003, "message": "The backend's
 
 
 class Worker:
-    def __init__(self, spec: WorkerSpec, beats: BeatPage | None = None, report_fd: int | None = None) -> None:
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        beats: BeatPage | None = None,
+        report_fd: int | None = None,
+        started: asyncio.subprocess.Process | Exception | None = None,
+    ) -> None:
         """`beats`: the heartbeat page; `report_fd`: the eventfd that wakes the supervisor to read a report in
         it. With both, the worker has no control socket at all (one ZeroMQ connection, ~100 kB here and ~35 kB
-        in the supervisor, a handshake and its pings, per worker); without, it beats and reports by message."""
+        in the supervisor, a handshake and its pings, per worker); without, it beats and reports by message.
+        `started`: the stdio backend, spawned before this (see `_main`), or why it could not be."""
         self.spec = spec
+        self._started = started
         self._beats = beats
         self._report_fd = report_fd if beats is not None else None
         self.key = spec.server.key
@@ -136,7 +145,8 @@ class Worker:
 
     async def _run_backend(self) -> None:
         timeout = self.spec.init_timeout_s
-        async with open_backend(self.spec.server, self.spec.launch, self.spec.oauth_client_secret) as connection:
+        spec = self.spec
+        async with open_backend(spec.server, spec.launch, spec.oauth_client_secret, self._started) as connection:
             relay = BackendRelay(
                 connection,
                 self._send_data,
@@ -353,7 +363,15 @@ def _watch_children_with_pidfds() -> None:
 
 async def _main(spec: WorkerSpec, beats: BeatPage | None = None, report_fd: int | None = None) -> int:
     _watch_children_with_pidfds()
-    worker = Worker(spec, beats, report_fd)
+    started: asyncio.subprocess.Process | Exception | None = None
+    if spec.server.type == "stdio" and spec.launch is not None:
+        # Before Worker(): its ZeroMQ context starts threads, and with a single thread the sandbox's outer stage
+        # runs in the forked child instead of an exec'd launcher (stdio_connection.spawn).
+        try:
+            started = await spawn(spec.launch)
+        except Exception as exc:  # reported as the worker's failure, once it can report
+            started = exc
+    worker = Worker(spec, beats, report_fd, started)
     main_task = asyncio.current_task()
     assert main_task is not None
     loop = asyncio.get_running_loop()

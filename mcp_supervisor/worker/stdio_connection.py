@@ -6,6 +6,15 @@ be RUNNING again within a second of a crash cannot afford. Messages from the gat
 
 The backend runs in the worker's process group, so a SIGKILL of the group takes it along. Stopping: close
 stdin (the MCP way to ask a stdio server to exit), wait, SIGTERM, wait, SIGKILL.
+
+Starting (`spawn`): the sandbox's outer stage (join the cgroup, rlimits, uid drop, a Landlock domain) must run
+in the backend's own process just before its exec. The supervisor plans it as an exec'd launcher, a Python
+interpreter's start (~7 ms of CPU) per backend start. A worker whose process has a single thread runs the same
+steps (`launch.apply`) in the forked child instead, between fork and exec, and execs what the launcher would
+have: at a hundred starting backends, the launcher was a fifth of the sandbox's CPU. Python code between fork
+and exec is only safe without other threads (a lock another thread held at fork stays held in the child),
+which is why the worker spawns its backend before its ZeroMQ context starts any (worker/main.py), and why
+this falls back to the exec'd launcher whenever the process has more than one thread.
 """
 
 from __future__ import annotations
@@ -13,12 +22,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
-from collections.abc import AsyncIterator
+import subprocess
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from mcp_supervisor.errors import BackendError
 from mcp_supervisor.protocol.spawn import Launch
+from mcp_supervisor.system import launch as launch_stage
 
 log = logging.getLogger("mcp_supervisor.worker")
 
@@ -110,19 +123,66 @@ class StdioConnection:
             return False
 
 
-@asynccontextmanager
-async def open_stdio(launch: Launch) -> AsyncIterator[StdioConnection]:
+def single_threaded() -> bool:
+    """Whether this process has exactly one thread (native ones included: ZeroMQ's I/O threads are not Python's)."""
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
+
+def _stage_in_child(spec: launch_stage.Spec, reason_fd: int) -> Callable[[], None]:
+    def run_stage() -> None:  # in the forked child, before exec: a failure means no exec (fail closed)
+        try:
+            launch_stage.apply(spec)
+        except launch_stage.LaunchFailed as exc:
+            with contextlib.suppress(OSError):
+                os.write(reason_fd, str(exc).encode(errors="replace")[:4096])
+            raise
+
+    return run_stage
+
+
+async def spawn(launch: Launch) -> asyncio.subprocess.Process:
     """Start the backend exactly as the supervisor planned it (supervisor/backend_launch.py: environment,
-    sandbox wrapper, launcher); nothing of the worker's own environment is added here."""
-    process = await asyncio.create_subprocess_exec(
-        *launch.argv,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=None,  # the worker's stderr, captured per worker by the supervisor
-        env=launch.env,
-        cwd=launch.cwd,
-        limit=MAX_LINE_BYTES,
-    )
+    sandbox, launcher); nothing of the worker's own environment is added here. See the module's text for where
+    the sandbox's outer stage runs."""
+    argv, preexec, reason_fd, write_fd = list(launch.argv), None, -1, -1
+    if launch.stage and single_threaded():
+        spec, program = launch_stage.parse([*launch.stage, "--", *launch.program])
+        reason_fd, write_fd = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        argv, preexec = program, _stage_in_child(spec, write_fd)
+    try:
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=None,  # the worker's stderr, captured per worker by the supervisor
+            env=launch.env,
+            cwd=launch.cwd,
+            limit=MAX_LINE_BYTES,
+            preexec_fn=preexec,
+        )
+    except subprocess.SubprocessError:  # the stage failed in the child: nothing was executed
+        reason = b""
+        with contextlib.suppress(OSError):
+            reason = os.read(reason_fd, 4096)
+        raise BackendError(f"The sandbox could not be set up: {reason.decode(errors='replace') or 'unknown'}") from None
+    finally:
+        if preexec is not None:
+            os.close(reason_fd)
+            os.close(write_fd)
+
+
+@asynccontextmanager
+async def open_stdio(
+    launch: Launch, started: asyncio.subprocess.Process | Exception | None = None
+) -> AsyncIterator[StdioConnection]:
+    """The connection to the backend `started` by an earlier `spawn` (or why that failed), or to one started
+    now."""
+    if isinstance(started, Exception):
+        raise started
+    process = started if started is not None else await spawn(launch)
     connection = StdioConnection(process)
     try:
         yield connection
