@@ -5,8 +5,9 @@ Per N (20 and 100 by default, `--scale-repeat` times, bare and supervised altern
 machine hits both alike; medians reported):
 - start-up: from spawning the supervisor until /health/backends shows all N RUNNING and linked; bare: from
   spawning N backends at once until each answered initialize and tools/list; "bare+sandbox": the same N bare
-  backends, each through the sandbox launch the supervisor plans (launcher, bubblewrap), without our processes:
-  the floor of what the sandbox costs by itself;
+  backends, each through the sandbox launch the supervisor plans (its outer stage, bubblewrap), without our
+  processes: the floor of what the sandbox costs by itself. The outer stage runs as a worker runs it: in the
+  forked child when this process has a single thread, else through the exec'd launcher;
 - USS (and PSS) of our own processes (supervisor, gateway, zygote, workers; not the backends, not bubblewrap),
   3 s after start-up, and per role; bare: the USS of the N bare backends;
 - idle CPU of the whole tree (ours and the backends) over `--scale-idle-seconds`, in % of one core; bare: of
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import re
@@ -37,6 +39,9 @@ from types import ModuleType
 from typing import Any
 
 import psutil
+
+from mcp_supervisor.system import launch as launch_stage
+from mcp_supervisor.worker.stdio_connection import single_threaded
 
 TOOLS_PER_BACKEND = 20
 SETTLE_S = 3.0
@@ -73,8 +78,12 @@ def _lean_argv(h: ModuleType) -> list[str]:
     return [h.PYTHON, str(h.LEAN_SERVER), "--tools", str(TOOLS_PER_BACKEND - 1)]
 
 
-def sandboxed_launch(h: ModuleType, workdir: Path) -> tuple[list[str], dict[str, str], str | None] | None:
-    """How the supervisor would start one lean backend on this host (SANDBOX=auto): argv, env, cwd; None when the
+BareLaunch = tuple[list[str], dict[str, str], str | None, launch_stage.Spec | None]
+
+
+def sandboxed_launch(h: ModuleType, workdir: Path) -> BareLaunch | None:
+    """How the supervisor would start one lean backend on this host (SANDBOX=auto): argv, env, cwd and the outer
+    stage a worker runs in the child (then argv is what the stage execs); None when the
     host offers no sandbox. Its state dir and a hidden path stand for the real ones (the same mounts, give or
     take the other backends' directories)."""
     from mcp_supervisor.system.sandbox import SandboxPolicy, plan_sandbox, probe_host
@@ -93,7 +102,11 @@ def sandboxed_launch(h: ModuleType, workdir: Path) -> tuple[list[str], dict[str,
         state_dir=str(state),
         hidden_paths=[str(workdir / "hidden")],
     )
-    return None if plan.method == "none" else (plan.argv, plan.env, plan.cwd)
+    if plan.method == "none":
+        return None
+    if plan.stage is not None and single_threaded():
+        return plan.program, plan.env, plan.cwd, plan.stage
+    return plan.argv, plan.env, plan.cwd, None
 
 
 async def _bare(
@@ -101,12 +114,13 @@ async def _bare(
     marker: str,
     count: int,
     idle_s: float,
-    launch: tuple[list[str], dict[str, str], str | None] | None = None,
+    launch: BareLaunch | None = None,
 ) -> dict[str, Any]:
     """N bare lean backends (through `launch`, the planned sandbox, when given): seconds to all answered, then
     their USS and idle CPU, then killed."""
-    argv, base_env, cwd = launch if launch is not None else (_lean_argv(h), dict(os.environ), None)
+    argv, base_env, cwd, stage = launch if launch is not None else (_lean_argv(h), dict(os.environ), None, None)
     env = {**base_env, "MCP_BENCH_WORKDIR": marker}
+    preexec = functools.partial(launch_stage.apply, stage) if stage is not None else None
     handshake = _handshake()
     children: list[asyncio.subprocess.Process] = []
     started = time.perf_counter()
@@ -120,6 +134,7 @@ async def _bare(
             env=env,
             cwd=cwd,
             start_new_session=True,
+            preexec_fn=preexec,
         )
         children.append(child)
         assert child.stdin is not None and child.stdout is not None
