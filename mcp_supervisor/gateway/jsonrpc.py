@@ -26,6 +26,11 @@ RequestId = int | str
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
+# A client's message nested deeper than this is refused (-32700) before anything walks it. msgspec decodes
+# recursively and stops at the interpreter's limit, which is ~1000 levels on CPython 3.11 and ~5000 on 3.12 (its C
+# recursion limit): the gateway's own limit must not depend on which one it runs on. No MCP message needs a
+# tenth of it; Python SDK backends refuse far less deep input themselves (pydantic's parser).
+MAX_DEPTH = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +70,32 @@ class JsonRpcFault(Exception):
 
 def parse_body(body: bytes) -> Any:
     try:
-        return _decode(body)
+        document = _decode(body)
     except msgspec.DecodeError as exc:
         raise JsonRpcFault(PARSE_ERROR, f"Parse error: the body is not valid JSON ({exc}).") from None
     except RecursionError:
-        # msgspec decodes recursively: a document nested a few thousand levels deep exhausts the stack.
-        raise JsonRpcFault(PARSE_ERROR, "Parse error: the JSON is nested too deeply.") from None
+        raise JsonRpcFault(PARSE_ERROR, _TOO_DEEP) from None
+    # Depth never exceeds the count of opening brackets: only a body with more of them than MAX_DEPTH is walked.
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH and nested_deeper_than(document, MAX_DEPTH):
+        raise JsonRpcFault(PARSE_ERROR, _TOO_DEEP)
+    return document
+
+
+_TOO_DEEP = f"Parse error: the JSON is nested too deeply (at most {MAX_DEPTH} levels)."
+
+
+def nested_deeper_than(document: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` levels in `document` (iterative: no recursion limit)."""
+    pending: list[tuple[Any, int]] = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth >= limit:
+                    return True
+                pending.append((child, depth + 1))
+    return False
 
 
 def classify(document: Any) -> Incoming:

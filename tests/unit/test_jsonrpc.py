@@ -9,10 +9,12 @@ import pytest
 
 from mcp_supervisor.gateway.jsonrpc import (
     INVALID_REQUEST,
+    MAX_DEPTH,
     PARSE_ERROR,
     JsonRpcFault,
     classify,
     error_bytes,
+    nested_deeper_than,
     parse_body,
     result_bytes,
     spliced_error,
@@ -29,6 +31,36 @@ def test_parse_body_invalid_json_is_parse_error(body: bytes) -> None:
     reply = json.loads(info.value.to_bytes())
     assert reply["id"] is None
     assert reply["error"]["code"] == -32700
+
+
+def nested(depth: int, opener: bytes = b"[", closer: bytes = b"]") -> bytes:
+    """A message whose `params.arguments.x` holds arrays (or objects) `depth` levels deep: 3 + depth in all."""
+    inner = opener * depth + closer * depth if opener == b"[" else b'{"k":' * (depth - 1) + b"{}" + b"}" * (depth - 1)
+    return b'{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"t","arguments":{"x":' + inner + b"}}}"
+
+
+@pytest.mark.parametrize("opener", [b"[", b"{"])
+def test_parse_body_refuses_json_nested_past_its_own_limit_on_any_interpreter(opener: bytes) -> None:
+    """CPython 3.12's msgspec decodes 1000 levels that 3.11's refused: the limit is the gateway's own."""
+    closer = b"]" if opener == b"[" else b"}"
+    assert parse_body(nested(MAX_DEPTH - 3, opener, closer))["id"] == 9  # exactly MAX_DEPTH levels: accepted
+    for depth in (MAX_DEPTH - 2, 1000, 100_000):
+        with pytest.raises(JsonRpcFault) as info:
+            parse_body(nested(depth, opener, closer))
+        assert info.value.code == PARSE_ERROR and "nested too deeply" in info.value.message
+
+
+def test_many_brackets_but_shallow_are_accepted() -> None:
+    wide = b'{"jsonrpc":"2.0","id":1,"method":"m","params":{"a":[' + b",".join([b"[[1],{}]"] * 5000) + b"]}}"
+    assert len(parse_body(wide)["params"]["a"]) == 5000
+    strings = b'{"jsonrpc":"2.0","id":1,"method":"m","params":{"s":"' + b"[{" * 5000 + b'"}}'
+    assert parse_body(strings)["params"]["s"] == "[{" * 5000  # brackets inside strings are not nesting
+
+
+def test_nested_deeper_than_counts_arrays_and_objects() -> None:
+    assert not nested_deeper_than([], 1) and nested_deeper_than([[]], 1) and not nested_deeper_than([[]], 2)
+    assert not nested_deeper_than("[[[", 1) and not nested_deeper_than({"a": [1, {"b": 2}]}, 3)
+    assert nested_deeper_than({"a": [1, {"b": []}]}, 3)
 
 
 def test_parse_body_valid_json() -> None:
