@@ -31,6 +31,7 @@ _decode = msgspec.json.Decoder().decode
 # recursion limit): the gateway's own limit must not depend on which one it runs on. No MCP message needs a
 # tenth of it; Python SDK backends refuse far less deep input themselves (pydantic's parser).
 MAX_DEPTH = 512
+_TOO_DEEP = f"Parse error: the JSON is nested too deeply (at most {MAX_DEPTH} levels)."
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +80,6 @@ def parse_body(body: bytes) -> Any:
     if body.count(b"[") + body.count(b"{") > MAX_DEPTH and nested_deeper_than(document, MAX_DEPTH):
         raise JsonRpcFault(PARSE_ERROR, _TOO_DEEP)
     return document
-
-
-_TOO_DEEP = f"Parse error: the JSON is nested too deeply (at most {MAX_DEPTH} levels)."
 
 
 def nested_deeper_than(document: Any, limit: int) -> bool:

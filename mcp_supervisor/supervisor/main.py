@@ -418,10 +418,9 @@ class Supervisor:
             )
             argv = [sys.executable, "-m", "mcp_supervisor", "worker"]
         handoff_fd = write_handoff(spec, 0 if slot.is_gateway else WORKER_SPEC_OFFSET)
-        if not slot.is_gateway:
-            slot.attach_beats(handoff_fd)
         env[HANDOFF_FD_ENV] = str(handoff_fd)
         if not slot.is_gateway:
+            slot.attach_beats(handoff_fd)
             for name, fd in self._worker_fds().items():
                 env[name] = str(fd)
                 pass_fds = (*pass_fds, fd)
@@ -654,8 +653,7 @@ class Supervisor:
                     if silent > slot.options.heartbeatTimeout:
                         self._kill_unhealthy(slot, f"no heartbeat for {silent:.1f} s (hung or stopped)")
                         slot.last_heartbeat = now  # one kill per silence
-            interval = max(WATCHDOG_MIN_INTERVAL_S, min(WATCHDOG_MAX_INTERVAL_S, shortest / 10))
-            due = now + interval
+            interval = max(WATCHDOG_MIN_INTERVAL_S, min(WATCHDOG_MAX_INTERVAL_S, shortest / 10))  # a tick later
 
     async def _sampler(self) -> None:
         """Every interval, the trees that are due (steady ones less and less often: health.py), at most

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,7 @@ async def post(http: httpx2.AsyncClient, url: str, body: dict[str, Any], **heade
     return await http.post(url, content=json.dumps(body), headers={**base, **headers})
 
 
-def modern_request(method: str, params: dict[str, Any] | None = None, request_id: int = 1) -> dict[str, Any]:
+def modern_request(method: str, params: dict[str, Any] | None = None, request_id: int | str = 1) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": request_id, "method": method, "params": {**(params or {}), "_meta": ENVELOPE}}
 
 
@@ -181,16 +182,21 @@ async def frames(response: httpx2.Response) -> AsyncIterator[dict[str, Any]]:
             yield json.loads(line[len("data: ") :])
 
 
+def listen(
+    http: httpx2.AsyncClient, url: str, notifications: dict[str, Any], request_id: int | str, **headers: str
+) -> AbstractAsyncContextManager[httpx2.Response]:
+    """A subscriptions/listen request, its response read as it streams (`frames`)."""
+    body = modern_request("subscriptions/listen", {"notifications": notifications}, request_id)
+    sent = {"accept": "application/json, text/event-stream", "content-type": "application/json", **headers}
+    return http.stream("POST", url, content=json.dumps(body), headers={**sent, **routing("subscriptions/listen")})
+
+
 async def test_subscriptions_listen_acknowledges_and_carries_catalog_changes(
     gateway: RunningSupervisor,
 ) -> None:
-    listen = modern_request("subscriptions/listen", {"notifications": {"toolsListChanged": True}}, request_id=77)
-    headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
     async with (
         httpx2.AsyncClient(timeout=httpx2.Timeout(20, read=30)) as http,
-        http.stream(
-            "POST", gateway.url, content=json.dumps(listen), headers={**headers, **routing("subscriptions/listen")}
-        ) as stream,
+        listen(http, gateway.url, {"toolsListChanged": True}, 77) as stream,
     ):
         assert stream.status_code == 200
         received = frames(stream)
@@ -212,16 +218,9 @@ async def test_subscriptions_listen_carries_a_backends_resource_updates(conforma
     unsubscribable URIs are left out of the acknowledgement."""
     watched, unknown = "test://watched-resource", "nowhere://x"
     wanted = {"resourceSubscriptions": [watched, unknown], "resourcesListChanged": True}
-    listen = modern_request("subscriptions/listen", {"notifications": wanted}, request_id="sub-1")
-    headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
     async with (
         httpx2.AsyncClient(timeout=httpx2.Timeout(20, read=30)) as http,
-        http.stream(
-            "POST",
-            conformance_gateway.url,
-            content=json.dumps(listen),
-            headers={**headers, **routing("subscriptions/listen")},
-        ) as stream,
+        listen(http, conformance_gateway.url, wanted, "sub-1") as stream,
     ):
         received = frames(stream)
         with anyio.fail_after(15):
@@ -239,16 +238,9 @@ async def test_listen_streams_are_bounded_per_credential(tmp_path: Path, supervi
     write_config(config_dir, {"local": stdio_fixture_entry("local")})
     sup = supervisor_factory(config_dir, {"MAX_SESSIONS_PER_CREDENTIAL": "2", "ALLOWED_KEYS": "ann,bob"})
     sup.wait_linked({"local"})
-    headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 
-    def opening(key: str, request_id: int) -> Any:
-        listen = modern_request("subscriptions/listen", {"notifications": {"toolsListChanged": True}}, request_id)
-        return http.stream(
-            "POST",
-            sup.url,
-            content=json.dumps(listen),
-            headers={**headers, **routing("subscriptions/listen"), "x-api-key": key},
-        )
+    def opening(key: str, request_id: int) -> AbstractAsyncContextManager[httpx2.Response]:
+        return listen(http, sup.url, {"toolsListChanged": True}, request_id, **{"x-api-key": key})
 
     async with httpx2.AsyncClient(timeout=httpx2.Timeout(20, read=30)) as http:
         async with opening("ann", 1) as first, opening("ann", 2) as second:
@@ -299,13 +291,9 @@ async def test_a_stopping_gateway_ends_listen_streams_gracefully(tmp_path: Path,
     write_config(config_dir, {"local": stdio_fixture_entry("local")})
     sup = supervisor_factory(config_dir)
     sup.wait_linked({"local"})
-    listen = modern_request("subscriptions/listen", {"notifications": {"toolsListChanged": True}}, request_id=9)
-    headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
     async with (
         httpx2.AsyncClient(timeout=httpx2.Timeout(20, read=30)) as http,
-        http.stream(
-            "POST", sup.url, content=json.dumps(listen), headers={**headers, **routing("subscriptions/listen")}
-        ) as stream,
+        listen(http, sup.url, {"toolsListChanged": True}, 9) as stream,
     ):
         received = frames(stream)
         with anyio.fail_after(15):
