@@ -178,7 +178,7 @@ class StderrCapture:
             self._dropped(1, 0)
             return
         if len(text) > ECHO_MAX_CHARS:
-            text = f"{text[:ECHO_MAX_CHARS]}… [{len(text) - ECHO_MAX_CHARS} more characters in `logs {self.key}`]"
+            text = f"{text[:ECHO_MAX_CHARS]}… [{len(text) - ECHO_MAX_CHARS} more characters in its log file]"
         if own:
             sys.stderr.write(f"{text}\n")
         elif self.source == "worker":
@@ -201,7 +201,7 @@ class StderrCapture:
         whose = "backend stderr" if self.source == "backend" else "stderr"
         parts = [f"{self.not_echoed} {whose} lines not echoed (rate limit)"] if self.not_echoed else []
         if self.not_kept:
-            parts.append(f"{self.not_kept} of them not kept in `logs {self.key}` either")
+            parts.append(f"{self.not_kept} of them not kept in its log file either")
         if cut:
             parts.append(f"{cut} bytes of {whose} lines over {LINE_LIMIT} bytes dropped")
         label = self.key if self.source == "own" else f"worker[{self.key}]"

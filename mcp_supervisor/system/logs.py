@@ -24,6 +24,19 @@ def configure_logging(level: str, line_format: str) -> None:
     logging.basicConfig(level=libraries, stream=sys.stderr, format=line_format)
     logging.getLogger("mcp_supervisor").setLevel(own_level)
     install_log_redaction()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_escape_record)
+
+
+def _escape_record(record: logging.LogRecord) -> bool:
+    """A message is one printable line, whatever it quotes (a backend's error text, a client's input): a newline
+    in it cannot start a line that passes for another process's (the supervisor echoes lines with our headers
+    as they are), nor an escape sequence reach a terminal. Tracebacks stay as they are (`exc_text`)."""
+    message = record.getMessage()
+    escaped = escape_controls(message)
+    if escaped != message:
+        record.msg, record.args = escaped, None
+    return True
 
 
 # What a line of someone else's output must not carry into a log or a terminal: C0 controls but TAB (ESC starts a

@@ -14,7 +14,7 @@ import pytest
 from mcp_supervisor.supervisor import stderr as capture_module
 from mcp_supervisor.supervisor.stderr import LINE_LIMIT, StderrCapture, open_captures
 from mcp_supervisor.supervisor.stderr_limits import LineCutter, TokenBucket
-from mcp_supervisor.system.logs import escape_controls
+from mcp_supervisor.system.logs import configure_logging, escape_controls
 
 
 def keep_all() -> bool:
@@ -157,7 +157,7 @@ async def test_an_endless_line_is_cut_in_the_file_and_the_echo(
         await captured(tmp_path, b"y" * (3 * LINE_LIMIT) + b"\nafter\n", "backend")
     echoed = capsys.readouterr().err.splitlines()
     assert len(echoed) == 2 and len(echoed[0]) < 1200 and echoed[1] == "attacker| after", echoed
-    assert echoed[0].endswith("more characters in `logs attacker`]")
+    assert echoed[0].endswith("more characters in its log file]")
     written = (tmp_path / "attacker.log").read_text().splitlines()
     assert written[0] == "y" * LINE_LIMIT + f" [cut at {LINE_LIMIT} bytes]" and written[1] == "after"
     assert any(f"{2 * LINE_LIMIT} bytes of backend stderr lines over" in r.getMessage() for r in caplog.records)
@@ -192,3 +192,18 @@ async def test_past_its_read_rate_a_pipe_is_left_alone_for_a_while(
     started = time.monotonic()
     await captured(tmp_path, b"z" * (512 * 1024), "backend")
     assert time.monotonic() - started > 0.3  # 512 KiB at 1 MiB/s after a 64 KiB burst: ~0.44 s
+
+
+def test_our_own_log_messages_are_one_printable_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """What a worker logs may quote its backend: a newline in it cannot start a line with the worker's header."""
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers.clear()
+    try:
+        configure_logging("INFO", "%(asctime)s worker[k] %(levelname)s %(message)s")
+        quoted = "bad reply\n2026-01-01 00:00:00,000 worker[k] ERROR forged\x1b[31m"
+        logging.getLogger("mcp_supervisor.worker").warning("The backend said: %s", quoted)
+    finally:
+        root.handlers[:] = saved
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].endswith("bad reply\\n2026-01-01 00:00:00,000 worker[k] ERROR forged\\x1b[31m")
