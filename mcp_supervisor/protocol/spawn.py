@@ -22,10 +22,14 @@ from mcp_supervisor.protocol.socket_auth import Credentials
 HANDOFF_FD_ENV = "MCP_SUPERVISOR_HANDOFF_FD"
 # The zygote's end of its socketpair with the supervisor (supervisor/zygote.py, worker/zygote.py).
 ZYGOTE_FD_ENV = "MCP_SUPERVISOR_ZYGOTE_FD"
-# A fork request carries exactly these fds (SCM_RIGHTS) and nothing else: the worker's output pipe, its handoff.
+# A fork request carries these fds (SCM_RIGHTS) and nothing else: the worker's output pipe, its handoff, and for a
+# stdio backend the pipe for the backend's stderr.
 ZYGOTE_FORK = b"fork"
 # The eventfd a worker writes after reporting in its heartbeat page (every worker has it, the backends never).
 REPORT_FD_ENV = "MCP_SUPERVISOR_REPORT_FD"
+# The write end of the pipe a worker gives its stdio backend as stderr: the backend's words are read apart from the
+# worker's own (supervisor/stderr.py), so no backend can write a line that passes for another process's.
+BACKEND_STDERR_FD_ENV = "MCP_SUPERVISOR_BACKEND_STDERR_FD"
 # A worker's handoff starts with its heartbeat page (protocol/beat_page.py); the spec follows it.
 WORKER_SPEC_OFFSET = PAGE_SIZE
 
@@ -121,9 +125,9 @@ def take_worker_handoff() -> tuple[WorkerSpec, BeatPage | None]:
     return msgspec.json.decode(payload, type=WorkerSpec), page
 
 
-def take_report_fd() -> int | None:
+def take_report_fd(name: str = REPORT_FD_ENV) -> int | None:
     """The report eventfd (REPORT_FD_ENV), made non-inheritable so no backend gets it; None without one."""
-    raw = os.environ.pop(REPORT_FD_ENV, "")
+    raw = os.environ.pop(name, "")
     if not raw.isdigit():
         return None
     try:
@@ -131,6 +135,11 @@ def take_report_fd() -> int | None:
     except OSError:
         return None
     return int(raw)
+
+
+def take_backend_stderr_fd() -> int | None:
+    """The backend's stderr pipe (BACKEND_STDERR_FD_ENV), non-inheritable: the backend gets it as its fd 2 only."""
+    return take_report_fd(BACKEND_STDERR_FD_ENV)
 
 
 def take_gateway_spec() -> GatewaySpec:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,8 +28,8 @@ from mcp_supervisor.config.settings import Settings, without_gateway_secrets
 from mcp_supervisor.protocol.messages import SandboxReport
 from mcp_supervisor.protocol.spawn import Launch
 from mcp_supervisor.system.cgroups import BackendCgroup, InstanceCgroup
-from mcp_supervisor.system.policy import SandboxPolicy
-from mcp_supervisor.system.sandbox import SandboxMode, SandboxPlan, plan_sandbox, probe_host
+from mcp_supervisor.system.policy import SandboxPolicy, resolve_run_as
+from mcp_supervisor.system.sandbox import SandboxMode, SandboxPlan, SandboxUnavailable, plan_sandbox, probe_host
 
 log = logging.getLogger("mcp_supervisor.supervisor")
 
@@ -67,6 +68,7 @@ class BackendLauncher:
         mode: SandboxMode = self._settings.sandbox_mode  # type: ignore[assignment]
         state_dir = self._settings.state_dir / entry.key
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        run_as = self._run_as(entry, state_dir)
         instance = self._instance
         cgroup = instance.backend(entry.key, generation) if instance is not None and self._needs_cgroup(entry) else None
         plan = plan_sandbox(
@@ -80,6 +82,7 @@ class BackendLauncher:
             state_dir=str(state_dir),
             hidden_paths=[*self._always_hidden, *self._others_paths(entry, servers)],
             cgroup=cgroup,
+            run_as=run_as,
             name=entry.key,
         )
         for warning in plan.warnings:
@@ -95,6 +98,22 @@ class BackendLauncher:
             mode=mode, method=plan.method, enforced=dict(plan.enforced), not_enforced=dict(plan.not_enforced)
         )
         return launch, report, plan
+
+    def _run_as(self, entry: ServerEntry, state_dir: Path) -> tuple[int, int] | None:
+        """The uid and gid of `sandbox.runAs`, whose HOME (the state dir) is then theirs; None without one, or
+        when the backend is not sandboxed (the uid drop is a step of the sandbox's launch)."""
+        if entry.sandbox.run_as is None or not entry.sandbox.enabled or self._settings.sandbox_mode == "off":
+            return None
+        uid, gid = resolve_run_as(entry.sandbox.run_as, entry.key)
+        if os.geteuid() == 0:
+            os.chown(state_dir, uid, gid)
+        closed = _closed_to(state_dir.parent, uid, gid)
+        if closed is not None:
+            raise SandboxUnavailable(
+                f'The backend {entry.key} was not started: "runAs" uid {uid} cannot reach its HOME {state_dir} '
+                f"({closed} is closed to it); set MCP_SUPERVISOR_STATE_DIR to a directory it can reach."
+            )
+        return uid, gid
 
     def _needs_cgroup(self, entry: ServerEntry) -> bool:
         """A cgroup of its own when the backend has limits, or when no pid namespace will track its tree.
@@ -118,6 +137,16 @@ class BackendLauncher:
                 if path and not any(mine == path or mine.startswith(path.rstrip("/") + "/") for mine in own):
                     paths.append(path)
         return paths
+
+
+def _closed_to(directory: Path, uid: int, gid: int) -> Path | None:
+    """The first of `directory` and its ancestors that `uid` may not enter (by the mode bits), or None."""
+    for path in (directory, *directory.parents):
+        info = path.stat()
+        bit = stat.S_IXUSR if info.st_uid == uid else stat.S_IXGRP if info.st_gid == gid else stat.S_IXOTH
+        if not info.st_mode & bit:
+            return path
+    return None
 
 
 def cleanup_cgroup(cgroup: BackendCgroup | None, label: str) -> None:

@@ -47,6 +47,7 @@ from mcp_supervisor.protocol.messages import (
     WorkerStateReport,
 )
 from mcp_supervisor.protocol.spawn import (
+    BACKEND_STDERR_FD_ENV,
     HANDOFF_FD_ENV,
     REPORT_FD_ENV,
     WORKER_SPEC_OFFSET,
@@ -61,7 +62,7 @@ from mcp_supervisor.supervisor.control import ControlServer
 from mcp_supervisor.supervisor.health import LIMITED_MAX_BACKOFF, MAX_BACKOFF, TreeSampler
 from mcp_supervisor.supervisor.process import ChildProcess, describe_exit
 from mcp_supervisor.supervisor.slots import BACKOFF, FATAL, RUNNING, STARTING, STOPPED, STOPPING, Slot, policy_for
-from mcp_supervisor.supervisor.stderr import StderrCapture
+from mcp_supervisor.supervisor.stderr import StderrCapture, open_captures
 from mcp_supervisor.supervisor.stdio_refusal import refuse_stdio_client
 from mcp_supervisor.supervisor.watcher import watch_config
 from mcp_supervisor.supervisor.zygote import Zygote, fork_unsupported
@@ -102,6 +103,12 @@ MAX_UNKNOWN_EXITS = 10_000
 
 def _sample_interval() -> float:
     return float(os.environ.get("MCP_SUPERVISOR_SAMPLE_SECONDS") or 2.0)
+
+
+def _close(*fds: int | None) -> None:
+    for fd in fds:
+        if fd is not None:
+            os.close(fd)
 
 
 class Supervisor:
@@ -340,12 +347,14 @@ class Supervisor:
                 if report is not None:
                     self._reported(slot, report.state, report.detail, report.era, report.protocol_version)
 
-    def _fork(self, slot: Slot, write_fd: int, handoff_fd: int, read_fd: int) -> None:
+    def _fork(self, slot: Slot, fds: tuple[int, ...], read_fd: int, backend_fd: int | None) -> None:
         """Ask the zygote for the worker (copy-on-write, no imports); `_forked` takes the answer."""
         generation = slot.generation
-        self.zygote.request(write_fd, handoff_fd, lambda pid: self._forked(slot, generation, read_fd, pid))
+        self.zygote.request(fds, lambda pid: self._forked(slot, generation, read_fd, pid, backend_fd))
 
-    def _forked(self, slot: Slot, generation: int, read_fd: int, pid: int | None) -> None:
+    def _forked(
+        self, slot: Slot, generation: int, read_fd: int, pid: int | None, backend_fd: int | None = None
+    ) -> None:
         # Its ready report may come before the answer that names its pid (both wait in line for this loop).
         wanted = (
             slot.generation == generation
@@ -354,7 +363,7 @@ class Supervisor:
             and not self._stopping.is_set()
         )
         if pid is None:  # not forked: the zygote is gone or broken, so this spawns (a new generation)
-            os.close(read_fd)
+            _close(read_fd, backend_fd)
             if wanted:
                 log.warning("%s was not forked (%s); spawning it.", slot.label, self.zygote.reason)
                 self._spawn(slot)
@@ -362,9 +371,9 @@ class Supervisor:
             child = ChildProcess.adopted(pid)
             if wanted:
                 slot.child = child
-                self._started(slot, child, read_fd, ready_already=slot.state == RUNNING)
+                self._started(slot, child, read_fd, ready_already=slot.state == RUNNING, backend_fd=backend_fd)
             else:  # stopped, replaced or shutting down meanwhile: not wanted any more
-                os.close(read_fd)
+                _close(read_fd, backend_fd)
                 child.signal_group(signal.SIGKILL)
                 child.signal_leader(signal.SIGKILL)  # in case it has not made its own group yet
             code = self._unknown_exits.pop(pid, None)
@@ -425,21 +434,27 @@ class Supervisor:
                 env[name] = str(fd)
                 pass_fds = (*pass_fds, fd)
         read_fd, write_fd = os.pipe()
+        # A stdio backend's stderr is a pipe of its own, never its worker's (supervisor/stderr.py).
+        backend_read, backend_write = os.pipe() if isinstance(spec, WorkerSpec) and spec.launch else (None, None)
         if not slot.is_gateway and self.zygote.ready:
             slot.state = STARTING
-            self._fork(slot, write_fd, handoff_fd, read_fd)  # the zygote closes both fds
+            fds = (write_fd, handoff_fd) if backend_write is None else (write_fd, handoff_fd, backend_write)
+            self._fork(slot, fds, read_fd, backend_read)  # the zygote closes the fds it is given
             return
+        if backend_write is not None:
+            env[BACKEND_STDERR_FD_ENV] = str(backend_write)
+            pass_fds = (*pass_fds, backend_write)
         try:
             slot.child = ChildProcess(argv, env, write_fd, (*pass_fds, handoff_fd))
         except OSError as exc:
-            os.close(read_fd)
+            _close(read_fd, backend_read)
             slot.detach_beats()
             slot.last_error = f"cannot spawn: {exc}"
             self._crashed(slot, time.monotonic())
             return
         finally:
-            os.close(handoff_fd)  # the child has its copy
-        self._started(slot, slot.child, read_fd)
+            _close(handoff_fd, backend_write)  # the child has its copies
+        self._started(slot, slot.child, read_fd, backend_fd=backend_read)
 
     async def _spawn_many(self, slots: list[Slot]) -> None:
         """Start many workers, SPAWN_CHUNK per turn of the loop: between chunks the first workers' ready reports,
@@ -452,9 +467,13 @@ class Supervisor:
                     self._spawn(slot)
             await asyncio.sleep(0)
 
-    def _started(self, slot: Slot, child: ChildProcess, read_fd: int, ready_already: bool = False) -> None:
+    def _started(
+        self, slot: Slot, child: ChildProcess, read_fd: int, ready_already: bool = False, backend_fd: int | None = None
+    ) -> None:
         """`ready_already`: a forked worker whose ready report was handled before the zygote's answer."""
-        slot.stderr = StderrCapture(slot.key, read_fd, self.log_dir / f"{slot.key}.log")
+        slot.stderr, slot.backend_stderr = open_captures(
+            slot.key, read_fd, backend_fd, self.log_dir / f"{slot.key}.log", "own" if slot.is_gateway else "worker"
+        )
         self._by_pid[child.pid] = slot
         log.info("Started %s (generation %d, pid %d, %s).", slot.label, slot.generation, child.pid, child.method)
         if not ready_already:

@@ -55,7 +55,8 @@ class Slot:
     state: str = STOPPED
     generation: int = 0
     child: ChildProcess | None = None
-    stderr: StderrCapture | None = None
+    stderr: StderrCapture | None = None  # the worker's own (or the gateway's)
+    backend_stderr: StderrCapture | None = None  # its stdio backend's, a pipe of its own
     restarts: int = 0
     last_exit: str | None = None
     last_error: str | None = None
@@ -116,6 +117,11 @@ class Slot:
     def label(self) -> str:
         return "gateway" if self.entry is None else f"worker[{self.key}]"
 
+    def last_stderr(self) -> str | None:
+        """The backend's last line (escaped, bounded), or else what its worker wrote outside its log lines."""
+        backend = self.backend_stderr.last_line if self.backend_stderr else None
+        return backend or (self.stderr.last_line if self.stderr else None)
+
     def status(self) -> BackendStatus:
         child = self.child if self.child is not None and self.child.alive else None
         return BackendStatus(
@@ -129,7 +135,7 @@ class Slot:
             last_exit=self.last_exit,
             # Errors of remote backends quote their URLs: never with the userinfo or a secret parameter.
             last_error=redact_optional(self.last_error),
-            last_stderr=self.stderr.last_line if self.stderr else None,
+            last_stderr=self.last_stderr(),
             rss_bytes=self.resources.rss_bytes if child else 0,
             cpu_percent=self.resources.cpu_percent if child else 0.0,
             fds=self.resources.fds if child else 0,

@@ -43,12 +43,11 @@ ForkDone = Callable[[int | None], None]
 
 @dataclass
 class _Request:
-    output_fd: int
-    handoff_fd: int
+    fds: tuple[int, ...]  # the worker's output pipe, its handoff, and maybe its backend's stderr pipe
     done: ForkDone
 
     def close(self) -> None:
-        for fd in (self.output_fd, self.handoff_fd):
+        for fd in self.fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
@@ -158,13 +157,13 @@ class Zygote:
         """Fork requests not answered yet."""
         return len(self._queued) + len(self._sent)
 
-    def request(self, output_fd: int, handoff_fd: int, done: ForkDone) -> None:
-        """Ask for a worker whose stdout/stderr is `output_fd` and whose handoff is `handoff_fd` (both are the
-        zygote's to close from now on). `done(pid)` once it is forked, `done(None)` if it was not (then spawn
-        it): never before this returns. Only while `ready`."""
+    def request(self, fds: tuple[int, ...], done: ForkDone) -> None:
+        """Ask for a worker whose stdout/stderr is `fds[0]`, whose handoff is `fds[1]` and whose backend's stderr
+        is `fds[2]` if there is one (all the zygote's to close from now on). `done(pid)` once it is forked,
+        `done(None)` if it was not (then spawn it): never before this returns. Only while `ready`."""
         if not self.pending:
             self._progress = time.monotonic()
-        self._queued.append(_Request(output_fd, handoff_fd, done))
+        self._queued.append(_Request(fds, done))
         if not self.ready or self._sock is None:
             asyncio.get_running_loop().call_soon(self._fail_pending)
             return
@@ -175,7 +174,7 @@ class Zygote:
         while self._queued and sock is not None:
             request = self._queued[0]
             try:
-                socket.send_fds(sock, [ZYGOTE_FORK], [request.output_fd, request.handoff_fd])
+                socket.send_fds(sock, [ZYGOTE_FORK], list(request.fds))
             except BlockingIOError:
                 if not self._writing:
                     asyncio.get_running_loop().add_writer(sock.fileno(), self._flush)

@@ -66,7 +66,7 @@ def account_limits(
 def _root_note() -> str:
     return (
         "runs as uid 0: root-owned files of the read-only system stay readable (known secrets are masked); "
-        "pass run_as to use an unprivileged uid"
+        'set "runAs" in its "sandbox" to use an unprivileged uid'
     )
 
 

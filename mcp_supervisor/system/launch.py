@@ -34,7 +34,7 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import NoReturn
+    from typing import Any, NoReturn
 
 EXIT_LAUNCH_FAILED = 126
 _PREFIX = "mcp-supervisor sandbox launcher"
@@ -137,13 +137,30 @@ def _own_proc() -> list[str]:
     return [f"/proc/{os.getpid()}", *(f"/proc/{name}" for name in names if not name.isdigit())]
 
 
-def _apply_landlock(spec: Spec) -> None:
-    try:
-        from mcp_supervisor.system import landlock
-    except ImportError:  # run as a file with -I -S: the package is not on sys.path, its sibling file is
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        import landlock  # type: ignore[no-redef,import-not-found]
+_landlock: Any = None  # the module, once imported
 
+
+def _landlock_module() -> Any:
+    global _landlock
+    if _landlock is None:
+        try:
+            from mcp_supervisor.system import landlock
+        except ImportError:  # run as a file with -I -S: the package is not on sys.path, its sibling file is
+            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+            import landlock  # type: ignore[no-redef,import-not-found]
+        _landlock = landlock
+    return _landlock
+
+
+def preload(spec: Spec) -> None:
+    """Import what `apply` will need, while we can: after a uid drop our own package may be unreadable (a
+    checkout or venv in a 0700 directory), and an import in a forked child is best avoided anyway."""
+    if spec.landlock_abi:
+        _landlock_module()
+
+
+def _apply_landlock(spec: Spec) -> None:
+    landlock = _landlock_module()  # imported already (`preload`): this only looks it up
     read = [*spec.read, *(_own_proc() if spec.own_proc else [])]
     try:
         landlock.restrict_self(
@@ -160,8 +177,9 @@ def _apply_landlock(spec: Spec) -> None:
 
 def apply(spec: Spec) -> None:
     """Every step before the exec, in this process; LaunchFailed names the step that failed."""
-    # Order matters: join the cgroup while we still may (before a uid drop), limits before anything can fork,
-    # Landlock last because it would also forbid the earlier steps (writing cgroup.procs, for one).
+    # Order matters: imports first, join the cgroup while we still may (before a uid drop), limits before
+    # anything can fork, Landlock last because it would also forbid the earlier steps (writing cgroup.procs).
+    preload(spec)
     for path in spec.cgroup_procs:
         try:
             with open(path, "w") as handle:

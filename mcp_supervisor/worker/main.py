@@ -40,7 +40,7 @@ from mcp_supervisor.protocol.messages import (
     WorkerReady,
     WorkerStateReport,
 )
-from mcp_supervisor.protocol.spawn import WorkerSpec, take_report_fd, take_worker_handoff
+from mcp_supervisor.protocol.spawn import WorkerSpec, take_backend_stderr_fd, take_report_fd, take_worker_handoff
 from mcp_supervisor.redaction import redact
 from mcp_supervisor.system.logs import configure_logging
 from mcp_supervisor.system.process_tree import (
@@ -340,6 +340,7 @@ def main() -> int:
     # First: the fd must not outlive this line (a backend inherits nothing of it; exec drops the page's mapping).
     spec, beats = take_worker_handoff()
     report_fd = take_report_fd()
+    backend_stderr = take_backend_stderr_fd()
     die_with_parent()
     # What the backend's tree orphans (a helper that daemonized) is adopted by this worker, not by the
     # supervisor, so this worker's exit sweeps exactly its own backend's processes and no one else's.
@@ -349,7 +350,7 @@ def main() -> int:
         os.environ.get("MCP_SUPERVISOR_LOG_LEVEL", "INFO"),
         f"%(asctime)s worker[{spec.server.key}] %(levelname)s %(message)s",
     )
-    return asyncio.run(_main(spec, beats, report_fd))
+    return asyncio.run(_main(spec, beats, report_fd, backend_stderr))
 
 
 def _watch_children_with_pidfds() -> None:
@@ -361,14 +362,16 @@ def _watch_children_with_pidfds() -> None:
         asyncio.set_child_watcher(watcher)
 
 
-async def _main(spec: WorkerSpec, beats: BeatPage | None = None, report_fd: int | None = None) -> int:
+async def _main(
+    spec: WorkerSpec, beats: BeatPage | None = None, report_fd: int | None = None, backend_stderr: int | None = None
+) -> int:
     _watch_children_with_pidfds()
     started: asyncio.subprocess.Process | Exception | None = None
     if spec.server.type == "stdio" and spec.launch is not None:
         # Before Worker(): its ZeroMQ context starts threads, and with a single thread the sandbox's outer stage
         # runs in the forked child instead of an exec'd launcher (stdio_connection.spawn).
         try:
-            started = await spawn(spec.launch)
+            started = await spawn(spec.launch, backend_stderr)
         except Exception as exc:  # reported as the worker's failure, once it can report
             started = exc
     worker = Worker(spec, beats, report_fd, started)

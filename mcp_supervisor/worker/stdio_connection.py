@@ -143,13 +143,15 @@ def _stage_in_child(spec: launch_stage.Spec, reason_fd: int) -> Callable[[], Non
     return run_stage
 
 
-async def spawn(launch: Launch) -> asyncio.subprocess.Process:
+async def spawn(launch: Launch, stderr_fd: int | None = None) -> asyncio.subprocess.Process:
     """Start the backend exactly as the supervisor planned it (supervisor/backend_launch.py: environment,
     sandbox, launcher); nothing of the worker's own environment is added here. See the module's text for where
-    the sandbox's outer stage runs."""
+    the sandbox's outer stage runs. `stderr_fd`: the pipe the supervisor reads as the backend's stderr, apart
+    from the worker's own (without one, the backend shares the worker's)."""
     argv, preexec, reason_fd, write_fd = list(launch.argv), None, -1, -1
     if launch.stage and single_threaded():
         spec, program = launch_stage.parse([*launch.stage, "--", *launch.program])
+        launch_stage.preload(spec)  # no import in the child, where a uid drop may have closed our package
         reason_fd, write_fd = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         argv, preexec = program, _stage_in_child(spec, write_fd)
     try:
@@ -157,7 +159,7 @@ async def spawn(launch: Launch) -> asyncio.subprocess.Process:
             *argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            stderr=None,  # the worker's stderr, captured per worker by the supervisor
+            stderr=stderr_fd,  # never the worker's own: a backend's line cannot pass for the worker's
             env=launch.env,
             cwd=launch.cwd,
             limit=MAX_LINE_BYTES,

@@ -5,9 +5,9 @@ of private memory each); a forked one shares those pages with the zygote until i
 imports, collects and `gc.freeze()`s once (frozen objects are never touched by the collector again, so their
 pages stay shared), and then only answers fork requests from the supervisor on a unix socketpair:
 
-- a request is the word `fork` with two fds (SCM_RIGHTS): the worker's stdout/stderr capture pipe and its
-  handoff memfd. The zygote never reads either; it learns nothing of a spawn but those two descriptors, and
-  closes them as soon as the fork is done;
+- a request is the word `fork` with two or three fds (SCM_RIGHTS): the worker's stdout/stderr capture pipe, its
+  handoff memfd, and for a stdio backend the pipe its backend's stderr goes to. The zygote never reads any; it
+  learns nothing of a spawn but those descriptors, and closes them as soon as the fork is done;
 - it double-forks: the intermediate child exits at once, so the worker is reparented to the supervisor (a child
   subreaper), which reaps and supervises it exactly like a worker it spawned. The reply is the worker's pid.
 
@@ -36,7 +36,13 @@ import sys
 import time
 import traceback
 
-from mcp_supervisor.protocol.spawn import HANDOFF_FD_ENV, REPORT_FD_ENV, ZYGOTE_FD_ENV, ZYGOTE_FORK
+from mcp_supervisor.protocol.spawn import (
+    BACKEND_STDERR_FD_ENV,
+    HANDOFF_FD_ENV,
+    REPORT_FD_ENV,
+    ZYGOTE_FD_ENV,
+    ZYGOTE_FORK,
+)
 from mcp_supervisor.system.process_tree import PARENT_PID_ENV, die_with_parent, set_title
 
 # What a worker imports at run time, imported here once so that forked workers share it.
@@ -49,6 +55,8 @@ log = logging.getLogger("mcp_supervisor.zygote")
 CHILD_HANDOFF_FD = 3
 # ... and the report eventfd every worker shares (protocol/beat_page.py), when the supervisor gave us one.
 CHILD_REPORT_FD = 4
+# ... and the write end of its backend's stderr pipe, when it has a stdio backend.
+CHILD_BACKEND_STDERR_FD = 5
 _report_fd: int | None = None
 REPARENT_TIMEOUT_S = 5.0
 
@@ -167,10 +175,10 @@ def main() -> int:
         started: list[int | bytes] = []
         for message, fds in batch:
             try:
-                if message != ZYGOTE_FORK or len(fds) != 2:
-                    started.append(b"error a fork request carries the word fork and exactly two fds")
+                if message != ZYGOTE_FORK or len(fds) not in (2, 3):
+                    started.append(b"error a fork request carries the word fork and two or three fds")
                 else:
-                    started.append(_start_fork(sock, fds[0], fds[1]))
+                    started.append(_start_fork(sock, fds))
             except OSError as exc:
                 started.append(f"error {exc}".encode())
             finally:
@@ -206,7 +214,7 @@ def _requests(sock: socket.socket) -> tuple[list[tuple[bytes, list[int]]], bool]
 def _recv_fds(sock: socket.socket, flags: int) -> tuple[bytes, list[int]]:
     """socket.recv_fds with its flags honoured (Python 3.11's drops them, so MSG_DONTWAIT would block)."""
     size = array.array("i").itemsize
-    message, ancillary, _, _ = sock.recvmsg(64, socket.CMSG_LEN(2 * size), flags)
+    message, ancillary, _, _ = sock.recvmsg(64, socket.CMSG_LEN(3 * size), flags)
     fds: list[int] = []
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
@@ -216,7 +224,7 @@ def _recv_fds(sock: socket.socket, flags: int) -> tuple[bytes, list[int]]:
     return message, fds
 
 
-def _start_fork(sock: socket.socket, output_fd: int, handoff_fd: int) -> int:
+def _start_fork(sock: socket.socket, fds: list[int]) -> int:
     """Double fork; returns the pipe on which the intermediate writes the worker's pid, then exits at once
     (the worker waits for its reparenting itself)."""
     read_end, write_end = os.pipe()
@@ -228,7 +236,7 @@ def _start_fork(sock: socket.socket, output_fd: int, handoff_fd: int) -> int:
             worker = os.fork()
             if worker == 0:
                 os.close(write_end)
-                _become_worker(sock, output_fd, handoff_fd)  # never returns
+                _become_worker(sock, fds)  # never returns
             os.write(write_end, b"%d\n" % worker)
             code = 0
         finally:
@@ -251,25 +259,30 @@ def _collect(read_end: int) -> bytes:
     return b"pid " + reply if reply.isdigit() else b"error the intermediate child failed to fork the worker"
 
 
-def _become_worker(sock: socket.socket, output_fd: int, handoff_fd: int) -> None:
+def _become_worker(sock: socket.socket, fds: list[int]) -> None:
     code: int = 1
     try:
         sock.close()
         os.setsid()  # its own session and process group, as a spawned worker (the supervisor signals the group)
-        # Out of the way of the dups below first (whatever number it has, it may be one of their targets).
+        # Out of the way of the dups below first (whatever number each has, it may be one of their targets).
+        output_fd, handoff_fd, *backend = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in fds)
         report = fcntl.fcntl(_report_fd, fcntl.F_DUPFD, 10) if _report_fd is not None else None
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.dup2(output_fd, 1)
         os.dup2(output_fd, 2)
         os.dup2(handoff_fd, CHILD_HANDOFF_FD)
-        last = CHILD_HANDOFF_FD
-        if report is not None:
-            os.dup2(report, CHILD_REPORT_FD)
-            os.environ[REPORT_FD_ENV] = str(CHILD_REPORT_FD)
-            last = CHILD_REPORT_FD
+        keep = {0, 1, 2, CHILD_HANDOFF_FD}
+        placed = [(report, CHILD_REPORT_FD, REPORT_FD_ENV)]
+        if backend:
+            placed.append((backend[0], CHILD_BACKEND_STDERR_FD, BACKEND_STDERR_FD_ENV))
+        for fd, target, name in placed:
+            if fd is not None:
+                os.dup2(fd, target)
+                os.environ[name] = str(target)
+                keep.add(target)
         for entry in os.listdir("/proc/self/fd"):
-            if int(entry) > last:
+            if int(entry) not in keep:
                 with contextlib.suppress(OSError):
                     os.close(int(entry))
         os.environ[HANDOFF_FD_ENV] = str(CHILD_HANDOFF_FD)
