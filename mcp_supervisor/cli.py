@@ -55,6 +55,8 @@ def _cmd_stdio(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
+    from mcp_supervisor.supervisor.command_check import command_problems
+
     settings = _settings(args)
     servers = load_servers(settings.config_dir)
     tools = load_tool_config(settings.config_dir)
@@ -62,9 +64,11 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     active = servers.active()
     profiles = len(clients.entries) + (clients.fallback is not None)
     access = f"{profiles} client profile(s)" if clients.present else "no clients.json (everyone sees everything)"
+    problems = command_problems(settings, servers.servers)
+    verdict = f"{len(problems)} command(s) would not start" if problems else "OK"
     print(
         f"{settings.config_dir}: {len(servers.servers)} server(s), {len(active)} active, "
-        f"{len(tools.tools)} tool override(s), {access}. OK."
+        f"{len(tools.tools)} tool override(s), {access}. {verdict}."
     )
     for key, entry in servers.servers.items():
         target = " ".join([entry.command or "", *entry.args]) if entry.type == "stdio" else entry.url
@@ -72,7 +76,9 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     for qualified, override in tools.tools.items():
         if override.exposed_name:
             print(f"  {qualified}: {_display_name_outcome(qualified, override.exposed_name)}")
-    return 0
+    for problem in problems:
+        print(f"mcp-supervisor: {problem}", file=sys.stderr)
+    return EXIT_CONFIG if problems else 0
 
 
 def _display_name_outcome(qualified: str, display_name: str) -> str:
