@@ -21,10 +21,30 @@ from mcp_supervisor.protocol.messages import BackendStatus
 
 EXIT_CONFIG = 2
 EXIT_UNREACHABLE = 3
+# Where `make run` serves its working copy of the sample config (the Makefile's RUN_CONFIG).
+MAKE_RUN_CONFIG = Path(".run") / "config"
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _running_config_dir(args: argparse.Namespace) -> Path | None:
+    """For the commands that talk to a running supervisor, given no --config-dir: ./config when a supervisor
+    serves it (the default, as before), else ./.run/config when one serves that, so that `status` run from a
+    checkout finds what `make run` started there. None: keep the default and its "no supervisor" error."""
+    from mcp_supervisor.protocol.endpoints import RUNTIME_DIR_ENV, supervisor_running
+
+    if args.config_dir or os.environ.get("MCP_SUPERVISOR_CONFIG_DIR") or os.environ.get(RUNTIME_DIR_ENV):
+        return None
+    if supervisor_running(Path("config").resolve()) or not supervisor_running(MAKE_RUN_CONFIG.resolve()):
+        return None
+    print(
+        f"mcp-supervisor: using the supervisor of {MAKE_RUN_CONFIG} (`make run`); ./config has none.", file=sys.stderr
+    )
+    return MAKE_RUN_CONFIG
+
+
+def _settings(args: argparse.Namespace, find_running: bool = False) -> Settings:
     config_dir = Path(args.config_dir) if getattr(args, "config_dir", None) else None
+    if find_running and config_dir is None:
+        config_dir = _running_config_dir(args)
     settings = load_settings(config_dir=config_dir)
     overrides: dict[str, object] = {}
     if getattr(args, "host", None):
@@ -110,7 +130,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from mcp_supervisor.control_client import request_status
     from mcp_supervisor.status_json import status_document
 
-    settings = _settings(args)
+    settings = _settings(args, find_running=True)
     snapshot = request_status(settings)
     if args.json:
         print(json.dumps(status_document(snapshot, settings.config_dir), indent=2))
@@ -145,7 +165,7 @@ def _sandbox_summary(status: BackendStatus) -> str:
 def _cmd_logs(args: argparse.Namespace) -> int:
     from mcp_supervisor.protocol.endpoints import Endpoints, runtime_dir_for
 
-    settings = _settings(args)
+    settings = _settings(args, find_running=True)
     endpoints = Endpoints(runtime_dir_for(settings.config_dir))
     path = endpoints.log_dir / f"{args.key}.log"
     if not path.exists():
@@ -169,7 +189,7 @@ def _cmd_command(args: argparse.Namespace) -> int:
     from mcp_supervisor.control_client import send_command
 
     name = getattr(args, "command_name", args.command)
-    result = send_command(_settings(args), name, getattr(args, "key", ""))
+    result = send_command(_settings(args, find_running=True), name, getattr(args, "key", ""))
     print(result.message)
     return 0 if result.ok else 1
 

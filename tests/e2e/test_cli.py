@@ -167,3 +167,21 @@ def test_logs_from_another_directory_says_no_supervisor_runs_for_it(running: Run
     # With the right directory, the log is there.
     shown = cli("logs", "local", "--config-dir", str(running.config_dir), cwd=elsewhere)
     assert shown.returncode == 0 and shown.stdout.strip(), shown.stderr
+
+
+def test_status_without_flags_finds_what_make_run_started(tmp_path: Path, supervisor_factory: Any) -> None:
+    """Issue 23: `make run` serves .run/config, so `status` from the checkout said "No supervisor is running"."""
+    config_dir = tmp_path / ".run" / "config"
+    write_config(config_dir, {"local": stdio_fixture_entry("local")})
+    sup: RunningSupervisor = supervisor_factory(config_dir)
+    sup.wait_linked({"local"})
+    done = cli("status", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"^local\s+stdio\s+RUNNING", done.stdout, re.MULTILINE), done.stdout
+    assert "using the supervisor of .run/config" in done.stderr, done.stderr
+    assert cli("logs", "local", cwd=tmp_path).returncode == 0
+    # A supervisor serving ./config itself comes first, as before; so does an explicit --config-dir.
+    write_config(tmp_path / "config", {"own": stdio_fixture_entry("own")})
+    supervisor_factory(tmp_path / "config").wait_linked({"own"})
+    own = cli("status", cwd=tmp_path)
+    assert re.search(r"^own\s", own.stdout, re.MULTILINE) and "using" not in own.stderr, own.stdout + own.stderr
