@@ -21,7 +21,7 @@ RUN_VENV   := $(RUN_DIR)/venv
 RUN_CONFIG := $(RUN_DIR)/config
 LOCKS      := pyproject.toml uv.lock
 
-.PHONY: run test test-latest suite lint typecheck unit e2e lock clean npm-tools browser-tools sandbox-tools bench
+.PHONY: run status test test-latest suite lint typecheck unit e2e lock clean npm-tools browser-tools sandbox-tools bench
 
 $(UV): requirements/uv.txt
 	test -x $(UV_HOME)/bin/python || $(PYTHON) -m venv $(UV_HOME)
@@ -43,7 +43,12 @@ $(RUN_CONFIG):
 	@echo "make run: serving a working copy of the sample config in $(RUN_CONFIG) (edit it there; config/ stays as tracked)"
 
 run: $(RUN_VENV)/.synced | $(RUN_CONFIG)
+	@echo "make run: the CLI is $(RUN_VENV)/bin/mcp-supervisor (from here it finds this instance: try 'make status')"
 	$(RUN_VENV)/bin/mcp-supervisor start --config-dir $(RUN_CONFIG) --host $(HOST) --port $(PORT)
+
+# `mcp-supervisor status` of what `make run` serves, from another terminal.
+status:
+	@$(RUN_VENV)/bin/mcp-supervisor status --config-dir $(RUN_CONFIG)
 
 # The whole suite on the locked versions: what CI runs (.ci/run).
 test: $(VENV)/.synced npm-tools browser-tools sandbox-tools

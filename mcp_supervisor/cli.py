@@ -21,10 +21,30 @@ from mcp_supervisor.protocol.messages import BackendStatus
 
 EXIT_CONFIG = 2
 EXIT_UNREACHABLE = 3
+# Where `make run` serves its working copy of the sample config (the Makefile's RUN_CONFIG).
+MAKE_RUN_CONFIG = Path(".run") / "config"
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _running_config_dir(args: argparse.Namespace) -> Path | None:
+    """For the commands that talk to a running supervisor, given no --config-dir: ./config when a supervisor
+    serves it (the default, as before), else ./.run/config when one serves that, so that `status` run from a
+    checkout finds what `make run` started there. None: keep the default and its "no supervisor" error."""
+    from mcp_supervisor.protocol.endpoints import RUNTIME_DIR_ENV, supervisor_running
+
+    if args.config_dir or os.environ.get("MCP_SUPERVISOR_CONFIG_DIR") or os.environ.get(RUNTIME_DIR_ENV):
+        return None
+    if supervisor_running(Path("config").resolve()) or not supervisor_running(MAKE_RUN_CONFIG.resolve()):
+        return None
+    print(
+        f"mcp-supervisor: using the supervisor of {MAKE_RUN_CONFIG} (`make run`); ./config has none.", file=sys.stderr
+    )
+    return MAKE_RUN_CONFIG
+
+
+def _settings(args: argparse.Namespace, find_running: bool = False) -> Settings:
     config_dir = Path(args.config_dir) if getattr(args, "config_dir", None) else None
+    if find_running and config_dir is None:
+        config_dir = _running_config_dir(args)
     settings = load_settings(config_dir=config_dir)
     overrides: dict[str, object] = {}
     if getattr(args, "host", None):
@@ -55,6 +75,8 @@ def _cmd_stdio(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
+    from mcp_supervisor.supervisor.command_check import command_problems
+
     settings = _settings(args)
     servers = load_servers(settings.config_dir)
     tools = load_tool_config(settings.config_dir)
@@ -62,9 +84,11 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     active = servers.active()
     profiles = len(clients.entries) + (clients.fallback is not None)
     access = f"{profiles} client profile(s)" if clients.present else "no clients.json (everyone sees everything)"
+    problems = command_problems(settings, servers.servers)
+    verdict = f"{len(problems)} command(s) would not start" if problems else "OK"
     print(
         f"{settings.config_dir}: {len(servers.servers)} server(s), {len(active)} active, "
-        f"{len(tools.tools)} tool override(s), {access}. OK."
+        f"{len(tools.tools)} tool override(s), {access}. {verdict}."
     )
     for key, entry in servers.servers.items():
         target = " ".join([entry.command or "", *entry.args]) if entry.type == "stdio" else entry.url
@@ -72,7 +96,9 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     for qualified, override in tools.tools.items():
         if override.exposed_name:
             print(f"  {qualified}: {_display_name_outcome(qualified, override.exposed_name)}")
-    return 0
+    for problem in problems:
+        print(f"mcp-supervisor: {problem}", file=sys.stderr)
+    return EXIT_CONFIG if problems else 0
 
 
 def _display_name_outcome(qualified: str, display_name: str) -> str:
@@ -104,7 +130,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from mcp_supervisor.control_client import request_status
     from mcp_supervisor.status_json import status_document
 
-    settings = _settings(args)
+    settings = _settings(args, find_running=True)
     snapshot = request_status(settings)
     if args.json:
         print(json.dumps(status_document(snapshot, settings.config_dir), indent=2))
@@ -139,7 +165,7 @@ def _sandbox_summary(status: BackendStatus) -> str:
 def _cmd_logs(args: argparse.Namespace) -> int:
     from mcp_supervisor.protocol.endpoints import Endpoints, runtime_dir_for
 
-    settings = _settings(args)
+    settings = _settings(args, find_running=True)
     endpoints = Endpoints(runtime_dir_for(settings.config_dir))
     path = endpoints.log_dir / f"{args.key}.log"
     if not path.exists():
@@ -163,7 +189,7 @@ def _cmd_command(args: argparse.Namespace) -> int:
     from mcp_supervisor.control_client import send_command
 
     name = getattr(args, "command_name", args.command)
-    result = send_command(_settings(args), name, getattr(args, "key", ""))
+    result = send_command(_settings(args, find_running=True), name, getattr(args, "key", ""))
     print(result.message)
     return 0 if result.ok else 1
 

@@ -75,3 +75,31 @@ def authenticate_static(settings: Settings, headers: Mapping[str, str], query: M
             if index is not None:
                 return Identity(f"key#{index}", "key", index)
     return None
+
+
+REALM = "mcp-supervisor"
+
+
+def accepted_credentials(settings: Settings, oauth_metadata_url: str = "") -> str:
+    """Which credentials this gateway takes, as the sentence every 401 carries: a client (or the person running
+    it) learns what to send, instead of guessing from a bare "Unauthorized" or starting an OAuth flow."""
+    ways = []
+    if settings.allowed_tokens:
+        ways.append("a static bearer token (Authorization: Bearer <token>)")
+    if settings.allowed_keys:
+        ways.append("an API key (the X-Api-Key: <key> header, or ?key=<key>)")
+    if oauth_metadata_url:
+        ways.append(f"an OAuth access token (Authorization: Bearer <token>; how to get one: {oauth_metadata_url})")
+    return "This gateway takes " + " or ".join(ways) + "." if ways else "This gateway takes no credentials."
+
+
+def static_challenges(settings: Settings) -> list[str]:
+    """The `WWW-Authenticate` challenges of the static credentials (RFC 9110 §11.6.1): Bearer for ALLOWED_TOKENS,
+    and for ALLOWED_KEYS an `ApiKey` challenge that names its header and query parameter. Neither carries
+    `resource_metadata`: OAuth is advertised only where it is configured."""
+    challenges = []
+    if settings.allowed_tokens:
+        challenges.append(f'Bearer realm="{REALM}"')
+    if settings.allowed_keys:
+        challenges.append(f'ApiKey realm="{REALM}", header="X-Api-Key", query="key"')
+    return challenges

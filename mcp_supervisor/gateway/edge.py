@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import Receive
 
 from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.gateway import jsonrpc
-from mcp_supervisor.gateway.auth import Identity, authenticate_static
+from mcp_supervisor.gateway.auth import Identity, accepted_credentials, authenticate_static, static_challenges
 from mcp_supervisor.gateway.oauth_refusals import (
     InsufficientScope,
     TokenRejected,
@@ -43,6 +43,9 @@ class EdgeChecks:
             self.metadata_url = f"{parts.scheme}://{parts.netloc}" + protected_resource_metadata_path(
                 settings.oauth_resource
             )
+        # Every 401 names the credentials this gateway takes, in its body and in its challenges.
+        self.accepted = accepted_credentials(settings, self.metadata_url)
+        self.static_challenges = static_challenges(settings)
 
     async def admit(self, request: Request) -> Identity | Response:
         """The authenticated identity, or the response that refuses the request."""
@@ -58,31 +61,40 @@ class EdgeChecks:
         if identity is not None:
             return identity
         if self.oauth is None:
-            return PlainTextResponse(
-                "Unauthorized", status_code=401, headers={"WWW-Authenticate": 'Bearer realm="mcp-supervisor"'}
-            )
+            return self._refusal(401, "unauthorized", "Unauthorized: no valid credential.", self.static_challenges)
         return await self._admit_oauth(self.oauth, headers.get("authorization", ""))
 
     async def _admit_oauth(self, oauth: OAuthVerifier, authorization: str) -> Identity | Response:
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            return self._refuse(oauth, 401, "Unauthorized: an OAuth access token is required.")
+            return self._refuse(oauth, 401, "unauthorized", "Unauthorized: no valid credential.")
         try:
             access = await oauth.verify(token)
         except TokenRejected as exc:
             log.info("Refused an access token: %s", exc)
-            return self._refuse(oauth, 401, f"Unauthorized: {exc}", "invalid_token", str(exc))
+            return self._refuse(
+                oauth, 401, "invalid_token", f"Unauthorized: the access token was refused: {exc}", str(exc)
+            )
         except InsufficientScope as exc:
-            return self._refuse(oauth, 403, f"Forbidden: {exc}", "insufficient_scope", str(exc))
+            return self._refuse(oauth, 403, "insufficient_scope", f"Forbidden: {exc}", str(exc))
         claims = access.claims or {}
         # The issuer is part of the principal: `sub` is unique only per issuer.
         subject = access.subject or access.client_id
         return Identity(f"oauth:{claims.get('iss', '')}#{subject}", "oauth", claims=claims)
 
-    def _refuse(self, oauth: OAuthVerifier, status: int, text: str, error: str = "", description: str = "") -> Response:
-        header = challenge(oauth, self.metadata_url, error, description)
-        return PlainTextResponse(text, status_code=status, headers={"WWW-Authenticate": header})
+    def _refuse(self, oauth: OAuthVerifier, status: int, error: str, text: str, description: str = "") -> Response:
+        """An OAuth refusal: the Bearer challenge with resource_metadata (RFC 9728), then the static ones. No token
+        at all is not an invalid token (RFC 6750 §3.1): then no `error` in the challenge."""
+        bearer = challenge(oauth, self.metadata_url, "" if error == "unauthorized" else error, description)
+        others = [c for c in self.static_challenges if not c.startswith("Bearer ")]
+        return self._refusal(status, error, text, [bearer, *others])
+
+    def _refusal(self, status: int, error: str, text: str, challenges: list[str]) -> Response:
+        """A JSON body whose sentence says what was wrong and which credentials this gateway takes (the MCP
+        clients show a refused request's body), and every challenge in one `WWW-Authenticate` (RFC 9110)."""
+        body = {"error": error, "error_description": f"{text} {self.accepted}"}
+        return JSONResponse(body, status_code=status, headers={"WWW-Authenticate": ", ".join(challenges)})
 
 
 def is_json(request: Request) -> bool:

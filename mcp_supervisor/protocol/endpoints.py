@@ -57,6 +57,24 @@ def runtime_dir_for(config_dir: Path) -> Path:
     return Path(base) / f"mcp-supervisor-{os.getuid()}" / digest
 
 
+def supervisor_running(config_dir: Path) -> bool:
+    """Whether a supervisor serves `config_dir` now: it holds the lock in its runtime dir for as long as it runs
+    (a socket file left by a killed one does not count)."""
+    import fcntl
+
+    try:
+        fd = os.open(Endpoints(runtime_dir_for(config_dir)).lock_file, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the shared lock, if it was granted
+    return False
+
+
 def prepare_runtime_dir(path: Path) -> Endpoints:
     """Create the directory (and its parent) private to this user, refusing one owned by someone else."""
     for directory in (path.parent, path):

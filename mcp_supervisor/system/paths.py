@@ -54,7 +54,8 @@ def install_prefix(program: str) -> str:
     return directory if _is_home_or_top(prefix) else prefix
 
 
-def _shebang(program: str) -> list[str]:
+def shebang(program: str) -> list[str]:
+    """The interpreter words of a script's `#!` line ([] for a binary or an unreadable file)."""
     try:
         with open(program, "rb") as handle:
             head = handle.read(256)
@@ -84,7 +85,7 @@ def command_paths(program: str, path_env: str | None) -> list[str]:
         seen.add(current)
         real = os.path.realpath(current)
         needed += [install_prefix(current), install_prefix(real)]
-        for word in _shebang(real):
+        for word in shebang(real):
             todo.append(resolve_command(word, path_env, "/"))
     return minimal_cover(needed)
 

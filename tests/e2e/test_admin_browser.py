@@ -280,6 +280,63 @@ async def test_add_stdio_server_through_the_form_becomes_running(make_ui: Any) -
     assert set(servers_file(ui)) == {"added"}
 
 
+async def test_sandbox_fields_round_trip_through_the_form(make_ui: Any, tmp_path: Path) -> None:
+    """Issue 23: the Servers form had no sandbox fields, only the raw JSON."""
+    readable, writable = tmp_path / "inbox", tmp_path / "out"
+    readable.mkdir()
+    writable.mkdir()
+    ui: AdminUI = await make_ui({})
+    page = ui.page
+    await ui.open_tab("servers")
+    entry = stdio_fixture_entry("boxed")
+    await page.get_by_test_id("server-add").click()
+    await page.get_by_test_id("sf-key").fill("boxed")
+    await page.get_by_test_id("sf-command").fill(entry["command"])
+    await page.get_by_test_id("sf-args").fill("\n".join(entry["args"]))
+    await expect(page.get_by_test_id("sfs-enabled")).to_be_checked()
+    await page.get_by_test_id("sfs-network").select_option("off")
+    await page.get_by_test_id("sfs-readPaths").fill(f"{readable}\n")
+    await page.get_by_test_id("sfs-writePaths").fill(str(writable))
+    await page.get_by_test_id("sfs-memoryMb").fill("256")
+    await page.get_by_test_id("sfs-pids").fill("64")
+    await page.get_by_test_id("sfs-cpus").fill("0.5")
+    # a malformed limit is refused in the form, with a sentence, and nothing is written
+    await page.get_by_test_id("sfs-memoryMb").fill("lots")
+    await expect(page.get_by_test_id("server-form-error")).to_contain_text("memoryMb must be", timeout=T_UI)
+    await page.get_by_test_id("sfs-memoryMb").fill("256")
+    await ui.shot("servers-sandbox-form")
+    await page.get_by_test_id("server-form-save").click()
+    await expect(page.get_by_test_id("server-form")).to_be_hidden(timeout=T_UI)
+    sandbox = {"network": False, "readPaths": [str(readable)], "writePaths": [str(writable)], "memoryMb": 256,
+               "pids": 64, "cpus": 0.5}  # fmt: skip
+    assert servers_file(ui)["boxed"]["sandbox"] == sandbox
+    await expect(page.get_by_test_id("server-state-boxed")).to_have_text("RUNNING", timeout=T_BACKEND)
+
+    # reopened, the form shows what the file holds; unsandboxing and clearing the lists leaves only what remains
+    await page.get_by_test_id("server-edit-boxed").click()
+    await expect(page.get_by_test_id("sfs-network")).to_have_value("off")
+    await expect(page.get_by_test_id("sfs-readPaths")).to_have_value(str(readable))
+    await expect(page.get_by_test_id("sfs-cpus")).to_have_value("0.5")
+    await page.get_by_test_id("sfs-enabled").uncheck()
+    await page.get_by_test_id("sfs-network").select_option("on")
+    await page.get_by_test_id("sfs-readPaths").fill("")
+    await page.get_by_test_id("sfs-writePaths").fill("")
+    await page.get_by_test_id("server-form-save").click()
+    await expect(page.get_by_test_id("server-form")).to_be_hidden(timeout=T_UI)
+    assert servers_file(ui)["boxed"]["sandbox"] == {"enabled": False, "memoryMb": 256, "pids": 64, "cpus": 0.5}
+
+    # a network policy object (edited in the JSON) shows as custom, and editing another field keeps it as it is
+    await page.get_by_test_id("server-add").click()
+    await page.get_by_test_id("sf-advanced").locator("summary").click()
+    policy = {"command": "x", "sandbox": {"network": {"hostPorts": [5432]}, "pids": 8}}
+    await page.get_by_test_id("sf-json").fill(json.dumps(policy))
+    await expect(page.get_by_test_id("sfs-network")).to_have_value("custom")
+    await page.get_by_test_id("sfs-pids").fill("16")
+    edited = json.loads(await page.get_by_test_id("sf-json").input_value())
+    assert edited["sandbox"] == {"network": {"hostPorts": [5432]}, "pids": 16}, edited
+    await page.get_by_test_id("server-form-cancel").click()
+
+
 # ---------------------------------------------------------------------------------------------------- tools
 
 

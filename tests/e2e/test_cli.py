@@ -54,6 +54,29 @@ def test_check_config_validates_clients_json(tmp_path: Path) -> None:
     assert refused.returncode != 0 and "cannot be combined" in refused.stderr, refused.stdout + refused.stderr
 
 
+def test_check_config_refuses_a_command_that_does_not_resolve(tmp_path: Path) -> None:
+    """Issue 23: a typo in a command passed check-config and showed only at run time, through bubblewrap."""
+    config_dir = tmp_path / "config"
+    env = {**os.environ, "MCP_SUPERVISOR_STATE_DIR": str(tmp_path / "state")}
+    servers = {"time": {"command": "mcp-server-tiem"}, "off": {"command": "not-installed", "active": False}}
+    write_config(config_dir, servers)
+    done = cli("check-config", "--config-dir", str(config_dir), env=env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Server 'time': the command 'mcp-server-tiem' is not found on the backend's PATH" in done.stderr, done.stderr
+    assert "not-installed" not in done.stderr and "OK." not in done.stdout, done.stdout + done.stderr
+    # A script inside the config dir, which the sandbox hides from every backend, would not start either.
+    script = config_dir / "server.sh"
+    script.write_text("#!/bin/sh\nexec true\n")
+    script.chmod(0o755)
+    write_config(config_dir, {"local": {"command": str(script)}})
+    hidden = cli("check-config", "--config-dir", str(config_dir), env=env)
+    assert hidden.returncode == 2 and "which the sandbox hides" in hidden.stderr, hidden.stdout + hidden.stderr
+    # The same command spelt right (found on PATH, or next to mcp-supervisor in its venv) is OK.
+    write_config(config_dir, {"time": {"command": "mcp-server-time"}})
+    fixed = cli("check-config", "--config-dir", str(config_dir), env=env)
+    assert fixed.returncode == 0 and "OK." in fixed.stdout, fixed.stdout + fixed.stderr
+
+
 def test_start_on_a_port_in_use_exits_at_once_with_code_2_and_says_so(tmp_path: Path) -> None:
     config_dir = tmp_path / "config"
     write_config(config_dir, {"local": stdio_fixture_entry("local")})
@@ -144,3 +167,21 @@ def test_logs_from_another_directory_says_no_supervisor_runs_for_it(running: Run
     # With the right directory, the log is there.
     shown = cli("logs", "local", "--config-dir", str(running.config_dir), cwd=elsewhere)
     assert shown.returncode == 0 and shown.stdout.strip(), shown.stderr
+
+
+def test_status_without_flags_finds_what_make_run_started(tmp_path: Path, supervisor_factory: Any) -> None:
+    """Issue 23: `make run` serves .run/config, so `status` from the checkout said "No supervisor is running"."""
+    config_dir = tmp_path / ".run" / "config"
+    write_config(config_dir, {"local": stdio_fixture_entry("local")})
+    sup: RunningSupervisor = supervisor_factory(config_dir)
+    sup.wait_linked({"local"})
+    done = cli("status", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"^local\s+stdio\s+RUNNING", done.stdout, re.MULTILINE), done.stdout
+    assert "using the supervisor of .run/config" in done.stderr, done.stderr
+    assert cli("logs", "local", cwd=tmp_path).returncode == 0
+    # A supervisor serving ./config itself comes first, as before; so does an explicit --config-dir.
+    write_config(tmp_path / "config", {"own": stdio_fixture_entry("own")})
+    supervisor_factory(tmp_path / "config").wait_linked({"own"})
+    own = cli("status", cwd=tmp_path)
+    assert re.search(r"^own\s", own.stdout, re.MULTILINE) and "using" not in own.stderr, own.stdout + own.stderr

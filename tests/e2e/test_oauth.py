@@ -87,6 +87,11 @@ def test_no_token_gets_a_challenge_naming_the_metadata(gateway: RunningSuperviso
     assert f'resource_metadata="{gateway.base}/.well-known/oauth-protected-resource/mcp"' in header
     assert 'scope="mcp:tools"' in header
     assert "error=" not in header  # no token is not an invalid token (RFC 6750 §3.1)
+    # Issue 23: the challenge and the body also name the static key this gateway takes beside OAuth.
+    assert 'ApiKey realm="mcp-supervisor", header="X-Api-Key"' in header, header
+    sentence = reply.json()["error_description"]
+    assert "an OAuth access token" in sentence and "oauth-protected-resource/mcp" in sentence, sentence
+    assert "X-Api-Key: <key>" in sentence, sentence
 
 
 async def test_a_valid_token_opens_mcp_and_sse(gateway: RunningSupervisor, issuer: AuthServer) -> None:

@@ -10,6 +10,7 @@ import { $, setText, showError, showingErrors } from "./dom.js";
 import { isActive, isObject, transportOf } from "./entry.js";
 import { serverEntry } from "./state.js";
 import { toast } from "./notices.js";
+import { SANDBOX_INPUTS, applySandbox, clearSandbox, fillSandbox } from "./sandbox-form.js";
 
 const FORM_FIELDS = [
   { name: "name", kind: "text" },
@@ -90,6 +91,7 @@ function fillForm(entry) {
   $("sf-noPrefix").checked = noPrefix;
   $("sf-namePrefix").value = typeof entry.namePrefix === "string" ? entry.namePrefix : "";
   $("sf-namePrefix").disabled = noPrefix;
+  fillSandbox(entry);
   showGroups();
 }
 
@@ -120,7 +122,7 @@ function applyForm(entry) {
       else delete entry.namePrefix;
     }
   }
-  return entry;
+  return applySandbox(entry);
 }
 
 function showGroups() {
@@ -166,6 +168,7 @@ function onTypeChanged() {
     var keep = type === "stdio" ? field.group === "stdio" : field.group === "remote";
     if (!keep) formInput(field.name).value = "";
   });
+  if (type !== "stdio") clearSandbox();
   showGroups();
   syncJsonFromForm();
 }
@@ -258,6 +261,9 @@ export function initServerForm(saved) {
   $("sf-noPrefix").addEventListener("change", function () {
     $("sf-namePrefix").disabled = $("sf-noPrefix").checked;
     syncJsonFromForm();
+  });
+  SANDBOX_INPUTS.forEach(function (id) {
+    $(id).addEventListener($(id).type === "checkbox" || $(id).tagName === "SELECT" ? "change" : "input", syncJsonFromForm);
   });
   $("sf-json").addEventListener("input", syncFormFromJson);
 }
