@@ -6,7 +6,8 @@ Per generation of a stdio backend:
   `env` over it (the seed's rule), and our venv's bin last on PATH;
 - a state directory of its own, `<state dir>/<key>`, which is its HOME;
 - the hidden paths: the config dir, the runtime dir, the log dir, the state dir of every backend (its own is
-  mounted back), and the directories of the other backends (cwd, installDirectory);
+  mounted back), and every path granted to another backend (its command's directory, its args paths, cwd,
+  installDirectory, readPaths, writePaths) unless this one is granted it too;
 - the sandbox plan (`system/sandbox.py`), and a cgroup `<instance>/<key>-<generation>` the backend joins
   before it execs (limits, and a tracker that `setsid` and `env -i` cannot leave).
 """
@@ -28,9 +29,10 @@ from mcp_supervisor.protocol.messages import SandboxReport
 from mcp_supervisor.protocol.spawn import Launch
 from mcp_supervisor.system.cgroups import BackendCgroup, InstanceCgroup
 from mcp_supervisor.system.policy import SandboxPolicy
-from mcp_supervisor.system.sandbox import SandboxMode, SandboxPlan, plan_sandbox, probe_host
+from mcp_supervisor.system.sandbox import SandboxMode, SandboxPlan, backend_grants, plan_sandbox, probe_host
 
 log = logging.getLogger("mcp_supervisor.supervisor")
+_GRANTS_CACHE_SIZE = 4096
 
 
 def stdio_environment(
@@ -57,6 +59,7 @@ class BackendLauncher:
         self._instance = instance
         self._always_hidden = [str(settings.config_dir), str(runtime_dir), str(log_dir), str(settings.state_dir)]
         self.host = probe_host()
+        self._grants_cache: dict[bytes, list[str]] = {}
 
     def plan(
         self, entry: ServerEntry, generation: int, servers: Mapping[str, ServerEntry]
@@ -78,7 +81,8 @@ class BackendLauncher:
             mode,
             self.host,
             state_dir=str(state_dir),
-            hidden_paths=[*self._always_hidden, *self._others_paths(entry, servers)],
+            hidden_paths=self._always_hidden,
+            neighbours=self._neighbours(entry, servers),
             cgroup=cgroup,
             name=entry.key,
         )
@@ -106,18 +110,38 @@ class BackendLauncher:
         pid_namespace = bwrap is not None and (self.host.euid == 0 or bwrap.userns) and policy.enabled
         return limited or not pid_namespace or self._settings.sandbox_mode == "off"
 
-    def _others_paths(self, entry: ServerEntry, servers: Mapping[str, ServerEntry]) -> list[str]:
-        """The other backends' own directories. A path this backend names itself (shared on purpose by the
-        operator: the same cwd, an install dir it runs from) stays visible."""
-        own = {p for p in (entry.cwd, entry.installDirectory, entry.command, *entry.args) if p}
-        paths = []
+    def _neighbours(self, entry: ServerEntry, servers: Mapping[str, ServerEntry]) -> list[str]:
+        """Every path granted to another backend (command directory, args paths, cwd, readPaths, writePaths) and
+        its install directory: the planner hides them, except those this backend is granted too."""
+        paths: list[str] = []
         for key, other in servers.items():
-            if key == entry.key:
-                continue
-            for path in (other.cwd, other.installDirectory):
-                if path and not any(mine == path or mine.startswith(path.rstrip("/") + "/") for mine in own):
-                    paths.append(path)
+            if key != entry.key and other.command is not None:
+                paths += self._grants_of(other)
         return paths
+
+    def _grants_of(self, entry: ServerEntry) -> list[str]:
+        # Cached per entry: every start of every backend asks for all the others' (a few stat and shebang reads).
+        cache_key = msgspec.json.encode(entry)
+        cached = self._grants_cache.get(cache_key)
+        if cached is None:
+            assert entry.command is not None
+            install = self._settings.tools_folder / (entry.installDirectory or entry.key)
+            cached = [
+                *backend_grants(
+                    entry.command,
+                    list(entry.args),
+                    entry.cwd,
+                    stdio_environment(entry).get("PATH"),
+                    _with_roots_readable(entry),
+                    str(self._settings.state_dir / entry.key),
+                ),
+                *([entry.cwd] if entry.cwd else []),
+                str(install),
+            ]
+            if len(self._grants_cache) > _GRANTS_CACHE_SIZE:
+                self._grants_cache.clear()
+            self._grants_cache[cache_key] = cached
+        return cached
 
 
 def cleanup_cgroup(cgroup: BackendCgroup | None, label: str) -> None:

@@ -2,7 +2,7 @@
 
     python -I -S .../mcp_supervisor/system/launch.py [--cgroup FILE]... [--rlimit NAME=SOFT:HARD]...
         [--run-as UID:GID] [--landlock ABI [--no-fs] [--scope] [--deny-tcp] [--read P]... [--write P]...
-        [--own P]... [--hide P]... [--own-proc]] -- /abs/program arg...
+        [--own P]... [--hide P]... [--neighbour P]... [--own-proc]] -- /abs/program arg...
 
 It joins the backend's cgroup(s), sets rlimits, optionally drops to another uid, optionally applies Landlock,
 then execs the program (same pid, same environment). Why a launcher rather than the alternatives:
@@ -38,7 +38,14 @@ if TYPE_CHECKING:
 
 EXIT_LAUNCH_FAILED = 126
 _PREFIX = "mcp-supervisor sandbox launcher"
-_LIST_OPTIONS = {"--cgroup": "cgroup_procs", "--read": "read", "--write": "write", "--own": "own", "--hide": "hidden"}
+_LIST_OPTIONS = {
+    "--cgroup": "cgroup_procs",
+    "--read": "read",
+    "--write": "write",
+    "--own": "own",
+    "--hide": "hidden",
+    "--neighbour": "neighbours",
+}
 _FLAGS = {"--no-fs": ("filesystem", False), "--scope": ("scope", True), "--deny-tcp": ("deny_tcp", True)}
 
 
@@ -57,6 +64,7 @@ class Spec:
         self.write: list[str] = []
         self.own: list[str] = []  # writable, and never subtracted by `hidden` (the backend's state dir)
         self.hidden: list[str] = []  # subtracted from read and write
+        self.neighbours: list[str] = []  # other backends' paths: subtracted too, but read/write paths inside stay
         self.own_proc = False  # grant our own /proc/<pid> and /proc's non-pid entries
 
     def to_args(self) -> list[str]:
@@ -137,6 +145,13 @@ def _own_proc() -> list[str]:
     return [f"/proc/{os.getpid()}", *(f"/proc/{name}" for name in names if not name.isdigit())]
 
 
+def _inside(paths: list[str], trees: list[str]) -> list[str]:
+    """The paths that lie inside one of the trees (another backend's path holding one of this backend's grants:
+    the grant is allowed again once the tree is subtracted)."""
+    real = [os.path.realpath(t).rstrip("/") + "/" for t in trees]
+    return [p for p in paths if any(os.path.realpath(p).startswith(t) for t in real)]
+
+
 def _apply_landlock(spec: Spec) -> None:
     try:
         from mcp_supervisor.system import landlock
@@ -145,11 +160,19 @@ def _apply_landlock(spec: Spec) -> None:
         import landlock  # type: ignore[no-redef,import-not-found]
 
     read = [*spec.read, *(_own_proc() if spec.own_proc else [])]
+    hidden = [*spec.hidden, *spec.neighbours]
     try:
         landlock.restrict_self(
             spec.landlock_abi,
-            landlock.expand_allowed(read, spec.hidden),
-            [*landlock.expand_allowed(spec.write, spec.hidden), *spec.own],
+            [
+                *landlock.expand_allowed(read, hidden),
+                *landlock.expand_allowed(_inside(read, spec.neighbours), spec.hidden),
+            ],
+            [
+                *landlock.expand_allowed(spec.write, hidden),
+                *landlock.expand_allowed(_inside(spec.write, spec.neighbours), spec.hidden),
+                *spec.own,
+            ],
             filesystem=spec.filesystem,
             deny_tcp=spec.deny_tcp,
             scope=spec.scope,

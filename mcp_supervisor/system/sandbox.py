@@ -37,6 +37,7 @@ large virtual ranges and node fails at start-up under it.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -44,7 +45,7 @@ from mcp_supervisor.system.bwrap import bwrap_argv, command_pids
 from mcp_supervisor.system.cgroups import BackendCgroup, CgroupLimits
 from mcp_supervisor.system.enforcement import Account, account_bwrap, account_landlock, account_limits, account_nothing
 from mcp_supervisor.system.launch import Spec
-from mcp_supervisor.system.paths import arg_paths, command_paths, minimal_cover, resolve_command
+from mcp_supervisor.system.paths import arg_paths, command_paths, is_within, minimal_cover, resolve_command
 from mcp_supervisor.system.policy import FEATURES, SandboxMode, SandboxPolicy, SandboxUnavailable
 from mcp_supervisor.system.probe import HostCapabilities, probe_host
 
@@ -55,6 +56,8 @@ __all__ = [
     "SandboxPlan",
     "SandboxPolicy",
     "SandboxUnavailable",
+    "backend_grants",
+    "hidden_neighbours",
     "plan_sandbox",
     "probe_host",
 ]
@@ -118,6 +121,67 @@ def _existing(paths: list[str] | tuple[str, ...], what: str, warnings: list[str]
     return found
 
 
+def _grants(
+    program: str,
+    args: Sequence[str],
+    workdir: str,
+    state_dir: str,
+    path_env: str | None,
+    policy: SandboxPolicy,
+    warnings: list[str],
+) -> tuple[list[str], list[str]]:
+    """(readable, writable): what a backend is granted besides the system and its HOME, each path as named (not
+    reduced to a cover: a path inside another may lie inside a neighbour's path too, and must be shown again)."""
+    from_args, arg_warnings = arg_paths(args, workdir)
+    warnings += arg_warnings
+    readable = [
+        *command_paths(program, path_env),
+        *from_args,
+        *([workdir] if workdir != state_dir and os.path.isdir(workdir) else []),
+        *_existing(policy.read_paths, "readPaths", warnings),
+    ]
+    writable = _existing(policy.write_paths, "writePaths", warnings)
+    return list(dict.fromkeys(map(os.path.normpath, readable))), list(dict.fromkeys(map(os.path.normpath, writable)))
+
+
+def backend_grants(
+    command: str, args: Sequence[str], cwd: str | None, path_env: str | None, policy: SandboxPolicy, state_dir: str
+) -> list[str]:
+    """Every existing path a backend is granted (its command's directory and interpreters, the paths in its args,
+    its cwd, readPaths, writePaths), found as `plan_sandbox` finds them: what the other backends must not see."""
+    state_dir = os.path.abspath(state_dir)
+    workdir = os.path.abspath(cwd) if cwd else state_dir
+    program = resolve_command(command, path_env, workdir)
+    readable, writable = _grants(program, args, workdir, state_dir, path_env, policy, [])
+    return minimal_cover([*readable, *writable])
+
+
+# Never hidden from a backend, whoever else is granted them: the mounts every sandbox makes itself.
+_OWN_MOUNTS = ("/tmp", "/proc", "/dev")
+
+
+def hidden_neighbours(neighbours: Sequence[str], host: HostCapabilities, own: Sequence[str]) -> list[str]:
+    """The real paths of other backends' grants to hide from this one. Left visible: a path this backend is
+    granted too (shared on purpose), a system directory (`node` under /usr is everybody's) and a path holding one
+    (or /tmp, /proc, /dev). A neighbour's path that holds one of this backend's own grants is hidden, and the
+    grant inside is shown again by the mounts (bwrap) or rules (Landlock)."""
+    system = [os.path.realpath(p) for p in (*host.system_trees, *host.extra_read)]
+    own_real = {os.path.realpath(p) for p in own}
+    found = []
+    for path in neighbours:
+        if not os.path.lexists(path):
+            continue
+        real = os.path.realpath(path)
+        if real in own_real or real == "/":
+            continue
+        if any(is_within(real, s) or is_within(s, real) for s in system):
+            continue
+        if any(is_within(m, real) for m in _OWN_MOUNTS):
+            continue
+        found.append(real)
+    return minimal_cover(found)
+
+
 def plan_sandbox(
     command: str,
     args: list[str],
@@ -129,6 +193,7 @@ def plan_sandbox(
     *,
     state_dir: str,
     hidden_paths: list[str],
+    neighbours: Sequence[str] = (),
     cgroup: BackendCgroup | None = None,
     run_as: tuple[int, int] | None = None,
     name: str = "backend",
@@ -137,9 +202,12 @@ def plan_sandbox(
     `required` mode when a requested feature cannot be enforced, naming each one and why.
 
     `state_dir` must exist: it becomes HOME, writable, and the cwd when `cwd` is None. `hidden_paths` are
-    masked even inside readable trees. `cgroup` (from `InstanceCgroup.backend`) is used when the host has
-    cgroups. `run_as` (uid, gid) drops privileges before the sandbox starts: as root, the owner of every
-    root-owned file in the read-only system, a backend can read what the mode bits protect from others.
+    masked even inside readable trees (and inside this backend's own grants). `neighbours` are the paths granted
+    to the other backends (`backend_grants`): masked too, except where this backend is granted them as well and
+    where they are system directories; this backend's own grants inside them stay visible. `cgroup` (from
+    `InstanceCgroup.backend`) is used when the host has cgroups. `run_as` (uid, gid) drops privileges before the
+    sandbox starts: as root, the owner of every root-owned file in the read-only system, a backend can read what
+    the mode bits protect from others.
     """
     if mode == "off":
         return _passthrough(command, args, cwd, env, "not sandboxed: SANDBOX is off")
@@ -151,23 +219,15 @@ def plan_sandbox(
     state_dir = os.path.abspath(state_dir)
     workdir = os.path.abspath(cwd) if cwd else state_dir
     program = resolve_command(command, env.get("PATH"), workdir)
-    from_args, arg_warnings = arg_paths(args, workdir)
-    warnings += arg_warnings
-    readable = minimal_cover(
-        [
-            *command_paths(program, env.get("PATH")),
-            *from_args,
-            *([workdir] if workdir != state_dir and os.path.isdir(workdir) else []),
-            *_existing(policy.read_paths, "readPaths", warnings),
-        ]
-    )
-    writable = minimal_cover(_existing(policy.write_paths, "writePaths", warnings))
+    named_read, named_write = _grants(program, args, workdir, state_dir, env.get("PATH"), policy, warnings)
+    readable, writable = minimal_cover(named_read), minimal_cover(named_write)
     # The backend's own state dir may sit inside a hidden tree (the directory of every backend's state): it is
     # mounted (bwrap) or granted (Landlock) after and apart from the hidden ones, so it stays usable.
     hidden = minimal_cover(
         [os.path.realpath(p) for p in hidden_paths if os.path.lexists(p)]
         + [os.path.realpath(p) for p in host.secret_files]
     )
+    others = hidden_neighbours(neighbours, host, [*named_read, *named_write, workdir, state_dir])
     uid = run_as[0] if run_as is not None else host.euid
     bwrap = host.bwrap if host.bwrap is not None and (uid == 0 or host.bwrap.userns) else None
     method: Method = "bwrap" if bwrap else "landlock" if host.landlock_abi >= 1 else "limits-only"
@@ -200,17 +260,19 @@ def plan_sandbox(
             system_trees=host.system_trees,
             system_links=host.system_links,
             extra_read=host.extra_read,
-            readable=readable,
-            writable=writable,
+            readable=named_read,
+            writable=named_write,
             hidden=hidden,
+            neighbours=others,
             state_dir=state_dir,
             cwd=workdir,
             program=[program, *args],
         )
-        account_bwrap(policy, host, uid, scoped, len(readable), len(hidden), account)
+        account_bwrap(policy, host, uid, scoped, len(readable), len(hidden) + len(others), account)
     elif method == "landlock":
         sandboxed = [program, *args]
-        _landlock_spec(outer, policy, host, readable, writable, hidden, state_dir)
+        _landlock_spec(outer, policy, host, named_read, named_write, hidden, state_dir)
+        outer.neighbours = others
         account_landlock(policy, host, uid, account)
     else:
         sandboxed = [program, *args]
