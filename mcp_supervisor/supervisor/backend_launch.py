@@ -28,6 +28,7 @@ from mcp_supervisor.config.settings import Settings, without_gateway_secrets
 from mcp_supervisor.protocol.messages import SandboxReport
 from mcp_supervisor.protocol.spawn import Launch
 from mcp_supervisor.system.cgroups import BackendCgroup, InstanceCgroup
+from mcp_supervisor.system.exposure import exposure, measures_of
 from mcp_supervisor.system.policy import SandboxPolicy
 from mcp_supervisor.system.sandbox import SandboxMode, SandboxPlan, backend_grants, plan_sandbox, probe_host
 
@@ -95,9 +96,7 @@ class BackendLauncher:
             stage=tuple(plan.stage.to_args()) if plan.stage is not None else (),
             program=tuple(plan.program),
         )
-        report = SandboxReport(
-            mode=mode, method=plan.method, enforced=dict(plan.enforced), not_enforced=dict(plan.not_enforced)
-        )
+        report = sandbox_report(mode, plan)
         return launch, report, plan
 
     def _needs_cgroup(self, entry: ServerEntry) -> bool:
@@ -142,6 +141,21 @@ class BackendLauncher:
                 self._grants_cache.clear()
             self._grants_cache[cache_key] = cached
         return cached
+
+
+def sandbox_report(mode: str, plan: SandboxPlan) -> SandboxReport:
+    """What `status` and the admin show of a plan: the per-feature account and its exposure score."""
+    measures = measures_of(plan.measures, plan.enforced, plan.not_enforced)
+    scored = exposure(measures)
+    return SandboxReport(
+        mode=mode,
+        method=plan.method,
+        enforced=dict(plan.enforced),
+        not_enforced=dict(plan.not_enforced),
+        exposure=scored.score,
+        exposure_factors=scored.factors,
+        measures=tuple(measures),
+    )
 
 
 def cleanup_cgroup(cgroup: BackendCgroup | None, label: str) -> None:

@@ -145,13 +145,6 @@ def _own_proc() -> list[str]:
     return [f"/proc/{os.getpid()}", *(f"/proc/{name}" for name in names if not name.isdigit())]
 
 
-def _inside(paths: list[str], trees: list[str]) -> list[str]:
-    """The paths that lie inside one of the trees (another backend's path holding one of this backend's grants:
-    the grant is allowed again once the tree is subtracted)."""
-    real = [os.path.realpath(t).rstrip("/") + "/" for t in trees]
-    return [p for p in paths if any(os.path.realpath(p).startswith(t) for t in real)]
-
-
 def _apply_landlock(spec: Spec) -> None:
     try:
         from mcp_supervisor.system import landlock
@@ -160,19 +153,12 @@ def _apply_landlock(spec: Spec) -> None:
         import landlock  # type: ignore[no-redef,import-not-found]
 
     read = [*spec.read, *(_own_proc() if spec.own_proc else [])]
-    hidden = [*spec.hidden, *spec.neighbours]
+    readable, writable = landlock.rules(read, spec.write, spec.own, spec.hidden, spec.neighbours)
     try:
         landlock.restrict_self(
             spec.landlock_abi,
-            [
-                *landlock.expand_allowed(read, hidden),
-                *landlock.expand_allowed(_inside(read, spec.neighbours), spec.hidden),
-            ],
-            [
-                *landlock.expand_allowed(spec.write, hidden),
-                *landlock.expand_allowed(_inside(spec.write, spec.neighbours), spec.hidden),
-                *spec.own,
-            ],
+            readable,
+            writable,
             filesystem=spec.filesystem,
             deny_tcp=spec.deny_tcp,
             scope=spec.scope,

@@ -44,6 +44,7 @@ from typing import Literal
 from mcp_supervisor.system.bwrap import bwrap_argv, command_pids
 from mcp_supervisor.system.cgroups import BackendCgroup, CgroupLimits
 from mcp_supervisor.system.enforcement import Account, account_bwrap, account_landlock, account_limits, account_nothing
+from mcp_supervisor.system.exposure import UNPRIVILEGED
 from mcp_supervisor.system.launch import Spec
 from mcp_supervisor.system.paths import arg_paths, command_paths, is_within, minimal_cover, resolve_command
 from mcp_supervisor.system.policy import FEATURES, SandboxMode, SandboxPolicy, SandboxUnavailable
@@ -78,6 +79,7 @@ class SandboxPlan:
     cgroup: BackendCgroup | None = None  # create(limits) before spawning, remove() after the backend exits
     limits: CgroupLimits = field(default_factory=CgroupLimits)
     warnings: tuple[str, ...] = ()
+    measures: tuple[str, ...] = ()  # what is in place, for the exposure score (exposure.py)
     # `argv` is `stage` (exec'd as the shell or Python launcher) followed by `program`. A process that can do the
     # stage's steps itself in the forked child (`launch.apply`) execs `program` directly; None: no stage.
     stage: Spec | None = None
@@ -220,7 +222,7 @@ def plan_sandbox(
     workdir = os.path.abspath(cwd) if cwd else state_dir
     program = resolve_command(command, env.get("PATH"), workdir)
     named_read, named_write = _grants(program, args, workdir, state_dir, env.get("PATH"), policy, warnings)
-    readable, writable = minimal_cover(named_read), minimal_cover(named_write)
+    readable = minimal_cover(named_read)  # for the account's count
     # The backend's own state dir may sit inside a hidden tree (the directory of every backend's state): it is
     # mounted (bwrap) or granted (Landlock) after and apart from the hidden ones, so it stays usable.
     hidden = minimal_cover(
@@ -279,6 +281,8 @@ def plan_sandbox(
         account_nothing(policy, host, account)
     if run_as is not None:
         account.ok("privileges", f"runs as uid {uid}")
+    if uid != 0:
+        account.measure(UNPRIVILEGED)
 
     if mode == "required" and account.requested_gaps:
         missing = "; ".join(f"{f} ({account.gaps[f]})" for f in account.requested_gaps)
@@ -294,6 +298,7 @@ def plan_sandbox(
         method=method,
         enforced=account.enforced,
         not_enforced=account.gaps,
+        measures=tuple(account.measures),
         cgroup=use_cgroup,
         limits=limits,
         warnings=tuple(warnings),
