@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -98,6 +98,37 @@ class BackendLauncher:
         )
         report = sandbox_report(mode, plan)
         return launch, report, plan
+
+    def plan_install(
+        self,
+        entry: ServerEntry,
+        servers: Mapping[str, ServerEntry],
+        command: str,
+        cwd: str,
+        *,
+        writable: Sequence[str] = (),
+        mounts: Sequence[tuple[str, str]] = (),
+    ) -> SandboxPlan:
+        """The sandbox one of `entry`'s install commands runs in (`/bin/sh -c command` in `cwd`): the backend's own,
+        with its network policy, readPaths and environment, but writable only `writable` or `mounts` (its install
+        directory) besides HOME and /tmp. Raises SandboxUnavailable and ValueError as `plan_sandbox` does."""
+        state_dir = self._settings.state_dir / entry.key
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        policy = msgspec.structs.replace(_with_roots_readable(entry), write_paths=tuple(writable))
+        return plan_sandbox(
+            "/bin/sh",
+            ["-c", command],
+            cwd,
+            stdio_environment(entry, withheld=oauth_secret_names(servers)),
+            policy,
+            self._settings.sandbox_mode,  # type: ignore[arg-type]
+            self.host,
+            state_dir=str(state_dir),
+            hidden_paths=self._always_hidden,
+            neighbours=self._neighbours(entry, servers),
+            mounts=mounts,
+            name=f"{entry.key} (install)",
+        )
 
     def _needs_cgroup(self, entry: ServerEntry) -> bool:
         """A cgroup of its own when the backend has limits, or when no pid namespace will track its tree.

@@ -44,6 +44,7 @@ def bwrap_argv(
     hidden: Sequence[str],
     state_dir: str,
     neighbours: Sequence[str] = (),
+    mounts: Sequence[tuple[str, str]] = (),
     cwd: str,
     program: Sequence[str],
 ) -> list[str]:
@@ -66,6 +67,10 @@ def bwrap_argv(
     # (where it appears in the sandbox, where it really is): a granted path may be a symlink, and a hidden path
     # must be masked wherever its content shows up, under its own name or through such an alias.
     bound: list[tuple[str, str]] = [(p, os.path.realpath(p)) for p in (*system_trees, *extra_read)]
+    # Where a directory is shown in place of the host's (`mounts`), nothing of the host's is bound.
+    elsewhere = [dest for _, dest in mounts]
+    readable = [p for p in readable if not any(is_within(p, dest) for dest in elsewhere)]
+    writable = [p for p in writable if not any(is_within(p, dest) for dest in elsewhere)]
     for path in readable:
         if not _inside_own_mounts(path) and not any(is_within(path, dest) for dest, _ in bound):
             argv += ["--ro-bind", path, path]
@@ -74,6 +79,9 @@ def bwrap_argv(
         if not _inside_own_mounts(path):
             argv += ["--bind", path, path]
             bound.append((path, os.path.realpath(path)))
+    for source, dest in mounts:
+        argv += ["--bind", source, dest]
+        bound.append((dest, os.path.realpath(source)))
     masks_of_others = _masks(neighbours, bound)
     argv += _neighbour_mounts(masks_of_others, readable, writable)
     masks = _masks(hidden, bound)

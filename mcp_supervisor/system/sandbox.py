@@ -196,6 +196,7 @@ def plan_sandbox(
     state_dir: str,
     hidden_paths: list[str],
     neighbours: Sequence[str] = (),
+    mounts: Sequence[tuple[str, str]] = (),
     cgroup: BackendCgroup | None = None,
     run_as: tuple[int, int] | None = None,
     name: str = "backend",
@@ -206,7 +207,9 @@ def plan_sandbox(
     `state_dir` must exist: it becomes HOME, writable, and the cwd when `cwd` is None. `hidden_paths` are
     masked even inside readable trees (and inside this backend's own grants). `neighbours` are the paths granted
     to the other backends (`backend_grants`): masked too, except where this backend is granted them as well and
-    where they are system directories; this backend's own grants inside them stay visible. `cgroup` (from
+    where they are system directories; this backend's own grants inside them stay visible. `mounts` are
+    (host directory, path in the sandbox) pairs shown writable elsewhere than on the host (bwrap only: an install's
+    staging directory shown as the tools folder); ValueError when the method cannot. `cgroup` (from
     `InstanceCgroup.backend`) is used when the host has cgroups. `run_as` (uid, gid) drops privileges before the
     sandbox starts: as root, the owner of every root-owned file in the read-only system, a backend can read what
     the mode bits protect from others.
@@ -266,11 +269,14 @@ def plan_sandbox(
             writable=named_write,
             hidden=hidden,
             neighbours=others,
+            mounts=mounts,
             state_dir=state_dir,
             cwd=workdir,
             program=[program, *args],
         )
         account_bwrap(policy, host, uid, scoped, len(readable), len(hidden) + len(others), account)
+    elif mounts:
+        raise ValueError(f"The sandbox of {name} cannot show a directory elsewhere without bubblewrap.")
     elif method == "landlock":
         sandboxed = [program, *args]
         _landlock_spec(outer, policy, host, named_read, named_write, hidden, state_dir)
