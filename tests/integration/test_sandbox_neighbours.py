@@ -24,9 +24,7 @@ BWRAP = HOST.bwrap is not None
 LANDLOCK_ONLY = dataclasses.replace(HOST, bwrap=None, bwrap_problem="bwrap disabled for this test")
 METHODS = [
     pytest.param(HOST, "bwrap", marks=pytest.mark.skipif(not BWRAP, reason="bubblewrap cannot run here")),
-    pytest.param(
-        LANDLOCK_ONLY, "landlock", marks=pytest.mark.skipif(HOST.landlock_abi < 1, reason="no Landlock here")
-    ),
+    pytest.param(LANDLOCK_ONLY, "landlock", marks=pytest.mark.skipif(HOST.landlock_abi < 1, reason="no Landlock here")),
 ]
 READER = """
     import sys
