@@ -169,19 +169,28 @@ def hidden_neighbours(neighbours: Sequence[str], host: HostCapabilities, own: Se
     grant inside is shown again by the mounts (bwrap) or rules (Landlock)."""
     system = [os.path.realpath(p) for p in (*host.system_trees, *host.extra_read)]
     own_real = {os.path.realpath(p) for p in own}
-    found = []
-    for path in neighbours:
+    found: set[str] = set()
+    for path in dict.fromkeys(neighbours):  # with many backends, most grants are shared (the same interpreter)
         if not os.path.lexists(path):
             continue
         real = os.path.realpath(path)
-        if real in own_real or real == "/":
+        if real in own_real or real == "/" or real in found:
             continue
         if any(is_within(real, s) or is_within(s, real) for s in system):
             continue
         if any(is_within(m, real) for m in _OWN_MOUNTS):
             continue
-        found.append(real)
-    return minimal_cover(found)
+        found.add(real)
+    # The outermost paths only: a path whose ancestor is hidden too adds nothing (linear in paths x depth).
+    return sorted(p for p in found if not any(a in found for a in _ancestors(p)))
+
+
+def _ancestors(path: str) -> list[str]:
+    parents = []
+    while (parent := os.path.dirname(path)) != path:
+        parents.append(parent)
+        path = parent
+    return parents
 
 
 def plan_sandbox(
