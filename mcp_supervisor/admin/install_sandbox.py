@@ -53,13 +53,15 @@ class InstallRun:
 
     def commit(self) -> None:
         """Every command succeeded: the target into place, the rest dropped."""
-        if self._closed:
+        if self._closed or self.staging is None:
+            self._closed = True
             return
         self._closed = True
-        if self.staging is not None:
+        try:
             built = self.staging / self.target.name
             if built.is_dir() and not built.is_symlink():
-                os.rename(built, self.target)
+                os.rename(built, self.target)  # OSError (the target appeared meanwhile): the install fails
+        finally:
             shutil.rmtree(self.staging, ignore_errors=True)
 
     def discard(self) -> None:

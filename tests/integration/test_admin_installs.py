@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import re
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -248,3 +251,29 @@ async def test_sandboxed_install_streams_and_cancel_kills_its_namespace(tmp_path
         assert await r.installs.cancel("forever") is True
         await async_wait_until(lambda: all(gone(pid) for pid in inside | {p.pid for p in sandboxed}), 10, what="gone")
         assert sorted(p.name for p in r.tools.iterdir()) == ["first"]  # no staging, no target left behind
+
+
+@pytest.mark.skipif(probe_host().landlock_abi < 1, reason="Landlock is not available on this kernel")
+async def test_landlock_only_install_writes_its_target_only_and_a_failure_removes_it(tmp_path: Path) -> None:
+    # Outside /tmp: without a mount namespace, /tmp is the host's and stays writable (docs/sandbox.md).
+    base = Path(tempfile.mkdtemp(prefix="installs-", dir="/var/tmp"))
+    settings = Settings(config_dir=base / "config", state_dir=base / "state", tools_folder=base / "tools")
+    sandbox = InstallSandbox(settings, base / "runtime", base / "logs", dict)
+    sandbox._launcher.host = dataclasses.replace(probe_host(), bwrap=None, bwrap_problem="disabled for this test")
+    try:
+        await _landlock_installs(base, sandbox, settings)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def _landlock_installs(base: Path, sandbox: InstallSandbox, settings: Settings) -> None:
+    async with rig(base, sandbox=sandbox) as r:
+        # The target exists (empty) before the commands run: `mkdir -p` and `git clone URL <key>` work in it.
+        r.installs.start("lone", stdio("echo x > lone/file; echo y > sibling.txt || echo refused; echo $HOME"))
+        assert (await r.completed("lone"))["exitCode"] == 0
+        out = [d["output"] for _, d in r.of("lone", "install_stdout")]
+        assert out == ["refused", str(settings.state_dir / "lone")], out
+        assert (r.tools / "lone" / "file").read_text() == "x\n" and not (r.tools / "sibling.txt").exists()
+        r.installs.start("failing", stdio("echo half > failing/file; exit 5"))
+        assert (await r.completed("failing"))["exitCode"] == 5
+        assert sorted(p.name for p in r.tools.iterdir()) == ["lone"]
