@@ -141,7 +141,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(f"workers: {snapshot.worker_spawn}")
     header = (
         f"{'KEY':<20} {'TYPE':<7} {'STATE':<9} {'PID':>7} {'UPTIME':>7} {'RESTARTS':>8} {'RSS':>6} {'CPU%':>5} "
-        f"{'SANDBOX':<11} {'ERA':<6}"
+        f"{'SANDBOX (EXPOSURE)':<18} {'ERA':<6}"
     )
     print(f"{header}  LAST EXIT / ERROR / STDERR")
     rows = ([snapshot.gateway] if snapshot.gateway else []) + list(snapshot.backends)
@@ -152,14 +152,18 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(
             f"{status.key:<20} {status.type:<7} {status.state:<9} {status.pid or '-':>7} "
             f"{_format_uptime(status.started_at):>7} {status.restarts:>8} {_format_bytes(status.rss_bytes):>6} "
-            f"{status.cpu_percent:>5.1f} {_sandbox_summary(status):<11} {status.era or '-':<6}  {' | '.join(details)}"
+            f"{status.cpu_percent:>5.1f} {_sandbox_summary(status):<18} {status.era or '-':<6}  {' | '.join(details)}"
         )
     return 0
 
 
 def _sandbox_summary(status: BackendStatus) -> str:
-    """The sandbox's method (`status --json` has the whole account: enforced and not, feature by feature)."""
-    return status.sandbox.method if status.sandbox is not None else "-"
+    """The sandbox's method and exposure score, 0 confined .. 10 not at all (`status --json` has the whole account:
+    enforced and not, feature by feature, and the points of each factor of the score)."""
+    if status.sandbox is None:
+        return "-"
+    score = status.sandbox.exposure
+    return status.sandbox.method + (f" ({score:.1f})" if score is not None else "")
 
 
 def _cmd_logs(args: argparse.Namespace) -> int:

@@ -58,4 +58,7 @@ def _sandbox(report: SandboxReport) -> dict[str, Any]:
         "method": report.method,
         "enforced": dict(report.enforced),
         "not_enforced": dict(report.not_enforced),
+        "exposure": report.exposure,
+        "exposure_factors": dict(report.exposure_factors),
+        "measures": list(report.measures),
     }

@@ -25,6 +25,7 @@ from mcp_supervisor.admin.health_routes import health_routes
 from mcp_supervisor.admin.health_view import backend_health
 from mcp_supervisor.admin.http import BadRequest, error
 from mcp_supervisor.admin.install_routes import install_routes
+from mcp_supervisor.admin.install_sandbox import InstallSandbox
 from mcp_supervisor.admin.installs import InstallManager
 from mcp_supervisor.admin.server_routes import server_routes
 from mcp_supervisor.admin.session_routes import STATIC_DIR, session_routes
@@ -32,7 +33,7 @@ from mcp_supervisor.admin.terminal import TerminalManager
 from mcp_supervisor.admin.terminal_routes import terminal_routes
 from mcp_supervisor.admin.tool_routes import tool_routes
 from mcp_supervisor.config.loader import parse_servers
-from mcp_supervisor.config.models import oauth_secret_names
+from mcp_supervisor.config.models import ServerEntry, oauth_secret_names
 from mcp_supervisor.errors import ConfigError, ControlError
 from mcp_supervisor.gateway.runtime import GatewayRuntime
 from mcp_supervisor.gateway.security import RequestGuard
@@ -79,7 +80,11 @@ class AdminApp:
             lambda config_error: ctx.hub.publish("config", {"configError": config_error or None})
         )
         self.installs = InstallManager(
-            ctx.hub, settings.tools_folder, on_finished=self._install_finished, withheld=self._oauth_secret_names
+            ctx.hub,
+            settings.tools_folder,
+            on_finished=self._install_finished,
+            withheld=self._oauth_secret_names,
+            sandbox=InstallSandbox(settings, runtime.endpoints.runtime_dir, runtime.endpoints.log_dir, self._servers),
         )
         self.terminals: TerminalManager | None = None
         routes: list[BaseRoute] = [
@@ -102,6 +107,13 @@ class AdminApp:
         }
         app = Starlette(routes=routes, exception_handlers=handlers)
         self.asgi = AdminGuard(app, auth, RequestGuard(settings))
+
+    def _servers(self) -> dict[str, ServerEntry]:
+        """The active backends of the config file (an install hides their files from its commands)."""
+        try:
+            return parse_servers(self.ctx.store.servers_path.read_bytes()).active()
+        except (OSError, ConfigError):
+            return {}
 
     def _oauth_secret_names(self) -> frozenset[str]:
         try:

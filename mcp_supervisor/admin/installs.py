@@ -2,8 +2,10 @@
 
 As in the seed: the target is `installDirectory` (relative to the tools folder) or `<tools folder>/<key>`; when it
 exists nothing runs. Otherwise the commands run one by one with `/bin/sh -c` in the target's parent directory and
-the first non-zero exit stops the install. Unlike the seed, the target must resolve inside the tools folder, each
-command runs in its own process group (a cancel kills the whole tree), and output is streamed line by line.
+the first non-zero exit stops the install. They run in the sandbox of the backend they install
+(`install_sandbox.py`): writable is only the install directory, besides its HOME and /tmp. Unlike the seed, the
+target must resolve inside the tools folder, each command runs in its own process group (a cancel kills the whole
+tree), and output is streamed line by line.
 
 Events (docs/admin.md): `install_info {serverKey, message}`, `install_stdout|install_stderr {serverKey, output}`,
 `install_error {serverKey, error, code?}`, `install_complete {serverKey, message, exitCode}`.
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_supervisor.admin.events import EventHub
+from mcp_supervisor.admin.install_sandbox import InstallRun, InstallSandbox, InstallSandboxError
 from mcp_supervisor.config.loader import SERVER_KEY_PATTERN
 from mcp_supervisor.config.settings import without_gateway_secrets
 from mcp_supervisor.errors import SupervisorError
@@ -67,13 +70,17 @@ class InstallManager:
         tools_folder: Path,
         on_finished: Callable[[str, int], None] | None = None,
         withheld: Callable[[], frozenset[str]] = frozenset,
+        sandbox: InstallSandbox | None = None,
     ) -> None:
         """`withheld`: names of further variables install commands must not inherit (remote backends' OAuth
-        client secrets), asked at each command, since the config may have changed."""
+        client secrets), asked at each command, since the config may have changed. `sandbox`: where the commands
+        run (the sandbox of the backend they install); None runs them unsandboxed, in the proxy's environment
+        minus the tree's secrets (the admin always passes one; SANDBOX=off makes it run them unsandboxed too)."""
         self.hub = hub
         self.tools_folder = tools_folder
         self.on_finished = on_finished
         self._withheld = withheld
+        self._sandbox = sandbox
         self._installs: dict[str, _Install] = {}  # the last install of each key, running or finished
         self._closing = False
 
@@ -111,7 +118,7 @@ class InstallManager:
         if not isinstance(commands, list | tuple) or not all(isinstance(c, str) and c.strip() for c in commands):
             raise InstallError(f'Server "{key}": "installCommands" must be a list of non-empty strings.')
         install = _Install(key, target)
-        install.task = asyncio.get_running_loop().create_task(self._run(install, tuple(commands)))
+        install.task = asyncio.get_running_loop().create_task(self._run(install, tuple(commands), dict(entry)))
         self._installs[key] = install
         if target.exists():
             return f'Server "{key}" is already installed in {target}.'
@@ -155,39 +162,54 @@ class InstallManager:
     def _publish(self, event: str, install: _Install, **data: Any) -> None:
         self.hub.publish(event, {"serverKey": install.key, **data})
 
-    async def _run(self, install: _Install, commands: tuple[str, ...]) -> None:
+    async def _run(self, install: _Install, commands: tuple[str, ...], entry: Mapping[str, Any]) -> None:
         exit_code = 0
+        run: InstallRun | None = None
         try:
             if install.target.exists():
                 self._publish("install_info", install, message=f"{install.target} already exists; nothing to run.")
                 self._finish(install, 0, "already installed")
                 return
             install.target.parent.mkdir(parents=True, exist_ok=True)
+            if self._sandbox is not None:
+                run = self._sandbox.prepare(install.key, entry, install.target)
+                if run.method != "none":
+                    message = f"Sandbox: {run.method}; only {install.target} is written to (besides HOME and /tmp)."
+                    self._publish("install_info", install, message=message)
             for command in commands:
-                exit_code = await self._run_command(install, command)
+                exit_code = await self._run_command(install, command, run)
                 if exit_code != 0:
                     break
+            if run is not None:
+                (run.commit if exit_code == 0 else run.discard)()
         except asyncio.CancelledError:
             # Cancelled on purpose by cancel()/close(): this task is ours alone, so the cancel ends here.
             if install.process is not None:
                 await _kill_group(install.process)
+            if run is not None:
+                run.discard()
             self._cancelled(install)
             return
-        except OSError as exc:
+        except (OSError, InstallSandboxError) as exc:
+            if run is not None:
+                run.discard()
             self._publish("install_error", install, error=f'The install of server "{install.key}" failed: {exc}.')
             exit_code = 1
         message = "install finished" if exit_code == 0 else f"install failed with exit code {exit_code}"
         self._finish(install, exit_code, message)
 
-    async def _run_command(self, install: _Install, command: str) -> int:
+    async def _run_command(self, install: _Install, command: str, run: InstallRun | None) -> int:
         self._publish("install_info", install, message=f"Running: {command}")
+        if run is None:
+            argv, cwd, env = ["/bin/sh", "-c", command], str(install.target.parent), self._environment()
+        else:
+            plan = run.plan_of(command)
+            argv, cwd, env = plan.argv, plan.cwd or str(install.target.parent), plan.env
         try:
             process = await asyncio.create_subprocess_exec(
-                "/bin/sh",
-                "-c",
-                command,
-                cwd=install.target.parent,
-                env=self._environment(),
+                *argv,
+                cwd=cwd,
+                env=env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,

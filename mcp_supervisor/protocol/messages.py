@@ -114,6 +114,11 @@ class SandboxReport(msgspec.Struct, frozen=True, kw_only=True):
     method: str
     enforced: dict[str, str] = msgspec.field(default_factory=dict)
     not_enforced: dict[str, str] = msgspec.field(default_factory=dict)
+    # The exposure score (system/exposure.py): 0 fully confined .. 10 not at all; None from a peer that predates
+    # it. `exposure_factors`: the points each factor adds; `measures`: what is in place, which the score weighs.
+    exposure: float | None = None
+    exposure_factors: dict[str, float] = msgspec.field(default_factory=dict)
+    measures: tuple[str, ...] = ()
 
 
 class BackendStatus(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -6,7 +6,8 @@ Per generation of a stdio backend:
   `env` over it (the seed's rule), and our venv's bin last on PATH;
 - a state directory of its own, `<state dir>/<key>`, which is its HOME;
 - the hidden paths: the config dir, the runtime dir, the log dir, the state dir of every backend (its own is
-  mounted back), and the directories of the other backends (cwd, installDirectory);
+  mounted back), and every path granted to another backend (its command's directory, its args paths, cwd,
+  installDirectory, readPaths, writePaths) unless this one is granted it too;
 - the sandbox plan (`system/sandbox.py`), and a cgroup `<instance>/<key>-<generation>` the backend joins
   before it execs (limits, and a tracker that `setsid` and `env -i` cannot leave).
 """
@@ -17,7 +18,7 @@ import logging
 import os
 import stat
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -28,10 +29,19 @@ from mcp_supervisor.config.settings import Settings, without_gateway_secrets
 from mcp_supervisor.protocol.messages import SandboxReport
 from mcp_supervisor.protocol.spawn import Launch
 from mcp_supervisor.system.cgroups import BackendCgroup, InstanceCgroup
+from mcp_supervisor.system.exposure import exposure, measures_of
 from mcp_supervisor.system.policy import SandboxPolicy, resolve_run_as
-from mcp_supervisor.system.sandbox import SandboxMode, SandboxPlan, SandboxUnavailable, plan_sandbox, probe_host
+from mcp_supervisor.system.sandbox import (
+    SandboxMode,
+    SandboxPlan,
+    SandboxUnavailable,
+    backend_grants,
+    plan_sandbox,
+    probe_host,
+)
 
 log = logging.getLogger("mcp_supervisor.supervisor")
+_GRANTS_CACHE_SIZE = 4096
 
 
 def stdio_environment(
@@ -58,6 +68,7 @@ class BackendLauncher:
         self._instance = instance
         self._always_hidden = [str(settings.config_dir), str(runtime_dir), str(log_dir), str(settings.state_dir)]
         self.host = probe_host()
+        self._grants_cache: dict[bytes, list[str]] = {}
 
     def plan(
         self, entry: ServerEntry, generation: int, servers: Mapping[str, ServerEntry]
@@ -80,7 +91,8 @@ class BackendLauncher:
             mode,
             self.host,
             state_dir=str(state_dir),
-            hidden_paths=[*self._always_hidden, *self._others_paths(entry, servers)],
+            hidden_paths=self._always_hidden,
+            neighbours=self._neighbours(entry, servers),
             cgroup=cgroup,
             run_as=run_as,
             name=entry.key,
@@ -94,9 +106,7 @@ class BackendLauncher:
             stage=tuple(plan.stage.to_args()) if plan.stage is not None else (),
             program=tuple(plan.program),
         )
-        report = SandboxReport(
-            mode=mode, method=plan.method, enforced=dict(plan.enforced), not_enforced=dict(plan.not_enforced)
-        )
+        report = sandbox_report(mode, plan)
         return launch, report, plan
 
     def _run_as(self, entry: ServerEntry, state_dir: Path) -> tuple[int, int] | None:
@@ -115,6 +125,37 @@ class BackendLauncher:
             )
         return uid, gid
 
+    def plan_install(
+        self,
+        entry: ServerEntry,
+        servers: Mapping[str, ServerEntry],
+        command: str,
+        cwd: str,
+        *,
+        writable: Sequence[str] = (),
+        mounts: Sequence[tuple[str, str]] = (),
+    ) -> SandboxPlan:
+        """The sandbox one of `entry`'s install commands runs in (`/bin/sh -c command` in `cwd`): the backend's own,
+        with its network policy, readPaths and environment, but writable only `writable` or `mounts` (its install
+        directory) besides HOME and /tmp. Raises SandboxUnavailable and ValueError as `plan_sandbox` does."""
+        state_dir = self._settings.state_dir / entry.key
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        policy = msgspec.structs.replace(_with_roots_readable(entry), write_paths=tuple(writable))
+        return plan_sandbox(
+            "/bin/sh",
+            ["-c", command],
+            cwd,
+            stdio_environment(entry, withheld=oauth_secret_names(servers)),
+            policy,
+            self._settings.sandbox_mode,  # type: ignore[arg-type]
+            self.host,
+            state_dir=str(state_dir),
+            hidden_paths=self._always_hidden,
+            neighbours=self._neighbours(entry, servers),
+            mounts=mounts,
+            name=f"{entry.key} (install)",
+        )
+
     def _needs_cgroup(self, entry: ServerEntry) -> bool:
         """A cgroup of its own when the backend has limits, or when no pid namespace will track its tree.
         Creating one costs ~9 ms per start on cgroup v1 hosts, for nothing a bubblewrap pid namespace (whose
@@ -125,18 +166,53 @@ class BackendLauncher:
         pid_namespace = bwrap is not None and (self.host.euid == 0 or bwrap.userns) and policy.enabled
         return limited or not pid_namespace or self._settings.sandbox_mode == "off"
 
-    def _others_paths(self, entry: ServerEntry, servers: Mapping[str, ServerEntry]) -> list[str]:
-        """The other backends' own directories. A path this backend names itself (shared on purpose by the
-        operator: the same cwd, an install dir it runs from) stays visible."""
-        own = {p for p in (entry.cwd, entry.installDirectory, entry.command, *entry.args) if p}
-        paths = []
+    def _neighbours(self, entry: ServerEntry, servers: Mapping[str, ServerEntry]) -> list[str]:
+        """Every path granted to another backend (command directory, args paths, cwd, readPaths, writePaths) and
+        its install directory: the planner hides them, except those this backend is granted too."""
+        paths: list[str] = []
         for key, other in servers.items():
-            if key == entry.key:
-                continue
-            for path in (other.cwd, other.installDirectory):
-                if path and not any(mine == path or mine.startswith(path.rstrip("/") + "/") for mine in own):
-                    paths.append(path)
+            if key != entry.key and other.command is not None:
+                paths += self._grants_of(other)
         return paths
+
+    def _grants_of(self, entry: ServerEntry) -> list[str]:
+        # Cached per entry: every start of every backend asks for all the others' (a few stat and shebang reads).
+        cache_key = msgspec.json.encode(entry)
+        cached = self._grants_cache.get(cache_key)
+        if cached is None:
+            assert entry.command is not None
+            install = self._settings.tools_folder / (entry.installDirectory or entry.key)
+            cached = [
+                *backend_grants(
+                    entry.command,
+                    list(entry.args),
+                    entry.cwd,
+                    stdio_environment(entry).get("PATH"),
+                    _with_roots_readable(entry),
+                    str(self._settings.state_dir / entry.key),
+                ),
+                *([entry.cwd] if entry.cwd else []),
+                str(install),
+            ]
+            if len(self._grants_cache) > _GRANTS_CACHE_SIZE:
+                self._grants_cache.clear()
+            self._grants_cache[cache_key] = cached
+        return cached
+
+
+def sandbox_report(mode: str, plan: SandboxPlan) -> SandboxReport:
+    """What `status` and the admin show of a plan: the per-feature account and its exposure score."""
+    measures = measures_of(plan.measures, plan.enforced, plan.not_enforced)
+    scored = exposure(measures)
+    return SandboxReport(
+        mode=mode,
+        method=plan.method,
+        enforced=dict(plan.enforced),
+        not_enforced=dict(plan.not_enforced),
+        exposure=scored.score,
+        exposure_factors=scored.factors,
+        measures=tuple(measures),
+    )
 
 
 def _closed_to(directory: Path, uid: int, gid: int) -> Path | None:

@@ -6,9 +6,11 @@ bwrap applies its options in order, and the order below is the policy:
 2. the read-only system, a fresh /proc (only our pid namespace), a minimal /dev, a private /tmp (tmpfs) —
    /tmp comes before the granted paths so a granted path under /tmp is mounted onto it, not hidden by it;
 3. granted paths (read-only), then extra writable paths;
-4. hidden paths: an empty read-only tmpfs over each directory, /dev/null over each file, wherever their content
+4. other backends' paths (`neighbours`): masked the same way, then this backend's own grants that lie inside one
+   bound again on top (a backend granted /srv/shared keeps it when a neighbour is granted /srv);
+4b. hidden paths: an empty read-only tmpfs over each directory, /dev/null over each file, wherever their content
    shows (under their own name or through a symlinked grant). After the binds, so a hidden directory inside a
-   granted tree stays invisible (hidden wins over readPaths and writePaths);
+   granted tree stays invisible (hidden wins over readPaths and writePaths, and over own grants shown again);
 5. the backend's state directory (HOME) read-write: last, because it usually lies inside a hidden tree (the
    directory holding every backend's state); its mount point is made before that tmpfs turns read-only;
 6. the sandbox's root (a tmpfs bwrap made) remounted read-only.
@@ -41,6 +43,8 @@ def bwrap_argv(
     writable: Sequence[str],
     hidden: Sequence[str],
     state_dir: str,
+    neighbours: Sequence[str] = (),
+    mounts: Sequence[tuple[str, str]] = (),
     cwd: str,
     program: Sequence[str],
 ) -> list[str]:
@@ -63,6 +67,10 @@ def bwrap_argv(
     # (where it appears in the sandbox, where it really is): a granted path may be a symlink, and a hidden path
     # must be masked wherever its content shows up, under its own name or through such an alias.
     bound: list[tuple[str, str]] = [(p, os.path.realpath(p)) for p in (*system_trees, *extra_read)]
+    # Where a directory is shown in place of the host's (`mounts`), nothing of the host's is bound.
+    elsewhere = [dest for _, dest in mounts]
+    readable = [p for p in readable if not any(is_within(p, dest) for dest in elsewhere)]
+    writable = [p for p in writable if not any(is_within(p, dest) for dest in elsewhere)]
     for path in readable:
         if not _inside_own_mounts(path) and not any(is_within(path, dest) for dest, _ in bound):
             argv += ["--ro-bind", path, path]
@@ -71,11 +79,12 @@ def bwrap_argv(
         if not _inside_own_mounts(path):
             argv += ["--bind", path, path]
             bound.append((path, os.path.realpath(path)))
-    masks: dict[str, str] = {}  # sandbox path -> host path
-    for path in hidden:
-        for dest, real in bound:
-            if is_within(path, real):
-                masks.setdefault(os.path.normpath(os.path.join(dest, os.path.relpath(path, real))), path)
+    for source, dest in mounts:
+        argv += ["--bind", source, dest]
+        bound.append((dest, os.path.realpath(source)))
+    masks_of_others = _masks(neighbours, bound)
+    argv += _neighbour_mounts(masks_of_others, readable, writable)
+    masks = _masks(hidden, bound)
     for mask, path in masks.items():
         if os.path.isdir(path):
             # The state dir's mount point is made before the tmpfs turns read-only.
@@ -84,10 +93,38 @@ def bwrap_argv(
         else:
             argv += ["--ro-bind", "/dev/null", mask]
     argv += ["--bind", state_dir, state_dir]
+    for mask, path in masks_of_others.items():
+        if os.path.isdir(path):
+            argv += ["--remount-ro", mask]  # not recursive: the grants shown again inside keep their flags
     # bwrap's root is a tmpfs of its own: read-only once every mount point exists, so nothing but HOME, /tmp,
     # /dev/shm and writePaths takes writes (they are mounts of their own and keep their flags).
     argv += ["--remount-ro", "/", "--chdir", cwd, "--", *program]
     return argv
+
+
+def _masks(paths: Sequence[str], bound: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """sandbox path -> host path, for each place where a host path's content shows through a bound tree."""
+    masks: dict[str, str] = {}
+    for path in paths:
+        for dest, real in bound:
+            if is_within(path, real):
+                masks.setdefault(os.path.normpath(os.path.join(dest, os.path.relpath(path, real))), path)
+    return masks
+
+
+def _neighbour_mounts(masks: dict[str, str], readable: Sequence[str], writable: Sequence[str]) -> list[str]:
+    """Other backends' paths masked (a tmpfs, writable until the end so that mount points can be made in it), and
+    this backend's own grants that lie inside one bound again on top, shallow paths first so that a neighbour's
+    path inside an own grant inside a neighbour's path is masked again after its parent is shown."""
+    steps: list[tuple[str, list[str]]] = []
+    for mask, path in masks.items():
+        steps.append((mask, ["--tmpfs", mask] if os.path.isdir(path) else ["--ro-bind", "/dev/null", mask]))
+    for paths, flag in ((readable, "--ro-bind"), (writable, "--bind")):
+        for path in paths:
+            if any(is_within(path, mask) and path != mask for mask in masks) and not _inside_own_mounts(path):
+                steps.append((path, [flag, path, path]))
+    steps.sort(key=lambda step: step[0].rstrip("/").count("/"))
+    return [word for _, words in steps for word in words]
 
 
 def _inside_own_mounts(path: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mcp_supervisor.system import exposure as m
 from mcp_supervisor.system.cgroups import BackendCgroup, CgroupLimits
 from mcp_supervisor.system.policy import SandboxPolicy
 from mcp_supervisor.system.probe import HostCapabilities
@@ -12,11 +13,16 @@ from mcp_supervisor.system.probe import HostCapabilities
 
 @dataclass
 class Account:
-    """Per-feature findings; `requested` gaps are what `required` refuses."""
+    """Per-feature findings; `requested` gaps are what `required` refuses. `measures` name what is in place, in
+    the vocabulary of `exposure.py`, which scores them."""
 
     enforced: dict[str, str] = field(default_factory=dict)
     gaps: dict[str, str] = field(default_factory=dict)
     requested_gaps: list[str] = field(default_factory=list)
+    measures: list[str] = field(default_factory=list)
+
+    def measure(self, *names: str) -> None:
+        self.measures += [name for name in names if name not in self.measures]
 
     def ok(self, feature: str, text: str) -> None:
         self.enforced[feature] = "; ".join(filter(None, [self.enforced.get(feature), text]))
@@ -39,6 +45,7 @@ def account_limits(
         account.gap("memory", "no limit set (sandbox.memoryMb)", requested=False)
     elif "memory" in controllers:
         memory = policy.memory_mb * 1024 * 1024
+        account.measure(m.MEMORY)
         account.ok("memory", f"{version}: {policy.memory_mb} MiB, swap included")
     else:
         reason = why_none if not controllers else "the memory controller is not available"
@@ -47,6 +54,7 @@ def account_limits(
         account.gap("pids", "no limit set (sandbox.pids)", requested=False)
     elif "pids" in controllers:
         pids = policy.pids
+        account.measure(m.PIDS)
         account.ok("pids", f"{version}: at most {policy.pids} processes and threads")
     else:
         reason = why_none if not controllers else "the pids controller is not available"
@@ -57,6 +65,7 @@ def account_limits(
         account.gap("cpu", "no limit set (sandbox.cpus)", requested=False)
     elif "cpu" in controllers:
         cpus = policy.cpus
+        account.measure(m.CPU)
         account.ok("cpu", f"{version}: {policy.cpus:g} CPU")
     else:
         account.gap("cpu", why_none if not controllers else "the cpu controller is not available", requested=True)
@@ -79,9 +88,12 @@ def account_bwrap(
         f"{hidden} path(s) hidden",
     )
     account.ok("processes", "bubblewrap: own pid namespace (other processes invisible; the tree dies with it)")
+    account.measure(m.FS_MOUNT_NS, m.PID_NS, m.CAPS_DROPPED)
     if not policy.network:
         account.ok("network", "bubblewrap: own network namespace without interfaces")
+        account.measure(m.NET_NONE)
     elif scoped:
+        account.measure(m.NET_HOST_SCOPED)
         account.ok("network", "host network shared (sandbox.network); host abstract unix sockets blocked by Landlock")
         account.gap("network", "host network shared: sandbox.network is true", requested=False)
     else:
@@ -93,6 +105,7 @@ def account_bwrap(
         )
     if host.bwrap is not None and host.bwrap.userns:
         account.ok("privileges", "no capabilities, no_new_privs, own user namespace with nested ones disabled")
+        account.measure(m.USER_NS)
     else:
         account.ok("privileges", "no capabilities, no_new_privs")
         account.gap("privileges", "no user namespace: nested user namespaces stay possible", requested=False)
@@ -107,6 +120,7 @@ def account_landlock(policy: SandboxPolicy, host: HostCapabilities, uid: int, ac
         "filesystem", f"no mount namespace ({why}): /tmp is the host's; unix sockets stay reachable", requested=True
     )
     scopes = host.landlock_abi >= 6
+    account.measure(m.FS_LANDLOCK, m.PID_LANDLOCK, m.NO_NEW_PRIVS if uid == 0 else m.CAPS_DROPPED)
     account.ok(
         "processes",
         "Landlock: /proc shows only the backend's own pid, ptrace refused"
@@ -119,8 +133,11 @@ def account_landlock(policy: SandboxPolicy, host: HostCapabilities, uid: int, ac
     )
     if policy.network:
         account.gap("network", "host network shared: sandbox.network is true", requested=False)
+        if scopes:
+            account.measure(m.NET_HOST_SCOPED)
     elif host.landlock_abi >= 4:
         account.ok("network", "Landlock: TCP bind and connect refused")
+        account.measure(m.NET_TCP_DENIED)
         account.gap("network", f"no network namespace ({why}): UDP and unix sockets still work", requested=True)
     else:
         account.gap("network", f"no network namespace ({why}) and Landlock ABI < 4 cannot refuse TCP", requested=True)

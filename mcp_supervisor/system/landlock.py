@@ -156,6 +156,25 @@ def expand_allowed(trees: Iterable[str], hidden: Sequence[str]) -> list[str]:
     return out
 
 
+def rules(
+    read: Sequence[str], write: Sequence[str], own: Sequence[str], hidden: Sequence[str], neighbours: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """(paths to grant read, paths to grant write). `hidden` and `neighbours` (other backends' paths) are both
+    subtracted from `read` and `write`; a read or write path inside a neighbour's path is granted again (minus
+    `hidden`, which always wins); `own` (the state dir) is granted as is, even inside a hidden path."""
+    every = [*hidden, *neighbours]
+    again_read, again_write = _inside(read, neighbours), _inside(write, neighbours)
+    return (
+        [*expand_allowed(read, every), *expand_allowed(again_read, hidden)],
+        [*expand_allowed(write, every), *expand_allowed(again_write, hidden), *own],
+    )
+
+
+def _inside(paths: Sequence[str], trees: Sequence[str]) -> list[str]:
+    real = [os.path.realpath(t) for t in trees]
+    return [p for p in paths if any(_is_within(os.path.realpath(p), t) and os.path.realpath(p) != t for t in real)]
+
+
 def restrict_self(
     abi: int,
     read: Iterable[str],

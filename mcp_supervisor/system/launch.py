@@ -2,7 +2,7 @@
 
     python -I -S .../mcp_supervisor/system/launch.py [--cgroup FILE]... [--rlimit NAME=SOFT:HARD]...
         [--run-as UID:GID] [--landlock ABI [--no-fs] [--scope] [--deny-tcp] [--read P]... [--write P]...
-        [--own P]... [--hide P]... [--own-proc]] -- /abs/program arg...
+        [--own P]... [--hide P]... [--neighbour P]... [--own-proc]] -- /abs/program arg...
 
 It joins the backend's cgroup(s), sets rlimits, optionally drops to another uid, optionally applies Landlock,
 then execs the program (same pid, same environment). Why a launcher rather than the alternatives:
@@ -38,7 +38,14 @@ if TYPE_CHECKING:
 
 EXIT_LAUNCH_FAILED = 126
 _PREFIX = "mcp-supervisor sandbox launcher"
-_LIST_OPTIONS = {"--cgroup": "cgroup_procs", "--read": "read", "--write": "write", "--own": "own", "--hide": "hidden"}
+_LIST_OPTIONS = {
+    "--cgroup": "cgroup_procs",
+    "--read": "read",
+    "--write": "write",
+    "--own": "own",
+    "--hide": "hidden",
+    "--neighbour": "neighbours",
+}
 _FLAGS = {"--no-fs": ("filesystem", False), "--scope": ("scope", True), "--deny-tcp": ("deny_tcp", True)}
 
 
@@ -57,6 +64,7 @@ class Spec:
         self.write: list[str] = []
         self.own: list[str] = []  # writable, and never subtracted by `hidden` (the backend's state dir)
         self.hidden: list[str] = []  # subtracted from read and write
+        self.neighbours: list[str] = []  # other backends' paths: subtracted too, but read/write paths inside stay
         self.own_proc = False  # grant our own /proc/<pid> and /proc's non-pid entries
 
     def to_args(self) -> list[str]:
@@ -162,11 +170,12 @@ def preload(spec: Spec) -> None:
 def _apply_landlock(spec: Spec) -> None:
     landlock = _landlock_module()  # imported already (`preload`): this only looks it up
     read = [*spec.read, *(_own_proc() if spec.own_proc else [])]
+    readable, writable = landlock.rules(read, spec.write, spec.own, spec.hidden, spec.neighbours)
     try:
         landlock.restrict_self(
             spec.landlock_abi,
-            landlock.expand_allowed(read, spec.hidden),
-            [*landlock.expand_allowed(spec.write, spec.hidden), *spec.own],
+            readable,
+            writable,
             filesystem=spec.filesystem,
             deny_tcp=spec.deny_tcp,
             scope=spec.scope,

@@ -15,7 +15,9 @@ from mcp_supervisor.system.cgroups import CgroupHost, probe_cgroups
 
 # Top-level trees shown read-only to every backend (those that exist). Not /home, /root, /var, /run, /mnt, /media:
 # users' files, databases, logs and daemons' sockets (docker.sock) are not the system a program needs to run.
-SYSTEM_TREES = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt", "/srv")
+# Not /opt and /srv either: that is where operators put servers, next to their `.env` files; a backend sees there
+# only what it is granted (its command's directory, the paths in its args, readPaths...), as under Flatpak.
+SYSTEM_TREES = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 # Runtimes read CPU topology here (glibc's get_nprocs, JVMs); the rest of /sys stays out of sight.
 SYSTEM_EXTRA = ("/sys/devices/system/cpu",)
 # Root-only secrets inside /etc. A backend running as uid 0 is their owner (a user namespace maps it to 0

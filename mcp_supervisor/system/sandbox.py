@@ -37,14 +37,16 @@ large virtual ranges and node fails at start-up under it.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from mcp_supervisor.system.bwrap import bwrap_argv, command_pids
 from mcp_supervisor.system.cgroups import BackendCgroup, CgroupLimits
 from mcp_supervisor.system.enforcement import Account, account_bwrap, account_landlock, account_limits, account_nothing
+from mcp_supervisor.system.exposure import UNPRIVILEGED
 from mcp_supervisor.system.launch import Spec
-from mcp_supervisor.system.paths import arg_paths, command_paths, minimal_cover, resolve_command
+from mcp_supervisor.system.paths import arg_paths, command_paths, is_within, minimal_cover, resolve_command
 from mcp_supervisor.system.policy import FEATURES, SandboxMode, SandboxPolicy, SandboxUnavailable
 from mcp_supervisor.system.probe import HostCapabilities, probe_host
 
@@ -55,6 +57,8 @@ __all__ = [
     "SandboxPlan",
     "SandboxPolicy",
     "SandboxUnavailable",
+    "backend_grants",
+    "hidden_neighbours",
     "plan_sandbox",
     "probe_host",
 ]
@@ -75,6 +79,7 @@ class SandboxPlan:
     cgroup: BackendCgroup | None = None  # create(limits) before spawning, remove() after the backend exits
     limits: CgroupLimits = field(default_factory=CgroupLimits)
     warnings: tuple[str, ...] = ()
+    measures: tuple[str, ...] = ()  # what is in place, for the exposure score (exposure.py)
     # `argv` is `stage` (exec'd as the shell or Python launcher) followed by `program`. A process that can do the
     # stage's steps itself in the forked child (`launch.apply`) execs `program` directly; None: no stage.
     stage: Spec | None = None
@@ -118,6 +123,76 @@ def _existing(paths: list[str] | tuple[str, ...], what: str, warnings: list[str]
     return found
 
 
+def _grants(
+    program: str,
+    args: Sequence[str],
+    workdir: str,
+    state_dir: str,
+    path_env: str | None,
+    policy: SandboxPolicy,
+    warnings: list[str],
+) -> tuple[list[str], list[str]]:
+    """(readable, writable): what a backend is granted besides the system and its HOME, each path as named (not
+    reduced to a cover: a path inside another may lie inside a neighbour's path too, and must be shown again)."""
+    from_args, arg_warnings = arg_paths(args, workdir)
+    warnings += arg_warnings
+    readable = [
+        *command_paths(program, path_env),
+        *from_args,
+        *([workdir] if workdir != state_dir and os.path.isdir(workdir) else []),
+        *_existing(policy.read_paths, "readPaths", warnings),
+    ]
+    writable = _existing(policy.write_paths, "writePaths", warnings)
+    return list(dict.fromkeys(map(os.path.normpath, readable))), list(dict.fromkeys(map(os.path.normpath, writable)))
+
+
+def backend_grants(
+    command: str, args: Sequence[str], cwd: str | None, path_env: str | None, policy: SandboxPolicy, state_dir: str
+) -> list[str]:
+    """Every existing path a backend is granted (its command's directory and interpreters, the paths in its args,
+    its cwd, readPaths, writePaths), found as `plan_sandbox` finds them: what the other backends must not see."""
+    state_dir = os.path.abspath(state_dir)
+    workdir = os.path.abspath(cwd) if cwd else state_dir
+    program = resolve_command(command, path_env, workdir)
+    readable, writable = _grants(program, args, workdir, state_dir, path_env, policy, [])
+    return minimal_cover([*readable, *writable])
+
+
+# Never hidden from a backend, whoever else is granted them: the mounts every sandbox makes itself.
+_OWN_MOUNTS = ("/tmp", "/proc", "/dev")
+
+
+def hidden_neighbours(neighbours: Sequence[str], host: HostCapabilities, own: Sequence[str]) -> list[str]:
+    """The real paths of other backends' grants to hide from this one. Left visible: a path this backend is
+    granted too (shared on purpose), a system directory (`node` under /usr is everybody's) and a path holding one
+    (or /tmp, /proc, /dev). A neighbour's path that holds one of this backend's own grants is hidden, and the
+    grant inside is shown again by the mounts (bwrap) or rules (Landlock)."""
+    system = [os.path.realpath(p) for p in (*host.system_trees, *host.extra_read)]
+    own_real = {os.path.realpath(p) for p in own}
+    found: set[str] = set()
+    for path in dict.fromkeys(neighbours):  # with many backends, most grants are shared (the same interpreter)
+        if not os.path.lexists(path):
+            continue
+        real = os.path.realpath(path)
+        if real in own_real or real == "/" or real in found:
+            continue
+        if any(is_within(real, s) or is_within(s, real) for s in system):
+            continue
+        if any(is_within(m, real) for m in _OWN_MOUNTS):
+            continue
+        found.add(real)
+    # The outermost paths only: a path whose ancestor is hidden too adds nothing (linear in paths x depth).
+    return sorted(p for p in found if not any(a in found for a in _ancestors(p)))
+
+
+def _ancestors(path: str) -> list[str]:
+    parents = []
+    while (parent := os.path.dirname(path)) != path:
+        parents.append(parent)
+        path = parent
+    return parents
+
+
 def plan_sandbox(
     command: str,
     args: list[str],
@@ -129,6 +204,8 @@ def plan_sandbox(
     *,
     state_dir: str,
     hidden_paths: list[str],
+    neighbours: Sequence[str] = (),
+    mounts: Sequence[tuple[str, str]] = (),
     cgroup: BackendCgroup | None = None,
     run_as: tuple[int, int] | None = None,
     name: str = "backend",
@@ -137,9 +214,14 @@ def plan_sandbox(
     `required` mode when a requested feature cannot be enforced, naming each one and why.
 
     `state_dir` must exist: it becomes HOME, writable, and the cwd when `cwd` is None. `hidden_paths` are
-    masked even inside readable trees. `cgroup` (from `InstanceCgroup.backend`) is used when the host has
-    cgroups. `run_as` (uid, gid) drops privileges before the sandbox starts: as root, the owner of every
-    root-owned file in the read-only system, a backend can read what the mode bits protect from others.
+    masked even inside readable trees (and inside this backend's own grants). `neighbours` are the paths granted
+    to the other backends (`backend_grants`): masked too, except where this backend is granted them as well and
+    where they are system directories; this backend's own grants inside them stay visible. `mounts` are
+    (host directory, path in the sandbox) pairs shown writable elsewhere than on the host (bwrap only: an install's
+    staging directory shown as the tools folder); ValueError when the method cannot. `cgroup` (from
+    `InstanceCgroup.backend`) is used when the host has cgroups. `run_as` (uid, gid) drops privileges before the
+    sandbox starts: as root, the owner of every root-owned file in the read-only system, a backend can read what
+    the mode bits protect from others.
     """
     if mode == "off":
         return _passthrough(command, args, cwd, env, "not sandboxed: SANDBOX is off")
@@ -151,23 +233,15 @@ def plan_sandbox(
     state_dir = os.path.abspath(state_dir)
     workdir = os.path.abspath(cwd) if cwd else state_dir
     program = resolve_command(command, env.get("PATH"), workdir)
-    from_args, arg_warnings = arg_paths(args, workdir)
-    warnings += arg_warnings
-    readable = minimal_cover(
-        [
-            *command_paths(program, env.get("PATH")),
-            *from_args,
-            *([workdir] if workdir != state_dir and os.path.isdir(workdir) else []),
-            *_existing(policy.read_paths, "readPaths", warnings),
-        ]
-    )
-    writable = minimal_cover(_existing(policy.write_paths, "writePaths", warnings))
+    named_read, named_write = _grants(program, args, workdir, state_dir, env.get("PATH"), policy, warnings)
+    readable = minimal_cover(named_read)  # for the account's count
     # The backend's own state dir may sit inside a hidden tree (the directory of every backend's state): it is
     # mounted (bwrap) or granted (Landlock) after and apart from the hidden ones, so it stays usable.
     hidden = minimal_cover(
         [os.path.realpath(p) for p in hidden_paths if os.path.lexists(p)]
         + [os.path.realpath(p) for p in host.secret_files]
     )
+    others = hidden_neighbours(neighbours, host, [*named_read, *named_write, workdir, state_dir])
     uid = run_as[0] if run_as is not None else host.euid
     bwrap = host.bwrap if host.bwrap is not None and (uid == 0 or host.bwrap.userns) else None
     method: Method = "bwrap" if bwrap else "landlock" if host.landlock_abi >= 1 else "limits-only"
@@ -200,23 +274,30 @@ def plan_sandbox(
             system_trees=host.system_trees,
             system_links=host.system_links,
             extra_read=host.extra_read,
-            readable=readable,
-            writable=writable,
+            readable=named_read,
+            writable=named_write,
             hidden=hidden,
+            neighbours=others,
+            mounts=mounts,
             state_dir=state_dir,
             cwd=workdir,
             program=[program, *args],
         )
-        account_bwrap(policy, host, uid, scoped, len(readable), len(hidden), account)
+        account_bwrap(policy, host, uid, scoped, len(readable), len(hidden) + len(others), account)
+    elif mounts:
+        raise ValueError(f"The sandbox of {name} cannot show a directory elsewhere without bubblewrap.")
     elif method == "landlock":
         sandboxed = [program, *args]
-        _landlock_spec(outer, policy, host, readable, writable, hidden, state_dir)
+        _landlock_spec(outer, policy, host, named_read, named_write, hidden, state_dir)
+        outer.neighbours = others
         account_landlock(policy, host, uid, account)
     else:
         sandboxed = [program, *args]
         account_nothing(policy, host, account)
     if run_as is not None:
         account.ok("privileges", f"runs as uid {uid}")
+    if uid != 0:
+        account.measure(UNPRIVILEGED)
 
     if mode == "required" and account.requested_gaps:
         missing = "; ".join(f"{f} ({account.gaps[f]})" for f in account.requested_gaps)
@@ -232,6 +313,7 @@ def plan_sandbox(
         method=method,
         enforced=account.enforced,
         not_enforced=account.gaps,
+        measures=tuple(account.measures),
         cgroup=use_cgroup,
         limits=limits,
         warnings=tuple(warnings),

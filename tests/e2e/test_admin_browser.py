@@ -597,6 +597,14 @@ async def test_health_page_is_live(make_ui: Any) -> None:
     await expect(page.get_by_test_id("health-tools-echo")).to_have_text("4")
     await expect(page.get_by_test_id("health-gateway")).to_be_visible()
     await expect(page.get_by_test_id("gateway-pid-row")).to_have_text(re.compile(r"^\d+$"))
+    # The sandbox in one line (method, exposure score); the account behind a toggle, which a refresh keeps open.
+    sandbox = page.get_by_test_id("health-sandbox-echo")
+    await expect(sandbox.locator("summary")).to_have_text(re.compile(r"^(bwrap|landlock|limits-only) \d+\.\d$"))
+    await expect(page.get_by_test_id("health-sandbox-echo-score")).to_have_text(re.compile(r"^\d+\.\d$"))
+    await sandbox.locator("summary").click()
+    await expect(sandbox.locator("li").first).to_be_visible()
+    await expect(sandbox).to_contain_text("filesystem")
+    await expect(sandbox).not_to_contain_text("not enforced")  # no longer five repeated lines per row
     old_pid = (await pid_cell.text_content() or "").strip()
     assert int(old_pid) == ui.sup.backends()["echo"]["pid"]
     await ui.shot("health")

@@ -137,7 +137,7 @@ ENTRY_FIELDS = {
     "last_error", "last_stderr", "rss_bytes", "cpu_percent", "fds", "processes", "in_flight", "refused_replies",
     "next_attempt_at", "start_method", "era", "protocol_version", "sandbox",
 }  # fmt: skip
-SANDBOX_FIELDS = {"mode", "method", "enforced", "not_enforced"}
+SANDBOX_FIELDS = {"mode", "method", "enforced", "not_enforced", "exposure", "exposure_factors", "measures"}
 
 
 def test_status_json_has_the_documented_schema_with_every_field(running: RunningSupervisor) -> None:
@@ -153,6 +153,10 @@ def test_status_json_has_the_documented_schema_with_every_field(running: Running
         assert set(entry) == ENTRY_FIELDS, entry
         assert entry["state"] == "RUNNING" and entry["restarts"] == 0 and entry["refused_replies"] == 0, entry
         assert entry["sandbox"] is None or set(entry["sandbox"]) == SANDBOX_FIELDS, entry
+        if entry["sandbox"] is not None:  # the score is the sum of its factors' points, 0 (confined) .. 10
+            sandbox = entry["sandbox"]
+            assert 0 <= sandbox["exposure"] <= 10, sandbox
+            assert abs(sum(sandbox["exposure_factors"].values()) - sandbox["exposure"]) < 0.1, sandbox
         # The SDK fixture backend serves both eras: its worker speaks 2026-07-28 to it.
         assert (entry["era"], entry["protocol_version"]) == ("modern", "2026-07-28"), entry
     assert (document["gateway"]["era"], document["gateway"]["protocol_version"]) == (None, None), document

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import re
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,7 +22,10 @@ from starlette.routing import Mount
 
 from mcp_supervisor.admin.events import AdminEvent, EventHub
 from mcp_supervisor.admin.install_routes import install_routes
+from mcp_supervisor.admin.install_sandbox import InstallSandbox
 from mcp_supervisor.admin.installs import InstallConflict, InstallError, InstallManager
+from mcp_supervisor.config.settings import Settings
+from mcp_supervisor.system.sandbox import probe_host
 from tests.helpers import async_wait_until
 from tests.integration.serving import serving
 
@@ -47,11 +53,15 @@ class Rig:
 
 
 @asynccontextmanager
-async def rig(tmp_path: Path, withheld: frozenset[str] = frozenset()) -> AsyncIterator[Rig]:
+async def rig(
+    tmp_path: Path, withheld: frozenset[str] = frozenset(), sandbox: InstallSandbox | None = None
+) -> AsyncIterator[Rig]:
+    """An InstallManager; unsandboxed unless `sandbox` is given (tests/e2e/test_install_sandbox.py covers the
+    sandbox against a real tree)."""
     hub = EventHub()
     tools = tmp_path / "tools"
     tools.mkdir()
-    result = Rig(InstallManager(hub, tools, withheld=lambda: withheld), tools)
+    result = Rig(InstallManager(hub, tools, withheld=lambda: withheld, sandbox=sandbox), tools)
     result.installs.on_finished = lambda key, code: result.finished.append((key, code))
 
     async def collect() -> None:
@@ -215,3 +225,55 @@ async def test_install_commands_inherit_no_secret_of_the_tree(tmp_path: Path, mo
         r.installs.start("envcheck", stdio('echo "${ALLOWED_KEYS:-none} ${DOCS_CLIENT_SECRET:-none} $HARMLESS"'))
         await r.completed("envcheck")
         assert [d["output"] for _, d in r.of("envcheck", "install_stdout")] == ["none none shared"]
+
+
+needs_bwrap = pytest.mark.skipif(probe_host().bwrap is None, reason="bubblewrap cannot run here")
+
+
+@needs_bwrap
+async def test_sandboxed_install_streams_and_cancel_kills_its_namespace(tmp_path: Path) -> None:
+    """Under bubblewrap: output streams as unsandboxed, the commands see the target's parent as their cwd, and a
+    cancel kills everything in the sandbox and drops the staging directory."""
+    settings = Settings(config_dir=tmp_path / "config", state_dir=tmp_path / "state", tools_folder=tmp_path / "tools")
+    sandbox = InstallSandbox(settings, tmp_path / "runtime", tmp_path / "logs", dict)
+    async with rig(tmp_path, sandbox=sandbox) as r:
+        r.installs.start("first", stdio("pwd; echo one; echo two >&2; mkdir first; echo made > first/file"))
+        assert (await r.completed("first"))["exitCode"] == 0
+        assert [d["output"] for _, d in r.of("first", "install_stdout")] == [str(r.tools.resolve()), "one"]
+        assert [d["output"] for _, d in r.of("first", "install_stderr")] == ["two"]
+        assert any("Sandbox: bwrap" in d["message"] for _, d in r.of("first", "install_info"))
+        assert (r.tools / "first" / "file").read_text() == "made\n"
+        r.installs.start("forever", stdio("echo started; sleep 300 & wait"))
+        await async_wait_until(lambda: r.of("forever", "install_stdout"), 15, what="the install to start")
+        sandboxed = [p for p in psutil.Process().children(recursive=True) if "bwrap" in p.name()]
+        assert sandboxed, "no bubblewrap process runs the install"
+        inside = {q.pid for p in sandboxed for q in p.children(recursive=True)}
+        assert await r.installs.cancel("forever") is True
+        await async_wait_until(lambda: all(gone(pid) for pid in inside | {p.pid for p in sandboxed}), 10, what="gone")
+        assert sorted(p.name for p in r.tools.iterdir()) == ["first"]  # no staging, no target left behind
+
+
+@pytest.mark.skipif(probe_host().landlock_abi < 1, reason="Landlock is not available on this kernel")
+async def test_landlock_only_install_writes_its_target_only_and_a_failure_removes_it(tmp_path: Path) -> None:
+    # Outside /tmp: without a mount namespace, /tmp is the host's and stays writable (docs/sandbox.md).
+    base = Path(tempfile.mkdtemp(prefix="installs-", dir="/var/tmp"))
+    settings = Settings(config_dir=base / "config", state_dir=base / "state", tools_folder=base / "tools")
+    sandbox = InstallSandbox(settings, base / "runtime", base / "logs", dict)
+    sandbox._launcher.host = dataclasses.replace(probe_host(), bwrap=None, bwrap_problem="disabled for this test")
+    try:
+        await _landlock_installs(base, sandbox, settings)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def _landlock_installs(base: Path, sandbox: InstallSandbox, settings: Settings) -> None:
+    async with rig(base, sandbox=sandbox) as r:
+        # The target exists (empty) before the commands run: `mkdir -p` and `git clone URL <key>` work in it.
+        r.installs.start("lone", stdio("echo x > lone/file; echo y > sibling.txt || echo refused; echo $HOME"))
+        assert (await r.completed("lone"))["exitCode"] == 0
+        out = [d["output"] for _, d in r.of("lone", "install_stdout")]
+        assert out == ["refused", str(settings.state_dir / "lone")], out
+        assert (r.tools / "lone" / "file").read_text() == "x\n" and not (r.tools / "sibling.txt").exists()
+        r.installs.start("failing", stdio("echo half > failing/file; exit 5"))
+        assert (await r.completed("failing"))["exitCode"] == 5
+        assert sorted(p.name for p in r.tools.iterdir()) == ["lone"]

@@ -105,20 +105,48 @@ function fillHealthCells(row, prefix, key, status, uptime) {
   setText(cell("stderr"), dash(status.last_stderr));
 }
 
-// The method, and what is not enforced (by feature); the full account, enforced included, in the tooltip.
+/* The sandbox in one short line: its method and exposure score (0 confined .. 10 not at all, docs/sandbox.md),
+ * with a toggle for the account: each feature enforced (✓) or not (✗) and the points each factor adds. The cell
+ * is rebuilt only when the report changed, and an open toggle stays open. */
 function fillSandboxCell(target, sandbox) {
   if (!target) return;
+  var shown = sandbox ? JSON.stringify(sandbox) : "";
+  if (target.getAttribute("data-shown") === shown && target.firstChild) return;
+  var wasOpen = !!target.querySelector("details[open]");
+  target.setAttribute("data-shown", shown);
+  clear(target);
   if (!sandbox) {
     setText(target, "—");
-    target.title = "";
     return;
   }
-  var gaps = Object.keys(sandbox.not_enforced || {});
-  setText(target, sandbox.method + (gaps.length ? " · not enforced: " + gaps.join(", ") : ""));
-  var lines = [];
-  Object.keys(sandbox.enforced || {}).forEach(function (name) { lines.push("✓ " + name + ": " + sandbox.enforced[name]); });
-  gaps.forEach(function (name) { lines.push("✗ " + name + ": " + sandbox.not_enforced[name]); });
-  target.title = "SANDBOX=" + sandbox.mode + "\n" + lines.join("\n");
+  var score = typeof sandbox.exposure === "number" ? sandbox.exposure : null;
+  var level = score === null ? "" : score <= 2 ? "ok" : score <= 5 ? "warn" : "bad";
+  var list = el("ul", { class: "sandbox-account" });
+  Object.keys(sandbox.enforced || {}).forEach(function (name) {
+    list.appendChild(el("li", { class: "enforced", text: "✓ " + name + ": " + sandbox.enforced[name] }));
+  });
+  Object.keys(sandbox.not_enforced || {}).forEach(function (name) {
+    list.appendChild(el("li", { class: "gap", text: "✗ " + name + ": " + sandbox.not_enforced[name] }));
+  });
+  var factors = sandbox.exposure_factors || {};
+  Object.keys(factors).forEach(function (name) {
+    if (factors[name] > 0) list.appendChild(el("li", { class: "factor", text: "+" + factors[name].toFixed(2) + " " + name }));
+  });
+  list.appendChild(el("li", { class: "hint", text: "SANDBOX=" + sandbox.mode }));
+  var summary = el(
+    "summary",
+    {},
+    sandbox.method + " ",
+    el("span", {
+      class: "exposure " + level,
+      text: score === null ? "?" : score.toFixed(1),
+      title: "exposure score: 0 fully confined, 10 not confined",
+      testid: target.getAttribute("data-testid") + "-score",
+    })
+  );
+  var details = el("details", {}, summary, list);
+  details.open = wasOpen;
+  target.appendChild(details);
 }
 
 export function updateGatewayRow() {
