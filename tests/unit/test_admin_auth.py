@@ -10,7 +10,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from mcp_supervisor.admin.auth import SECRET_FILE, AdminAuth, AdminSession, LoginThrottle, load_secret
+from mcp_supervisor.admin.auth import SECRET_FILE, AdminAuth, AdminSession, load_secret
+from mcp_supervisor.admin.throttle import LoginThrottle
 from mcp_supervisor.config.settings import load_settings
 from mcp_supervisor.errors import ConfigError
 
