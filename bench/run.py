@@ -113,8 +113,8 @@ def port_open(port: int) -> bool:
         return False
 
 
-def get_json(url: str, timeout: float = 5.0) -> Any:
-    with _OPENER.open(url, timeout=timeout) as response:
+def get_json(url: str, timeout: float = 5.0, headers: dict[str, str] | None = None) -> Any:
+    with _OPENER.open(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as response:
         return json.loads(response.read())
 
 
@@ -267,7 +267,10 @@ class Supervisor:
         )
 
     def health(self) -> dict[str, Any]:
-        return get_json(f"{self.base}/health/backends", timeout=2.0)  # type: ignore[no-any-return]
+        # Backend details need a credential when client auth is on (a run that sets ALLOWED_KEYS).
+        key = self.extra_env.get("ALLOWED_KEYS", "").split(",")[0].strip()
+        headers = {"X-Api-Key": key} if key else {}
+        return get_json(f"{self.base}/health/backends", timeout=2.0, headers=headers)  # type: ignore[no-any-return]
 
     def wait_running(self, timeout: float) -> float:
         """Seconds from spawning the supervisor until every backend is RUNNING and linked."""

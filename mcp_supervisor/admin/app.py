@@ -27,6 +27,7 @@ from mcp_supervisor.admin.http import BadRequest, error
 from mcp_supervisor.admin.install_routes import install_routes
 from mcp_supervisor.admin.install_sandbox import InstallSandbox
 from mcp_supervisor.admin.installs import InstallManager
+from mcp_supervisor.admin.password import admin_password
 from mcp_supervisor.admin.server_routes import server_routes
 from mcp_supervisor.admin.session_routes import STATIC_DIR, session_routes
 from mcp_supervisor.admin.terminal import TerminalManager
@@ -63,17 +64,13 @@ class AdminApp:
         settings = runtime.settings
         auth = AdminAuth(
             settings.admin_username,
-            settings.admin_password,
+            admin_password(settings),  # AdminRefused for a weak one: the gateway serves on without /admin
             load_secret(settings),
             settings.admin_session_hours * 3600,
             # Beside the backends' state (hidden from them, kept across restarts), not in the config dir, which
             # may be a read-only ConfigMap.
             revocations_path=settings.state_dir.parent / "admin-revocations.json",
         )
-        if auth.default_credentials:
-            log.warning(
-                "The admin UI uses the default credentials admin/password: set ADMIN_USERNAME and ADMIN_PASSWORD."
-            )
         self.ctx = ctx = AdminContext(runtime=runtime, auth=auth, store=ConfigStore(settings.config_dir))
         runtime.backends.status_listeners.append(self._on_status)
         runtime.supervisor.config_listeners.append(

@@ -1,9 +1,12 @@
-"""Admin sessions: credential check, signed session cookies, CSRF tokens, login throttling.
+"""Admin sessions: credential check, signed session and device cookies, CSRF tokens.
 
 The cookie is stateless (signed), so an admin stays logged in across a gateway restart. Its signing key is
 derived from the secret *and* the admin credentials: changing ADMIN_PASSWORD invalidates every session.
 Logout revokes the session id until it would have expired anyway, in a file (`revocations_path`), so that a
 revoked cookie stays revoked across gateway restarts.
+
+A successful login also sets a long-lived device cookie: it marks a browser that knew the password, so that the
+login throttle (admin/throttle.py) never makes it wait for someone else's failures.
 """
 
 from __future__ import annotations
@@ -25,13 +28,20 @@ from mcp_supervisor.errors import ConfigError
 log = logging.getLogger("mcp_supervisor.admin")
 
 COOKIE_NAME = "mcps_admin"
+DEVICE_COOKIE_NAME = "mcps_admin_device"
+DEVICE_SECONDS = 90 * 86400.0
 SECRET_FILE = ".session_secret"
-DEFAULT_USERNAME, DEFAULT_PASSWORD = "admin", "password"
+_DEVICE_DOMAIN = b"device\0"
 
 
 class AdminSession(msgspec.Struct, frozen=True):
     username: str
     sid: str
+    expires_at: float
+
+
+class AdminDevice(msgspec.Struct, frozen=True):
+    device: str
     expires_at: float
 
 
@@ -65,15 +75,14 @@ class AdminAuth:
         self._revocations_path = revocations_path
         self._revoked: dict[str, float] = self._load_revocations()
 
-    @property
-    def default_credentials(self) -> bool:
-        return self._username == DEFAULT_USERNAME and self._password == DEFAULT_PASSWORD
-
     def check_credentials(self, username: str, password: str) -> bool:
         # Both compared in full, so the time taken says nothing about which one was wrong.
         user_ok = _equal(username, self._username)
         password_ok = _equal(password, self._password)
         return user_ok and password_ok
+
+    def known_username(self, username: str) -> bool:
+        return _equal(username, self._username)
 
     def _sign(self, payload: bytes) -> str:
         mac = self._key.copy()
@@ -86,7 +95,8 @@ class AdminAuth:
         payload = msgspec.json.encode(session)
         return f"{_b64(payload)}.{self._sign(payload)}", session
 
-    def verify(self, cookie: str | None) -> AdminSession | None:
+    def _payload(self, cookie: str | None, domain: bytes = b"") -> bytes | None:
+        """The payload of a cookie signed under `domain` by this key, else None."""
         if not cookie or cookie.count(".") != 1:
             return None
         encoded, signature = cookie.split(".")
@@ -94,7 +104,11 @@ class AdminAuth:
             payload = _unb64(encoded)
         except ValueError:
             return None
-        if not _equal(signature, self._sign(payload)):
+        return payload if _equal(signature, self._sign(domain + payload)) else None
+
+    def verify(self, cookie: str | None) -> AdminSession | None:
+        payload = self._payload(cookie)
+        if payload is None:
             return None
         try:
             session = msgspec.json.decode(payload, type=AdminSession)
@@ -103,6 +117,22 @@ class AdminAuth:
         if session.expires_at <= self._clock() or session.sid in self._revoked:
             return None
         return session
+
+    def issue_device(self) -> str:
+        """A device cookie: this browser knew the password (signed apart from sessions, never one of them)."""
+        payload = msgspec.json.encode(AdminDevice(secrets.token_urlsafe(16), self._clock() + DEVICE_SECONDS))
+        return f"{_b64(payload)}.{self._sign(_DEVICE_DOMAIN + payload)}"
+
+    def verify_device(self, cookie: str | None) -> str | None:
+        """The device id of a valid, unexpired device cookie, else None."""
+        payload = self._payload(cookie, _DEVICE_DOMAIN)
+        if payload is None:
+            return None
+        try:
+            device = msgspec.json.decode(payload, type=AdminDevice)
+        except msgspec.DecodeError:
+            return None
+        return device.device if device.expires_at > self._clock() else None
 
     def csrf_token(self, session: AdminSession) -> str:
         return self._sign(b"csrf\0" + session.sid.encode())
@@ -142,53 +172,6 @@ class AdminAuth:
             os.replace(temporary, path)
         except OSError as exc:
             log.warning("%s cannot be written (%s): this logout lasts until the gateway restarts.", path, exc)
-
-
-class LoginThrottle:
-    """Per client address: after `free_failures` failures within `window_s`, every attempt is refused for a
-    lockout that doubles with each further failure, up to `max_lockout_s`."""
-
-    def __init__(
-        self,
-        free_failures: int = 5,
-        window_s: float = 3600.0,
-        first_lockout_s: float = 30.0,
-        max_lockout_s: float = 900.0,
-        max_clients: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._free = free_failures
-        self._window = window_s
-        self._first = first_lockout_s
-        self._max = max_lockout_s
-        self._max_clients = max_clients
-        self._clock = clock
-        self._failures: dict[str, list[float]] = {}
-
-    def _recent(self, client: str) -> list[float]:
-        cutoff = self._clock() - self._window
-        recent = [at for at in self._failures.get(client, []) if at > cutoff]
-        if recent:
-            self._failures[client] = recent
-        else:
-            self._failures.pop(client, None)
-        return recent
-
-    def retry_after(self, client: str) -> float:
-        """Seconds until `client` may try again; 0 when it may now."""
-        recent = self._recent(client)
-        if len(recent) < self._free:
-            return 0.0
-        lockout = min(self._first * 2.0 ** (len(recent) - self._free), self._max)
-        return max(0.0, recent[-1] + lockout - self._clock())
-
-    def failed(self, client: str) -> None:
-        if client not in self._failures and len(self._failures) >= self._max_clients:
-            self._failures.pop(next(iter(self._failures)))  # forget the oldest client, never grow unbounded
-        self._failures.setdefault(client, []).append(self._clock())
-
-    def succeeded(self, client: str) -> None:
-        self._failures.pop(client, None)
 
 
 def load_secret(settings: Settings) -> bytes:

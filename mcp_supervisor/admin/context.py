@@ -7,9 +7,10 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcp_supervisor.admin.auth import AdminAuth, LoginThrottle
+from mcp_supervisor.admin.auth import AdminAuth
 from mcp_supervisor.admin.config_store import ConfigStore
 from mcp_supervisor.admin.events import EventHub
+from mcp_supervisor.admin.throttle import LoginThrottle
 from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.control_client import send_command_async
 from mcp_supervisor.gateway.runtime import GatewayRuntime

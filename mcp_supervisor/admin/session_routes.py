@@ -9,10 +9,11 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from mcp_supervisor import __version__
-from mcp_supervisor.admin.auth import COOKIE_NAME, AdminSession
+from mcp_supervisor.admin.auth import COOKIE_NAME, DEVICE_COOKIE_NAME, DEVICE_SECONDS, AdminSession
 from mcp_supervisor.admin.context import AdminContext
 from mcp_supervisor.admin.guard import same_origin
 from mcp_supervisor.admin.http import BadRequest, error, json_response, read_form, read_object
+from mcp_supervisor.admin.throttle import login_key
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 
@@ -48,12 +49,6 @@ def session_routes(ctx: AdminContext) -> list[BaseRoute]:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
 
     async def login(request: Request) -> Response:
-        client = _client(request)
-        wait = throttle.retry_after(client)
-        if wait > 0:
-            return error(
-                429, f"Too many failed logins; try again in {wait:.0f} s.", {"Retry-After": str(int(wait) + 1)}
-            )
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         as_form = content_type == FORM_TYPE
         if as_form and not same_origin(request.headers):
@@ -65,23 +60,41 @@ def session_routes(ctx: AdminContext) -> list[BaseRoute]:
         username, password = body.get("username"), body.get("password")
         if not isinstance(username, str) or not isinstance(password, str):
             raise BadRequest('The body needs "username" and "password" strings.')
+        # Keyed so that others' failures never delay a browser that logged in before (admin/throttle.py).
+        device = auth.verify_device(request.cookies.get(DEVICE_COOKIE_NAME))
+        key = login_key(_client(request), auth.known_username(username), device)
+        wait = throttle.retry_after(key)
+        if wait > 0:
+            return error(
+                429,
+                f"Too many failed logins; try again in {wait:.0f} s (a browser that logged in here before may "
+                "log in at once).",
+                {"Retry-After": str(int(wait) + 1)},
+            )
         if not auth.check_credentials(username, password):
-            throttle.failed(client)
+            throttle.failed(key)
             return json_response({"success": False, "error": "Wrong username or password."}, 401)
-        throttle.succeeded(client)
+        throttle.succeeded(key)
+        return _logged_in(request, as_form, device is not None)
+
+    def _logged_in(request: Request, as_form: bool, known_device: bool) -> Response:
         cookie, session = auth.issue()
         response: Response = json_response({"success": True, "csrfToken": auth.csrf_token(session)})
         if as_form:  # a browser without our script: on to the admin's pages
             response = RedirectResponse(f"{request.scope.get('root_path', '')}/", status_code=303)
-        response.set_cookie(
-            COOKIE_NAME,
-            cookie,
-            max_age=int(ctx.settings.admin_session_hours * 3600),
-            path=_cookie_path(request),
-            httponly=True,
-            samesite="strict",
-            secure=_over_tls(request),
-        )
+        cookies = [(COOKIE_NAME, cookie, int(ctx.settings.admin_session_hours * 3600))]
+        if not known_device:
+            cookies.append((DEVICE_COOKIE_NAME, auth.issue_device(), int(DEVICE_SECONDS)))
+        for name, value, max_age in cookies:
+            response.set_cookie(
+                name,
+                value,
+                max_age=max_age,
+                path=_cookie_path(request),
+                httponly=True,
+                samesite="strict",
+                secure=_over_tls(request),
+            )
         return response
 
     async def logout(request: Request) -> Response:
@@ -96,7 +109,6 @@ def session_routes(ctx: AdminContext) -> list[BaseRoute]:
             {
                 "username": session.username,
                 "csrfToken": auth.csrf_token(session),
-                "defaultCredentials": auth.default_credentials,
                 "webTerminal": ctx.settings.enable_web_terminal,
             }
         )

@@ -11,9 +11,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mcp_supervisor.config.clients import EVERYTHING, Profile
+from mcp_supervisor.config.clients import EVERYTHING, ClientsConfig, Profile
+from mcp_supervisor.config.settings import Settings
+from mcp_supervisor.gateway.auth import Identity
 from mcp_supervisor.gateway.catalog import ToolRoute
 from mcp_supervisor.gateway.catalog_view import CatalogView
+
+
+def identity_profile(clients: ClientsConfig, settings: Settings, identity: Identity) -> Profile:
+    """What a principal may see: its first matching clients.json entry (sessions cache it per file generation;
+    /health/backends and /metrics ask per request)."""
+    if not clients.present:
+        return EVERYTHING
+    key = settings.allowed_keys[identity.index] if identity.kind == "key" else ""
+    token = settings.allowed_tokens[identity.index] if identity.kind == "token" else ""
+    return clients.resolve(key, token, identity.claims, identity.kind == "stdio")
 
 
 def permits_name(profile: Profile, kind: str, server_key: str, name: str) -> bool:

@@ -1,8 +1,10 @@
-"""The gateway's Starlette application: client routes, health and metrics, over one GatewayRuntime."""
+"""The gateway's Starlette application: client routes, health and metrics (gateway/probes.py), the admin UI,
+over one GatewayRuntime."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -10,64 +12,46 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_supervisor.gateway.edge import EdgeChecks
 from mcp_supervisor.gateway.legacy_sse import LegacySseEndpoint
 from mcp_supervisor.gateway.oauth_refusals import protected_resource_metadata_path
+from mcp_supervisor.gateway.probes import probe_routes
 from mcp_supervisor.gateway.runtime import GatewayRuntime
 from mcp_supervisor.gateway.streamable_http import StreamableHttpEndpoint
 
+log = logging.getLogger("mcp_supervisor.gateway")
 
-def _json(value: object, status: int = 200) -> Response:
-    return Response(msgspec.json.encode(value), status_code=status, media_type="application/json")
+
+def _refused_admin(reason: str) -> ASGIApp:
+    """What `/admin` answers when the admin UI refused to start: the sentence that says how to fix it."""
+    refusal = Response(reason, status_code=503, media_type="text/plain")
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await refusal(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1013})
+
+    return app
 
 
 def create_app(runtime: GatewayRuntime) -> Starlette:
-    backends, sessions, supervisor = runtime.backends, runtime.sessions, runtime.supervisor
     edge = EdgeChecks(runtime.settings)
     mcp_endpoint = StreamableHttpEndpoint(runtime.core, edge)
     legacy = LegacySseEndpoint(runtime.core, edge)
 
-    def misdirected(request: Request) -> Response | None:
-        """The DNS-rebinding guard for health and metrics (they show backends' states and errors)."""
-        refusal = edge.guard.check_probe(request.headers)
-        return Response(refusal[1], status_code=refusal[0], media_type="text/plain") if refusal else None
-
-    async def health(request: Request) -> Response:
-        if refused := misdirected(request):
-            return refused
-        return _json({"status": "ok", "backends_linked": len(backends.links), "sessions": len(sessions)})
-
-    async def metrics(request: Request) -> Response:
-        if refused := misdirected(request):
-            return refused
-        text = backends.metrics.render(backends.statuses.values(), backends.links, len(sessions))
-        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
-
-    async def health_backends(request: Request) -> Response:
-        if refused := misdirected(request):
-            return refused
-        linked = backends.links
-        return _json(
-            {
-                "config_error": supervisor.config_error or None,
-                "gateway": msgspec.to_builtins(supervisor.gateway_status) if supervisor.gateway_status else None,
-                "backends": [
-                    {
-                        **msgspec.to_builtins(status),
-                        "linked": status.key in linked,
-                        "tools": len(linked[status.key].tools) if status.key in linked else 0,
-                    }
-                    for status in backends.statuses.values()
-                ],
-            }
-        )
-
-    admin = None
+    admin, admin_refusal = None, ""
     if runtime.settings.enable_admin_ui:
         from mcp_supervisor.admin.app import AdminApp  # only when enabled: keeps the default gateway lean
+        from mcp_supervisor.admin.password import AdminRefused
 
-        admin = AdminApp(runtime)
+        try:
+            admin = AdminApp(runtime)
+        except AdminRefused as exc:
+            log.error("%s", exc)
+            admin_refusal = str(exc)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -97,9 +81,7 @@ def create_app(runtime: GatewayRuntime) -> Starlette:
         Route("/message", legacy.post, methods=["POST"]),
         Route("/messages", legacy.post, methods=["POST"]),
         Route("/messages/", legacy.post, methods=["POST"]),
-        Route("/health", health),
-        Route("/health/backends", health_backends),
-        Route("/metrics", metrics),
+        *probe_routes(runtime, edge),
     ]
     if edge.oauth is not None:
         # The root form and the path-suffixed form for the resource (e.g. /mcp), as RFC 9728 §3.1 builds it.
@@ -108,6 +90,8 @@ def create_app(runtime: GatewayRuntime) -> Starlette:
             routes.append(Route(path, resource_metadata, methods=["GET"]))
     if admin is not None:
         routes.append(Mount("/admin", app=admin.asgi))
+    elif admin_refusal:
+        routes.append(Mount("/admin", app=_refused_admin(admin_refusal)))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.runtime = runtime
     return app

@@ -17,7 +17,7 @@ from mcp_supervisor.config.clients import EVERYTHING, ClientsConfig, Profile
 from mcp_supervisor.config.models import ToolConfig
 from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.gateway import jsonrpc
-from mcp_supervisor.gateway.access import permits_name, permits_uri, visible_items
+from mcp_supervisor.gateway.access import identity_profile, permits_name, permits_uri, visible_items
 from mcp_supervisor.gateway.audit import error_code, open_audit
 from mcp_supervisor.gateway.backends import Backends, BackendUnavailable, CallContext
 from mcp_supervisor.gateway.catalog_view import CatalogView
@@ -112,10 +112,7 @@ class GatewayCore:
         if not self.clients.present:
             return EVERYTHING
         if session.profile_generation != self.clients_generation:
-            identity = session.identity
-            key = self.settings.allowed_keys[identity.index] if identity.kind == "key" else ""
-            token = self.settings.allowed_tokens[identity.index] if identity.kind == "token" else ""
-            session.profile = self.clients.resolve(key, token, identity.claims, identity.kind == "stdio")
+            session.profile = identity_profile(self.clients, self.settings, session.identity)
             session.profile_generation = self.clients_generation
         profile: Profile = session.profile
         return profile

@@ -57,6 +57,10 @@ class EdgeChecks:
         if refusal is not None:
             status, reason = refusal
             return PlainTextResponse(reason, status_code=status)
+        return await self.identify(headers, query)
+
+    async def identify(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Identity | Response:
+        """`admit_raw` past the Host/Origin guard: the credential alone (anonymous when client auth is off)."""
         identity = authenticate_static(self.settings, headers, query)
         if identity is not None:
             return identity

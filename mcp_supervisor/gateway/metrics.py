@@ -7,7 +7,7 @@ resources come from the supervisor's reports.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from mcp_supervisor.gateway.event_log import Budget
@@ -45,14 +45,22 @@ class Metrics:
         traffic.latency_sum += seconds
         traffic.bucket_counts[bisect.bisect_left(BUCKETS, seconds)] += 1
 
-    def render(self, statuses: Iterable[BackendStatus], linked: Mapping[str, object], sessions: int) -> str:
+    def render(
+        self,
+        statuses: Iterable[BackendStatus],
+        linked: Mapping[str, object],
+        sessions: int,
+        visible: Callable[[str], bool] = lambda key: True,
+    ) -> str:
+        """The exposition, with only the backends `visible` to the asking client (its clients.json view)."""
         lines: list[str] = []
 
         def family(name: str, kind: str, help_text: str) -> None:
             lines.append(f"# HELP {name} {help_text}")
             lines.append(f"# TYPE {name} {kind}")
 
-        statuses = list(statuses)
+        statuses = [status for status in statuses if visible(status.key)]
+        traffic = sorted(((key, t) for key, t in self.traffic.items() if visible(key)), key=lambda item: item[0])
         family("mcp_gateway_sessions", "gauge", "Client sessions held by the gateway.")
         lines.append(f"mcp_gateway_sessions {sessions}")
         family(
@@ -101,13 +109,13 @@ class Metrics:
         for s in statuses:
             lines.append(f'mcp_backend_refused_replies_total{{backend="{_label(s.key)}"}} {s.refused_replies}')
         family("mcp_backend_calls_total", "counter", "Requests relayed to the backend.")
-        for key, t in sorted(self.traffic.items()):
+        for key, t in traffic:
             lines.append(f'mcp_backend_calls_total{{backend="{_label(key)}"}} {t.calls}')
         family("mcp_backend_errors_total", "counter", "Relayed requests that ended in a JSON-RPC error.")
-        for key, t in sorted(self.traffic.items()):
+        for key, t in traffic:
             lines.append(f'mcp_backend_errors_total{{backend="{_label(key)}"}} {t.errors}')
         family("mcp_backend_request_seconds", "histogram", "Latency of relayed requests, gateway to backend.")
-        for key, t in sorted(self.traffic.items()):
+        for key, t in traffic:
             cumulative = 0
             for bound, count in zip((*BUCKETS, float("inf")), t.bucket_counts, strict=True):
                 cumulative += count

@@ -1,7 +1,11 @@
 """DNS-rebinding protection: validate `Host` (421) and `Origin` (403) before anything else runs.
 
-On a loopback bind only loopback host names are served, whatever the port. On other binds `Host` is checked
-only against ALLOWED_HOSTS when that is set, and a browser `Origin` must be same-origin or in ALLOWED_ORIGINS.
+On a loopback bind only loopback host names are served, whatever the port. On any other bind (a wildcard such
+as 0.0.0.0 or ::, or one address) `Host` must be in ALLOWED_HOSTS when that is set; when it is empty, only an IP
+literal, `localhost` or the bind's own name (HOST=myhost.lan) is served. A rebinding page needs a name it
+controls, so no name of its choosing gets through, even on a wildcard bind (issue 22: `Host: evil.example` was
+served `initialize` and the admin login on HOST=0.0.0.0). A browser `Origin` must be same-origin (hence a
+served host) or in ALLOWED_ORIGINS.
 
 Health and metrics (`check_probe`) get the same check, except that a `Host` that is an IP address always passes:
 DNS rebinding needs a name to rebind, and probes (Kubernetes', Docker's) ask by address.
@@ -16,6 +20,7 @@ from urllib.parse import urlsplit
 from mcp_supervisor.config.settings import Settings
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+WILDCARD_BINDS = frozenset({"0.0.0.0", "::", "[::]", "*", ""})
 
 
 def _hostname(host_header: str) -> str:
@@ -41,6 +46,16 @@ class RequestGuard:
         if self._loopback:
             self._hosts |= LOOPBACK_NAMES
         self._origins = frozenset(o.rstrip("/").lower() for o in settings.allowed_origins)
+        # Any other bind without ALLOWED_HOSTS: IP literals and these names only.
+        self._names = {"localhost"}
+        bind = _hostname(settings.host)
+        if bind not in WILDCARD_BINDS and not _is_ip(bind):
+            self._names.add(bind)
+
+    def _serves(self, hostname: str) -> bool:
+        if self._hosts:  # ALLOWED_HOSTS, or the loopback names on a loopback bind
+            return hostname in self._hosts
+        return hostname in self._names or _is_ip(hostname)
 
     def check_probe(self, headers: Mapping[str, str]) -> tuple[int, str] | None:
         """`check` for /health* and /metrics: an IP address as `Host` passes (see the module's docstring)."""
@@ -51,8 +66,8 @@ class RequestGuard:
     def check(self, headers: Mapping[str, str]) -> tuple[int, str] | None:
         """None when the request may proceed, else (HTTP status, reason)."""
         host = headers.get("host", "")
-        if self._hosts and _hostname(host) not in self._hosts:
-            return 421, f"Misdirected request: host {host!r} is not served here."
+        if not self._serves(_hostname(host)):
+            return 421, f"Misdirected request: host {host!r} is not served here; name it in ALLOWED_HOSTS to serve it."
         origin = headers.get("origin")
         if origin is None:
             return None  # not a browser: nothing to rebind

@@ -547,7 +547,7 @@ def test_probes_point_at_health_routes() -> None:
     assert {"livenessProbe", "readinessProbe"} <= set(probes)
     assert probes["livenessProbe"]["path"] == "/health"
     for get in probes.values():
-        assert get["path"] in {"/health", "/health/backends"}
+        assert get["path"] == "/health"  # /health/backends needs a credential when client auth is on
         assert ports.get(get["port"], get["port"]) == int(env["PORT"])
     # That the gateway answers them (200, JSON, without credentials) is checked on the running tree in
     # test_image_command_serves_health_and_keeps_sessions_per_replica.
@@ -697,8 +697,11 @@ def test_image_command_serves_health_and_keeps_sessions_per_replica(
     for replica in replicas:
         base = f"http://127.0.0.1:{replica.port}"
 
-        def linked(base: str = base) -> bool:
-            status, _, body = http("GET", f"{base}/health/backends")
+        # Backend details need a credential: the Secret switches client auth on.
+        credential = {"X-Api-Key": replica.env["ALLOWED_KEYS"].split(",")[0]}
+
+        def linked(base: str = base, credential: dict[str, str] = credential) -> bool:
+            status, _, body = http("GET", f"{base}/health/backends", headers=credential)
             backends = json.loads(body)["backends"] if status == 200 else []
             return bool(backends) and all(b["linked"] for b in backends)
 
@@ -713,6 +716,7 @@ def test_image_command_serves_health_and_keeps_sessions_per_replica(
             assert status == 200, (probe, status, body)
             json.loads(body)
         assert http("POST", f"{base}/mcp", {"jsonrpc": "2.0", "id": 1, "method": "ping"})[0] == 401
+        assert http("GET", f"{base}/health/backends")[0] == 401
 
     # The HEALTHCHECK fails when nothing answers.
     dead = {**first.env, "PORT": str(free_port())}

@@ -44,6 +44,9 @@ class RunningSupervisor:
     process: subprocess.Popen[bytes]
     log_path: Path
     seen_pids: set[int] = field(default_factory=set)
+    # Sent with /health/backends and /metrics: they need a credential whenever client auth is configured (the
+    # first of ALLOWED_KEYS, else of ALLOWED_TOKENS). A test whose clients.json narrows that key's view sets its own.
+    credential: dict[str, str] = field(default_factory=dict)
 
     @property
     def base(self) -> str:
@@ -57,7 +60,7 @@ class RunningSupervisor:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def backends(self) -> dict[str, dict[str, Any]]:
-        response = httpx2.get(f"{self.base}/health/backends", timeout=5)
+        response = httpx2.get(f"{self.base}/health/backends", headers=self.credential, timeout=5)
         response.raise_for_status()
         return {item["key"]: item for item in response.json()["backends"]}
 
@@ -116,6 +119,15 @@ def write_config(config_dir: Path, servers: dict[str, Any], tools: dict[str, Any
     (config_dir / "tool_config.json").write_text(json.dumps({"tools": tools or {}}, indent=2))
 
 
+def probe_credential(env: dict[str, str]) -> dict[str, str]:
+    """The headers that authenticate the test's own probes to a gateway started with `env`."""
+    keys = [key.strip() for key in env.get("ALLOWED_KEYS", "").split(",") if key.strip()]
+    if keys:
+        return {"X-Api-Key": keys[0]}
+    tokens = [token.strip() for token in env.get("ALLOWED_TOKENS", "").split(",") if token.strip()]
+    return {"Authorization": f"Bearer {tokens[0]}"} if tokens else {}
+
+
 def start_supervisor(config_dir: Path, env: dict[str, str] | None = None, port: int = 0) -> RunningSupervisor:
     port = port or free_port()
     log_path = config_dir / "supervisor.log"
@@ -130,7 +142,7 @@ def start_supervisor(config_dir: Path, env: dict[str, str] | None = None, port: 
             env=full_env,
             cwd=str(ROOT),
         )
-    running = RunningSupervisor(config_dir, port, process, log_path)
+    running = RunningSupervisor(config_dir, port, process, log_path, credential=probe_credential(full_env))
     try:
         wait_until(lambda: port_open(port) or process.poll() is not None, 30, what="gateway port")
     except AssertionError:

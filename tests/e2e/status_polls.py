@@ -14,7 +14,7 @@ POLL_S = 0.02
 
 async def statuses(http: httpx2.AsyncClient, sup: RunningSupervisor) -> dict[str, dict[str, Any]]:
     """`/health/backends` without blocking the event loop (other tasks keep calling meanwhile)."""
-    response = await http.get(f"{sup.base}/health/backends", timeout=5)
+    response = await http.get(f"{sup.base}/health/backends", headers=sup.credential, timeout=5)
     response.raise_for_status()
     return {item["key"]: item for item in response.json()["backends"]}
 

@@ -124,7 +124,7 @@ def test_login_sets_a_strict_cookie_and_logout_revokes_it(admin: RunningSupervis
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     cookie = client.http.cookies["mcps_admin"]
     session = client.call("GET", "/admin/session").json()
-    assert session == {"username": USER, "csrfToken": client.csrf, "defaultCredentials": False, "webTerminal": True}
+    assert session == {"username": USER, "csrfToken": client.csrf, "webTerminal": True}
     assert client.call("POST", "/admin/logout").json() == {"success": True}
     replayed = httpx2.get(f"{admin.base}/admin/health", cookies={"mcps_admin": cookie}, timeout=10)
     assert replayed.status_code == 401  # the old cookie is revoked, not merely deleted client-side

@@ -206,14 +206,14 @@ async def test_login_then_every_page_renders(make_ui: Any) -> None:
     await page.wait_for_url(f"{ui.admin}/login", timeout=T_NAV)
 
 
-async def test_default_credentials_show_a_loud_banner(make_ui: Any) -> None:
-    ui: AdminUI = await make_ui({}, env={"ADMIN_USERNAME": "admin", "ADMIN_PASSWORD": "password"})
-    banner = ui.page.get_by_test_id("default-credentials-banner")
-    await expect(banner).to_be_visible()
-    await expect(banner).to_contain_text("default credentials")
-    await ui.shot("default-credentials")
-    await ui.page.get_by_test_id("logout").click()
-    await ui.page.wait_for_url(f"{ui.admin}/login", timeout=T_NAV)
+async def test_a_default_password_keeps_the_admin_off_and_says_how_to_fix_it(make_ui: Any) -> None:
+    """Issue 22: the default credentials served the admin UI (with a banner); now it stays off until
+    ADMIN_PASSWORD is a real password, and the page says how to set one."""
+    ui: AdminUI = await make_ui({}, login=False, env={"ADMIN_USERNAME": "admin", "ADMIN_PASSWORD": "password"})
+    response = await ui.page.goto(f"{ui.admin}/login", timeout=T_NAV)
+    assert response is not None and response.status == 503
+    await expect(ui.page.locator("body")).to_contain_text("set ADMIN_PASSWORD")
+    await ui.shot("admin-refused")
 
 
 # ---------------------------------------------------------------------------------------------------- servers

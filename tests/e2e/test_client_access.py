@@ -19,12 +19,14 @@ from tests.oidc import AuthServer
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
 KEY_A, KEY_OTHER = "key-of-ci-bot", "key-of-nobody-in-particular"
+KEY_OPS = "key-of-the-operator"  # sees every backend: the test's own /health/backends probe
 
 
 def _clients(ci_bot_servers: list[str]) -> dict[str, Any]:
     return {
         "clients": {
             "ci-bot": {"match": {"keys": [KEY_A]}, "servers": ci_bot_servers},
+            "ops": {"match": {"keys": [KEY_OPS]}, "servers": ["*"]},
             "team-b": {
                 "match": {"claims": {"client_id": "team-b", "scope": "profile:b"}},
                 "servers": ["*"],
@@ -46,10 +48,11 @@ def gateway(tmp_path: Path, supervisor_factory: Any, issuer: AuthServer) -> Runn
         {
             "OAUTH_ISSUER": issuer.issuer,
             "OAUTH_RESOURCE": f"http://127.0.0.1:{port}/mcp",
-            "ALLOWED_KEYS": f"{KEY_A},{KEY_OTHER}",
+            "ALLOWED_KEYS": f"{KEY_A},{KEY_OTHER},{KEY_OPS}",
         },
         port,
     )
+    sup.credential = {"X-Api-Key": KEY_OPS}
     sup.wait_linked({"alpha", "beta"})
     return sup
 

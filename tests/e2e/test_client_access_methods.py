@@ -70,6 +70,7 @@ def gateway(tmp_path: Path, supervisor_factory: Any) -> RunningSupervisor:
     write_config(config, servers)
     (config / "clients.json").write_text(json.dumps(_clients([WATCHED, "test://template/*"])))
     sup: RunningSupervisor = supervisor_factory(config, {"ALLOWED_KEYS": f"{KEY_CAT},{KEY_PATTERNS},{KEY_ALL}"})
+    sup.credential = {"X-Api-Key": KEY_ALL}  # /health/backends shows each key its own view
     sup.wait_linked({"conf", "cat"})
     return sup
 

@@ -268,6 +268,7 @@ async def test_per_client_profiles_hold_for_modern_requests(tmp_path: Path, supe
     clients = {"clients": {"ci": {"match": {"keys": ["ci-key"]}, "servers": ["local"]}, "*": {"servers": ["*"]}}}
     (config_dir / "clients.json").write_text(json.dumps(clients))
     sup = supervisor_factory(config_dir, {"ALLOWED_KEYS": "ci-key,all-key"})
+    sup.credential = {"X-Api-Key": "all-key"}  # /health/backends shows each key its own view
     sup.wait_linked({"local", "cat"})
     seen: dict[str, set[str]] = {}
     for key in ("ci-key", "all-key"):

@@ -10,7 +10,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from mcp_supervisor.admin.auth import SECRET_FILE, AdminAuth, AdminSession, LoginThrottle, load_secret
+from mcp_supervisor.admin.auth import DEVICE_SECONDS, SECRET_FILE, AdminAuth, AdminSession, load_secret
+from mcp_supervisor.admin.throttle import LoginThrottle, login_key
 from mcp_supervisor.config.settings import load_settings
 from mcp_supervisor.errors import ConfigError
 
@@ -65,20 +66,11 @@ def test_wrong_credentials_are_refused(username: str, password: str) -> None:
     assert make_auth().check_credentials(username, password) is False
 
 
-@pytest.mark.parametrize(
-    ("username", "password", "expected"),
-    [("admin", "password", True), ("admin", "s3cret", False), ("root", "password", False)],
-)
-def test_default_credentials_flag(username: str, password: str, expected: bool) -> None:
-    assert AdminAuth(username, password, SECRET, HOUR).default_credentials is expected
-
-
-def test_default_credentials_flag_from_default_settings(tmp_path: Path) -> None:
-    settings = load_settings(env={}, config_dir=tmp_path)
-    auth = AdminAuth(settings.admin_username, settings.admin_password, SECRET, HOUR)
-    assert auth.default_credentials is True
-    configured = load_settings(env={"ADMIN_USERNAME": "boss", "ADMIN_PASSWORD": "pw"}, config_dir=tmp_path)
-    assert AdminAuth(configured.admin_username, configured.admin_password, SECRET, HOUR).default_credentials is False
+def test_known_username_is_the_admins_only() -> None:
+    auth = make_auth()
+    assert auth.known_username("admin") is True
+    assert auth.known_username("Admin") is False
+    assert auth.known_username("") is False
 
 
 # ---------------------------------------------------------------- cookies
@@ -238,6 +230,37 @@ def test_csrf_token_is_not_the_cookie_signature() -> None:
     assert auth.verify(f"{cookie.split('.')[0]}.{auth.csrf_token(session)}") is None
 
 
+def test_device_cookie_round_trip_and_expiry() -> None:
+    clock = FakeClock(0.0)
+    auth = make_auth(clock)
+    cookie = auth.issue_device()
+    device = auth.verify_device(cookie)
+    assert device is not None and len(device) >= 16
+    assert auth.verify_device(auth.issue_device()) != device  # one id per browser
+    clock.now = DEVICE_SECONDS - 1
+    assert auth.verify_device(cookie) == device
+    clock.now = DEVICE_SECONDS
+    assert auth.verify_device(cookie) is None
+
+
+def test_device_cookie_and_session_cookie_are_not_interchangeable() -> None:
+    auth = make_auth()
+    session_cookie, _ = auth.issue()
+    assert auth.verify_device(session_cookie) is None
+    assert auth.verify(auth.issue_device()) is None
+
+
+@pytest.mark.parametrize("cookie", [None, "", "abc", "a.b", "!!!.###"])
+def test_malformed_device_cookies_are_no_device(cookie: str | None) -> None:
+    assert make_auth().verify_device(cookie) is None
+
+
+def test_device_cookie_of_another_password_is_refused() -> None:
+    clock = FakeClock()
+    cookie = make_auth(clock).issue_device()
+    assert make_auth(clock, password="changed").verify_device(cookie) is None
+
+
 def test_admin_session_is_a_value() -> None:
     assert AdminSession("a", "sid", 1.0) == AdminSession("a", "sid", 1.0)
 
@@ -363,6 +386,21 @@ def test_clients_are_throttled_separately() -> None:
     assert throttle.retry_after("admin-laptop") == 0.0
     throttle.succeeded("admin-laptop")
     assert throttle.retry_after("attacker") == 30.0
+
+
+def test_login_keys_separate_devices_the_admins_username_and_other_names() -> None:
+    """Issue 22: the key was the address alone, and every backend is 127.0.0.1 like a local operator."""
+    keys = {
+        login_key("127.0.0.1", True, None),
+        login_key("127.0.0.1", False, None),
+        login_key("127.0.0.1", True, "device-1"),
+        login_key("127.0.0.1", True, "device-2"),
+        login_key("10.0.0.1", True, None),
+    }
+    assert len(keys) == 5
+    # Every wrong username of one address shares one bucket; a device's key ignores the address.
+    assert login_key("127.0.0.1", False, None) == login_key("127.0.0.1", False, None)
+    assert login_key("127.0.0.1", True, "d") == login_key("10.0.0.1", False, "d")
 
 
 def test_max_clients_forgets_the_oldest_client() -> None:

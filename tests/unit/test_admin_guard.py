@@ -377,7 +377,8 @@ def test_websocket_same_origin_is_case_insensitive(setup: Setup) -> None:
 def test_foreign_host_is_refused_even_with_a_session(setup: Setup, path: str) -> None:
     answer = call(setup.guard, scope_for(path, headers=with_cookie(setup), host="evil.example:3663"))
     assert answer.status == 421
-    assert answer.json() == {"error": "Misdirected request: host 'evil.example:3663' is not served here."}
+    reason = "Misdirected request: host 'evil.example:3663' is not served here; name it in ALLOWED_HOSTS to serve it."
+    assert answer.json() == {"error": reason}
     assert setup.inner.scopes == []
 
 

@@ -182,10 +182,33 @@ def test_allowed_hosts_extend_a_loopback_bind() -> None:
     assert result[0] == 421
 
 
-@pytest.mark.parametrize("host", ["evil.example:3663", "10.0.0.5:3663", "", "anything"])
-def test_all_interfaces_without_allowed_hosts_accepts_any_host(host: str) -> None:
-    guard = RequestGuard(msgspec.structs.replace(BASE, host="0.0.0.0"))
+@pytest.mark.parametrize("bind", ["0.0.0.0", "::", "192.168.1.5"])
+@pytest.mark.parametrize(
+    "host", ["10.0.0.5:3663", "127.0.0.1:3663", "[::1]:3663", "[fe80::1]", "localhost:3663", "LOCALHOST", "10.0.0.5"]
+)
+def test_other_binds_without_allowed_hosts_serve_ip_literals_and_localhost(bind: str, host: str) -> None:
+    guard = RequestGuard(msgspec.structs.replace(BASE, host=bind))
     assert guard.check({"host": host}) is None
+
+
+@pytest.mark.parametrize("bind", ["0.0.0.0", "::", "192.168.1.5"])
+@pytest.mark.parametrize(
+    "host", ["evil.example:3663", "", "anything", "localhost.evil.example", "127.0.0.1.nip.io:3663", "[evil]:80"]
+)
+def test_other_binds_without_allowed_hosts_refuse_names(bind: str, host: str) -> None:
+    """Issue 22: on a wildcard bind without ALLOWED_HOSTS every Host was served: DNS rebinding."""
+    result = RequestGuard(msgspec.structs.replace(BASE, host=bind)).check({"host": host})
+    assert result is not None
+    assert result[0] == 421
+    assert "ALLOWED_HOSTS" in result[1]
+
+
+def test_a_bind_to_a_name_also_serves_that_name() -> None:
+    guard = RequestGuard(msgspec.structs.replace(BASE, host="gateway.lan"))
+    assert guard.check({"host": "gateway.lan:3663"}) is None
+    assert guard.check({"host": "10.0.0.5:3663"}) is None
+    result = guard.check({"host": "evil.example:3663"})
+    assert result is not None and result[0] == 421
 
 
 def test_all_interfaces_with_allowed_hosts_restricts_host() -> None:
@@ -204,16 +227,18 @@ def test_all_interfaces_with_allowed_hosts_restricts_host() -> None:
 
 def test_same_origin_passes_on_non_loopback_bind() -> None:
     guard = RequestGuard(msgspec.structs.replace(BASE, host="0.0.0.0"))
-    assert guard.check({"host": "mcp.example:3663", "origin": "http://mcp.example:3663"}) is None
-    assert guard.check({"host": "mcp.example:3663", "origin": "https://mcp.example:3663/"}) is None
+    assert guard.check({"host": "10.0.0.5:3663", "origin": "http://10.0.0.5:3663"}) is None
+    assert guard.check({"host": "localhost:3663", "origin": "https://localhost:3663/"}) is None
+    named = RequestGuard(msgspec.structs.replace(BASE, host="0.0.0.0", allowed_hosts=("mcp.example",)))
+    assert named.check({"host": "mcp.example:3663", "origin": "http://mcp.example:3663"}) is None
 
 
 def test_cross_origin_refused_on_non_loopback_bind() -> None:
     guard = RequestGuard(msgspec.structs.replace(BASE, host="0.0.0.0"))
-    result = guard.check({"host": "mcp.example:3663", "origin": "http://evil.example:3663"})
+    result = guard.check({"host": "10.0.0.5:3663", "origin": "http://evil.example:3663"})
     assert result is not None
     assert result[0] == 403
     # Loopback origins are only implicitly trusted on a loopback bind.
-    result = guard.check({"host": "mcp.example:3663", "origin": "http://localhost:5173"})
+    result = guard.check({"host": "10.0.0.5:3663", "origin": "http://localhost:5173"})
     assert result is not None
     assert result[0] == 403

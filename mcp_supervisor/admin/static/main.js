@@ -95,7 +95,6 @@ function initApp() {
       session = data;
       setCsrfToken(data.csrfToken);
       setText($("username"), data.username || "admin");
-      $("default-credentials-banner").hidden = !data.defaultCredentials;
       var terminalTab = document.querySelector('#tabs a[data-tab="terminal"]');
       terminalTab.hidden = !data.webTerminal;
       $("reload-config").addEventListener("click", reloadConfig);
