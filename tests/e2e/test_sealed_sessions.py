@@ -90,10 +90,29 @@ async def test_a_session_survives_a_kill_9_of_the_gateway(tmp_path: Path, superv
         os.kill(old, signal.SIGKILL)
         wait_until(lambda: (pid := _gateway_pid(sup)) and pid != old, 60, what="a new gateway")
         assert await _call_with_retry(session, "after") == "local: after"
+        await _resumptions_after_a_restart(sup, ids[0])
     assert len(set(ids)) == 1, "the client kept its one session id"
     print(f"\nsealed session id: {len(ids[0])} characters")
     assert len(ids[0]) <= 1024
     assert "rebuilt from its sealed id" in sup.log_path.read_text()
+
+
+async def _resumptions_after_a_restart(sup: RunningSupervisor, session_id: str) -> None:
+    """What did not follow the session: a POST stream of the dead process is answered with a JSON-RPC error
+    (its response is lost), not a 404 the client retries into silence; the GET stream reopens from the start."""
+    headers = {"accept": "text/event-stream", "mcp-session-id": session_id}
+    async with httpx2.AsyncClient(timeout=30) as http:
+        async with http.stream("GET", sup.url, headers={**headers, "last-event-id": "3:2"}) as lost:
+            assert lost.status_code == 200 and lost.headers["content-type"].startswith("text/event-stream")
+            body = (await lost.aread()).decode()
+        message = json.loads(body.split("data: ", 1)[1])
+        assert message["id"] is None and message["error"]["code"] == -32603, message
+        assert "response to this request is lost" in message["error"]["message"]
+        async with http.stream("GET", sup.url, headers={**headers, "last-event-id": "0:9"}) as standalone:
+            assert standalone.status_code == 200
+            async for chunk in standalone.aiter_text():
+                assert "stream open" in chunk
+                break
 
 
 async def test_two_replicas_behind_round_robin_serve_one_session(tmp_path: Path, supervisor_factory: Any) -> None:
