@@ -24,6 +24,12 @@ from mcp_supervisor.gateway.streamable_http_modern import ModernHttp
 from mcp_supervisor.protocol.versions import KNOWN_PROTOCOL_VERSIONS, MODERN_VERSIONS
 
 SESSION_HEADER = "mcp-session-id"
+# A request unanswered after this long gets a resumable stream (see `_request`).
+PRIME_AFTER_S = 1.0
+PRIMING_VERSION = "2025-11-25"
+# The reconnection delay our streams ask for (SSE `retry`): the SDK client tries twice, so twice this covers
+# a gateway restart by the supervisor; its own default (1 s) gave up before the new process listened.
+RECONNECT_MS = 4000
 VERSION_HEADER = "mcp-protocol-version"
 
 
@@ -128,7 +134,9 @@ class StreamableHttpEndpoint:
 
     async def _request(self, session: ClientSession, message: jsonrpc.Incoming) -> Response:
         """Answer with plain JSON when the reply comes first (the common case, and the cheapest); switch to a
-        numbered, resumable SSE stream as soon as a message related to the request comes before it."""
+        numbered, resumable SSE stream as soon as a message related to the request comes before it, or once it
+        has taken PRIME_AFTER_S (then the stream opens with a priming event: an id the client can resume from
+        if this process dies, and get the JSON-RPC error saying the response is lost, see docs/sessions.md)."""
         early: list[tuple[bytes, bool]] = []
         upgraded = asyncio.get_running_loop().create_future()
         log: EventLog | None = None
@@ -142,7 +150,9 @@ class StreamableHttpEndpoint:
                 upgraded.set_result(None)
 
         work = asyncio.ensure_future(self.core.handle_request(session, message, emit))
-        await asyncio.wait({work, upgraded}, return_when=asyncio.FIRST_COMPLETED)
+        # Priming events came with 2025-11-25: older clients would take the empty event for a malformed message.
+        prime = PRIME_AFTER_S if session.protocol_version >= PRIMING_VERSION else None
+        await asyncio.wait({work, upgraded}, timeout=prime, return_when=asyncio.FIRST_COMPLETED)
         if work.done() and not early:
             upgraded.cancel()
             return _json(work.result())
@@ -158,7 +168,8 @@ class StreamableHttpEndpoint:
             log.finish()
 
         work.add_done_callback(finished)
-        return _sse(_frames(log, 0, session.closed), session)
+        frames = _frames(log, 0, session.closed)
+        return _sse(_primed(log, frames) if not early else frames, session)
 
     async def _get(self, request: Request, identity: Identity) -> Response:
         if not _accepts(request, "text/event-stream"):
@@ -230,6 +241,12 @@ def _sse(frames: AsyncIterator[bytes], session: ClientSession) -> StreamingRespo
     )
 
 
+async def _primed(log: EventLog, frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield b"id: " + log.event_id(0).encode() + b"\nretry: " + str(RECONNECT_MS).encode() + b"\ndata: \n\n"
+    async for frame in frames:
+        yield frame
+
+
 async def _frames(log: EventLog, after: int, closed: asyncio.Event) -> AsyncIterator[bytes]:
     async for batch in log.follow(after, closed):
         yield b"".join(log.frame(event[0], event[1]) for event in batch) if batch else KEEPALIVE_FRAME
@@ -253,7 +270,7 @@ async def _standalone_frames(session: ClientSession, after: int, connection: asy
 
     watcher = asyncio.ensure_future(watch())
     try:
-        yield b": stream open\n\n"
+        yield b": stream open\nretry: " + str(RECONNECT_MS).encode() + b"\n\n"
         async for batch in log.follow(after, ended):
             if not batch:
                 yield KEEPALIVE_FRAME

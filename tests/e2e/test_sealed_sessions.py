@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-from mcp import ClientSession
+from mcp import ClientSession, MCPError
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.e2e.conftest import RunningSupervisor, stdio_fixture_entry, write_config
@@ -95,6 +95,38 @@ async def test_a_session_survives_a_kill_9_of_the_gateway(tmp_path: Path, superv
     print(f"\nsealed session id: {len(ids[0])} characters")
     assert len(ids[0]) <= 1024
     assert "rebuilt from its sealed id" in sup.log_path.read_text()
+
+
+async def test_a_call_in_flight_when_the_gateway_dies_gets_an_error(tmp_path: Path, supervisor_factory: Any) -> None:
+    """Its response died with the process: the client resumes the call's stream on the new gateway (from the
+    priming event's id) and gets a JSON-RPC error saying so, instead of a dead transport or silence."""
+    config_dir = tmp_path / "config"
+    write_config(config_dir, {"local": stdio_fixture_entry("local", sandbox={"writePaths": [str(tmp_path)]})})
+    sup: RunningSupervisor = supervisor_factory(config_dir)
+    sup.wait_linked({"local"})
+    marker = tmp_path / "reached"
+    outcome: list[BaseException | Any] = []
+    async with sdk_session(sup.url, []) as session:
+
+        async def call() -> None:
+            try:
+                outcome.append(await session.call_tool("local--slow", {"seconds": 60, "marker": str(marker)}))
+            except Exception as exc:
+                outcome.append(exc)
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(call)
+            with anyio.fail_after(30):
+                while not marker.exists():  # noqa: ASYNC110 (a file written by the backend)
+                    await anyio.sleep(0.05)
+            await anyio.sleep(1.5)  # past PRIME_AFTER_S: the call's stream has a resumable id
+            os.kill(wait_until(lambda: _gateway_pid(sup), 10, what="the gateway's pid"), signal.SIGKILL)
+            with anyio.fail_after(60):
+                while not outcome:  # noqa: ASYNC110
+                    await anyio.sleep(0.1)
+        assert isinstance(outcome[0], MCPError), outcome
+        assert "response to this request is lost" in str(outcome[0])
+        assert await _call_with_retry(session, "again") == "local: again"
 
 
 async def _resumptions_after_a_restart(sup: RunningSupervisor, session_id: str) -> None:
