@@ -217,7 +217,8 @@ class SessionStore:
         try:
             state = self.sealer.unseal(session_id, identity.principal)
         except SessionRejected as exc:
-            log.info("Session id %s… of %s refused: %s.", session_id[:8], identity.principal, exc)
+            # Debug only: anyone can send ids, and each refusal is a plain 404 to the client anyway.
+            log.debug("Session id %s… of %s refused: %s.", session_id[:8], identity.principal, exc)
             return None
         session = self.create(identity.principal, identity=identity, session_id=session_id)
         if session is None:
@@ -244,7 +245,7 @@ class SessionStore:
             victim.principal,
             self.max_per_credential,
         )
-        self.close(victim.id)
+        self.close(victim.id, revoke=True)  # ended, as without sealed ids: not brought back by its next request
         return True
 
     def get(self, session_id: str, principal: str) -> ClientSession | None:
@@ -256,7 +257,8 @@ class SessionStore:
         return session
 
     def close(self, session_id: str, because: str = "", revoke: bool = False) -> None:
-        """`revoke`: the client ended it (DELETE), so its sealed id must not bring it back."""
+        """`revoke`: the session is ended (DELETE, a quota's eviction), so its sealed id must not bring it back.
+        Without it (idle, the gateway stopping) the id revives the session on its next request."""
         session = self._sessions.pop(session_id, None)
         if session is not None:
             if revoke and session.sealed_until and self.sealer is not None:
