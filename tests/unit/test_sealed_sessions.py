@@ -113,3 +113,12 @@ def test_the_store_seals_revives_and_revokes() -> None:
     second.close(session.id, revoke=True)
     assert second.revive(session.id, Identity("p")) is None
     assert SessionStore(sealer=None).revive(session.id, Identity("p")) is None
+
+
+def test_a_quota_eviction_ends_the_sealed_id() -> None:
+    store = SessionStore(sealer=sealer(), max_per_credential=1)
+    first = store.create("p")
+    assert first is not None
+    store.seal(first)
+    assert store.create("p") is not None  # evicts `first`, idle
+    assert store.get(first.id, "p") is None and store.revive(first.id, Identity("p")) is None
