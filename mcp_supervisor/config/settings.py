@@ -102,6 +102,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_sessions_per_credential: int = 1000
     session_idle_timeout_s: float = 3600.0
     session_idle_timeout_under_load_s: float = 60.0
+    # A /mcp session's sealed id (gateway/sealed_sessions.py) is refused this long after its `initialize`.
+    session_max_lifetime_s: float = 86400.0
     # Bytes of notifications buffered for slow clients, all sessions together (past it, the oldest are dropped).
     notification_buffer_bytes: int = 64 * 1024 * 1024
     # Undelivered replies one session may hold before its client gets back-pressure, and how long that lasts
@@ -241,6 +243,7 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         max_sessions_per_credential=_int(env, "MAX_SESSIONS_PER_CREDENTIAL", 1000, 1),
         session_idle_timeout_s=_float(env, "SESSION_IDLE_TIMEOUT_SECONDS", 3600.0),
         session_idle_timeout_under_load_s=_float(env, "SESSION_IDLE_TIMEOUT_UNDER_LOAD_SECONDS", 60.0),
+        session_max_lifetime_s=_float(env, "SESSION_MAX_LIFETIME_SECONDS", 86400.0),
         notification_buffer_bytes=_int(env, "NOTIFICATION_BUFFER_MB", 64, 1, 1 << 20) * 1024 * 1024,
         session_reply_backlog_bytes=_int(env, "SESSION_REPLY_BACKLOG_MB", 16, 1, 1 << 20) * 1024 * 1024,
         slow_client_timeout_s=_float(env, "SLOW_CLIENT_TIMEOUT_SECONDS", 30.0),

@@ -10,9 +10,11 @@ import logging
 
 from mcp_supervisor.config.models import ToolConfig
 from mcp_supervisor.config.settings import Settings
+from mcp_supervisor.gateway import modern
 from mcp_supervisor.gateway.backends import Backends
 from mcp_supervisor.gateway.core import GatewayCore
 from mcp_supervisor.gateway.event_log import Budget
+from mcp_supervisor.gateway.sealed_sessions import SessionSealer
 from mcp_supervisor.gateway.sessions import SessionStore
 from mcp_supervisor.gateway.supervisor_link import SupervisorLink
 from mcp_supervisor.protocol import socket_auth
@@ -38,6 +40,7 @@ class GatewayRuntime:
             max_per_credential=settings.max_sessions_per_credential,
             idle_timeout_under_load_s=settings.session_idle_timeout_under_load_s,
             budget=Budget(settings.notification_buffer_bytes),
+            sealer=SessionSealer(settings.request_state_secret, instance_key, settings.session_max_lifetime_s),
         )
         # The core needs the backends and the backends notify the core: a late-bound callback breaks the cycle.
         self.backends = Backends(
@@ -54,6 +57,7 @@ class GatewayRuntime:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        modern.start_preload()  # in a thread: the SDK's import must not stall the loop that beats
         self.backends.start()
         self._tasks = [
             asyncio.create_task(self.supervisor.run(), name="supervisor-link"),

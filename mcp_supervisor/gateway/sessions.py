@@ -22,6 +22,7 @@ from typing import Any
 
 from mcp_supervisor.gateway.auth import ANONYMOUS_IDENTITY, Identity
 from mcp_supervisor.gateway.event_log import Budget, EventLog
+from mcp_supervisor.gateway.sealed_sessions import SessionRejected, SessionSealer
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
@@ -81,6 +82,10 @@ class ClientSession:
     # Modern requests only: its call waits for the client's retry (its backend waits for our answer), so a
     # new server→client request from that backend is another call's.
     parked: bool = False
+    # A /mcp session whose id is sealed (gateway/sealed_sessions.py): when that id expires (wall clock; 0 = not
+    # sealed), and whether this process rebuilt it from the id (its earlier streams were another process's).
+    sealed_until: float = 0.0
+    revived: bool = False
     _drop_told: bool = False
 
     def __post_init__(self) -> None:
@@ -143,8 +148,10 @@ class SessionStore:
         max_per_credential: int | None = None,
         idle_timeout_under_load_s: float = 60.0,
         budget: Budget | None = None,
+        sealer: SessionSealer | None = None,
     ) -> None:
         self._sessions: dict[str, ClientSession] = {}
+        self.sealer = sealer
         # Credential → its sessions (insertion order), for the quota.
         self._by_principal: dict[str, dict[str, ClientSession]] = {}
         self.max_sessions = max_sessions
@@ -161,7 +168,9 @@ class SessionStore:
     def under_load(self) -> bool:
         return len(self._sessions) * 2 > self.max_sessions or self.budget.used * 2 > self.budget.limit
 
-    def create(self, principal: str, resumable: bool = True, identity: Identity | None = None) -> ClientSession | None:
+    def create(
+        self, principal: str, resumable: bool = True, identity: Identity | None = None, session_id: str = ""
+    ) -> ClientSession | None:
         """A new session, or None when the store is full even after expiring idle sessions (or the credential
         is at its quota with every one of its sessions busy)."""
         own = self._by_principal.get(principal, {})
@@ -173,7 +182,7 @@ class SessionStore:
                 return None
         # 32 random bytes, URL-safe: visible ASCII as the spec requires, and unguessable.
         session = ClientSession(
-            secrets.token_urlsafe(32),
+            session_id or secrets.token_urlsafe(32),
             principal,
             budget=self.budget,
             resumable=resumable,
@@ -181,6 +190,49 @@ class SessionStore:
         )
         self._sessions[session.id] = session
         self._by_principal.setdefault(principal, {})[session.id] = session
+        return session
+
+    def seal(self, session: ClientSession) -> None:
+        """Once `initialize` has set its state: the session takes a sealed id, which any replica sharing the key
+        (and this gateway after a restart) can rebuild it from. Kept as it is without a sealer, or if too big."""
+        sealed = (
+            self.sealer.seal(session.principal, session.protocol_version, session.capabilities, session.client_info)
+            if self.sealer is not None
+            else None
+        )
+        if sealed is None or self._sessions.get(session.id) is not session:
+            return
+        del self._sessions[session.id]
+        own = self._by_principal[session.principal]
+        del own[session.id]
+        session.id, session.sealed_until = sealed
+        self._sessions[session.id] = session
+        own[session.id] = session
+
+    def revive(self, session_id: str, identity: Identity) -> ClientSession | None:
+        """The session a sealed id describes, rebuilt in this process (after a restart of the gateway, or on
+        another replica), or None when the id is not a live sealed session of this principal."""
+        if self.sealer is None:
+            return None
+        try:
+            state = self.sealer.unseal(session_id, identity.principal)
+        except SessionRejected as exc:
+            # Debug only: anyone can send ids, and each refusal is a plain 404 to the client anyway.
+            log.debug("Session id %s… of %s refused: %s.", session_id[:8], identity.principal, exc)
+            return None
+        session = self.create(identity.principal, identity=identity, session_id=session_id)
+        if session is None:
+            return None
+        session.protocol_version = state.protocol_version
+        session.capabilities = state.capabilities
+        session.client_info = state.client_info
+        session.initialize_seen = session.initialized = session.revived = True
+        session.initialize_answered.set()
+        session.sealed_until = state.expires_at
+        # Streams numbered apart from the earlier process's, so that a resumption of one of those is never
+        # answered with one of ours.
+        session.next_stream = secrets.randbelow(1 << 40) + (1 << 20)
+        log.info("Session %s… of %s rebuilt from its sealed id.", session_id[:8], identity.principal)
         return session
 
     def _evict_least_recent(self, own: dict[str, ClientSession]) -> bool:
@@ -193,7 +245,7 @@ class SessionStore:
             victim.principal,
             self.max_per_credential,
         )
-        self.close(victim.id)
+        self.close(victim.id, revoke=True)  # ended, as without sealed ids: not brought back by its next request
         return True
 
     def get(self, session_id: str, principal: str) -> ClientSession | None:
@@ -204,9 +256,13 @@ class SessionStore:
         session.last_active = time.monotonic()
         return session
 
-    def close(self, session_id: str, because: str = "") -> None:
+    def close(self, session_id: str, because: str = "", revoke: bool = False) -> None:
+        """`revoke`: the session is ended (DELETE, a quota's eviction), so its sealed id must not bring it back.
+        Without it (idle, the gateway stopping) the id revives the session on its next request."""
         session = self._sessions.pop(session_id, None)
         if session is not None:
+            if revoke and session.sealed_until and self.sealer is not None:
+                self.sealer.revoke(session_id.partition(".")[0], session.sealed_until)
             own = self._by_principal.get(session.principal)
             if own is not None:
                 own.pop(session_id, None)
@@ -227,7 +283,12 @@ class SessionStore:
         if idle_timeout_s is None:
             idle_timeout_s = self.idle_timeout_under_load_s if self.under_load else self.idle_timeout_s
         deadline = time.monotonic() - idle_timeout_s
-        stale = [s.id for s in self._sessions.values() if s.last_active < deadline and not s.busy]
+        now = time.time()
+        stale = [
+            s.id
+            for s in self._sessions.values()
+            if (s.last_active < deadline and not s.busy) or 0 < s.sealed_until < now  # idle, or its id expired
+        ]
         for session_id in stale:
             self.close(session_id)
         return len(stale)

@@ -24,6 +24,12 @@ from mcp_supervisor.gateway.streamable_http_modern import ModernHttp
 from mcp_supervisor.protocol.versions import KNOWN_PROTOCOL_VERSIONS, MODERN_VERSIONS
 
 SESSION_HEADER = "mcp-session-id"
+# A request unanswered after this long gets a resumable stream (see `_request`).
+PRIME_AFTER_S = 1.0
+PRIMING_VERSION = "2025-11-25"
+# The reconnection delay our streams ask for (SSE `retry`): the SDK client tries twice, so twice this covers
+# a gateway restart by the supervisor; its own default (1 s) gave up before the new process listened.
+RECONNECT_MS = 4000
 VERSION_HEADER = "mcp-protocol-version"
 
 
@@ -53,23 +59,27 @@ class StreamableHttpEndpoint:
         identity = await self.edge.admit(request)
         if isinstance(identity, Response):
             return identity
-        principal = identity.principal
         if request.method != "POST" and request.headers.get(VERSION_HEADER) in MODERN_VERSIONS:
             # 2026-07-28: one POST per exchange; no GET stream (subscriptions/listen) and no session to DELETE.
             return Response("Method not allowed.", status_code=405, headers={"Allow": "POST"})
         if request.method == "POST":
             return await self._post(request, identity)
         if request.method == "GET":
-            return self._get(request, principal)
+            return await self._get(request, identity)
         if request.method == "DELETE":
-            return self._delete(request, principal)
+            return await self._delete(request, identity)
         return Response("Method not allowed.", status_code=405, headers={"Allow": "GET, POST, DELETE"})
 
-    def _session(self, request: Request, principal: str) -> ClientSession | Response:
+    async def _session(self, request: Request, identity: Identity) -> ClientSession | Response:
         session_id = request.headers.get(SESSION_HEADER)
         if not session_id:
             return _fault(400, jsonrpc.INVALID_REQUEST, "Bad Request: the Mcp-Session-Id header is required.")
-        session = self.core.sessions.get(session_id, principal)
+        # Not in this process: a sealed id rebuilds it (this gateway restarted, or another replica opened it).
+        sessions = self.core.sessions
+        session = sessions.get(session_id, identity.principal)
+        if session is None:
+            await modern.loaded()  # the AEAD codec (imported in a thread at start)
+            session = sessions.revive(session_id, identity)
         if session is None:
             return _fault(404, jsonrpc.SESSION_NOT_FOUND, "Session not found.")
         version = request.headers.get(VERSION_HEADER)
@@ -108,9 +118,12 @@ class StreamableHttpEndpoint:
                     jsonrpc.INTERNAL_ERROR,
                     "The gateway holds too many sessions (or this credential's quota of them); try again later.",
                 )
-            return _json(await self.core.initialize(session, message), 200, {"Mcp-Session-Id": session.id})
+            reply = await self.core.initialize(session, message)
+            await modern.loaded()  # the AEAD codec (imported in a thread at start)
+            self.core.sessions.seal(session)
+            return _json(reply, 200, {"Mcp-Session-Id": session.id})
 
-        session_or_response = self._session(request, principal)
+        session_or_response = await self._session(request, identity)
         if isinstance(session_or_response, Response):
             return session_or_response
         session = session_or_response
@@ -121,7 +134,9 @@ class StreamableHttpEndpoint:
 
     async def _request(self, session: ClientSession, message: jsonrpc.Incoming) -> Response:
         """Answer with plain JSON when the reply comes first (the common case, and the cheapest); switch to a
-        numbered, resumable SSE stream as soon as a message related to the request comes before it."""
+        numbered, resumable SSE stream as soon as a message related to the request comes before it, or once it
+        has taken PRIME_AFTER_S (then the stream opens with a priming event: an id the client can resume from
+        if this process dies, and get the JSON-RPC error saying the response is lost, see docs/sessions.md)."""
         early: list[tuple[bytes, bool]] = []
         upgraded = asyncio.get_running_loop().create_future()
         log: EventLog | None = None
@@ -135,7 +150,9 @@ class StreamableHttpEndpoint:
                 upgraded.set_result(None)
 
         work = asyncio.ensure_future(self.core.handle_request(session, message, emit))
-        await asyncio.wait({work, upgraded}, return_when=asyncio.FIRST_COMPLETED)
+        # Priming events came with 2025-11-25: older clients would take the empty event for a malformed message.
+        prime = PRIME_AFTER_S if session.protocol_version >= PRIMING_VERSION else None
+        await asyncio.wait({work, upgraded}, timeout=prime, return_when=asyncio.FIRST_COMPLETED)
         if work.done() and not early:
             upgraded.cancel()
             return _json(work.result())
@@ -151,12 +168,13 @@ class StreamableHttpEndpoint:
             log.finish()
 
         work.add_done_callback(finished)
-        return _sse(_frames(log, 0, session.closed), session)
+        frames = _frames(log, 0, session.closed)
+        return _sse(_primed(log, frames) if not early else frames, session)
 
-    def _get(self, request: Request, principal: str) -> Response:
+    async def _get(self, request: Request, identity: Identity) -> Response:
         if not _accepts(request, "text/event-stream"):
             return _fault(406, jsonrpc.INVALID_REQUEST, "Not Acceptable: the client must accept text/event-stream.")
-        session_or_response = self._session(request, principal)
+        session_or_response = await self._session(request, identity)
         if isinstance(session_or_response, Response):
             return session_or_response
         session = session_or_response
@@ -170,6 +188,11 @@ class StreamableHttpEndpoint:
     def _resume(self, session: ClientSession, last_event_id: str) -> Response:
         parsed = parse_event_id(last_event_id)
         log = session.streams.get(parsed[0]) if parsed is not None else None
+        if parsed is not None and session.revived:
+            if parsed[0] == 0 and parsed[1] > session.standalone.seq:
+                return self._standalone(session, 0)  # the earlier process's numbering: all of ours is new
+            if log is None:
+                return _lost_response(session)
         if parsed is None or log is None:
             return _fault(404, jsonrpc.INVALID_REQUEST, f"Not Found: no stream to resume after {last_event_id!r}.")
         if log.stream_id == 0:
@@ -184,12 +207,30 @@ class StreamableHttpEndpoint:
         session.stream_open = True
         return _sse(_standalone_frames(session, after, connection), session)
 
-    def _delete(self, request: Request, principal: str) -> Response:
-        session_or_response = self._session(request, principal)
+    async def _delete(self, request: Request, identity: Identity) -> Response:
+        session_or_response = await self._session(request, identity)
         if isinstance(session_or_response, Response):
             return session_or_response
-        self.core.sessions.close(session_or_response.id)
+        self.core.sessions.close(session_or_response.id, revoke=True)
         return Response(status_code=200)
+
+
+LOST_RESPONSE = (
+    "The response to this request is lost: the gateway process that received it restarted (or this request "
+    "reached another replica) before answering. The request may or may not have run; retry it if it is safe."
+)
+
+
+def _lost_response(session: ClientSession) -> StreamingResponse:
+    """A resumption of a POST stream of the process before: its response died with it. Said as a JSON-RPC
+    error in the stream (the client resolves it as its request's answer: id null, the stream names the
+    request), not a 404 that leaves the client retrying and then silent."""
+    error = jsonrpc.error_bytes(None, jsonrpc.INTERNAL_ERROR, LOST_RESPONSE)
+
+    async def frames() -> AsyncIterator[bytes]:
+        yield b"event: message\ndata: " + error + b"\n\n"
+
+    return _sse(frames(), session)
 
 
 def _sse(frames: AsyncIterator[bytes], session: ClientSession) -> StreamingResponse:
@@ -198,6 +239,12 @@ def _sse(frames: AsyncIterator[bytes], session: ClientSession) -> StreamingRespo
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Mcp-Session-Id": session.id},
     )
+
+
+async def _primed(log: EventLog, frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield b"id: " + log.event_id(0).encode() + b"\nretry: " + str(RECONNECT_MS).encode() + b"\ndata: \n\n"
+    async for frame in frames:
+        yield frame
 
 
 async def _frames(log: EventLog, after: int, closed: asyncio.Event) -> AsyncIterator[bytes]:
@@ -223,7 +270,7 @@ async def _standalone_frames(session: ClientSession, after: int, connection: asy
 
     watcher = asyncio.ensure_future(watch())
     try:
-        yield b": stream open\n\n"
+        yield b": stream open\nretry: " + str(RECONNECT_MS).encode() + b"\n\n"
         async for batch in log.follow(after, ended):
             if not batch:
                 yield KEEPALIVE_FRAME

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from mcp_supervisor.config.models import ServerEntry
 from mcp_supervisor.protocol.spawn import Launch
 from mcp_supervisor.worker.connection import BackendConnection
+
+SDK_MODULE = "mcp_supervisor.worker.sdk_connection"
+
+
+async def import_off_loop(name: str) -> None:
+    """Import a module in a thread: the SDK takes ~1 s of CPU (several on a busy machine), and this loop must
+    keep beating meanwhile or the supervisor kills the worker as hung. A no-op when the zygote preloaded it."""
+    if name not in sys.modules:
+        await asyncio.to_thread(importlib.import_module, name)
 
 
 @asynccontextmanager
@@ -26,7 +37,8 @@ async def open_backend(
         async with open_stdio(launch, started) as stdio:
             yield stdio
     else:
-        from mcp_supervisor.worker.sdk_connection import open_sdk  # the SDK costs ~0.5 s to import
+        await import_off_loop(SDK_MODULE)
+        from mcp_supervisor.worker.sdk_connection import open_sdk
 
         async with open_sdk(entry, oauth_secret) as sdk:
             yield sdk
