@@ -3,13 +3,17 @@
 Transport-agnostic and pure: the `/mcp` and stdio front ends share it. The envelope ladder (the `_meta` pair,
 the routing headers, the version) is the SDK's own (`mcp.shared.inbound`), imported on the first modern
 request: it pulls in the SDK's types (~0.5 s of CPU and ~30 MB), which a gateway serving only handshake-era
-clients never pays. This module adds what a gateway needs around it: the decision "is this request modern?",
-and the reshaping of replies that the core builds era-neutrally (`resultType`, `serverInfo`, caching hints,
-the modern error codes).
+clients never pays. That import runs in a thread (`load_sdk`): on the event loop it stalled every client, and on
+a busy host for longer than the supervisor's watchdog allows (the gateway was killed mid-request). This module
+adds what a gateway needs around it: the decision "is this request modern?", and the reshaping of replies
+that the core builds era-neutrally (`resultType`, `serverInfo`, caching hints, the modern error codes).
 """
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +28,15 @@ CLIENT_INFO_KEY = "io.modelcontextprotocol/clientInfo"
 LOG_LEVEL_KEY = "io.modelcontextprotocol/logLevel"
 SERVER_INFO_KEY = "io.modelcontextprotocol/serverInfo"
 SUBSCRIPTION_ID_KEY = "io.modelcontextprotocol/subscriptionId"
+_SDK_MODULES = ("mcp.shared.inbound", "mcp.server.request_state")
+
+
+async def load_sdk() -> None:
+    """Import the SDK's modern-era modules off the event loop, once (a no-op when they are loaded)."""
+    if all(name in sys.modules for name in _SDK_MODULES):
+        return
+    for name in _SDK_MODULES:
+        await asyncio.to_thread(importlib.import_module, name)
 
 HEADER_MISMATCH = -32020
 MISSING_CLIENT_CAPABILITY = -32021

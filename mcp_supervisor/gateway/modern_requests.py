@@ -59,6 +59,9 @@ class Held:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     emit_to: Emit | None = None
     timer: asyncio.TimerHandle | None = None
+    # What holding it costs, roughly (the byte budget): the call's params, plus the input requests it asks.
+    params_size: int = 0
+    size: int = 0
 
     def on_input(self, gateway_id: str, message: dict[str, Any]) -> None:
         if not gateway_id:
@@ -82,6 +85,9 @@ class ModernRequests:
         self.sealer = RequestStateSealer(settings.request_state_secret, settings.input_required_timeout_s)
         self._held: dict[str, Held] = {}
         self._handles = itertools.count(1)
+        # Bytes held (Held.size) per principal, and in all: bounded by HELD_REQUESTS_MB(_PER_CREDENTIAL).
+        self._bytes: dict[str, int] = {}
+        self._bytes_total = 0
 
     # ------------------------------------------------------------------ entry
 
@@ -161,7 +167,7 @@ class ModernRequests:
         params = message.params
         state = params.get("requestState")
         if state is None:
-            held = Held(binding, session, message.id, emit_to=emit)
+            held = Held(binding, session, message.id, emit_to=emit, params_size=len(jsonrpc.encode_json(params)))
             session.input_sink = held.on_input
             held.task = asyncio.ensure_future(self.core.handle_request(session, message, held.emit))
             held.task.add_done_callback(lambda _: held.changed.set())
@@ -178,7 +184,7 @@ class ModernRequests:
             raw = {**message.raw, "params": {**params, "requestState": value}}
             unwrapped = Incoming(raw, message.id, message.method)
             return self._wrap_backend_state(await self.core.handle_request(session, unwrapped, emit), binding, backend)
-        held_entry = self._held.pop(value, None)
+        held_entry = self._unhold(value)
         if held_entry is None or held_entry.binding != binding:
             return self._reject(
                 message.id,
@@ -188,8 +194,6 @@ class ModernRequests:
                     "or was held by another replica).",
                 ),
             )
-        if held_entry.timer is not None:
-            held_entry.timer.cancel()
         held_entry.emit_to = emit
         held_entry.session.parked = False
         responses = params.get("inputResponses")
@@ -207,6 +211,10 @@ class ModernRequests:
         assert held.task is not None
         try:
             while True:
+                # Cleared before the checks, never after: a call that ends meanwhile (its done callback sets
+                # it) is seen by the checks or wakes the wait. Clearing after `_settle`, which returns when
+                # the call ended, lost that wake-up: the client got no answer at all (issue 22).
+                held.changed.clear()
                 if held.missing_capability:
                     self._abandon(held, "the client lacks a capability the backend needs")
                     method = next((k for k, v in REQUIRED_CAPABILITY.items() if v == held.missing_capability), "")
@@ -218,7 +226,7 @@ class ModernRequests:
                     await self._settle(held)  # a backend may send several requests at once: one round
                     if not held.task.done():
                         return self._input_required(held, request_id)
-                held.changed.clear()
+                    continue  # it ended while settling: its result is the answer
                 await held.changed.wait()  # set by a new input request, or by the call's end
         except asyncio.CancelledError:
             self._abandon(held, "the client closed the request's stream")
@@ -235,13 +243,18 @@ class ModernRequests:
                 return
 
     def _input_required(self, held: Held, request_id: jsonrpc.RequestId) -> Shaped:
-        held.session.parked = True
         held.asked.update(held.new)
         held.new.clear()
+        held.size = held.params_size + sum(len(jsonrpc.encode_json(asked)) for asked in held.asked.values())
+        refusal = self._over_budget(held)
+        if refusal:
+            self._abandon(held, refusal)
+            return self._reject(request_id, Rejection(jsonrpc.OVER_BUDGET, f"Not held: {refusal}."))
+        held.session.parked = True
         held.emit_to = None
         handle = f"h{next(self._handles)}"
         self._bound(held.binding.principal)
-        self._held[handle] = held
+        self._hold(handle, held)
         held.timer = asyncio.get_running_loop().call_later(self.timeout_s, self._expire, handle)
         result = {
             "resultType": "input_required",
@@ -256,13 +269,58 @@ class ModernRequests:
         past it, its oldest is abandoned, so it can crowd out nobody but itself."""
         own = [handle for handle, held in self._held.items() if held.binding.principal == principal]
         for handle in own[: max(0, len(own) - self.core.settings.max_sessions_per_credential + 1)]:
-            held = self._held.pop(handle)
-            if held.timer is not None:
-                held.timer.cancel()
-            self._abandon(held, "its credential holds too many requests waiting for input")
+            held = self._unhold(handle)
+            if held is not None:
+                self._abandon(held, "its credential holds too many requests waiting for input")
+
+    def _over_budget(self, held: Held) -> str:
+        """Why holding this call would pass a byte budget (HELD_REQUESTS_MB_PER_CREDENTIAL, HELD_REQUESTS_MB),
+        or "". Refused at once with an error: never held past them, never silence."""
+        settings = self.core.settings
+        principal = held.binding.principal
+        mib = 1024 * 1024
+        if self._bytes.get(principal, 0) + held.size > settings.held_bytes_per_credential:
+            return (
+                f"this credential's calls waiting for input would exceed their byte budget of "
+                f"{settings.held_bytes_per_credential / mib:g} MiB (HELD_REQUESTS_MB_PER_CREDENTIAL); answer or "
+                "drop the ones it holds, then retry"
+            )
+        if self._bytes_total + held.size > settings.held_bytes:
+            return (
+                f"the calls waiting for input would exceed the gateway's byte budget of "
+                f"{settings.held_bytes / mib:g} MiB (HELD_REQUESTS_MB); retry later"
+            )
+        return ""
+
+    def _hold(self, handle: str, held: Held) -> None:
+        self._held[handle] = held
+        principal = held.binding.principal
+        self._bytes[principal] = self._bytes.get(principal, 0) + held.size
+        self._bytes_total += held.size
+
+    def _unhold(self, handle: str) -> Held | None:
+        """A held call taken out (retried, expired, evicted): its timer stopped, its bytes given back."""
+        held = self._held.pop(handle, None)
+        if held is None:
+            return None
+        if held.timer is not None:
+            held.timer.cancel()
+            held.timer = None
+        principal = held.binding.principal
+        left = self._bytes.get(principal, 0) - held.size
+        if left > 0:
+            self._bytes[principal] = left
+        else:
+            self._bytes.pop(principal, None)
+        self._bytes_total -= held.size
+        return held
+
+    @property
+    def held_bytes(self) -> int:
+        return self._bytes_total
 
     def _expire(self, handle: str) -> None:
-        held = self._held.pop(handle, None)
+        held = self._unhold(handle)
         if held is not None:
             log.info(
                 "A held %s %s of %s expired: the client did not retry within %g s.",

@@ -64,6 +64,7 @@ class ModernHttp:
         if not message.is_request:
             return Response(status_code=202)  # nothing in this era is a client notification over HTTP
         headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw]
+        await modern.load_sdk()
         envelope = modern.envelope(message.raw, headers)
         if isinstance(envelope, Rejection):
             return _json(modern.error_reply(message.id, envelope), envelope.http_status)

@@ -212,6 +212,8 @@ class Worker:
             log.warning("Could not refresh the %s of %s: %s", kind, self.key, exc)
             return
         if self._ready is not None:
+            if getattr(self._ready, kind) == items:
+                return  # listed again, unchanged: nothing for the gateway to announce
             self._ready = msgspec.structs.replace(self._ready, **{kind: items})
         self._send_data(CatalogChanged(key=self.key, generation=self.spec.generation, kind=kind, items=items))
 
