@@ -38,6 +38,7 @@ async def load_sdk() -> None:
     for name in _SDK_MODULES:
         await asyncio.to_thread(importlib.import_module, name)
 
+
 HEADER_MISMATCH = -32020
 MISSING_CLIENT_CAPABILITY = -32021
 UNSUPPORTED_VERSION = -32022
