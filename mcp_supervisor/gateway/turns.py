@@ -44,10 +44,12 @@ class _Turns:
         self.holder = principal
 
     def release(self) -> None:
-        """The turn goes to the longest-waiting other credential, or else to the same one's next call."""
+        """The turn goes to the next credential in rotation; the one that just had it goes last."""
         last = self.holder
+        if last in self.waiting:
+            self.waiting.move_to_end(last)  # its next call waits for everyone already waiting
         while self.waiting:
-            principal = next((p for p in self.waiting if p != last), next(iter(self.waiting)))
+            principal = next(iter(self.waiting))
             queue = self.waiting[principal]
             granted = queue.popleft()
             if queue:

@@ -33,6 +33,10 @@ pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 NOISY_SERVER = ROOT / "tests" / "fixtures" / "noisy_server.py"
 KEY_ANN, KEY_BOB = "key-ann-0123456789", "key-bob-0123456789"
 MODERN = "2026-07-28"
+ENVELOPE = {
+    "io.modelcontextprotocol/protocolVersion": MODERN,
+    "io.modelcontextprotocol/clientInfo": {"name": "budget-test", "version": "1"},
+}
 
 
 def noisy_entry() -> dict[str, Any]:
@@ -242,25 +246,46 @@ async def test_a_call_that_ends_while_its_input_request_settles_is_answered(
     assert text(result) == "answered without waiting"
 
 
-async def test_held_calls_all_get_answers(tmp_path: Path, supervisor_factory: Any) -> None:
-    """Many concurrent held calls of one credential to one backend: every one is answered (before the fix, one
-    of 300 sometimes got nothing until its client's timeout)."""
+async def test_concurrent_held_calls_are_each_asked_their_own_question(tmp_path: Path, supervisor_factory: Any) -> None:
+    """30 concurrent 2026-07-28 calls of one credential to an eliciting tool of a handshake-era backend: each is
+    held with exactly its own input request, and each retry gets its own result. Before the fix, once the gateway
+    learnt that the tool asks things, every input request went to the newest call (modern calls take no turns),
+    so one call collected the others' questions and they got none."""
     sup = start(tmp_path, supervisor_factory, {"flood"})
-    answered: list[str] = []
+    meta = {**ENVELOPE, "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}}}
+    results: dict[int, str] = {}
 
-    async def elicitation(context: Any, params: Any) -> ElicitResult:
-        return ElicitResult(action="accept", content={"colour": params.message})
+    async def one(http: httpx2.AsyncClient, i: int) -> None:
+        params: dict[str, Any] = {"name": "flood--ask", "arguments": {"question": f"question-{i}"}, "_meta": meta}
+        first = await post(http, sup.url, {"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": params})
+        held = first.json()["result"]
+        assert held["resultType"] == "input_required", held
+        asked = [request["params"]["message"] for request in held["inputRequests"].values()]
+        assert asked == [f"question-{i}"], asked
+        (key,) = held["inputRequests"]
+        answer = {"action": "accept", "content": {"colour": f"answer-{i}"}}
+        retry = {**params, "inputResponses": {key: answer}, "requestState": held["requestState"]}
+        final = await post(http, sup.url, {"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": retry})
+        results[i] = final.json()["result"]["content"][0]["text"]
 
-    async with Client(sup.url, mode=MODERN, elicitation_callback=elicitation, read_timeout_seconds=30) as client:
-
-        async def one(i: int) -> None:
-            answered.append(text(await client.call_tool("flood--ask", {"question": f"question-{i}"})))
-
-        with anyio.fail_after(90):
+    async with httpx2.AsyncClient(timeout=30) as http:
+        with anyio.fail_after(60):
             async with anyio.create_task_group() as group:
-                for i in range(100):
-                    group.start_soon(one, i)
-    assert sorted(answered) == sorted(f'accept: {{"colour": "question-{i}"}}' for i in range(100))
+                for i in range(30):
+                    group.start_soon(one, http, i)
+    assert results == {i: f'accept: {{"colour": "answer-{i}"}}' for i in range(30)}
+
+
+async def post(http: httpx2.AsyncClient, url: str, body: dict[str, Any]) -> httpx2.Response:
+    name = body["params"]["name"]
+    headers = {
+        "accept": "application/json, text/event-stream",
+        "content-type": "application/json",
+        "mcp-protocol-version": MODERN,
+        "mcp-method": body["method"],
+        "mcp-name": name,
+    }
+    return await http.post(url, content=json.dumps(body), headers=headers)
 
 
 async def test_interactive_turns_are_fair_across_credentials(tmp_path: Path, supervisor_factory: Any) -> None:
