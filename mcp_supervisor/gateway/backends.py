@@ -364,6 +364,7 @@ class Backends:
                 case Heartbeat() if message.key != key or message.generation != generation:
                     self._refuse(sender, f"a heartbeat in the name of {message.key}/{message.generation}")
                 case Heartbeat():
+                    self.metrics.notified(key, message.notifications_dropped, message.notifications_coalesced)
                     link = self.links.get(key)
                     if link is None or link.generation < generation:
                         # A worker we do not know (we restarted, or missed its ready): ask it to introduce itself.

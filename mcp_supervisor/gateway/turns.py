@@ -46,7 +46,7 @@ class _Turns:
     def release(self) -> None:
         """The turn goes to the next credential in rotation; the one that just had it goes last."""
         last = self.holder
-        if last in self.waiting:
+        if last is not None and last in self.waiting:
             self.waiting.move_to_end(last)  # its next call waits for everyone already waiting
         while self.waiting:
             principal = next(iter(self.waiting))

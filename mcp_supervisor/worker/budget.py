@@ -7,7 +7,8 @@ as it came. Past it:
   waiting ones go out as the bucket refills; the one of a request that is answered goes out just before its
   reply, so the last progress of a call is never lost and never comes after its result;
 - a `notifications/resources/updated` is coalesced per URI the same way;
-- anything else (log messages above all) is dropped.
+- anything else (log messages above all) is dropped, but for `notifications/cancelled` (the backend giving
+  up one of its own requests), which is never held back.
 Responses are never counted, delayed or dropped. What was coalesced or dropped is counted and said once per
 WINDOW_S in the worker's log.
 
@@ -24,6 +25,9 @@ from collections.abc import Callable
 
 import msgspec
 
+from mcp_supervisor.protocol import codec
+from mcp_supervisor.protocol.messages import Heartbeat
+
 log = logging.getLogger("mcp_supervisor.worker")
 
 # Notifications per second, per backend, once the burst is spent: far more than a client can show, and small
@@ -36,6 +40,7 @@ MAX_WAITING = 10_000
 
 _PROGRESS = "notifications/progress"
 _UPDATED = "notifications/resources/updated"
+_CANCELLED = "notifications/cancelled"
 
 
 class _KeyParams(msgspec.Struct):
@@ -66,6 +71,11 @@ class NotificationBudget:
         self._told_at = -WINDOW_S
         self._told = (0, 0)
 
+    @property
+    def counts(self) -> tuple[int, int]:
+        """(dropped, coalesced) so far."""
+        return self.dropped, self.coalesced
+
     def _refill(self) -> None:
         now = time.monotonic()
         self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
@@ -73,6 +83,9 @@ class NotificationBudget:
 
     def offer(self, method: str, raw: bytes) -> None:
         """One notification from the backend: sent now, kept for later (coalesced), or dropped."""
+        if method == _CANCELLED:
+            self._send(raw)  # the backend gives up a request of its own: one per request, never dropped
+            return
         if self._tokens < 1.0:
             self._refill()
         if self._tokens >= 1.0 and not self._waiting:
@@ -144,3 +157,10 @@ class NotificationBudget:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def gateway_heartbeat(key: str, generation: int, counts: tuple[int, int]) -> bytes:
+    """The worker's data-plane heartbeat, carrying what its budget dropped and coalesced (the gateway's /metrics)."""
+    dropped, coalesced = counts
+    beat = Heartbeat(key=key, generation=generation, notifications_dropped=dropped, notifications_coalesced=coalesced)
+    return codec.encode(beat)

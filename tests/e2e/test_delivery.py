@@ -326,9 +326,17 @@ async def test_a_slow_sse_reader_and_another_tenants_flood_lose_no_reply(two_ten
         received = ann.tally.logs.get("ann", 0)
         print(f"/sse flood at a stalled reader: {received}/30000 of her own log lines delivered, the rest dropped")
         # How many fit in her socket depends on the machine's load (the kernel autotunes loopback buffers to
-        # megabytes), so the accounting is what must hold: every line delivered or counted as dropped.
+        # megabytes), so the accounting is what must hold: every line delivered or counted as dropped, by the
+        # gateway (a slow reader) or by the backend's worker (past the backend's notification budget, issue 22).
         dropped = metric(sup, "mcp_gateway_dropped_notifications_total")
-        assert dropped == 30_000 - received
+        at_worker = 'mcp_backend_dropped_notifications_total{backend="flood"}'
+
+        def accounted() -> bool:
+            with contextlib.suppress(AssertionError):  # not in /metrics until the worker's heartbeat says
+                return dropped + metric(sup, at_worker) == 30_000 - received
+            return False
+
+        await async_wait_until(accounted, 10, interval=0.2, what="every line delivered or counted as dropped")
         assert sup.log_path.read_text().count("reads too slowly for its notifications") == (1 if dropped else 0)
 
 
