@@ -219,8 +219,9 @@ async def test_held_calls_over_the_byte_budget_get_an_error_at_once(tmp_path: Pa
 
         async def one(i: int) -> None:
             try:
-                # A distinct question: the backend's elicitation names it, so the gateway attributes it exactly.
-                arguments = {"question": f"question-{i}", "pad": "x" * 1_000_000}
+                # A distinct question (none a prefix of another): the backend's elicitation names it, so the gateway
+                # attributes it exactly.
+                arguments = {"question": f"question-{i:03d}", "pad": "x" * 1_000_000}
                 answered.append(text(await client.call_tool("flood--ask", arguments)))
             except MCPError as exc:
                 refused.append(exc)
@@ -264,12 +265,12 @@ async def test_concurrent_held_calls_are_each_asked_their_own_question(tmp_path:
     results: dict[int, str] = {}
 
     async def one(http: httpx2.AsyncClient, i: int) -> None:
-        params: dict[str, Any] = {"name": "flood--ask", "arguments": {"question": f"question-{i}"}, "_meta": meta}
+        params: dict[str, Any] = {"name": "flood--ask", "arguments": {"question": f"question-{i:03d}"}, "_meta": meta}
         first = await post(http, sup.url, {"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": params})
         held = first.json()["result"]
         assert held["resultType"] == "input_required", held
         asked = [request["params"]["message"] for request in held["inputRequests"].values()]
-        assert asked == [f"question-{i}"], asked
+        assert asked == [f"question-{i:03d}"], asked
         (key,) = held["inputRequests"]
         answer = {"action": "accept", "content": {"colour": f"answer-{i}"}}
         retry = {**params, "inputResponses": {key: answer}, "requestState": held["requestState"]}
