@@ -210,6 +210,7 @@ class Backends:
                 self._router.send([link.identity, frame])
             except zmq.ZMQError as exc:
                 raise BackendUnavailable(key, f"its worker cannot be reached ({exc.strerror})") from None
+            del frame  # sent: not kept for the call's whole flight (a held call's can be megabytes)
             result, error = await future
             failed = bool(error)
             return result, error

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcp_supervisor.gateway import jsonrpc, modern
 from mcp_supervisor.gateway.auth import Identity
+from mcp_supervisor.gateway.held_budget import HeldBytes
 from mcp_supervisor.gateway.jsonrpc import Incoming
 from mcp_supervisor.gateway.modern import CacheHint, Envelope, Rejection, Shaped
 from mcp_supervisor.gateway.request_state import Binding, RequestStateSealer, StateRejected
@@ -59,9 +60,8 @@ class Held:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     emit_to: Emit | None = None
     timer: asyncio.TimerHandle | None = None
-    # What holding it costs, roughly (the byte budget): the call's params, plus the input requests it asks.
-    params_size: int = 0
-    size: int = 0
+    # What it costs the gateway, roughly (held_budget.py): its params, plus the input requests it asks.
+    charged: int = 0
 
     def on_input(self, gateway_id: str, message: dict[str, Any]) -> None:
         if not gateway_id:
@@ -85,9 +85,7 @@ class ModernRequests:
         self.sealer = RequestStateSealer(settings.request_state_secret, settings.input_required_timeout_s)
         self._held: dict[str, Held] = {}
         self._handles = itertools.count(1)
-        # Bytes held (Held.size) per principal, and in all: bounded by HELD_REQUESTS_MB(_PER_CREDENTIAL).
-        self._bytes: dict[str, int] = {}
-        self._bytes_total = 0
+        self.budget = HeldBytes(settings.held_bytes_per_credential, settings.held_bytes)
 
     # ------------------------------------------------------------------ entry
 
@@ -167,7 +165,12 @@ class ModernRequests:
         params = message.params
         state = params.get("requestState")
         if state is None:
-            held = Held(binding, session, message.id, emit_to=emit, params_size=len(jsonrpc.encode_json(params)))
+            size = len(jsonrpc.encode_json(params))
+            refusal = self.budget.refusal(session.principal, size)
+            if refusal:
+                return self._reject(message.id, Rejection(jsonrpc.OVER_BUDGET, f"Not accepted: {refusal}."))
+            held = Held(binding, session, message.id, emit_to=emit, charged=size)
+            self.budget.charge(session.principal, size)
             session.input_sink = held.on_input
             held.task = asyncio.ensure_future(self.core.handle_request(session, message, held.emit))
             held.task.add_done_callback(lambda _: held.changed.set())
@@ -186,6 +189,8 @@ class ModernRequests:
             return self._wrap_backend_state(await self.core.handle_request(session, unwrapped, emit), binding, backend)
         held_entry = self._unhold(value)
         if held_entry is None or held_entry.binding != binding:
+            if held_entry is not None:
+                self._abandon(held_entry, "its requestState was presented for another request")
             return self._reject(
                 message.id,
                 Rejection(
@@ -243,13 +248,15 @@ class ModernRequests:
                 return
 
     def _input_required(self, held: Held, request_id: jsonrpc.RequestId) -> Shaped:
-        held.asked.update(held.new)
-        held.new.clear()
-        held.size = held.params_size + sum(len(jsonrpc.encode_json(asked)) for asked in held.asked.values())
-        refusal = self._over_budget(held)
+        extra = sum(len(jsonrpc.encode_json(asked)) for asked in held.new.values())
+        refusal = self.budget.refusal(held.binding.principal, extra)
         if refusal:
             self._abandon(held, refusal)
             return self._reject(request_id, Rejection(jsonrpc.OVER_BUDGET, f"Not held: {refusal}."))
+        self.budget.charge(held.binding.principal, extra)
+        held.charged += extra
+        held.asked.update(held.new)
+        held.new.clear()
         held.session.parked = True
         held.emit_to = None
         handle = f"h{next(self._handles)}"
@@ -273,51 +280,17 @@ class ModernRequests:
             if held is not None:
                 self._abandon(held, "its credential holds too many requests waiting for input")
 
-    def _over_budget(self, held: Held) -> str:
-        """Why holding this call would pass a byte budget (HELD_REQUESTS_MB_PER_CREDENTIAL, HELD_REQUESTS_MB),
-        or "". Refused at once with an error: never held past them, never silence."""
-        settings = self.core.settings
-        principal = held.binding.principal
-        mib = 1024 * 1024
-        if self._bytes.get(principal, 0) + held.size > settings.held_bytes_per_credential:
-            return (
-                f"this credential's calls waiting for input would exceed their byte budget of "
-                f"{settings.held_bytes_per_credential / mib:g} MiB (HELD_REQUESTS_MB_PER_CREDENTIAL); answer or "
-                "drop the ones it holds, then retry"
-            )
-        if self._bytes_total + held.size > settings.held_bytes:
-            return (
-                f"the calls waiting for input would exceed the gateway's byte budget of "
-                f"{settings.held_bytes / mib:g} MiB (HELD_REQUESTS_MB); retry later"
-            )
-        return ""
-
     def _hold(self, handle: str, held: Held) -> None:
         self._held[handle] = held
-        principal = held.binding.principal
-        self._bytes[principal] = self._bytes.get(principal, 0) + held.size
-        self._bytes_total += held.size
 
     def _unhold(self, handle: str) -> Held | None:
-        """A held call taken out (retried, expired, evicted): its timer stopped, its bytes given back."""
+        """A held call taken out (retried, expired, evicted), its timer stopped; its bytes stay charged until
+        it ends (`_abandon`)."""
         held = self._held.pop(handle, None)
-        if held is None:
-            return None
-        if held.timer is not None:
+        if held is not None and held.timer is not None:
             held.timer.cancel()
             held.timer = None
-        principal = held.binding.principal
-        left = self._bytes.get(principal, 0) - held.size
-        if left > 0:
-            self._bytes[principal] = left
-        else:
-            self._bytes.pop(principal, None)
-        self._bytes_total -= held.size
         return held
-
-    @property
-    def held_bytes(self) -> int:
-        return self._bytes_total
 
     def _expire(self, handle: str) -> None:
         held = self._unhold(handle)
@@ -338,6 +311,8 @@ class ModernRequests:
             self.core.server_requests.answer(key, error=error)
         held.asked.clear()
         held.new.clear()
+        self.budget.release(held.binding.principal, held.charged)
+        held.charged = 0
         held.session.input_sink = None
         held.session.parked = False
         if held.task is not None and not held.task.done():
