@@ -1,5 +1,5 @@
-"""The pure parts of issue 22's budgets: fair turns, debounced announcements, the notification budget, and
-coalesced refreshes."""
+"""The pure parts of issue 22's budgets: fair turns, debounced announcements, the notification budget,
+coalesced refreshes, and the byte budget of held calls."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import json
 
 import pytest
 
+from mcp_supervisor.config.settings import load_settings
 from mcp_supervisor.gateway.debounce import Debounced
+from mcp_supervisor.gateway.held_budget import HeldBytes
 from mcp_supervisor.gateway.turns import FairTurns
 from mcp_supervisor.worker.budget import NotificationBudget
 from mcp_supervisor.worker.coalesce import Coalesced
@@ -144,3 +146,26 @@ async def test_refreshes_are_coalesced_one_in_flight_one_pending() -> None:
         await asyncio.sleep(0)
     assert runs == ["tools", "tools"]  # once more, for the changes that came meanwhile
     coalesced.cancel()
+
+
+def test_held_bytes_are_bounded_per_credential_and_in_all() -> None:
+    budget = HeldBytes(per_credential=10, total=15)
+    assert budget.refusal("ann", 10) == ""
+    budget.charge("ann", 10)
+    assert "HELD_REQUESTS_MB_PER_CREDENTIAL" in budget.refusal("ann", 1)
+    assert budget.refusal("bob", 5) == ""
+    budget.charge("bob", 5)
+    assert "HELD_REQUESTS_MB)" in budget.refusal("cat", 1)  # the gateway's total, though cat holds nothing
+    budget.release("ann", 10)
+    assert budget.of("ann") == 0 and budget.total == 5
+    assert budget.refusal("cat", 1) == ""
+
+
+def test_budget_settings_have_defaults_and_env_overrides() -> None:
+    defaults = load_settings({})
+    assert defaults.held_bytes_per_credential == 64 * 1024 * 1024 and defaults.held_bytes == 256 * 1024 * 1024
+    assert defaults.list_changed_debounce_s == 0.2
+    env = {"HELD_REQUESTS_MB_PER_CREDENTIAL": "8", "HELD_REQUESTS_MB": "32", "LIST_CHANGED_DEBOUNCE_SECONDS": "0"}
+    custom = load_settings(env)
+    assert (custom.held_bytes_per_credential, custom.held_bytes) == (8 * 1024 * 1024, 32 * 1024 * 1024)
+    assert custom.list_changed_debounce_s == 0
