@@ -195,8 +195,11 @@ def test_a_slow_stdio_reader_and_a_flood_lose_no_reply(stdio_client: StdioClient
     # written, the transport's buffer, the pipe) adds a load-dependent amount (1019 on a quiet machine, up to
     # 7187 with three test suites on 2 cores); unbounded buffering would hand the reader all 30 000.
     assert flood.logs.get("own", 0) < 15_000
-    dropped = [line for line in client.stderr if "reads too slowly for its notifications" in line]
-    assert len(dropped) == 1, dropped  # ... and their loss said once for the session
+    # ... and their loss said, sparingly: by the backend's worker, past the backend's notification budget (once
+    # per 10 s window, issue 22), and by the gateway once for the session if the stalled reader lost more.
+    at_gateway = [line for line in client.stderr if "reads too slowly for its notifications" in line]
+    at_worker = [line for line in client.stderr if "Too many notifications from backend flood" in line]
+    assert len(at_gateway) <= 1 and 1 <= len(at_worker) <= 3, (at_gateway, at_worker)
 
 
 # ---------------------------------------------------------------------------------------------------- /sse
