@@ -25,3 +25,11 @@ class BackendError(SupervisorError):
 
 class ControlError(SupervisorError):
     """The supervisor's control socket could not be reached or refused a command."""
+
+
+def describe(exc: BaseException) -> str:
+    """One line for an error that may be an ExceptionGroup (the SDK's task groups raise them)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(describe(inner) for inner in exc.exceptions)
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, BackendError) else f"{type(exc).__name__}: {text}"

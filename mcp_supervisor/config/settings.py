@@ -97,6 +97,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     input_required_timeout_s: float = 120.0
     request_state_secret: str = ""
     catalog_ttl_s: float = 60.0
+    # Bytes of 2026-07-28 calls held for their client's retry (the call and what it asks), per credential and
+    # in all: a call that would pass either gets an error at once instead of being held.
+    held_bytes_per_credential: int = 64 * 1024 * 1024
+    held_bytes: int = 256 * 1024 * 1024
+    # list_changed reaches each client at most once per this window (the last change is never lost).
+    list_changed_debounce_s: float = 0.2
     # Client sessions: in all, per credential, and how long an idle one lives (much shorter under load).
     max_sessions: int = 10_000
     max_sessions_per_credential: int = 1000
@@ -239,6 +245,9 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         input_required_timeout_s=_float(env, "INPUT_REQUIRED_TIMEOUT_SECONDS", 120.0),
         request_state_secret=(env.get("REQUEST_STATE_SECRET") or "").strip(),
         catalog_ttl_s=_float(env, "CATALOG_TTL_SECONDS", 60.0, allow_zero=True),
+        held_bytes_per_credential=_int(env, "HELD_REQUESTS_MB_PER_CREDENTIAL", 64, 1, 1 << 20) * 1024 * 1024,
+        held_bytes=_int(env, "HELD_REQUESTS_MB", 256, 1, 1 << 20) * 1024 * 1024,
+        list_changed_debounce_s=_float(env, "LIST_CHANGED_DEBOUNCE_SECONDS", 0.2, allow_zero=True),
         max_sessions=_int(env, "MAX_SESSIONS", 10_000, 1),
         max_sessions_per_credential=_int(env, "MAX_SESSIONS_PER_CREDENTIAL", 1000, 1),
         session_idle_timeout_s=_float(env, "SESSION_IDLE_TIMEOUT_SECONDS", 3600.0),

@@ -210,6 +210,7 @@ class Backends:
                 self._router.send([link.identity, frame])
             except zmq.ZMQError as exc:
                 raise BackendUnavailable(key, f"its worker cannot be reached ({exc.strerror})") from None
+            del frame  # sent: not kept for the call's whole flight (a held call's can be megabytes)
             result, error = await future
             failed = bool(error)
             return result, error
@@ -364,6 +365,7 @@ class Backends:
                 case Heartbeat() if message.key != key or message.generation != generation:
                     self._refuse(sender, f"a heartbeat in the name of {message.key}/{message.generation}")
                 case Heartbeat():
+                    self.metrics.notified(key, message.notifications_dropped, message.notifications_coalesced)
                     link = self.links.get(key)
                     if link is None or link.generation < generation:
                         # A worker we do not know (we restarted, or missed its ready): ask it to introduce itself.

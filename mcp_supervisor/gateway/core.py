@@ -21,6 +21,7 @@ from mcp_supervisor.gateway.access import identity_profile, permits_name, permit
 from mcp_supervisor.gateway.audit import error_code, open_audit
 from mcp_supervisor.gateway.backends import Backends, BackendUnavailable, CallContext
 from mcp_supervisor.gateway.catalog_view import CatalogView
+from mcp_supervisor.gateway.debounce import Debounced
 from mcp_supervisor.gateway.input_rounds import answer_input_requests
 from mcp_supervisor.gateway.jsonrpc import Incoming, JsonRpcFault
 from mcp_supervisor.gateway.listeners import Listener, Listeners, parse_filter
@@ -74,6 +75,7 @@ class GatewayCore:
         sessions.on_close = self._session_closed
         self.listeners = Listeners(settings.max_sessions, settings.max_sessions_per_credential)
         self.modern = ModernRequests(self)
+        self._list_changed = Debounced(settings.list_changed_debounce_s, self._deliver_list_changed)
 
     def keep(self, task: asyncio.Future[Any]) -> None:
         """Hold a background task until it ends (the loop keeps only weak references)."""
@@ -88,10 +90,13 @@ class GatewayCore:
         self._announce("tools", "prompts", "resources")
 
     def _announce(self, *kinds: str) -> None:
-        """list_changed to every handshake-era session, and to the listen streams that asked for it."""
-        for kind in kinds:
-            self.sessions.broadcast(_LIST_CHANGED[kind])
-            self.listeners.list_changed(kind)
+        """list_changed to every handshake-era session, and to the listen streams that asked for it: at most
+        once per LIST_CHANGED_DEBOUNCE_SECONDS (debounce.py)."""
+        self._list_changed.announce(*kinds)
+
+    def _deliver_list_changed(self, kind: str) -> None:
+        self.sessions.broadcast(_LIST_CHANGED[kind])
+        self.listeners.list_changed(kind)
 
     def set_tool_config(self, tool_config: ToolConfig) -> None:
         if tool_config == self.catalog.tool_config:
@@ -389,7 +394,7 @@ class GatewayCore:
             # A modern call does not take turns: it may wait minutes for its client's retry (parked calls are
             # left out of attribution instead, see server_requests._attribute).
             return await self._forward(context, route.server_key, method, forwarded)
-        async with self.server_requests.turn(route.server_key):
+        async with self.server_requests.turn(route.server_key, context.session.principal):
             return await self._forward(context, route.server_key, method, forwarded)
 
     def _never_linked_owner(self, name: str) -> str | None:

@@ -21,6 +21,8 @@ REQUEST_TIMEOUT = -32001
 BACKEND_UNAVAILABLE = -32003
 SESSION_NOT_FOUND = -32000
 REQUEST_CANCELLED = -32004
+# A bound of the gateway's (what one credential, or everyone, may hold) is reached; retry later.
+OVER_BUDGET = -32005
 
 RequestId = int | str
 

@@ -35,6 +35,13 @@ class Metrics:
         # be attributed to no single credential.
         self.budget: Budget | None = None
         self.unattributed_logs = 0
+        # Per backend: its notifications its worker's budget dropped and coalesced (worker/budget.py).
+        self.notifications: dict[str, tuple[int, int]] = {}
+
+    def notified(self, backend: str, dropped: int, coalesced: int) -> None:
+        """A worker's heartbeat: what its backend's notification budget dropped and coalesced so far."""
+        if dropped or coalesced:
+            self.notifications[backend] = (dropped, coalesced)
 
     def observe(self, backend: str, seconds: float, error: bool) -> None:
         traffic = self.traffic.get(backend)
@@ -108,6 +115,20 @@ class Metrics:
         )
         for s in statuses:
             lines.append(f'mcp_backend_refused_replies_total{{backend="{_label(s.key)}"}} {s.refused_replies}')
+        family(
+            "mcp_backend_dropped_notifications_total",
+            "counter",
+            "The backend's notifications dropped past its budget by its worker, this generation (never responses).",
+        )
+        for key, (dropped, _) in sorted(self.notifications.items()):
+            lines.append(f'mcp_backend_dropped_notifications_total{{backend="{_label(key)}"}} {dropped}')
+        family(
+            "mcp_backend_coalesced_notifications_total",
+            "counter",
+            "The backend's progress and resource-update notifications replaced by a later one past its budget.",
+        )
+        for key, (_, coalesced) in sorted(self.notifications.items()):
+            lines.append(f'mcp_backend_coalesced_notifications_total{{backend="{_label(key)}"}} {coalesced}')
         family("mcp_backend_calls_total", "counter", "Requests relayed to the backend.")
         for key, t in traffic:
             lines.append(f'mcp_backend_calls_total{{backend="{_label(key)}"}} {t.calls}')

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcp_supervisor.gateway import jsonrpc, modern
 from mcp_supervisor.gateway.auth import Identity
+from mcp_supervisor.gateway.held_budget import HeldBytes
 from mcp_supervisor.gateway.jsonrpc import Incoming
 from mcp_supervisor.gateway.modern import CacheHint, Envelope, Rejection, Shaped
 from mcp_supervisor.gateway.request_state import Binding, RequestStateSealer, StateRejected
@@ -59,6 +60,8 @@ class Held:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     emit_to: Emit | None = None
     timer: asyncio.TimerHandle | None = None
+    # What it costs the gateway, roughly (held_budget.py): its params, plus the input requests it asks.
+    charged: int = 0
 
     def on_input(self, gateway_id: str, message: dict[str, Any]) -> None:
         if not gateway_id:
@@ -82,6 +85,7 @@ class ModernRequests:
         self.sealer = RequestStateSealer(settings.request_state_secret, settings.input_required_timeout_s)
         self._held: dict[str, Held] = {}
         self._handles = itertools.count(1)
+        self.budget = HeldBytes(settings.held_bytes_per_credential, settings.held_bytes)
 
     # ------------------------------------------------------------------ entry
 
@@ -161,7 +165,12 @@ class ModernRequests:
         params = message.params
         state = params.get("requestState")
         if state is None:
-            held = Held(binding, session, message.id, emit_to=emit)
+            size = len(jsonrpc.encode_json(params))
+            refusal = self.budget.refusal(session.principal, size)
+            if refusal:
+                return self._reject(message.id, Rejection(jsonrpc.OVER_BUDGET, f"Not accepted: {refusal}."))
+            held = Held(binding, session, message.id, emit_to=emit, charged=size)
+            self.budget.charge(session.principal, size)
             session.input_sink = held.on_input
             held.task = asyncio.ensure_future(self.core.handle_request(session, message, held.emit))
             held.task.add_done_callback(lambda _: held.changed.set())
@@ -178,8 +187,10 @@ class ModernRequests:
             raw = {**message.raw, "params": {**params, "requestState": value}}
             unwrapped = Incoming(raw, message.id, message.method)
             return self._wrap_backend_state(await self.core.handle_request(session, unwrapped, emit), binding, backend)
-        held_entry = self._held.pop(value, None)
+        held_entry = self._unhold(value)
         if held_entry is None or held_entry.binding != binding:
+            if held_entry is not None:
+                self._abandon(held_entry, "its requestState was presented for another request")
             return self._reject(
                 message.id,
                 Rejection(
@@ -188,8 +199,6 @@ class ModernRequests:
                     "or was held by another replica).",
                 ),
             )
-        if held_entry.timer is not None:
-            held_entry.timer.cancel()
         held_entry.emit_to = emit
         held_entry.session.parked = False
         responses = params.get("inputResponses")
@@ -207,6 +216,10 @@ class ModernRequests:
         assert held.task is not None
         try:
             while True:
+                # Cleared before the checks, never after: a call that ends meanwhile (its done callback sets
+                # it) is seen by the checks or wakes the wait. Clearing after `_settle`, which returns when
+                # the call ended, lost that wake-up: the client got no answer at all (issue 22).
+                held.changed.clear()
                 if held.missing_capability:
                     self._abandon(held, "the client lacks a capability the backend needs")
                     method = next((k for k, v in REQUIRED_CAPABILITY.items() if v == held.missing_capability), "")
@@ -218,7 +231,7 @@ class ModernRequests:
                     await self._settle(held)  # a backend may send several requests at once: one round
                     if not held.task.done():
                         return self._input_required(held, request_id)
-                held.changed.clear()
+                    continue  # it ended while settling: its result is the answer
                 await held.changed.wait()  # set by a new input request, or by the call's end
         except asyncio.CancelledError:
             self._abandon(held, "the client closed the request's stream")
@@ -235,13 +248,20 @@ class ModernRequests:
                 return
 
     def _input_required(self, held: Held, request_id: jsonrpc.RequestId) -> Shaped:
-        held.session.parked = True
+        extra = sum(len(jsonrpc.encode_json(asked)) for asked in held.new.values())
+        refusal = self.budget.refusal(held.binding.principal, extra)
+        if refusal:
+            self._abandon(held, refusal)
+            return self._reject(request_id, Rejection(jsonrpc.OVER_BUDGET, f"Not held: {refusal}."))
+        self.budget.charge(held.binding.principal, extra)
+        held.charged += extra
         held.asked.update(held.new)
         held.new.clear()
+        held.session.parked = True
         held.emit_to = None
         handle = f"h{next(self._handles)}"
         self._bound(held.binding.principal)
-        self._held[handle] = held
+        self._hold(handle, held)
         held.timer = asyncio.get_running_loop().call_later(self.timeout_s, self._expire, handle)
         result = {
             "resultType": "input_required",
@@ -256,13 +276,24 @@ class ModernRequests:
         past it, its oldest is abandoned, so it can crowd out nobody but itself."""
         own = [handle for handle, held in self._held.items() if held.binding.principal == principal]
         for handle in own[: max(0, len(own) - self.core.settings.max_sessions_per_credential + 1)]:
-            held = self._held.pop(handle)
-            if held.timer is not None:
-                held.timer.cancel()
-            self._abandon(held, "its credential holds too many requests waiting for input")
+            held = self._unhold(handle)
+            if held is not None:
+                self._abandon(held, "its credential holds too many requests waiting for input")
+
+    def _hold(self, handle: str, held: Held) -> None:
+        self._held[handle] = held
+
+    def _unhold(self, handle: str) -> Held | None:
+        """A held call taken out (retried, expired, evicted), its timer stopped; its bytes stay charged until
+        it ends (`_abandon`)."""
+        held = self._held.pop(handle, None)
+        if held is not None and held.timer is not None:
+            held.timer.cancel()
+            held.timer = None
+        return held
 
     def _expire(self, handle: str) -> None:
-        held = self._held.pop(handle, None)
+        held = self._unhold(handle)
         if held is not None:
             log.info(
                 "A held %s %s of %s expired: the client did not retry within %g s.",
@@ -280,6 +311,8 @@ class ModernRequests:
             self.core.server_requests.answer(key, error=error)
         held.asked.clear()
         held.new.clear()
+        self.budget.release(held.binding.principal, held.charged)
+        held.charged = 0
         held.session.input_sink = None
         held.session.parked = False
         if held.task is not None and not held.task.done():

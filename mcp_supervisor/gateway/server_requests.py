@@ -14,9 +14,9 @@ never hangs on us, and a silent client holds another's turn for that long at mos
 
 The gateway also learns: an operation (a tool or prompt of one backend) that was unambiguously the cause of a
 server request is "interactive". From then on calls to that backend's interactive operations take turns (one
-in flight per backend), and a server request goes to the one interactive call in flight (when only its
-credential has calls in flight there): exact attribution for the tools that need it, at the cost of their
-concurrency only.
+in flight per backend; credentials served round-robin, see turns.py), and a server request goes to the one
+interactive call in flight (when only its credential has calls in flight there): exact attribution for the
+tools that need it, at the cost of their concurrency only.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ from mcp_supervisor.gateway import jsonrpc
 from mcp_supervisor.gateway.backends import Backends, CallContext
 from mcp_supervisor.gateway.jsonrpc import Incoming
 from mcp_supervisor.gateway.sessions import ClientSession
+from mcp_supervisor.gateway.turns import FairTurns
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
@@ -61,14 +63,15 @@ class ServerRequests:
         self._ids = itertools.count(1)
         self._outstanding: dict[str, Outstanding] = {}
         self._interactive: set[tuple[str, str]] = set()  # (backend key, operation)
-        self._turns: dict[str, asyncio.Lock] = {}
+        self.turns = FairTurns()
 
     def is_interactive(self, key: str, operation: str) -> bool:
         return (key, operation) in self._interactive
 
-    def turn(self, key: str) -> asyncio.Lock:
-        """Held by an interactive call for its whole flight: one at a time per backend."""
-        return self._turns.setdefault(key, asyncio.Lock())
+    def turn(self, key: str, principal: str) -> AbstractAsyncContextManager[None]:
+        """Held by an interactive call for its whole flight: one at a time per backend, and fair across
+        credentials (turns.py)."""
+        return self.turns.turn(key, principal)
 
     # ------------------------------------------------------------------ backend → client
 
@@ -124,9 +127,12 @@ class ServerRequests:
                 ", ".join(learnt) or "the operations involved",
             )
             return None
-        interactive = [c for c in contexts if (key, c.operation) in self._interactive]
+        # Legacy calls to an interactive operation take turns: the one in flight is the source. Modern ones do
+        # not (core._by_name): several may be in flight, and going to the newest would hand one call's request
+        # to another (all of them, once learnt); they are attributed by their arguments below.
+        interactive = [c for c in contexts if (key, c.operation) in self._interactive and c.session.era != "modern"]
         if interactive:
-            return interactive[-1]  # they take turns: this is the only one in flight
+            return interactive[-1]
         if capability is not None:
             able = [c for c in contexts if capability in c.session.capabilities]
             contexts = able or contexts

@@ -66,6 +66,9 @@ class Heartbeat(_Envelope, tag="hb"):
 
     key: str
     generation: int
+    # The backend's notifications its worker's budget dropped and coalesced so far (worker/budget.py).
+    notifications_dropped: int = 0
+    notifications_coalesced: int = 0
 
 
 class BackendMessage(_Envelope, tag="bmsg"):

@@ -22,7 +22,7 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from mcp_supervisor.errors import BackendError, ProtocolError
+from mcp_supervisor.errors import BackendError, ProtocolError, describe
 from mcp_supervisor.protocol import codec, socket_auth
 from mcp_supervisor.protocol.beat_page import BeatPage
 from mcp_supervisor.protocol.channel import Channel
@@ -32,7 +32,6 @@ from mcp_supervisor.protocol.messages import (
     BackendMessage,
     CatalogChanged,
     Forward,
-    Heartbeat,
     Notify,
     Reply,
     Resync,
@@ -53,6 +52,7 @@ from mcp_supervisor.system.process_tree import (
     set_title,
 )
 from mcp_supervisor.worker.backend import open_backend
+from mcp_supervisor.worker.budget import gateway_heartbeat
 from mcp_supervisor.worker.era import negotiate
 from mcp_supervisor.worker.relay import BackendClosed, BackendRelay
 from mcp_supervisor.worker.stdio_connection import spawn
@@ -96,7 +96,8 @@ class Worker:
         self._data = Channel(data)
         # Connection events of the data socket: a handshake with a (restarted) gateway (see GATEWAY_BEAT_EVERY).
         self._connections: zmq.Socket[bytes] = data.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
-        self._to_gateway = codec.encode(Heartbeat(key=self.key, generation=spec.generation))
+        self._to_gateway = gateway_heartbeat(self.key, spec.generation, (0, 0))
+        self._counts = (0, 0)
         self._control: zmq.asyncio.Socket | None = None
         if self._report_fd is None:
             self._control = self._ctx.socket(zmq.DEALER)
@@ -138,7 +139,7 @@ class Worker:
         except Exception as exc:  # the SDK transports raise ExceptionGroups from their task groups
             if self.stop_requested.is_set():
                 return 0
-            return await self._fail(_describe(exc))
+            return await self._fail(describe(exc))
         finally:
             heartbeats.cancel()
         return 0
@@ -212,6 +213,8 @@ class Worker:
             log.warning("Could not refresh the %s of %s: %s", kind, self.key, exc)
             return
         if self._ready is not None:
+            if getattr(self._ready, kind) == items:
+                return  # listed again, unchanged: nothing for the gateway to announce
             self._ready = msgspec.structs.replace(self._ready, **{kind: items})
         self._send_data(CatalogChanged(key=self.key, generation=self.spec.generation, kind=kind, items=items))
 
@@ -284,7 +287,10 @@ class Worker:
                 )
                 await self._control.send(codec.encode(beat))
             beats += 1
-            if self._ready is not None and beats % GATEWAY_BEAT_EVERY == 0:
+            counts = relay.budget.counts if relay is not None and relay.budget is not None else (0, 0)
+            if self._ready is not None and (beats % GATEWAY_BEAT_EVERY == 0 or counts != self._counts):
+                self._counts = counts  # what the notification budget dropped and coalesced, for /metrics
+                self._to_gateway = gateway_heartbeat(self.key, self.spec.generation, counts)
                 self._data.send([self._to_gateway])
             # Orphans of the backend's tree are adopted by us (a subreaper), not by the supervisor: collect them.
             connection = relay.connection if relay is not None else None
@@ -326,14 +332,6 @@ async def _race(pump: asyncio.Task[None], work: Coroutine[Any, Any, T]) -> T:
     task.cancel()
     pump.result()  # raises why the backend connection ended
     raise BackendClosed("The backend closed the connection during start-up.")
-
-
-def _describe(exc: BaseException) -> str:
-    """One line for an error that may be an ExceptionGroup from the SDK's task groups."""
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_describe(inner) for inner in exc.exceptions)
-    text = str(exc) or type(exc).__name__
-    return text if isinstance(exc, BackendError) else f"{type(exc).__name__}: {text}"
 
 
 def main() -> int:

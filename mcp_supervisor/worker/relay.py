@@ -27,6 +27,8 @@ import msgspec
 from mcp_supervisor.errors import BackendError
 from mcp_supervisor.protocol.messages import Reply
 from mcp_supervisor.worker import envelope
+from mcp_supervisor.worker.budget import NotificationBudget
+from mcp_supervisor.worker.coalesce import Coalesced
 from mcp_supervisor.worker.connection import BackendConnection
 from mcp_supervisor.worker.modern import ModernHop
 from mcp_supervisor.worker.own_requests import no_caller_error, roots_result
@@ -125,18 +127,20 @@ class BackendRelay:
     ) -> None:
         self.name = name
         self._send_message = send_message
+        # What the gateway routes of the backend's notifications, within a per-backend budget (budget.py).
+        self.budget = NotificationBudget(send_message, name) if send_message is not None else None
         # The server entry's `roots`: when set, the backend's roots/list is always answered with them.
         self.roots = roots
         self.connection = connection
         self._send_reply = send_reply
-        self._on_list_changed = on_list_changed
+        # A catalog refresh per kind at a time, plus one pending: a list_changed flood is a few refreshes.
+        self._refreshes = Coalesced(on_list_changed)
         self.capabilities: dict[str, Any] = {}
         self._own_ids = itertools.count(1)
         # The worker's own requests by id → their reply's decoded (result, error).
         self._own_pending: dict[str, asyncio.Future[tuple[Any, Any]]] = {}
         # Set once the backend turned out to speak 2026-07-28 (worker/era.py).
         self.modern: ModernHop | None = None
-        self._background: set[asyncio.Task[None]] = set()
         # Gateway requests sent to the backend and not answered yet: what a draining worker waits for.
         self.in_flight: set[int] = set()
         self.refused_replies = 0
@@ -317,6 +321,8 @@ class BackendRelay:
                     )
             case Envelope(method=None, id=int() as rid):
                 self._settled(rid)
+                if self.budget is not None:
+                    self.budget.before_reply(rid)  # its last progress, if one waits, comes before it
                 problem = _reply_problem(message)
                 if problem:
                     self._send_reply(Reply(rid=rid, error=self._invalid_reply(problem)))
@@ -348,11 +354,9 @@ class BackendRelay:
                 await self.connection.send(_encode({"jsonrpc": "2.0", "id": request_id, "error": error}))
             case Envelope(method=str() as method) if method in LIST_CHANGED:
                 for kind in LIST_CHANGED[method]:
-                    task = asyncio.create_task(self._on_list_changed(kind))
-                    self._background.add(task)
-                    task.add_done_callback(self._background.discard)
-            case Envelope(method=str() as method) if self._send_message is not None:
-                self._send_message(raw)  # progress, logging, resource updates: the gateway routes them
+                    self._refreshes.request(kind)
+            case Envelope(method=str() as method) if self.budget is not None:
+                self.budget.offer(method, raw)  # progress, logging, resource updates: the gateway routes them
             case Envelope(method=str() as method):
                 log.debug("Ignoring backend notification %s", method)
             case _:

@@ -195,8 +195,11 @@ def test_a_slow_stdio_reader_and_a_flood_lose_no_reply(stdio_client: StdioClient
     # written, the transport's buffer, the pipe) adds a load-dependent amount (1019 on a quiet machine, up to
     # 7187 with three test suites on 2 cores); unbounded buffering would hand the reader all 30 000.
     assert flood.logs.get("own", 0) < 15_000
-    dropped = [line for line in client.stderr if "reads too slowly for its notifications" in line]
-    assert len(dropped) == 1, dropped  # ... and their loss said once for the session
+    # ... and their loss said, sparingly: by the backend's worker, past the backend's notification budget (once
+    # per 10 s window, issue 22), and by the gateway once for the session if the stalled reader lost more.
+    at_gateway = [line for line in client.stderr if "reads too slowly for its notifications" in line]
+    at_worker = [line for line in client.stderr if "Too many notifications from backend flood" in line]
+    assert len(at_gateway) <= 1 and 1 <= len(at_worker) <= 3, (at_gateway, at_worker)
 
 
 # ---------------------------------------------------------------------------------------------------- /sse
@@ -326,9 +329,17 @@ async def test_a_slow_sse_reader_and_another_tenants_flood_lose_no_reply(two_ten
         received = ann.tally.logs.get("ann", 0)
         print(f"/sse flood at a stalled reader: {received}/30000 of her own log lines delivered, the rest dropped")
         # How many fit in her socket depends on the machine's load (the kernel autotunes loopback buffers to
-        # megabytes), so the accounting is what must hold: every line delivered or counted as dropped.
+        # megabytes), so the accounting is what must hold: every line delivered or counted as dropped, by the
+        # gateway (a slow reader) or by the backend's worker (past the backend's notification budget, issue 22).
         dropped = metric(sup, "mcp_gateway_dropped_notifications_total")
-        assert dropped == 30_000 - received
+        at_worker = 'mcp_backend_dropped_notifications_total{backend="flood"}'
+
+        def accounted() -> bool:
+            with contextlib.suppress(AssertionError):  # not in /metrics until the worker's heartbeat says
+                return dropped + metric(sup, at_worker) == 30_000 - received
+            return False
+
+        await async_wait_until(accounted, 10, interval=0.2, what="every line delivered or counted as dropped")
         assert sup.log_path.read_text().count("reads too slowly for its notifications") == (1 if dropped else 0)
 
 

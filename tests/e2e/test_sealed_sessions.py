@@ -29,7 +29,7 @@ SECRET = {"REQUEST_STATE_SECRET": "r" * 64}
 
 def _gateway_pid(sup: RunningSupervisor) -> int | None:
     try:
-        status = httpx2.get(f"{sup.base}/health/backends", timeout=2).json()["gateway"]
+        status = httpx2.get(f"{sup.base}/health/backends", headers=sup.credential, timeout=2).json()["gateway"]
     except (httpx2.HTTPError, ValueError, KeyError):
         return None  # restarting
     pid = status.get("pid")
