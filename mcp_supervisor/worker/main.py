@@ -12,11 +12,9 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 import time
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 import zmq
@@ -48,18 +46,19 @@ from mcp_supervisor.system.process_tree import (
     die_with_parent,
     kill_descendants,
     kill_rest_of_group,
-    pidfds_work,
     reap_adopted,
     set_title,
 )
 from mcp_supervisor.worker.backend import open_backend
 from mcp_supervisor.worker.era import negotiate
-from mcp_supervisor.worker.relay import BackendClosed, BackendRelay
+from mcp_supervisor.worker.handshake_lane import HandshakeLane
+from mcp_supervisor.worker.relay import BackendRelay
+from mcp_supervisor.worker.startup import describe as _describe
+from mcp_supervisor.worker.startup import race as _race
+from mcp_supervisor.worker.startup import watch_children_with_pidfds
 from mcp_supervisor.worker.stdio_connection import spawn
 
 log = logging.getLogger("mcp_supervisor.worker")
-
-T = TypeVar("T")
 
 EXIT_BACKEND_FAILED = 3
 # The data-plane heartbeat only lets a gateway that does not know this worker ask for its catalog (Resync). A
@@ -105,6 +104,7 @@ class Worker:
             self._control.connect(endpoints.control)
         self._ready: WorkerReady | None = None
         self._relay: BackendRelay | None = None
+        self._lane: HandshakeLane | None = None  # a dual-era backend's handshake-era connection (handshake_lane.py)
         self.stop_requested = asyncio.Event()
         self._draining = False
 
@@ -189,9 +189,21 @@ class Worker:
                 summary += f"; {negotiated.era} era, {negotiated.protocol_version} (in {negotiation_ms:.1f} ms)"
                 await self._report("ready", summary, negotiated.era, negotiated.protocol_version)
                 log.info("Backend %s is ready: %s.", self.key, summary)
+                if relay.modern is not None and entry.protocol == "auto":
+                    self._lane = HandshakeLane(
+                        lambda: open_backend(spec.server, spec.launch, spec.oauth_client_secret),
+                        self._send_data,
+                        lambda kind: self._refresh(relay, kind, timeout),
+                        self._send_backend_message,
+                        self.key,
+                        entry.roots,
+                        timeout,
+                    )
                 await self._serve(relay, pump)
             finally:
                 pump.cancel()
+                if self._lane is not None:
+                    await self._lane.aclose()
 
     def _send_backend_message(self, body: bytes) -> None:
         self._send_data(BackendMessage(key=self.key, generation=self.spec.generation, body=body))
@@ -220,15 +232,17 @@ class Worker:
         receiver = asyncio.create_task(self._receive(relay))
         stop = asyncio.ensure_future(self.stop_requested.wait())
         drained: asyncio.Future[Any] | None = None
+        # A dual-era backend's second connection ending is the backend failing, as for the first one.
+        lane_ended = self._lane.ended if self._lane is not None else asyncio.get_running_loop().create_future()
         try:
-            done, _ = await asyncio.wait({pump, receiver, stop}, return_when=asyncio.FIRST_COMPLETED)
-            for finished in (pump, receiver):
+            done, _ = await asyncio.wait({pump, receiver, stop, lane_ended}, return_when=asyncio.FIRST_COMPLETED)
+            for finished in (pump, receiver, lane_ended):
                 if finished in done:
                     finished.result()  # raises BackendClosed or the task's error
                     return
             self._draining = True  # from now on new requests are refused, replies still flow
-            log.info("Draining %d in-flight request(s) before stopping.", len(relay.in_flight))
-            drained = asyncio.ensure_future(relay.idle.wait())
+            log.info("Draining %d in-flight request(s) before stopping.", self._in_flight())
+            drained = asyncio.ensure_future(self._idle(relay))
             waiting: set[asyncio.Future[Any]] = {drained, pump}
             ended, _ = await asyncio.wait(
                 waiting, timeout=self.spec.drain_timeout_s, return_when=asyncio.FIRST_COMPLETED
@@ -255,6 +269,8 @@ class Worker:
         match message:
             case Forward(rid=rid) if draining:
                 self._send_data(Reply(rid=rid, error=_STOPPING_ERROR))
+            case Forward(rid=rid, body=body, era="legacy") if self._lane is not None and not self._lane.refused:
+                await self._lane.take(rid, body, relay.forward)  # a handshake-era client's, at a dual-era backend
             case Forward(rid=rid, body=body):
                 try:
                     await relay.forward(rid, body)
@@ -266,7 +282,10 @@ class Worker:
                     self._send_data(self._ready)
             case Notify(body=body):
                 with contextlib.suppress(OSError):
-                    await relay.send_raw(body)
+                    if self._lane is not None and self._lane.claims(body):
+                        await self._lane.send_raw(body)
+                    else:
+                        await relay.send_raw(body)
 
     async def _heartbeats(self) -> None:
         """From the event loop, so that a blocked or stopped loop is silence: into the heartbeat page (read by
@@ -274,7 +293,7 @@ class Worker:
         beats = 0
         while True:
             relay = self._relay
-            in_flight = len(relay.in_flight) if relay is not None else 0
+            in_flight = self._in_flight()
             refused = relay.refused_replies if relay is not None else 0
             if self._beats is not None:
                 self._beats.beat(in_flight, refused)
@@ -288,8 +307,19 @@ class Worker:
                 self._data.send([self._to_gateway])
             # Orphans of the backend's tree are adopted by us (a subreaper), not by the supervisor: collect them.
             connection = relay.connection if relay is not None else None
-            reap_adopted({pid} if (pid := getattr(connection, "pid", None)) else set())
+            pids = {getattr(connection, "pid", None), self._lane.pid if self._lane is not None else None}
+            reap_adopted({pid for pid in pids if isinstance(pid, int)})
             await asyncio.sleep(self.spec.heartbeat_interval_s)
+
+    def _in_flight(self) -> int:
+        relay_count = len(self._relay.in_flight) if self._relay is not None else 0
+        return relay_count + (self._lane.in_flight if self._lane is not None else 0)
+
+    async def _idle(self, relay: BackendRelay) -> None:
+        await relay.idle.wait()
+        if self._lane is not None:
+            await self._lane.idle()
+        await relay.idle.wait()
 
     def _on_connection_events(self) -> None:
         """A handshake with the gateway succeeded (a first connection, or one to a gateway that restarted): once
@@ -317,25 +347,6 @@ class Worker:
             self._beats.close()
 
 
-async def _race(pump: asyncio.Task[None], work: Coroutine[Any, Any, T]) -> T:
-    """Await `work`, but fail at once if the backend connection ends first (a backend dying mid-handshake)."""
-    task = asyncio.ensure_future(work)
-    await asyncio.wait({task, pump}, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        return task.result()
-    task.cancel()
-    pump.result()  # raises why the backend connection ended
-    raise BackendClosed("The backend closed the connection during start-up.")
-
-
-def _describe(exc: BaseException) -> str:
-    """One line for an error that may be an ExceptionGroup from the SDK's task groups."""
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_describe(inner) for inner in exc.exceptions)
-    text = str(exc) or type(exc).__name__
-    return text if isinstance(exc, BackendError) else f"{type(exc).__name__}: {text}"
-
-
 def main() -> int:
     # First: the fd must not outlive this line (a backend inherits nothing of it; exec drops the page's mapping).
     spec, beats = take_worker_handoff()
@@ -352,17 +363,8 @@ def main() -> int:
     return asyncio.run(_main(spec, beats, report_fd))
 
 
-def _watch_children_with_pidfds() -> None:
-    """Python 3.11's default child watcher starts a thread per child process (blocked in waitpid): here a pidfd
-    in the event loop instead, as 3.12 does by default. A thread costs a worker its stack and malloc arena."""
-    if sys.version_info < (3, 12) and pidfds_work():
-        watcher = asyncio.PidfdChildWatcher()
-        watcher.attach_loop(asyncio.get_running_loop())
-        asyncio.set_child_watcher(watcher)
-
-
 async def _main(spec: WorkerSpec, beats: BeatPage | None = None, report_fd: int | None = None) -> int:
-    _watch_children_with_pidfds()
+    watch_children_with_pidfds()
     started: asyncio.subprocess.Process | Exception | None = None
     if spec.server.type == "stdio" and spec.launch is not None:
         # Before Worker(): its ZeroMQ context starts threads, and with a single thread the sandbox's outer stage
