@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from mcp import Client, MCPError, StdioServerParameters
 from mcp_types import CreateMessageResult, ElicitResult, TextContent
 
 from tests.e2e.conftest import ROOT, RunningSupervisor, write_config
+from tests.e2e.test_modern_clients import ENVELOPE, post, routing
 from tests.helpers import free_port, port_open, stop_process, wait_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -102,21 +104,35 @@ async def test_each_client_gets_its_own_era_of_a_dual_era_backend(
     assert modern == await outcomes(direct, MODERN, **callbacks)
 
 
-async def roots_answer(url: str, mode: str) -> str:
+async def legacy_roots_answer(url: str) -> str:
     with anyio.fail_after(60):
-        async with Client(url, mode=mode) as client:  # declares no roots
+        async with Client(url, mode="legacy") as client:  # declares no roots
             result = await client.call_tool("dual--roots_or_error", {})
     return "".join(getattr(block, "text", "") for block in result.content)
 
 
+async def modern_roots_answer(url: str) -> dict[str, Any]:
+    """A 2026-07-28 tools/call declaring no client capabilities at all (fastmcp's default Client(url))."""
+    tool = "dual--roots_or_error"
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": {}}}
+    body["params"]["_meta"] = ENVELOPE  # type: ignore[index]
+    async with httpx2.AsyncClient(timeout=30) as http:
+        response = await post(http, url, body, **routing("tools/call", tool))
+    assert response.status_code == 200, response.text
+    decoded: dict[str, Any] = response.json()
+    return decoded
+
+
 async def test_a_client_without_roots_gets_the_tools_result(tmp_path: Path, supervisor_factory: Any) -> None:
-    """A handshake-era backend (here the dual-era fixture pinned to it, as @playwright/mcp is) asks for roots:
-    a client that declared none gets the tool's result, in both eras; the backend's roots/list got the error a
-    client without roots answers (-32601)."""
+    """A handshake-era backend (here the dual-era fixture pinned to it, as @playwright/mcp is one) asks for
+    roots: a client that declared none gets the tool's result, in both eras; the backend's roots/list got the
+    error a client without roots answers (-32601). Before: the 2026-07-28 request failed with HTTP 400, -32021
+    "The backend serving this request needs the client's roots capability"."""
     config_dir = tmp_path / "config"
     entry = {**entry_for("stdio", 0), "protocol": "legacy"}
     write_config(config_dir, {"dual": entry})
     sup: RunningSupervisor = supervisor_factory(config_dir)
     sup.wait_linked({"dual"})
-    assert await roots_answer(sup.url, MODERN) == "no roots: error -32601"
-    assert await roots_answer(sup.url, "legacy") == "no roots: error -32601"
+    modern = await modern_roots_answer(sup.url)
+    assert modern["result"]["content"][0]["text"] == "no roots: error -32601", modern
+    assert await legacy_roots_answer(sup.url) == "no roots: error -32601"
