@@ -118,11 +118,12 @@ class HandshakeLane:
             self._send_reply(Reply(rid=rid, error=_encode(error)))
 
     def claims(self, body: bytes) -> bool:
-        """Whether a notification from the gateway is the lane's: an answer to one of its backend's requests, or
-        a cancellation of a request in flight on it."""
+        """Whether a notification from the gateway is the lane's: an answer to one of its backend's requests, a
+        cancellation of a request in flight on it, or a change of a client's roots (a handshake-era
+        notification, which the 2026-07-28 connection drops)."""
         if self.relay is None:
             return False
-        if _ID_MARK in body:
+        if _ID_MARK in body or b"notifications/roots/list_changed" in body:
             return True
         if b"notifications/cancelled" in body:
             with contextlib.suppress(msgspec.DecodeError, RecursionError, AttributeError):
