@@ -252,3 +252,16 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, BaseExceptionGroup):
         return "; ".join(_describe(inner) for inner in exc.exceptions)
     return str(exc) or type(exc).__name__
+
+
+def requests_in_flight(relay: BackendRelay | None, lane: HandshakeLane | None) -> int:
+    """The worker's requests in flight, on both of its connections."""
+    return (len(relay.in_flight) if relay is not None else 0) + (lane.in_flight if lane is not None else 0)
+
+
+async def idle(relay: BackendRelay, lane: HandshakeLane | None) -> None:
+    """Until neither connection has a request in flight (a draining worker waits for it)."""
+    await relay.idle.wait()
+    if lane is not None:
+        await lane.idle()
+    await relay.idle.wait()

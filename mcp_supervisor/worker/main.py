@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -46,16 +47,15 @@ from mcp_supervisor.system.process_tree import (
     die_with_parent,
     kill_descendants,
     kill_rest_of_group,
+    pidfds_work,
     reap_adopted,
     set_title,
 )
 from mcp_supervisor.worker.backend import open_backend
 from mcp_supervisor.worker.era import negotiate
-from mcp_supervisor.worker.handshake_lane import HandshakeLane
+from mcp_supervisor.worker.handshake_lane import HandshakeLane, idle, requests_in_flight
 from mcp_supervisor.worker.relay import BackendRelay
-from mcp_supervisor.worker.startup import describe as _describe
-from mcp_supervisor.worker.startup import race as _race
-from mcp_supervisor.worker.startup import watch_children_with_pidfds
+from mcp_supervisor.worker.startup import describe, race
 from mcp_supervisor.worker.stdio_connection import spawn
 
 log = logging.getLogger("mcp_supervisor.worker")
@@ -138,7 +138,7 @@ class Worker:
         except Exception as exc:  # the SDK transports raise ExceptionGroups from their task groups
             if self.stop_requested.is_set():
                 return 0
-            return await self._fail(_describe(exc))
+            return await self._fail(describe(exc))
         finally:
             heartbeats.cancel()
         return 0
@@ -160,17 +160,17 @@ class Worker:
             try:
                 entry = self.spec.server
                 began = time.perf_counter()
-                negotiated = await _race(pump, negotiate(relay, entry.type, entry.protocol, timeout))
+                negotiated = await race(pump, negotiate(relay, entry.type, entry.protocol, timeout))
                 negotiation_ms = (time.perf_counter() - began) * 1000
                 if relay.modern is not None:
                     # Listening before listing: a change between the two is not missed.
                     listener = relay.modern.listener
                     listener.start()
-                    if not await _race(pump, listener.settled(1, timeout)):
+                    if not await race(pump, listener.settled(1, timeout)):
                         log.warning(
                             "No subscriptions/listen stream to the backend yet; trying again in the background."
                         )
-                catalog = {kind: await _race(pump, relay.list_all(kind, timeout)) for kind in CATALOG_KINDS}
+                catalog = {kind: await race(pump, relay.list_all(kind, timeout)) for kind in CATALOG_KINDS}
                 encoded = {kind: msgspec.json.encode(items) for kind, items in catalog.items()}
                 self._ready = WorkerReady(
                     key=self.key,
@@ -241,8 +241,8 @@ class Worker:
                     finished.result()  # raises BackendClosed or the task's error
                     return
             self._draining = True  # from now on new requests are refused, replies still flow
-            log.info("Draining %d in-flight request(s) before stopping.", self._in_flight())
-            drained = asyncio.ensure_future(self._idle(relay))
+            log.info("Draining %d in-flight request(s) before stopping.", requests_in_flight(self._relay, self._lane))
+            drained = asyncio.ensure_future(idle(relay, self._lane))
             waiting: set[asyncio.Future[Any]] = {drained, pump}
             ended, _ = await asyncio.wait(
                 waiting, timeout=self.spec.drain_timeout_s, return_when=asyncio.FIRST_COMPLETED
@@ -293,7 +293,7 @@ class Worker:
         beats = 0
         while True:
             relay = self._relay
-            in_flight = self._in_flight()
+            in_flight = requests_in_flight(self._relay, self._lane)
             refused = relay.refused_replies if relay is not None else 0
             if self._beats is not None:
                 self._beats.beat(in_flight, refused)
@@ -310,16 +310,6 @@ class Worker:
             pids = {getattr(connection, "pid", None), self._lane.pid if self._lane is not None else None}
             reap_adopted({pid for pid in pids if isinstance(pid, int)})
             await asyncio.sleep(self.spec.heartbeat_interval_s)
-
-    def _in_flight(self) -> int:
-        relay_count = len(self._relay.in_flight) if self._relay is not None else 0
-        return relay_count + (self._lane.in_flight if self._lane is not None else 0)
-
-    async def _idle(self, relay: BackendRelay) -> None:
-        await relay.idle.wait()
-        if self._lane is not None:
-            await self._lane.idle()
-        await relay.idle.wait()
 
     def _on_connection_events(self) -> None:
         """A handshake with the gateway succeeded (a first connection, or one to a gateway that restarted): once
@@ -363,8 +353,17 @@ def main() -> int:
     return asyncio.run(_main(spec, beats, report_fd))
 
 
+def _watch_children_with_pidfds() -> None:
+    """Python 3.11's default child watcher starts a thread per child process (blocked in waitpid): here a pidfd
+    in the event loop instead, as 3.12 does by default. A thread costs a worker its stack and malloc arena."""
+    if sys.version_info < (3, 12) and pidfds_work():
+        watcher = asyncio.PidfdChildWatcher()
+        watcher.attach_loop(asyncio.get_running_loop())
+        asyncio.set_child_watcher(watcher)
+
+
 async def _main(spec: WorkerSpec, beats: BeatPage | None = None, report_fd: int | None = None) -> int:
-    watch_children_with_pidfds()
+    _watch_children_with_pidfds()
     started: asyncio.subprocess.Process | Exception | None = None
     if spec.server.type == "stdio" and spec.launch is not None:
         # Before Worker(): its ZeroMQ context starts threads, and with a single thread the sandbox's outer stage

@@ -1,15 +1,12 @@
-"""Small helpers of the worker's start-up: the child watcher, racing work against the backend connection, and
-describing errors."""
+"""Small helpers of the worker's start-up: racing work against the backend connection, and describing errors."""
 
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from mcp_supervisor.errors import BackendError
-from mcp_supervisor.system.process_tree import pidfds_work
 from mcp_supervisor.worker.relay import BackendClosed
 
 T = TypeVar("T")
@@ -32,12 +29,3 @@ def describe(exc: BaseException) -> str:
         return "; ".join(describe(inner) for inner in exc.exceptions)
     text = str(exc) or type(exc).__name__
     return text if isinstance(exc, BackendError) else f"{type(exc).__name__}: {text}"
-
-
-def watch_children_with_pidfds() -> None:
-    """Python 3.11's default child watcher starts a thread per child process (blocked in waitpid): here a pidfd
-    in the event loop instead, as 3.12 does by default. A thread costs a worker its stack and malloc arena."""
-    if sys.version_info < (3, 12) and pidfds_work():
-        watcher = asyncio.PidfdChildWatcher()
-        watcher.attach_loop(asyncio.get_running_loop())
-        asyncio.set_child_watcher(watcher)
