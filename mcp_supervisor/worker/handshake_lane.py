@@ -41,6 +41,7 @@ from mcp_supervisor.worker.relay import BackendRelay
 log = logging.getLogger("mcp_supervisor.worker")
 
 ID_PREFIX = "mcps-hs-"
+_MIRRORED = ("logging/setLevel", "resources/unsubscribe")
 _ID_MARK = b'"mcps-hs-'
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -73,8 +74,10 @@ class HandshakeLane:
         self._pump: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.relay: BackendRelay | None = None
+        self._level: dict[str, Any] | None = None  # the last logging/setLevel params the gateway sent
         self.refused = False  # the backend has no handshake era: everything goes on the primary connection
-        # Done (with the reason) when the open lane's connection ends: the worker fails as for its primary one.
+        # Done (with the reason) when the open lane's connection ends: the worker fails, as when its primary
+        # connection ends (the backend failed).
         self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     # ------------------------------------------------------------------ state
@@ -100,9 +103,7 @@ class HandshakeLane:
         when the backend has no handshake era. Once the lane is open it is sent at once, in order; before, the
         request waits for the opening in a task of its own (the worker's loop goes on meanwhile)."""
         if self.relay is None:
-            task = asyncio.create_task(self._forward(rid, body, fallback))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._forward(rid, body, fallback))
             return
         await self._forward(rid, body, fallback)
 
@@ -116,6 +117,32 @@ class HandshakeLane:
         except (OSError, ValueError) as exc:
             error = {"code": -32003, "message": f"The backend could not be sent the request: {exc}"}
             self._send_reply(Reply(rid=rid, error=_encode(error)))
+
+    def mirror(self, body: bytes) -> None:
+        """A request the gateway sends for nobody in particular (no client era): the shared log level, or the
+        release of a resource subscription no session holds any more. Both concern the lane's connection too (a
+        handshake-era client's subscription was made there): it gets the same, as a request of the worker's
+        own, whose answer nobody waits for. The level is kept for a lane opened later."""
+        if b'"logging/setLevel"' not in body and b'"resources/unsubscribe"' not in body:
+            return
+        with contextlib.suppress(msgspec.DecodeError, RecursionError):
+            message = _decode(body)
+            method, params = message.get("method"), message.get("params")
+            if method not in _MIRRORED or not isinstance(params, dict):
+                return
+            if method == "logging/setLevel":
+                self._level = params
+            if self.relay is not None:
+                self._spawn(self._own(self.relay, method, params))
+
+    async def _own(self, relay: BackendRelay, method: str, params: dict[str, Any]) -> None:
+        with contextlib.suppress(BackendError, OSError, ValueError):
+            await relay.exchange(method, params, self._timeout)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def claims(self, body: bytes) -> bool:
         """Whether a notification from the gateway is the lane's: an answer to one of its backend's requests, a
@@ -209,6 +236,8 @@ class HandshakeLane:
             negotiated.protocol_version,
         )
         self.relay = relay
+        if self._level is not None:
+            self._spawn(self._own(relay, "logging/setLevel", self._level))
         return relay
 
     def _pump_ended(self, pump: asyncio.Task[None]) -> None:
@@ -265,3 +294,9 @@ async def idle(relay: BackendRelay, lane: HandshakeLane | None) -> None:
     if lane is not None:
         await lane.idle()
     await relay.idle.wait()
+
+
+def mirror(lane: HandshakeLane | None, body: bytes) -> None:
+    """`HandshakeLane.mirror`, for a worker that may have no lane."""
+    if lane is not None:
+        lane.mirror(body)

@@ -53,7 +53,7 @@ from mcp_supervisor.system.process_tree import (
 )
 from mcp_supervisor.worker.backend import open_backend
 from mcp_supervisor.worker.era import negotiate
-from mcp_supervisor.worker.handshake_lane import HandshakeLane, idle, requests_in_flight
+from mcp_supervisor.worker.handshake_lane import HandshakeLane, idle, mirror, requests_in_flight
 from mcp_supervisor.worker.relay import BackendRelay
 from mcp_supervisor.worker.startup import describe, race
 from mcp_supervisor.worker.stdio_connection import spawn
@@ -232,7 +232,6 @@ class Worker:
         receiver = asyncio.create_task(self._receive(relay))
         stop = asyncio.ensure_future(self.stop_requested.wait())
         drained: asyncio.Future[Any] | None = None
-        # A dual-era backend's second connection ending is the backend failing, as for the first one.
         lane_ended = self._lane.ended if self._lane is not None else asyncio.get_running_loop().create_future()
         try:
             done, _ = await asyncio.wait({pump, receiver, stop, lane_ended}, return_when=asyncio.FIRST_COMPLETED)
@@ -272,6 +271,7 @@ class Worker:
             case Forward(rid=rid, body=body, era="legacy") if self._lane is not None and not self._lane.refused:
                 await self._lane.take(rid, body, relay.forward)  # a handshake-era client's, at a dual-era backend
             case Forward(rid=rid, body=body):
+                mirror(self._lane, body)  # the gateway's own setLevel or unsubscribe concerns both connections
                 try:
                     await relay.forward(rid, body)
                 except (OSError, ValueError) as exc:  # answer instead of dropping the request
@@ -282,10 +282,8 @@ class Worker:
                     self._send_data(self._ready)
             case Notify(body=body):
                 with contextlib.suppress(OSError):
-                    if self._lane is not None and self._lane.claims(body):
-                        await self._lane.send_raw(body)
-                    else:
-                        await relay.send_raw(body)
+                    lane = self._lane if self._lane is not None and self._lane.claims(body) else None
+                    await (lane or relay).send_raw(body)
 
     async def _heartbeats(self) -> None:
         """From the event loop, so that a blocked or stopped loop is silence: into the heartbeat page (read by

@@ -111,6 +111,29 @@ async def gives_up_on_a_modern_only_backend() -> None:
     assert not lane.ended.done() or lane.ended.cancelled()
 
 
+async def mirrors_the_gateways_own_requests() -> None:
+    harness = Harness(dual_backend)
+    lane = harness.lane
+    set_level = b'{"jsonrpc":"2.0","id":5,"method":"logging/setLevel","params":{"level":"debug"}}'
+    lane.mirror(set_level)  # not open yet: kept for later
+    assert harness.opened == 0
+    await lane.take(41, request(41), harness.fallback)
+    sent = harness.connection.sent
+    await async_wait_until(lambda: any(m.get("method") == "logging/setLevel" for m in sent), 5, what="setLevel")
+    level = next(m for m in sent if m.get("method") == "logging/setLevel")
+    assert level["params"] == {"level": "debug"} and str(level["id"]).startswith("mcps-")  # the worker's own id
+    lane.mirror(b'{"jsonrpc":"2.0","id":6,"method":"resources/unsubscribe","params":{"uri":"x://y"}}')
+    await async_wait_until(lambda: sent[-1].get("method") == "resources/unsubscribe", 5, what="the unsubscribe")
+    lane.mirror(request(7))  # a client's call is not the lane's to copy
+    await asyncio.sleep(0.05)
+    assert [m["id"] for m in sent if m.get("method") == "tools/call"] == [41]
+    await lane.aclose()
+
+
+def test_the_gateways_own_set_level_and_unsubscribe_reach_the_lane_too() -> None:
+    asyncio.run(asyncio.wait_for(mirrors_the_gateways_own_requests(), 20))
+
+
 def test_the_lane_opens_on_demand_and_keeps_the_backends_ids_apart() -> None:
     asyncio.run(asyncio.wait_for(opens_on_demand(), 20))
 
