@@ -191,7 +191,10 @@ class Backends:
         request: dict[str, Any] = {"jsonrpc": "2.0", "id": rid, "method": method}
         if params is not None:
             request["params"] = params
-        frame = codec.encode(Forward(rid=rid, body=jsonrpc.encode_json(request)))
+        # A handshake-era client's request to a 2026-07-28 backend says so: if the backend speaks both eras, its
+        # worker gives the client its own era (real server→client requests), as a direct connection would.
+        era = "legacy" if link.era == "modern" and context is not None and context.session.era == "legacy" else ""
+        frame = codec.encode(Forward(rid=rid, body=jsonrpc.encode_json(request), era=era))
         future = pending.future
         self._pending[rid] = pending
         at = self._pending_at.get(key)

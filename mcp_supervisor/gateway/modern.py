@@ -198,15 +198,6 @@ def error_reply(request_id: jsonrpc.RequestId | None, rejection: Rejection) -> b
     return jsonrpc.error_bytes(request_id, rejection.code, rejection.message, rejection.data)
 
 
-def missing_capability(capability: str, method: str) -> Rejection:
-    return Rejection(
-        MISSING_CLIENT_CAPABILITY,
-        f"The backend serving this request needs the client's {capability} capability ({method}), which the "
-        "request does not declare.",
-        {"requiredCapabilities": {capability: {}}},
-    )
-
-
 def strip_envelope(params: dict[str, Any]) -> dict[str, Any]:
     """`params` without the per-request envelope keys (for a retry rebuilt from an earlier request)."""
     meta = params.get("_meta")

@@ -29,7 +29,6 @@ from mcp_supervisor.gateway.held_budget import HeldBytes
 from mcp_supervisor.gateway.jsonrpc import Incoming
 from mcp_supervisor.gateway.modern import CacheHint, Envelope, Rejection, Shaped
 from mcp_supervisor.gateway.request_state import Binding, RequestStateSealer, StateRejected
-from mcp_supervisor.gateway.server_requests import REQUIRED_CAPABILITY
 from mcp_supervisor.gateway.sessions import ClientSession
 from mcp_supervisor.protocol.versions import MODERN_VERSIONS
 
@@ -56,7 +55,6 @@ class Held:
     new: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Shown to the client, waiting for its inputResponses.
     asked: dict[str, dict[str, Any]] = field(default_factory=dict)
-    missing_capability: str = ""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     emit_to: Emit | None = None
     timer: asyncio.TimerHandle | None = None
@@ -64,11 +62,7 @@ class Held:
     charged: int = 0
 
     def on_input(self, gateway_id: str, message: dict[str, Any]) -> None:
-        if not gateway_id:
-            method = str(message.get("method"))
-            self.missing_capability = REQUIRED_CAPABILITY.get(method, method)
-        else:
-            self.new[gateway_id] = {"method": message.get("method"), "params": message.get("params") or {}}
+        self.new[gateway_id] = {"method": message.get("method"), "params": message.get("params") or {}}
         self.changed.set()
 
     def emit(self, data: bytes, droppable: bool) -> None:
@@ -220,10 +214,6 @@ class ModernRequests:
                 # it) is seen by the checks or wakes the wait. Clearing after `_settle`, which returns when
                 # the call ended, lost that wake-up: the client got no answer at all (issue 22).
                 held.changed.clear()
-                if held.missing_capability:
-                    self._abandon(held, "the client lacks a capability the backend needs")
-                    method = next((k for k, v in REQUIRED_CAPABILITY.items() if v == held.missing_capability), "")
-                    return self._reject(request_id, modern.missing_capability(held.missing_capability, method))
                 if held.task.done():
                     self._abandon(held, "the call ended without them")  # requests it left unanswered, if any
                     return self._wrap_backend_state(held.task.result(), held.binding, "")

@@ -86,9 +86,9 @@ class ServerRequests:
             return
         session = context.session
         if capability is not None and capability not in session.capabilities:
+            # What a client without the capability answers directly (a JSON-RPC error), and the call goes on: the
+            # backend decides what to do without it, in either era of the client.
             self._answer_backend(key, generation, backend_id, error=_no_client(method, capability))
-            if session.input_sink is not None:
-                session.input_sink("", message)  # the modern request fails with -32021, naming the capability
             return
         gateway_id = f"mcps-{next(self._ids)}"
         if session.input_sink is not None:
@@ -109,6 +109,11 @@ class ServerRequests:
         user), then the most recent one; that residual guess is logged.
         """
         contexts = self._backends.contexts_at(key)  # oldest first
+        link = self._backends.links.get(key)
+        if link is not None and link.era == "modern":
+            # A 2026-07-28 connection carries no server→client request: this one came over a dual-era backend's
+            # handshake-era connection, which carries only handshake-era clients' requests.
+            contexts = [c for c in contexts if c.session.era == "legacy"]
         # A call parked for its modern client's retry has its own request outstanding: not this one's source.
         contexts = [c for c in contexts if not c.session.parked] or contexts
         principals = {c.session.principal for c in contexts}
@@ -267,7 +272,7 @@ def _no_client(method: str, capability: str | None) -> dict[str, Any]:
         return {"code": jsonrpc.METHOD_NOT_FOUND, "message": f"No client session can answer {method} now."}
     return {
         "code": jsonrpc.METHOD_NOT_FOUND,
-        "message": f"No connected client declared the {capability} capability, so {method} cannot be answered.",
+        "message": f"Method not found: {method} (the client did not declare the {capability} capability).",
     }
 
 

@@ -90,6 +90,9 @@ class Forward(_Envelope, tag="fwd"):
 
     rid: int
     body: bytes
+    # "legacy" when a handshake-era client sent it to a 2026-07-28 backend: a dual-era backend's worker sends it
+    # over its handshake-era connection (worker/handshake_lane.py). Empty (and not encoded) otherwise.
+    era: str = ""
 
 
 class Resync(_Envelope, tag="resync"):

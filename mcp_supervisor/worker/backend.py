@@ -28,13 +28,16 @@ async def open_backend(
     launch: Launch | None,
     oauth_secret: str = "",
     started: asyncio.subprocess.Process | Exception | None = None,
+    *,
+    stderr_fd: int | None = None,
 ) -> AsyncIterator[BackendConnection]:
-    """`started`: a stdio backend the worker spawned already (or why that failed), see `stdio_connection.spawn`."""
+    """`started`: a stdio backend the worker spawned already (or why that failed), see `stdio_connection.spawn`;
+    `stderr_fd`: the backend's own stderr pipe, for one spawned now."""
     if entry.type == "stdio":
         from mcp_supervisor.worker.stdio_connection import open_stdio
 
         assert launch is not None, "the supervisor plans every stdio backend's launch"
-        async with open_stdio(launch, started) as stdio:
+        async with open_stdio(launch, started, stderr_fd) as stdio:
             yield stdio
     else:
         await import_off_loop(SDK_MODULE)

@@ -120,7 +120,7 @@ def initialize_equivalent(discover: dict[str, Any], version: str, name: str) -> 
 async def negotiate(relay: BackendRelay, transport: str, protocol: str, timeout: float) -> Negotiated:
     """Open the conversation with the backend in its era (see the module docstring)."""
     if transport == "sse" or protocol == LEGACY:
-        return await _handshake(relay, timeout)
+        return await handshake(relay, timeout)
     pinned = protocol != "auto"
     version = MODERN_VERSIONS[0]
     for _ in range(2):
@@ -137,7 +137,7 @@ async def negotiate(relay: BackendRelay, transport: str, protocol: str, timeout:
         )
     relay.connection.negotiated("")  # the handshake goes without a version header
     try:
-        return await _handshake(relay, timeout)
+        return await handshake(relay, timeout)
     except _HandshakeRefused as refused:
         named = modern_versions_named(refused.error)
         if not named:
@@ -181,7 +181,7 @@ class _HandshakeRefused(BackendError):
         self.error = error
 
 
-async def _handshake(relay: BackendRelay, timeout: float) -> Negotiated:
+async def handshake(relay: BackendRelay, timeout: float) -> Negotiated:
     """The handshake era: `initialize`, then `notifications/initialized`."""
     params = {
         "protocolVersion": HANDSHAKE_VERSIONS[0],

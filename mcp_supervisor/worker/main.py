@@ -14,9 +14,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 import zmq
@@ -54,12 +53,12 @@ from mcp_supervisor.system.process_tree import (
 from mcp_supervisor.worker.backend import open_backend
 from mcp_supervisor.worker.budget import gateway_heartbeat
 from mcp_supervisor.worker.era import negotiate
-from mcp_supervisor.worker.relay import BackendClosed, BackendRelay
+from mcp_supervisor.worker.handshake_lane import HandshakeLane, idle, mirror, requests_in_flight
+from mcp_supervisor.worker.relay import BackendRelay
+from mcp_supervisor.worker.startup import race
 from mcp_supervisor.worker.stdio_connection import spawn
 
 log = logging.getLogger("mcp_supervisor.worker")
-
-T = TypeVar("T")
 
 EXIT_BACKEND_FAILED = 3
 # The data-plane heartbeat only lets a gateway that does not know this worker ask for its catalog (Resync). A
@@ -76,13 +75,16 @@ class Worker:
         beats: BeatPage | None = None,
         report_fd: int | None = None,
         started: asyncio.subprocess.Process | Exception | None = None,
+        backend_stderr: int | None = None,
     ) -> None:
         """`beats`: the heartbeat page; `report_fd`: the eventfd that wakes the supervisor to read a report in
         it. With both, the worker has no control socket at all (one ZeroMQ connection, ~100 kB here and ~35 kB
         in the supervisor, a handshake and its pings, per worker); without, it beats and reports by message.
-        `started`: the stdio backend, spawned before this (see `_main`), or why it could not be."""
+        `started`: the stdio backend, spawned before this (see `_main`), or why it could not be;
+        `backend_stderr`: its stderr pipe, which a second connection's backend (handshake_lane.py) writes to too."""
         self.spec = spec
         self._started = started
+        self._backend_stderr = backend_stderr
         self._beats = beats
         self._report_fd = report_fd if beats is not None else None
         self.key = spec.server.key
@@ -106,6 +108,7 @@ class Worker:
             self._control.connect(endpoints.control)
         self._ready: WorkerReady | None = None
         self._relay: BackendRelay | None = None
+        self._lane: HandshakeLane | None = None  # a dual-era backend's handshake-era connection (handshake_lane.py)
         self.stop_requested = asyncio.Event()
         self._draining = False
 
@@ -161,17 +164,17 @@ class Worker:
             try:
                 entry = self.spec.server
                 began = time.perf_counter()
-                negotiated = await _race(pump, negotiate(relay, entry.type, entry.protocol, timeout))
+                negotiated = await race(pump, negotiate(relay, entry.type, entry.protocol, timeout))
                 negotiation_ms = (time.perf_counter() - began) * 1000
                 if relay.modern is not None:
                     # Listening before listing: a change between the two is not missed.
                     listener = relay.modern.listener
                     listener.start()
-                    if not await _race(pump, listener.settled(1, timeout)):
+                    if not await race(pump, listener.settled(1, timeout)):
                         log.warning(
                             "No subscriptions/listen stream to the backend yet; trying again in the background."
                         )
-                catalog = {kind: await _race(pump, relay.list_all(kind, timeout)) for kind in CATALOG_KINDS}
+                catalog = {kind: await race(pump, relay.list_all(kind, timeout)) for kind in CATALOG_KINDS}
                 encoded = {kind: msgspec.json.encode(items) for kind, items in catalog.items()}
                 self._ready = WorkerReady(
                     key=self.key,
@@ -190,9 +193,23 @@ class Worker:
                 summary += f"; {negotiated.era} era, {negotiated.protocol_version} (in {negotiation_ms:.1f} ms)"
                 await self._report("ready", summary, negotiated.era, negotiated.protocol_version)
                 log.info("Backend %s is ready: %s.", self.key, summary)
+                if relay.modern is not None and entry.protocol == "auto":
+                    self._lane = HandshakeLane(
+                        lambda: open_backend(
+                            spec.server, spec.launch, spec.oauth_client_secret, stderr_fd=self._backend_stderr
+                        ),
+                        self._send_data,
+                        lambda kind: self._refresh(relay, kind, timeout),
+                        self._send_backend_message,
+                        self.key,
+                        entry.roots,
+                        timeout,
+                    )
                 await self._serve(relay, pump)
             finally:
                 pump.cancel()
+                if self._lane is not None:
+                    await self._lane.aclose()
 
     def _send_backend_message(self, body: bytes) -> None:
         self._send_data(BackendMessage(key=self.key, generation=self.spec.generation, body=body))
@@ -223,15 +240,16 @@ class Worker:
         receiver = asyncio.create_task(self._receive(relay))
         stop = asyncio.ensure_future(self.stop_requested.wait())
         drained: asyncio.Future[Any] | None = None
+        lane_ended = self._lane.ended if self._lane is not None else asyncio.get_running_loop().create_future()
         try:
-            done, _ = await asyncio.wait({pump, receiver, stop}, return_when=asyncio.FIRST_COMPLETED)
-            for finished in (pump, receiver):
+            done, _ = await asyncio.wait({pump, receiver, stop, lane_ended}, return_when=asyncio.FIRST_COMPLETED)
+            for finished in (pump, receiver, lane_ended):
                 if finished in done:
                     finished.result()  # raises BackendClosed or the task's error
                     return
             self._draining = True  # from now on new requests are refused, replies still flow
-            log.info("Draining %d in-flight request(s) before stopping.", len(relay.in_flight))
-            drained = asyncio.ensure_future(relay.idle.wait())
+            log.info("Draining %d in-flight request(s) before stopping.", requests_in_flight(self._relay, self._lane))
+            drained = asyncio.ensure_future(idle(relay, self._lane))
             waiting: set[asyncio.Future[Any]] = {drained, pump}
             ended, _ = await asyncio.wait(
                 waiting, timeout=self.spec.drain_timeout_s, return_when=asyncio.FIRST_COMPLETED
@@ -258,7 +276,10 @@ class Worker:
         match message:
             case Forward(rid=rid) if draining:
                 self._send_data(Reply(rid=rid, error=_STOPPING_ERROR))
+            case Forward(rid=rid, body=body, era="legacy") if self._lane is not None and not self._lane.refused:
+                await self._lane.take(rid, body, relay.forward)  # a handshake-era client's, at a dual-era backend
             case Forward(rid=rid, body=body):
+                mirror(self._lane, body)  # the gateway's own setLevel or unsubscribe concerns both connections
                 try:
                     await relay.forward(rid, body)
                 except (OSError, ValueError) as exc:  # answer instead of dropping the request
@@ -269,7 +290,8 @@ class Worker:
                     self._send_data(self._ready)
             case Notify(body=body):
                 with contextlib.suppress(OSError):
-                    await relay.send_raw(body)
+                    lane = self._lane if self._lane is not None and self._lane.claims(body) else None
+                    await (lane or relay).send_raw(body)
 
     async def _heartbeats(self) -> None:
         """From the event loop, so that a blocked or stopped loop is silence: into the heartbeat page (read by
@@ -277,7 +299,7 @@ class Worker:
         beats = 0
         while True:
             relay = self._relay
-            in_flight = len(relay.in_flight) if relay is not None else 0
+            in_flight = requests_in_flight(self._relay, self._lane)
             refused = relay.refused_replies if relay is not None else 0
             if self._beats is not None:
                 self._beats.beat(in_flight, refused)
@@ -294,7 +316,8 @@ class Worker:
                 self._data.send([self._to_gateway])
             # Orphans of the backend's tree are adopted by us (a subreaper), not by the supervisor: collect them.
             connection = relay.connection if relay is not None else None
-            reap_adopted({pid} if (pid := getattr(connection, "pid", None)) else set())
+            pids = {getattr(connection, "pid", None), self._lane.pid if self._lane is not None else None}
+            reap_adopted({pid for pid in pids if isinstance(pid, int)})
             await asyncio.sleep(self.spec.heartbeat_interval_s)
 
     def _on_connection_events(self) -> None:
@@ -321,17 +344,6 @@ class Worker:
         self._ctx.term()
         if self._beats is not None:
             self._beats.close()
-
-
-async def _race(pump: asyncio.Task[None], work: Coroutine[Any, Any, T]) -> T:
-    """Await `work`, but fail at once if the backend connection ends first (a backend dying mid-handshake)."""
-    task = asyncio.ensure_future(work)
-    await asyncio.wait({task, pump}, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        return task.result()
-    task.cancel()
-    pump.result()  # raises why the backend connection ended
-    raise BackendClosed("The backend closed the connection during start-up.")
 
 
 def main() -> int:
@@ -372,7 +384,7 @@ async def _main(
             started = await spawn(spec.launch, backend_stderr)
         except Exception as exc:  # reported as the worker's failure, once it can report
             started = exc
-    worker = Worker(spec, beats, report_fd, started)
+    worker = Worker(spec, beats, report_fd, started, backend_stderr)
     main_task = asyncio.current_task()
     assert main_task is not None
     loop = asyncio.get_running_loop()

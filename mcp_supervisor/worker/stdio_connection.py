@@ -178,13 +178,13 @@ async def spawn(launch: Launch, stderr_fd: int | None = None) -> asyncio.subproc
 
 @asynccontextmanager
 async def open_stdio(
-    launch: Launch, started: asyncio.subprocess.Process | Exception | None = None
+    launch: Launch, started: asyncio.subprocess.Process | Exception | None = None, stderr_fd: int | None = None
 ) -> AsyncIterator[StdioConnection]:
     """The connection to the backend `started` by an earlier `spawn` (or why that failed), or to one started
     now."""
     if isinstance(started, Exception):
         raise started
-    process = started if started is not None else await spawn(launch)
+    process = started if started is not None else await spawn(launch, stderr_fd)
     connection = StdioConnection(process)
     try:
         yield connection

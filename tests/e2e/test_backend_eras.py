@@ -166,7 +166,10 @@ async def test_each_worker_reports_its_backends_era_and_a_legacy_client_reaches_
         assert meta["io.modelcontextprotocol/clientCapabilities"] == {}
         assert meta["io.modelcontextprotocol/clientInfo"]["name"] == "mcp"
         methods = [m.get("method") for m in eras.received("modern") if "method" in m]
-        assert "initialize" not in methods and "ping" not in methods and methods[0] == "server/discover", methods
+        assert "ping" not in methods and methods[0] == "server/discover", methods
+        # One initialize at most: the worker's one try of a second, handshake-era connection for handshake-era
+        # clients (worker/handshake_lane.py), which a modern-only backend refuses (then everything goes modern).
+        assert methods.count("initialize") <= 1, methods
         assert {"tools/list", "resources/list", "prompts/list", "subscriptions/listen"} <= set(methods), methods
 
 
@@ -177,7 +180,8 @@ async def test_streamable_http_carries_the_modern_headers_and_no_session(eras: E
         assert text_of(await client.call_tool("modern_http--grüße", {"text": "x"})) == "modern-http: x"
         read = await client.read_resource("modern://modern-http/counter")  # type: ignore[arg-type]
         assert read.contents
-    posts = [m for m in eras.received("modern_http") if "headers" in m]
+    # Less the worker's one try of a handshake-era connection (an initialize, refused by a modern-only backend).
+    posts = [m for m in eras.received("modern_http") if "headers" in m and m.get("method") != "initialize"]
     assert posts and all("mcp-session-id" not in m["headers"] for m in posts), posts
     assert all(m["headers"]["mcp-protocol-version"] == "2026-07-28" for m in posts if m.get("id") is not None)
     calls = {m["headers"].get("mcp-name"): m["headers"] for m in posts if m.get("method") == "tools/call"}
@@ -212,7 +216,12 @@ async def test_list_changes_and_resource_updates_reach_the_legacy_client(eras: E
             15,
             what="the added tool in the gateway's catalog",
         )
-        assert any(n.get("method") == "notifications/tools/list_changed" for n in seen), seen
+        # list_changed is debounced per client (LIST_CHANGED_DEBOUNCE_SECONDS): it may trail the catalog a little.
+        await async_wait_until(
+            lambda: any(n.get("method") == "notifications/tools/list_changed" for n in seen),
+            5,
+            what="notifications/tools/list_changed",
+        )
 
         await client.unsubscribe_resource(uri)  # type: ignore[arg-type]
 
