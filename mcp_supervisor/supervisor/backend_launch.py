@@ -90,6 +90,7 @@ class BackendLauncher:
             cwd=plan.cwd,
             stage=tuple(plan.stage.to_args()) if plan.stage is not None else (),
             program=tuple(plan.program),
+            network=plan.network,
         )
         report = SandboxReport(
             mode=mode, method=plan.method, enforced=dict(plan.enforced), not_enforced=dict(plan.not_enforced)

@@ -40,10 +40,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal
 
+import msgspec
+
 from mcp_supervisor.system.bwrap import bwrap_argv, command_pids
 from mcp_supervisor.system.cgroups import BackendCgroup, CgroupLimits
 from mcp_supervisor.system.enforcement import Account, account_bwrap, account_landlock, account_limits, account_nothing
 from mcp_supervisor.system.launch import Spec
+from mcp_supervisor.system.network import NetworkSetup, account_unshared, decide_network
 from mcp_supervisor.system.paths import arg_paths, command_paths, minimal_cover, resolve_command
 from mcp_supervisor.system.policy import FEATURES, SandboxMode, SandboxPolicy, SandboxUnavailable
 from mcp_supervisor.system.probe import HostCapabilities, probe_host
@@ -79,6 +82,7 @@ class SandboxPlan:
     # stage's steps itself in the forked child (`launch.apply`) execs `program` directly; None: no stage.
     stage: Spec | None = None
     program: list[str] = field(default_factory=list)
+    network: NetworkSetup | None = None  # a namespace of its own that the worker wires up (system/netns.py)
 
     def prepare(self) -> None:
         """Create the backend's cgroup (if the plan uses one); call right before spawning `argv`."""
@@ -186,17 +190,25 @@ def plan_sandbox(
     if "TMPDIR" in plan_env:
         plan_env["TMPDIR"] = "/tmp"  # the inherited one may name a directory the sandbox does not show
 
+    network: NetworkSetup | None = None
     if method == "bwrap":
         assert bwrap is not None
-        scoped = policy.network and host.landlock_abi >= 6
-        if scoped:
-            # Applied by the outer stage, before bwrap: a scope-only domain leaves mounts alone (Landlock restricts
-            # them only for domains that handle the filesystem), and bwrap and the backend inherit it.
-            outer.landlock_abi, outer.filesystem, outer.scope = host.landlock_abi, False, True
+        decision = decide_network(
+            policy, bwrap.userns, (host.slirp4netns, host.slirp_problem), host.landlock_abi, account
+        )
+        scoped = decision.mode == "host" and host.landlock_abi >= 6
+        if scoped or decision.connect_ports:
+            # Applied by the outer stage, before bwrap: a domain that does not handle the filesystem leaves mounts
+            # alone (Landlock restricts them only for domains that handle it), and bwrap and the backend inherit it.
+            outer.landlock_abi, outer.filesystem, outer.scope = host.landlock_abi, False, scoped
+            outer.connect_ports = list(decision.connect_ports)
+        if decision.setup is not None:
+            network = msgspec.structs.replace(decision.setup, cgroup_procs=tuple(outer.cgroup_procs))
         sandboxed = bwrap_argv(
             bwrap,
             root=uid == 0,
-            network=policy.network,
+            network=decision.mode == "host",
+            private_network=decision.mode == "private",
             system_trees=host.system_trees,
             system_links=host.system_links,
             extra_read=host.extra_read,
@@ -207,14 +219,16 @@ def plan_sandbox(
             cwd=workdir,
             program=[program, *args],
         )
-        account_bwrap(policy, host, uid, scoped, len(readable), len(hidden), account)
+        account_bwrap(policy, host, uid, len(readable), len(hidden), account)
     elif method == "landlock":
         sandboxed = [program, *args]
         _landlock_spec(outer, policy, host, readable, writable, hidden, state_dir)
         account_landlock(policy, host, uid, account)
+        account_unshared(policy, host.bwrap_problem, account)
     else:
         sandboxed = [program, *args]
         account_nothing(policy, host, account)
+        account_unshared(policy, host.bwrap_problem, account)
     if run_as is not None:
         account.ok("privileges", f"runs as uid {uid}")
 
@@ -235,6 +249,7 @@ def plan_sandbox(
         cgroup=use_cgroup,
         limits=limits,
         warnings=tuple(warnings),
+        network=network,
     )
 
 
@@ -276,5 +291,5 @@ def _landlock_spec(
     spec.own = [state_dir]  # granted apart from the hidden paths, which may contain it
     spec.hidden = hidden
     spec.own_proc = True  # the launcher grants its own /proc/<pid> and the non-pid entries of /proc
-    spec.deny_tcp = not policy.network
+    spec.deny_tcp = policy.network is False
     spec.scope = True
