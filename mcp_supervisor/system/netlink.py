@@ -58,10 +58,9 @@ def _attr(kind: int, data: bytes) -> bytes:
 
 
 def _route(message: int, network: ipaddress.IPv4Network, kind: int, gateway: str | None, seq: int) -> bytes:
-    scope = _RT_SCOPE_NOWHERE if message == _RTM_DELROUTE else _RT_SCOPE_UNIVERSE
-    body = struct.pack(
-        "=BBBBBBBBI", socket.AF_INET, network.prefixlen, 0, 0, _RT_TABLE_MAIN, _RTPROT_STATIC, scope, kind, 0
-    )
+    deleting = message == _RTM_DELROUTE  # then any protocol and scope match (slirp4netns' route is not ours)
+    scope, protocol = (_RT_SCOPE_NOWHERE, 0) if deleting else (_RT_SCOPE_UNIVERSE, _RTPROT_STATIC)
+    body = struct.pack("=BBBBBBBBI", socket.AF_INET, network.prefixlen, 0, 0, _RT_TABLE_MAIN, protocol, scope, kind, 0)
     if network.prefixlen:
         body += _attr(_RTA_DST, network.network_address.packed)
     if gateway is not None:
@@ -92,7 +91,7 @@ def apply_routes(unreachable: Iterable[str], allow: Iterable[str] | None, gatewa
         if allow is None:
             return
         seq += 1
-        _send(sock, _route(_RTM_DELROUTE, ipaddress.IPv4Network("0.0.0.0/0"), 0, None, seq), errno.ESRCH)
+        _send(sock, _route(_RTM_DELROUTE, ipaddress.IPv4Network("0.0.0.0/0"), 0, None, seq))
         for cidr in allow:
             seq += 1
             # EEXIST: the same network is also one of the host's own (unreachable wins: hostPorts is the way in).

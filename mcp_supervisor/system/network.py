@@ -10,7 +10,7 @@
 - `{"allow": [...]}`: the default route is replaced by routes to the allowed addresses (host names resolved at
   spawn); ports, when named, are enforced by Landlock (ABI 4+), which filters TCP connect by port only.
 - `{"hostPorts": [...]}`: the named TCP ports of the host's loopback, relayed by the worker from 127.0.0.1:PORT
-  inside the namespace (system/netns.py).
+  inside the namespace (system/netns.py); with the default's egress unless `allow` is given too.
 
 The namespace is bubblewrap's; the worker wires it up between bwrap's namespace creation and the backend's exec
 (system/netns.py). Where that cannot be done (no bubblewrap with user namespaces, no slirp4netns or no
@@ -55,7 +55,7 @@ class NetworkDecision:
 
 def _ports(policy: NetworkPolicy) -> tuple[tuple[int, ...], bool]:
     """(the ports to allow for TCP connect, whether every destination named one)."""
-    named = [parse_destination(entry)[1] for entry in policy.allow]
+    named = [parse_destination(entry)[1] for entry in policy.allow or ()]
     every = bool(named) and all(port is not None for port in named)
     return tuple(sorted({p for p in named if p is not None} | set(policy.host_ports))), every
 
@@ -84,16 +84,19 @@ def decide_network(
             "addresses and link-local 169.254.0.0/16 unreachable",
         )
         return NetworkDecision("private", NetworkSetup(slirp4netns=path))
-    restrict = bool(network.allow) or not network.host_ports
+    allow = network.allow or ()
+    restrict = network.allow is not None
     text = "own network namespace (slirp4netns)"
     if restrict:
-        text += f": egress only to {', '.join(network.allow) or 'nothing'}"
+        text += f": egress only to {', '.join(allow) or 'nothing'}"
+    else:
+        text += ": internet and LAN over IPv4; the host's own addresses and link-local unreachable"
     if network.host_ports:
         text += f"; host loopback TCP port(s) {', '.join(map(str, network.host_ports))} at 127.0.0.1"
     account.ok("network", text)
     ports, every = _ports(network)
     connect: tuple[int, ...] = ()
-    if any(parse_destination(entry)[1] is not None for entry in network.allow):
+    if any(parse_destination(entry)[1] is not None for entry in allow):
         if landlock_abi < 4:
             account.gap("network", f"ports not enforced: Landlock ABI {landlock_abi} < 4", requested=True)
         elif not every:
@@ -101,7 +104,7 @@ def decide_network(
         else:
             connect = ports
             account.ok("network", f"Landlock: TCP connect only to port(s) {', '.join(map(str, ports))}")
-    hosts = tuple(parse_destination(entry)[0] for entry in network.allow)
+    hosts = tuple(parse_destination(entry)[0] for entry in allow)
     setup = NetworkSetup(slirp4netns=path, restrict=restrict, allow=hosts, host_ports=network.host_ports)
     return NetworkDecision("private", setup, connect)
 

@@ -49,13 +49,14 @@ def parse_destination(entry: str) -> tuple[str, int | None]:
 
 class NetworkPolicy(msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True):
     """`"network": {"allow": [...], "hostPorts": [...]}`: egress only to `allow` (hosts, CIDRs, optional ports;
-    empty: no egress) and the named TCP ports of the host's loopback, reachable as 127.0.0.1:PORT inside."""
+    empty: no egress; absent: the default's internet and LAN), plus the named TCP ports of the host's loopback,
+    reachable as 127.0.0.1:PORT inside."""
 
-    allow: tuple[str, ...] = ()
+    allow: tuple[str, ...] | None = None
     host_ports: tuple[Port, ...] = ()
 
     def __post_init__(self) -> None:
-        for entry in self.allow:
+        for entry in self.allow or ():
             parse_destination(entry)  # msgspec turns the ValueError into a ValidationError naming the field
 
 

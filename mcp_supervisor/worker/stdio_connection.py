@@ -173,7 +173,10 @@ async def spawn(launch: Launch) -> asyncio.subprocess.Process:
     except BaseException:
         with contextlib.suppress(ProcessLookupError):
             process.kill()  # bwrap, still waiting: its namespaces go with it, the backend never ran
-        await process.wait()
+        if process.stdin is not None:
+            process.stdin.close()  # 3.11's wait() also waits for the pipes
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), EXIT_GRACE_S)
         raise
     finally:
         wiring.close()
