@@ -5,9 +5,10 @@ Per N (20 and 100 by default, `--scale-repeat` times, bare and supervised altern
 machine hits both alike; medians reported):
 - start-up: from spawning the supervisor until /health/backends shows all N RUNNING and linked; bare: from
   spawning N backends at once until each answered initialize and tools/list; "bare+sandbox": the same N bare
-  backends, each through the sandbox launch the supervisor plans (its outer stage, bubblewrap), without our
-  processes: the floor of what the sandbox costs by itself. The outer stage runs as a worker runs it: in the
-  forked child when this process has a single thread, else through the exec'd launcher;
+  backends, each through the sandbox launch the supervisor plans (its outer stage, bubblewrap, its own network
+  namespace), started as a worker starts it (stdio_connection.spawn), without our processes: the floor of what
+  the sandbox costs by itself; and again with `network: false`, whose difference is the network's start-up
+  cost, next to slirp4netns' USS and RSS per backend (issue 22);
 - USS (and PSS) of our own processes (supervisor, gateway, zygote, workers; not the backends, not bubblewrap),
   3 s after start-up, and per role; bare: the USS of the N bare backends;
 - idle CPU of the whole tree (ours and the backends) over `--scale-idle-seconds`, in % of one core; bare: of
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import os
 import re
@@ -38,10 +38,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import msgspec
 import psutil
 
-from mcp_supervisor.system import launch as launch_stage
-from mcp_supervisor.worker.stdio_connection import single_threaded
+from mcp_supervisor.protocol.spawn import Launch
+from mcp_supervisor.worker.main import _watch_children_with_pidfds
+from mcp_supervisor.worker.stdio_connection import release_network, spawn
 
 TOOLS_PER_BACKEND = 20
 SETTLE_S = 3.0
@@ -78,14 +80,10 @@ def _lean_argv(h: ModuleType) -> list[str]:
     return [h.PYTHON, str(h.LEAN_SERVER), "--tools", str(TOOLS_PER_BACKEND - 1)]
 
 
-BareLaunch = tuple[list[str], dict[str, str], str | None, launch_stage.Spec | None]
-
-
-def sandboxed_launch(h: ModuleType, workdir: Path) -> BareLaunch | None:
-    """How the supervisor would start one lean backend on this host (SANDBOX=auto): argv, env, cwd and the outer
-    stage a worker runs in the child (then argv is what the stage execs); None when the
-    host offers no sandbox. Its state dir and a hidden path stand for the real ones (the same mounts, give or
-    take the other backends' directories)."""
+def sandboxed_launch(h: ModuleType, workdir: Path, network: bool = True) -> Launch | None:
+    """How the supervisor would start one lean backend on this host (SANDBOX=auto), as the `Launch` a worker gets;
+    None when the host offers no sandbox. Its state dir and a hidden path stand for the real ones (the same mounts,
+    give or take the other backends' directories). `network=False`: the same without a network of its own."""
     from mcp_supervisor.system.sandbox import SandboxPolicy, plan_sandbox, probe_host
 
     state = workdir / "bare-sandbox-state"
@@ -96,7 +94,7 @@ def sandboxed_launch(h: ModuleType, workdir: Path) -> BareLaunch | None:
         argv[1:],
         None,
         dict(os.environ),
-        SandboxPolicy(),
+        SandboxPolicy(network=network),
         "auto",
         probe_host(),
         state_dir=str(state),
@@ -104,9 +102,33 @@ def sandboxed_launch(h: ModuleType, workdir: Path) -> BareLaunch | None:
     )
     if plan.method == "none":
         return None
-    if plan.stage is not None and single_threaded():
-        return plan.program, plan.env, plan.cwd, plan.stage
-    return plan.argv, plan.env, plan.cwd, None
+    return Launch(
+        argv=tuple(plan.argv),
+        env=plan.env,
+        cwd=plan.cwd,
+        stage=tuple(plan.stage.to_args()) if plan.stage is not None else (),
+        program=tuple(plan.program),
+        network=plan.network,
+    )
+
+
+async def _start_bare(argv: list[str], env: dict[str, str], launch: Launch | None) -> asyncio.subprocess.Process:
+    if launch is not None:  # as a worker starts it: the outer stage in the child, the network namespace wired
+        return await spawn(msgspec.structs.replace(launch, env={**launch.env, **env}))
+    return await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+
+
+def _slirp_memory() -> tuple[float, float, int]:
+    """(USS MB, RSS MB, count) of the slirp4netns processes this process started."""
+    found = [p for p in psutil.Process().children() if p.name() == "slirp4netns"]
+    return sum(_mem(p)[0] for p in found), sum(p.memory_info().rss for p in found) / 2**20, len(found)
 
 
 async def _bare(
@@ -114,28 +136,18 @@ async def _bare(
     marker: str,
     count: int,
     idle_s: float,
-    launch: BareLaunch | None = None,
+    launch: Launch | None = None,
 ) -> dict[str, Any]:
     """N bare lean backends (through `launch`, the planned sandbox, when given): seconds to all answered, then
-    their USS and idle CPU, then killed."""
-    argv, base_env, cwd, stage = launch if launch is not None else (_lean_argv(h), dict(os.environ), None, None)
-    env = {**base_env, "MCP_BENCH_WORKDIR": marker}
-    preexec = functools.partial(launch_stage.apply, stage) if stage is not None else None
+    their USS and idle CPU (and slirp4netns' memory), then killed."""
+    argv, env = _lean_argv(h), {**os.environ, "MCP_BENCH_WORKDIR": marker}
     handshake = _handshake()
     children: list[asyncio.subprocess.Process] = []
+    _watch_children_with_pidfds()  # as a worker does: no waiter thread per child, so the stage runs in the child
     started = time.perf_counter()
 
     async def one() -> None:
-        child = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-            env=env,
-            cwd=cwd,
-            start_new_session=True,
-            preexec_fn=preexec,
-        )
+        child = await _start_bare(argv, env, launch)
         children.append(child)
         assert child.stdin is not None and child.stdout is not None
         child.stdin.write(handshake)
@@ -156,17 +168,29 @@ async def _bare(
             processes = [p for p in processes if "tiny_server" in " ".join(p.cmdline())]
         await asyncio.sleep(SETTLE_S)
         uss = sum(_mem(p)[0] for p in processes)
+        slirp_uss, slirp_rss, slirps = _slirp_memory()
         before = _cpu(processes)
         await asyncio.sleep(idle_s)
         cpu = (_cpu(processes) - before) / idle_s * 100
-        return {"seconds": elapsed, "uss_mb": uss, "idle_cpu_percent": cpu}
+        return {
+            "seconds": elapsed,
+            "uss_mb": uss,
+            "idle_cpu_percent": cpu,
+            "slirp_uss_mb": slirp_uss,
+            "slirp_rss_mb": slirp_rss,
+            "slirps": slirps,
+        }
     finally:
         for child in children:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGKILL)
+                if launch is None:
+                    os.killpg(child.pid, signal.SIGKILL)
+                else:
+                    child.kill()  # bubblewrap: its pid namespace goes with it
         for child in children:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(child.wait(), 10)
+            release_network(child.pid)  # slirp4netns ends with its exit fd
         # In the sandbox the backend may hold its pipes a moment longer than bubblewrap lives: close the transports
         # now, or their finalizers complain about a closed loop when asyncio.run() ends.
         for child in children:
@@ -341,15 +365,18 @@ def run_scale(h: ModuleType, procs: Any, workdir: Path, config: Any, results: di
     section: dict[str, Any] = {"repeat": config.scale_repeat, "idle_seconds": config.scale_idle_seconds, "rows": {}}
     results["scale"] = section
     sizes = [int(value) for value in config.scale_sizes.split(",") if value]
-    launch = sandboxed_launch(h, workdir)
+    launch, offline = sandboxed_launch(h, workdir), sandboxed_launch(h, workdir, network=False)
     for count in sizes:
-        bare_runs, sandboxed_runs, our_runs = [], [], []
+        bare_runs, sandboxed_runs, offline_runs, our_runs = [], [], [], []
         for attempt in range(config.scale_repeat):
             h.log(f"scale: {count} bare lean backends (run {attempt + 1})")
             bare_runs.append(asyncio.run(_bare(h, procs.marker, count, config.scale_idle_seconds)))
             if launch is not None:
                 h.log(f"scale: {count} bare lean backends, each in the planned sandbox (run {attempt + 1})")
                 sandboxed_runs.append(asyncio.run(_bare(h, procs.marker, count, 1.0, launch)))
+            if offline is not None and launch is not None and launch.network is not None:
+                h.log(f"scale: {count} bare lean backends, in the sandbox with network false (run {attempt + 1})")
+                offline_runs.append(asyncio.run(_bare(h, procs.marker, count, 1.0, offline)))
             h.log(f"scale: {count} supervised lean backends (run {attempt + 1})")
             row = _supervised(h, procs, workdir, f"scale-{count}-{attempt}", count, config)
             our_runs.append(row)
@@ -361,7 +388,7 @@ def run_scale(h: ModuleType, procs: Any, workdir: Path, config: Any, results: di
                 f"idle {row['idle_cpu_percent']:.2f} % of a core, list p50 {row.get('list_p50_ms', '-')} ms, "
                 f"reload {row.get('reload', {}).get('seconds', '-')}"
             )
-        section["rows"][str(count)] = _summarize(count, bare_runs, our_runs, sandboxed_runs)
+        section["rows"][str(count)] = _summarize(count, bare_runs, our_runs, sandboxed_runs, offline_runs)
     section["probe"] = _probe_cost(h, procs, workdir, config)
     if config.scale_max:
         count = config.scale_max
@@ -377,7 +404,11 @@ def run_scale(h: ModuleType, procs: Any, workdir: Path, config: Any, results: di
 
 
 def _summarize(
-    count: int, bare: list[dict[str, Any]], ours: list[dict[str, Any]], sandboxed: list[dict[str, Any]]
+    count: int,
+    bare: list[dict[str, Any]],
+    ours: list[dict[str, Any]],
+    sandboxed: list[dict[str, Any]],
+    offline: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     reloads = [row["reload"] for row in ours if "reload" in row]
     roles = sorted({role for row in ours for role in row.get("uss_mb_by_role", {})})
@@ -406,8 +437,26 @@ def _summarize(
         "all_runs": ours,
         "all_bare_runs": bare,
         "all_bare_sandboxed_runs": sandboxed,
+        "network": _network_cost(count, sandboxed, offline or []),
     }
     return summary
+
+
+def _network_cost(count: int, sandboxed: list[dict[str, Any]], offline: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """What a backend's own network namespace costs (issue 22): start-up against the same sandbox with network
+    false, and slirp4netns' memory, per backend."""
+    online, without = _median(sandboxed, "seconds"), _median(offline, "seconds")
+    slirps = _median(sandboxed, "slirps")
+    if online is None or without is None or not slirps:
+        return None
+    return {
+        "seconds": online,
+        "offline_seconds": without,
+        "startup_ms_per_backend": round((online - without) / count * 1000, 2),
+        "slirp_uss_mb_per_backend": round((_median(sandboxed, "slirp_uss_mb") or 0) / slirps, 2),
+        "slirp_rss_mb_per_backend": round((_median(sandboxed, "slirp_rss_mb") or 0) / slirps, 2),
+        "all_offline_runs": offline,
+    }
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -495,4 +544,13 @@ def report(results: dict[str, Any]) -> list[str]:
         )
     )
     lines.append("(+sbx s: the same bare backends, each started through the sandbox the supervisor plans)")
+    for count, row in rows.items():
+        net = row.get("network")
+        if net:
+            lines.append(
+                f"Sandbox network (own namespace, slirp4netns) at {count}: {net['seconds']:.2f} s vs "
+                f"{net['offline_seconds']:.2f} s with network false, +{net['startup_ms_per_backend']:.1f} ms of "
+                f"start-up per backend; slirp4netns USS {net['slirp_uss_mb_per_backend']:.2f} MB, RSS "
+                f"{net['slirp_rss_mb_per_backend']:.2f} MB per backend; per call: nothing (stdio pipes untouched)"
+            )
     return lines

@@ -29,7 +29,7 @@ import pytest
 
 from tests.e2e.conftest import ROOT, RunningSupervisor, stdio_fixture_entry, write_config
 from tests.e2e.test_hostile_backend import attack, cli, session, text_of
-from tests.helpers import free_port, port_open, stop_process, wait_until
+from tests.helpers import free_port, stop_process, wait_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -159,13 +159,16 @@ async def test_default_network_walls_off_the_host(tmp_path: Path, supervisor_fac
             env = await attack(client, sup, "env", {"names": ["PORT", "HOST", "ALLOWED_HOSTS", "ENABLE_ADMIN_UI"]})
             victim = await client.call_tool("victim--echo", {"text": "still here"})
     print(f"front door: {front}\ndatabase: {db}\nown address {own_address}: {own}\nmetadata: {metadata}\nenv: {env}")
-    assert "own network namespace" in sandbox["enforced"]["network"], sandbox
-    assert not front["ok"], f"the backend called another backend's tool through the gateway: {front}"
-    assert not db["ok"], f"the backend reached a database on the host's 127.0.0.1: {db}"
-    assert own is None or not own["ok"], f"the backend reached the host's own address {own_address}: {own}"
-    assert not metadata["ok"] and metadata["ms"] < 2000, f"169.254.169.254 was routed: {metadata}"
-    assert env["found"] == {}, f"the backend's environment holds the gateway's: {env}"
+    broken = {
+        "called another backend's tool through the gateway's /mcp": front["ok"],
+        "reached a database on the host's 127.0.0.1": db["ok"],
+        f"reached the host's own address {own_address} (a 0.0.0.0 listener)": own is not None and own["ok"],
+        "169.254.169.254 was routed (or took long to fail)": metadata["ok"] or metadata["ms"] >= 2000,
+        f"its environment holds the gateway's {sorted(env['found'])}": bool(env["found"]),
+    }
+    assert not [what for what, bad in broken.items() if bad], [what for what, bad in broken.items() if bad]
     assert text_of(victim) == "victim: still here"
+    assert "own network namespace" in sandbox["enforced"]["network"], sandbox
 
 
 async def test_default_network_reaches_outside_and_false_does_not(
@@ -220,4 +223,3 @@ async def test_allow_and_host_ports_reach_only_what_they_name(
     expected = {"allowed named", "port named", "host named", "host outside"}  # hostPorts alone keeps the egress
     wrong = {what: r for what, r in reports.items() if r["ok"] != (what in expected)}
     assert not wrong, f"reached what was not named, or not what was: {wrong}"
-    assert port_open(named)  # the relay left the host's listener alone
