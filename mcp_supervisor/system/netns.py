@@ -24,6 +24,7 @@ import fcntl
 import ipaddress
 import json
 import os
+import signal
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -224,6 +225,9 @@ def _configure(setup: NetworkSetup, userfd: int, netfd: int) -> list[socket.sock
         ours.settimeout(WIRE_TIMEOUT_S)
         try:
             message, fds, _, _ = socket.recv_fds(ours, 4096, max(1, len(setup.host_ports)))
+        except OSError:  # the timeout included: never wait for a child that hangs
+            os.kill(pid, signal.SIGKILL)
+            raise
         finally:
             os.waitpid(pid, 0)
     listeners = [socket.socket(fileno=fd) for fd in fds]

@@ -101,6 +101,8 @@ def probe_slirp4netns() -> tuple[str, str]:
         return "", "slirp4netns is not installed (Debian package slirp4netns)"
     if not os.path.exists("/dev/net/tun"):
         return "", "/dev/net/tun is missing (a container needs --device /dev/net/tun)"
+    if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
+        return "", f"/dev/net/tun cannot be opened by uid {os.geteuid()} (its mode is usually 0666)"
     return path, ""
 
 
