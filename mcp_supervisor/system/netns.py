@@ -238,6 +238,14 @@ def _configure(setup: NetworkSetup, userfd: int, netfd: int) -> list[socket.sock
     return listeners
 
 
+def _without_ipv6() -> None:
+    """slirp4netns runs without IPv6, so packets to any IPv6 address (fe80::/10 too) would vanish unanswered: turn
+    it off on tap0, and such connects fail at once. The loopback keeps ::1. (/proc/sys/net shows the namespace of
+    whoever opens it: ours, now.)"""
+    with contextlib.suppress(FileNotFoundError), open("/proc/sys/net/ipv6/conf/tap0/disable_ipv6", "w") as knob:
+        knob.write("1")
+
+
 def _configure_child(
     sock: socket.socket, userfd: int, netfd: int, unreachable: list[str], allow: list[str] | None, ports: Sequence[int]
 ) -> NoReturn:
@@ -247,6 +255,7 @@ def _configure_child(
             setns(userfd, CLONE_NEWUSER)
         setns(netfd, CLONE_NEWNET)
         apply_routes(unreachable, allow, SLIRP_GATEWAY)
+        _without_ipv6()
         listeners = []
         for port in ports:
             listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

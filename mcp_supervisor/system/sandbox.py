@@ -3,8 +3,9 @@ per-feature account of what is enforced and what is not (for `status`, `/health/
 
 Composition, from strongest to weakest, picked per host by `plan_sandbox`:
 
-- **bwrap**: bubblewrap does namespaces (user, mount, pid, ipc, uts, cgroup, and net when the network is off)
-  and the mounts (`bwrap.py`). Landlock is added only for what mounts cannot do: with the host network shared,
+- **bwrap**: bubblewrap does namespaces (user, mount, pid, ipc, uts, cgroup, and net: empty, or wired to a
+  user-mode stack by the worker, `network.py`) and the mounts (`bwrap.py`). Landlock is added only for what
+  mounts cannot do: TCP ports of `network.allow`; and where the host network is shared (no slirp4netns),
   its scopes (ABI 6+) forbid connecting to the host's abstract unix sockets, which live in the network namespace
   (the containerd-shim escape, CVE-2020-15257, was exactly that), and signalling out. The outer stage applies
   that scope-only domain before exec'ing bwrap (a domain that does not handle the filesystem leaves mounts

@@ -156,14 +156,17 @@ async def test_default_network_walls_off_the_host(tmp_path: Path, supervisor_fac
             if own_address is not None:
                 own = await attack(client, sup, "connect", {"host": own_address, "port": wildcard})
             metadata = await attack(client, sup, "connect", {"host": "169.254.169.254", "port": 80, "timeout": 5})
+            link6 = await attack(client, sup, "connect", {"host": "fe80::1%tap0", "port": 80, "timeout": 5})
             env = await attack(client, sup, "env", {"names": ["PORT", "HOST", "ALLOWED_HOSTS", "ENABLE_ADMIN_UI"]})
             victim = await client.call_tool("victim--echo", {"text": "still here"})
-    print(f"front door: {front}\ndatabase: {db}\nown address {own_address}: {own}\nmetadata: {metadata}\nenv: {env}")
+    print(f"front door: {front}\ndatabase: {db}\nown address {own_address}: {own}\nmetadata: {metadata}")
+    print(f"fe80::1: {link6}\nenv: {env}")
     broken = {
         "called another backend's tool through the gateway's /mcp": front["ok"],
         "reached a database on the host's 127.0.0.1": db["ok"],
         f"reached the host's own address {own_address} (a 0.0.0.0 listener)": own is not None and own["ok"],
         "169.254.169.254 was routed (or took long to fail)": metadata["ok"] or metadata["ms"] >= 2000,
+        "fe80::1 on tap0 was routed (or took long to fail)": link6["ok"] or link6["ms"] >= 2000,
         f"its environment holds the gateway's {sorted(env['found'])}": bool(env["found"]),
     }
     assert not [what for what, bad in broken.items() if bad], [what for what, bad in broken.items() if bad]
