@@ -26,6 +26,8 @@ import json
 import os
 import signal
 import socket
+import struct
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
@@ -35,6 +37,7 @@ from mcp_supervisor.system.netlink import CLONE_NEWNET, CLONE_NEWUSER, apply_rou
 from mcp_supervisor.system.network import BLOCK_FD, INFO_FD, RESOLV_CONF, RESOLV_FD, SLIRP_GATEWAY, NetworkSetup
 
 NS_GET_USERNS = 0xB701
+SIOCGIFFLAGS, IFF_UP = 0x8913, 0x1
 WIRE_TIMEOUT_S = 10.0
 LINK_LOCAL = "169.254.0.0/16"
 # What a user-mode stack gives a sandbox: slirp4netns' own example. 65520 saves per-packet work in both directions.
@@ -109,6 +112,7 @@ class Wiring:
             raise BackendError(f"The backend's network namespace could not be set up: {exc}") from None
 
     async def _wire_namespace(self, userfd: int, netfd: int) -> Network:
+        await _loopback_up(userfd, netfd)
         network = await _start_slirp(self.setup, userfd, netfd)
         try:
             network.listeners = _configure(self.setup, userfd, netfd)
@@ -119,17 +123,27 @@ class Wiring:
         return network
 
 
+async def _readable(fd: int) -> None:
+    """Until `fd` can be read (in the event loop: the worker starts no thread before its backend runs)."""
+    loop = asyncio.get_running_loop()
+    readable: asyncio.Future[None] = loop.create_future()
+
+    def ready() -> None:
+        if not readable.done():
+            readable.set_result(None)
+
+    loop.add_reader(fd, ready)
+    try:
+        await readable
+    finally:
+        loop.remove_reader(fd)
+
+
 async def _namespace_pid(info_fd: int) -> int:
     """bwrap's `{"child-pid": N}` on the info fd."""
-    loop = asyncio.get_running_loop()
     data = b""
     while True:
-        readable = loop.create_future()
-        loop.add_reader(info_fd, readable.set_result, None)
-        try:
-            await readable
-        finally:
-            loop.remove_reader(info_fd)
+        await _readable(info_fd)
         chunk = os.read(info_fd, 4096)
         if not chunk:
             raise ValueError("bubblewrap exited before it made the namespaces")
@@ -172,13 +186,7 @@ async def _start_slirp(setup: NetworkSetup, userfd: int, netfd: int) -> Network:
     os.close(exit_r)
     network = Network(slirp, exit_w)
     try:
-        loop = asyncio.get_running_loop()
-        ready = loop.create_future()
-        loop.add_reader(ready_r, ready.set_result, None)
-        try:
-            await ready
-        finally:
-            loop.remove_reader(ready_r)
+        await _readable(ready_r)
         if os.read(ready_r, 1) != b"1":
             status = await slirp.wait()
             words = os.pread(said, 2000, 0).decode(errors="replace").strip().splitlines()[-3:]
@@ -190,6 +198,46 @@ async def _start_slirp(setup: NetworkSetup, userfd: int, netfd: int) -> Network:
         os.close(ready_r)
         os.close(said)
     return network
+
+
+async def _loopback_up(userfd: int, netfd: int) -> None:
+    """Until bwrap has set up the namespace's loopback: slirp4netns brings `lo` up too, and bwrap dies when its
+    own RTM_NEWADDR finds the address there already ("loopback: Failed RTM_NEWADDR", seen under load). A forked
+    child enters the namespace and polls `lo`'s flags; its pidfd says when it is done."""
+    enter_user = not _userns_is_ours(userfd)
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            if enter_user:
+                setns(userfd, CLONE_NEWUSER)
+            setns(netfd, CLONE_NEWNET)
+            status = 0 if _wait_for_up("lo", WIRE_TIMEOUT_S) else 2
+        finally:
+            os._exit(status)
+    pidfd = os.pidfd_open(pid)
+    try:
+        await _readable(pidfd)
+    except BaseException:  # the timeout, a cancellation: end the child rather than wait for it
+        os.kill(pid, signal.SIGKILL)
+        raise
+    finally:
+        os.close(pidfd)
+        status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])  # noqa: ASYNC222 - it has exited: no wait
+    if status != 0:
+        raise OSError(f"bubblewrap did not bring the namespace's loopback up (status {status})")
+
+
+def _wait_for_up(name: str, timeout_s: float) -> bool:
+    request = struct.pack("16sH", name.encode(), 0)
+    deadline = time.monotonic() + timeout_s
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        while time.monotonic() < deadline:
+            flags = struct.unpack_from("16sH", fcntl.ioctl(sock, SIOCGIFFLAGS, request))[1]
+            if flags & IFF_UP:
+                return True
+            time.sleep(0.001)
+    return False
 
 
 def _resolve(setup: NetworkSetup) -> list[str] | None:
