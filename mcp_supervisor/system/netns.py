@@ -4,16 +4,18 @@ bwrap makes the namespaces, reports its namespace init's pid on `--info-fd`, and
 
 1. `/proc/PID/ns/net`, and (ioctl NS_GET_USERNS) the user namespace that owns it: bwrap's outer one, not the
    nested one --disable-userns leaves the backend in, which does not own the netns (setns there fails EPERM);
-2. slirp4netns enters both by fd (--userns-path/--netns-type=path /proc/self/fd/N), makes tap0 with 10.0.2.100,
-   a default route and DNS at 10.0.2.3, with --disable-host-loopback, its own sandbox and seccomp filter. It exits
-   when the write end of its --exit-fd closes: when the backend's connection closes, or the worker dies;
+2. once bwrap has brought the namespace's `lo` up (slirp4netns does too, and bwrap dies if it finds the address
+   there first), slirp4netns enters both by fd (--userns-path, --netns-type=path: /proc/self/fd/N) and makes tap0
+   with 10.0.2.100, a default route and DNS at 10.0.2.3, with --disable-host-loopback, its own sandbox and
+   seccomp filter. It exits when the write end of its --exit-fd closes: when the backend's connection closes, or
+   the worker dies;
 3. a forked child enters both namespaces and sets routes (netlink.py): the host's own addresses and 169.254.0.0/16
    unreachable, or only the allowed networks routed; and binds the listeners of `hostPorts` on 127.0.0.1 there,
    sent back over a socketpair (the worker relays them to the host: worker/port_relay.py);
 4. a byte on the block fd: bwrap execs the backend. A failure before it kills bwrap (and its namespace): the
    backend never runs with half a network.
 
-Nothing touches the backend's stdio, so a call costs what it did. About 10 ms per start, most of it slirp4netns'.
+Nothing touches the backend's stdio, so a call costs what it did. About 12 ms per start, most of it slirp4netns'.
 """
 
 from __future__ import annotations
