@@ -11,7 +11,7 @@ bwrap makes the namespaces, reports its namespace init's pid on `--info-fd`, and
    the worker dies;
 3. a forked child enters both namespaces and sets routes (netlink.py): the host's own addresses and 169.254.0.0/16
    unreachable, or only the allowed networks routed; and binds the listeners of `hostPorts` on 127.0.0.1 there,
-   sent back over a socketpair (the worker relays them to the host: worker/port_relay.py);
+   sent back over a socketpair (the worker relays them to the host: port_relay.py);
 4. a byte on the block fd: bwrap execs the backend. A failure before it kills bwrap (and its namespace): the
    backend never runs with half a network.
 
@@ -32,11 +32,12 @@ import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from mcp_supervisor.errors import BackendError
 from mcp_supervisor.system.netlink import CLONE_NEWNET, CLONE_NEWUSER, apply_routes, host_addresses, setns
 from mcp_supervisor.system.network import BLOCK_FD, INFO_FD, RESOLV_CONF, RESOLV_FD, SLIRP_GATEWAY, NetworkSetup
+from mcp_supervisor.system.port_relay import relay
 
 NS_GET_USERNS = 0xB701
 SIOCGIFFLAGS, IFF_UP = 0x8913, 0x1
@@ -55,7 +56,7 @@ class Network:
     slirp: asyncio.subprocess.Process
     exit_fd: int
     listeners: list[socket.socket] = field(default_factory=list)  # hostPorts, made in the namespace, in order
-    relays: list[asyncio.Server] = field(default_factory=list)  # serving them (worker/port_relay.py)
+    relays: list[asyncio.Server] = field(default_factory=list)  # serving them (port_relay.py)
 
     def close(self) -> None:
         for server in self.relays:
@@ -123,6 +124,49 @@ class Wiring:
             network.close()
             raise
         return network
+
+
+async def connect(process: asyncio.subprocess.Process, wiring: Wiring) -> Network:
+    """After `process` (the planned argv, `wiring.substitute`d, with `wiring.pass_fds`) was started: wire its
+    namespace and relay its hostPorts. On failure, bwrap (still waiting) is killed, and with it the namespace:
+    the backend never runs; BackendError says why."""
+    try:
+        wiring.spawned()
+        network = await wiring.wire()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        if process.stdin is not None:
+            process.stdin.close()  # 3.11's wait() also waits for the pipes
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), 2.0)
+        raise
+    finally:
+        wiring.close()
+    try:
+        for port, listener in zip(wiring.setup.host_ports, network.listeners, strict=True):
+            network.relays.append(await relay(listener, port))
+    except BaseException:
+        network.close()
+        raise
+    return network
+
+
+async def exec_planned(
+    argv: Sequence[str], setup: NetworkSetup | None, **options: Any
+) -> tuple[asyncio.subprocess.Process, Network | None]:
+    """Start a planned argv as asyncio.create_subprocess_exec does (`options`), with its own network when the plan
+    has one: for what runs a plan besides the worker (install commands). `Network.close()` once it exited."""
+    if setup is None:
+        return await asyncio.create_subprocess_exec(*argv, **options), None
+    wiring = Wiring(setup)
+    try:
+        process = await asyncio.create_subprocess_exec(*wiring.substitute(argv), pass_fds=wiring.pass_fds, **options)
+    except BaseException:
+        wiring.spawned()
+        wiring.close()
+        raise
+    return process, await connect(process, wiring)
 
 
 async def _readable(fd: int) -> None:

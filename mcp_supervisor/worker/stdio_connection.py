@@ -32,8 +32,7 @@ from typing import Any
 from mcp_supervisor.errors import BackendError
 from mcp_supervisor.protocol.spawn import Launch
 from mcp_supervisor.system import launch as launch_stage
-from mcp_supervisor.system.netns import Network, Wiring
-from mcp_supervisor.worker.port_relay import relay
+from mcp_supervisor.system.netns import Network, Wiring, connect
 
 log = logging.getLogger("mcp_supervisor.worker")
 # The network namespace plumbing of each running backend, by pid (system/netns.py).
@@ -165,24 +164,8 @@ async def spawn(launch: Launch) -> asyncio.subprocess.Process:
             wiring.spawned()
             wiring.close()
         raise
-    if wiring is None:
-        return process
-    try:
-        wiring.spawned()
-        network = await wiring.wire()
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()  # bwrap, still waiting: its namespaces go with it, the backend never ran
-        if process.stdin is not None:
-            process.stdin.close()  # 3.11's wait() also waits for the pipes
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(process.wait(), EXIT_GRACE_S)
-        raise
-    finally:
-        wiring.close()
-    _networks[process.pid] = network
-    for port, listener in zip(launch.network.host_ports if launch.network else (), network.listeners, strict=True):
-        network.relays.append(await relay(listener, port))
+    if wiring is not None:
+        _networks[process.pid] = await connect(process, wiring)
     return process
 
 
