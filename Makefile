@@ -103,6 +103,7 @@ browser-tools:
 # Debian's bubblewrap, the sandbox of stdio backends (the product uses it where installed; the tests need it).
 sandbox-tools:
 	bash scripts/install-debian-package.sh bubblewrap /usr/bin/bwrap
+	bash scripts/install-debian-package.sh slirp4netns /usr/bin/slirp4netns
 
 # Benchmark, direct vs gateway on loopback: prints a table, writes bench/results/<timestamp>.json.
 # `make bench BENCH_ARGS=--quick` for a short run; `bench/run.py --help` for the knobs.

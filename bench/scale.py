@@ -5,9 +5,10 @@ Per N (20 and 100 by default, `--scale-repeat` times, bare and supervised altern
 machine hits both alike; medians reported):
 - start-up: from spawning the supervisor until /health/backends shows all N RUNNING and linked; bare: from
   spawning N backends at once until each answered initialize and tools/list; "bare+sandbox": the same N bare
-  backends, each through the sandbox launch the supervisor plans (its outer stage, bubblewrap), without our
-  processes: the floor of what the sandbox costs by itself. The outer stage runs as a worker runs it: in the
-  forked child when this process has a single thread, else through the exec'd launcher;
+  backends, each through the sandbox launch the supervisor plans (its outer stage, bubblewrap, its own network
+  namespace), started as a worker starts it (stdio_connection.spawn), without our processes: the floor of what
+  the sandbox costs by itself; and again with `network: false`, whose difference is the network's start-up
+  cost, next to slirp4netns' USS and RSS per backend (issue 22);
 - USS (and PSS) of our own processes (supervisor, gateway, zygote, workers; not the backends, not bubblewrap),
   3 s after start-up, and per role; bare: the USS of the N bare backends;
 - idle CPU of the whole tree (ours and the backends) over `--scale-idle-seconds`, in % of one core; bare: of
@@ -27,11 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import os
 import re
-import signal
 import statistics
 import time
 from pathlib import Path
@@ -39,12 +38,7 @@ from types import ModuleType
 from typing import Any
 
 import psutil
-
-from mcp_supervisor.system import launch as launch_stage
-from mcp_supervisor.worker.stdio_connection import single_threaded
-
-TOOLS_PER_BACKEND = 20
-SETTLE_S = 3.0
+from bare import SETTLE_S, TOOLS_PER_BACKEND, _bare, _cpu, _mem, _network_cost, sandboxed_launch
 
 TARGET_STARTUP_EXTRA_S = 1.0
 TARGET_USS_PER_WORKER_MB = 5.0
@@ -53,143 +47,6 @@ TARGET_RELOAD_S = 0.5
 TARGET_IDLE_CPU_PERCENT = 2.0
 PROBE_BACKENDS = 20
 _NEGOTIATED = re.compile(rb"is ready: .*era, \S+ \(in ([0-9.]+) ms\)")
-
-
-def _handshake() -> bytes:
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "bench", "version": "1"},
-        },
-    }
-    messages = (
-        initialize,
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
-    )
-    return b"".join(json.dumps(message).encode() + b"\n" for message in messages)
-
-
-def _lean_argv(h: ModuleType) -> list[str]:
-    return [h.PYTHON, str(h.LEAN_SERVER), "--tools", str(TOOLS_PER_BACKEND - 1)]
-
-
-BareLaunch = tuple[list[str], dict[str, str], str | None, launch_stage.Spec | None]
-
-
-def sandboxed_launch(h: ModuleType, workdir: Path) -> BareLaunch | None:
-    """How the supervisor would start one lean backend on this host (SANDBOX=auto): argv, env, cwd and the outer
-    stage a worker runs in the child (then argv is what the stage execs); None when the
-    host offers no sandbox. Its state dir and a hidden path stand for the real ones (the same mounts, give or
-    take the other backends' directories)."""
-    from mcp_supervisor.system.sandbox import SandboxPolicy, plan_sandbox, probe_host
-
-    state = workdir / "bare-sandbox-state"
-    state.mkdir(parents=True, exist_ok=True)
-    argv = _lean_argv(h)
-    plan = plan_sandbox(
-        argv[0],
-        argv[1:],
-        None,
-        dict(os.environ),
-        SandboxPolicy(),
-        "auto",
-        probe_host(),
-        state_dir=str(state),
-        hidden_paths=[str(workdir / "hidden")],
-    )
-    if plan.method == "none":
-        return None
-    if plan.stage is not None and single_threaded():
-        return plan.program, plan.env, plan.cwd, plan.stage
-    return plan.argv, plan.env, plan.cwd, None
-
-
-async def _bare(
-    h: ModuleType,
-    marker: str,
-    count: int,
-    idle_s: float,
-    launch: BareLaunch | None = None,
-) -> dict[str, Any]:
-    """N bare lean backends (through `launch`, the planned sandbox, when given): seconds to all answered, then
-    their USS and idle CPU, then killed."""
-    argv, base_env, cwd, stage = launch if launch is not None else (_lean_argv(h), dict(os.environ), None, None)
-    env = {**base_env, "MCP_BENCH_WORKDIR": marker}
-    preexec = functools.partial(launch_stage.apply, stage) if stage is not None else None
-    handshake = _handshake()
-    children: list[asyncio.subprocess.Process] = []
-    started = time.perf_counter()
-
-    async def one() -> None:
-        child = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-            env=env,
-            cwd=cwd,
-            start_new_session=True,
-            preexec_fn=preexec,
-        )
-        children.append(child)
-        assert child.stdin is not None and child.stdout is not None
-        child.stdin.write(handshake)
-        await child.stdin.drain()
-        while True:
-            line = await child.stdout.readline()
-            if not line:
-                raise h.BenchFailure("a bare lean backend closed its stdout during the handshake")
-            if json.loads(line).get("id") == 2:
-                return
-
-    try:
-        await asyncio.wait_for(asyncio.gather(*(one() for _ in range(count))), max(60.0, count * 0.5))
-        elapsed = time.perf_counter() - started
-        processes = [psutil.Process(child.pid) for child in children]
-        if launch is not None:  # the backends themselves, not the sandbox's processes around them
-            processes = [p for root in processes for p in [root, *root.children(recursive=True)] if p.name() != "bwrap"]
-            processes = [p for p in processes if "tiny_server" in " ".join(p.cmdline())]
-        await asyncio.sleep(SETTLE_S)
-        uss = sum(_mem(p)[0] for p in processes)
-        before = _cpu(processes)
-        await asyncio.sleep(idle_s)
-        cpu = (_cpu(processes) - before) / idle_s * 100
-        return {"seconds": elapsed, "uss_mb": uss, "idle_cpu_percent": cpu}
-    finally:
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGKILL)
-        for child in children:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(child.wait(), 10)
-        # In the sandbox the backend may hold its pipes a moment longer than bubblewrap lives: close the transports
-        # now, or their finalizers complain about a closed loop when asyncio.run() ends.
-        for child in children:
-            transport = getattr(child, "_transport", None)
-            if transport is not None:
-                transport.close()
-
-
-def _mem(process: psutil.Process) -> tuple[float, float]:
-    try:
-        info = process.memory_full_info()
-    except psutil.Error:
-        return 0.0, 0.0
-    return info.uss / 1_048_576, info.pss / 1_048_576
-
-
-def _cpu(processes: list[psutil.Process]) -> float:
-    total = 0.0
-    for process in processes:
-        with contextlib.suppress(psutil.Error):
-            times = process.cpu_times()
-            total += times.user + times.system
-    return total
 
 
 def _whole_tree(root: int) -> list[psutil.Process]:
@@ -341,15 +198,18 @@ def run_scale(h: ModuleType, procs: Any, workdir: Path, config: Any, results: di
     section: dict[str, Any] = {"repeat": config.scale_repeat, "idle_seconds": config.scale_idle_seconds, "rows": {}}
     results["scale"] = section
     sizes = [int(value) for value in config.scale_sizes.split(",") if value]
-    launch = sandboxed_launch(h, workdir)
+    launch, offline = sandboxed_launch(h, workdir), sandboxed_launch(h, workdir, network=False)
     for count in sizes:
-        bare_runs, sandboxed_runs, our_runs = [], [], []
+        bare_runs, sandboxed_runs, offline_runs, our_runs = [], [], [], []
         for attempt in range(config.scale_repeat):
             h.log(f"scale: {count} bare lean backends (run {attempt + 1})")
             bare_runs.append(asyncio.run(_bare(h, procs.marker, count, config.scale_idle_seconds)))
             if launch is not None:
                 h.log(f"scale: {count} bare lean backends, each in the planned sandbox (run {attempt + 1})")
                 sandboxed_runs.append(asyncio.run(_bare(h, procs.marker, count, 1.0, launch)))
+            if offline is not None and launch is not None and launch.network is not None:
+                h.log(f"scale: {count} bare lean backends, in the sandbox with network false (run {attempt + 1})")
+                offline_runs.append(asyncio.run(_bare(h, procs.marker, count, 1.0, offline)))
             h.log(f"scale: {count} supervised lean backends (run {attempt + 1})")
             row = _supervised(h, procs, workdir, f"scale-{count}-{attempt}", count, config)
             our_runs.append(row)
@@ -361,7 +221,7 @@ def run_scale(h: ModuleType, procs: Any, workdir: Path, config: Any, results: di
                 f"idle {row['idle_cpu_percent']:.2f} % of a core, list p50 {row.get('list_p50_ms', '-')} ms, "
                 f"reload {row.get('reload', {}).get('seconds', '-')}"
             )
-        section["rows"][str(count)] = _summarize(count, bare_runs, our_runs, sandboxed_runs)
+        section["rows"][str(count)] = _summarize(count, bare_runs, our_runs, sandboxed_runs, offline_runs)
     section["probe"] = _probe_cost(h, procs, workdir, config)
     if config.scale_max:
         count = config.scale_max
@@ -377,7 +237,11 @@ def run_scale(h: ModuleType, procs: Any, workdir: Path, config: Any, results: di
 
 
 def _summarize(
-    count: int, bare: list[dict[str, Any]], ours: list[dict[str, Any]], sandboxed: list[dict[str, Any]]
+    count: int,
+    bare: list[dict[str, Any]],
+    ours: list[dict[str, Any]],
+    sandboxed: list[dict[str, Any]],
+    offline: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     reloads = [row["reload"] for row in ours if "reload" in row]
     roles = sorted({role for row in ours for role in row.get("uss_mb_by_role", {})})
@@ -406,6 +270,7 @@ def _summarize(
         "all_runs": ours,
         "all_bare_runs": bare,
         "all_bare_sandboxed_runs": sandboxed,
+        "network": _network_cost(count, sandboxed, offline or []),
     }
     return summary
 
@@ -495,4 +360,13 @@ def report(results: dict[str, Any]) -> list[str]:
         )
     )
     lines.append("(+sbx s: the same bare backends, each started through the sandbox the supervisor plans)")
+    for count, row in rows.items():
+        net = row.get("network")
+        if net:
+            lines.append(
+                f"Sandbox network (own namespace, slirp4netns) at {count}: {net['seconds']:.2f} s vs "
+                f"{net['offline_seconds']:.2f} s with network false, +{net['startup_ms_per_backend']:.1f} ms of "
+                f"start-up per backend; slirp4netns USS {net['slirp_uss_mb_per_backend']:.2f} MB, RSS "
+                f"{net['slirp_rss_mb_per_backend']:.2f} MB per backend; per call: nothing (stdio pipes untouched)"
+            )
     return lines

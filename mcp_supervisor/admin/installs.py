@@ -29,7 +29,8 @@ from mcp_supervisor.admin.events import EventHub
 from mcp_supervisor.admin.install_sandbox import InstallRun, InstallSandbox, InstallSandboxError
 from mcp_supervisor.config.loader import SERVER_KEY_PATTERN
 from mcp_supervisor.config.settings import without_gateway_secrets
-from mcp_supervisor.errors import SupervisorError
+from mcp_supervisor.errors import BackendError, SupervisorError
+from mcp_supervisor.system.netns import exec_planned
 
 log = logging.getLogger("mcp_supervisor.admin.installs")
 
@@ -200,14 +201,17 @@ class InstallManager:
 
     async def _run_command(self, install: _Install, command: str, run: InstallRun | None) -> int:
         self._publish("install_info", install, message=f"Running: {command}")
+        setup = None
         if run is None:
             argv, cwd, env = ["/bin/sh", "-c", command], str(install.target.parent), self._environment()
         else:
             plan = run.plan_of(command)
-            argv, cwd, env = plan.argv, plan.cwd or str(install.target.parent), plan.env
+            argv, cwd, env, setup = plan.argv, plan.cwd or str(install.target.parent), plan.env, plan.network
         try:
-            process = await asyncio.create_subprocess_exec(
-                *argv,
+            # The backend's own network policy applies to its install too (a namespace of its own by default).
+            process, network = await exec_planned(
+                argv,
+                setup,
                 cwd=cwd,
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
@@ -215,7 +219,7 @@ class InstallManager:
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,  # its own process group: a cancel kills the whole tree
             )
-        except OSError as exc:
+        except (OSError, BackendError) as exc:
             error = f"The command {command!r} could not be started: {exc}."
             self._publish("install_error", install, error=error, code=NOT_STARTED_EXIT_CODE)
             return NOT_STARTED_EXIT_CODE
@@ -232,6 +236,8 @@ class InstallManager:
         finally:
             for pump in pumps:
                 pump.cancel()
+            if network is not None:
+                network.close()
         install.process = None
         if code != 0:
             error = f"The command {command!r} exited with code {code}."

@@ -18,6 +18,7 @@ import msgspec
 from mcp_supervisor.config.models import ServerEntry
 from mcp_supervisor.protocol.beat_page import PAGE_SIZE, BeatPage
 from mcp_supervisor.protocol.socket_auth import Credentials
+from mcp_supervisor.system.network import NetworkSetup
 
 HANDOFF_FD_ENV = "MCP_SUPERVISOR_HANDOFF_FD"
 # The zygote's end of its socketpair with the supervisor (supervisor/zygote.py, worker/zygote.py).
@@ -46,6 +47,8 @@ class Launch(msgspec.Struct, frozen=True, kw_only=True):
     # `program`, saving an interpreter start; otherwise it execs `argv`. Empty `stage`: `argv` is all there is.
     stage: tuple[str, ...] = ()
     program: tuple[str, ...] = ()
+    # A network namespace of its own, wired up by the worker while bwrap waits (system/netns.py).
+    network: NetworkSetup | None = None
 
 
 class WorkerSpec(msgspec.Struct, frozen=True, kw_only=True):

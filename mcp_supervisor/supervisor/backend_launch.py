@@ -43,18 +43,41 @@ from mcp_supervisor.system.sandbox import (
 log = logging.getLogger("mcp_supervisor.supervisor")
 _GRANTS_CACHE_SIZE = 4096
 
+# The gateway's own configuration, which tells a backend where the front door is and how it is guarded (the CLI
+# even sets PORT and HOST for the tree): not a backend's business. A server's own `env` may still set any of them.
+GATEWAY_ONLY_ENV = frozenset(
+    {
+        "PORT",
+        "HOST",
+        "ALLOWED_HOSTS",
+        "ALLOWED_ORIGINS",
+        "FORWARDED_ALLOW_IPS",
+        "ENABLE_ADMIN_UI",
+        "ENABLE_WEB_TERMINAL",
+        "ADMIN_USERNAME",
+        "AUDIT_LOG",
+        "AUDIT_ARGUMENTS",
+        "OAUTH_ISSUER",
+        "OAUTH_RESOURCE",
+        "OAUTH_INTROSPECTION_URL",
+        "OAUTH_CLIENT_ID",
+        "OAUTH_REQUIRED_SCOPES",
+    }
+)
+
 
 def stdio_environment(
     entry: ServerEntry, base: Mapping[str, str] | None = None, withheld: frozenset[str] = frozenset()
 ) -> dict[str, str]:
-    """The seed merges a server's `env` over the proxy's whole environment (minus the gateway's own secrets,
-    and minus `withheld`: the variables that hold remote backends' OAuth client secrets).
+    """The seed merges a server's `env` over the proxy's whole environment (minus the gateway's own secrets and
+    settings, and minus `withheld`: the variables that hold remote backends' OAuth client secrets).
 
     Our own bin directory goes last on PATH, so servers installed next to mcp-supervisor (in its venv) are
     found even when the venv is not activated.
     """
     inherited = without_gateway_secrets(os.environ if base is None else base)
-    env = {**{name: value for name, value in inherited.items() if name not in withheld}, **entry.env}
+    kept = {name: value for name, value in inherited.items() if name not in withheld and name not in GATEWAY_ONLY_ENV}
+    env = {**kept, **entry.env}
     own_bin = os.path.dirname(sys.executable)
     path = env.get("PATH", "")
     if own_bin not in path.split(os.pathsep):
@@ -105,6 +128,7 @@ class BackendLauncher:
             cwd=plan.cwd,
             stage=tuple(plan.stage.to_args()) if plan.stage is not None else (),
             program=tuple(plan.program),
+            network=plan.network,
         )
         report = sandbox_report(mode, plan)
         return launch, report, plan

@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from mcp_supervisor.system.network import BLOCK_FD, INFO_FD, RESOLV_FD
 from mcp_supervisor.system.paths import is_within
 from mcp_supervisor.system.probe import BwrapSupport
 from mcp_supervisor.system.process_tree import children_of
@@ -47,14 +48,19 @@ def bwrap_argv(
     mounts: Sequence[tuple[str, str]] = (),
     cwd: str,
     program: Sequence[str],
+    private_network: bool = False,
 ) -> list[str]:
+    """`network`: share the host's; `private_network`: a namespace the worker wires up (system/netns.py)."""
     argv = [bwrap.path, "--die-with-parent", "--new-session"]  # new session: no TIOCSTI into our terminal
     argv += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     if bwrap.userns:
         # Nested user namespaces are the kernel's largest attack surface for an unprivileged process.
         argv += ["--unshare-user", "--disable-userns"]
     if not network:
-        argv += ["--unshare-net"]  # a namespace with only a down loopback: no route anywhere
+        argv += ["--unshare-net"]  # a namespace with only a loopback: no route anywhere, until the worker adds one
+    if private_network:
+        # bwrap reports the namespace's pid on the info fd, then waits on the block fd until it is wired up.
+        argv += ["--info-fd", INFO_FD, "--block-fd", BLOCK_FD]
     if root:
         argv += ["--cap-drop", "ALL"]
     for link, target in system_links:
@@ -64,6 +70,8 @@ def bwrap_argv(
     for path in extra_read:
         argv += ["--ro-bind-try", path, path]
     argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    if private_network:
+        argv += ["--ro-bind-data", RESOLV_FD, "/etc/resolv.conf"]  # slirp4netns' DNS, not the host's 127.0.0.53
     # (where it appears in the sandbox, where it really is): a granted path may be a symlink, and a hidden path
     # must be masked wherever its content shows up, under its own name or through such an alias.
     bound: list[tuple[str, str]] = [(p, os.path.realpath(p)) for p in (*system_trees, *extra_read)]

@@ -80,7 +80,7 @@ def _root_note() -> str:
 
 
 def account_bwrap(
-    policy: SandboxPolicy, host: HostCapabilities, uid: int, scoped: bool, readable: int, hidden: int, account: Account
+    policy: SandboxPolicy, host: HostCapabilities, uid: int, readable: int, hidden: int, account: Account
 ) -> None:
     account.ok(
         "filesystem",
@@ -88,21 +88,7 @@ def account_bwrap(
         f"{hidden} path(s) hidden",
     )
     account.ok("processes", "bubblewrap: own pid namespace (other processes invisible; the tree dies with it)")
-    account.measure(m.FS_MOUNT_NS, m.PID_NS, m.CAPS_DROPPED)
-    if not policy.network:
-        account.ok("network", "bubblewrap: own network namespace without interfaces")
-        account.measure(m.NET_NONE)
-    elif scoped:
-        account.measure(m.NET_HOST_SCOPED)
-        account.ok("network", "host network shared (sandbox.network); host abstract unix sockets blocked by Landlock")
-        account.gap("network", "host network shared: sandbox.network is true", requested=False)
-    else:
-        account.gap(
-            "network",
-            f"host network shared: sandbox.network is true (and Landlock ABI {host.landlock_abi} < 6 cannot block "
-            "the host's abstract unix sockets)",
-            requested=False,
-        )
+    account.measure(m.FS_MOUNT_NS, m.PID_NS, m.CAPS_DROPPED)  # the network's own account: system/network.py
     if host.bwrap is not None and host.bwrap.userns:
         account.ok("privileges", "no capabilities, no_new_privs, own user namespace with nested ones disabled")
         account.measure(m.USER_NS)
@@ -131,8 +117,7 @@ def account_landlock(policy: SandboxPolicy, host: HostCapabilities, uid: int, ac
         f"no pid namespace ({why}): other pids can still be probed, and the tree is tracked only by its cgroup",
         requested=True,
     )
-    if policy.network:
-        account.gap("network", "host network shared: sandbox.network is true", requested=False)
+    if policy.network is not False:  # the gap itself is the network's own account (system/network.py)
         if scopes:
             account.measure(m.NET_HOST_SCOPED)
     elif host.landlock_abi >= 4:
@@ -150,9 +135,6 @@ def account_nothing(policy: SandboxPolicy, host: HostCapabilities, account: Acco
     why = f"{host.bwrap_problem}; Landlock is not available"
     account.gap("filesystem", why, requested=True)
     account.gap("processes", why, requested=True)
-    account.gap(
-        "network",
-        why if not policy.network else "host network shared: sandbox.network is true",
-        requested=not policy.network,
-    )
+    if policy.network is False:
+        account.gap("network", why, requested=True)
     account.gap("privileges", why, requested=False)

@@ -27,6 +27,7 @@ _SUPPORTED_MACHINES = frozenset({"x86_64", "aarch64", "arm64"})
 
 _CREATE_RULESET_VERSION = 1 << 0
 _RULE_PATH_BENEATH = 1
+_RULE_NET_PORT = 2  # ABI 4
 _PR_SET_NO_NEW_PRIVS = 38
 
 FS_EXECUTE = 1 << 0
@@ -119,6 +120,11 @@ class _PathBeneathAttr(ctypes.Structure):
     _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
 
 
+class _NetPortAttr(ctypes.Structure):
+    _pack_ = 1  # packed in the UAPI header: 16 bytes
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("port", ctypes.c_uint64)]
+
+
 def _is_within(path: str, root: str) -> bool:
     return path == root or root == "/" or path.startswith(root.rstrip("/") + "/")
 
@@ -182,13 +188,15 @@ def restrict_self(
     *,
     filesystem: bool = True,
     deny_tcp: bool = False,
+    connect_ports: Sequence[int] = (),
     scope: bool = True,
 ) -> None:
     """Apply a ruleset to this process (and everything it execs or forks); irreversible.
 
     `read` paths get read+execute, `write` paths get read+write; `filesystem=False` leaves the filesystem alone
     (under bubblewrap the mounts already decide it). `deny_tcp` handles TCP bind/connect with no rule,
-    so every TCP port is refused (ABI 4+). `scope` (ABI 6+) forbids connecting to abstract unix sockets and
+    so every TCP port is refused (ABI 4+); `connect_ports` handles TCP connect and allows only those ports.
+    `scope` (ABI 6+) forbids connecting to abstract unix sockets and
     signalling processes outside this domain: abstract sockets live in the network namespace, so a backend that
     shares the host network could otherwise reach any host daemon listening on one.
     """
@@ -200,6 +208,8 @@ def restrict_self(
         size = 16
         if deny_tcp:
             attr.handled_access_net = NET_BIND_TCP | NET_CONNECT_TCP
+        elif connect_ports:
+            attr.handled_access_net = NET_CONNECT_TCP
     if abi >= 6:
         size = 24
         if scope:
@@ -211,6 +221,16 @@ def restrict_self(
                 _add_path_rule(ruleset, path, FS_READ)
             for path in write:
                 _add_path_rule(ruleset, path, FS_READ | write_rights(abi))
+        if abi >= 4 and not deny_tcp:
+            for port in connect_ports:
+                rule = _NetPortAttr(allowed_access=NET_CONNECT_TCP, port=port)
+                _syscall(
+                    "add_rule",
+                    ctypes.c_int(ruleset),
+                    ctypes.c_int(_RULE_NET_PORT),
+                    ctypes.byref(rule),
+                    ctypes.c_uint32(0),
+                )
         libc = ctypes.CDLL(None, use_errno=True)
         # Landlock requires no_new_privs (or CAP_SYS_ADMIN); it also keeps setuid binaries from regaining rights.
         if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:

@@ -2,7 +2,7 @@
 
     python -I -S .../mcp_supervisor/system/launch.py [--cgroup FILE]... [--rlimit NAME=SOFT:HARD]...
         [--run-as UID:GID] [--landlock ABI [--no-fs] [--scope] [--deny-tcp] [--read P]... [--write P]...
-        [--own P]... [--hide P]... [--neighbour P]... [--own-proc]] -- /abs/program arg...
+        [--own P]... [--hide P]... [--neighbour P]... [--own-proc] [--connect-port N]...] -- /abs/program arg...
 
 It joins the backend's cgroup(s), sets rlimits, optionally drops to another uid, optionally applies Landlock,
 then execs the program (same pid, same environment). Why a launcher rather than the alternatives:
@@ -60,6 +60,7 @@ class Spec:
         self.filesystem = True  # Landlock handles the filesystem (False under bubblewrap: the mounts decide)
         self.scope = False  # ABI 6+: no abstract unix sockets or signals out of the domain
         self.deny_tcp = False  # ABI 4+: no TCP bind or connect
+        self.connect_ports: list[int] = []  # ABI 4+: TCP connect only to these ports (sandbox.network's allow)
         self.read: list[str] = []
         self.write: list[str] = []
         self.own: list[str] = []  # writable, and never subtracted by `hidden` (the backend's state dir)
@@ -86,6 +87,8 @@ class Spec:
                         args += [option, path]
             if self.own_proc:
                 args.append("--own-proc")
+            for port in self.connect_ports:
+                args += ["--connect-port", str(port)]
         return args
 
 
@@ -112,6 +115,9 @@ def parse(argv: list[str]) -> tuple[Spec, list[str]]:
         elif option == "--run-as":
             uid, _, gid = argv[i + 1].partition(":")
             spec.run_as = (int(uid), int(gid or uid))
+            i += 1
+        elif option == "--connect-port":
+            spec.connect_ports.append(int(argv[i + 1]))
             i += 1
         elif option == "--landlock":
             spec.landlock_abi = int(argv[i + 1])
@@ -178,6 +184,7 @@ def _apply_landlock(spec: Spec) -> None:
             writable,
             filesystem=spec.filesystem,
             deny_tcp=spec.deny_tcp,
+            connect_ports=spec.connect_ports,
             scope=spec.scope,
         )
     except OSError as exc:

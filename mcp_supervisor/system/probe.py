@@ -61,6 +61,8 @@ class HostCapabilities:
     system_links: tuple[tuple[str, str], ...] = ()  # (link, target) for merged-/usr symlinks such as /bin -> usr/bin
     extra_read: tuple[str, ...] = ()  # host specifics: /sys/devices/system/cpu, resolv.conf's real directory
     secret_files: tuple[str, ...] = field(default_factory=tuple)
+    slirp4netns: str = ""  # the user-mode network stack of a backend's own namespace (system/network.py)
+    slirp_problem: str = "slirp4netns was not probed"
 
 
 _cached: HostCapabilities | None = None
@@ -94,6 +96,18 @@ def _probe_bwrap(euid: int) -> tuple[BwrapSupport | None, str]:
     return None, f"bubblewrap cannot create namespaces here ({problem})"
 
 
+def probe_slirp4netns() -> tuple[str, str]:
+    """(path, "") when a private network can be wired here, else ("", why not)."""
+    path = shutil.which("slirp4netns", path=f"{os.environ.get('PATH', '')}:/usr/bin:/bin") or ""
+    if not path:
+        return "", "slirp4netns is not installed (Debian package slirp4netns)"
+    if not os.path.exists("/dev/net/tun"):
+        return "", "/dev/net/tun is missing (a container needs --device /dev/net/tun)"
+    if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
+        return "", f"/dev/net/tun cannot be opened by uid {os.geteuid()} (its mode is usually 0666)"
+    return path, ""
+
+
 def _system_layout() -> tuple[tuple[str, ...], tuple[tuple[str, str], ...], tuple[str, ...]]:
     trees, links = [], []
     for path in SYSTEM_TREES:
@@ -118,6 +132,7 @@ def probe_host(*, refresh: bool = False) -> HostCapabilities:
     bwrap, bwrap_problem = _probe_bwrap(euid)
     cgroup, cgroup_problem = probe_cgroups()
     trees, links, extra = _system_layout()
+    slirp, slirp_problem = probe_slirp4netns()
     secrets = sorted({p for pattern in SECRET_GLOBS for p in glob.glob(pattern)})
     # The launcher needs any Python 3.8+ with ctypes, not ours: the system one starts fast and is reachable by any
     # uid (after a drop to run_as), where ours may live in a venv or under /root.
@@ -139,5 +154,7 @@ def probe_host(*, refresh: bool = False) -> HostCapabilities:
         system_links=links,
         extra_read=extra,
         secret_files=tuple(secrets),
+        slirp4netns=slirp,
+        slirp_problem=slirp_problem,
     )
     return _cached

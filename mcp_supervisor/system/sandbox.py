@@ -3,8 +3,9 @@ per-feature account of what is enforced and what is not (for `status`, `/health/
 
 Composition, from strongest to weakest, picked per host by `plan_sandbox`:
 
-- **bwrap**: bubblewrap does namespaces (user, mount, pid, ipc, uts, cgroup, and net when the network is off)
-  and the mounts (`bwrap.py`). Landlock is added only for what mounts cannot do: with the host network shared,
+- **bwrap**: bubblewrap does namespaces (user, mount, pid, ipc, uts, cgroup, and net: empty, or wired to a
+  user-mode stack by the worker, `network.py`) and the mounts (`bwrap.py`). Landlock is added only for what
+  mounts cannot do: TCP ports of `network.allow`; and where the host network is shared (no slirp4netns),
   its scopes (ABI 6+) forbid connecting to the host's abstract unix sockets, which live in the network namespace
   (the containerd-shim escape, CVE-2020-15257, was exactly that), and signalling out. The outer stage applies
   that scope-only domain before exec'ing bwrap (a domain that does not handle the filesystem leaves mounts
@@ -41,11 +42,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+import msgspec
+
 from mcp_supervisor.system.bwrap import bwrap_argv, command_pids
 from mcp_supervisor.system.cgroups import BackendCgroup, CgroupLimits
 from mcp_supervisor.system.enforcement import Account, account_bwrap, account_landlock, account_limits, account_nothing
 from mcp_supervisor.system.exposure import UNPRIVILEGED
 from mcp_supervisor.system.launch import Spec
+from mcp_supervisor.system.network import NetworkSetup, account_unshared, decide_network
 from mcp_supervisor.system.paths import arg_paths, command_paths, is_within, minimal_cover, resolve_command
 from mcp_supervisor.system.policy import FEATURES, SandboxMode, SandboxPolicy, SandboxUnavailable
 from mcp_supervisor.system.probe import HostCapabilities, probe_host
@@ -84,6 +88,7 @@ class SandboxPlan:
     # stage's steps itself in the forked child (`launch.apply`) execs `program` directly; None: no stage.
     stage: Spec | None = None
     program: list[str] = field(default_factory=list)
+    network: NetworkSetup | None = None  # a namespace of its own that the worker wires up (system/netns.py)
 
     def prepare(self) -> None:
         """Create the backend's cgroup (if the plan uses one); call right before spawning `argv`."""
@@ -260,17 +265,25 @@ def plan_sandbox(
     if "TMPDIR" in plan_env:
         plan_env["TMPDIR"] = "/tmp"  # the inherited one may name a directory the sandbox does not show
 
+    network: NetworkSetup | None = None
     if method == "bwrap":
         assert bwrap is not None
-        scoped = policy.network and host.landlock_abi >= 6
-        if scoped:
-            # Applied by the outer stage, before bwrap: a scope-only domain leaves mounts alone (Landlock restricts
-            # them only for domains that handle the filesystem), and bwrap and the backend inherit it.
-            outer.landlock_abi, outer.filesystem, outer.scope = host.landlock_abi, False, True
+        decision = decide_network(
+            policy, bwrap.userns, (host.slirp4netns, host.slirp_problem), host.landlock_abi, account
+        )
+        scoped = decision.mode == "host" and host.landlock_abi >= 6
+        if scoped or decision.connect_ports:
+            # Applied by the outer stage, before bwrap: a domain that does not handle the filesystem leaves mounts
+            # alone (Landlock restricts them only for domains that handle it), and bwrap and the backend inherit it.
+            outer.landlock_abi, outer.filesystem, outer.scope = host.landlock_abi, False, scoped
+            outer.connect_ports = list(decision.connect_ports)
+        if decision.setup is not None:
+            network = msgspec.structs.replace(decision.setup, cgroup_procs=tuple(outer.cgroup_procs))
         sandboxed = bwrap_argv(
             bwrap,
             root=uid == 0,
-            network=policy.network,
+            network=decision.mode == "host",
+            private_network=decision.mode == "private",
             system_trees=host.system_trees,
             system_links=host.system_links,
             extra_read=host.extra_read,
@@ -283,7 +296,7 @@ def plan_sandbox(
             cwd=workdir,
             program=[program, *args],
         )
-        account_bwrap(policy, host, uid, scoped, len(readable), len(hidden) + len(others), account)
+        account_bwrap(policy, host, uid, len(readable), len(hidden) + len(others), account)
     elif mounts:
         raise ValueError(f"The sandbox of {name} cannot show a directory elsewhere without bubblewrap.")
     elif method == "landlock":
@@ -291,9 +304,11 @@ def plan_sandbox(
         _landlock_spec(outer, policy, host, named_read, named_write, hidden, state_dir)
         outer.neighbours = others
         account_landlock(policy, host, uid, account)
+        account_unshared(policy, host.bwrap_problem, account)
     else:
         sandboxed = [program, *args]
         account_nothing(policy, host, account)
+        account_unshared(policy, host.bwrap_problem, account)
     if run_as is not None:
         account.ok("privileges", f"runs as uid {uid}")
     if uid != 0:
@@ -317,6 +332,7 @@ def plan_sandbox(
         cgroup=use_cgroup,
         limits=limits,
         warnings=tuple(warnings),
+        network=network,
     )
 
 
@@ -358,5 +374,5 @@ def _landlock_spec(
     spec.own = [state_dir]  # granted apart from the hidden paths, which may contain it
     spec.hidden = hidden
     spec.own_proc = True  # the launcher grants its own /proc/<pid> and the non-pid entries of /proc
-    spec.deny_tcp = not policy.network
+    spec.deny_tcp = policy.network is False
     spec.scope = True

@@ -32,8 +32,11 @@ from typing import Any
 from mcp_supervisor.errors import BackendError
 from mcp_supervisor.protocol.spawn import Launch
 from mcp_supervisor.system import launch as launch_stage
+from mcp_supervisor.system.netns import Network, Wiring, connect
 
 log = logging.getLogger("mcp_supervisor.worker")
+# The network namespace plumbing of each running backend, by pid (system/netns.py).
+_networks: dict[int, Network] = {}
 
 # One JSON-RPC line may carry images or files; memory is only allocated as lines actually grow.
 MAX_LINE_BYTES = 64 * 1024 * 1024
@@ -100,6 +103,12 @@ class StdioConnection:
         return tools  # stdio may ignore x-mcp-header annotations
 
     async def close(self) -> None:
+        try:
+            await self._stop()
+        finally:
+            release_network(self.process.pid)
+
+    async def _stop(self) -> None:
         with contextlib.suppress(OSError, RuntimeError):
             self._stdin.close()
         if await self._exited_within(EXIT_GRACE_S):
@@ -146,11 +155,27 @@ def _stage_in_child(spec: launch_stage.Spec, reason_fd: int) -> Callable[[], Non
 async def spawn(launch: Launch, stderr_fd: int | None = None) -> asyncio.subprocess.Process:
     """Start the backend exactly as the supervisor planned it (supervisor/backend_launch.py: environment,
     sandbox, launcher); nothing of the worker's own environment is added here. See the module's text for where
-    the sandbox's outer stage runs. `stderr_fd`: the pipe the supervisor reads as the backend's stderr, apart
-    from the worker's own (without one, the backend shares the worker's)."""
-    argv, preexec, reason_fd, write_fd = list(launch.argv), None, -1, -1
+    the sandbox's outer stage runs, and system/netns.py for its own network namespace. `stderr_fd`: the pipe the
+    supervisor reads as the backend's stderr, apart from the worker's own (without one, the backend shares the
+    worker's)."""
+    wiring = Wiring(launch.network) if launch.network is not None else None
+    try:
+        process = await _spawn(launch, wiring, stderr_fd)
+    except BaseException:
+        if wiring is not None:
+            wiring.spawned()
+            wiring.close()
+        raise
+    if wiring is not None:
+        _networks[process.pid] = await connect(process, wiring)
+    return process
+
+
+async def _spawn(launch: Launch, wiring: Wiring | None, stderr_fd: int | None) -> asyncio.subprocess.Process:
+    fill = wiring.substitute if wiring is not None else list
+    argv, preexec, reason_fd, write_fd = fill(launch.argv), None, -1, -1
     if launch.stage and single_threaded():
-        spec, program = launch_stage.parse([*launch.stage, "--", *launch.program])
+        spec, program = launch_stage.parse([*launch.stage, "--", *fill(launch.program)])
         launch_stage.preload(spec)  # no import in the child, where a uid drop may have closed our package
         reason_fd, write_fd = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         argv, preexec = program, _stage_in_child(spec, write_fd)
@@ -164,6 +189,7 @@ async def spawn(launch: Launch, stderr_fd: int | None = None) -> asyncio.subproc
             cwd=launch.cwd,
             limit=MAX_LINE_BYTES,
             preexec_fn=preexec,
+            pass_fds=wiring.pass_fds if wiring is not None else (),
         )
     except subprocess.SubprocessError:  # the stage failed in the child: nothing was executed
         reason = b""
@@ -174,6 +200,13 @@ async def spawn(launch: Launch, stderr_fd: int | None = None) -> asyncio.subproc
         if preexec is not None:
             os.close(reason_fd)
             os.close(write_fd)
+
+
+def release_network(pid: int) -> None:
+    """The backend `pid` exited: end its slirp4netns and port relays."""
+    network = _networks.pop(pid, None)
+    if network is not None:
+        network.close()
 
 
 @asynccontextmanager

@@ -689,9 +689,10 @@ async def test_memory_is_bounded_by_memory_mb(tmp_path: Path, supervisor_factory
 
 async def test_network_false_blocks_even_loopback(tmp_path: Path, supervisor_factory: Any) -> None:
     config_dir, _, servers = reach_setup(tmp_path, {"network": False})
-    servers["netok"] = hostile_entry(tmp_path / "netok", name="netok")
-    write_config(config_dir, servers)
     with silent_listener() as port:
+        # The default network has no way to the host's loopback (tests/e2e/test_network_wall.py): a named port does.
+        servers["netok"] = hostile_entry(tmp_path / "netok", {"network": {"hostPorts": [port]}}, name="netok")
+        write_config(config_dir, servers)
         sup = launch(supervisor_factory, config_dir)
         sup.wait_linked({"victim", "attacker", "netok"})
         sandbox_status(sup, "attacker", "netok")
@@ -699,7 +700,7 @@ async def test_network_false_blocks_even_loopback(tmp_path: Path, supervisor_fac
             blocked = await attack(client, sup, "connect", {"host": "127.0.0.1", "port": port})
             allowed = await attack(client, sup, "connect", {"host": "127.0.0.1", "port": port}, key="netok")
             await victim_serves(client, sup)
-    print(f"\nconnect: network false -> {blocked}; network default -> {allowed}")
+    print(f"\nconnect: network false -> {blocked}; hostPorts -> {allowed}")
     assert not blocked["ok"], failure("the backend with network false connected to loopback", blocked, sup)
-    assert allowed["ok"], failure("the backend with the default network could not connect", allowed, sup)
+    assert allowed["ok"], failure("the backend with the port in hostPorts could not connect", allowed, sup)
     assert_steady(steady, sup)

@@ -7,6 +7,7 @@ Each case runs `spawn` in a fresh interpreter (the test runner itself may have t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -88,8 +89,8 @@ def test_a_failing_step_executes_nothing_and_says_why(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(HOST.bwrap is None or HOST.landlock_abi < 6, reason="needs bubblewrap and Landlock ABI 6")
 def test_a_planned_bubblewrap_sandbox_gets_its_landlock_scope_in_the_child(tmp_path: Path) -> None:
-    """The plan for a backend with network: bubblewrap, plus the Landlock scope the outer stage applies. The
-    host's abstract unix socket must stay out of reach, as with the launcher."""
+    """The plan for a backend sharing the host's network (no slirp4netns): bubblewrap, plus the Landlock scope the
+    outer stage applies. The host's abstract unix socket must stay out of reach, as with the launcher."""
     name = f"mcp-supervisor-test-{uuid.uuid4().hex}"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind("\0" + name)
@@ -110,7 +111,7 @@ def test_a_planned_bubblewrap_sandbox_gets_its_landlock_scope_in_the_child(tmp_p
         {"PATH": os.environ["PATH"]},
         SandboxPolicy(),
         "auto",
-        HOST,
+        dataclasses.replace(HOST, slirp4netns="", slirp_problem="left out by the test"),
         state_dir=str(state),
         hidden_paths=[],
     )

@@ -563,3 +563,19 @@ def test_protocol_other_values_are_refused_with_the_choices(value: object, fragm
 def test_protocol_2026_is_refused_for_an_sse_server() -> None:
     with pytest.raises(ConfigError, match="HTTP\\+SSE transport exists only in the handshake era"):
         _one({"type": "sse", "url": "http://h/sse", "protocol": "2026-07-28"})
+
+
+def test_sandbox_network_forms_load_and_a_bad_one_says_what_is_wrong() -> None:
+    from mcp_supervisor.system.policy import NetworkPolicy
+
+    good = b"""{"mcpServers": {
+        "a": {"command": "x"},
+        "b": {"command": "x", "sandbox": {"network": false}},
+        "c": {"command": "x", "sandbox": {"network": {"allow": ["api.example.com:443"], "hostPorts": [5432]}}}}}"""
+    servers = parse_servers(good, SOURCE).servers
+    assert servers["a"].sandbox.network is True and servers["b"].sandbox.network is False
+    assert servers["c"].sandbox.network == NetworkPolicy(allow=("api.example.com:443",), host_ports=(5432,))
+    message = _error(b'{"mcpServers": {"s": {"command": "x", "sandbox": {"network": {"allow": ["db:0"]}}}}}')
+    assert 'server "s"' in message and "allow entry 'db:0': the port must be a number from 1 to 65535" in message
+    message = _error(b'{"mcpServers": {"s": {"command": "x", "sandbox": {"network": {"hostPort": [1]}}}}}')
+    assert "unknown field `hostPort`" in message

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import re
 from pathlib import Path
@@ -14,7 +13,7 @@ from mcp_supervisor.supervisor.backend_launch import sandbox_report
 from mcp_supervisor.system import exposure as m
 from mcp_supervisor.system.cgroups import BackendCgroup, InstanceCgroup
 from mcp_supervisor.system.sandbox import SandboxPlan, SandboxPolicy, plan_sandbox
-from tests.unit.test_sandbox_plan import CGROUP_V2, FULL, NO_BWRAP, NOTHING
+from tests.unit.test_sandbox_plan import CGROUP_V2, FULL, NO_BWRAP, NOTHING, SHARED
 
 ALL = sorted({measure for factor in m.FACTORS for measure in factor.reduced_by})
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "sandbox.md"
@@ -59,19 +58,14 @@ def test_the_score_is_monotone_in_the_measures() -> None:
 
 
 def test_default_sandbox_as_root_with_a_network_namespace_scores_at_most_two(tmp_path: Path) -> None:
-    """This machine: root, bubblewrap with a user namespace, cgroups, and (when the network part of the planner
-    gives each backend a namespace of its own) a network reported enforced without a gap."""
-    plan = planned(tmp_path)
-    enforced = {**plan.enforced, "network": "own network namespace, egress through a user-mode stack"}
-    gaps = {k: v for k, v in plan.not_enforced.items() if k != "network"}
-    others = [measure for measure in plan.measures if not measure.startswith("net:")]
-    namespaced = dataclasses.replace(plan, enforced=enforced, not_enforced=gaps, measures=tuple(others))
-    report = sandbox_report("auto", namespaced)
+    """This machine: root, bubblewrap with a user namespace, cgroups, and slirp4netns, which gives each backend a
+    network namespace of its own by default."""
+    report = sandbox_report("auto", planned(tmp_path))
     assert report.exposure is not None and report.exposure <= 2.0, report
     assert m.NET_NAMESPACE in report.measures
-    # Without any network, today: as low; the host's network shared weighs heavily.
+    # Without any network: as low; the host's network shared (no slirp4netns) weighs heavily.
     assert (sandbox_report("auto", planned(tmp_path, network=False)).exposure or 99) <= 2.0
-    shared = sandbox_report("auto", plan)
+    shared = sandbox_report("auto", planned(tmp_path, host=SHARED))
     assert shared.exposure is not None and shared.exposure >= report.exposure + 2.5, shared
 
 

@@ -15,6 +15,7 @@ import pytest
 from mcp_supervisor.system.cgroups import BackendCgroup, CgroupHost, CgroupLimits, InstanceCgroup
 from mcp_supervisor.system.landlock import expand_allowed
 from mcp_supervisor.system.launch import Spec, parse
+from mcp_supervisor.system.network import BLOCK_FD, INFO_FD
 from mcp_supervisor.system.probe import BwrapSupport, HostCapabilities
 from mcp_supervisor.system.sandbox import FEATURES, SandboxPlan, SandboxPolicy, SandboxUnavailable, plan_sandbox
 
@@ -44,6 +45,12 @@ FULL = HostCapabilities(
     system_links=(("/bin", "usr/bin"), ("/lib", "usr/lib")),
     extra_read=("/sys/devices/system/cpu",),
     secret_files=("/etc/shadow",),
+    slirp4netns="/usr/bin/slirp4netns",
+    slirp_problem="",
+)
+# The user-mode network is missing: the backend shares the host's network, as before issue 22.
+SHARED = dataclasses.replace(
+    FULL, slirp4netns="", slirp_problem="slirp4netns is not installed (Debian package slirp4netns)"
 )
 NO_BWRAP = dataclasses.replace(FULL, bwrap=None, bwrap_problem="bubblewrap (bwrap) is not installed")
 NOTHING = dataclasses.replace(NO_BWRAP, landlock_abi=0, cgroup=None, cgroup_problem="no writable cgroup")
@@ -152,7 +159,7 @@ def test_bwrap_flags_as_root_with_userns(state: Path) -> None:
     assert "--as-pid-1" not in parts.bwrap  # bwrap stays pid 1 and reaps; its exit kills the namespace
     assert index_of(parts.bwrap, "--unshare-user", "--disable-userns") >= 0
     assert index_of(parts.bwrap, "--cap-drop", "ALL") >= 0
-    assert "--unshare-net" not in parts.bwrap  # network on by default
+    assert index_of(parts.bwrap, "--unshare-net", "--info-fd", INFO_FD, "--block-fd", BLOCK_FD) >= 0  # own network
     assert index_of(parts.bwrap, "--ro-bind", "/usr", "/usr") >= 0
     assert index_of(parts.bwrap, "--symlink", "usr/bin", "/bin") >= 0
     assert index_of(parts.bwrap, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp") >= 0
@@ -202,12 +209,13 @@ def test_network_off_unshares_net_and_needs_only_the_sh_stage(state: Path) -> No
 
 
 def test_shared_network_gets_a_landlock_scope_before_bwrap(state: Path) -> None:
-    parts = split(plan(state))
+    parts = split(plan(state, host=SHARED))
     assert not parts.shell_stage and parts.outer.to_args()[-4:] == ["--landlock", "7", "--no-fs", "--scope"]
     assert LAUNCHER not in parts.bwrap and PYTHON not in parts.program  # nothing of ours runs inside
-    old = dataclasses.replace(FULL, landlock_abi=5)
+    assert "--unshare-net" not in parts.bwrap
+    old = dataclasses.replace(SHARED, landlock_abi=5)
     result = plan(state, host=old)
-    assert split(result).shell_stage and "abstract unix sockets" in result.not_enforced["network"]
+    assert split(result).shell_stage and "slirp4netns is not installed" in result.not_enforced["network"]
 
 
 # --- paths ------------------------------------------------------------------------------------------------------

@@ -39,3 +39,13 @@ def test_nothing_names_the_tree(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MCP_SUPERVISOR_CONFIG_DIR", "/etc/mcp")
     env = stdio_environment(ServerEntry(key="one", type="stdio", command="x"))
     assert not [name for name in env if name.startswith("MCP_SUPERVISOR_")]
+
+
+def test_the_front_door_is_not_described(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PORT and HOST (the CLI sets both for the tree) and the gateway's other settings say where the front door is
+    and how it is guarded; a server's own `env` may still set PORT for itself."""
+    for name, value in {"PORT": "3663", "HOST": "0.0.0.0", "ENABLE_ADMIN_UI": "true", "OAUTH_ISSUER": "x"}.items():
+        monkeypatch.setenv(name, value)
+    env = stdio_environment(ServerEntry(key="one", type="stdio", command="x"))
+    assert not {"PORT", "HOST", "ENABLE_ADMIN_UI", "OAUTH_ISSUER"} & env.keys()
+    assert stdio_environment(ServerEntry(key="one", type="stdio", command="x", env={"PORT": "8080"}))["PORT"] == "8080"
