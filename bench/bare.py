@@ -20,6 +20,7 @@ import msgspec
 import psutil
 
 from mcp_supervisor.protocol.spawn import Launch
+from mcp_supervisor.supervisor.backend_launch import launch_of
 from mcp_supervisor.worker.main import _watch_children_with_pidfds
 from mcp_supervisor.worker.stdio_connection import release_network, spawn
 
@@ -30,25 +31,6 @@ SETTLE_S = 3.0
 def _median(rows: list[dict[str, Any]], field: str) -> float | None:
     values = [row[field] for row in rows if row.get(field) is not None]
     return round(statistics.median(values), 3) if values else None
-
-
-def _handshake() -> bytes:
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "bench", "version": "1"},
-        },
-    }
-    messages = (
-        initialize,
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
-    )
-    return b"".join(json.dumps(message).encode() + b"\n" for message in messages)
 
 
 def _lean_argv(h: ModuleType) -> list[str]:
@@ -77,14 +59,7 @@ def sandboxed_launch(h: ModuleType, workdir: Path, network: bool = True) -> Laun
     )
     if plan.method == "none":
         return None
-    return Launch(
-        argv=tuple(plan.argv),
-        env=plan.env,
-        cwd=plan.cwd,
-        stage=tuple(plan.stage.to_args()) if plan.stage is not None else (),
-        program=tuple(plan.program),
-        network=plan.network,
-    )
+    return launch_of(plan)
 
 
 async def _start_bare(argv: list[str], env: dict[str, str], launch: Launch | None) -> asyncio.subprocess.Process:
@@ -116,7 +91,7 @@ async def _bare(
     """N bare lean backends (through `launch`, the planned sandbox, when given): seconds to all answered, then
     their USS and idle CPU (and slirp4netns' memory), then killed."""
     argv, env = _lean_argv(h), {**os.environ, "MCP_BENCH_WORKDIR": marker}
-    handshake = _handshake()
+    handshake = h.stdio_handshake()
     children: list[asyncio.subprocess.Process] = []
     _watch_children_with_pidfds()  # as a worker does: no waiter thread per child, so the stage runs in the child
     started = time.perf_counter()

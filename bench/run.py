@@ -643,10 +643,8 @@ def ratios(direct: dict[str, Any], gateway: dict[str, Any]) -> dict[str, float |
     }
 
 
-async def _bare_backends(count: int, marker: str, timeout: float, server: Path = ECHO_SERVER) -> float:
-    """Seconds until `count` echo backends, spawned at once without the supervisor, have answered
-    initialize and tools/list over stdio: the floor the supervisor's start-up time is to be compared with."""
-    env = {**os.environ, "MCP_BENCH_WORKDIR": marker}
+def stdio_handshake() -> bytes:
+    """What a client sends a stdio backend to see it serve: initialize, initialized, tools/list."""
     initialize = {
         "jsonrpc": "2.0",
         "id": 1,
@@ -657,14 +655,19 @@ async def _bare_backends(count: int, marker: str, timeout: float, server: Path =
             "clientInfo": {"name": "bench", "version": "1"},
         },
     }
-    handshake = b"".join(
-        json.dumps(message).encode() + b"\n"
-        for message in (
-            initialize,
-            {"jsonrpc": "2.0", "method": "notifications/initialized"},
-            {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
-        )
+    messages = (
+        initialize,
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
     )
+    return b"".join(json.dumps(message).encode() + b"\n" for message in messages)
+
+
+async def _bare_backends(count: int, marker: str, timeout: float, server: Path = ECHO_SERVER) -> float:
+    """Seconds until `count` echo backends, spawned at once without the supervisor, have answered
+    initialize and tools/list over stdio: the floor the supervisor's start-up time is to be compared with."""
+    env = {**os.environ, "MCP_BENCH_WORKDIR": marker}
+    handshake = stdio_handshake()
     started = time.perf_counter()
     children: list[asyncio.subprocess.Process] = []
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import msgspec
 
+from mcp_supervisor.admin.secret_files import read_stored
 from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.errors import ConfigError
 
@@ -196,12 +197,4 @@ def load_secret(settings: Settings) -> bytes:
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(32) + "\n")
         log.info("Generated the admin session secret in %s.", path)
-    try:
-        secret = path.read_text().strip()
-    except OSError as exc:
-        raise ConfigError(f"{path}: the session secret cannot be read ({exc.strerror}).") from None
-    if len(secret) < 32:
-        raise ConfigError(f"{path}: the session secret is shorter than 32 characters; delete it to regenerate.")
-    if path.stat().st_mode & 0o077:
-        log.warning("%s is readable by other users; chmod 600 it.", path)
-    return secret.encode()
+    return read_stored(path, "session secret", 32, ConfigError).encode()

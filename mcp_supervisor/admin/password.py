@@ -14,6 +14,7 @@ import os
 import secrets
 from pathlib import Path
 
+from mcp_supervisor.admin.secret_files import read_stored
 from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.errors import ConfigError
 
@@ -83,13 +84,6 @@ def _generated(path: Path) -> str:
 
 
 def _stored(path: Path) -> str:
-    try:
-        password = path.read_text().strip()
-    except OSError as exc:
-        raise AdminRefused(f"{path}: the admin password cannot be read ({exc.strerror}); set ADMIN_PASSWORD.") from None
-    if len(password) < 16:
-        raise AdminRefused(f"{path}: the stored admin password is shorter than 16 characters; delete it to regenerate.")
-    if path.stat().st_mode & 0o077:
-        log.warning("%s is readable by other users; chmod 600 it.", path)
+    password = read_stored(path, "stored admin password", 16, AdminRefused, "; set ADMIN_PASSWORD")
     log.info("The admin password is in %s (ADMIN_PASSWORD is not set).", path)
     return password

@@ -122,14 +122,7 @@ class BackendLauncher:
         )
         for warning in plan.warnings:
             log.warning("worker[%s] sandbox: %s", entry.key, warning)
-        launch = Launch(
-            argv=tuple(plan.argv),
-            env=plan.env,
-            cwd=plan.cwd,
-            stage=tuple(plan.stage.to_args()) if plan.stage is not None else (),
-            program=tuple(plan.program),
-            network=plan.network,
-        )
+        launch = launch_of(plan)
         report = sandbox_report(mode, plan)
         return launch, report, plan
 
@@ -222,6 +215,18 @@ class BackendLauncher:
                 self._grants_cache.clear()
             self._grants_cache[cache_key] = cached
         return cached
+
+
+def launch_of(plan: SandboxPlan) -> Launch:
+    """The `Launch` a worker execs for a plan (the worker runs the stage itself when it can, see spawn)."""
+    return Launch(
+        argv=tuple(plan.argv),
+        env=plan.env,
+        cwd=plan.cwd,
+        stage=tuple(plan.stage.to_args()) if plan.stage is not None else (),
+        program=tuple(plan.program),
+        network=plan.network,
+    )
 
 
 def sandbox_report(mode: str, plan: SandboxPlan) -> SandboxReport:
