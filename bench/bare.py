@@ -21,7 +21,7 @@ import psutil
 
 from mcp_supervisor.protocol.spawn import Launch
 from mcp_supervisor.supervisor.backend_launch import launch_of
-from mcp_supervisor.worker.main import _watch_children_with_pidfds
+from mcp_supervisor.worker.startup import watch_children_with_pidfds
 from mcp_supervisor.worker.stdio_connection import release_network, spawn
 
 TOOLS_PER_BACKEND = 20
@@ -93,7 +93,7 @@ async def _bare(
     argv, env = _lean_argv(h), {**os.environ, "MCP_BENCH_WORKDIR": marker}
     handshake = h.stdio_handshake()
     children: list[asyncio.subprocess.Process] = []
-    _watch_children_with_pidfds()  # as a worker does: no waiter thread per child, so the stage runs in the child
+    watch_children_with_pidfds()  # as a worker does: no waiter thread per child, so the stage runs in the child
     started = time.perf_counter()
 
     async def one() -> None:

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,6 @@ from mcp_supervisor.system.process_tree import (
     die_with_parent,
     kill_descendants,
     kill_rest_of_group,
-    pidfds_work,
     reap_adopted,
     set_title,
 )
@@ -55,7 +53,7 @@ from mcp_supervisor.worker.budget import gateway_heartbeat
 from mcp_supervisor.worker.era import negotiate
 from mcp_supervisor.worker.handshake_lane import HandshakeLane, idle, mirror, requests_in_flight
 from mcp_supervisor.worker.relay import BackendRelay
-from mcp_supervisor.worker.startup import race
+from mcp_supervisor.worker.startup import race, watch_children_with_pidfds
 from mcp_supervisor.worker.stdio_connection import spawn
 
 log = logging.getLogger("mcp_supervisor.worker")
@@ -363,19 +361,10 @@ def main() -> int:
     return asyncio.run(_main(spec, beats, report_fd, backend_stderr))
 
 
-def _watch_children_with_pidfds() -> None:
-    """Python 3.11's default child watcher starts a thread per child process (blocked in waitpid): here a pidfd
-    in the event loop instead, as 3.12 does by default. A thread costs a worker its stack and malloc arena."""
-    if sys.version_info < (3, 12) and pidfds_work():
-        watcher = asyncio.PidfdChildWatcher()
-        watcher.attach_loop(asyncio.get_running_loop())
-        asyncio.set_child_watcher(watcher)
-
-
 async def _main(
     spec: WorkerSpec, beats: BeatPage | None = None, report_fd: int | None = None, backend_stderr: int | None = None
 ) -> int:
-    _watch_children_with_pidfds()
+    watch_children_with_pidfds()
     started: asyncio.subprocess.Process | Exception | None = None
     if spec.server.type == "stdio" and spec.launch is not None:
         # Before Worker(): its ZeroMQ context starts threads, and with a single thread the sandbox's outer stage
