@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, Literal
 
 from mcp_supervisor.config.clients import CLIENTS_FILE
@@ -57,9 +58,12 @@ from mcp_supervisor.protocol.spawn import (
     write_handoff,
 )
 from mcp_supervisor.supervisor import reaper
-from mcp_supervisor.supervisor.backend_launch import BackendLauncher, cleanup_cgroup
+from mcp_supervisor.supervisor.backend_launch import BackendLauncher, cleanup_cgroup, stdio_environment
 from mcp_supervisor.supervisor.control import ControlServer
 from mcp_supervisor.supervisor.health import LIMITED_MAX_BACKOFF, MAX_BACKOFF, TreeSampler
+from mcp_supervisor.supervisor.helpers import HelperProcesses
+from mcp_supervisor.supervisor.package_cache import Installer, PackageCache, PackageFetchError
+from mcp_supervisor.supervisor.package_specs import PackageRequest, recognise
 from mcp_supervisor.supervisor.process import ChildProcess, describe_exit
 from mcp_supervisor.supervisor.slots import BACKOFF, FATAL, RUNNING, STARTING, STOPPED, STOPPING, Slot, policy_for
 from mcp_supervisor.supervisor.stderr import StderrCapture, open_captures
@@ -137,6 +141,9 @@ class Supervisor:
         self._tasks: set[asyncio.Future[Any]] = set()
         self._cgroups: InstanceCgroup | None = None
         self._launcher: BackendLauncher | None = None
+        # Package fetches and cache copies before npx/uvx backends start (supervisor/package_cache.py).
+        self._helpers = HelperProcesses()
+        self._packages = PackageCache(settings.state_dir, self._run_helper, settings.package_fetch_timeout_s)
         # While fork requests are pending, an unknown child may be a worker whose pid is on its way: its exit
         # status is kept here, and orphan sweeps wait (they would kill it).
         self._unknown_exits: dict[int, int] = {}
@@ -269,6 +276,7 @@ class Supervisor:
 
     async def _shutdown(self) -> None:
         log.info("Stopping everything.")
+        self._helpers.kill_all()
         await self.zygote.stop(1.0)
         self._reap()
         await asyncio.gather(*(self._stop(slot) for slot in [self.gateway, *self.workers.values()]))
@@ -394,6 +402,8 @@ class Supervisor:
         reaper.sweep_orphans(self._managed_pids())
 
     def _spawn(self, slot: Slot) -> None:
+        if slot.entry is not None and self._defer_for_packages(slot):
+            return
         slot.timer = None
         slot.next_attempt_at = None
         slot.generation += 1
@@ -493,7 +503,8 @@ class Supervisor:
         if slot.entry.type != "stdio":
             return None
         try:
-            launch, slot.sandbox, plan = self._launcher.plan(slot.entry, slot.generation, self.servers)
+            package_env, slot.package_env = slot.package_env, None
+            launch, slot.sandbox, plan = self._launcher.plan(slot.entry, slot.generation, self.servers, package_env)
             plan.prepare()
         except (SandboxUnavailable, OSError) as exc:
             slot.state = FATAL
@@ -505,6 +516,65 @@ class Supervisor:
             return False
         slot.cgroup = plan.cgroup
         return launch
+
+    # ------------------------------------------------------------------ the package cache
+
+    def _defer_for_packages(self, slot: Slot) -> bool:
+        """An npx/uvx backend first gets its package (fetched once into the shared cache) and its own copy of the
+        cache, in a task off the loop, STARTING with a detail meanwhile; True when the spawn waits for that."""
+        assert slot.entry is not None
+        if slot.packages_ready:
+            slot.packages_ready = False
+            return False
+        request = recognise(slot.entry, stdio_environment(slot.entry)) if slot.entry.type == "stdio" else None
+        if request is None:
+            return False
+        slot.timer = None
+        slot.next_attempt_at = None
+        slot.state, slot.detail = STARTING, "fetching packages"
+        slot.settled.clear()
+        token = slot.preparing = object()
+        self._publish("starting", slot)
+        self._background(self._prepare_packages(slot, request, token))
+        return True
+
+    async def _prepare_packages(self, slot: Slot, request: PackageRequest, token: object) -> None:
+        assert slot.entry is not None and self._launcher is not None
+        entry, error = slot.entry, None
+        started = time.monotonic()
+        try:
+            home = self._launcher.state_dir(entry)
+            owner = self._launcher.run_as(entry)
+            installer = self._installer(entry) if entry.sandbox.network else None
+            env = await self._packages.prepare(request, home, installer, owner)
+        except (PackageFetchError, SandboxUnavailable, OSError) as exc:
+            error = str(exc)
+        wanted = self.workers.get(slot.key) is slot and slot.state == STARTING and not self._stopping.is_set()
+        if slot.preparing is not token or not wanted:
+            return  # stopped, replaced or started again meanwhile
+        slot.preparing, slot.detail = None, ""
+        if error is not None:
+            slot.last_error = error
+            log.error("%s: %s", slot.label, error)
+            self._crashed(slot, started)
+            slot.settled.set()
+            self._publish("exited", slot)
+            return
+        slot.package_env, slot.packages_ready = env, True
+        self._spawn(slot)
+
+    def _installer(self, entry: ServerEntry) -> Installer:
+        async def install(argv: list[str], env: dict[str, str], home: Path) -> tuple[int | None, str]:
+            assert self._launcher is not None
+            plan = self._launcher.plan_installer(entry, self.servers, argv, env, home)
+            return await self._run_helper(plan.argv, plan.env, self._packages.fetch_timeout_s, plan.cwd)
+
+        return install
+
+    async def _run_helper(
+        self, argv: list[str], env: dict[str, str], timeout_s: float, cwd: str | None = None
+    ) -> tuple[int | None, str]:
+        return await self._helpers.run(argv, env, cwd, timeout_s)
 
     def _check_started(self, slot: Slot, generation: int) -> None:
         if slot.generation == generation and slot.state == STARTING and slot.child is not None:
@@ -524,7 +594,7 @@ class Supervisor:
 
     def _managed_pids(self) -> list[int]:
         zygote = self.zygote.pid
-        return [*self._by_pid, *([zygote] if zygote is not None else [])]
+        return [*self._by_pid, *self._helpers.pids(), *([zygote] if zygote is not None else [])]
 
     def _on_exit(self, pid: int, code: int) -> None:
         if pid == self.zygote.pid:
@@ -533,6 +603,8 @@ class Supervisor:
                 if delay is not None:
                     self.zygote.timer = asyncio.get_running_loop().call_later(delay, self._restart_zygote)
                 self._sweep()  # workers it forked but never announced: nobody's, and so are their backends
+            return
+        if self._helpers.on_exit(pid, code):
             return
         slot = self._by_pid.pop(pid, None)
         self._samplers.pop(pid, None)
