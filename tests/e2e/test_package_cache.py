@@ -102,7 +102,7 @@ async def test_one_fetch_serves_every_npx_backend_and_a_warm_start_downloads_not
     print(f"\ncold start of two backends: {cold:.1f} s (fetch {fetches[0]} s); warm start: {warm:.1f} s")
 
 
-def hostile_npx(directory: Path) -> Path:
+def hostile_npx(directory: Path) -> dict[str, Any]:
     """An npx whose package is hostile: fetches (`--call`) go to the real npx, and what runs as the backend is
     the hostile fixture, with the npx backend's environment (its copy of the cache)."""
     directory.mkdir()
@@ -113,15 +113,13 @@ def hostile_npx(directory: Path) -> Path:
         f"exec {sys.executable} {HOSTILE_SERVER}\n"
     )
     script.chmod(0o755)
-    return script
+    readable = [str(ROOT), sys.prefix, sys.base_prefix, os.path.realpath(sys.executable)]
+    return {"type": "stdio", "command": str(script), "args": ["-y", TINY_SPEC], "sandbox": {"readPaths": readable}}
 
 
 async def test_a_hostile_npx_backend_cannot_write_the_shared_cache(tmp_path: Path, supervisor_factory: Any) -> None:
     config_dir = tmp_path / "config"
-    script = hostile_npx(tmp_path / "bin")
-    readable = [str(ROOT), sys.prefix, sys.base_prefix, os.path.realpath(sys.executable)]
-    entry = {"type": "stdio", "command": str(script), "args": ["-y", TINY_SPEC], "sandbox": {"readPaths": readable}}
-    write_config(config_dir, {"hostile": entry})
+    write_config(config_dir, {"hostile": hostile_npx(tmp_path / "bin")})
     sup: RunningSupervisor = supervisor_factory(config_dir)
     sup.wait_linked({"hostile"}, timeout=120)
     shared = state_dir(config_dir) / ".package-cache"
