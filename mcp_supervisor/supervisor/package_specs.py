@@ -23,7 +23,7 @@ Tool = Literal["npm", "uv"]
 
 # npm: an optionally scoped name, then an optional @version, tag or range (no path, URL or git spec).
 _NPM_SPEC = re.compile(
-    r"(?P<name>(?:@[a-z0-9~-][a-z0-9._~-]*/)?[a-z0-9~-][a-z0-9._~-]*)(?:@(?P<version>[A-Za-z0-9._^~*+<>=|-]+))?"
+    r"(?P<name>(?:@[a-z0-9~][a-z0-9._~-]*/)?[a-z0-9~][a-z0-9._~-]*)(?:@(?P<version>[A-Za-z0-9._^~*+<>=|-]+))?"
 )
 _NPM_EXACT = re.compile(r"\d+\.\d+\.\d+(?:[-+][A-Za-z0-9.+-]+)?")
 # PyPI: a name, optional extras, then an optional @version or ==version.
