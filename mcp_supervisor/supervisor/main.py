@@ -17,7 +17,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Any, Literal
 
 from mcp_supervisor.config.clients import CLIENTS_FILE
@@ -58,12 +57,13 @@ from mcp_supervisor.protocol.spawn import (
     write_handoff,
 )
 from mcp_supervisor.supervisor import reaper
-from mcp_supervisor.supervisor.backend_launch import BackendLauncher, cleanup_cgroup, stdio_environment
+from mcp_supervisor.supervisor.backend_launch import BackendLauncher, cleanup_cgroup
 from mcp_supervisor.supervisor.control import ControlServer
 from mcp_supervisor.supervisor.health import LIMITED_MAX_BACKOFF, MAX_BACKOFF, TreeSampler
 from mcp_supervisor.supervisor.helpers import HelperProcesses
-from mcp_supervisor.supervisor.package_cache import Installer, PackageCache, PackageFetchError
-from mcp_supervisor.supervisor.package_specs import PackageRequest, recognise
+from mcp_supervisor.supervisor.package_cache import PackageFetchError
+from mcp_supervisor.supervisor.package_specs import PackageRequest
+from mcp_supervisor.supervisor.package_step import PackageStep
 from mcp_supervisor.supervisor.process import ChildProcess, describe_exit
 from mcp_supervisor.supervisor.slots import BACKOFF, FATAL, RUNNING, STARTING, STOPPED, STOPPING, Slot, policy_for
 from mcp_supervisor.supervisor.stderr import StderrCapture, open_captures
@@ -143,7 +143,7 @@ class Supervisor:
         self._launcher: BackendLauncher | None = None
         # Package fetches and cache copies before npx/uvx backends start (supervisor/package_cache.py).
         self._helpers = HelperProcesses()
-        self._packages = PackageCache(settings.state_dir, self._run_helper, settings.package_fetch_timeout_s)
+        self._packages = PackageStep(settings, self._helpers)
         # While fork requests are pending, an unknown child may be a worker whose pid is on its way: its exit
         # status is kept here, and orphan sweeps wait (they would kill it).
         self._unknown_exits: dict[int, int] = {}
@@ -526,7 +526,7 @@ class Supervisor:
         if slot.packages_ready:
             slot.packages_ready = False
             return False
-        request = recognise(slot.entry, stdio_environment(slot.entry)) if slot.entry.type == "stdio" else None
+        request = self._packages.request(slot.entry)
         if request is None:
             return False
         slot.timer = None
@@ -543,12 +543,12 @@ class Supervisor:
         entry, error = slot.entry, None
         started = time.monotonic()
         try:
-            home = self._launcher.state_dir(entry)
-            owner = self._launcher.run_as(entry)
-            installer = self._installer(entry) if entry.sandbox.network else None
-            env = await self._packages.prepare(request, home, installer, owner)
+            env = await self._packages.prepare(self._launcher, entry, self.servers, request)
         except (PackageFetchError, SandboxUnavailable, OSError) as exc:
             error = str(exc)
+        except Exception as exc:  # a bug of ours must not leave the backend STARTING for ever
+            log.exception("%s: preparing its packages failed", slot.label)
+            error = f"Preparing its packages failed: {exc!r}"
         wanted = self.workers.get(slot.key) is slot and slot.state == STARTING and not self._stopping.is_set()
         if slot.preparing is not token or not wanted:
             return  # stopped, replaced or started again meanwhile
@@ -562,19 +562,6 @@ class Supervisor:
             return
         slot.package_env, slot.packages_ready = env, True
         self._spawn(slot)
-
-    def _installer(self, entry: ServerEntry) -> Installer:
-        async def install(argv: list[str], env: dict[str, str], home: Path) -> tuple[int | None, str]:
-            assert self._launcher is not None
-            plan = self._launcher.plan_installer(entry, self.servers, argv, env, home)
-            return await self._run_helper(plan.argv, plan.env, self._packages.fetch_timeout_s, plan.cwd)
-
-        return install
-
-    async def _run_helper(
-        self, argv: list[str], env: dict[str, str], timeout_s: float, cwd: str | None = None
-    ) -> tuple[int | None, str]:
-        return await self._helpers.run(argv, env, cwd, timeout_s)
 
     def _check_started(self, slot: Slot, generation: int) -> None:
         if slot.generation == generation and slot.state == STARTING and slot.child is not None:
