@@ -74,6 +74,8 @@ class PackageCache:
         await self._sweep_once()
         entry = self.entry_dir(request)
         lock = self._locks.setdefault(request.entry_id, asyncio.Lock())
+        if installer is None:  # one turn, so that a backend of the same start that can fetch takes the lock first
+            await asyncio.sleep(0)
         async with lock:  # one fill per entry; the others wait for it
             if installer is not None and self._stale(request, entry):
                 await self._fill(request, entry, installer)

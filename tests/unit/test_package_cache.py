@@ -167,6 +167,17 @@ async def test_without_network_nothing_is_fetched_and_the_backend_starts_as_befo
 
 
 @pytest.mark.anyio
+async def test_a_backend_without_network_waits_for_the_fetch_of_one_started_with_it(tmp_path: Path) -> None:
+    cache = PackageCache(tmp_path / "state", run, 10.0)
+    offline, online = homes(tmp_path, "offline", "online")
+    installer = FakeInstaller(delay=0.2)
+    envs = await asyncio.gather(  # the one without network first, as in a config that lists it first
+        cache.prepare(request(), offline, None, None), cache.prepare(request(), online, installer, None)
+    )
+    assert installer.calls == 1 and envs[0]["npm_config_cache"] == str(offline / ".npm")
+
+
+@pytest.mark.anyio
 async def test_the_copy_replaces_a_planted_symlink_and_never_follows_it(tmp_path: Path) -> None:
     cache = PackageCache(tmp_path / "state", run, 10.0)
     (home,) = homes(tmp_path, "a")
