@@ -146,7 +146,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     print(f"{header}  LAST EXIT / ERROR / STDERR")
     rows = ([snapshot.gateway] if snapshot.gateway else []) + list(snapshot.backends)
     for status in rows:
-        details = [d for d in (status.last_exit, status.last_error, status.last_stderr) if d]
+        details = [d for d in (status.detail, status.last_exit, status.last_error, status.last_stderr) if d]
         if status.next_attempt_at is not None:
             details.insert(0, f"next try in {max(0.0, status.next_attempt_at - time.time()):.0f} s")
         print(

@@ -48,6 +48,7 @@ def _entry(status: BackendStatus, now: float) -> dict[str, Any]:
         "start_method": status.start_method or None,
         "era": status.era or None,
         "protocol_version": status.protocol_version or None,
+        "detail": status.detail or None,
         "sandbox": _sandbox(status.sandbox) if status.sandbox is not None else None,
     }
 

@@ -89,6 +89,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_spawn: str = "fork"
     # Where each backend's own writable state (its HOME) lives: <state_dir>/<key>.
     state_dir: Path = Path(".")
+    # How long fetching an npx or uvx backend's package into the shared package cache may take.
+    package_fetch_timeout_s: float = 300.0
     # How long a backend's server→client request (sampling, elicitation, roots) waits for the client's answer.
     server_request_timeout_s: float = 10.0
     # 2026-07-28 clients: how long a backend's server→client request is held for the client's retry (MRTR),
@@ -241,6 +243,7 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         sandbox_mode=_sandbox_mode(env.get("SANDBOX")),
         worker_spawn=_worker_spawn(env.get("WORKER_SPAWN")),
         state_dir=_state_dir(env, config_dir.resolve()),
+        package_fetch_timeout_s=_float(env, "PACKAGE_FETCH_TIMEOUT_SECONDS", 300.0),
         server_request_timeout_s=_float(env, "SERVER_REQUEST_TIMEOUT_SECONDS", 10.0),
         input_required_timeout_s=_float(env, "INPUT_REQUIRED_TIMEOUT_SECONDS", 120.0),
         request_state_secret=(env.get("REQUEST_STATE_SECRET") or "").strip(),

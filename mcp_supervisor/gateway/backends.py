@@ -293,7 +293,7 @@ class Backends:
         status = self.statuses.get(key)
         if status is None:
             return "it is not configured or not active"
-        detail = f"state {status.state}"
+        detail = f"state {status.state}" + (f" ({status.detail})" if status.detail else "")
         if status.last_exit:
             detail += f", last exit: {status.last_exit}"
         if status.last_error:

@@ -156,6 +156,8 @@ class BackendStatus(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     # the protocol version it speaks.
     era: str = ""
     protocol_version: str = ""
+    # What a STARTING backend is doing before its worker starts ("fetching packages"); "" otherwise.
+    detail: str = ""
 
 
 class Subscribe(_Envelope, tag="subscribe"):

@@ -93,23 +93,35 @@ class BackendLauncher:
         self.host = probe_host()
         self._grants_cache: dict[bytes, list[str]] = {}
 
-    def plan(
-        self, entry: ServerEntry, generation: int, servers: Mapping[str, ServerEntry]
-    ) -> tuple[Launch, SandboxReport, SandboxPlan]:
-        """Raises SandboxUnavailable (SANDBOX=required and the host falls short), or OSError for a state
-        directory or cgroup the host refuses."""
-        assert entry.command is not None
-        mode: SandboxMode = self._settings.sandbox_mode  # type: ignore[assignment]
+    def state_dir(self, entry: ServerEntry) -> Path:
+        """The backend's own state directory (its HOME under a sandbox), created if needed."""
         state_dir = self._settings.state_dir / entry.key
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return state_dir
+
+    def plan(
+        self,
+        entry: ServerEntry,
+        generation: int,
+        servers: Mapping[str, ServerEntry],
+        extra_env: Mapping[str, str] | None = None,
+    ) -> tuple[Launch, SandboxReport, SandboxPlan]:
+        """Raises SandboxUnavailable (SANDBOX=required and the host falls short), or OSError for a state
+        directory or cgroup the host refuses. `extra_env`: variables set unless the server's `env` sets them
+        (the package cache's)."""
+        assert entry.command is not None
+        mode: SandboxMode = self._settings.sandbox_mode  # type: ignore[assignment]
+        state_dir = self.state_dir(entry)
         run_as = self._run_as(entry, state_dir)
         instance = self._instance
         cgroup = instance.backend(entry.key, generation) if instance is not None and self._needs_cgroup(entry) else None
+        env = stdio_environment(entry, withheld=oauth_secret_names(servers))
+        env |= {name: value for name, value in (extra_env or {}).items() if name not in entry.env}
         plan = plan_sandbox(
             entry.command,
             list(entry.args),
             entry.cwd,
-            stdio_environment(entry, withheld=oauth_secret_names(servers)),
+            env,
             _with_roots_readable(entry),
             mode,
             self.host,
@@ -125,6 +137,40 @@ class BackendLauncher:
         launch = launch_of(plan)
         report = sandbox_report(mode, plan)
         return launch, report, plan
+
+    def run_as(self, entry: ServerEntry) -> tuple[int, int] | None:
+        """The (uid, gid) the backend will run as, if another; SandboxUnavailable as `plan` raises it."""
+        return self._run_as(entry, self.state_dir(entry))
+
+    def plan_installer(
+        self,
+        entry: ServerEntry,
+        servers: Mapping[str, ServerEntry],
+        argv: list[str],
+        env: Mapping[str, str],
+        home: Path,
+    ) -> SandboxPlan:
+        """The sandbox of a package fetch for `entry` (supervisor/package_cache.py): the backend's own network
+        policy and hidden paths, nothing writable but `home` (the fetch's staging directory), always sandboxed
+        where the host can (SANDBOX=off does not turn off the installer's sandbox), no limits, not `runAs`. Its
+        environment holds no secret: the proxy's minus the gateway's and OAuth's, and of the server's `env`
+        only PATH and the tool's own variables (registries), which `env` brings."""
+        mode: SandboxMode = "required" if self._settings.sandbox_mode == "required" else "auto"
+        kept = {name: value for name, value in entry.env.items() if name == "PATH"}
+        base = stdio_environment(msgspec.structs.replace(entry, env=kept), withheld=oauth_secret_names(servers))
+        return plan_sandbox(
+            argv[0],
+            argv[1:],
+            None,
+            {**base, **env},
+            SandboxPolicy(network=entry.sandbox.network),
+            mode,
+            self.host,
+            state_dir=str(home),
+            hidden_paths=self._always_hidden,
+            neighbours=self._neighbours(entry, servers),
+            name=f"{entry.key} (package fetch)",
+        )
 
     def _run_as(self, entry: ServerEntry, state_dir: Path) -> tuple[int, int] | None:
         """The uid and gid of `sandbox.runAs`, whose HOME (the state dir) is then theirs; None without one, or

@@ -60,6 +60,10 @@ from mcp_supervisor.supervisor import reaper
 from mcp_supervisor.supervisor.backend_launch import BackendLauncher, cleanup_cgroup
 from mcp_supervisor.supervisor.control import ControlServer
 from mcp_supervisor.supervisor.health import LIMITED_MAX_BACKOFF, MAX_BACKOFF, TreeSampler
+from mcp_supervisor.supervisor.helpers import HelperProcesses
+from mcp_supervisor.supervisor.package_cache import PackageFetchError
+from mcp_supervisor.supervisor.package_specs import PackageRequest
+from mcp_supervisor.supervisor.package_step import PackageStep
 from mcp_supervisor.supervisor.process import ChildProcess, describe_exit
 from mcp_supervisor.supervisor.slots import BACKOFF, FATAL, RUNNING, STARTING, STOPPED, STOPPING, Slot, policy_for
 from mcp_supervisor.supervisor.stderr import StderrCapture, open_captures
@@ -137,6 +141,9 @@ class Supervisor:
         self._tasks: set[asyncio.Future[Any]] = set()
         self._cgroups: InstanceCgroup | None = None
         self._launcher: BackendLauncher | None = None
+        # Package fetches and cache copies before npx/uvx backends start (supervisor/package_cache.py).
+        self._helpers = HelperProcesses()
+        self._packages = PackageStep(settings, self._helpers)
         # While fork requests are pending, an unknown child may be a worker whose pid is on its way: its exit
         # status is kept here, and orphan sweeps wait (they would kill it).
         self._unknown_exits: dict[int, int] = {}
@@ -269,6 +276,7 @@ class Supervisor:
 
     async def _shutdown(self) -> None:
         log.info("Stopping everything.")
+        self._helpers.kill_all()
         await self.zygote.stop(1.0)
         self._reap()
         await asyncio.gather(*(self._stop(slot) for slot in [self.gateway, *self.workers.values()]))
@@ -394,6 +402,8 @@ class Supervisor:
         reaper.sweep_orphans(self._managed_pids())
 
     def _spawn(self, slot: Slot) -> None:
+        if slot.entry is not None and self._defer_for_packages(slot):
+            return
         slot.timer = None
         slot.next_attempt_at = None
         slot.generation += 1
@@ -493,7 +503,8 @@ class Supervisor:
         if slot.entry.type != "stdio":
             return None
         try:
-            launch, slot.sandbox, plan = self._launcher.plan(slot.entry, slot.generation, self.servers)
+            package_env, slot.package_env = slot.package_env, None
+            launch, slot.sandbox, plan = self._launcher.plan(slot.entry, slot.generation, self.servers, package_env)
             plan.prepare()
         except (SandboxUnavailable, OSError) as exc:
             slot.state = FATAL
@@ -505,6 +516,52 @@ class Supervisor:
             return False
         slot.cgroup = plan.cgroup
         return launch
+
+    # ------------------------------------------------------------------ the package cache
+
+    def _defer_for_packages(self, slot: Slot) -> bool:
+        """An npx/uvx backend first gets its package (fetched once into the shared cache) and its own copy of the
+        cache, in a task off the loop, STARTING with a detail meanwhile; True when the spawn waits for that."""
+        assert slot.entry is not None
+        if slot.packages_ready:
+            slot.packages_ready = False
+            return False
+        request = self._packages.request(slot.entry)
+        if request is None:
+            return False
+        slot.timer = None
+        slot.next_attempt_at = None
+        slot.state, slot.detail = STARTING, "fetching packages"
+        slot.settled.clear()
+        token = slot.preparing = object()
+        self._publish("starting", slot)
+        self._background(self._prepare_packages(slot, request, token))
+        return True
+
+    async def _prepare_packages(self, slot: Slot, request: PackageRequest, token: object) -> None:
+        assert slot.entry is not None and self._launcher is not None
+        entry, error = slot.entry, None
+        started = time.monotonic()
+        try:
+            env = await self._packages.prepare(self._launcher, entry, self.servers, request)
+        except (PackageFetchError, SandboxUnavailable, OSError) as exc:
+            error = str(exc)
+        except Exception as exc:  # a bug of ours must not leave the backend STARTING for ever
+            log.exception("%s: preparing its packages failed", slot.label)
+            error = f"Preparing its packages failed: {exc!r}"
+        wanted = self.workers.get(slot.key) is slot and slot.state == STARTING and not self._stopping.is_set()
+        if slot.preparing is not token or not wanted:
+            return  # stopped, replaced or started again meanwhile
+        slot.preparing, slot.detail = None, ""
+        if error is not None:
+            slot.last_error = error
+            log.error("%s: %s", slot.label, error)
+            self._crashed(slot, started)
+            slot.settled.set()
+            self._publish("exited", slot)
+            return
+        slot.package_env, slot.packages_ready = env, True
+        self._spawn(slot)
 
     def _check_started(self, slot: Slot, generation: int) -> None:
         if slot.generation == generation and slot.state == STARTING and slot.child is not None:
@@ -524,7 +581,7 @@ class Supervisor:
 
     def _managed_pids(self) -> list[int]:
         zygote = self.zygote.pid
-        return [*self._by_pid, *([zygote] if zygote is not None else [])]
+        return [*self._by_pid, *self._helpers.pids(), *([zygote] if zygote is not None else [])]
 
     def _on_exit(self, pid: int, code: int) -> None:
         if pid == self.zygote.pid:
@@ -533,6 +590,8 @@ class Supervisor:
                 if delay is not None:
                     self.zygote.timer = asyncio.get_running_loop().call_later(delay, self._restart_zygote)
                 self._sweep()  # workers it forked but never announced: nobody's, and so are their backends
+            return
+        if self._helpers.on_exit(pid, code):
             return
         slot = self._by_pid.pop(pid, None)
         self._samplers.pop(pid, None)

@@ -34,13 +34,19 @@ class ChildProcess:
     method: str
 
     def __init__(
-        self, argv: Sequence[str], env: Mapping[str, str], output_fd: int | None = None, pass_fds: Sequence[int] = ()
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        output_fd: int | None = None,
+        pass_fds: Sequence[int] = (),
+        cwd: str | None = None,
     ) -> None:
         """`output_fd`: the write end of a capture pipe for the child's stdout and stderr (closed here)."""
         try:
             self.popen = subprocess.Popen(
                 list(argv),
                 env=dict(env),
+                cwd=cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=output_fd,
                 stderr=output_fd,

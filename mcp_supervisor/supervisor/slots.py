@@ -78,6 +78,12 @@ class Slot:
     # The current generation's sandbox (stdio backends), and the cgroup its backend runs in.
     sandbox: SandboxReport | None = None
     cgroup: BackendCgroup | None = None
+    # The package cache step before a start (supervisor/package_cache.py): what it is doing, the token of the
+    # step in progress, whether it is done for the next spawn, and the variables it gives the backend.
+    detail: str = ""
+    preparing: object | None = None
+    packages_ready: bool = False
+    package_env: dict[str, str] | None = None
     # Set whenever the slot leaves STARTING (ready, crashed, stopped): what a replacement waits for.
     settled: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -147,4 +153,5 @@ class Slot:
             start_method=child.method if child else "",
             era=self.era,
             protocol_version=self.protocol_version,
+            detail=self.detail if self.state == STARTING else "",
         )

@@ -135,7 +135,7 @@ STATUS_FIELDS = {"schema", "config_dir", "config_error", "worker_spawn", "gatewa
 ENTRY_FIELDS = {
     "key", "type", "state", "generation", "pid", "started_at", "uptime_seconds", "restarts", "last_exit",
     "last_error", "last_stderr", "rss_bytes", "cpu_percent", "fds", "processes", "in_flight", "refused_replies",
-    "next_attempt_at", "start_method", "era", "protocol_version", "sandbox",
+    "next_attempt_at", "start_method", "era", "protocol_version", "sandbox", "detail",
 }  # fmt: skip
 SANDBOX_FIELDS = {"mode", "method", "enforced", "not_enforced", "exposure", "exposure_factors", "measures"}
 
