@@ -253,6 +253,8 @@ class RawMcpSession:
         if content_type.startswith("text/event-stream"):
             replies = []
             for _, data in sse_events(response.body):
+                if not data:
+                    continue  # a priming event (2025-11-25): an id to resume from, no message
                 message = _decode(data)
                 if "id" in message and ("result" in message or "error" in message):
                     replies.append(message)
