@@ -227,9 +227,9 @@ class Worker:
         except BackendError as exc:
             log.warning("Could not refresh the %s of %s: %s", kind, self.key, exc)
             return
+        # Announced even when listed unchanged: a direct client gets the backend's list_changed whatever the list
+        # holds (conformance sep-2575 checks exactly that); refreshes are coalesced, and the gateway debounces.
         if self._ready is not None:
-            if getattr(self._ready, kind) == items:
-                return  # listed again, unchanged: nothing for the gateway to announce
             self._ready = msgspec.structs.replace(self._ready, **{kind: items})
         self._send_data(CatalogChanged(key=self.key, generation=self.spec.generation, kind=kind, items=items))
 
