@@ -106,15 +106,16 @@ async def mcp_client(
 
 
 def backend_pids(worker_pid: int) -> list[int]:
-    """Host pids of a worker's backend processes, the sandbox's bubblewrap wrappers left out. A sandboxed
-    backend cannot tell its host pid: what it reports of itself is its pid in its own pid namespace."""
+    """Host pids of a worker's backend processes, the sandbox's own processes left out (bubblewrap's wrappers and
+    slirp4netns, the backend's user-mode network). A sandboxed backend cannot tell its host pid: what it reports
+    of itself is its pid in its own pid namespace."""
     import psutil
 
     try:
         below = psutil.Process(worker_pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
-    return [p.pid for p in below if p.pid and _name(p) != "bwrap"]
+    return [p.pid for p in below if p.pid and _name(p) not in ("bwrap", "slirp4netns")]
 
 
 def _name(process: Any) -> str:

@@ -277,7 +277,7 @@ def two_tenants(tmp_path: Path, supervisor_factory: Any) -> RunningSupervisor:
 
 
 def metric(sup: RunningSupervisor, name: str) -> float:
-    for line in httpx2.get(f"{sup.base}/metrics", timeout=5).text.splitlines():
+    for line in httpx2.get(f"{sup.base}/metrics", headers=sup.credential, timeout=5).text.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[-1])
     raise AssertionError(f"{name} is not in /metrics")

@@ -62,8 +62,7 @@ def test_run_as_from_the_config_drops_the_backend_to_that_uid(
     backends = sup.wait_linked({"dropped"})
     worker = backends["dropped"]["pid"]
     pids = wait_until(lambda: backend_pids(worker), 10, what="the backend's processes")
-    # slirp4netns (the backend's user-mode network, system/netns.py) is ours and stays with the worker's uid.
-    uids = {psutil.Process(pid).uids().real for pid in pids if psutil.Process(pid).name() != "slirp4netns"}
+    uids = {psutil.Process(pid).uids().real for pid in pids}
     assert uids == {65534}, uids
     done = subprocess.run(
         [SUPERVISOR_CMD, "status", "--json", "--config-dir", str(config_dir)],
