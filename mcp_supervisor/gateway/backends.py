@@ -30,7 +30,7 @@ from mcp_supervisor.errors import ProtocolError
 from mcp_supervisor.gateway import jsonrpc
 from mcp_supervisor.gateway.metrics import Metrics
 from mcp_supervisor.gateway.sessions import ClientSession
-from mcp_supervisor.protocol import codec, socket_auth
+from mcp_supervisor.protocol import codec, error_codes, socket_auth
 from mcp_supervisor.protocol.channel import Channel
 from mcp_supervisor.protocol.endpoints import Endpoints, configure_router
 from mcp_supervisor.protocol.messages import (
@@ -156,7 +156,7 @@ class Backends:
         if self._reader is not None:
             self._reader.cancel()
         for rid in list(self._pending):
-            self._fail(rid, jsonrpc.BACKEND_UNAVAILABLE, "The gateway is shutting down.")
+            self._fail(rid, error_codes.BACKEND_UNAVAILABLE, "The gateway is shutting down.")
         self._router.close()
         self._guard.stop()
 
@@ -240,7 +240,7 @@ class Backends:
                 "params": {"requestId": rid, "reason": reason},
             }
             self._send_quietly(link.identity, Notify(body=jsonrpc.encode_json(notice)))
-        self._fail(rid, jsonrpc.REQUEST_CANCELLED, f"Request cancelled by the client: {reason}")
+        self._fail(rid, error_codes.REQUEST_CANCELLED, f"Request cancelled by the client: {reason}")
 
     def _notify_change(self) -> None:
         self._changed.set()
@@ -338,7 +338,7 @@ class Backends:
         )
         for rid, pending in list(self._pending.items()):
             if pending.key == key and pending.generation <= generation:
-                self._fail(rid, jsonrpc.BACKEND_UNAVAILABLE, message)
+                self._fail(rid, error_codes.BACKEND_UNAVAILABLE, message)
 
     # ------------------------------------------------------------------ worker messages
 

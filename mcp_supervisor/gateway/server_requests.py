@@ -33,6 +33,7 @@ from mcp_supervisor.gateway.backends import Backends, CallContext
 from mcp_supervisor.gateway.jsonrpc import Incoming
 from mcp_supervisor.gateway.sessions import ClientSession
 from mcp_supervisor.gateway.turns import FairTurns
+from mcp_supervisor.protocol import error_codes
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
@@ -226,7 +227,7 @@ class ServerRequests:
         for gateway_id, outstanding in list(self._outstanding.items()):
             if outstanding.session is session:
                 self._forget(gateway_id)
-                error = {"code": jsonrpc.INTERNAL_ERROR, "message": "The client session ended before it answered."}
+                error = {"code": error_codes.INTERNAL_ERROR, "message": "The client session ended before it answered."}
                 self._answer(outstanding, error=error)
 
     # ------------------------------------------------------------------ helpers
@@ -235,7 +236,7 @@ class ServerRequests:
         outstanding = self._outstanding.pop(gateway_id, None)
         if outstanding is not None:
             error = {
-                "code": jsonrpc.REQUEST_TIMEOUT,
+                "code": error_codes.REQUEST_TIMEOUT,
                 "message": f"The client did not answer within {self._timeout_s:g} s.",
             }
             if outstanding.future is not None:
@@ -269,16 +270,16 @@ class ServerRequests:
 
 def _no_client(method: str, capability: str | None) -> dict[str, Any]:
     if capability is None:
-        return {"code": jsonrpc.METHOD_NOT_FOUND, "message": f"No client session can answer {method} now."}
+        return {"code": error_codes.METHOD_NOT_FOUND, "message": f"No client session can answer {method} now."}
     return {
-        "code": jsonrpc.METHOD_NOT_FOUND,
+        "code": error_codes.METHOD_NOT_FOUND,
         "message": f"Method not found: {method} (the client did not declare the {capability} capability).",
     }
 
 
 def _unattributed(method: str, capability: str | None) -> dict[str, Any]:
     return {
-        "code": jsonrpc.METHOD_NOT_FOUND,
+        "code": error_codes.METHOD_NOT_FOUND,
         "message": (
             f"{method} could not be attributed to one client (no request is in flight at this backend, or "
             "requests of several credentials are), so it is not sent to any; a retry will be."

@@ -26,6 +26,7 @@ from mcp_supervisor.protocol import codec, socket_auth
 from mcp_supervisor.protocol.beat_page import BeatPage
 from mcp_supervisor.protocol.channel import Channel
 from mcp_supervisor.protocol.endpoints import Endpoints, configure_dealer
+from mcp_supervisor.protocol.error_codes import BACKEND_UNAVAILABLE
 from mcp_supervisor.protocol.messages import (
     CATALOG_KINDS,
     BackendMessage,
@@ -65,7 +66,7 @@ EXIT_BACKEND_FAILED = 3
 # restarted gateway gets one as soon as the reconnection's handshake succeeds (`_on_connection_events`); this
 # slow one is the safety net for anything else (a gateway that missed our ready).
 GATEWAY_BEAT_EVERY = 15
-_STOPPING_ERROR = msgspec.json.encode({"code": -32003, "message": "The backend's worker is stopping."})
+_STOPPING_ERROR = msgspec.json.encode({"code": BACKEND_UNAVAILABLE, "message": "The backend's worker is stopping."})
 
 
 class Worker:
@@ -283,7 +284,10 @@ class Worker:
                 try:
                     await relay.forward(rid, body)
                 except (OSError, ValueError) as exc:  # answer instead of dropping the request
-                    error = {"code": -32003, "message": f"The backend could not be sent the request: {exc}"}
+                    error = {
+                        "code": BACKEND_UNAVAILABLE,
+                        "message": f"The backend could not be sent the request: {exc}",
+                    }
                     self._send_data(Reply(rid=rid, error=msgspec.json.encode(error)))
             case Resync():
                 if self._ready is not None:

@@ -30,6 +30,7 @@ import zmq
 from mcp_supervisor.protocol import codec, socket_auth
 from mcp_supervisor.protocol.channel import Channel
 from mcp_supervisor.protocol.endpoints import configure_dealer
+from mcp_supervisor.protocol.error_codes import METHOD_NOT_FOUND
 from mcp_supervisor.protocol.messages import (
     CatalogChanged,
     Forward,
@@ -66,7 +67,7 @@ class _InMemoryBackend:
             return
         result: Any
         if request["method"] == "server/discover":  # a handshake-era backend: the probe falls back
-            error = {"code": -32601, "message": "Method not found"}
+            error = {"code": METHOD_NOT_FOUND, "message": "Method not found"}
             await self._lines.put(_encode({"jsonrpc": "2.0", "id": request["id"], "error": error}) + b"\n")
             return
         if request["method"] == "initialize":
