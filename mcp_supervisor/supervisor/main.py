@@ -34,7 +34,7 @@ from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.errors import ConfigError
 from mcp_supervisor.protocol import socket_auth
 from mcp_supervisor.protocol.endpoints import Endpoints, prepare_runtime_dir, runtime_dir_for
-from mcp_supervisor.protocol.exit_codes import GATEWAY_PORT_IN_USE
+from mcp_supervisor.protocol.exit_codes import EXIT_CONFIG, EXIT_FAILURE, GATEWAY_PORT_IN_USE
 from mcp_supervisor.protocol.messages import (
     ClientsUpdate,
     CommandResult,
@@ -77,8 +77,6 @@ log = logging.getLogger("mcp_supervisor.supervisor")
 # bounds: every 0.5 s at the default 5 s (a tick costs ~15 us per worker plus a wake-up of ~0.3 ms on a VM).
 WATCHDOG_MIN_INTERVAL_S = 0.25
 WATCHDOG_MAX_INTERVAL_S = 0.5
-# The CLI's exit code for a configuration the tree cannot run with (cli.py EXIT_CONFIG).
-EXIT_CONFIG = 2
 # A watchdog tick this late means the supervisor itself was starved: its heartbeat verdicts wait a tick.
 STARVED_TICK_S = 1.0
 
@@ -584,7 +582,7 @@ class Supervisor:
             slot.last_error = f"{decision.reason}; last: {slot.last_error or slot.last_exit}"
             log.error("%s is FATAL: %s", slot.label, slot.last_error)
             if slot.is_gateway:
-                self._exit_code = 1
+                self._exit_code = EXIT_FAILURE
                 self._stopping.set()
                 return
             self._schedule_fatal_retry(slot)

@@ -27,6 +27,7 @@ from mcp_supervisor.protocol.beat_page import BeatPage
 from mcp_supervisor.protocol.channel import Channel
 from mcp_supervisor.protocol.endpoints import Endpoints, configure_dealer
 from mcp_supervisor.protocol.error_codes import BACKEND_UNAVAILABLE
+from mcp_supervisor.protocol.exit_codes import EXIT_BACKEND_FAILED
 from mcp_supervisor.protocol.messages import (
     CATALOG_KINDS,
     BackendMessage,
@@ -61,7 +62,6 @@ from mcp_supervisor.worker.stdio_connection import spawn
 
 log = logging.getLogger("mcp_supervisor.worker")
 
-EXIT_BACKEND_FAILED = 3
 # The data-plane heartbeat only lets a gateway that does not know this worker ask for its catalog (Resync). A
 # restarted gateway gets one as soon as the reconnection's handshake succeeds (`_on_connection_events`); this
 # slow one is the safety net for anything else (a gateway that missed our ready).
