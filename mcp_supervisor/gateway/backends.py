@@ -45,6 +45,8 @@ from mcp_supervisor.protocol.messages import (
     Resync,
     WorkerReady,
 )
+from mcp_supervisor.protocol.states import BackendState
+from mcp_supervisor.protocol.versions import Era
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
@@ -72,7 +74,7 @@ class BackendLink:
     catalog: dict[str, list[dict[str, Any]]]
     name_prefix: str | None = None
     # The protocol era its worker speaks to the backend ("legacy" or "modern", from WorkerReady).
-    era: str = "legacy"
+    era: str = Era.LEGACY
 
     @property
     def tools(self) -> list[dict[str, Any]]:
@@ -193,7 +195,7 @@ class Backends:
             request["params"] = params
         # A handshake-era client's request to a 2026-07-28 backend says so: if the backend speaks both eras, its
         # worker gives the client its own era (real server→client requests), as a direct connection would.
-        era = "legacy" if link.era == "modern" and context is not None and context.session.era == "legacy" else ""
+        era = Era.LEGACY if link.era == Era.MODERN and context is not None and context.session.era == Era.LEGACY else ""
         frame = codec.encode(Forward(rid=rid, body=jsonrpc.encode_json(request), era=era))
         future = pending.future
         self._pending[rid] = pending
@@ -258,7 +260,9 @@ class Backends:
         starting: list[str] = []
         while time.monotonic() < deadline:
             starting = [
-                k for k, s in self.statuses.items() if s.state in ("STARTING", "RUNNING") and k not in self.links
+                k
+                for k, s in self.statuses.items()
+                if s.state in (BackendState.STARTING, BackendState.RUNNING) and k not in self.links
             ]
             if self.snapshot_seen and not starting:
                 return
@@ -285,7 +289,8 @@ class Backends:
     def in_flux(self) -> bool:
         """Whether the catalog is about to change: a backend starting, restarting or RUNNING but not yet linked."""
         return any(
-            s.state in ("STARTING", "BACKOFF") or (s.state == "RUNNING" and k not in self.links)
+            s.state in (BackendState.STARTING, BackendState.BACKOFF)
+            or (s.state == BackendState.RUNNING and k not in self.links)
             for k, s in self.statuses.items()
         )
 

@@ -31,7 +31,7 @@ from mcp_supervisor.gateway.pagination import page
 from mcp_supervisor.gateway.server_requests import ServerRequests
 from mcp_supervisor.gateway.sessions import ClientSession, SessionStore
 from mcp_supervisor.protocol import error_codes
-from mcp_supervisor.protocol.versions import HANDSHAKE_VERSIONS
+from mcp_supervisor.protocol.versions import HANDSHAKE_VERSIONS, Era
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
@@ -245,7 +245,7 @@ class GatewayCore:
             if any(c.session.principal != newest.session.principal for c in contexts):
                 self.backends.metrics.unattributed_logs += 1
                 return
-            if newest.session.era == "modern" and newest.session.log_level not in LOG_LEVELS:
+            if newest.session.era == Era.MODERN and newest.session.log_level not in LOG_LEVELS:
                 return  # a 2026-07-28 request gets log lines only if it asked for them, at its level
             if level >= LOG_LEVELS.get(newest.session.log_level, 0):
                 newest.emit(jsonrpc.encode_json(message), True)
@@ -316,7 +316,7 @@ class GatewayCore:
         if (
             not error
             and method in INPUT_REQUIRED_METHODS
-            and context.session.era == "legacy"
+            and context.session.era == Era.LEGACY
             and b'"input_required"' in result
         ):
             # A 2026-07-28 backend asks for input: its requests go to this handshake-era client, for real.
@@ -333,7 +333,7 @@ class GatewayCore:
         if link is not None and params is not None and link.era != context.session.era:
             # Each backend gets its own era's request: a 2026-07-28 one learns from every request what this
             # session's client can do; a handshake-era one (which may reject it) never sees the envelope.
-            params = with_envelope(params, context.session) if link.era == "modern" else strip_envelope(params)
+            params = with_envelope(params, context.session) if link.era == Era.MODERN else strip_envelope(params)
         if self.audit is None:
             return await self.backends.call(key, method, params, self.settings.request_timeout_s, context)
         started = time.perf_counter()
@@ -388,7 +388,7 @@ class GatewayCore:
             raise JsonRpcFault(error_codes.INVALID_PARAMS, f"Unknown {kind}: {name!r} is not exposed by this gateway.")
         forwarded = {**params, "name": route.original_name}
         context.operation = f"{method} {route.original_name}"
-        if context.session.era == "modern" or not self.server_requests.is_interactive(
+        if context.session.era == Era.MODERN or not self.server_requests.is_interactive(
             route.server_key, context.operation
         ):
             # A modern call does not take turns: it may wait minutes for its client's retry (parked calls are
@@ -514,7 +514,9 @@ class GatewayCore:
         shared = {**params, "level": min(wanted, key=LOG_LEVELS.__getitem__)}
         # A modern backend's worker keeps the level for the backend's requests (their _meta logLevel): the
         # SDK's servers log per request without declaring the (deprecated) capability.
-        keys = [k for k, link in self.backends.links.items() if "logging" in link.capabilities or link.era == "modern"]
+        keys = [
+            k for k, link in self.backends.links.items() if "logging" in link.capabilities or link.era == Era.MODERN
+        ]
         timeout = self.settings.request_timeout_s
         outcomes = await asyncio.gather(
             *(self.backends.call(key, "logging/setLevel", shared, timeout) for key in keys), return_exceptions=True

@@ -31,7 +31,7 @@ from mcp_supervisor.gateway.modern import CacheHint, Envelope, Rejection, Shaped
 from mcp_supervisor.gateway.request_state import Binding, RequestStateSealer, StateRejected
 from mcp_supervisor.gateway.sessions import ClientSession
 from mcp_supervisor.protocol import error_codes
-from mcp_supervisor.protocol.versions import MODERN_VERSIONS
+from mcp_supervisor.protocol.versions import MODERN_VERSIONS, Era
 
 if TYPE_CHECKING:
     from mcp_supervisor.gateway.core import GatewayCore
@@ -97,7 +97,7 @@ class ModernRequests:
             log_level=envelope.log_level,
             resumable=False,
             identity=identity,
-            era="modern",
+            era=Era.MODERN,
         )
         session.initialize_answered.set()
         return session

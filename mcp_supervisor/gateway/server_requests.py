@@ -34,6 +34,7 @@ from mcp_supervisor.gateway.jsonrpc import Incoming
 from mcp_supervisor.gateway.sessions import ClientSession
 from mcp_supervisor.gateway.turns import FairTurns
 from mcp_supervisor.protocol import error_codes
+from mcp_supervisor.protocol.versions import Era
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
@@ -111,10 +112,10 @@ class ServerRequests:
         """
         contexts = self._backends.contexts_at(key)  # oldest first
         link = self._backends.links.get(key)
-        if link is not None and link.era == "modern":
+        if link is not None and link.era == Era.MODERN:
             # A 2026-07-28 connection carries no server→client request: this one came over a dual-era backend's
             # handshake-era connection, which carries only handshake-era clients' requests.
-            contexts = [c for c in contexts if c.session.era == "legacy"]
+            contexts = [c for c in contexts if c.session.era == Era.LEGACY]
         # A call parked for its modern client's retry has its own request outstanding: not this one's source.
         contexts = [c for c in contexts if not c.session.parked] or contexts
         principals = {c.session.principal for c in contexts}
@@ -136,7 +137,7 @@ class ServerRequests:
         # Legacy calls to an interactive operation take turns: the one in flight is the source. Modern ones do
         # not (core._by_name): several may be in flight, and going to the newest would hand one call's request
         # to another (all of them, once learnt); they are attributed by their arguments below.
-        interactive = [c for c in contexts if (key, c.operation) in self._interactive and c.session.era != "modern"]
+        interactive = [c for c in contexts if (key, c.operation) in self._interactive and c.session.era != Era.MODERN]
         if interactive:
             return interactive[-1]
         if capability is not None:

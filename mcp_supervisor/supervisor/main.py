@@ -56,6 +56,7 @@ from mcp_supervisor.protocol.spawn import (
     WorkerSpec,
     write_handoff,
 )
+from mcp_supervisor.protocol.states import WorkerReport
 from mcp_supervisor.supervisor import reaper
 from mcp_supervisor.supervisor.backend_launch import BackendLauncher, cleanup_cgroup
 from mcp_supervisor.supervisor.control import ControlServer
@@ -542,7 +543,7 @@ class Supervisor:
         child = slot.child
         child.mark_exited(code)
         report = slot.beats.read_report() if slot.beats is not None else None
-        if report is not None and report.state == "failed":
+        if report is not None and report.state == WorkerReport.FAILED:
             slot.last_error = report.detail  # written before it exited: here however fast the exit was
         slot.detach_beats()
         slot.last_exit = describe_exit(code)
@@ -734,14 +735,14 @@ class Supervisor:
 
     def _reported(self, slot: Slot, state: str, detail: str, era: str = "", protocol_version: str = "") -> None:
         slot.last_heartbeat = time.monotonic()
-        if state == "ready" and slot.state == STARTING:
+        if state == WorkerReport.READY and slot.state == STARTING:
             slot.state = RUNNING
             slot.last_error = None
             slot.era, slot.protocol_version = era, protocol_version
             slot.settled.set()
             log.info("worker[%s] is RUNNING (%s).", slot.key, detail)
             self._publish("ready", slot)
-        elif state == "failed":
+        elif state == WorkerReport.FAILED:
             slot.last_error = detail
 
     async def _on_command(self, command: ControlCommand) -> CommandResult:

@@ -41,6 +41,8 @@ from mcp_supervisor.protocol.messages import (
     WorkerStateReport,
 )
 from mcp_supervisor.protocol.spawn import WorkerSpec, take_backend_stderr_fd, take_report_fd, take_worker_handoff
+from mcp_supervisor.protocol.states import WorkerReport
+from mcp_supervisor.protocol.versions import Era
 from mcp_supervisor.redaction import redact
 from mcp_supervisor.system.logs import configure_logging
 from mcp_supervisor.system.process_tree import (
@@ -192,7 +194,7 @@ class Worker:
                 self._send_data(self._ready)
                 summary = ", ".join(f"{len(items)} {kind.replace('_', ' ')}" for kind, items in catalog.items())
                 summary += f"; {negotiated.era} era, {negotiated.protocol_version} (in {negotiation_ms:.1f} ms)"
-                await self._report("ready", summary, negotiated.era, negotiated.protocol_version)
+                await self._report(WorkerReport.READY, summary, negotiated.era, negotiated.protocol_version)
                 log.info("Backend %s is ready: %s.", self.key, summary)
                 if relay.modern is not None and entry.protocol == "auto":
                     self._lane = HandshakeLane(
@@ -221,7 +223,7 @@ class Worker:
         reason = redact(reason)
         log.error("Backend %s failed: %s", self.key, reason)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._report("failed", reason), 1.0)
+            await asyncio.wait_for(self._report(WorkerReport.FAILED, reason), 1.0)
         return EXIT_BACKEND_FAILED
 
     async def _refresh(self, relay: BackendRelay, kind: str, timeout: float) -> None:
@@ -277,7 +279,7 @@ class Worker:
         match message:
             case Forward(rid=rid) if draining:
                 self._send_data(Reply(rid=rid, error=_STOPPING_ERROR))
-            case Forward(rid=rid, body=body, era="legacy") if self._lane is not None and not self._lane.refused:
+            case Forward(rid=rid, body=body, era=Era.LEGACY) if self._lane is not None and not self._lane.refused:
                 await self._lane.take(rid, body, relay.forward)  # a handshake-era client's, at a dual-era backend
             case Forward(rid=rid, body=body):
                 mirror(self._lane, body)  # the gateway's own setLevel or unsubscribe concerns both connections

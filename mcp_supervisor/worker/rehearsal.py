@@ -42,6 +42,7 @@ from mcp_supervisor.protocol.messages import (
     WorkerReady,
     WorkerStateReport,
 )
+from mcp_supervisor.protocol.states import WorkerReport
 from mcp_supervisor.system.logs import configure_logging
 from mcp_supervisor.system.process_tree import pidfds_work
 from mcp_supervisor.worker.era import negotiate
@@ -103,7 +104,7 @@ async def _relay() -> None:
             ready,
             WorkerHeartbeat(key="r", generation=1),
             Heartbeat(key="r", generation=1),
-            WorkerStateReport(key="r", generation=1, state="ready"),
+            WorkerStateReport(key="r", generation=1, state=WorkerReport.READY),
             CatalogChanged(key="r", generation=1, kind="tools", items=b"[]"),
             Reply(rid=1, result=b"{}"),
         ):
