@@ -26,7 +26,7 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from mcp_supervisor.errors import ProtocolError
+from mcp_supervisor.errors import ProtocolError, SupervisorError
 from mcp_supervisor.gateway import jsonrpc
 from mcp_supervisor.gateway.metrics import Metrics
 from mcp_supervisor.gateway.sessions import ClientSession
@@ -56,7 +56,7 @@ def _expire(future: asyncio.Future[tuple[bytes, bytes]]) -> None:
         future.set_exception(TimeoutError())
 
 
-class BackendUnavailable(Exception):
+class BackendUnavailable(SupervisorError):
     def __init__(self, key: str, reason: str) -> None:
         super().__init__(f'Backend "{key}" is not available: {reason}.')
         self.key = key

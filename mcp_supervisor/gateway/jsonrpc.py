@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from mcp_supervisor.errors import SupervisorError
 from mcp_supervisor.protocol.error_codes import INVALID_REQUEST, PARSE_ERROR
 
 RequestId = int | str
@@ -47,7 +48,7 @@ class Incoming:
         return params if isinstance(params, dict) else {}
 
 
-class JsonRpcFault(Exception):
+class JsonRpcFault(SupervisorError):
     """A client message that gets an error reply (code, message) instead of being processed."""
 
     def __init__(self, code: int, message: str, request_id: RequestId | None = None) -> None:
