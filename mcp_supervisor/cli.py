@@ -1,7 +1,7 @@
 """`mcp-supervisor start|status|restart|reload|stop|check-config` (and the internal `gateway`/`worker`).
 
-The only place where errors become exit codes: 0 ok, 1 runtime failure, 2 configuration error, 3 the
-supervisor cannot be reached.
+The only place where errors become exit codes (`protocol/exit_codes.py`): 0 ok, 1 runtime failure,
+2 configuration error, 3 the supervisor cannot be reached.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from mcp_supervisor.config.loader import load_clients, load_servers, load_tool_c
 from mcp_supervisor.config.settings import Settings, load_settings
 from mcp_supervisor.config.tool_names import TOOL_NAME_RULE, display_name_effect
 from mcp_supervisor.errors import ConfigError, ControlError
+from mcp_supervisor.protocol.exit_codes import EXIT_CONFIG, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_UNREACHABLE
 from mcp_supervisor.protocol.messages import BackendStatus
 
-EXIT_CONFIG = 2
-EXIT_UNREACHABLE = 3
 # Where `make run` serves its working copy of the sample config (the Makefile's RUN_CONFIG).
 MAKE_RUN_CONFIG = Path(".run") / "config"
 
@@ -183,7 +182,7 @@ def _cmd_logs(args: argparse.Namespace) -> int:
             return EXIT_UNREACHABLE
         known = sorted(log.stem for log in endpoints.log_dir.glob("*.log"))
         print(f"mcp-supervisor: no log for {args.key!r} (logs: {', '.join(known) or 'none yet'}).", file=sys.stderr)
-        return 1
+        return EXIT_FAILURE
     lines = path.read_text(errors="replace").splitlines()
     print("\n".join(lines[-args.lines :]))
     return 0
@@ -280,10 +279,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mcp-supervisor: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`status | head -3`): not an error worth a traceback. Point stdout at
         # /dev/null so the interpreter's final flush does not raise again (the Python docs' recipe).
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 1
+        return EXIT_FAILURE

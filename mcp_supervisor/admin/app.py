@@ -39,6 +39,7 @@ from mcp_supervisor.errors import ConfigError, ControlError
 from mcp_supervisor.gateway.runtime import GatewayRuntime
 from mcp_supervisor.gateway.security import RequestGuard
 from mcp_supervisor.protocol.messages import BackendStatus
+from mcp_supervisor.protocol.states import BackendState
 
 log = logging.getLogger("mcp_supervisor.admin")
 
@@ -124,7 +125,7 @@ class AdminApp:
     def _install_finished(self, key: str, exit_code: int) -> None:
         """A backend that just got installed most likely failed for want of it: start it afresh."""
         status = self.ctx.runtime.backends.statuses.get(key)
-        if exit_code == 0 and status is not None and status.state in ("FATAL", "BACKOFF"):
+        if exit_code == 0 and status is not None and status.state in (BackendState.FATAL, BackendState.BACKOFF):
             self.ctx.in_background(self.ctx.command("restart", key))
 
     async def close(self) -> None:

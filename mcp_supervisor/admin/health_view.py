@@ -8,6 +8,7 @@ from typing import Any
 
 from mcp_supervisor.gateway.backends import Backends
 from mcp_supervisor.protocol.messages import BackendStatus
+from mcp_supervisor.protocol.states import BackendState
 
 LOG_TAIL_BYTES = 256 * 1024
 
@@ -18,7 +19,7 @@ def backend_health(backends: Backends, status: BackendStatus) -> dict[str, Any]:
     return {
         # Every field, defaults included (the wire form omits them): clients need not know the defaults.
         **{name: getattr(status, name) for name in status.__struct_fields__},
-        "uptime_s": round(time.time() - started, 1) if started and status.state == "RUNNING" else None,
+        "uptime_s": round(time.time() - started, 1) if started and status.state == BackendState.RUNNING else None,
         "linked": link is not None,
         "tools": len(link.tools) if link is not None else 0,
     }

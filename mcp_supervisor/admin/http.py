@@ -9,10 +9,12 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from mcp_supervisor.errors import SupervisorError
+
 MAX_BODY_BYTES = 1024 * 1024
 
 
-class BadRequest(Exception):
+class BadRequest(SupervisorError):
     """The request body is missing, too large or not the JSON expected; the message says which."""
 
 

@@ -30,6 +30,7 @@ from mcp_supervisor.admin.install_sandbox import InstallRun, InstallSandbox, Ins
 from mcp_supervisor.config.loader import SERVER_KEY_PATTERN
 from mcp_supervisor.config.settings import without_gateway_secrets
 from mcp_supervisor.errors import BackendError, SupervisorError
+from mcp_supervisor.protocol.exit_codes import EXIT_INTERRUPTED, EXIT_NOT_STARTED
 from mcp_supervisor.system.netns import exec_planned
 
 log = logging.getLogger("mcp_supervisor.admin.installs")
@@ -39,8 +40,6 @@ MAX_LINE_CHARS = 4096  # longer lines are cut (progress bars without newlines)
 _MAX_LINE_BYTES = MAX_LINE_CHARS * 4
 KILL_GRACE_S = 3.0  # SIGTERM to the process group, then SIGKILL
 PIPE_DRAIN_S = 5.0  # after a command exits, how long its pipes may stay open (an escaped grandchild)
-CANCELLED_EXIT_CODE = 130  # the exitCode of a cancelled install (128 + SIGINT, the shell's "interrupted")
-NOT_STARTED_EXIT_CODE = 127  # the exitCode when a command could not be started at all
 
 
 class InstallError(SupervisorError):
@@ -221,8 +220,8 @@ class InstallManager:
             )
         except (OSError, BackendError) as exc:
             error = f"The command {command!r} could not be started: {exc}."
-            self._publish("install_error", install, error=error, code=NOT_STARTED_EXIT_CODE)
-            return NOT_STARTED_EXIT_CODE
+            self._publish("install_error", install, error=error, code=EXIT_NOT_STARTED)
+            return EXIT_NOT_STARTED
         install.process = process
         assert process.stdout is not None and process.stderr is not None
         pumps = [
@@ -271,7 +270,7 @@ class InstallManager:
     def _cancelled(self, install: _Install) -> None:
         error = f'The install of server "{install.key}" was cancelled.'
         self._publish("install_error", install, error=error, code="cancelled")
-        self._finish(install, CANCELLED_EXIT_CODE, "install cancelled")
+        self._finish(install, EXIT_INTERRUPTED, "install cancelled")
 
     def _finish(self, install: _Install, exit_code: int, message: str) -> None:
         install.exit_code = exit_code

@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from mcp_supervisor.admin.http import error, sse_frame
 from mcp_supervisor.admin.terminal import Terminal, TerminalError, TerminalLimitError, TerminalManager
+from mcp_supervisor.errors import SupervisorError
 
 MAX_INPUT_CHARS = 64 * 1024
 MAX_BODY_BYTES = 512 * 1024  # 64 Ki characters, JSON-escaped
@@ -28,7 +29,7 @@ WS_POLICY_VIOLATION = 1008
 WS_UNKNOWN_TERMINAL = 4404
 
 
-class _Invalid(Exception):
+class _Invalid(SupervisorError):
     """The request is invalid; the message is the sentence for the client."""
 
     def __init__(self, message: str, status: int = 400) -> None:

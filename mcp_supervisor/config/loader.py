@@ -27,7 +27,7 @@ from mcp_supervisor.config.models import (
     ToolOverride,
     TransportType,
 )
-from mcp_supervisor.errors import ConfigError
+from mcp_supervisor.errors import ConfigError, SupervisorError
 from mcp_supervisor.system.sandbox import SandboxPolicy
 
 SERVERS_FILE = "mcp_server.json"
@@ -66,7 +66,7 @@ def _decode_object(data: bytes, source: str) -> dict[str, Any]:
     return document
 
 
-class _DuplicateKey(Exception):
+class _DuplicateKey(SupervisorError):
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.key = key

@@ -18,6 +18,7 @@ import msgspec
 from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.gateway import jsonrpc
 from mcp_supervisor.gateway.backends import CallContext
+from mcp_supervisor.protocol import error_codes
 
 # Keys whose values never reach the audit file, at any depth: a trail that leaks credentials is a liability.
 _SECRET_KEY = re.compile(
@@ -41,7 +42,7 @@ def redact(value: Any) -> Any:
 
 
 class _ErrorCode(msgspec.Struct):
-    code: int = jsonrpc.INTERNAL_ERROR
+    code: int = error_codes.INTERNAL_ERROR
 
 
 _error_decoder = msgspec.json.Decoder(_ErrorCode)
@@ -52,7 +53,7 @@ def error_code(error: bytes) -> int:
     try:
         return _error_decoder.decode(error).code
     except msgspec.DecodeError:
-        return jsonrpc.INTERNAL_ERROR
+        return error_codes.INTERNAL_ERROR
 
 
 def _timestamp() -> str:

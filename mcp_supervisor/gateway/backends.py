@@ -26,11 +26,11 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from mcp_supervisor.errors import ProtocolError
+from mcp_supervisor.errors import ProtocolError, SupervisorError
 from mcp_supervisor.gateway import jsonrpc
 from mcp_supervisor.gateway.metrics import Metrics
 from mcp_supervisor.gateway.sessions import ClientSession
-from mcp_supervisor.protocol import codec, socket_auth
+from mcp_supervisor.protocol import codec, error_codes, socket_auth
 from mcp_supervisor.protocol.channel import Channel
 from mcp_supervisor.protocol.endpoints import Endpoints, configure_router
 from mcp_supervisor.protocol.messages import (
@@ -45,6 +45,8 @@ from mcp_supervisor.protocol.messages import (
     Resync,
     WorkerReady,
 )
+from mcp_supervisor.protocol.states import BackendState
+from mcp_supervisor.protocol.versions import Era
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
@@ -54,7 +56,7 @@ def _expire(future: asyncio.Future[tuple[bytes, bytes]]) -> None:
         future.set_exception(TimeoutError())
 
 
-class BackendUnavailable(Exception):
+class BackendUnavailable(SupervisorError):
     def __init__(self, key: str, reason: str) -> None:
         super().__init__(f'Backend "{key}" is not available: {reason}.')
         self.key = key
@@ -72,7 +74,7 @@ class BackendLink:
     catalog: dict[str, list[dict[str, Any]]]
     name_prefix: str | None = None
     # The protocol era its worker speaks to the backend ("legacy" or "modern", from WorkerReady).
-    era: str = "legacy"
+    era: str = Era.LEGACY
 
     @property
     def tools(self) -> list[dict[str, Any]]:
@@ -156,7 +158,7 @@ class Backends:
         if self._reader is not None:
             self._reader.cancel()
         for rid in list(self._pending):
-            self._fail(rid, jsonrpc.BACKEND_UNAVAILABLE, "The gateway is shutting down.")
+            self._fail(rid, error_codes.BACKEND_UNAVAILABLE, "The gateway is shutting down.")
         self._router.close()
         self._guard.stop()
 
@@ -193,7 +195,7 @@ class Backends:
             request["params"] = params
         # A handshake-era client's request to a 2026-07-28 backend says so: if the backend speaks both eras, its
         # worker gives the client its own era (real server→client requests), as a direct connection would.
-        era = "legacy" if link.era == "modern" and context is not None and context.session.era == "legacy" else ""
+        era = Era.LEGACY if link.era == Era.MODERN and context is not None and context.session.era == Era.LEGACY else ""
         frame = codec.encode(Forward(rid=rid, body=jsonrpc.encode_json(request), era=era))
         future = pending.future
         self._pending[rid] = pending
@@ -240,7 +242,7 @@ class Backends:
                 "params": {"requestId": rid, "reason": reason},
             }
             self._send_quietly(link.identity, Notify(body=jsonrpc.encode_json(notice)))
-        self._fail(rid, jsonrpc.REQUEST_CANCELLED, f"Request cancelled by the client: {reason}")
+        self._fail(rid, error_codes.REQUEST_CANCELLED, f"Request cancelled by the client: {reason}")
 
     def _notify_change(self) -> None:
         self._changed.set()
@@ -258,7 +260,9 @@ class Backends:
         starting: list[str] = []
         while time.monotonic() < deadline:
             starting = [
-                k for k, s in self.statuses.items() if s.state in ("STARTING", "RUNNING") and k not in self.links
+                k
+                for k, s in self.statuses.items()
+                if s.state in (BackendState.STARTING, BackendState.RUNNING) and k not in self.links
             ]
             if self.snapshot_seen and not starting:
                 return
@@ -285,7 +289,8 @@ class Backends:
     def in_flux(self) -> bool:
         """Whether the catalog is about to change: a backend starting, restarting or RUNNING but not yet linked."""
         return any(
-            s.state in ("STARTING", "BACKOFF") or (s.state == "RUNNING" and k not in self.links)
+            s.state in (BackendState.STARTING, BackendState.BACKOFF)
+            or (s.state == BackendState.RUNNING and k not in self.links)
             for k, s in self.statuses.items()
         )
 
@@ -338,7 +343,7 @@ class Backends:
         )
         for rid, pending in list(self._pending.items()):
             if pending.key == key and pending.generation <= generation:
-                self._fail(rid, jsonrpc.BACKEND_UNAVAILABLE, message)
+                self._fail(rid, error_codes.BACKEND_UNAVAILABLE, message)
 
     # ------------------------------------------------------------------ worker messages
 

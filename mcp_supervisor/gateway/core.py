@@ -30,11 +30,11 @@ from mcp_supervisor.gateway.modern_requests import ModernRequests
 from mcp_supervisor.gateway.pagination import page
 from mcp_supervisor.gateway.server_requests import ServerRequests
 from mcp_supervisor.gateway.sessions import ClientSession, SessionStore
-from mcp_supervisor.protocol.versions import HANDSHAKE_VERSIONS
+from mcp_supervisor.protocol import error_codes
+from mcp_supervisor.protocol.versions import HANDSHAKE_VERSIONS, Era
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
-RESOURCE_NOT_FOUND = -32002
 # RFC 5424 severities as MCP names them, least severe first.
 LOG_LEVELS = {
     name: rank
@@ -128,7 +128,7 @@ class GatewayCore:
         """Negotiate the version and record what the client is, for this session only."""
         assert message.id is not None
         if session.initialize_seen:
-            return jsonrpc.error_bytes(message.id, jsonrpc.INVALID_REQUEST, "The session is already initialized.")
+            return jsonrpc.error_bytes(message.id, error_codes.INVALID_REQUEST, "The session is already initialized.")
         params = message.params
         client_info = params.get("clientInfo")
         capabilities = params.get("capabilities")
@@ -245,7 +245,7 @@ class GatewayCore:
             if any(c.session.principal != newest.session.principal for c in contexts):
                 self.backends.metrics.unattributed_logs += 1
                 return
-            if newest.session.era == "modern" and newest.session.log_level not in LOG_LEVELS:
+            if newest.session.era == Era.MODERN and newest.session.log_level not in LOG_LEVELS:
                 return  # a 2026-07-28 request gets log lines only if it asked for them, at its level
             if level >= LOG_LEVELS.get(newest.session.log_level, 0):
                 newest.emit(jsonrpc.encode_json(message), True)
@@ -280,13 +280,13 @@ class GatewayCore:
                 case "logging/setLevel":
                     return await self._set_level(session, request_id, message.params)
                 case "initialize":
-                    raise JsonRpcFault(jsonrpc.INVALID_REQUEST, "The session is already initialized.")
+                    raise JsonRpcFault(error_codes.INVALID_REQUEST, "The session is already initialized.")
                 case method:
-                    raise JsonRpcFault(jsonrpc.METHOD_NOT_FOUND, f"Method not found: {method}.")
+                    raise JsonRpcFault(error_codes.METHOD_NOT_FOUND, f"Method not found: {method}.")
         except JsonRpcFault as fault:
             return jsonrpc.error_bytes(request_id, fault.code, fault.message)
         except BackendUnavailable as exc:
-            return jsonrpc.error_bytes(request_id, jsonrpc.BACKEND_UNAVAILABLE, str(exc), {"backend": exc.key})
+            return jsonrpc.error_bytes(request_id, error_codes.BACKEND_UNAVAILABLE, str(exc), {"backend": exc.key})
 
     async def _list(
         self, request_id: jsonrpc.RequestId, method: str, params: dict[str, Any], profile: Profile = EVERYTHING
@@ -316,7 +316,7 @@ class GatewayCore:
         if (
             not error
             and method in INPUT_REQUIRED_METHODS
-            and context.session.era == "legacy"
+            and context.session.era == Era.LEGACY
             and b'"input_required"' in result
         ):
             # A 2026-07-28 backend asks for input: its requests go to this handshake-era client, for real.
@@ -333,21 +333,21 @@ class GatewayCore:
         if link is not None and params is not None and link.era != context.session.era:
             # Each backend gets its own era's request: a 2026-07-28 one learns from every request what this
             # session's client can do; a handshake-era one (which may reject it) never sees the envelope.
-            params = with_envelope(params, context.session) if link.era == "modern" else strip_envelope(params)
+            params = with_envelope(params, context.session) if link.era == Era.MODERN else strip_envelope(params)
         if self.audit is None:
             return await self.backends.call(key, method, params, self.settings.request_timeout_s, context)
         started = time.perf_counter()
-        outcome: str | int = jsonrpc.INTERNAL_ERROR
+        outcome: str | int = error_codes.INTERNAL_ERROR
         result = error = b""
         try:
             result, error = await self.backends.call(key, method, params, self.settings.request_timeout_s, context)
             outcome = error_code(error) if error else "ok"
             return result, error
         except BackendUnavailable:
-            outcome = jsonrpc.BACKEND_UNAVAILABLE
+            outcome = error_codes.BACKEND_UNAVAILABLE
             raise
         except asyncio.CancelledError:
-            outcome = jsonrpc.REQUEST_CANCELLED
+            outcome = error_codes.REQUEST_CANCELLED
             raise
         finally:
             client = self.profile(context.session).name if self.clients.present else ""
@@ -367,7 +367,7 @@ class GatewayCore:
         await self.backends.settle_startup(self.settings.startup_wait_s)  # no "Unknown tool" while one links
         name = params.get("name")
         if not isinstance(name, str):
-            raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f'Invalid params: {method} needs a string "name".')
+            raise JsonRpcFault(error_codes.INVALID_PARAMS, f'Invalid params: {method} needs a string "name".')
         live = self.catalog.tools if kind == "tool" else self.catalog.prompts
         route = live.routes.get(name)
         profile = self.profile(context.session)
@@ -382,13 +382,13 @@ class GatewayCore:
             if owner is not None and permits_name(profile, kind, owner, name):
                 # Its backend never got as far as listing its tools (FATAL from the start): still name it.
                 self.backends.require_link(owner)
-            raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Unknown {kind}: {name!r} is not exposed by this gateway.")
+            raise JsonRpcFault(error_codes.INVALID_PARAMS, f"Unknown {kind}: {name!r} is not exposed by this gateway.")
         if not permits_name(profile, kind, route.server_key, name):
             # Not this client's to use: unknown to it, exactly like a tool that does not exist.
-            raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Unknown {kind}: {name!r} is not exposed by this gateway.")
+            raise JsonRpcFault(error_codes.INVALID_PARAMS, f"Unknown {kind}: {name!r} is not exposed by this gateway.")
         forwarded = {**params, "name": route.original_name}
         context.operation = f"{method} {route.original_name}"
-        if context.session.era == "modern" or not self.server_requests.is_interactive(
+        if context.session.era == Era.MODERN or not self.server_requests.is_interactive(
             route.server_key, context.operation
         ):
             # A modern call does not take turns: it may wait minutes for its client's retry (parked calls are
@@ -414,17 +414,17 @@ class GatewayCore:
 
     def _resource_owner(self, uri: object) -> str:
         if not isinstance(uri, str):
-            raise JsonRpcFault(jsonrpc.INVALID_PARAMS, 'Invalid params: a string "uri" is required.')
+            raise JsonRpcFault(error_codes.INVALID_PARAMS, 'Invalid params: a string "uri" is required.')
         owner = self.catalog.resources.route(uri)
         if owner is None:
-            raise JsonRpcFault(RESOURCE_NOT_FOUND, f"Resource not found: no backend serves {uri!r}.")
+            raise JsonRpcFault(error_codes.RESOURCE_NOT_FOUND, f"Resource not found: no backend serves {uri!r}.")
         return owner
 
     def _visible_owner(self, context: CallContext, uri: object) -> str:
         """The backend of a URI this client may see; else "not found", as for a URI nobody serves."""
         owner = self._resource_owner(uri)
         if not permits_uri(self.profile(context.session), owner, str(uri)):
-            raise JsonRpcFault(RESOURCE_NOT_FOUND, f"Resource not found: no backend serves {uri!r}.")
+            raise JsonRpcFault(error_codes.RESOURCE_NOT_FOUND, f"Resource not found: no backend serves {uri!r}.")
         return owner
 
     async def _by_uri(self, context: CallContext, method: str, params: dict[str, Any]) -> bytes:
@@ -452,18 +452,18 @@ class GatewayCore:
     async def _complete(self, context: CallContext, params: dict[str, Any]) -> bytes:
         ref = params.get("ref")
         if not isinstance(ref, dict):
-            raise JsonRpcFault(jsonrpc.INVALID_PARAMS, 'Invalid params: completion/complete needs a "ref" object.')
+            raise JsonRpcFault(error_codes.INVALID_PARAMS, 'Invalid params: completion/complete needs a "ref" object.')
         if ref.get("type") == "ref/prompt":
             name = str(ref.get("name"))
             route = self.catalog.prompts.routes.get(name)
             if route is None or not permits_name(self.profile(context.session), "prompt", route.server_key, name):
-                raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Unknown prompt: {ref.get('name')!r}.")
+                raise JsonRpcFault(error_codes.INVALID_PARAMS, f"Unknown prompt: {ref.get('name')!r}.")
             forwarded = {**params, "ref": {**ref, "name": route.original_name}}
             return await self._forward(context, route.server_key, "completion/complete", forwarded)
         if ref.get("type") == "ref/resource":
             owner = self._visible_owner(context, ref.get("uri"))
             return await self._forward(context, owner, "completion/complete", params)
-        raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Invalid params: unknown ref type {ref.get('type')!r}.")
+        raise JsonRpcFault(error_codes.INVALID_PARAMS, f"Invalid params: unknown ref type {ref.get('type')!r}.")
 
     async def listen(self, session: ClientSession, message: Incoming, emit: Callable[[bytes, bool], None]) -> Listener:
         """Open a `subscriptions/listen` stream (the front end carries its frames until it ends)."""
@@ -504,9 +504,9 @@ class GatewayCore:
         """Fan out to every backend that logs; the gateway answers once they all have."""
         level = params.get("level")
         if not isinstance(level, str):
-            raise JsonRpcFault(jsonrpc.INVALID_PARAMS, 'Invalid params: logging/setLevel needs a string "level".')
+            raise JsonRpcFault(error_codes.INVALID_PARAMS, 'Invalid params: logging/setLevel needs a string "level".')
         if level not in LOG_LEVELS:
-            raise JsonRpcFault(jsonrpc.INVALID_PARAMS, f"Invalid params: unknown logging level {level!r}.")
+            raise JsonRpcFault(error_codes.INVALID_PARAMS, f"Invalid params: unknown logging level {level!r}.")
         session.log_level = level
         # The backends are shared: they get the most verbose level any session asked for, and the gateway
         # filters per session (one client's "error" must not silence another's "debug").
@@ -514,7 +514,9 @@ class GatewayCore:
         shared = {**params, "level": min(wanted, key=LOG_LEVELS.__getitem__)}
         # A modern backend's worker keeps the level for the backend's requests (their _meta logLevel): the
         # SDK's servers log per request without declaring the (deprecated) capability.
-        keys = [k for k, link in self.backends.links.items() if "logging" in link.capabilities or link.era == "modern"]
+        keys = [
+            k for k, link in self.backends.links.items() if "logging" in link.capabilities or link.era == Era.MODERN
+        ]
         timeout = self.settings.request_timeout_s
         outcomes = await asyncio.gather(
             *(self.backends.call(key, "logging/setLevel", shared, timeout) for key in keys), return_exceptions=True

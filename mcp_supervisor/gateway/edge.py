@@ -21,6 +21,7 @@ from mcp_supervisor.gateway.oauth_refusals import (
     protected_resource_metadata_path,
 )
 from mcp_supervisor.gateway.security import RequestGuard
+from mcp_supervisor.protocol import error_codes
 
 if TYPE_CHECKING:
     from mcp_supervisor.gateway.oauth import OAuthVerifier
@@ -111,7 +112,7 @@ def is_json_type(content_type: str) -> bool:
 
 def _too_large(limit: int) -> Response:
     return Response(
-        jsonrpc.error_bytes(None, jsonrpc.INVALID_REQUEST, f"Request body larger than {limit} bytes."),
+        jsonrpc.error_bytes(None, error_codes.INVALID_REQUEST, f"Request body larger than {limit} bytes."),
         status_code=413,
         media_type="application/json",
     )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from mcp_supervisor.gateway import jsonrpc
 from mcp_supervisor.gateway.backends import CallContext
 from mcp_supervisor.gateway.server_requests import REQUIRED_CAPABILITY
+from mcp_supervisor.protocol import error_codes
 
 if TYPE_CHECKING:
     from mcp_supervisor.gateway.core import GatewayCore
@@ -41,11 +42,11 @@ async def answer_input_requests(
             capability = REQUIRED_CAPABILITY.get(str(request_method))
             if capability is None:
                 return b"", _error(
-                    jsonrpc.INTERNAL_ERROR, f"Backend {key} asked for an input of an unknown kind ({input_key!r})."
+                    error_codes.INTERNAL_ERROR, f"Backend {key} asked for an input of an unknown kind ({input_key!r})."
                 )
             if capability not in context.session.capabilities:
                 return b"", _error(
-                    jsonrpc.INVALID_REQUEST,
+                    error_codes.INVALID_REQUEST,
                     f"Backend {key} needs the client's {capability} capability ({request_method}) for this "
                     "request, and this session did not declare it.",
                 )
@@ -58,7 +59,7 @@ async def answer_input_requests(
             if "error" in answer:
                 error = answer["error"]
                 return b"", jsonrpc.encode_json(
-                    error if isinstance(error, dict) else {"code": jsonrpc.INTERNAL_ERROR, "message": str(error)}
+                    error if isinstance(error, dict) else {"code": error_codes.INTERNAL_ERROR, "message": str(error)}
                 )
             responses[input_key] = answer.get("result")
         retry = {k: v for k, v in params.items() if k not in ("inputResponses", "requestState")}
@@ -69,4 +70,4 @@ async def answer_input_requests(
         result, error = await core.call_backend(context, key, method, retry)
         if error:
             return result, error
-    return b"", _error(jsonrpc.INTERNAL_ERROR, f"Backend {key} asked for input more than {MAX_ROUNDS} times.")
+    return b"", _error(error_codes.INTERNAL_ERROR, f"Backend {key} asked for input more than {MAX_ROUNDS} times.")

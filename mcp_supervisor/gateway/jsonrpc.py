@@ -11,18 +11,8 @@ from typing import Any
 
 import msgspec
 
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-# Implementation-defined codes (-32000..-32019).
-REQUEST_TIMEOUT = -32001
-BACKEND_UNAVAILABLE = -32003
-SESSION_NOT_FOUND = -32000
-REQUEST_CANCELLED = -32004
-# A bound of the gateway's (what one credential, or everyone, may hold) is reached; retry later.
-OVER_BUDGET = -32005
+from mcp_supervisor.errors import SupervisorError
+from mcp_supervisor.protocol.error_codes import INVALID_REQUEST, PARSE_ERROR
 
 RequestId = int | str
 
@@ -58,7 +48,7 @@ class Incoming:
         return params if isinstance(params, dict) else {}
 
 
-class JsonRpcFault(Exception):
+class JsonRpcFault(SupervisorError):
     """A client message that gets an error reply (code, message) instead of being processed."""
 
     def __init__(self, code: int, message: str, request_id: RequestId | None = None) -> None:

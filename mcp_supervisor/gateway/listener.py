@@ -6,8 +6,10 @@ from __future__ import annotations
 import errno
 import socket
 
+from mcp_supervisor.errors import SupervisorError
 
-class PortInUse(Exception):
+
+class PortInUse(SupervisorError):
     def __init__(self, host: str, port: int) -> None:
         super().__init__(f"port {port} on {host} is in use")
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mcp_supervisor.errors import SupervisorError
 from mcp_supervisor.gateway import jsonrpc, modern
 from mcp_supervisor.gateway.sessions import ClientSession
 
@@ -21,7 +22,7 @@ Emit = Callable[[bytes, bool], None]
 LIST_FILTERS = {"toolsListChanged": "tools", "promptsListChanged": "prompts", "resourcesListChanged": "resources"}
 
 
-class FilterError(ValueError):
+class FilterError(SupervisorError, ValueError):
     pass
 
 
@@ -74,7 +75,7 @@ def parse_filter(params: dict[str, Any]) -> tuple[frozenset[str], list[str]]:
     return kinds, list(dict.fromkeys(uris))
 
 
-class TooManyListeners(Exception):
+class TooManyListeners(SupervisorError):
     pass
 
 

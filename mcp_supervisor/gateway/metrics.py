@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 
 from mcp_supervisor.gateway.event_log import Budget
 from mcp_supervisor.protocol.messages import BackendStatus
+from mcp_supervisor.protocol.states import BackendState
 
 # Seconds; a relayed call is typically a millisecond, a slow tool many seconds.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-STATES = ("STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "FATAL")
+STATES = tuple(BackendState)
 
 
 @dataclass
@@ -93,7 +94,7 @@ class Metrics:
         lines.append(f"mcp_gateway_unattributed_log_messages_total {self.unattributed_logs}")
         family("mcp_backend_up", "gauge", "1 when the backend is RUNNING and linked to the gateway.")
         for s in statuses:
-            up = int(s.state == "RUNNING" and s.key in linked)
+            up = int(s.state == BackendState.RUNNING and s.key in linked)
             lines.append(f'mcp_backend_up{{backend="{_label(s.key)}",type="{s.type}"}} {up}')
         family("mcp_backend_state", "gauge", "The backend's supervision state (1 for the current one).")
         for s in statuses:

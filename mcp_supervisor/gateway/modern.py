@@ -18,6 +18,7 @@ from typing import Any
 
 from mcp_supervisor import __version__
 from mcp_supervisor.gateway import jsonrpc
+from mcp_supervisor.protocol import error_codes
 from mcp_supervisor.protocol.versions import HANDSHAKE_VERSIONS, MODERN_VERSIONS
 
 PROTOCOL_VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
@@ -26,10 +27,6 @@ CLIENT_INFO_KEY = "io.modelcontextprotocol/clientInfo"
 LOG_LEVEL_KEY = "io.modelcontextprotocol/logLevel"
 SERVER_INFO_KEY = "io.modelcontextprotocol/serverInfo"
 SUBSCRIPTION_ID_KEY = "io.modelcontextprotocol/subscriptionId"
-HEADER_MISMATCH = -32020
-MISSING_CLIENT_CAPABILITY = -32021
-UNSUPPORTED_VERSION = -32022
-HANDSHAKE_RESOURCE_NOT_FOUND = -32002
 
 SERVER_INFO = {"name": "mcp-supervisor", "version": __version__}
 # Results that carry caching hints (complete ones only).
@@ -126,19 +123,19 @@ def envelope(raw: Mapping[str, Any], headers: Iterable[tuple[str, str]] | None) 
         pairs = list(headers)
         duplicated = find_duplicated_routing_header(pairs)
         if duplicated is not None:
-            return Rejection(HEADER_MISMATCH, f"The {duplicated} header appears more than once.")
+            return Rejection(error_codes.HEADER_MISMATCH, f"The {duplicated} header appears more than once.")
         header_map = {name.lower(): value for name, value in pairs}
     verdict = classify_inbound_request(raw, headers=header_map, supported_modern_versions=MODERN_VERSIONS)
     if isinstance(verdict, InboundLadderRejection):
         return Rejection(verdict.code, verdict.message, verdict.data)
     capabilities = verdict.client_capabilities
     if not isinstance(capabilities, dict):
-        return Rejection(jsonrpc.INVALID_PARAMS, f"{CLIENT_CAPABILITIES_KEY} must be an object.")
+        return Rejection(error_codes.INVALID_PARAMS, f"{CLIENT_CAPABILITIES_KEY} must be an object.")
     client_info = verdict.client_info if isinstance(verdict.client_info, dict) else {}
     meta = raw["params"]["_meta"]
     level = meta.get(LOG_LEVEL_KEY)
     if level is not None and not isinstance(level, str):
-        return Rejection(jsonrpc.INVALID_PARAMS, f"{LOG_LEVEL_KEY} must be a string.")
+        return Rejection(error_codes.INVALID_PARAMS, f"{LOG_LEVEL_KEY} must be a string.")
     return Envelope(verdict.protocol_version, capabilities, client_info, level or "")
 
 
@@ -168,13 +165,13 @@ def shape_reply(
     error = message.get("error")
     if isinstance(error, dict):
         code = error.get("code")
-        if code == HANDSHAKE_RESOURCE_NOT_FOUND:
-            error = {**error, "code": jsonrpc.INVALID_PARAMS}
+        if code == error_codes.RESOURCE_NOT_FOUND:
+            error = {**error, "code": error_codes.INVALID_PARAMS}
             if uri is not None and "data" not in error:
                 error["data"] = {"uri": uri}  # which resource, as the era's ResourceNotFound names it
-            code = jsonrpc.INVALID_PARAMS
+            code = error_codes.INVALID_PARAMS
         body = jsonrpc.encode_json({"jsonrpc": "2.0", "id": request_id, "error": error})
-        return Shaped(body, code if isinstance(code, int) else jsonrpc.INTERNAL_ERROR)
+        return Shaped(body, code if isinstance(code, int) else error_codes.INTERNAL_ERROR)
     result = message.get("result")
     result = dict(result) if isinstance(result, dict) else {}
     result_type = result.get("resultType")

@@ -30,7 +30,8 @@ from mcp_supervisor.gateway.jsonrpc import Incoming
 from mcp_supervisor.gateway.modern import CacheHint, Envelope, Rejection, Shaped
 from mcp_supervisor.gateway.request_state import Binding, RequestStateSealer, StateRejected
 from mcp_supervisor.gateway.sessions import ClientSession
-from mcp_supervisor.protocol.versions import MODERN_VERSIONS
+from mcp_supervisor.protocol import error_codes
+from mcp_supervisor.protocol.versions import MODERN_VERSIONS, Era
 
 if TYPE_CHECKING:
     from mcp_supervisor.gateway.core import GatewayCore
@@ -96,7 +97,7 @@ class ModernRequests:
             log_level=envelope.log_level,
             resumable=False,
             identity=identity,
-            era="modern",
+            era=Era.MODERN,
         )
         session.initialize_answered.set()
         return session
@@ -106,7 +107,7 @@ class ModernRequests:
         assert message.id is not None and message.method is not None
         method = message.method
         if method in modern.REMOVED_METHODS:
-            return self._reject(message.id, Rejection(jsonrpc.METHOD_NOT_FOUND, f"Method not found: {method}."))
+            return self._reject(message.id, Rejection(error_codes.METHOD_NOT_FOUND, f"Method not found: {method}."))
         if method == "server/discover":
             return modern.shape_reply(await self._discover(message.id), method, self.hint(method), message.id)
         try:
@@ -162,7 +163,7 @@ class ModernRequests:
             size = len(jsonrpc.encode_json(params))
             refusal = self.budget.refusal(session.principal, size)
             if refusal:
-                return self._reject(message.id, Rejection(jsonrpc.OVER_BUDGET, f"Not accepted: {refusal}."))
+                return self._reject(message.id, Rejection(error_codes.OVER_BUDGET, f"Not accepted: {refusal}."))
             held = Held(binding, session, message.id, emit_to=emit, charged=size)
             self.budget.charge(session.principal, size)
             session.input_sink = held.on_input
@@ -174,7 +175,7 @@ class ModernRequests:
         except StateRejected as why:
             log.info("A requestState from %s was refused: %s.", session.principal, why)
             return self._reject(
-                message.id, Rejection(jsonrpc.INVALID_PARAMS, "Invalid params: the requestState does not verify.")
+                message.id, Rejection(error_codes.INVALID_PARAMS, "Invalid params: the requestState does not verify.")
             )
         if kind == "backend":
             # A 2026-07-28 backend's own state: unwrapped for it, and the request forwarded as usual.
@@ -188,7 +189,7 @@ class ModernRequests:
             return self._reject(
                 message.id,
                 Rejection(
-                    jsonrpc.INVALID_PARAMS,
+                    error_codes.INVALID_PARAMS,
                     "Invalid params: the held request this requestState names is gone (it expired, was answered, "
                     "or was held by another replica).",
                 ),
@@ -242,7 +243,7 @@ class ModernRequests:
         refusal = self.budget.refusal(held.binding.principal, extra)
         if refusal:
             self._abandon(held, refusal)
-            return self._reject(request_id, Rejection(jsonrpc.OVER_BUDGET, f"Not held: {refusal}."))
+            return self._reject(request_id, Rejection(error_codes.OVER_BUDGET, f"Not held: {refusal}."))
         self.budget.charge(held.binding.principal, extra)
         held.charged += extra
         held.asked.update(held.new)
@@ -296,7 +297,7 @@ class ModernRequests:
 
     def _abandon(self, held: Held, reason: str) -> None:
         """Nobody will take the call's result: its backend requests fail, and the call is cancelled."""
-        error = {"code": jsonrpc.REQUEST_TIMEOUT, "message": f"Abandoned: {reason}."}
+        error = {"code": error_codes.REQUEST_TIMEOUT, "message": f"Abandoned: {reason}."}
         for key in [*held.asked, *held.new]:
             self.core.server_requests.answer(key, error=error)
         held.asked.clear()

@@ -10,15 +10,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from mcp_supervisor.errors import SupervisorError
+
 if TYPE_CHECKING:
     from mcp_supervisor.gateway.oauth import OAuthVerifier
 
 
-class TokenRejected(Exception):
+class TokenRejected(SupervisorError):
     """The token is not valid here (401 invalid_token); the message says why, for the log and the header."""
 
 
-class InsufficientScope(Exception):
+class InsufficientScope(SupervisorError):
     """The token is valid but lacks a required scope (403 insufficient_scope)."""
 
 

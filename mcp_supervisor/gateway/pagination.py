@@ -12,8 +12,8 @@ import binascii
 from collections.abc import Sequence
 from typing import Any
 
-from mcp_supervisor.gateway import jsonrpc
 from mcp_supervisor.gateway.jsonrpc import JsonRpcFault
+from mcp_supervisor.protocol import error_codes
 
 _PREFIX = "mcps1:"
 
@@ -24,13 +24,13 @@ def encode_cursor(offset: int) -> str:
 
 def decode_cursor(cursor: object) -> int:
     if not isinstance(cursor, str) or not cursor or len(cursor) > 64:
-        raise JsonRpcFault(jsonrpc.INVALID_PARAMS, "Invalid params: the cursor is not one this gateway issued.")
+        raise JsonRpcFault(error_codes.INVALID_PARAMS, "Invalid params: the cursor is not one this gateway issued.")
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         text = ""
     if not text.startswith(_PREFIX) or not text[len(_PREFIX) :].isdigit():
-        raise JsonRpcFault(jsonrpc.INVALID_PARAMS, "Invalid params: the cursor is not one this gateway issued.")
+        raise JsonRpcFault(error_codes.INVALID_PARAMS, "Invalid params: the cursor is not one this gateway issued.")
     return int(text[len(_PREFIX) :])
 
 
@@ -38,7 +38,7 @@ def page(items: Sequence[Any], field: str, cursor: object, size: int) -> dict[st
     """The result object of one page of a list method."""
     offset = 0 if cursor is None else decode_cursor(cursor)
     if offset > len(items):
-        raise JsonRpcFault(jsonrpc.INVALID_PARAMS, "Invalid params: the cursor points past the end of the list.")
+        raise JsonRpcFault(error_codes.INVALID_PARAMS, "Invalid params: the cursor points past the end of the list.")
     end = offset + size
     result: dict[str, Any] = {field: list(items[offset:end])}
     if end < len(items):

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mcp_supervisor.errors import SupervisorError
 from mcp_supervisor.gateway import jsonrpc
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 PREFIX = "mcps1."
 
 
-class StateRejected(Exception):
+class StateRejected(SupervisorError):
     """The state fails verification; the reason is for the log, the client gets a plain -32602."""
 
 

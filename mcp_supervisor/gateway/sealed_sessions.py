@@ -23,6 +23,7 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mcp_supervisor.errors import SupervisorError
 from mcp_supervisor.gateway import jsonrpc
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ MAX_REVOKED = 100_000
 _LABEL = b"mcp-supervisor sealed session id v1\0"
 
 
-class SessionRejected(Exception):
+class SessionRejected(SupervisorError):
     """The id is not a live sealed session of this principal; the reason is for the log only."""
 
 

@@ -33,6 +33,8 @@ from mcp_supervisor.gateway.backends import Backends, CallContext
 from mcp_supervisor.gateway.jsonrpc import Incoming
 from mcp_supervisor.gateway.sessions import ClientSession
 from mcp_supervisor.gateway.turns import FairTurns
+from mcp_supervisor.protocol import error_codes
+from mcp_supervisor.protocol.versions import Era
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
@@ -110,10 +112,10 @@ class ServerRequests:
         """
         contexts = self._backends.contexts_at(key)  # oldest first
         link = self._backends.links.get(key)
-        if link is not None and link.era == "modern":
+        if link is not None and link.era == Era.MODERN:
             # A 2026-07-28 connection carries no server→client request: this one came over a dual-era backend's
             # handshake-era connection, which carries only handshake-era clients' requests.
-            contexts = [c for c in contexts if c.session.era == "legacy"]
+            contexts = [c for c in contexts if c.session.era == Era.LEGACY]
         # A call parked for its modern client's retry has its own request outstanding: not this one's source.
         contexts = [c for c in contexts if not c.session.parked] or contexts
         principals = {c.session.principal for c in contexts}
@@ -135,7 +137,7 @@ class ServerRequests:
         # Legacy calls to an interactive operation take turns: the one in flight is the source. Modern ones do
         # not (core._by_name): several may be in flight, and going to the newest would hand one call's request
         # to another (all of them, once learnt); they are attributed by their arguments below.
-        interactive = [c for c in contexts if (key, c.operation) in self._interactive and c.session.era != "modern"]
+        interactive = [c for c in contexts if (key, c.operation) in self._interactive and c.session.era != Era.MODERN]
         if interactive:
             return interactive[-1]
         if capability is not None:
@@ -226,7 +228,7 @@ class ServerRequests:
         for gateway_id, outstanding in list(self._outstanding.items()):
             if outstanding.session is session:
                 self._forget(gateway_id)
-                error = {"code": jsonrpc.INTERNAL_ERROR, "message": "The client session ended before it answered."}
+                error = {"code": error_codes.INTERNAL_ERROR, "message": "The client session ended before it answered."}
                 self._answer(outstanding, error=error)
 
     # ------------------------------------------------------------------ helpers
@@ -235,7 +237,7 @@ class ServerRequests:
         outstanding = self._outstanding.pop(gateway_id, None)
         if outstanding is not None:
             error = {
-                "code": jsonrpc.REQUEST_TIMEOUT,
+                "code": error_codes.REQUEST_TIMEOUT,
                 "message": f"The client did not answer within {self._timeout_s:g} s.",
             }
             if outstanding.future is not None:
@@ -269,16 +271,16 @@ class ServerRequests:
 
 def _no_client(method: str, capability: str | None) -> dict[str, Any]:
     if capability is None:
-        return {"code": jsonrpc.METHOD_NOT_FOUND, "message": f"No client session can answer {method} now."}
+        return {"code": error_codes.METHOD_NOT_FOUND, "message": f"No client session can answer {method} now."}
     return {
-        "code": jsonrpc.METHOD_NOT_FOUND,
+        "code": error_codes.METHOD_NOT_FOUND,
         "message": f"Method not found: {method} (the client did not declare the {capability} capability).",
     }
 
 
 def _unattributed(method: str, capability: str | None) -> dict[str, Any]:
     return {
-        "code": jsonrpc.METHOD_NOT_FOUND,
+        "code": error_codes.METHOD_NOT_FOUND,
         "message": (
             f"{method} could not be attributed to one client (no request is in flight at this backend, or "
             "requests of several credentials are), so it is not sent to any; a retry will be."

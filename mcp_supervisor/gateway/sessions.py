@@ -23,6 +23,7 @@ from typing import Any
 from mcp_supervisor.gateway.auth import ANONYMOUS_IDENTITY, Identity
 from mcp_supervisor.gateway.event_log import Budget, EventLog
 from mcp_supervisor.gateway.sealed_sessions import SessionRejected, SessionSealer
+from mcp_supervisor.protocol.versions import Era
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
@@ -75,7 +76,7 @@ class ClientSession:
     profile: Any = None
     profile_generation: int = -1
     # "legacy" (a handshake-era session) or "modern" (one 2026-07-28 request's context, never stored).
-    era: str = "legacy"
+    era: Era = Era.LEGACY
     # Modern requests only: where a backend's server→client request for this request goes (held for the
     # client's retry, see gateway/modern_requests.py), called as sink(gateway_id, message).
     input_sink: Callable[[str, dict[str, Any]], None] | None = None

@@ -24,6 +24,7 @@ from mcp_supervisor.gateway.jsonrpc import Incoming, JsonRpcFault
 from mcp_supervisor.gateway.listeners import FilterError, Listener, TooManyListeners
 from mcp_supervisor.gateway.modern import Rejection
 from mcp_supervisor.gateway.sessions import ClientSession
+from mcp_supervisor.protocol import error_codes
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
@@ -67,7 +68,7 @@ class StdioFrontend:
                         self._start(session, exc.partial)
                     break
                 except asyncio.LimitOverrunError:
-                    session.push(jsonrpc.error_bytes(None, jsonrpc.INVALID_REQUEST, "Message too large."))
+                    session.push(jsonrpc.error_bytes(None, error_codes.INVALID_REQUEST, "Message too large."))
                     break
                 if line.strip():
                     self._start(session, line)
@@ -119,9 +120,9 @@ class StdioFrontend:
             try:
                 self._listeners[message.id] = await self.core.listen(context, message, session.emit)
             except FilterError as exc:
-                session.push(jsonrpc.error_bytes(message.id, jsonrpc.INVALID_PARAMS, str(exc)))
+                session.push(jsonrpc.error_bytes(message.id, error_codes.INVALID_PARAMS, str(exc)))
             except TooManyListeners as exc:
-                session.push(jsonrpc.error_bytes(message.id, jsonrpc.INTERNAL_ERROR, str(exc)))
+                session.push(jsonrpc.error_bytes(message.id, error_codes.INTERNAL_ERROR, str(exc)))
             return
         task = asyncio.current_task()
         assert task is not None

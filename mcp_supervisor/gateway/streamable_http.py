@@ -21,6 +21,7 @@ from mcp_supervisor.gateway.event_log import KEEPALIVE_FRAME, EventLog, parse_ev
 from mcp_supervisor.gateway.jsonrpc import JsonRpcFault
 from mcp_supervisor.gateway.sessions import ClientSession
 from mcp_supervisor.gateway.streamable_http_modern import ModernHttp
+from mcp_supervisor.protocol import error_codes
 from mcp_supervisor.protocol.versions import KNOWN_PROTOCOL_VERSIONS, MODERN_VERSIONS
 
 SESSION_HEADER = "mcp-session-id"
@@ -73,7 +74,7 @@ class StreamableHttpEndpoint:
     async def _session(self, request: Request, identity: Identity) -> ClientSession | Response:
         session_id = request.headers.get(SESSION_HEADER)
         if not session_id:
-            return _fault(400, jsonrpc.INVALID_REQUEST, "Bad Request: the Mcp-Session-Id header is required.")
+            return _fault(400, error_codes.INVALID_REQUEST, "Bad Request: the Mcp-Session-Id header is required.")
         # Not in this process: a sealed id rebuilds it (this gateway restarted, or another replica opened it).
         sessions = self.core.sessions
         session = sessions.get(session_id, identity.principal)
@@ -81,10 +82,10 @@ class StreamableHttpEndpoint:
             await modern.loaded()  # the AEAD codec (imported in a thread at start)
             session = sessions.revive(session_id, identity)
         if session is None:
-            return _fault(404, jsonrpc.SESSION_NOT_FOUND, "Session not found.")
+            return _fault(404, error_codes.SESSION_NOT_FOUND, "Session not found.")
         version = request.headers.get(VERSION_HEADER)
         if version is not None and version not in KNOWN_PROTOCOL_VERSIONS:
-            return _fault(400, jsonrpc.INVALID_REQUEST, f"Bad Request: unsupported protocol version {version!r}.")
+            return _fault(400, error_codes.INVALID_REQUEST, f"Bad Request: unsupported protocol version {version!r}.")
         return session
 
     async def _post(self, request: Request, identity: Identity) -> Response:
@@ -92,11 +93,13 @@ class StreamableHttpEndpoint:
         if not _accepts(request, "application/json", "text/event-stream"):
             return _fault(
                 406,
-                jsonrpc.INVALID_REQUEST,
+                error_codes.INVALID_REQUEST,
                 "Not Acceptable: the client must accept application/json and text/event-stream.",
             )
         if not is_json(request):
-            return _fault(415, jsonrpc.INVALID_REQUEST, "Unsupported Media Type: the body must be application/json.")
+            return _fault(
+                415, error_codes.INVALID_REQUEST, "Unsupported Media Type: the body must be application/json."
+            )
         body = await read_body(request, self.core.settings.max_body_bytes)
         if isinstance(body, Response):
             return body
@@ -110,12 +113,14 @@ class StreamableHttpEndpoint:
             return await self.modern.post(request, identity, message)
         if message.method == "initialize":
             if not message.is_request:
-                return _json(jsonrpc.error_bytes(None, jsonrpc.INVALID_REQUEST, "initialize must be a request."), 400)
+                return _json(
+                    jsonrpc.error_bytes(None, error_codes.INVALID_REQUEST, "initialize must be a request."), 400
+                )
             session = self.core.sessions.create(principal, identity=identity)
             if session is None:
                 return _fault(
                     503,
-                    jsonrpc.INTERNAL_ERROR,
+                    error_codes.INTERNAL_ERROR,
                     "The gateway holds too many sessions (or this credential's quota of them); try again later.",
                 )
             reply = await self.core.initialize(session, message)
@@ -173,7 +178,7 @@ class StreamableHttpEndpoint:
 
     async def _get(self, request: Request, identity: Identity) -> Response:
         if not _accepts(request, "text/event-stream"):
-            return _fault(406, jsonrpc.INVALID_REQUEST, "Not Acceptable: the client must accept text/event-stream.")
+            return _fault(406, error_codes.INVALID_REQUEST, "Not Acceptable: the client must accept text/event-stream.")
         session_or_response = await self._session(request, identity)
         if isinstance(session_or_response, Response):
             return session_or_response
@@ -182,7 +187,7 @@ class StreamableHttpEndpoint:
         if last_event_id is not None:
             return self._resume(session, last_event_id)
         if session.stream_open:
-            return _fault(409, jsonrpc.INVALID_REQUEST, "Conflict: this session already has a GET stream open.")
+            return _fault(409, error_codes.INVALID_REQUEST, "Conflict: this session already has a GET stream open.")
         return self._standalone(session, session.standalone_sent)
 
     def _resume(self, session: ClientSession, last_event_id: str) -> Response:
@@ -194,7 +199,7 @@ class StreamableHttpEndpoint:
             if log is None:
                 return _lost_response(session)
         if parsed is None or log is None:
-            return _fault(404, jsonrpc.INVALID_REQUEST, f"Not Found: no stream to resume after {last_event_id!r}.")
+            return _fault(404, error_codes.INVALID_REQUEST, f"Not Found: no stream to resume after {last_event_id!r}.")
         if log.stream_id == 0:
             return self._standalone(session, parsed[1])  # takes over from a connection that may be dead
         return _sse(_frames(log, parsed[1], session.closed), session)
@@ -225,7 +230,7 @@ def _lost_response(session: ClientSession) -> StreamingResponse:
     """A resumption of a POST stream of the process before: its response died with it. Said as a JSON-RPC
     error in the stream (the client resolves it as its request's answer: id null, the stream names the
     request), not a 404 that leaves the client retrying and then silent."""
-    error = jsonrpc.error_bytes(None, jsonrpc.INTERNAL_ERROR, LOST_RESPONSE)
+    error = jsonrpc.error_bytes(None, error_codes.INTERNAL_ERROR, LOST_RESPONSE)
 
     async def frames() -> AsyncIterator[bytes]:
         yield b"event: message\ndata: " + error + b"\n\n"

@@ -26,6 +26,7 @@ from mcp_supervisor.gateway.jsonrpc import Incoming
 from mcp_supervisor.gateway.listeners import FilterError, TooManyListeners
 from mcp_supervisor.gateway.modern import Rejection, Shaped
 from mcp_supervisor.gateway.sessions import ClientSession
+from mcp_supervisor.protocol import error_codes
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
@@ -47,7 +48,7 @@ def _frame(data: bytes) -> bytes:
 def _internal_failure(request_id: jsonrpc.RequestId | None, exc: BaseException | None) -> bytes:
     """Never silence: a fault inside the gateway still ends the exchange with an error reply, and is logged."""
     log.error("A 2026-07-28 request failed inside the gateway.", exc_info=exc)
-    return jsonrpc.error_bytes(request_id, jsonrpc.INTERNAL_ERROR, "Internal error in the gateway.")
+    return jsonrpc.error_bytes(request_id, error_codes.INTERNAL_ERROR, "Internal error in the gateway.")
 
 
 async def _disconnected(request: Request) -> None:
@@ -153,9 +154,9 @@ class ModernHttp:
         try:
             listener = await self.core.listen(session, message, emit)
         except FilterError as exc:
-            return _json(jsonrpc.error_bytes(message.id, jsonrpc.INVALID_PARAMS, str(exc)), 400)
+            return _json(jsonrpc.error_bytes(message.id, error_codes.INVALID_PARAMS, str(exc)), 400)
         except TooManyListeners as exc:
-            return _json(jsonrpc.error_bytes(message.id, jsonrpc.INTERNAL_ERROR, str(exc)), 503)
+            return _json(jsonrpc.error_bytes(message.id, error_codes.INTERNAL_ERROR, str(exc)), 503)
         listener.finish = lambda: queue.put_nowait(None)
 
         async def frames() -> AsyncIterator[bytes]:

@@ -32,10 +32,12 @@ import mmap
 import os
 from typing import NamedTuple
 
+from mcp_supervisor.protocol.states import WorkerReport
+
 PAGE_SIZE = mmap.PAGESIZE
 _BEATS, _IN_FLIGHT, _REFUSED, _STATE, _DETAIL_LENGTH, _ERA_LENGTH, _VERSION_LENGTH = range(7)
 STARTING, READY, FAILED = 0, 1, 2
-_STATES = {READY: "ready", FAILED: "failed"}
+_STATES = {READY: WorkerReport.READY, FAILED: WorkerReport.FAILED}
 DETAIL_OFFSET = 64
 _Words = ctypes.c_uint64 * 7
 _MAP_FAILED = ctypes.c_void_p(-1).value
@@ -87,7 +89,7 @@ class BeatPage:
         ctypes.memmove(self._address + DETAIL_OFFSET, blob, len(blob))
         words = self._words
         words[_ERA_LENGTH], words[_VERSION_LENGTH], words[_DETAIL_LENGTH] = (len(text) for text in texts)
-        words[_STATE] = READY if state == "ready" else FAILED  # last: the lengths are current when it moves
+        words[_STATE] = READY if state == WorkerReport.READY else FAILED  # last: the lengths are current when it moves
 
     def read_report(self) -> PageReport | None:
         """The supervisor's side: what the worker reported, or None while it has reported nothing."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import msgspec
 
+from mcp_supervisor.protocol.versions import Era
+
 
 class _Envelope(msgspec.Struct, tag_field="t", kw_only=True, omit_defaults=True):
     pass
@@ -37,7 +39,7 @@ class WorkerReady(_Envelope, tag="ready"):
     # (2026-07-28: no handshake, the `_meta` envelope on every request). For a modern backend
     # `initialize_result` is the equivalent built from its DiscoverResult (protocolVersion = the chosen
     # modern version, capabilities, serverInfo, instructions).
-    era: str = "legacy"
+    era: str = Era.LEGACY
 
 
 # The catalog kinds a worker publishes, as named in WorkerReady and CatalogChanged.

@@ -34,7 +34,7 @@ from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.errors import ConfigError
 from mcp_supervisor.protocol import socket_auth
 from mcp_supervisor.protocol.endpoints import Endpoints, prepare_runtime_dir, runtime_dir_for
-from mcp_supervisor.protocol.exit_codes import GATEWAY_PORT_IN_USE
+from mcp_supervisor.protocol.exit_codes import EXIT_CONFIG, EXIT_FAILURE, GATEWAY_PORT_IN_USE
 from mcp_supervisor.protocol.messages import (
     ClientsUpdate,
     CommandResult,
@@ -56,6 +56,7 @@ from mcp_supervisor.protocol.spawn import (
     WorkerSpec,
     write_handoff,
 )
+from mcp_supervisor.protocol.states import WorkerReport
 from mcp_supervisor.supervisor import reaper
 from mcp_supervisor.supervisor.backend_launch import BackendLauncher, cleanup_cgroup
 from mcp_supervisor.supervisor.control import ControlServer
@@ -81,8 +82,6 @@ log = logging.getLogger("mcp_supervisor.supervisor")
 # bounds: every 0.5 s at the default 5 s (a tick costs ~15 us per worker plus a wake-up of ~0.3 ms on a VM).
 WATCHDOG_MIN_INTERVAL_S = 0.25
 WATCHDOG_MAX_INTERVAL_S = 0.5
-# The CLI's exit code for a configuration the tree cannot run with (cli.py EXIT_CONFIG).
-EXIT_CONFIG = 2
 # A watchdog tick this late means the supervisor itself was starved: its heartbeat verdicts wait a tick.
 STARVED_TICK_S = 1.0
 
@@ -603,7 +602,7 @@ class Supervisor:
         child = slot.child
         child.mark_exited(code)
         report = slot.beats.read_report() if slot.beats is not None else None
-        if report is not None and report.state == "failed":
+        if report is not None and report.state == WorkerReport.FAILED:
             slot.last_error = report.detail  # written before it exited: here however fast the exit was
         slot.detach_beats()
         slot.last_exit = describe_exit(code)
@@ -643,7 +642,7 @@ class Supervisor:
             slot.last_error = f"{decision.reason}; last: {slot.last_error or slot.last_exit}"
             log.error("%s is FATAL: %s", slot.label, slot.last_error)
             if slot.is_gateway:
-                self._exit_code = 1
+                self._exit_code = EXIT_FAILURE
                 self._stopping.set()
                 return
             self._schedule_fatal_retry(slot)
@@ -795,14 +794,14 @@ class Supervisor:
 
     def _reported(self, slot: Slot, state: str, detail: str, era: str = "", protocol_version: str = "") -> None:
         slot.last_heartbeat = time.monotonic()
-        if state == "ready" and slot.state == STARTING:
+        if state == WorkerReport.READY and slot.state == STARTING:
             slot.state = RUNNING
             slot.last_error = None
             slot.era, slot.protocol_version = era, protocol_version
             slot.settled.set()
             log.info("worker[%s] is RUNNING (%s).", slot.key, detail)
             self._publish("ready", slot)
-        elif state == "failed":
+        elif state == WorkerReport.FAILED:
             slot.last_error = detail
 
     async def _on_command(self, command: ControlCommand) -> CommandResult:

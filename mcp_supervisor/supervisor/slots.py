@@ -1,8 +1,5 @@
-"""One supervised child slot (the gateway, or the worker of one backend key) and its states.
-
-STOPPED → STARTING → RUNNING; a crash → BACKOFF → STARTING …; too many crashes → FATAL; a commanded stop →
-STOPPING → STOPPED. A worker is RUNNING only once it reported its backend initialized.
-"""
+"""One supervised child slot (the gateway, or the worker of one backend key) and its states
+(`protocol/states.py` BackendState, where their transitions are described)."""
 
 from __future__ import annotations
 
@@ -14,6 +11,7 @@ from dataclasses import dataclass, field
 from mcp_supervisor.config.models import ServerEntry, Supervision
 from mcp_supervisor.protocol.beat_page import BeatPage
 from mcp_supervisor.protocol.messages import BackendStatus, SandboxReport
+from mcp_supervisor.protocol.states import BackendState
 from mcp_supervisor.redaction import redact_optional
 from mcp_supervisor.supervisor.health import ResourceSample
 from mcp_supervisor.supervisor.policy import RestartPolicy, RestartSettings
@@ -21,14 +19,13 @@ from mcp_supervisor.supervisor.process import ChildProcess
 from mcp_supervisor.supervisor.stderr import StderrCapture
 from mcp_supervisor.system.cgroups import BackendCgroup
 
-STOPPED, STARTING, RUNNING, BACKOFF, STOPPING, FATAL = (
-    "STOPPED",
-    "STARTING",
-    "RUNNING",
-    "BACKOFF",
-    "STOPPING",
-    "FATAL",
-)
+# The short names the state machine (supervisor/main.py) uses: the members themselves, not new strings.
+STOPPED = BackendState.STOPPED
+STARTING = BackendState.STARTING
+RUNNING = BackendState.RUNNING
+BACKOFF = BackendState.BACKOFF
+STOPPING = BackendState.STOPPING
+FATAL = BackendState.FATAL
 
 
 def policy_for(options: Supervision, remote: bool = False) -> RestartPolicy:
@@ -52,7 +49,7 @@ class Slot:
     entry: ServerEntry | None  # None for the gateway
     options: Supervision
     policy: RestartPolicy
-    state: str = STOPPED
+    state: BackendState = STOPPED
     generation: int = 0
     child: ChildProcess | None = None
     stderr: StderrCapture | None = None  # the worker's own (or the gateway's)
@@ -148,7 +145,7 @@ class Slot:
             processes=self.resources.processes if child else 0,
             in_flight=self.in_flight if child else 0,
             refused_replies=self.refused_replies,
-            next_attempt_at=self.next_attempt_at if self.state in ("BACKOFF", "FATAL") else None,
+            next_attempt_at=self.next_attempt_at if self.state in (BACKOFF, FATAL) else None,
             sandbox=self.sandbox,
             start_method=child.method if child else "",
             era=self.era,

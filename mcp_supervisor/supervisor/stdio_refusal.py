@@ -10,7 +10,8 @@ import os
 import select
 import time
 
-INTERNAL_ERROR = -32603
+from mcp_supervisor.protocol.error_codes import INTERNAL_ERROR
+
 # How long to wait for the client's first request: desktop clients send initialize at once.
 WAIT_FOR_REQUEST_S = 10.0
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from mcp_supervisor.errors import BackendError
+from mcp_supervisor.system.launch import EXIT_LAUNCH_FAILED
 from mcp_supervisor.system.netlink import CLONE_NEWNET, CLONE_NEWUSER, apply_routes, host_addresses, setns
 from mcp_supervisor.system.network import BLOCK_FD, INFO_FD, RESOLV_CONF, RESOLV_FD, SLIRP_GATEWAY, NetworkSetup
 from mcp_supervisor.system.port_relay import relay
@@ -46,7 +47,7 @@ LINK_LOCAL = "169.254.0.0/16"
 # What a user-mode stack gives a sandbox: slirp4netns' own example. 65520 saves per-packet work in both directions.
 _SLIRP_OPTIONS = ("--configure", "--mtu=65520", "--disable-host-loopback", "--enable-sandbox", "--enable-seccomp")
 # The outer stage's cgroup join (system/sandbox.py's SHELL_STAGE, without its core-dump limit).
-_JOIN = 'while [ "$1" != -- ]; do echo 0 > "$1" || exit 126; shift; done; shift; exec "$@"'
+_JOIN = f'while [ "$1" != -- ]; do echo 0 > "$1" || exit {EXIT_LAUNCH_FAILED}; shift; done; shift; exec "$@"'
 
 
 @dataclass

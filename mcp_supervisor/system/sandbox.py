@@ -48,7 +48,7 @@ from mcp_supervisor.system.bwrap import bwrap_argv, command_pids
 from mcp_supervisor.system.cgroups import BackendCgroup, CgroupLimits
 from mcp_supervisor.system.enforcement import Account, account_bwrap, account_landlock, account_limits, account_nothing
 from mcp_supervisor.system.exposure import UNPRIVILEGED
-from mcp_supervisor.system.launch import Spec
+from mcp_supervisor.system.launch import EXIT_LAUNCH_FAILED, Spec
 from mcp_supervisor.system.network import NetworkSetup, account_unshared, decide_network
 from mcp_supervisor.system.paths import arg_paths, command_paths, is_within, minimal_cover, resolve_command
 from mcp_supervisor.system.policy import FEATURES, SandboxMode, SandboxPolicy, SandboxUnavailable
@@ -344,8 +344,8 @@ def _launcher(host: HostCapabilities, spec: Spec, program: list[str]) -> list[st
 # (a bare interpreter start). `echo` is a builtin, so the shell writes itself into cgroup.procs, then execs.
 SHELL_STAGE = (
     'while [ "$1" != -- ]; do { echo 0 > "$1"; } 2>/dev/null || '
-    '{ echo "mcp-supervisor sandbox launcher: could not join the cgroup of $1." >&2; exit 126; }; shift; done; '
-    'shift; ulimit -c 0 || exit 126; exec "$@"'
+    f'{{ echo "mcp-supervisor sandbox launcher: could not join the cgroup of $1." >&2; exit {EXIT_LAUNCH_FAILED}; }}; '
+    f'shift; done; shift; ulimit -c 0 || exit {EXIT_LAUNCH_FAILED}; exec "$@"'
 )
 SHELL_STAGE_NAME = "mcp-sandbox-join"
 

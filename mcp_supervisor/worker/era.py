@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from mcp_supervisor import __version__
 from mcp_supervisor.errors import BackendError
-from mcp_supervisor.protocol.versions import HANDSHAKE_VERSIONS, MODERN_VERSIONS
+from mcp_supervisor.protocol.error_codes import UNSUPPORTED_PROTOCOL_VERSION
+from mcp_supervisor.protocol.versions import HANDSHAKE_VERSIONS, MODERN_VERSIONS, Era
 from mcp_supervisor.worker.envelope import SERVER_INFO, envelope
 
 if TYPE_CHECKING:
@@ -30,13 +31,13 @@ if TYPE_CHECKING:
 # A legacy backend answers the probe at once (tiny_server, the Node and Python SDKs: -32601); the timeout
 # only costs start-up time for a legacy backend that ignores unknown requests before `initialize`.
 PROBE_TIMEOUT_S = 5.0
-UNSUPPORTED_PROTOCOL_VERSION = -32022
 # How long the worker waits for a modern backend to acknowledge a subscriptions/listen stream (at start-up and
 # when the subscribed URIs change; a resources/subscribe is answered within it).
 LISTEN_TIMEOUT_S = 10.0
 
-LEGACY = "legacy"
-MODERN = "modern"
+LEGACY = Era.LEGACY
+MODERN = Era.MODERN
+# Not an era: the verdict "probe again, at the version the server named".
 RETRY = "retry"
 
 # What the gateway can relay to its clients, declared in the handshake (a modern backend gets the client's own

@@ -32,6 +32,7 @@ from typing import Any
 import msgspec
 
 from mcp_supervisor.errors import BackendError
+from mcp_supervisor.protocol.error_codes import BACKEND_UNAVAILABLE
 from mcp_supervisor.protocol.messages import Reply
 from mcp_supervisor.worker import envelope
 from mcp_supervisor.worker.connection import BackendConnection
@@ -115,7 +116,7 @@ class HandshakeLane:
             else:
                 await relay.forward(rid, envelope.strip(body))
         except (OSError, ValueError) as exc:
-            error = {"code": -32003, "message": f"The backend could not be sent the request: {exc}"}
+            error = {"code": BACKEND_UNAVAILABLE, "message": f"The backend could not be sent the request: {exc}"}
             self._send_reply(Reply(rid=rid, error=_encode(error)))
 
     def mirror(self, body: bytes) -> None:

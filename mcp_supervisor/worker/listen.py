@@ -22,9 +22,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from mcp_supervisor.protocol.error_codes import METHOD_NOT_FOUND
+
 log = logging.getLogger("mcp_supervisor.worker")
 
-METHOD_NOT_FOUND = -32601
 FIRST_DELAY_S = 0.5
 MAX_DELAY_S = 30.0
 STABLE_S = 30.0

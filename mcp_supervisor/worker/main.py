@@ -25,6 +25,8 @@ from mcp_supervisor.protocol import codec, socket_auth
 from mcp_supervisor.protocol.beat_page import BeatPage
 from mcp_supervisor.protocol.channel import Channel
 from mcp_supervisor.protocol.endpoints import Endpoints, configure_dealer
+from mcp_supervisor.protocol.error_codes import BACKEND_UNAVAILABLE
+from mcp_supervisor.protocol.exit_codes import EXIT_BACKEND_FAILED
 from mcp_supervisor.protocol.messages import (
     CATALOG_KINDS,
     BackendMessage,
@@ -38,6 +40,8 @@ from mcp_supervisor.protocol.messages import (
     WorkerStateReport,
 )
 from mcp_supervisor.protocol.spawn import WorkerSpec, take_backend_stderr_fd, take_report_fd, take_worker_handoff
+from mcp_supervisor.protocol.states import WorkerReport
+from mcp_supervisor.protocol.versions import Era
 from mcp_supervisor.redaction import redact
 from mcp_supervisor.system.logs import configure_logging
 from mcp_supervisor.system.process_tree import (
@@ -58,12 +62,11 @@ from mcp_supervisor.worker.stdio_connection import spawn
 
 log = logging.getLogger("mcp_supervisor.worker")
 
-EXIT_BACKEND_FAILED = 3
 # The data-plane heartbeat only lets a gateway that does not know this worker ask for its catalog (Resync). A
 # restarted gateway gets one as soon as the reconnection's handshake succeeds (`_on_connection_events`); this
 # slow one is the safety net for anything else (a gateway that missed our ready).
 GATEWAY_BEAT_EVERY = 15
-_STOPPING_ERROR = msgspec.json.encode({"code": -32003, "message": "The backend's worker is stopping."})
+_STOPPING_ERROR = msgspec.json.encode({"code": BACKEND_UNAVAILABLE, "message": "The backend's worker is stopping."})
 
 
 class Worker:
@@ -189,7 +192,7 @@ class Worker:
                 self._send_data(self._ready)
                 summary = ", ".join(f"{len(items)} {kind.replace('_', ' ')}" for kind, items in catalog.items())
                 summary += f"; {negotiated.era} era, {negotiated.protocol_version} (in {negotiation_ms:.1f} ms)"
-                await self._report("ready", summary, negotiated.era, negotiated.protocol_version)
+                await self._report(WorkerReport.READY, summary, negotiated.era, negotiated.protocol_version)
                 log.info("Backend %s is ready: %s.", self.key, summary)
                 if relay.modern is not None and entry.protocol == "auto":
                     self._lane = HandshakeLane(
@@ -218,7 +221,7 @@ class Worker:
         reason = redact(reason)
         log.error("Backend %s failed: %s", self.key, reason)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._report("failed", reason), 1.0)
+            await asyncio.wait_for(self._report(WorkerReport.FAILED, reason), 1.0)
         return EXIT_BACKEND_FAILED
 
     async def _refresh(self, relay: BackendRelay, kind: str, timeout: float) -> None:
@@ -274,14 +277,17 @@ class Worker:
         match message:
             case Forward(rid=rid) if draining:
                 self._send_data(Reply(rid=rid, error=_STOPPING_ERROR))
-            case Forward(rid=rid, body=body, era="legacy") if self._lane is not None and not self._lane.refused:
+            case Forward(rid=rid, body=body, era=Era.LEGACY) if self._lane is not None and not self._lane.refused:
                 await self._lane.take(rid, body, relay.forward)  # a handshake-era client's, at a dual-era backend
             case Forward(rid=rid, body=body):
                 mirror(self._lane, body)  # the gateway's own setLevel or unsubscribe concerns both connections
                 try:
                     await relay.forward(rid, body)
                 except (OSError, ValueError) as exc:  # answer instead of dropping the request
-                    error = {"code": -32003, "message": f"The backend could not be sent the request: {exc}"}
+                    error = {
+                        "code": BACKEND_UNAVAILABLE,
+                        "message": f"The backend could not be sent the request: {exc}",
+                    }
                     self._send_data(Reply(rid=rid, error=msgspec.json.encode(error)))
             case Resync():
                 if self._ready is not None:

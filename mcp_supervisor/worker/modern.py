@@ -25,14 +25,13 @@ from typing import Any
 
 import msgspec
 
+from mcp_supervisor.protocol.error_codes import INVALID_PARAMS, METHOD_NOT_FOUND
 from mcp_supervisor.protocol.messages import Reply
 from mcp_supervisor.worker.envelope import complete, untag
 from mcp_supervisor.worker.listen import CloseStream, Listener, OpenStream
 
 log = logging.getLogger("mcp_supervisor.worker")
 
-INVALID_PARAMS = -32602
-METHOD_NOT_FOUND = -32601
 REMOVED_NOTIFICATIONS = frozenset({"notifications/initialized", "notifications/roots/list_changed"})
 ACKNOWLEDGED = "notifications/subscriptions/acknowledged"
 _EMPTY = b"{}"

@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-METHOD_NOT_FOUND = -32601
+from mcp_supervisor.protocol.error_codes import METHOD_NOT_FOUND
 
 
 def roots_result(roots: tuple[str, ...]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ import zmq
 from mcp_supervisor.protocol import codec, socket_auth
 from mcp_supervisor.protocol.channel import Channel
 from mcp_supervisor.protocol.endpoints import configure_dealer
+from mcp_supervisor.protocol.error_codes import METHOD_NOT_FOUND
 from mcp_supervisor.protocol.messages import (
     CatalogChanged,
     Forward,
@@ -41,6 +42,7 @@ from mcp_supervisor.protocol.messages import (
     WorkerReady,
     WorkerStateReport,
 )
+from mcp_supervisor.protocol.states import WorkerReport
 from mcp_supervisor.system.logs import configure_logging
 from mcp_supervisor.system.process_tree import pidfds_work
 from mcp_supervisor.worker.era import negotiate
@@ -66,7 +68,7 @@ class _InMemoryBackend:
             return
         result: Any
         if request["method"] == "server/discover":  # a handshake-era backend: the probe falls back
-            error = {"code": -32601, "message": "Method not found"}
+            error = {"code": METHOD_NOT_FOUND, "message": "Method not found"}
             await self._lines.put(_encode({"jsonrpc": "2.0", "id": request["id"], "error": error}) + b"\n")
             return
         if request["method"] == "initialize":
@@ -102,7 +104,7 @@ async def _relay() -> None:
             ready,
             WorkerHeartbeat(key="r", generation=1),
             Heartbeat(key="r", generation=1),
-            WorkerStateReport(key="r", generation=1, state="ready"),
+            WorkerStateReport(key="r", generation=1, state=WorkerReport.READY),
             CatalogChanged(key="r", generation=1, kind="tools", items=b"[]"),
             Reply(rid=1, result=b"{}"),
         ):

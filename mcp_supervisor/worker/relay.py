@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 
 from mcp_supervisor.errors import BackendError
+from mcp_supervisor.protocol.error_codes import INTERNAL_ERROR, METHOD_NOT_FOUND
 from mcp_supervisor.protocol.messages import Reply
 from mcp_supervisor.worker import envelope
 from mcp_supervisor.worker.budget import NotificationBudget
@@ -35,8 +36,6 @@ from mcp_supervisor.worker.own_requests import no_caller_error, roots_result
 
 log = logging.getLogger("mcp_supervisor.worker")
 
-METHOD_NOT_FOUND = -32601
-INTERNAL_ERROR = -32603
 # Where an unreadable line would have kept its request id, were it JSON: enough to answer that request.
 _ID = re.compile(rb'"id"\s*:\s*(-?[0-9]{1,18})\b')
 _OWN_ID_PREFIX = "mcps-"

@@ -8,9 +8,7 @@ from typing import Any
 import pytest
 
 from mcp_supervisor.gateway.jsonrpc import (
-    INVALID_REQUEST,
     MAX_DEPTH,
-    PARSE_ERROR,
     JsonRpcFault,
     classify,
     error_bytes,
@@ -20,6 +18,7 @@ from mcp_supervisor.gateway.jsonrpc import (
     spliced_error,
     spliced_result,
 )
+from mcp_supervisor.protocol.error_codes import INVALID_REQUEST, PARSE_ERROR
 
 
 @pytest.mark.parametrize("body", [b"{", b"", b"not json", b'{"a": 1,}', b"\xff\xfe"])
