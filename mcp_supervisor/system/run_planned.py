@@ -14,6 +14,7 @@ import sys
 
 import msgspec
 
+from mcp_supervisor.system.launch import EXIT_LAUNCH_FAILED
 from mcp_supervisor.system.netns import exec_planned
 from mcp_supervisor.system.network import NetworkSetup
 
@@ -44,7 +45,7 @@ def main() -> int:
         code = asyncio.run(_run(planned))
     except Exception as exc:  # one sentence in the fetch's output, as a failed exec would give
         print(f"mcp-supervisor: the sandbox's network could not be set up: {exc}", file=sys.stderr)
-        return 126
+        return EXIT_LAUNCH_FAILED
     return code if code >= 0 else 128 - code
 
 

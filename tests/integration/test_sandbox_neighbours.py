@@ -64,7 +64,8 @@ def test_neighbours_files_are_unreadable_own_grant_inside_them_is(
         ["-c", textwrap.dedent(READER), *map(str, targets)],
         None,
         {"PATH": "/usr/bin:/bin"},
-        SandboxPolicy(read_paths=(str(opt), str(opt / "shared" / "mine.txt"))),
+        # No network: plain subprocess runs this plan, and a namespace of its own is wired by a worker (netns.py).
+        SandboxPolicy(read_paths=(str(opt), str(opt / "shared" / "mine.txt")), network=False),
         "auto",
         host,
         state_dir=str(state),
