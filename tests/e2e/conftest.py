@@ -64,6 +64,17 @@ class RunningSupervisor:
         response.raise_for_status()
         return {item["key"]: item for item in response.json()["backends"]}
 
+    def status_entries(self) -> dict[str, dict[str, Any]]:
+        """The backends as `mcp-supervisor status --json` shows them (the supervisor's own view, live)."""
+        done = subprocess.run(
+            [SUPERVISOR_CMD, "status", "--json", "--config-dir", str(self.config_dir)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        return {entry["key"]: entry for entry in json.loads(done.stdout)["backends"]}
+
     def wait_linked(self, keys: set[str], timeout: float = 30.0) -> dict[str, dict[str, Any]]:
         def linked() -> dict[str, dict[str, Any]] | None:
             current = self.backends()

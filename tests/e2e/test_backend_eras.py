@@ -127,19 +127,8 @@ def text_of(result: Any) -> str:
     return "".join(getattr(block, "text", "") for block in result.content)
 
 
-def status_json(sup: RunningSupervisor) -> dict[str, dict[str, Any]]:
-    done = subprocess.run(
-        [SUPERVISOR_CMD, "status", "--json", "--config-dir", str(sup.config_dir)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    return {entry["key"]: entry for entry in json.loads(done.stdout)["backends"]}
-
-
 async def test_each_worker_reports_its_backends_era_and_a_legacy_client_reaches_them_all(eras: Eras) -> None:
-    backends = status_json(eras.sup)
+    backends = eras.sup.status_entries()
     assert {key: (b["era"], b["protocol_version"]) for key, b in backends.items()} == {
         "tiny": ("legacy", "2025-11-25"),
         "sdk": ("modern", "2026-07-28"),  # dual-era: the probe's DiscoverResult wins
@@ -314,7 +303,7 @@ async def test_the_protocol_pin_is_obeyed(tmp_path: Path, supervisor_factory: An
     sup.wait_linked({"sdk_modern"})
 
     def failed() -> dict[str, dict[str, Any]] | None:
-        backends = status_json(sup)
+        backends = sup.status_entries()
         return backends if all(backends[k]["last_error"] for k in ("tiny_modern", "modern_legacy")) else None
 
     backends = wait_until(failed, 30, what="the two wrongly pinned backends to fail")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ import psutil
 import pytest
 from mcp import ClientSession
 
-from tests.e2e.conftest import ROOT, SUPERVISOR_CMD, RunningSupervisor, write_config
+from tests.e2e.conftest import ROOT, RunningSupervisor, write_config
 from tests.helpers import async_wait_until, mcp_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -48,14 +47,7 @@ def start(tmp_path: Path, factory: Any, attack: str) -> RunningSupervisor:
 
 def last_stderr(sup: RunningSupervisor) -> str:
     """The attacker's `last_stderr` as `status --json` shows it (the supervisor's own, live)."""
-    done = subprocess.run(
-        [SUPERVISOR_CMD, "status", "--json", "--config-dir", str(sup.config_dir)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    return next(entry["last_stderr"] for entry in json.loads(done.stdout)["backends"] if entry["key"] == "attacker")
+    return str(sup.status_entries()["attacker"]["last_stderr"])
 
 
 async def text_of(client: ClientSession, tool: str, arguments: dict[str, Any] | None = None) -> str:
