@@ -6,10 +6,11 @@ PORT   ?= 3663
 
 # uv itself comes from PyPI through pip, pinned by hash (requirements/uv.txt). It never downloads a Python.
 UV_HOME := .tools/uv
-UV      := $(UV_HOME)/bin/uv
-export UV_PYTHON_DOWNLOADS := never
-export UV_PYTHON := $(shell command -v $(PYTHON))
-export UV_NO_PROGRESS := 1
+UV_BIN  := $(UV_HOME)/bin/uv
+# uv's settings go to uv alone, not exported: `make run` and `make test` start backends, and a uvx backend that
+# inherited UV_PYTHON would look for this interpreter inside its sandbox, where it is not shown.
+UV_ENV  := UV_PYTHON_DOWNLOADS=never UV_PYTHON=$(shell command -v $(PYTHON)) UV_NO_PROGRESS=1
+UV      := $(UV_ENV) $(UV_BIN)
 
 # The test venv: runtime, the sample backend and the test toolchain.
 VENV := .venv
@@ -23,17 +24,17 @@ LOCKS      := pyproject.toml uv.lock
 
 .PHONY: run status test test-latest suite lint typecheck unit e2e lock clean npm-tools browser-tools sandbox-tools bench
 
-$(UV): requirements/uv.txt
+$(UV_BIN): requirements/uv.txt
 	test -x $(UV_HOME)/bin/python || $(PYTHON) -m venv $(UV_HOME)
 	$(UV_HOME)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
 		-r requirements/uv.txt
-	touch $(UV)
+	touch $(UV_BIN)
 
-$(VENV)/.synced: $(LOCKS) $(UV)
+$(VENV)/.synced: $(LOCKS) $(UV_BIN)
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --frozen --group test
 	touch $@
 
-$(RUN_VENV)/.synced: $(LOCKS) $(UV)
+$(RUN_VENV)/.synced: $(LOCKS) $(UV_BIN)
 	UV_PROJECT_ENVIRONMENT=$(RUN_VENV) $(UV) sync --quiet --frozen --group sample
 	touch $@
 
@@ -56,10 +57,10 @@ test: $(VENV)/.synced npm-tools browser-tools sandbox-tools
 
 # The whole suite on the newest versions pyproject allows (a venv of its own, the lock untouched), so drift shows
 # up as the result of one command rather than as a red CI on some later morning.
-test-latest: $(UV) npm-tools browser-tools sandbox-tools
+test-latest: $(UV_BIN) npm-tools browser-tools sandbox-tools
 	$(UV) venv --quiet --allow-existing .venv-latest
 	$(UV) pip install --quiet --upgrade --python .venv-latest/bin/python -e . --group test
-	bash scripts/lock-drift.sh $(UV) .venv-latest/bin/python
+	$(UV_ENV) bash scripts/lock-drift.sh $(UV_BIN) .venv-latest/bin/python
 	$(MAKE) --no-print-directory suite BIN=.venv-latest/bin
 
 suite:
@@ -80,7 +81,7 @@ typecheck: $(VENV)/.synced
 	$(BIN)/mypy
 
 # Refresh every lock to the newest versions the manifests allow: uv itself, uv.lock, the npm lock.
-lock: $(UV)
+lock: $(UV_BIN)
 	echo "uv" | $(UV) pip compile --quiet --generate-hashes --no-header --upgrade - -o requirements/uv.txt.new
 	{ head -2 requirements/uv.txt; cat requirements/uv.txt.new; } >requirements/uv.txt.tmp
 	mv requirements/uv.txt.tmp requirements/uv.txt && rm requirements/uv.txt.new
