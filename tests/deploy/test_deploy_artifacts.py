@@ -689,9 +689,7 @@ def replicas(final_stage: Stage, tmp_path: Path) -> Iterator[list[Replica]]:
 
 
 @pytest.mark.e2e
-def test_image_command_serves_health_and_sessions_on_every_replica(
-    replicas: list[Replica], final_stage: Stage
-) -> None:
+def test_image_command_serves_health_and_sessions_on_every_replica(replicas: list[Replica], final_stage: Stage) -> None:
     _, container = pod_container()
     first, second = replicas
     for replica in replicas:
