@@ -21,14 +21,7 @@ from typing import Any, Literal
 
 from mcp_supervisor.config.clients import CLIENTS_FILE
 from mcp_supervisor.config.diff import diff_servers
-from mcp_supervisor.config.loader import (
-    SERVERS_FILE,
-    TOOLS_FILE,
-    effective_supervision,
-    load_servers,
-    parse_clients_file,
-    parse_tool_config,
-)
+from mcp_supervisor.config.loader import SERVERS_FILE, TOOLS_FILE, effective_supervision
 from mcp_supervisor.config.models import ServerEntry
 from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.errors import ConfigError
@@ -59,6 +52,7 @@ from mcp_supervisor.protocol.spawn import (
 from mcp_supervisor.protocol.states import WorkerReport
 from mcp_supervisor.supervisor import reaper
 from mcp_supervisor.supervisor.backend_launch import BackendLauncher, cleanup_cgroup
+from mcp_supervisor.supervisor.config_files import ConfigFiles
 from mcp_supervisor.supervisor.control import ControlServer
 from mcp_supervisor.supervisor.health import LIMITED_MAX_BACKOFF, MAX_BACKOFF, TreeSampler
 from mcp_supervisor.supervisor.helpers import HelperProcesses
@@ -125,11 +119,9 @@ class Supervisor:
         # The secret every socket credential of this tree derives from (protocol/socket_auth.py).
         self.instance_key = socket_auth.new_instance_key()
         self.servers: dict[str, ServerEntry] = {}
-        self.tool_config = b""
-        self.clients = b""
+        self.files = ConfigFiles(settings.config_dir, self._broadcast)
         self.workers: dict[str, Slot] = {}
         self.gateway = Slot("gateway", None, settings.supervision, policy_for(settings.supervision))
-        self.config_errors: dict[str, str] = {}
         self.control: ControlServer | None = None
         self._by_pid: dict[int, Slot] = {}
         self._samplers: dict[int, TreeSampler] = {}
@@ -161,10 +153,7 @@ class Supervisor:
 
     async def run(self) -> int:
         # Broken files at start are fatal (exit 2 with the reason); on reload they keep the running config.
-        self.servers = load_servers(self.settings.config_dir).active()
-        self.running_servers = self._servers_bytes()
-        self.tool_config = self._read_tool_config()
-        self.clients = self._read_clients()
+        self.servers = self.files.load()
         self._acquire_lock()
         set_title(f"mcp-supervisor: supervisor [{self.settings.config_dir}]")
         # Before becoming a subreaper: the host probe runs bwrap once, whose namespace child must not be ours.
@@ -830,88 +819,18 @@ class Supervisor:
     async def _file_changed(self, name: str) -> None:
         if name == SERVERS_FILE:
             await self.reload()
-        elif name == TOOLS_FILE:
-            self.reload_tool_config()
-        elif name == CLIENTS_FILE:
-            self.reload_clients()
-
-    def _read_clients(self) -> bytes:
-        return self._read_optional(CLIENTS_FILE, parse_clients_file)
-
-    def reload_clients(self) -> CommandResult:
-        """Like tool_config.json: validated here, applied by the gateway, restarting nothing."""
-        try:
-            data = self._read_clients()
-        except ConfigError as exc:
-            self._config_error(CLIENTS_FILE, str(exc))
-            log.error("clients.json not applied, the running one stays: %s", exc)
-            return CommandResult(ok=False, message=str(exc))
-        self._config_error(CLIENTS_FILE, None)
-        self.clients = data
-        if self.control is not None:
-            self._background(self.control.broadcast(ClientsUpdate(data=data)))
-        log.info("clients.json applied.")
-        return CommandResult(ok=True, message="clients.json applied.")
-
-    def _read_tool_config(self) -> bytes:
-        return self._read_optional(TOOLS_FILE, parse_tool_config)
-
-    def _read_optional(self, name: str, validate: Callable[[bytes, str], object]) -> bytes:
-        """An optional config file's bytes, validated (b"" when it does not exist); ConfigError otherwise."""
-        path = self.settings.config_dir / name
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return b""
-        except OSError as exc:
-            raise ConfigError(f"{path}: the file cannot be read ({exc.strerror}).") from None
-        validate(data, str(path))
-        return data
-
-    def _servers_bytes(self) -> bytes:
-        """The bytes of the mcp_server.json just loaded (a write racing the read is caught by the next reload)."""
-        try:
-            return (self.settings.config_dir / SERVERS_FILE).read_bytes()
-        except OSError:
-            return b""
-
-    def _config_error(self, file_name: str, error: str | None) -> None:
-        """Record a file's error (None = applied); subscribers hear of every change, not only at Subscribe."""
-        before = " ".join(self.config_errors.values())
-        if error is None:
-            self.config_errors.pop(file_name, None)
-        else:
-            self.config_errors[file_name] = error
-        after = " ".join(self.config_errors.values())
-        if after != before and self.control is not None:
-            status = ConfigStatus(config_error=after, running_servers=self.running_servers)
-            self._background(self.control.broadcast(status))
-
-    def reload_tool_config(self) -> CommandResult:
-        try:
-            data = self._read_tool_config()
-        except ConfigError as exc:
-            self._config_error(TOOLS_FILE, str(exc))
-            log.error("tool_config.json not applied, the running one stays: %s", exc)
-            return CommandResult(ok=False, message=str(exc))
-        self._config_error(TOOLS_FILE, None)
-        self.tool_config = data
-        if self.control is not None:
-            self._background(self.control.broadcast(ToolConfigUpdate(data=data)))
-        log.info("tool_config.json applied.")
-        return CommandResult(ok=True, message="tool_config.json applied.")
+        elif name in (TOOLS_FILE, CLIENTS_FILE):
+            self.files.reload(name)
 
     async def reload(self) -> CommandResult:
         try:
-            new = load_servers(self.settings.config_dir).active()
+            new = self.files.reload_servers()
         except ConfigError as exc:
-            self._config_error(SERVERS_FILE, str(exc))
             log.error("Reload refused, the running config stays: %s", exc)
             return CommandResult(ok=False, message=str(exc))
-        self.running_servers = self._servers_bytes()
-        self._config_error(SERVERS_FILE, None)
-        tools = self.reload_tool_config()
-        clients = self.reload_clients()  # `reload` re-reads every file (the admin's clients.json save relies on it)
+        tools = self.files.reload(TOOLS_FILE)
+        # `reload` re-reads every file (the admin's clients.json save relies on it).
+        clients = self.files.reload(CLIENTS_FILE)
         diff = diff_servers(self.servers, new)
         self.servers = new
         work: list[Coroutine[Any, Any, None]] = []
@@ -936,13 +855,17 @@ class Supervisor:
     def snapshot(self) -> Snapshot:
         return Snapshot(
             backends=[slot.status() for slot in self.workers.values()],
-            config_error=" ".join(self.config_errors.values()),
+            config_error=self.files.error_text,
             gateway=self.gateway.status(),
-            tool_config=self.tool_config,
-            running_servers=self.running_servers,
-            clients=self.clients,
+            tool_config=self.files.tool_config,
+            running_servers=self.files.running_servers,
+            clients=self.files.clients,
             worker_spawn=self.zygote.describe(),
         )
+
+    def _broadcast(self, message: ClientsUpdate | ToolConfigUpdate | ConfigStatus) -> None:
+        if self.control is not None:
+            self._background(self.control.broadcast(message))
 
     def _publish(self, event: str, slot: Slot) -> None:
         # The gateway hears of itself only through resource samples (its own `/health/backends`, the admin).
