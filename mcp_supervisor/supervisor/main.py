@@ -54,7 +54,6 @@ from mcp_supervisor.supervisor import reaper
 from mcp_supervisor.supervisor.backend_launch import BackendLauncher, cleanup_cgroup
 from mcp_supervisor.supervisor.config_files import ConfigFiles
 from mcp_supervisor.supervisor.control import ControlServer
-from mcp_supervisor.supervisor.health import LIMITED_MAX_BACKOFF, MAX_BACKOFF, TreeSampler
 from mcp_supervisor.supervisor.helpers import HelperProcesses
 from mcp_supervisor.supervisor.package_cache import PackageFetchError
 from mcp_supervisor.supervisor.package_specs import PackageRequest
@@ -63,6 +62,7 @@ from mcp_supervisor.supervisor.process import ChildProcess, describe_exit
 from mcp_supervisor.supervisor.slots import BACKOFF, FATAL, RUNNING, STARTING, STOPPED, STOPPING, Slot, policy_for
 from mcp_supervisor.supervisor.stderr import StderrCapture, open_captures
 from mcp_supervisor.supervisor.stdio_refusal import refuse_stdio_client
+from mcp_supervisor.supervisor.watchdog import Watchdog
 from mcp_supervisor.supervisor.watcher import watch_config
 from mcp_supervisor.supervisor.zygote import Zygote, fork_unsupported
 from mcp_supervisor.system.cgroups import BackendCgroup, CgroupLimits, InstanceCgroup
@@ -71,14 +71,6 @@ from mcp_supervisor.system.process_tree import INSTANCE_ENV, PARENT_PID_ENV, bec
 from mcp_supervisor.system.sandbox import SandboxUnavailable
 
 log = logging.getLogger("mcp_supervisor.supervisor")
-
-# The watchdog reads every worker's heartbeat page a tenth of the shortest heartbeatTimeout apart, within these
-# bounds: every 0.5 s at the default 5 s (a tick costs ~15 us per worker plus a wake-up of ~0.3 ms on a VM).
-WATCHDOG_MIN_INTERVAL_S = 0.25
-WATCHDOG_MAX_INTERVAL_S = 0.5
-# A watchdog tick this late means the supervisor itself was starved: its heartbeat verdicts wait a tick.
-STARVED_TICK_S = 1.0
-
 
 # A worker beats 2.5 times per heartbeatTimeout (every 2 s at the default 5 s), at most every 2 s: one late
 # beat is never a kill, and a hundred idle workers do not add up to a load (each beat wakes three processes).
@@ -92,14 +84,8 @@ def heartbeat_interval(timeout_s: float) -> float:
 # Workers started per turn of the loop when many start at once (a reload's or the start-up's): between turns
 # the first ones' ready reports, fork answers and exits are handled.
 SPAWN_CHUNK = 32
-# Trees sampled per pass of the sampler at most (each costs ~1 ms of the loop: a few /proc reads per process).
-SAMPLES_PER_PASS = 32
 # Exit statuses of unknown children kept while fork requests are pending (one may be such a worker).
 MAX_UNKNOWN_EXITS = 10_000
-
-
-def _sample_interval() -> float:
-    return float(os.environ.get("MCP_SUPERVISOR_SAMPLE_SECONDS") or 2.0)
 
 
 def _close(*fds: int | None) -> None:
@@ -124,8 +110,9 @@ class Supervisor:
         self.gateway = Slot("gateway", None, settings.supervision, policy_for(settings.supervision))
         self.control: ControlServer | None = None
         self._by_pid: dict[int, Slot] = {}
-        self._samplers: dict[int, TreeSampler] = {}
-        self._sample_cursor = 0
+        self.watchdog = Watchdog(
+            self._all_slots, lambda now: self.zygote.check(now), self._publish, self._kill_unhealthy, self._background
+        )
         self._stopping = asyncio.Event()
         self._exit_code = 0
         self._lock_fd: int | None = None
@@ -184,7 +171,8 @@ class Supervisor:
         await self._spawn_many([self._new_slot(key, entry) for key, entry in self.servers.items()])
         where = "stdio" if self.stdio_fds else f"http://{self.settings.host}:{self.settings.port}/mcp"
         log.info("Supervising %d backend(s); gateway on %s", len(self.servers), where)
-        loops = [self._watchdog(), self._sampler(), watch_config(self.settings.config_dir, self._file_changed)]
+        watch_files = watch_config(self.settings.config_dir, self._file_changed)
+        loops = [self.watchdog.watch(), self.watchdog.sample(), watch_files]
         running = [asyncio.ensure_future(work) for work in loops]
         await self._stopping.wait()
         for task in running:
@@ -297,6 +285,9 @@ class Supervisor:
         return in_fd, out_fd
 
     # ------------------------------------------------------------------ spawning
+
+    def _all_slots(self) -> list[Slot]:
+        return [self.gateway, *self.workers.values()]
 
     def _new_slot(self, key: str, entry: ServerEntry, generation: int = 0) -> Slot:
         options = effective_supervision(self.settings.supervision, entry)
@@ -582,7 +573,7 @@ class Supervisor:
         if self._helpers.on_exit(pid, code):
             return
         slot = self._by_pid.pop(pid, None)
-        self._samplers.pop(pid, None)
+        self.watchdog.forget(pid)
         if slot is None and self.zygote.pending and len(self._unknown_exits) < MAX_UNKNOWN_EXITS:
             self._unknown_exits[pid] = code  # maybe a forked worker whose pid is still on its way (`_forked`)
             return
@@ -691,73 +682,6 @@ class Supervisor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(new.settled.wait(), new.options.startTimeout + 5.0)
         await self._stop(old)
-
-    # ------------------------------------------------------------------ watchdog and sampling
-
-    async def _watchdog(self) -> None:
-        """Heartbeats come from each worker's event loop: silence means hung (blocked, SIGSTOPped)."""
-        interval = WATCHDOG_MIN_INTERVAL_S
-        due = time.monotonic() + interval
-        while True:
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
-            now = time.monotonic()
-            late, due = now - due, now + interval
-            if late > STARVED_TICK_S:
-                # This loop was starved itself (an overloaded machine): heartbeats may be sitting unread in the
-                # control socket. Judge nobody until they have been read, or a slow machine turns into a kill storm.
-                log.warning("Supervisor loop ran %.1f s late; skipping one heartbeat check.", late)
-                continue
-            self.zygote.check(now)
-            gateway = [self.gateway] if self.gateway.heartbeat_seen else []
-            shortest = WATCHDOG_MAX_INTERVAL_S * 10
-            for slot in [*gateway, *self.workers.values()]:
-                shortest = min(shortest, slot.options.heartbeatTimeout)
-                if slot.state in (STARTING, RUNNING) and slot.child is not None and slot.child.alive:
-                    if slot.read_beats(now):
-                        self._publish("sample", slot)
-                    silent = now - slot.last_heartbeat
-                    if silent > slot.options.heartbeatTimeout:
-                        self._kill_unhealthy(slot, f"no heartbeat for {silent:.1f} s (hung or stopped)")
-                        slot.last_heartbeat = now  # one kill per silence
-            interval = max(WATCHDOG_MIN_INTERVAL_S, min(WATCHDOG_MAX_INTERVAL_S, shortest / 10))  # a tick later
-
-    async def _sampler(self) -> None:
-        """Every interval, the trees that are due (steady ones less and less often: health.py), at most
-        SAMPLES_PER_PASS of them (a start-up's hundreds of new trees are sampled over a few passes, not in one
-        stall of the loop); a sample is published only when it changed, so an idle tree costs the gateway nothing."""
-        while True:
-            interval = _sample_interval()
-            now = time.monotonic()
-            sampled = 0
-            slots = [self.gateway, *self.workers.values()]
-            start = self._sample_cursor % len(slots)  # round robin: a capped pass goes on where the last stopped
-            for index, slot in enumerate(slots[start:] + slots[:start]):
-                if sampled >= SAMPLES_PER_PASS:
-                    self._sample_cursor = start + index
-                    break
-                child = slot.child
-                if child is None or not child.alive:
-                    continue
-                sampler = self._samplers.get(child.pid)
-                if sampler is None:
-                    try:
-                        sampler = self._samplers[child.pid] = TreeSampler(child.pid)
-                    except ProcessLookupError:
-                        continue  # it exited between the check and the sample
-                limit = slot.options.maxRssMb
-                due = sampler.due_sample(now, interval, LIMITED_MAX_BACKOFF if limit else MAX_BACKOFF)
-                if due is None:
-                    continue
-                sampled += 1
-                slot.resources, changed = due
-                rss_mb = slot.resources.rss_bytes / 1_048_576
-                if limit and rss_mb > limit and slot.state == RUNNING:
-                    slot.last_error = f"RSS {rss_mb:.0f} MB exceeded the {limit:g} MB limit"
-                    log.warning("%s: %s; restarting it.", slot.label, slot.last_error)
-                    self._background(child.stop(slot.options.stopGrace))  # not commanded: counts as a crash
-                if changed:
-                    self._publish("sample", slot)
-            await asyncio.sleep(interval)
 
     # ------------------------------------------------------------------ reports, commands, reload
 
