@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import signal
@@ -26,7 +25,6 @@ from mcp_supervisor.config.models import ServerEntry
 from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.errors import ConfigError
 from mcp_supervisor.protocol import socket_auth
-from mcp_supervisor.protocol.endpoints import Endpoints, prepare_runtime_dir, runtime_dir_for
 from mcp_supervisor.protocol.exit_codes import EXIT_CONFIG, EXIT_FAILURE, GATEWAY_PORT_IN_USE
 from mcp_supervisor.protocol.messages import (
     ClientsUpdate,
@@ -55,6 +53,7 @@ from mcp_supervisor.supervisor.backend_launch import BackendLauncher, cleanup_cg
 from mcp_supervisor.supervisor.config_files import ConfigFiles
 from mcp_supervisor.supervisor.control import ControlServer
 from mcp_supervisor.supervisor.helpers import HelperProcesses
+from mcp_supervisor.supervisor.host import Host
 from mcp_supervisor.supervisor.package_cache import PackageFetchError
 from mcp_supervisor.supervisor.package_specs import PackageRequest
 from mcp_supervisor.supervisor.package_step import PackageStep
@@ -65,9 +64,8 @@ from mcp_supervisor.supervisor.stdio_refusal import refuse_stdio_client
 from mcp_supervisor.supervisor.watchdog import Watchdog
 from mcp_supervisor.supervisor.watcher import watch_config
 from mcp_supervisor.supervisor.zygote import Zygote, fork_unsupported
-from mcp_supervisor.system.cgroups import BackendCgroup, CgroupLimits, InstanceCgroup
 from mcp_supervisor.system.logs import configure_logging
-from mcp_supervisor.system.process_tree import INSTANCE_ENV, PARENT_PID_ENV, become_subreaper, set_title
+from mcp_supervisor.system.process_tree import INSTANCE_ENV, PARENT_PID_ENV
 from mcp_supervisor.system.sandbox import SandboxUnavailable
 
 log = logging.getLogger("mcp_supervisor.supervisor")
@@ -97,13 +95,8 @@ def _close(*fds: int | None) -> None:
 class Supervisor:
     def __init__(self, settings: Settings, stdio: bool = False) -> None:
         self.settings = settings
-        # In stdio mode the gateway speaks MCP on our stdin/stdout, handed down as these descriptors.
-        self.stdio_fds: tuple[int, int] | None = self._claim_stdio() if stdio else None
-        self.endpoints: Endpoints = prepare_runtime_dir(runtime_dir_for(settings.config_dir))
-        self.log_dir = self.endpoints.log_dir
-        self.instance = f"{self.endpoints.runtime_dir}:{os.getpid()}"
-        # The secret every socket credential of this tree derives from (protocol/socket_auth.py).
-        self.instance_key = socket_auth.new_instance_key()
+        # Stdio, the runtime dir, its lock, the instance cgroup: taken in start-up, not here (no I/O here).
+        self.host = Host(settings.config_dir, stdio)
         self.servers: dict[str, ServerEntry] = {}
         self.files = ConfigFiles(settings.config_dir, self._broadcast)
         self.workers: dict[str, Slot] = {}
@@ -115,9 +108,7 @@ class Supervisor:
         )
         self._stopping = asyncio.Event()
         self._exit_code = 0
-        self._lock_fd: int | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
-        self._cgroups: InstanceCgroup | None = None
         self._launcher: BackendLauncher | None = None
         # Package fetches and cache copies before npx/uvx backends start (supervisor/package_cache.py).
         self._helpers = HelperProcesses()
@@ -141,25 +132,18 @@ class Supervisor:
     async def run(self) -> int:
         # Broken files at start are fatal (exit 2 with the reason); on reload they keep the running config.
         self.servers = self.files.load()
-        self._acquire_lock()
-        set_title(f"mcp-supervisor: supervisor [{self.settings.config_dir}]")
-        # Before becoming a subreaper: the host probe runs bwrap once, whose namespace child must not be ours.
-        self._cgroups = self._enter_instance_cgroup()
-        self._launcher = BackendLauncher(self.settings, self.endpoints.runtime_dir, self.log_dir, self._cgroups)
-        become_subreaper()
-        stale = reaper.leftovers_of(str(self.endpoints.runtime_dir), self.instance)
-        if stale:
-            log.warning("Killing %d process(es) left over by an earlier supervisor.", len(stale))
-            reaper.kill_processes(stale)
+        self.host.take_over()
+        self._launcher = BackendLauncher(self.settings, self.host.runtime_dir, self.host.log_dir, self.host.cgroups)
+        self.host.become_root()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGCHLD, self._reap)
         self._reap()  # whatever exited before the handler was there
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
-        self._write_cli_secret()
+        self.host.write_cli_secret()
         self.control = ControlServer(
-            self.endpoints, self.instance_key, self.snapshot, self._on_report, self._on_command
+            self.host.endpoints, self.host.instance_key, self.snapshot, self._on_report, self._on_command
         )
         self.control.on_heartbeat = self._on_heartbeat
         self.control.on_gateway_heartbeat = self._on_gateway_heartbeat
@@ -169,7 +153,7 @@ class Supervisor:
         self.zygote.start(self._child_env(), self._worker_fds())
         await self.zygote.wait_ready()
         await self._spawn_many([self._new_slot(key, entry) for key, entry in self.servers.items()])
-        where = "stdio" if self.stdio_fds else f"http://{self.settings.host}:{self.settings.port}/mcp"
+        where = "stdio" if self.host.stdio_fds else f"http://{self.settings.host}:{self.settings.port}/mcp"
         log.info("Supervising %d backend(s); gateway on %s", len(self.servers), where)
         watch_files = watch_config(self.settings.config_dir, self._file_changed)
         loops = [self.watchdog.watch(), self.watchdog.sample(), watch_files]
@@ -180,75 +164,9 @@ class Supervisor:
         await self._shutdown()
         return self._exit_code
 
-    def _enter_instance_cgroup(self) -> InstanceCgroup | None:
-        """Sweep what earlier instances of this config left in their cgroups (a kill -9 leaves backends'
-        helpers behind, however they were started), then move into this instance's own cgroup, before any
-        child exists: the gateway, the workers and everything they start are in it from birth."""
-        from mcp_supervisor.system.probe import probe_host
-
-        host = probe_host().cgroup
-        if host is None:
-            log.info(
-                "No usable cgroups (%s): backends are tracked by their sandbox's pid namespace.",
-                probe_host().cgroup_problem,
-            )
-            return None
-        label = self.endpoints.runtime_dir.name  # names the config dir, for whoever reads the cgroup tree
-        try:
-            # Any instance whose supervisor is dead, of whichever config: its survivors have no owner left.
-            for stale in InstanceCgroup.stale(host):
-                killed = stale.sweep()
-                log.warning(
-                    "Killed %d process(es) left over by an earlier supervisor (cgroup %s).", killed, stale.instance_id
-                )
-            instance = InstanceCgroup.current(host, label)
-            instance.create()
-            own = BackendCgroup(host, instance.dirs, "supervisor")
-            own.create(CgroupLimits())
-            own.add_pid(os.getpid())
-        except OSError as exc:
-            log.warning("Cgroups are not usable (%s): backends are tracked by their sandbox's pid namespace.", exc)
-            return None
-        return instance
-
-    @staticmethod
-    def _leave_instance_cgroup(instance: InstanceCgroup) -> None:
-        """Move back to where we started, then remove the instance's cgroups (and anything still in them)."""
-        try:
-            for base, _ in instance.host.bases:
-                leaf = os.path.join(base, "supervisor")  # v2 moved the base's own members into this leaf
-                target = leaf if instance.host.version == 2 and os.path.isdir(leaf) else base
-                with open(os.path.join(target, "cgroup.procs"), "w") as procs:
-                    procs.write(str(os.getpid()))
-            instance.sweep(timeout=2.0)
-        except OSError as exc:
-            log.warning("Could not remove this instance's cgroups: %s", exc)
-
-    def _write_cli_secret(self) -> None:
-        """The CLI's control-socket password, readable by this user only (the runtime dir is 0700 besides)."""
-        path = self.endpoints.runtime_dir / socket_auth.CLI_SECRET_FILE
-        path.unlink(missing_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as file:
-            file.write(socket_auth.derive(self.instance_key, socket_auth.CLI_USER).password)
-
     def _on_sighup(self) -> None:
         log.info("SIGHUP: reloading the config files.")
         self._background(self.reload())
-
-    def _acquire_lock(self) -> None:
-        fd = os.open(self.endpoints.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise ConfigError(
-                f"Another mcp-supervisor (pid {other}) is already running for {self.settings.config_dir}."
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._lock_fd = fd
 
     async def _shutdown(self) -> None:
         log.info("Stopping everything.")
@@ -257,15 +175,14 @@ class Supervisor:
         self._reap()
         await asyncio.gather(*(self._stop(slot) for slot in [self.gateway, *self.workers.values()]))
         reaper.kill_processes(reaper.orphans(()))  # whatever is still below us
-        if self._cgroups is not None:
+        if self.host.cgroups is not None:
             for slot in self.workers.values():
                 cleanup_cgroup(slot.cgroup, slot.label)
-            self._leave_instance_cgroup(self._cgroups)
+            self.host.leave_cgroup()
         self._reap()
         if self.control is not None:
             self.control.close()
-        for sock in ("data.sock", "control.sock", socket_auth.CLI_SECRET_FILE):
-            (self.endpoints.runtime_dir / sock).unlink(missing_ok=True)
+        self.host.remove_sockets()
         log.info("Stopped.")
 
     def _background(self, work: Coroutine[Any, Any, Any]) -> None:
@@ -273,16 +190,6 @@ class Supervisor:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    @staticmethod
-    def _claim_stdio() -> tuple[int, int]:
-        """Keep stdin/stdout for the gateway alone; anything else writing to our fd 1 now lands on stderr."""
-        in_fd, out_fd = os.dup(0), os.dup(1)
-        os.dup2(2, 1)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.close(devnull)
-        return in_fd, out_fd
 
     # ------------------------------------------------------------------ spawning
 
@@ -297,7 +204,7 @@ class Supervisor:
 
     def _child_env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env[INSTANCE_ENV] = self.instance
+        env[INSTANCE_ENV] = self.host.instance
         env[PARENT_PID_ENV] = str(os.getpid())
         env["MCP_SUPERVISOR_CONFIG_DIR"] = str(self.settings.config_dir)
         env["MCP_SUPERVISOR_LOG_LEVEL"] = self.settings.log_level
@@ -307,7 +214,7 @@ class Supervisor:
     def _zygote_output(self, read_fd: int) -> None:
         if self._zygote_stderr is not None:
             self._zygote_stderr.close()
-        self._zygote_stderr = StderrCapture("zygote", read_fd, self.log_dir / "zygote.log")
+        self._zygote_stderr = StderrCapture("zygote", read_fd, self.host.log_dir / "zygote.log")
 
     def _restart_zygote(self) -> None:
         if not self._stopping.is_set():
@@ -390,15 +297,15 @@ class Supervisor:
         slot.era = slot.protocol_version = ""  # the new generation's worker probes its backend afresh
         slot.settled.clear()
         env = self._child_env()
-        runtime_dir = str(self.endpoints.runtime_dir)
+        runtime_dir = str(self.host.runtime_dir)
         pass_fds: tuple[int, ...] = ()
         spec: WorkerSpec | GatewaySpec
         if slot.entry is None:
-            spec = GatewaySpec(generation=slot.generation, instance_key=self.instance_key.hex())
+            spec = GatewaySpec(generation=slot.generation, instance_key=self.host.instance_key.hex())
             argv = [sys.executable, "-m", "mcp_supervisor", "gateway", "--runtime-dir", runtime_dir]
-            if self.stdio_fds is not None:
-                argv += ["--stdio-fds", ",".join(map(str, self.stdio_fds))]
-                pass_fds = self.stdio_fds
+            if self.host.stdio_fds is not None:
+                argv += ["--stdio-fds", ",".join(map(str, self.host.stdio_fds))]
+                pass_fds = self.host.stdio_fds
         else:
             launch = self._plan_launch(slot)
             if launch is False:
@@ -408,7 +315,9 @@ class Supervisor:
                 launch=launch or None,
                 generation=slot.generation,
                 runtime_dir=runtime_dir,
-                credentials=socket_auth.derive(self.instance_key, socket_auth.worker_user(slot.key, slot.generation)),
+                credentials=socket_auth.derive(
+                    self.host.instance_key, socket_auth.worker_user(slot.key, slot.generation)
+                ),
                 init_timeout_s=slot.options.startTimeout,
                 drain_timeout_s=max(0.5, slot.options.stopGrace - 1.0),
                 heartbeat_interval_s=heartbeat_interval(slot.options.heartbeatTimeout),
@@ -461,7 +370,7 @@ class Supervisor:
     ) -> None:
         """`ready_already`: a forked worker whose ready report was handled before the zygote's answer."""
         slot.stderr, slot.backend_stderr = open_captures(
-            slot.key, read_fd, backend_fd, self.log_dir / f"{slot.key}.log", "own" if slot.is_gateway else "worker"
+            slot.key, read_fd, backend_fd, self.host.log_dir / f"{slot.key}.log", "own" if slot.is_gateway else "worker"
         )
         self._by_pid[child.pid] = slot
         log.info("Started %s (generation %d, pid %d, %s).", slot.label, slot.generation, child.pid, child.method)
@@ -606,7 +515,7 @@ class Supervisor:
             )
             self._exit_code = EXIT_CONFIG
             self._stopping.set()
-        elif slot.is_gateway and self.stdio_fds is not None and code == 0:
+        elif slot.is_gateway and self.host.stdio_fds is not None and code == 0:
             slot.state = STOPPED  # the stdio client closed its end: the whole tree's work is done
             self._stopping.set()
         else:
@@ -801,9 +710,10 @@ class Supervisor:
 def run_supervisor(settings: Settings, stdio: bool = False) -> int:
     configure_logging(settings.log_level, "%(asctime)s supervisor %(levelname)s %(message)s")
     supervisor = Supervisor(settings, stdio=stdio)
+    supervisor.host.prepare()  # outside the try: a refused runtime dir is told on stderr only, as it always was
     try:
         return asyncio.run(supervisor.run())
     except ConfigError as exc:
-        if supervisor.stdio_fds is not None:
-            refuse_stdio_client(*supervisor.stdio_fds, str(exc))
+        if supervisor.host.stdio_fds is not None:
+            refuse_stdio_client(*supervisor.host.stdio_fds, str(exc))
         raise
