@@ -130,24 +130,28 @@ class Supervisor:
     # ------------------------------------------------------------------ lifecycle
 
     async def run(self) -> int:
+        await self._start_up()
+        loops = [
+            self.watchdog.watch(),
+            self.watchdog.sample(),
+            watch_config(self.settings.config_dir, self._file_changed),
+        ]
+        running = [asyncio.ensure_future(work) for work in loops]
+        await self._stopping.wait()  # a signal, `mcp-supervisor stop`, or a gateway that cannot go on
+        for task in running:
+            task.cancel()
+        await self._shutdown()
+        return self._exit_code
+
+    async def _start_up(self) -> None:
         # Broken files at start are fatal (exit 2 with the reason); on reload they keep the running config.
         self.servers = self.files.load()
         self.host.take_over()
         self._launcher = BackendLauncher(self.settings, self.host.runtime_dir, self.host.log_dir, self.host.cgroups)
         self.host.become_root()
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGCHLD, self._reap)
-        self._reap()  # whatever exited before the handler was there
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stopping.set)
-        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+        self._handle_signals()
         self.host.write_cli_secret()
-        self.control = ControlServer(
-            self.host.endpoints, self.host.instance_key, self.snapshot, self._on_report, self._on_command
-        )
-        self.control.on_heartbeat = self._on_heartbeat
-        self.control.on_gateway_heartbeat = self._on_gateway_heartbeat
-        self.control.start()
+        self._open_control()
         self._spawn(self.gateway)
         self._open_reports()
         self.zygote.start(self._child_env(), self._worker_fds())
@@ -155,14 +159,22 @@ class Supervisor:
         await self._spawn_many([self._new_slot(key, entry) for key, entry in self.servers.items()])
         where = "stdio" if self.host.stdio_fds else f"http://{self.settings.host}:{self.settings.port}/mcp"
         log.info("Supervising %d backend(s); gateway on %s", len(self.servers), where)
-        watch_files = watch_config(self.settings.config_dir, self._file_changed)
-        loops = [self.watchdog.watch(), self.watchdog.sample(), watch_files]
-        running = [asyncio.ensure_future(work) for work in loops]
-        await self._stopping.wait()
-        for task in running:
-            task.cancel()
-        await self._shutdown()
-        return self._exit_code
+
+    def _handle_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGCHLD, self._reap)
+        self._reap()  # whatever exited before the handler was there
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+
+    def _open_control(self) -> None:
+        self.control = ControlServer(
+            self.host.endpoints, self.host.instance_key, self.snapshot, self._on_report, self._on_command
+        )
+        self.control.on_heartbeat = self._on_heartbeat
+        self.control.on_gateway_heartbeat = self._on_gateway_heartbeat
+        self.control.start()
 
     def _on_sighup(self) -> None:
         log.info("SIGHUP: reloading the config files.")
@@ -297,33 +309,10 @@ class Supervisor:
         slot.era = slot.protocol_version = ""  # the new generation's worker probes its backend afresh
         slot.settled.clear()
         env = self._child_env()
-        runtime_dir = str(self.host.runtime_dir)
-        pass_fds: tuple[int, ...] = ()
-        spec: WorkerSpec | GatewaySpec
-        if slot.entry is None:
-            spec = GatewaySpec(generation=slot.generation, instance_key=self.host.instance_key.hex())
-            argv = [sys.executable, "-m", "mcp_supervisor", "gateway", "--runtime-dir", runtime_dir]
-            if self.host.stdio_fds is not None:
-                argv += ["--stdio-fds", ",".join(map(str, self.host.stdio_fds))]
-                pass_fds = self.host.stdio_fds
-        else:
-            launch = self._plan_launch(slot)
-            if launch is False:
-                return
-            spec = WorkerSpec(
-                server=slot.entry,
-                launch=launch or None,
-                generation=slot.generation,
-                runtime_dir=runtime_dir,
-                credentials=socket_auth.derive(
-                    self.host.instance_key, socket_auth.worker_user(slot.key, slot.generation)
-                ),
-                init_timeout_s=slot.options.startTimeout,
-                drain_timeout_s=max(0.5, slot.options.stopGrace - 1.0),
-                heartbeat_interval_s=heartbeat_interval(slot.options.heartbeatTimeout),
-                oauth_client_secret=os.environ.get(slot.entry.oauth.clientSecretEnv, "") if slot.entry.oauth else "",
-            )
-            argv = [sys.executable, "-m", "mcp_supervisor", "worker"]
+        planned = self._plan_child(slot)
+        if planned is None:
+            return
+        spec, argv, pass_fds = planned
         handoff_fd = write_handoff(spec, 0 if slot.is_gateway else WORKER_SPEC_OFFSET)
         env[HANDOFF_FD_ENV] = str(handoff_fd)
         if not slot.is_gateway:
@@ -353,6 +342,32 @@ class Supervisor:
         finally:
             _close(handoff_fd, backend_write)  # the child has its copies
         self._started(slot, slot.child, read_fd, backend_fd=backend_read)
+
+    def _plan_child(self, slot: Slot) -> tuple[WorkerSpec | GatewaySpec, list[str], tuple[int, ...]] | None:
+        """The child's handoff spec, argv and inherited fds; None when the backend must not start (FATAL)."""
+        runtime_dir = str(self.host.runtime_dir)
+        if slot.entry is None:
+            spec = GatewaySpec(generation=slot.generation, instance_key=self.host.instance_key.hex())
+            argv = [sys.executable, "-m", "mcp_supervisor", "gateway", "--runtime-dir", runtime_dir]
+            if self.host.stdio_fds is None:
+                return spec, argv, ()
+            return spec, [*argv, "--stdio-fds", ",".join(map(str, self.host.stdio_fds))], self.host.stdio_fds
+        launch = self._plan_launch(slot)
+        if launch is False:
+            return None
+        user = socket_auth.worker_user(slot.key, slot.generation)
+        worker = WorkerSpec(
+            server=slot.entry,
+            launch=launch or None,
+            generation=slot.generation,
+            runtime_dir=runtime_dir,
+            credentials=socket_auth.derive(self.host.instance_key, user),
+            init_timeout_s=slot.options.startTimeout,
+            drain_timeout_s=max(0.5, slot.options.stopGrace - 1.0),
+            heartbeat_interval_s=heartbeat_interval(slot.options.heartbeatTimeout),
+            oauth_client_secret=os.environ.get(slot.entry.oauth.clientSecretEnv, "") if slot.entry.oauth else "",
+        )
+        return worker, [sys.executable, "-m", "mcp_supervisor", "worker"], ()
 
     async def _spawn_many(self, slots: list[Slot]) -> None:
         """Start many workers, SPAWN_CHUNK per turn of the loop: between chunks the first workers' ready reports,
