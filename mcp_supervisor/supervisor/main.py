@@ -31,16 +31,12 @@ from mcp_supervisor.protocol.messages import (
     CommandResult,
     ConfigStatus,
     ControlCommand,
-    GatewayHeartbeat,
     Snapshot,
     ToolConfigUpdate,
-    WorkerHeartbeat,
-    WorkerStateReport,
 )
 from mcp_supervisor.protocol.spawn import (
     BACKEND_STDERR_FD_ENV,
     HANDOFF_FD_ENV,
-    REPORT_FD_ENV,
     WORKER_SPEC_OFFSET,
     GatewaySpec,
     Launch,
@@ -58,6 +54,7 @@ from mcp_supervisor.supervisor.package_cache import PackageFetchError
 from mcp_supervisor.supervisor.package_specs import PackageRequest
 from mcp_supervisor.supervisor.package_step import PackageStep
 from mcp_supervisor.supervisor.process import ChildProcess, describe_exit
+from mcp_supervisor.supervisor.reports import Reports
 from mcp_supervisor.supervisor.slots import BACKOFF, FATAL, RUNNING, STARTING, STOPPED, STOPPING, Slot, policy_for
 from mcp_supervisor.supervisor.stderr import StderrCapture, open_captures
 from mcp_supervisor.supervisor.stdio_refusal import refuse_stdio_client
@@ -117,8 +114,7 @@ class Supervisor:
         # status is kept here, and orphan sweeps wait (they would kill it).
         self._unknown_exits: dict[int, int] = {}
         self._sweep_wanted = False
-        # Written by a worker once it reported ready or failed in its heartbeat page (protocol/beat_page.py).
-        self._report_fd: int | None = None
+        self.reports = Reports(self.gateway, lambda: self.workers, self._publish)
         self._zygote_stderr: StderrCapture | None = None
         self.zygote = Zygote(policy_for(settings.supervision), self._zygote_output)
         unsupported = fork_unsupported()
@@ -153,8 +149,8 @@ class Supervisor:
         self.host.write_cli_secret()
         self._open_control()
         self._spawn(self.gateway)
-        self._open_reports()
-        self.zygote.start(self._child_env(), self._worker_fds())
+        self.reports.open()
+        self.zygote.start(self._child_env(), self.reports.worker_fds())
         await self.zygote.wait_ready()
         await self._spawn_many([self._new_slot(key, entry) for key, entry in self.servers.items()])
         where = "stdio" if self.host.stdio_fds else f"http://{self.settings.host}:{self.settings.port}/mcp"
@@ -170,10 +166,10 @@ class Supervisor:
 
     def _open_control(self) -> None:
         self.control = ControlServer(
-            self.host.endpoints, self.host.instance_key, self.snapshot, self._on_report, self._on_command
+            self.host.endpoints, self.host.instance_key, self.snapshot, self.reports.on_report, self._on_command
         )
-        self.control.on_heartbeat = self._on_heartbeat
-        self.control.on_gateway_heartbeat = self._on_gateway_heartbeat
+        self.control.on_heartbeat = self.reports.on_heartbeat
+        self.control.on_gateway_heartbeat = self.reports.on_gateway_heartbeat
         self.control.start()
 
     def _on_sighup(self) -> None:
@@ -230,28 +226,7 @@ class Supervisor:
 
     def _restart_zygote(self) -> None:
         if not self._stopping.is_set():
-            self.zygote.start(self._child_env(), self._worker_fds())
-
-    def _open_reports(self) -> None:
-        """The report eventfd: workers (forked or spawned) inherit it; the loop reads their pages when it fires."""
-        if not hasattr(os, "eventfd"):
-            return
-        self._report_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        asyncio.get_running_loop().add_reader(self._report_fd, self._on_page_reports)
-
-    def _worker_fds(self) -> dict[str, int]:
-        """Environment name -> fd of what every worker (and the zygote, for them) inherits besides its handoff."""
-        return {REPORT_FD_ENV: self._report_fd} if self._report_fd is not None else {}
-
-    def _on_page_reports(self) -> None:
-        assert self._report_fd is not None
-        with contextlib.suppress(BlockingIOError):
-            os.eventfd_read(self._report_fd)
-        for slot in list(self.workers.values()):
-            if slot.state == STARTING and slot.beats is not None:
-                report = slot.beats.read_report()
-                if report is not None:
-                    self._reported(slot, report.state, report.detail, report.era, report.protocol_version)
+            self.zygote.start(self._child_env(), self.reports.worker_fds())
 
     def _fork(self, slot: Slot, fds: tuple[int, ...], read_fd: int, backend_fd: int | None) -> None:
         """Ask the zygote for the worker (copy-on-write, no imports); `_forked` takes the answer."""
@@ -317,7 +292,7 @@ class Supervisor:
         env[HANDOFF_FD_ENV] = str(handoff_fd)
         if not slot.is_gateway:
             slot.attach_beats(handoff_fd)
-            for name, fd in self._worker_fds().items():
+            for name, fd in self.reports.worker_fds().items():
                 env[name] = str(fd)
                 pass_fds = (*pass_fds, fd)
         read_fd, write_fd = os.pipe()
@@ -608,38 +583,6 @@ class Supervisor:
         await self._stop(old)
 
     # ------------------------------------------------------------------ reports, commands, reload
-
-    def _on_gateway_heartbeat(self, beat: GatewayHeartbeat) -> None:
-        child = self.gateway.child
-        if child is not None and child.pid == beat.pid:
-            self.gateway.last_heartbeat = time.monotonic()
-            self.gateway.heartbeat_seen = True
-
-    def _on_heartbeat(self, beat: WorkerHeartbeat) -> None:
-        slot = self.workers.get(beat.key)
-        if slot is not None and slot.generation == beat.generation:
-            slot.last_heartbeat = time.monotonic()
-            slot.in_flight = beat.in_flight
-            slot.refused_replies = beat.refused_replies
-
-    def _on_report(self, report: WorkerStateReport) -> None:
-        """A report by message (a worker without a heartbeat page or report fd)."""
-        slot = self.workers.get(report.key)
-        if slot is None or slot.generation != report.generation:
-            return
-        self._reported(slot, report.state, report.detail, report.era, report.protocol_version)
-
-    def _reported(self, slot: Slot, state: str, detail: str, era: str = "", protocol_version: str = "") -> None:
-        slot.last_heartbeat = time.monotonic()
-        if state == WorkerReport.READY and slot.state == STARTING:
-            slot.state = RUNNING
-            slot.last_error = None
-            slot.era, slot.protocol_version = era, protocol_version
-            slot.settled.set()
-            log.info("worker[%s] is RUNNING (%s).", slot.key, detail)
-            self._publish("ready", slot)
-        elif state == WorkerReport.FAILED:
-            slot.last_error = detail
 
     async def _on_command(self, command: ControlCommand) -> CommandResult:
         match command.name:
