@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import signal
@@ -21,35 +20,23 @@ from typing import Any, Literal
 
 from mcp_supervisor.config.clients import CLIENTS_FILE
 from mcp_supervisor.config.diff import diff_servers
-from mcp_supervisor.config.loader import (
-    SERVERS_FILE,
-    TOOLS_FILE,
-    effective_supervision,
-    load_servers,
-    parse_clients_file,
-    parse_tool_config,
-)
+from mcp_supervisor.config.loader import SERVERS_FILE, TOOLS_FILE, effective_supervision
 from mcp_supervisor.config.models import ServerEntry
 from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.errors import ConfigError
 from mcp_supervisor.protocol import socket_auth
-from mcp_supervisor.protocol.endpoints import Endpoints, prepare_runtime_dir, runtime_dir_for
 from mcp_supervisor.protocol.exit_codes import EXIT_CONFIG, EXIT_FAILURE, GATEWAY_PORT_IN_USE
 from mcp_supervisor.protocol.messages import (
     ClientsUpdate,
     CommandResult,
     ConfigStatus,
     ControlCommand,
-    GatewayHeartbeat,
     Snapshot,
     ToolConfigUpdate,
-    WorkerHeartbeat,
-    WorkerStateReport,
 )
 from mcp_supervisor.protocol.spawn import (
     BACKEND_STDERR_FD_ENV,
     HANDOFF_FD_ENV,
-    REPORT_FD_ENV,
     WORKER_SPEC_OFFSET,
     GatewaySpec,
     Launch,
@@ -59,32 +46,26 @@ from mcp_supervisor.protocol.spawn import (
 from mcp_supervisor.protocol.states import WorkerReport
 from mcp_supervisor.supervisor import reaper
 from mcp_supervisor.supervisor.backend_launch import BackendLauncher, cleanup_cgroup
+from mcp_supervisor.supervisor.config_files import ConfigFiles
 from mcp_supervisor.supervisor.control import ControlServer
-from mcp_supervisor.supervisor.health import LIMITED_MAX_BACKOFF, MAX_BACKOFF, TreeSampler
 from mcp_supervisor.supervisor.helpers import HelperProcesses
+from mcp_supervisor.supervisor.host import Host
 from mcp_supervisor.supervisor.package_cache import PackageFetchError
 from mcp_supervisor.supervisor.package_specs import PackageRequest
 from mcp_supervisor.supervisor.package_step import PackageStep
 from mcp_supervisor.supervisor.process import ChildProcess, describe_exit
+from mcp_supervisor.supervisor.reports import Reports
 from mcp_supervisor.supervisor.slots import BACKOFF, FATAL, RUNNING, STARTING, STOPPED, STOPPING, Slot, policy_for
 from mcp_supervisor.supervisor.stderr import StderrCapture, open_captures
 from mcp_supervisor.supervisor.stdio_refusal import refuse_stdio_client
+from mcp_supervisor.supervisor.watchdog import Watchdog
 from mcp_supervisor.supervisor.watcher import watch_config
 from mcp_supervisor.supervisor.zygote import Zygote, fork_unsupported
-from mcp_supervisor.system.cgroups import BackendCgroup, CgroupLimits, InstanceCgroup
 from mcp_supervisor.system.logs import configure_logging
-from mcp_supervisor.system.process_tree import INSTANCE_ENV, PARENT_PID_ENV, become_subreaper, set_title
+from mcp_supervisor.system.process_tree import INSTANCE_ENV, PARENT_PID_ENV
 from mcp_supervisor.system.sandbox import SandboxUnavailable
 
 log = logging.getLogger("mcp_supervisor.supervisor")
-
-# The watchdog reads every worker's heartbeat page a tenth of the shortest heartbeatTimeout apart, within these
-# bounds: every 0.5 s at the default 5 s (a tick costs ~15 us per worker plus a wake-up of ~0.3 ms on a VM).
-WATCHDOG_MIN_INTERVAL_S = 0.25
-WATCHDOG_MAX_INTERVAL_S = 0.5
-# A watchdog tick this late means the supervisor itself was starved: its heartbeat verdicts wait a tick.
-STARVED_TICK_S = 1.0
-
 
 # A worker beats 2.5 times per heartbeatTimeout (every 2 s at the default 5 s), at most every 2 s: one late
 # beat is never a kill, and a hundred idle workers do not add up to a load (each beat wakes three processes).
@@ -98,14 +79,8 @@ def heartbeat_interval(timeout_s: float) -> float:
 # Workers started per turn of the loop when many start at once (a reload's or the start-up's): between turns
 # the first ones' ready reports, fork answers and exits are handled.
 SPAWN_CHUNK = 32
-# Trees sampled per pass of the sampler at most (each costs ~1 ms of the loop: a few /proc reads per process).
-SAMPLES_PER_PASS = 32
 # Exit statuses of unknown children kept while fork requests are pending (one may be such a worker).
 MAX_UNKNOWN_EXITS = 10_000
-
-
-def _sample_interval() -> float:
-    return float(os.environ.get("MCP_SUPERVISOR_SAMPLE_SECONDS") or 2.0)
 
 
 def _close(*fds: int | None) -> None:
@@ -117,28 +92,20 @@ def _close(*fds: int | None) -> None:
 class Supervisor:
     def __init__(self, settings: Settings, stdio: bool = False) -> None:
         self.settings = settings
-        # In stdio mode the gateway speaks MCP on our stdin/stdout, handed down as these descriptors.
-        self.stdio_fds: tuple[int, int] | None = self._claim_stdio() if stdio else None
-        self.endpoints: Endpoints = prepare_runtime_dir(runtime_dir_for(settings.config_dir))
-        self.log_dir = self.endpoints.log_dir
-        self.instance = f"{self.endpoints.runtime_dir}:{os.getpid()}"
-        # The secret every socket credential of this tree derives from (protocol/socket_auth.py).
-        self.instance_key = socket_auth.new_instance_key()
+        # Stdio, the runtime dir, its lock, the instance cgroup: taken in start-up, not here (no I/O here).
+        self.host = Host(settings.config_dir, stdio)
         self.servers: dict[str, ServerEntry] = {}
-        self.tool_config = b""
-        self.clients = b""
+        self.files = ConfigFiles(settings.config_dir, self._broadcast)
         self.workers: dict[str, Slot] = {}
         self.gateway = Slot("gateway", None, settings.supervision, policy_for(settings.supervision))
-        self.config_errors: dict[str, str] = {}
         self.control: ControlServer | None = None
         self._by_pid: dict[int, Slot] = {}
-        self._samplers: dict[int, TreeSampler] = {}
-        self._sample_cursor = 0
+        self.watchdog = Watchdog(
+            self._all_slots, lambda now: self.zygote.check(now), self._publish, self._kill_unhealthy, self._background
+        )
         self._stopping = asyncio.Event()
         self._exit_code = 0
-        self._lock_fd: int | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
-        self._cgroups: InstanceCgroup | None = None
         self._launcher: BackendLauncher | None = None
         # Package fetches and cache copies before npx/uvx backends start (supervisor/package_cache.py).
         self._helpers = HelperProcesses()
@@ -147,8 +114,7 @@ class Supervisor:
         # status is kept here, and orphan sweeps wait (they would kill it).
         self._unknown_exits: dict[int, int] = {}
         self._sweep_wanted = False
-        # Written by a worker once it reported ready or failed in its heartbeat page (protocol/beat_page.py).
-        self._report_fd: int | None = None
+        self.reports = Reports(self.gateway, lambda: self.workers, self._publish)
         self._zygote_stderr: StderrCapture | None = None
         self.zygote = Zygote(policy_for(settings.supervision), self._zygote_output)
         unsupported = fork_unsupported()
@@ -160,118 +126,55 @@ class Supervisor:
     # ------------------------------------------------------------------ lifecycle
 
     async def run(self) -> int:
+        await self._start_up()
+        loops = [
+            self.watchdog.watch(),
+            self.watchdog.sample(),
+            watch_config(self.settings.config_dir, self._file_changed),
+        ]
+        running = [asyncio.ensure_future(work) for work in loops]
+        await self._stopping.wait()  # a signal, `mcp-supervisor stop`, or a gateway that cannot go on
+        for task in running:
+            task.cancel()
+        await self._shutdown()
+        return self._exit_code
+
+    async def _start_up(self) -> None:
         # Broken files at start are fatal (exit 2 with the reason); on reload they keep the running config.
-        self.servers = load_servers(self.settings.config_dir).active()
-        self.running_servers = self._servers_bytes()
-        self.tool_config = self._read_tool_config()
-        self.clients = self._read_clients()
-        self._acquire_lock()
-        set_title(f"mcp-supervisor: supervisor [{self.settings.config_dir}]")
-        # Before becoming a subreaper: the host probe runs bwrap once, whose namespace child must not be ours.
-        self._cgroups = self._enter_instance_cgroup()
-        self._launcher = BackendLauncher(self.settings, self.endpoints.runtime_dir, self.log_dir, self._cgroups)
-        become_subreaper()
-        stale = reaper.leftovers_of(str(self.endpoints.runtime_dir), self.instance)
-        if stale:
-            log.warning("Killing %d process(es) left over by an earlier supervisor.", len(stale))
-            reaper.kill_processes(stale)
+        self.servers = self.files.load()
+        self.host.take_over()
+        self._launcher = BackendLauncher(self.settings, self.host.runtime_dir, self.host.log_dir, self.host.cgroups)
+        self.host.become_root()
+        self._handle_signals()
+        self.host.write_cli_secret()
+        self._open_control()
+        self._spawn(self.gateway)
+        self.reports.open()
+        self.zygote.start(self._child_env(), self.reports.worker_fds())
+        await self.zygote.wait_ready()
+        await self._spawn_many([self._new_slot(key, entry) for key, entry in self.servers.items()])
+        where = "stdio" if self.host.stdio_fds else f"http://{self.settings.host}:{self.settings.port}/mcp"
+        log.info("Supervising %d backend(s); gateway on %s", len(self.servers), where)
+
+    def _handle_signals(self) -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGCHLD, self._reap)
         self._reap()  # whatever exited before the handler was there
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
-        self._write_cli_secret()
+
+    def _open_control(self) -> None:
         self.control = ControlServer(
-            self.endpoints, self.instance_key, self.snapshot, self._on_report, self._on_command
+            self.host.endpoints, self.host.instance_key, self.snapshot, self.reports.on_report, self._on_command
         )
-        self.control.on_heartbeat = self._on_heartbeat
-        self.control.on_gateway_heartbeat = self._on_gateway_heartbeat
+        self.control.on_heartbeat = self.reports.on_heartbeat
+        self.control.on_gateway_heartbeat = self.reports.on_gateway_heartbeat
         self.control.start()
-        self._spawn(self.gateway)
-        self._open_reports()
-        self.zygote.start(self._child_env(), self._worker_fds())
-        await self.zygote.wait_ready()
-        await self._spawn_many([self._new_slot(key, entry) for key, entry in self.servers.items()])
-        where = "stdio" if self.stdio_fds else f"http://{self.settings.host}:{self.settings.port}/mcp"
-        log.info("Supervising %d backend(s); gateway on %s", len(self.servers), where)
-        loops = [self._watchdog(), self._sampler(), watch_config(self.settings.config_dir, self._file_changed)]
-        running = [asyncio.ensure_future(work) for work in loops]
-        await self._stopping.wait()
-        for task in running:
-            task.cancel()
-        await self._shutdown()
-        return self._exit_code
-
-    def _enter_instance_cgroup(self) -> InstanceCgroup | None:
-        """Sweep what earlier instances of this config left in their cgroups (a kill -9 leaves backends'
-        helpers behind, however they were started), then move into this instance's own cgroup, before any
-        child exists: the gateway, the workers and everything they start are in it from birth."""
-        from mcp_supervisor.system.probe import probe_host
-
-        host = probe_host().cgroup
-        if host is None:
-            log.info(
-                "No usable cgroups (%s): backends are tracked by their sandbox's pid namespace.",
-                probe_host().cgroup_problem,
-            )
-            return None
-        label = self.endpoints.runtime_dir.name  # names the config dir, for whoever reads the cgroup tree
-        try:
-            # Any instance whose supervisor is dead, of whichever config: its survivors have no owner left.
-            for stale in InstanceCgroup.stale(host):
-                killed = stale.sweep()
-                log.warning(
-                    "Killed %d process(es) left over by an earlier supervisor (cgroup %s).", killed, stale.instance_id
-                )
-            instance = InstanceCgroup.current(host, label)
-            instance.create()
-            own = BackendCgroup(host, instance.dirs, "supervisor")
-            own.create(CgroupLimits())
-            own.add_pid(os.getpid())
-        except OSError as exc:
-            log.warning("Cgroups are not usable (%s): backends are tracked by their sandbox's pid namespace.", exc)
-            return None
-        return instance
-
-    @staticmethod
-    def _leave_instance_cgroup(instance: InstanceCgroup) -> None:
-        """Move back to where we started, then remove the instance's cgroups (and anything still in them)."""
-        try:
-            for base, _ in instance.host.bases:
-                leaf = os.path.join(base, "supervisor")  # v2 moved the base's own members into this leaf
-                target = leaf if instance.host.version == 2 and os.path.isdir(leaf) else base
-                with open(os.path.join(target, "cgroup.procs"), "w") as procs:
-                    procs.write(str(os.getpid()))
-            instance.sweep(timeout=2.0)
-        except OSError as exc:
-            log.warning("Could not remove this instance's cgroups: %s", exc)
-
-    def _write_cli_secret(self) -> None:
-        """The CLI's control-socket password, readable by this user only (the runtime dir is 0700 besides)."""
-        path = self.endpoints.runtime_dir / socket_auth.CLI_SECRET_FILE
-        path.unlink(missing_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as file:
-            file.write(socket_auth.derive(self.instance_key, socket_auth.CLI_USER).password)
 
     def _on_sighup(self) -> None:
         log.info("SIGHUP: reloading the config files.")
         self._background(self.reload())
-
-    def _acquire_lock(self) -> None:
-        fd = os.open(self.endpoints.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise ConfigError(
-                f"Another mcp-supervisor (pid {other}) is already running for {self.settings.config_dir}."
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._lock_fd = fd
 
     async def _shutdown(self) -> None:
         log.info("Stopping everything.")
@@ -280,15 +183,14 @@ class Supervisor:
         self._reap()
         await asyncio.gather(*(self._stop(slot) for slot in [self.gateway, *self.workers.values()]))
         reaper.kill_processes(reaper.orphans(()))  # whatever is still below us
-        if self._cgroups is not None:
+        if self.host.cgroups is not None:
             for slot in self.workers.values():
                 cleanup_cgroup(slot.cgroup, slot.label)
-            self._leave_instance_cgroup(self._cgroups)
+            self.host.leave_cgroup()
         self._reap()
         if self.control is not None:
             self.control.close()
-        for sock in ("data.sock", "control.sock", socket_auth.CLI_SECRET_FILE):
-            (self.endpoints.runtime_dir / sock).unlink(missing_ok=True)
+        self.host.remove_sockets()
         log.info("Stopped.")
 
     def _background(self, work: Coroutine[Any, Any, Any]) -> None:
@@ -297,17 +199,10 @@ class Supervisor:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    @staticmethod
-    def _claim_stdio() -> tuple[int, int]:
-        """Keep stdin/stdout for the gateway alone; anything else writing to our fd 1 now lands on stderr."""
-        in_fd, out_fd = os.dup(0), os.dup(1)
-        os.dup2(2, 1)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.close(devnull)
-        return in_fd, out_fd
-
     # ------------------------------------------------------------------ spawning
+
+    def _all_slots(self) -> list[Slot]:
+        return [self.gateway, *self.workers.values()]
 
     def _new_slot(self, key: str, entry: ServerEntry, generation: int = 0) -> Slot:
         options = effective_supervision(self.settings.supervision, entry)
@@ -317,7 +212,7 @@ class Supervisor:
 
     def _child_env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env[INSTANCE_ENV] = self.instance
+        env[INSTANCE_ENV] = self.host.instance
         env[PARENT_PID_ENV] = str(os.getpid())
         env["MCP_SUPERVISOR_CONFIG_DIR"] = str(self.settings.config_dir)
         env["MCP_SUPERVISOR_LOG_LEVEL"] = self.settings.log_level
@@ -327,32 +222,11 @@ class Supervisor:
     def _zygote_output(self, read_fd: int) -> None:
         if self._zygote_stderr is not None:
             self._zygote_stderr.close()
-        self._zygote_stderr = StderrCapture("zygote", read_fd, self.log_dir / "zygote.log")
+        self._zygote_stderr = StderrCapture("zygote", read_fd, self.host.log_dir / "zygote.log")
 
     def _restart_zygote(self) -> None:
         if not self._stopping.is_set():
-            self.zygote.start(self._child_env(), self._worker_fds())
-
-    def _open_reports(self) -> None:
-        """The report eventfd: workers (forked or spawned) inherit it; the loop reads their pages when it fires."""
-        if not hasattr(os, "eventfd"):
-            return
-        self._report_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        asyncio.get_running_loop().add_reader(self._report_fd, self._on_page_reports)
-
-    def _worker_fds(self) -> dict[str, int]:
-        """Environment name -> fd of what every worker (and the zygote, for them) inherits besides its handoff."""
-        return {REPORT_FD_ENV: self._report_fd} if self._report_fd is not None else {}
-
-    def _on_page_reports(self) -> None:
-        assert self._report_fd is not None
-        with contextlib.suppress(BlockingIOError):
-            os.eventfd_read(self._report_fd)
-        for slot in list(self.workers.values()):
-            if slot.state == STARTING and slot.beats is not None:
-                report = slot.beats.read_report()
-                if report is not None:
-                    self._reported(slot, report.state, report.detail, report.era, report.protocol_version)
+            self.zygote.start(self._child_env(), self.reports.worker_fds())
 
     def _fork(self, slot: Slot, fds: tuple[int, ...], read_fd: int, backend_fd: int | None) -> None:
         """Ask the zygote for the worker (copy-on-write, no imports); `_forked` takes the answer."""
@@ -410,36 +284,15 @@ class Supervisor:
         slot.era = slot.protocol_version = ""  # the new generation's worker probes its backend afresh
         slot.settled.clear()
         env = self._child_env()
-        runtime_dir = str(self.endpoints.runtime_dir)
-        pass_fds: tuple[int, ...] = ()
-        spec: WorkerSpec | GatewaySpec
-        if slot.entry is None:
-            spec = GatewaySpec(generation=slot.generation, instance_key=self.instance_key.hex())
-            argv = [sys.executable, "-m", "mcp_supervisor", "gateway", "--runtime-dir", runtime_dir]
-            if self.stdio_fds is not None:
-                argv += ["--stdio-fds", ",".join(map(str, self.stdio_fds))]
-                pass_fds = self.stdio_fds
-        else:
-            launch = self._plan_launch(slot)
-            if launch is False:
-                return
-            spec = WorkerSpec(
-                server=slot.entry,
-                launch=launch or None,
-                generation=slot.generation,
-                runtime_dir=runtime_dir,
-                credentials=socket_auth.derive(self.instance_key, socket_auth.worker_user(slot.key, slot.generation)),
-                init_timeout_s=slot.options.startTimeout,
-                drain_timeout_s=max(0.5, slot.options.stopGrace - 1.0),
-                heartbeat_interval_s=heartbeat_interval(slot.options.heartbeatTimeout),
-                oauth_client_secret=os.environ.get(slot.entry.oauth.clientSecretEnv, "") if slot.entry.oauth else "",
-            )
-            argv = [sys.executable, "-m", "mcp_supervisor", "worker"]
+        planned = self._plan_child(slot)
+        if planned is None:
+            return
+        spec, argv, pass_fds = planned
         handoff_fd = write_handoff(spec, 0 if slot.is_gateway else WORKER_SPEC_OFFSET)
         env[HANDOFF_FD_ENV] = str(handoff_fd)
         if not slot.is_gateway:
             slot.attach_beats(handoff_fd)
-            for name, fd in self._worker_fds().items():
+            for name, fd in self.reports.worker_fds().items():
                 env[name] = str(fd)
                 pass_fds = (*pass_fds, fd)
         read_fd, write_fd = os.pipe()
@@ -465,6 +318,32 @@ class Supervisor:
             _close(handoff_fd, backend_write)  # the child has its copies
         self._started(slot, slot.child, read_fd, backend_fd=backend_read)
 
+    def _plan_child(self, slot: Slot) -> tuple[WorkerSpec | GatewaySpec, list[str], tuple[int, ...]] | None:
+        """The child's handoff spec, argv and inherited fds; None when the backend must not start (FATAL)."""
+        runtime_dir = str(self.host.runtime_dir)
+        if slot.entry is None:
+            spec = GatewaySpec(generation=slot.generation, instance_key=self.host.instance_key.hex())
+            argv = [sys.executable, "-m", "mcp_supervisor", "gateway", "--runtime-dir", runtime_dir]
+            if self.host.stdio_fds is None:
+                return spec, argv, ()
+            return spec, [*argv, "--stdio-fds", ",".join(map(str, self.host.stdio_fds))], self.host.stdio_fds
+        launch = self._plan_launch(slot)
+        if launch is False:
+            return None
+        user = socket_auth.worker_user(slot.key, slot.generation)
+        worker = WorkerSpec(
+            server=slot.entry,
+            launch=launch or None,
+            generation=slot.generation,
+            runtime_dir=runtime_dir,
+            credentials=socket_auth.derive(self.host.instance_key, user),
+            init_timeout_s=slot.options.startTimeout,
+            drain_timeout_s=max(0.5, slot.options.stopGrace - 1.0),
+            heartbeat_interval_s=heartbeat_interval(slot.options.heartbeatTimeout),
+            oauth_client_secret=os.environ.get(slot.entry.oauth.clientSecretEnv, "") if slot.entry.oauth else "",
+        )
+        return worker, [sys.executable, "-m", "mcp_supervisor", "worker"], ()
+
     async def _spawn_many(self, slots: list[Slot]) -> None:
         """Start many workers, SPAWN_CHUNK per turn of the loop: between chunks the first workers' ready reports,
         the zygote's answers and any exits are handled while the next ones start."""
@@ -481,7 +360,7 @@ class Supervisor:
     ) -> None:
         """`ready_already`: a forked worker whose ready report was handled before the zygote's answer."""
         slot.stderr, slot.backend_stderr = open_captures(
-            slot.key, read_fd, backend_fd, self.log_dir / f"{slot.key}.log", "own" if slot.is_gateway else "worker"
+            slot.key, read_fd, backend_fd, self.host.log_dir / f"{slot.key}.log", "own" if slot.is_gateway else "worker"
         )
         self._by_pid[child.pid] = slot
         log.info("Started %s (generation %d, pid %d, %s).", slot.label, slot.generation, child.pid, child.method)
@@ -593,7 +472,7 @@ class Supervisor:
         if self._helpers.on_exit(pid, code):
             return
         slot = self._by_pid.pop(pid, None)
-        self._samplers.pop(pid, None)
+        self.watchdog.forget(pid)
         if slot is None and self.zygote.pending and len(self._unknown_exits) < MAX_UNKNOWN_EXITS:
             self._unknown_exits[pid] = code  # maybe a forked worker whose pid is still on its way (`_forked`)
             return
@@ -626,7 +505,7 @@ class Supervisor:
             )
             self._exit_code = EXIT_CONFIG
             self._stopping.set()
-        elif slot.is_gateway and self.stdio_fds is not None and code == 0:
+        elif slot.is_gateway and self.host.stdio_fds is not None and code == 0:
             slot.state = STOPPED  # the stdio client closed its end: the whole tree's work is done
             self._stopping.set()
         else:
@@ -703,106 +582,7 @@ class Supervisor:
                 await asyncio.wait_for(new.settled.wait(), new.options.startTimeout + 5.0)
         await self._stop(old)
 
-    # ------------------------------------------------------------------ watchdog and sampling
-
-    async def _watchdog(self) -> None:
-        """Heartbeats come from each worker's event loop: silence means hung (blocked, SIGSTOPped)."""
-        interval = WATCHDOG_MIN_INTERVAL_S
-        due = time.monotonic() + interval
-        while True:
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
-            now = time.monotonic()
-            late, due = now - due, now + interval
-            if late > STARVED_TICK_S:
-                # This loop was starved itself (an overloaded machine): heartbeats may be sitting unread in the
-                # control socket. Judge nobody until they have been read, or a slow machine turns into a kill storm.
-                log.warning("Supervisor loop ran %.1f s late; skipping one heartbeat check.", late)
-                continue
-            self.zygote.check(now)
-            gateway = [self.gateway] if self.gateway.heartbeat_seen else []
-            shortest = WATCHDOG_MAX_INTERVAL_S * 10
-            for slot in [*gateway, *self.workers.values()]:
-                shortest = min(shortest, slot.options.heartbeatTimeout)
-                if slot.state in (STARTING, RUNNING) and slot.child is not None and slot.child.alive:
-                    if slot.read_beats(now):
-                        self._publish("sample", slot)
-                    silent = now - slot.last_heartbeat
-                    if silent > slot.options.heartbeatTimeout:
-                        self._kill_unhealthy(slot, f"no heartbeat for {silent:.1f} s (hung or stopped)")
-                        slot.last_heartbeat = now  # one kill per silence
-            interval = max(WATCHDOG_MIN_INTERVAL_S, min(WATCHDOG_MAX_INTERVAL_S, shortest / 10))  # a tick later
-
-    async def _sampler(self) -> None:
-        """Every interval, the trees that are due (steady ones less and less often: health.py), at most
-        SAMPLES_PER_PASS of them (a start-up's hundreds of new trees are sampled over a few passes, not in one
-        stall of the loop); a sample is published only when it changed, so an idle tree costs the gateway nothing."""
-        while True:
-            interval = _sample_interval()
-            now = time.monotonic()
-            sampled = 0
-            slots = [self.gateway, *self.workers.values()]
-            start = self._sample_cursor % len(slots)  # round robin: a capped pass goes on where the last stopped
-            for index, slot in enumerate(slots[start:] + slots[:start]):
-                if sampled >= SAMPLES_PER_PASS:
-                    self._sample_cursor = start + index
-                    break
-                child = slot.child
-                if child is None or not child.alive:
-                    continue
-                sampler = self._samplers.get(child.pid)
-                if sampler is None:
-                    try:
-                        sampler = self._samplers[child.pid] = TreeSampler(child.pid)
-                    except ProcessLookupError:
-                        continue  # it exited between the check and the sample
-                limit = slot.options.maxRssMb
-                due = sampler.due_sample(now, interval, LIMITED_MAX_BACKOFF if limit else MAX_BACKOFF)
-                if due is None:
-                    continue
-                sampled += 1
-                slot.resources, changed = due
-                rss_mb = slot.resources.rss_bytes / 1_048_576
-                if limit and rss_mb > limit and slot.state == RUNNING:
-                    slot.last_error = f"RSS {rss_mb:.0f} MB exceeded the {limit:g} MB limit"
-                    log.warning("%s: %s; restarting it.", slot.label, slot.last_error)
-                    self._background(child.stop(slot.options.stopGrace))  # not commanded: counts as a crash
-                if changed:
-                    self._publish("sample", slot)
-            await asyncio.sleep(interval)
-
     # ------------------------------------------------------------------ reports, commands, reload
-
-    def _on_gateway_heartbeat(self, beat: GatewayHeartbeat) -> None:
-        child = self.gateway.child
-        if child is not None and child.pid == beat.pid:
-            self.gateway.last_heartbeat = time.monotonic()
-            self.gateway.heartbeat_seen = True
-
-    def _on_heartbeat(self, beat: WorkerHeartbeat) -> None:
-        slot = self.workers.get(beat.key)
-        if slot is not None and slot.generation == beat.generation:
-            slot.last_heartbeat = time.monotonic()
-            slot.in_flight = beat.in_flight
-            slot.refused_replies = beat.refused_replies
-
-    def _on_report(self, report: WorkerStateReport) -> None:
-        """A report by message (a worker without a heartbeat page or report fd)."""
-        slot = self.workers.get(report.key)
-        if slot is None or slot.generation != report.generation:
-            return
-        self._reported(slot, report.state, report.detail, report.era, report.protocol_version)
-
-    def _reported(self, slot: Slot, state: str, detail: str, era: str = "", protocol_version: str = "") -> None:
-        slot.last_heartbeat = time.monotonic()
-        if state == WorkerReport.READY and slot.state == STARTING:
-            slot.state = RUNNING
-            slot.last_error = None
-            slot.era, slot.protocol_version = era, protocol_version
-            slot.settled.set()
-            log.info("worker[%s] is RUNNING (%s).", slot.key, detail)
-            self._publish("ready", slot)
-        elif state == WorkerReport.FAILED:
-            slot.last_error = detail
 
     async def _on_command(self, command: ControlCommand) -> CommandResult:
         match command.name:
@@ -830,88 +610,18 @@ class Supervisor:
     async def _file_changed(self, name: str) -> None:
         if name == SERVERS_FILE:
             await self.reload()
-        elif name == TOOLS_FILE:
-            self.reload_tool_config()
-        elif name == CLIENTS_FILE:
-            self.reload_clients()
-
-    def _read_clients(self) -> bytes:
-        return self._read_optional(CLIENTS_FILE, parse_clients_file)
-
-    def reload_clients(self) -> CommandResult:
-        """Like tool_config.json: validated here, applied by the gateway, restarting nothing."""
-        try:
-            data = self._read_clients()
-        except ConfigError as exc:
-            self._config_error(CLIENTS_FILE, str(exc))
-            log.error("clients.json not applied, the running one stays: %s", exc)
-            return CommandResult(ok=False, message=str(exc))
-        self._config_error(CLIENTS_FILE, None)
-        self.clients = data
-        if self.control is not None:
-            self._background(self.control.broadcast(ClientsUpdate(data=data)))
-        log.info("clients.json applied.")
-        return CommandResult(ok=True, message="clients.json applied.")
-
-    def _read_tool_config(self) -> bytes:
-        return self._read_optional(TOOLS_FILE, parse_tool_config)
-
-    def _read_optional(self, name: str, validate: Callable[[bytes, str], object]) -> bytes:
-        """An optional config file's bytes, validated (b"" when it does not exist); ConfigError otherwise."""
-        path = self.settings.config_dir / name
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return b""
-        except OSError as exc:
-            raise ConfigError(f"{path}: the file cannot be read ({exc.strerror}).") from None
-        validate(data, str(path))
-        return data
-
-    def _servers_bytes(self) -> bytes:
-        """The bytes of the mcp_server.json just loaded (a write racing the read is caught by the next reload)."""
-        try:
-            return (self.settings.config_dir / SERVERS_FILE).read_bytes()
-        except OSError:
-            return b""
-
-    def _config_error(self, file_name: str, error: str | None) -> None:
-        """Record a file's error (None = applied); subscribers hear of every change, not only at Subscribe."""
-        before = " ".join(self.config_errors.values())
-        if error is None:
-            self.config_errors.pop(file_name, None)
-        else:
-            self.config_errors[file_name] = error
-        after = " ".join(self.config_errors.values())
-        if after != before and self.control is not None:
-            status = ConfigStatus(config_error=after, running_servers=self.running_servers)
-            self._background(self.control.broadcast(status))
-
-    def reload_tool_config(self) -> CommandResult:
-        try:
-            data = self._read_tool_config()
-        except ConfigError as exc:
-            self._config_error(TOOLS_FILE, str(exc))
-            log.error("tool_config.json not applied, the running one stays: %s", exc)
-            return CommandResult(ok=False, message=str(exc))
-        self._config_error(TOOLS_FILE, None)
-        self.tool_config = data
-        if self.control is not None:
-            self._background(self.control.broadcast(ToolConfigUpdate(data=data)))
-        log.info("tool_config.json applied.")
-        return CommandResult(ok=True, message="tool_config.json applied.")
+        elif name in (TOOLS_FILE, CLIENTS_FILE):
+            self.files.reload(name)
 
     async def reload(self) -> CommandResult:
         try:
-            new = load_servers(self.settings.config_dir).active()
+            new = self.files.reload_servers()
         except ConfigError as exc:
-            self._config_error(SERVERS_FILE, str(exc))
             log.error("Reload refused, the running config stays: %s", exc)
             return CommandResult(ok=False, message=str(exc))
-        self.running_servers = self._servers_bytes()
-        self._config_error(SERVERS_FILE, None)
-        tools = self.reload_tool_config()
-        clients = self.reload_clients()  # `reload` re-reads every file (the admin's clients.json save relies on it)
+        tools = self.files.reload(TOOLS_FILE)
+        # `reload` re-reads every file (the admin's clients.json save relies on it).
+        clients = self.files.reload(CLIENTS_FILE)
         diff = diff_servers(self.servers, new)
         self.servers = new
         work: list[Coroutine[Any, Any, None]] = []
@@ -936,13 +646,17 @@ class Supervisor:
     def snapshot(self) -> Snapshot:
         return Snapshot(
             backends=[slot.status() for slot in self.workers.values()],
-            config_error=" ".join(self.config_errors.values()),
+            config_error=self.files.error_text,
             gateway=self.gateway.status(),
-            tool_config=self.tool_config,
-            running_servers=self.running_servers,
-            clients=self.clients,
+            tool_config=self.files.tool_config,
+            running_servers=self.files.running_servers,
+            clients=self.files.clients,
             worker_spawn=self.zygote.describe(),
         )
+
+    def _broadcast(self, message: ClientsUpdate | ToolConfigUpdate | ConfigStatus) -> None:
+        if self.control is not None:
+            self._background(self.control.broadcast(message))
 
     def _publish(self, event: str, slot: Slot) -> None:
         # The gateway hears of itself only through resource samples (its own `/health/backends`, the admin).
@@ -954,9 +668,10 @@ class Supervisor:
 def run_supervisor(settings: Settings, stdio: bool = False) -> int:
     configure_logging(settings.log_level, "%(asctime)s supervisor %(levelname)s %(message)s")
     supervisor = Supervisor(settings, stdio=stdio)
+    supervisor.host.prepare()  # outside the try: a refused runtime dir is told on stderr only, as it always was
     try:
         return asyncio.run(supervisor.run())
     except ConfigError as exc:
-        if supervisor.stdio_fds is not None:
-            refuse_stdio_client(*supervisor.stdio_fds, str(exc))
+        if supervisor.host.stdio_fds is not None:
+            refuse_stdio_client(*supervisor.host.stdio_fds, str(exc))
         raise

@@ -15,25 +15,17 @@ from pathlib import Path
 import pytest
 
 from mcp_supervisor.config.models import ServerEntry, Supervision
+from mcp_supervisor.config.settings import Settings
+from mcp_supervisor.protocol.endpoints import RUNTIME_DIR_ENV
 from mcp_supervisor.supervisor.main import Supervisor
 from mcp_supervisor.supervisor.slots import RUNNING, STARTING, STOPPED, Slot, policy_for
 
 
-class _IdleZygote:
-    pending = 0
-    reason = ""
-
-
-def _supervisor(tmp_path: Path, slot: Slot) -> Supervisor:
-    supervisor = Supervisor.__new__(Supervisor)
+def _supervisor(tmp_path: Path, slot: Slot, monkeypatch: pytest.MonkeyPatch) -> Supervisor:
+    monkeypatch.setenv(RUNTIME_DIR_ENV, str(tmp_path / "run"))
+    monkeypatch.setenv("MCP_SUPERVISOR_LOG_DIR", str(tmp_path))
+    supervisor = Supervisor(Settings(config_dir=tmp_path, state_dir=tmp_path / "state"))  # no I/O
     supervisor.workers = {slot.key: slot}
-    supervisor.log_dir = tmp_path
-    supervisor.control = None
-    supervisor.zygote = _IdleZygote()  # type: ignore[assignment]
-    supervisor._stopping = asyncio.Event()
-    supervisor._by_pid = {}
-    supervisor._unknown_exits = {}
-    supervisor._sweep_wanted = False
     return supervisor
 
 
@@ -45,14 +37,16 @@ def _slot() -> Slot:
 
 
 @pytest.mark.parametrize("state", [STARTING, RUNNING])
-def test_the_answer_registers_the_worker_whether_or_not_its_ready_came_first(tmp_path: Path, state: str) -> None:
+def test_the_answer_registers_the_worker_whether_or_not_its_ready_came_first(
+    tmp_path: Path, state: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     worker = subprocess.Popen(["sleep", "30"], start_new_session=True)
     try:
 
         async def scenario() -> None:
             slot = _slot()
             slot.state = state
-            supervisor = _supervisor(tmp_path, slot)
+            supervisor = _supervisor(tmp_path, slot, monkeypatch)
             read_fd, write_fd = os.pipe()
             os.close(write_fd)
             supervisor._forked(slot, 1, read_fd, worker.pid)
@@ -68,14 +62,14 @@ def test_the_answer_registers_the_worker_whether_or_not_its_ready_came_first(tmp
         worker.wait()
 
 
-def test_an_answer_for_a_stopped_slot_kills_that_worker(tmp_path: Path) -> None:
+def test_an_answer_for_a_stopped_slot_kills_that_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     worker = subprocess.Popen(["sleep", "30"], start_new_session=True)
     try:
 
         async def scenario() -> None:
             slot = _slot()
             slot.state = STOPPED  # stopped while its fork was pending
-            supervisor = _supervisor(tmp_path, slot)
+            supervisor = _supervisor(tmp_path, slot, monkeypatch)
             read_fd, write_fd = os.pipe()
             os.close(write_fd)
             supervisor._forked(slot, 1, read_fd, worker.pid)
