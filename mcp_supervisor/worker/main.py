@@ -200,7 +200,7 @@ class Worker:
                             spec.server, spec.launch, spec.oauth_client_secret, stderr_fd=self._backend_stderr
                         ),
                         self._send_data,
-                        lambda kind: self._refresh(relay, kind, timeout),
+                        lambda kind: self._refresh(relay, kind, timeout, lane=True),
                         self._send_backend_message,
                         self.key,
                         entry.roots,
@@ -224,15 +224,18 @@ class Worker:
             await asyncio.wait_for(self._report(WorkerReport.FAILED, reason), 1.0)
         return EXIT_BACKEND_FAILED
 
-    async def _refresh(self, relay: BackendRelay, kind: str, timeout: float) -> None:
+    async def _refresh(self, relay: BackendRelay, kind: str, timeout: float, lane: bool = False) -> None:
         try:
             items = msgspec.json.encode(await relay.list_all(kind, timeout))
         except BackendError as exc:
             log.warning("Could not refresh the %s of %s: %s", kind, self.key, exc)
             return
-        # Announced even when listed unchanged: a direct client gets the backend's list_changed whatever the list
-        # holds (conformance sep-2575 checks exactly that); refreshes are coalesced, and the gateway debounces.
+        # The backend's own list_changed is announced even when the list is unchanged: a direct client gets it
+        # whatever the list holds (conformance sep-2575). The handshake lane's second process is ours, not the
+        # client's: its start-up list_changed is news only when the list really changed.
         if self._ready is not None:
+            if lane and getattr(self._ready, kind) == items:
+                return
             self._ready = msgspec.structs.replace(self._ready, **{kind: items})
         self._send_data(CatalogChanged(key=self.key, generation=self.spec.generation, kind=kind, items=items))
 
