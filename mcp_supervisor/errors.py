@@ -1,7 +1,7 @@
 """One error hierarchy for the whole product.
 
 Errors are raised with full sentences that name the offending file, key or backend. They are mapped to
-JSON-RPC errors only at the gateway edge (`gateway/jsonrpc.py`) and to exit codes only in `cli.py`.
+JSON-RPC errors only at the gateway edge (`gateway/server/jsonrpc.py`) and to exit codes only in `cli.py`.
 """
 
 from __future__ import annotations

@@ -36,8 +36,8 @@ from mcp_supervisor.admin.tool_routes import tool_routes
 from mcp_supervisor.config.loader import parse_servers
 from mcp_supervisor.config.models import ServerEntry, oauth_secret_names
 from mcp_supervisor.errors import ConfigError, ControlError
+from mcp_supervisor.gateway.frontends.dns_rebinding import RequestGuard
 from mcp_supervisor.gateway.runtime import GatewayRuntime
-from mcp_supervisor.gateway.security import RequestGuard
 from mcp_supervisor.protocol.messages import BackendStatus
 from mcp_supervisor.protocol.states import BackendState
 

@@ -16,8 +16,8 @@ from mcp_supervisor.admin.context import AdminContext
 from mcp_supervisor.admin.http import json_response, read_json
 from mcp_supervisor.config.clients import CLIENTS_FILE, parse_clients
 from mcp_supervisor.errors import ConfigError
-from mcp_supervisor.gateway.access import visible_items
-from mcp_supervisor.gateway.catalog_view import CatalogView
+from mcp_supervisor.gateway.server.access import visible_items
+from mcp_supervisor.gateway.server.catalog_view import CatalogView
 
 
 def client_views(document: dict[str, Any], catalog: CatalogView) -> dict[str, dict[str, list[str]]]:

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_supervisor.admin.auth import COOKIE_NAME, AdminAuth
 from mcp_supervisor.admin.http import error
-from mcp_supervisor.gateway.security import RequestGuard
+from mcp_supervisor.gateway.frontends.dns_rebinding import RequestGuard
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "x-csrf-token"

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mcp_supervisor.gateway.backends import Backends
+from mcp_supervisor.gateway.dataplane.backends import Backends
 from mcp_supervisor.protocol.messages import BackendStatus
 from mcp_supervisor.protocol.states import BackendState
 

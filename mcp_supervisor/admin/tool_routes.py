@@ -16,8 +16,8 @@ from mcp_supervisor.config.loader import TOOLS_FILE, parse_tool_config
 from mcp_supervisor.config.models import ToolConfig
 from mcp_supervisor.config.tool_names import TOOL_NAME_RULE, display_name_effect, is_valid_tool_name
 from mcp_supervisor.errors import ConfigError
-from mcp_supervisor.gateway.backends import BackendLink
-from mcp_supervisor.gateway.catalog import qualified_name
+from mcp_supervisor.gateway.dataplane.backends import BackendLink
+from mcp_supervisor.gateway.server.catalog import qualified_name
 
 
 def tool_rows(links: Mapping[str, BackendLink], tool_config: ToolConfig, separator: str) -> list[dict[str, Any]]:

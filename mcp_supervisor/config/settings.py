@@ -110,7 +110,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_sessions_per_credential: int = 1000
     session_idle_timeout_s: float = 3600.0
     session_idle_timeout_under_load_s: float = 60.0
-    # A /mcp session's sealed id (gateway/sealed_sessions.py) is refused this long after its `initialize`.
+    # A /mcp session's sealed id (gateway/frontends/sealed_sessions.py) is refused this long after its `initialize`.
     session_max_lifetime_s: float = 86400.0
     # Bytes of notifications buffered for slow clients, all sessions together (past it, the oldest are dropped).
     notification_buffer_bytes: int = 64 * 1024 * 1024
@@ -118,7 +118,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # before the session is ended as too slow.
     session_reply_backlog_bytes: int = 16 * 1024 * 1024
     slow_client_timeout_s: float = 30.0
-    # OAuth 2.1 resource server (gateway/oauth.py): on when OAUTH_ISSUER is set, beside the static credentials.
+    # OAuth 2.1 resource server (gateway/frontends/oauth.py): on when OAUTH_ISSUER is set, beside the static
+    # credentials.
     oauth_issuers: tuple[str, ...] = ()
     # The gateway's canonical URL (RFC 8707): every access token's audience must be it.
     oauth_resource: str = ""
@@ -128,7 +129,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     oauth_client_id: str = ""
     oauth_client_secret: str = ""
     oauth_clock_skew_s: int = 10
-    # The audit trail (gateway/audit.py): a file path, "-" for stderr, empty = off.
+    # The audit trail (gateway/server/audit.py): a file path, "-" for stderr, empty = off.
     audit_log: str = ""
     audit_arguments: bool = False
     audit_max_bytes: int = 10 * 1024 * 1024

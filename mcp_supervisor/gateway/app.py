@@ -1,4 +1,4 @@
-"""The gateway's Starlette application: client routes, health and metrics (gateway/probes.py), the admin UI,
+"""The gateway's Starlette application: client routes, health and metrics (gateway/frontends/probes.py), the admin UI,
 over one GatewayRuntime."""
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mcp_supervisor.gateway.edge import EdgeChecks
-from mcp_supervisor.gateway.legacy_sse import LegacySseEndpoint
-from mcp_supervisor.gateway.oauth_refusals import protected_resource_metadata_path
-from mcp_supervisor.gateway.probes import probe_routes
+from mcp_supervisor.gateway.frontends.edge import EdgeChecks
+from mcp_supervisor.gateway.frontends.http_sse_2024 import LegacySseEndpoint
+from mcp_supervisor.gateway.frontends.oauth_refusals import protected_resource_metadata_path
+from mcp_supervisor.gateway.frontends.probes import probe_routes
+from mcp_supervisor.gateway.frontends.streamable_http import StreamableHttpEndpoint
 from mcp_supervisor.gateway.runtime import GatewayRuntime
-from mcp_supervisor.gateway.streamable_http import StreamableHttpEndpoint
 
 log = logging.getLogger("mcp_supervisor.gateway")
 

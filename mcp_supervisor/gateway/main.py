@@ -18,10 +18,10 @@ from mcp_supervisor.config.models import ToolConfig
 from mcp_supervisor.config.settings import Settings, load_settings
 from mcp_supervisor.errors import ConfigError
 from mcp_supervisor.gateway.app import create_app
-from mcp_supervisor.gateway.http_limits import GuardedH11Protocol
-from mcp_supervisor.gateway.listener import PortInUse, bind_listener
+from mcp_supervisor.gateway.frontends.http_limits import GuardedH11Protocol
+from mcp_supervisor.gateway.frontends.stdio import StdioFrontend
 from mcp_supervisor.gateway.runtime import GatewayRuntime
-from mcp_supervisor.gateway.stdio_frontend import StdioFrontend
+from mcp_supervisor.gateway.tcp_socket import PortInUse, bind_listener
 from mcp_supervisor.protocol.endpoints import Endpoints
 from mcp_supervisor.protocol.exit_codes import GATEWAY_PORT_IN_USE
 from mcp_supervisor.protocol.spawn import take_gateway_spec

@@ -10,13 +10,13 @@ import logging
 
 from mcp_supervisor.config.models import ToolConfig
 from mcp_supervisor.config.settings import Settings
-from mcp_supervisor.gateway import modern
-from mcp_supervisor.gateway.backends import Backends
-from mcp_supervisor.gateway.core import GatewayCore
-from mcp_supervisor.gateway.event_log import Budget
-from mcp_supervisor.gateway.sealed_sessions import SessionSealer
-from mcp_supervisor.gateway.sessions import SessionStore
-from mcp_supervisor.gateway.supervisor_link import SupervisorLink
+from mcp_supervisor.gateway.dataplane.backends import Backends
+from mcp_supervisor.gateway.dataplane.supervisor_link import SupervisorLink
+from mcp_supervisor.gateway.frontends.event_log import Budget
+from mcp_supervisor.gateway.frontends.sealed_sessions import SessionSealer
+from mcp_supervisor.gateway.server import modern
+from mcp_supervisor.gateway.server.core import GatewayCore
+from mcp_supervisor.gateway.server.sessions import SessionStore
 from mcp_supervisor.protocol import socket_auth
 from mcp_supervisor.protocol.endpoints import Endpoints
 from mcp_supervisor.protocol.spawn import GatewaySpec

@@ -30,7 +30,6 @@ from mcp_supervisor.protocol.messages import SandboxReport
 from mcp_supervisor.protocol.spawn import Launch
 from mcp_supervisor.system.cgroups import BackendCgroup, InstanceCgroup
 from mcp_supervisor.system.exposure import exposure, measures_of
-from mcp_supervisor.system.policy import SandboxPolicy, resolve_run_as
 from mcp_supervisor.system.sandbox import (
     SandboxMode,
     SandboxPlan,
@@ -39,6 +38,7 @@ from mcp_supervisor.system.sandbox import (
     plan_sandbox,
     probe_host,
 )
+from mcp_supervisor.system.sandbox_policy import SandboxPolicy, resolve_run_as
 
 log = logging.getLogger("mcp_supervisor.supervisor")
 _GRANTS_CACHE_SIZE = 4096

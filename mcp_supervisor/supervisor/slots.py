@@ -14,8 +14,8 @@ from mcp_supervisor.protocol.messages import BackendStatus, SandboxReport
 from mcp_supervisor.protocol.states import BackendState
 from mcp_supervisor.redaction import redact_optional
 from mcp_supervisor.supervisor.health import ResourceSample
-from mcp_supervisor.supervisor.policy import RestartPolicy, RestartSettings
 from mcp_supervisor.supervisor.process import ChildProcess
+from mcp_supervisor.supervisor.restart_policy import RestartPolicy, RestartSettings
 from mcp_supervisor.supervisor.stderr import StderrCapture
 from mcp_supervisor.system.cgroups import BackendCgroup
 

@@ -29,8 +29,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from mcp_supervisor.protocol.spawn import ZYGOTE_FD_ENV, ZYGOTE_FORK
-from mcp_supervisor.supervisor.policy import RestartPolicy
 from mcp_supervisor.supervisor.process import ChildProcess, describe_exit
+from mcp_supervisor.supervisor.restart_policy import RestartPolicy
 
 log = logging.getLogger("mcp_supervisor.supervisor")
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from mcp_supervisor.system import exposure as m
 from mcp_supervisor.system.cgroups import BackendCgroup, CgroupLimits
-from mcp_supervisor.system.policy import SandboxPolicy
 from mcp_supervisor.system.probe import HostCapabilities
+from mcp_supervisor.system.sandbox_policy import SandboxPolicy
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The network part of a backend's sandbox plan: which network it gets, and the account of it for `status`.
 
-`sandbox.network` (system/policy.py):
+`sandbox.network` (system/sandbox_policy.py):
 - `true` (default): a network namespace of its own, with slirp4netns as a user-mode stack: TCP and UDP to the
   internet and the LAN as the host's own connections, nothing of the host itself. slirp4netns runs with
   --disable-host-loopback (the host's 127.0.0.0/8, also behind its 10.0.2.2 alias, is refused), and routes inside
@@ -25,7 +25,7 @@ import msgspec
 
 from mcp_supervisor.system import exposure as m
 from mcp_supervisor.system.enforcement import Account
-from mcp_supervisor.system.policy import NetworkPolicy, SandboxPolicy, parse_destination
+from mcp_supervisor.system.sandbox_policy import NetworkPolicy, SandboxPolicy, parse_destination
 
 # Placeholders in the planned argv that the worker replaces with the fds it made for this start (netns.py).
 INFO_FD = "@netns-info-fd@"

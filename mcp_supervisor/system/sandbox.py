@@ -51,8 +51,8 @@ from mcp_supervisor.system.exposure import UNPRIVILEGED
 from mcp_supervisor.system.launch import EXIT_LAUNCH_FAILED, Spec
 from mcp_supervisor.system.network import NetworkSetup, account_unshared, decide_network
 from mcp_supervisor.system.paths import arg_paths, command_paths, is_within, minimal_cover, resolve_command
-from mcp_supervisor.system.policy import FEATURES, SandboxMode, SandboxPolicy, SandboxUnavailable
 from mcp_supervisor.system.probe import HostCapabilities, probe_host
+from mcp_supervisor.system.sandbox_policy import FEATURES, SandboxMode, SandboxPolicy, SandboxUnavailable
 
 __all__ = [
     "FEATURES",

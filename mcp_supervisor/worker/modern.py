@@ -4,7 +4,7 @@ Outgoing, per request from the gateway:
 - every request gets the complete `_meta` envelope (worker/envelope.py);
 - what the modern era removed is answered here, never sent: `ping` ({}), `logging/setLevel` ({}; the level
   travels per request as `io.modelcontextprotocol/logLevel` from then on), `resources/subscribe` and
-  `resources/unsubscribe` (the URIs feed the listen stream's filter, worker/listen.py; a subscribe is answered
+  `resources/unsubscribe` (the URIs feed the listen stream's filter, worker/listen_stream.py; a subscribe is answered
   once the backend has acknowledged a stream carrying its URI);
 - handshake-era notifications (`notifications/initialized`, `notifications/roots/list_changed`) are dropped;
   `notifications/cancelled` goes as it came (stdio's cancellation; the HTTP transport turns it into closing
@@ -28,7 +28,7 @@ import msgspec
 from mcp_supervisor.protocol.error_codes import INVALID_PARAMS, METHOD_NOT_FOUND
 from mcp_supervisor.protocol.messages import Reply
 from mcp_supervisor.worker.envelope import complete, untag
-from mcp_supervisor.worker.listen import CloseStream, Listener, OpenStream
+from mcp_supervisor.worker.listen_stream import CloseStream, Listener, OpenStream
 
 log = logging.getLogger("mcp_supervisor.worker")
 

@@ -16,7 +16,7 @@ import pytest
 import zmq
 import zmq.asyncio
 
-from mcp_supervisor.gateway.backends import Backends
+from mcp_supervisor.gateway.dataplane.backends import Backends
 from mcp_supervisor.protocol import codec, socket_auth
 from mcp_supervisor.protocol.endpoints import configure_dealer, prepare_runtime_dir
 from mcp_supervisor.protocol.messages import Forward, Reply, WorkerReady

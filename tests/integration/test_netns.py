@@ -15,9 +15,9 @@ import pytest
 
 from mcp_supervisor.errors import BackendError
 from mcp_supervisor.system.netns import exec_planned
-from mcp_supervisor.system.policy import NetworkPolicy, SandboxPolicy
 from mcp_supervisor.system.probe import probe_host
 from mcp_supervisor.system.sandbox import plan_sandbox
+from mcp_supervisor.system.sandbox_policy import NetworkPolicy, SandboxPolicy
 
 HOST = probe_host()
 pytestmark = [

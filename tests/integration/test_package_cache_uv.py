@@ -18,7 +18,7 @@ from mcp_supervisor.supervisor.backend_launch import BackendLauncher, stdio_envi
 from mcp_supervisor.supervisor.package_cache import PackageCache
 from mcp_supervisor.supervisor.package_specs import recognise
 from mcp_supervisor.system import run_planned
-from mcp_supervisor.system.policy import SandboxPolicy
+from mcp_supervisor.system.sandbox_policy import SandboxPolicy
 
 ROOT = Path(__file__).resolve().parents[2]
 UVX = ROOT / ".tools" / "uv" / "bin" / "uvx"

@@ -18,7 +18,7 @@ from mcp_supervisor.admin.auth import COOKIE_NAME, AdminAuth, AdminSession
 from mcp_supervisor.admin.events import EventHub
 from mcp_supervisor.admin.guard import AdminGuard, same_origin, session_cookie
 from mcp_supervisor.config.settings import load_settings
-from mcp_supervisor.gateway.security import RequestGuard
+from mcp_supervisor.gateway.frontends.dns_rebinding import RequestGuard
 
 SECRET = b"guard-test-secret-guard-test-secret"
 HOST = "127.0.0.1:3663"

@@ -12,7 +12,7 @@ from mcp_supervisor.admin.tool_routes import check_exposed_names, tool_rows
 from mcp_supervisor.config.loader import parse_tool_config
 from mcp_supervisor.config.models import ToolConfig
 from mcp_supervisor.errors import ConfigError
-from mcp_supervisor.gateway.backends import BackendLink
+from mcp_supervisor.gateway.dataplane.backends import BackendLink
 
 
 def link(key: str, tools: list[dict[str, Any]], name_prefix: str | None = None) -> BackendLink:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mcp_supervisor.gateway.audit import REDACTED, error_code, redact
+from mcp_supervisor.gateway.server.audit import REDACTED, error_code, redact
 
 
 def test_redact_is_recursive_and_keeps_the_rest() -> None:

@@ -8,8 +8,8 @@ import msgspec
 import pytest
 
 from mcp_supervisor.config.settings import Settings
-from mcp_supervisor.gateway.auth import ANONYMOUS, authenticate
-from mcp_supervisor.gateway.security import RequestGuard
+from mcp_supervisor.gateway.frontends.auth import ANONYMOUS, authenticate
+from mcp_supervisor.gateway.frontends.dns_rebinding import RequestGuard
 
 BASE = Settings(config_dir=Path("."))
 AUTH = msgspec.structs.replace(BASE, allowed_keys=("key-a", "key-b"), allowed_tokens=("tok-a", "tok-b"))

@@ -9,9 +9,9 @@ import json
 import pytest
 
 from mcp_supervisor.config.settings import load_settings
-from mcp_supervisor.gateway.debounce import Debounced
-from mcp_supervisor.gateway.held_budget import HeldBytes
-from mcp_supervisor.gateway.turns import FairTurns
+from mcp_supervisor.gateway.server.debounce import Debounced
+from mcp_supervisor.gateway.server.held_budget import HeldBytes
+from mcp_supervisor.gateway.server.turns import FairTurns
 from mcp_supervisor.worker.budget import NotificationBudget
 from mcp_supervisor.worker.coalesce import Coalesced
 

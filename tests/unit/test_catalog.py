@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from mcp_supervisor.config.models import ToolConfig, ToolOverride
-from mcp_supervisor.gateway.catalog import ToolRoute, aggregate_tools, qualified_name
+from mcp_supervisor.gateway.server.catalog import ToolRoute, aggregate_tools, qualified_name
 
 EMPTY = ToolConfig()
 

@@ -566,7 +566,7 @@ def test_protocol_2026_is_refused_for_an_sse_server() -> None:
 
 
 def test_sandbox_network_forms_load_and_a_bad_one_says_what_is_wrong() -> None:
-    from mcp_supervisor.system.policy import NetworkPolicy
+    from mcp_supervisor.system.sandbox_policy import NetworkPolicy
 
     good = b"""{"mcpServers": {
         "a": {"command": "x"},

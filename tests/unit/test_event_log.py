@@ -3,7 +3,7 @@ budget, and what is dropped is counted (issue 14, finding 1)."""
 
 from __future__ import annotations
 
-from mcp_supervisor.gateway.event_log import Budget, EventLog
+from mcp_supervisor.gateway.frontends.event_log import Budget, EventLog
 
 
 def test_replies_survive_any_number_of_notifications() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mcp_supervisor.gateway.jsonrpc import (
+from mcp_supervisor.gateway.server.jsonrpc import (
     MAX_DEPTH,
     JsonRpcFault,
     classify,

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from mcp_supervisor.gateway import modern
-from mcp_supervisor.gateway.listeners import FilterError, parse_filter
-from mcp_supervisor.gateway.modern import CacheHint, Envelope, Rejection
-from mcp_supervisor.gateway.request_state import Binding, RequestStateSealer, StateRejected
+from mcp_supervisor.gateway.server import modern
+from mcp_supervisor.gateway.server.listen_streams import FilterError, parse_filter
+from mcp_supervisor.gateway.server.modern import CacheHint, Envelope, Rejection
+from mcp_supervisor.gateway.server.request_state import Binding, RequestStateSealer, StateRejected
 
 META = {
     "io.modelcontextprotocol/protocolVersion": "2026-07-28",

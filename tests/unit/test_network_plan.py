@@ -9,9 +9,9 @@ import msgspec
 import pytest
 
 from mcp_supervisor.system.network import BLOCK_FD, INFO_FD, RESOLV_FD
-from mcp_supervisor.system.policy import NetworkPolicy, SandboxPolicy, parse_destination
 from mcp_supervisor.system.probe import BwrapSupport
 from mcp_supervisor.system.sandbox import SandboxUnavailable
+from mcp_supervisor.system.sandbox_policy import NetworkPolicy, SandboxPolicy, parse_destination
 from tests.unit.test_sandbox_plan import FULL, NO_BWRAP, SHARED, backend_cgroup, index_of, plan, split, state
 
 __all__ = ["state"]  # the fixture, imported for the tests below

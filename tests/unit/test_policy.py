@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mcp_supervisor.supervisor.policy import Decision, RestartPolicy, RestartSettings
+from mcp_supervisor.supervisor.restart_policy import Decision, RestartPolicy, RestartSettings
 
 
 class FakeClock:

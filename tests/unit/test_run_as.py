@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from mcp_supervisor.supervisor.backend_launch import _closed_to
-from mcp_supervisor.system.policy import SandboxPolicy, SandboxUnavailable, resolve_run_as
+from mcp_supervisor.system.sandbox_policy import SandboxPolicy, SandboxUnavailable, resolve_run_as
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="only root may switch to another uid")
 

@@ -1,4 +1,4 @@
-"""Sealed session ids (gateway/sealed_sessions.py) and the store's seal / revive / revoke."""
+"""Sealed session ids (gateway/frontends/sealed_sessions.py) and the store's seal / revive / revoke."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from mcp_supervisor.gateway import sealed_sessions
-from mcp_supervisor.gateway.auth import Identity
-from mcp_supervisor.gateway.sealed_sessions import SessionRejected, SessionSealer
-from mcp_supervisor.gateway.sessions import SessionStore
+from mcp_supervisor.gateway.frontends import sealed_sessions
+from mcp_supervisor.gateway.frontends.auth import Identity
+from mcp_supervisor.gateway.frontends.sealed_sessions import SessionRejected, SessionSealer
+from mcp_supervisor.gateway.server.sessions import SessionStore
 
 CAPS = {"sampling": {}, "elicitation": {"form": {}, "url": {}}, "roots": {"listChanged": True}}
 INFO = {"name": "client", "version": "1.0"}
@@ -41,7 +41,7 @@ def test_keys_separate_trees_and_request_state() -> None:
     with pytest.raises(SessionRejected, match="verify"):
         sealer().unseal(session_id, "p")  # the instance key is not the shared secret
     # A requestState token sealed with the same secret is not a session id.
-    from mcp_supervisor.gateway.request_state import Binding, RequestStateSealer
+    from mcp_supervisor.gateway.server.request_state import Binding, RequestStateSealer
 
     state = RequestStateSealer("s" * 64, 60).seal(Binding("p", "tools/call", "x"), "held", "1")
     with pytest.raises(SessionRejected):

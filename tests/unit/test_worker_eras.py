@@ -13,9 +13,9 @@ import pytest
 
 from mcp_supervisor.errors import BackendError
 from mcp_supervisor.protocol.messages import Reply
-from mcp_supervisor.worker import envelope, era, listen
+from mcp_supervisor.worker import envelope, era, listen_stream
 from mcp_supervisor.worker.era import LEGACY, MODERN, RETRY, initialize_equivalent, judge, negotiate
-from mcp_supervisor.worker.listen import Listener
+from mcp_supervisor.worker.listen_stream import Listener
 from mcp_supervisor.worker.modern import ModernHop
 from mcp_supervisor.worker.relay import BackendRelay
 
@@ -250,7 +250,7 @@ listen_ack = "notifications/subscriptions/acknowledged"
 def test_a_stream_that_ends_is_opened_again_and_an_unknown_method_is_not_retried(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(listen, "FIRST_DELAY_S", 0.05)
+    monkeypatch.setattr(listen_stream, "FIRST_DELAY_S", 0.05)
 
     async def scenario() -> None:
         streams = Streams()
@@ -537,7 +537,7 @@ def test_a_stdio_worker_imports_no_sdk() -> None:
 
     code = (
         "import sys; import mcp_supervisor.worker.main, mcp_supervisor.worker.stdio_connection, "
-        "mcp_supervisor.worker.era, mcp_supervisor.worker.modern, mcp_supervisor.worker.listen; "
+        "mcp_supervisor.worker.era, mcp_supervisor.worker.modern, mcp_supervisor.worker.listen_stream; "
         "print([m for m in sys.modules if m.split('.')[0] in ('mcp', 'mcp_types', 'pydantic', 'httpx2')])"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)

@@ -18,7 +18,7 @@ from mcp_supervisor.config.clients import ClientsConfig
 from mcp_supervisor.config.loader import parse_clients_file, parse_tool_config
 from mcp_supervisor.config.models import ToolConfig
 from mcp_supervisor.errors import ConfigError, ProtocolError
-from mcp_supervisor.gateway.backends import Backends
+from mcp_supervisor.gateway.dataplane.backends import Backends
 from mcp_supervisor.protocol import codec, socket_auth
 from mcp_supervisor.protocol.endpoints import Endpoints, configure_dealer
 from mcp_supervisor.protocol.messages import (

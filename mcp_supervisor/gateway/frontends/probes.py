@@ -17,9 +17,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mcp_supervisor.config.clients import Profile
-from mcp_supervisor.gateway.access import identity_profile
-from mcp_supervisor.gateway.edge import EdgeChecks
+from mcp_supervisor.gateway.frontends.edge import EdgeChecks
 from mcp_supervisor.gateway.runtime import GatewayRuntime
+from mcp_supervisor.gateway.server.access import identity_profile
 
 
 def _json(value: object, status: int = 200) -> Response:

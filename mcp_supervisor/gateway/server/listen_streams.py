@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcp_supervisor.errors import SupervisorError
-from mcp_supervisor.gateway import jsonrpc, modern
-from mcp_supervisor.gateway.sessions import ClientSession
+from mcp_supervisor.gateway.server import jsonrpc, modern
+from mcp_supervisor.gateway.server.sessions import ClientSession
 
 Emit = Callable[[bytes, bool], None]
 

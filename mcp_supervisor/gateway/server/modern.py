@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mcp_supervisor import __version__
-from mcp_supervisor.gateway import jsonrpc
+from mcp_supervisor.gateway.server import jsonrpc
 from mcp_supervisor.protocol import error_codes
 from mcp_supervisor.protocol.versions import HANDSHAKE_VERSIONS, MODERN_VERSIONS
 

@@ -28,12 +28,12 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from mcp_supervisor.gateway import jsonrpc
-from mcp_supervisor.gateway.core import GatewayCore
-from mcp_supervisor.gateway.edge import EdgeChecks, is_json_type, read_body_raw
-from mcp_supervisor.gateway.event_log import KEEPALIVE_FRAME
-from mcp_supervisor.gateway.jsonrpc import JsonRpcFault
-from mcp_supervisor.gateway.sessions import ClientSession
+from mcp_supervisor.gateway.frontends.edge import EdgeChecks, is_json_type, read_body_raw
+from mcp_supervisor.gateway.frontends.event_log import KEEPALIVE_FRAME
+from mcp_supervisor.gateway.server import jsonrpc
+from mcp_supervisor.gateway.server.core import GatewayCore
+from mcp_supervisor.gateway.server.jsonrpc import JsonRpcFault
+from mcp_supervisor.gateway.server.sessions import ClientSession
 
 _STREAM_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),

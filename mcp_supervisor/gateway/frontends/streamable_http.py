@@ -13,14 +13,14 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from mcp_supervisor.gateway import jsonrpc, modern
-from mcp_supervisor.gateway.auth import Identity
-from mcp_supervisor.gateway.core import GatewayCore
-from mcp_supervisor.gateway.edge import EdgeChecks, is_json, read_body
-from mcp_supervisor.gateway.event_log import KEEPALIVE_FRAME, EventLog, parse_event_id
-from mcp_supervisor.gateway.jsonrpc import JsonRpcFault
-from mcp_supervisor.gateway.sessions import ClientSession
-from mcp_supervisor.gateway.streamable_http_modern import ModernHttp
+from mcp_supervisor.gateway.frontends.auth import Identity
+from mcp_supervisor.gateway.frontends.edge import EdgeChecks, is_json, read_body
+from mcp_supervisor.gateway.frontends.event_log import KEEPALIVE_FRAME, EventLog, parse_event_id
+from mcp_supervisor.gateway.frontends.streamable_http_modern import ModernHttp
+from mcp_supervisor.gateway.server import jsonrpc, modern
+from mcp_supervisor.gateway.server.core import GatewayCore
+from mcp_supervisor.gateway.server.jsonrpc import JsonRpcFault
+from mcp_supervisor.gateway.server.sessions import ClientSession
 from mcp_supervisor.protocol import error_codes
 from mcp_supervisor.protocol.versions import KNOWN_PROTOCOL_VERSIONS, MODERN_VERSIONS
 

@@ -16,8 +16,8 @@ from typing import Any
 import msgspec
 
 from mcp_supervisor.config.settings import Settings
-from mcp_supervisor.gateway import jsonrpc
-from mcp_supervisor.gateway.backends import CallContext
+from mcp_supervisor.gateway.dataplane.backends import CallContext
+from mcp_supervisor.gateway.server import jsonrpc
 from mcp_supervisor.protocol import error_codes
 
 # Keys whose values never reach the audit file, at any depth: a trail that leaks credentials is a liability.

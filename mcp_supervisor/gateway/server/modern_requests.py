@@ -23,18 +23,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mcp_supervisor.gateway import jsonrpc, modern
-from mcp_supervisor.gateway.auth import Identity
-from mcp_supervisor.gateway.held_budget import HeldBytes
-from mcp_supervisor.gateway.jsonrpc import Incoming
-from mcp_supervisor.gateway.modern import CacheHint, Envelope, Rejection, Shaped
-from mcp_supervisor.gateway.request_state import Binding, RequestStateSealer, StateRejected
-from mcp_supervisor.gateway.sessions import ClientSession
+from mcp_supervisor.gateway.frontends.auth import Identity
+from mcp_supervisor.gateway.server import jsonrpc, modern
+from mcp_supervisor.gateway.server.held_budget import HeldBytes
+from mcp_supervisor.gateway.server.jsonrpc import Incoming
+from mcp_supervisor.gateway.server.modern import CacheHint, Envelope, Rejection, Shaped
+from mcp_supervisor.gateway.server.request_state import Binding, RequestStateSealer, StateRejected
+from mcp_supervisor.gateway.server.sessions import ClientSession
 from mcp_supervisor.protocol import error_codes
 from mcp_supervisor.protocol.versions import MODERN_VERSIONS, Era
 
 if TYPE_CHECKING:
-    from mcp_supervisor.gateway.core import GatewayCore
+    from mcp_supervisor.gateway.server.core import GatewayCore
 
 log = logging.getLogger("mcp_supervisor.gateway")
 

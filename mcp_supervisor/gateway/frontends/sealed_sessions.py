@@ -2,9 +2,10 @@
 gateway, or another replica, serves the session's next request.
 
 The id is `<handle>.<token>`: `handle` is 16 random URL-safe characters (the session's name in logs and in the
-revocation set), `token` the state sealed with AES-256-GCM (the SDK's codec, as for 2026-07-28 requestState,
-gateway/request_state.py). What is sealed: the principal the session is bound to, the negotiated protocol version,
-the client's capabilities and info, the handle, and an absolute expiry (SESSION_MAX_LIFETIME_SECONDS after
+revocation set), `token` the state sealed with AES-256-GCM (the SDK's codec, as for 2026-07-28
+requestState, gateway/server/request_state.py). What is sealed: the principal the session is bound to, the
+negotiated protocol version, the client's capabilities and info, the handle, and an absolute
+expiry (SESSION_MAX_LIFETIME_SECONDS after
 `initialize`: an id cannot slide, the client never learns a new one). A token presented by another principal, one
 that does not verify, has expired or was revoked by DELETE is refused like an unknown session (404).
 
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mcp_supervisor.errors import SupervisorError
-from mcp_supervisor.gateway import jsonrpc
+from mcp_supervisor.gateway.server import jsonrpc
 
 if TYPE_CHECKING:
     from mcp.server.request_state import AESGCMRequestStateCodec

@@ -10,7 +10,7 @@ import bisect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from mcp_supervisor.gateway.event_log import Budget
+from mcp_supervisor.gateway.frontends.event_log import Budget
 from mcp_supervisor.protocol.messages import BackendStatus
 from mcp_supervisor.protocol.states import BackendState
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from mcp_supervisor.errors import SupervisorError
 
 if TYPE_CHECKING:
-    from mcp_supervisor.gateway.oauth import OAuthVerifier
+    from mcp_supervisor.gateway.frontends.oauth import OAuthVerifier
 
 
 class TokenRejected(SupervisorError):

@@ -16,20 +16,20 @@ from mcp_supervisor import __version__
 from mcp_supervisor.config.clients import EVERYTHING, ClientsConfig, Profile
 from mcp_supervisor.config.models import ToolConfig
 from mcp_supervisor.config.settings import Settings
-from mcp_supervisor.gateway import jsonrpc
-from mcp_supervisor.gateway.access import identity_profile, permits_name, permits_uri, visible_items
-from mcp_supervisor.gateway.audit import error_code, open_audit
-from mcp_supervisor.gateway.backends import Backends, BackendUnavailable, CallContext
-from mcp_supervisor.gateway.catalog_view import CatalogView
-from mcp_supervisor.gateway.debounce import Debounced
-from mcp_supervisor.gateway.input_rounds import answer_input_requests
-from mcp_supervisor.gateway.jsonrpc import Incoming, JsonRpcFault
-from mcp_supervisor.gateway.listeners import Listener, Listeners, parse_filter
-from mcp_supervisor.gateway.modern import INPUT_REQUIRED_METHODS, strip_envelope, with_envelope
-from mcp_supervisor.gateway.modern_requests import ModernRequests
-from mcp_supervisor.gateway.pagination import page
-from mcp_supervisor.gateway.server_requests import ServerRequests
-from mcp_supervisor.gateway.sessions import ClientSession, SessionStore
+from mcp_supervisor.gateway.dataplane.backends import Backends, BackendUnavailable, CallContext
+from mcp_supervisor.gateway.server import jsonrpc
+from mcp_supervisor.gateway.server.access import identity_profile, permits_name, permits_uri, visible_items
+from mcp_supervisor.gateway.server.audit import error_code, open_audit
+from mcp_supervisor.gateway.server.catalog_view import CatalogView
+from mcp_supervisor.gateway.server.debounce import Debounced
+from mcp_supervisor.gateway.server.input_rounds import answer_input_requests
+from mcp_supervisor.gateway.server.jsonrpc import Incoming, JsonRpcFault
+from mcp_supervisor.gateway.server.listen_streams import Listener, Listeners, parse_filter
+from mcp_supervisor.gateway.server.modern import INPUT_REQUIRED_METHODS, strip_envelope, with_envelope
+from mcp_supervisor.gateway.server.modern_requests import ModernRequests
+from mcp_supervisor.gateway.server.pagination import page
+from mcp_supervisor.gateway.server.server_requests import ServerRequests
+from mcp_supervisor.gateway.server.sessions import ClientSession, SessionStore
 from mcp_supervisor.protocol import error_codes
 from mcp_supervisor.protocol.versions import HANDSHAKE_VERSIONS, Era
 

@@ -27,9 +27,9 @@ import zmq
 import zmq.asyncio
 
 from mcp_supervisor.errors import ProtocolError, SupervisorError
-from mcp_supervisor.gateway import jsonrpc
-from mcp_supervisor.gateway.metrics import Metrics
-from mcp_supervisor.gateway.sessions import ClientSession
+from mcp_supervisor.gateway.dataplane.metrics import Metrics
+from mcp_supervisor.gateway.server import jsonrpc
+from mcp_supervisor.gateway.server.sessions import ClientSession
 from mcp_supervisor.protocol import codec, error_codes, socket_auth
 from mcp_supervisor.protocol.channel import Channel
 from mcp_supervisor.protocol.endpoints import Endpoints, configure_router

@@ -12,21 +12,21 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import Receive
 
 from mcp_supervisor.config.settings import Settings
-from mcp_supervisor.gateway import jsonrpc
-from mcp_supervisor.gateway.auth import Identity, accepted_credentials, authenticate_static, static_challenges
-from mcp_supervisor.gateway.oauth_refusals import (
+from mcp_supervisor.gateway.frontends.auth import Identity, accepted_credentials, authenticate_static, static_challenges
+from mcp_supervisor.gateway.frontends.dns_rebinding import RequestGuard
+from mcp_supervisor.gateway.frontends.oauth_refusals import (
     InsufficientScope,
     TokenRejected,
     challenge,
     protected_resource_metadata_path,
 )
-from mcp_supervisor.gateway.security import RequestGuard
+from mcp_supervisor.gateway.server import jsonrpc
 from mcp_supervisor.protocol import error_codes
 
 if TYPE_CHECKING:
-    from mcp_supervisor.gateway.oauth import OAuthVerifier
+    from mcp_supervisor.gateway.frontends.oauth import OAuthVerifier
 
-log = logging.getLogger("mcp_supervisor.gateway.auth")
+log = logging.getLogger("mcp_supervisor.gateway.frontends.auth")
 
 
 class EdgeChecks:
@@ -35,7 +35,7 @@ class EdgeChecks:
         self.guard = RequestGuard(settings)
         self.oauth: OAuthVerifier | None = None
         if settings.oauth_enabled:
-            from mcp_supervisor.gateway.oauth import OAuthVerifier  # its libraries only where OAuth is on
+            from mcp_supervisor.gateway.frontends.oauth import OAuthVerifier  # its libraries only where OAuth is on
 
             self.oauth = OAuthVerifier.from_settings(settings)
         self.metadata_url = ""

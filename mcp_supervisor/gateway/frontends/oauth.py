@@ -27,12 +27,12 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from mcp_supervisor.config.settings import Settings
-from mcp_supervisor.gateway.oauth_refusals import InsufficientScope, TokenRejected
+from mcp_supervisor.gateway.frontends.oauth_refusals import InsufficientScope, TokenRejected
 
 if TYPE_CHECKING:  # the SDK costs the gateway 0.5 s of start-up and 21 MB; imported when a token is first verified
     from mcp.server.auth.provider import AccessToken
 
-log = logging.getLogger("mcp_supervisor.gateway.oauth")
+log = logging.getLogger("mcp_supervisor.gateway.frontends.oauth")
 
 # Asymmetric algorithms only: an HMAC "JWT" would be verified with a public key as its secret.
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")

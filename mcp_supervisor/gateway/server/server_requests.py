@@ -28,11 +28,11 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from mcp_supervisor.gateway import jsonrpc
-from mcp_supervisor.gateway.backends import Backends, CallContext
-from mcp_supervisor.gateway.jsonrpc import Incoming
-from mcp_supervisor.gateway.sessions import ClientSession
-from mcp_supervisor.gateway.turns import FairTurns
+from mcp_supervisor.gateway.dataplane.backends import Backends, CallContext
+from mcp_supervisor.gateway.server import jsonrpc
+from mcp_supervisor.gateway.server.jsonrpc import Incoming
+from mcp_supervisor.gateway.server.sessions import ClientSession
+from mcp_supervisor.gateway.server.turns import FairTurns
 from mcp_supervisor.protocol import error_codes
 from mcp_supervisor.protocol.versions import Era
 

@@ -12,7 +12,7 @@ import binascii
 from collections.abc import Sequence
 from typing import Any
 
-from mcp_supervisor.gateway.jsonrpc import JsonRpcFault
+from mcp_supervisor.gateway.server.jsonrpc import JsonRpcFault
 from mcp_supervisor.protocol import error_codes
 
 _PREFIX = "mcps1:"

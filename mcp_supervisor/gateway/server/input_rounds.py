@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from mcp_supervisor.gateway import jsonrpc
-from mcp_supervisor.gateway.backends import CallContext
-from mcp_supervisor.gateway.server_requests import REQUIRED_CAPABILITY
+from mcp_supervisor.gateway.dataplane.backends import CallContext
+from mcp_supervisor.gateway.server import jsonrpc
+from mcp_supervisor.gateway.server.server_requests import REQUIRED_CAPABILITY
 from mcp_supervisor.protocol import error_codes
 
 if TYPE_CHECKING:
-    from mcp_supervisor.gateway.core import GatewayCore
+    from mcp_supervisor.gateway.server.core import GatewayCore
 
 MAX_ROUNDS = 8
 

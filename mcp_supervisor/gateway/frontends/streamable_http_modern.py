@@ -19,13 +19,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from mcp_supervisor.gateway import jsonrpc, modern
-from mcp_supervisor.gateway.auth import Identity
-from mcp_supervisor.gateway.core import GatewayCore
-from mcp_supervisor.gateway.jsonrpc import Incoming
-from mcp_supervisor.gateway.listeners import FilterError, TooManyListeners
-from mcp_supervisor.gateway.modern import Rejection, Shaped
-from mcp_supervisor.gateway.sessions import ClientSession
+from mcp_supervisor.gateway.frontends.auth import Identity
+from mcp_supervisor.gateway.server import jsonrpc, modern
+from mcp_supervisor.gateway.server.core import GatewayCore
+from mcp_supervisor.gateway.server.jsonrpc import Incoming
+from mcp_supervisor.gateway.server.listen_streams import FilterError, TooManyListeners
+from mcp_supervisor.gateway.server.modern import Rejection, Shaped
+from mcp_supervisor.gateway.server.sessions import ClientSession
 from mcp_supervisor.protocol import error_codes
 
 log = logging.getLogger("mcp_supervisor.gateway")

@@ -7,8 +7,8 @@ import logging
 from typing import Any
 
 from mcp_supervisor.config.models import ToolConfig
-from mcp_supervisor.gateway.backends import BackendLink
-from mcp_supervisor.gateway.catalog import (
+from mcp_supervisor.gateway.dataplane.backends import BackendLink
+from mcp_supervisor.gateway.server.catalog import (
     AggregatedPrompts,
     AggregatedResources,
     AggregatedTools,

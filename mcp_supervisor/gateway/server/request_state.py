@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mcp_supervisor.errors import SupervisorError
-from mcp_supervisor.gateway import jsonrpc
+from mcp_supervisor.gateway.server import jsonrpc
 
 if TYPE_CHECKING:
     from mcp.server.request_state import AESGCMRequestStateCodec

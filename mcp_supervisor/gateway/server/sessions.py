@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcp_supervisor.gateway.auth import ANONYMOUS_IDENTITY, Identity
-from mcp_supervisor.gateway.event_log import Budget, EventLog
-from mcp_supervisor.gateway.sealed_sessions import SessionRejected, SessionSealer
+from mcp_supervisor.gateway.frontends.auth import ANONYMOUS_IDENTITY, Identity
+from mcp_supervisor.gateway.frontends.event_log import Budget, EventLog
+from mcp_supervisor.gateway.frontends.sealed_sessions import SessionRejected, SessionSealer
 from mcp_supervisor.protocol.versions import Era
 
 log = logging.getLogger("mcp_supervisor.gateway")
@@ -78,13 +78,14 @@ class ClientSession:
     # "legacy" (a handshake-era session) or "modern" (one 2026-07-28 request's context, never stored).
     era: Era = Era.LEGACY
     # Modern requests only: where a backend's server→client request for this request goes (held for the
-    # client's retry, see gateway/modern_requests.py), called as sink(gateway_id, message).
+    # client's retry, see gateway/server/modern_requests.py), called as sink(gateway_id, message).
     input_sink: Callable[[str, dict[str, Any]], None] | None = None
     # Modern requests only: its call waits for the client's retry (its backend waits for our answer), so a
     # new server→client request from that backend is another call's.
     parked: bool = False
-    # A /mcp session whose id is sealed (gateway/sealed_sessions.py): when that id expires (wall clock; 0 = not
-    # sealed), and whether this process rebuilt it from the id (its earlier streams were another process's).
+    # A /mcp session whose id is sealed (gateway/frontends/sealed_sessions.py): when that id expires (wall
+    # clock; 0 = not sealed), and whether this process rebuilt it from the id (its earlier streams were
+    # another process's).
     sealed_until: float = 0.0
     revived: bool = False
     _drop_told: bool = False

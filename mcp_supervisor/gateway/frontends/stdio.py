@@ -17,13 +17,13 @@ import contextlib
 import logging
 import os
 
-from mcp_supervisor.gateway import jsonrpc, modern
-from mcp_supervisor.gateway.auth import STDIO_IDENTITY
-from mcp_supervisor.gateway.core import GatewayCore
-from mcp_supervisor.gateway.jsonrpc import Incoming, JsonRpcFault
-from mcp_supervisor.gateway.listeners import FilterError, Listener, TooManyListeners
-from mcp_supervisor.gateway.modern import Rejection
-from mcp_supervisor.gateway.sessions import ClientSession
+from mcp_supervisor.gateway.frontends.auth import STDIO_IDENTITY
+from mcp_supervisor.gateway.server import jsonrpc, modern
+from mcp_supervisor.gateway.server.core import GatewayCore
+from mcp_supervisor.gateway.server.jsonrpc import Incoming, JsonRpcFault
+from mcp_supervisor.gateway.server.listen_streams import FilterError, Listener, TooManyListeners
+from mcp_supervisor.gateway.server.modern import Rejection
+from mcp_supervisor.gateway.server.sessions import ClientSession
 from mcp_supervisor.protocol import error_codes
 
 log = logging.getLogger("mcp_supervisor.gateway")

@@ -13,9 +13,9 @@ from typing import Any
 
 from mcp_supervisor.config.clients import EVERYTHING, ClientsConfig, Profile
 from mcp_supervisor.config.settings import Settings
-from mcp_supervisor.gateway.auth import Identity
-from mcp_supervisor.gateway.catalog import ToolRoute
-from mcp_supervisor.gateway.catalog_view import CatalogView
+from mcp_supervisor.gateway.frontends.auth import Identity
+from mcp_supervisor.gateway.server.catalog import ToolRoute
+from mcp_supervisor.gateway.server.catalog_view import CatalogView
 
 
 def identity_profile(clients: ClientsConfig, settings: Settings, identity: Identity) -> Profile:
