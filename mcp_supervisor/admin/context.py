@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,7 @@ from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.control_client import send_command_async
 from mcp_supervisor.gateway.runtime import GatewayRuntime
 from mcp_supervisor.protocol.messages import CommandResult
+from mcp_supervisor.tasks import BackgroundTasks
 
 
 @dataclass
@@ -24,7 +24,7 @@ class AdminContext:
     store: ConfigStore
     hub: EventHub = field(default_factory=EventHub)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
-    _background: set[asyncio.Task[Any]] = field(default_factory=set)
+    _background: BackgroundTasks = field(default_factory=BackgroundTasks)
 
     @property
     def settings(self) -> Settings:
@@ -35,10 +35,7 @@ class AdminContext:
         return await send_command_async(self.runtime.endpoints, self.runtime.credentials, name, key)
 
     def in_background(self, work: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(work)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._background.spawn(work)
 
     async def close(self) -> None:
-        for task in list(self._background):
-            task.cancel()
+        self._background.cancel_all()

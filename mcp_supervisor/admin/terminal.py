@@ -13,6 +13,7 @@ import secrets
 from typing import Any
 
 from mcp_supervisor.admin.terminal_pty import Terminal, TerminalError, default_shell
+from mcp_supervisor.tasks import BackgroundTasks
 
 __all__ = ["DEFAULT_MAX_TERMINALS", "Terminal", "TerminalError", "TerminalLimitError", "TerminalManager"]
 
@@ -34,7 +35,7 @@ class TerminalManager:
         self.max_terminals = max_terminals
         self._terminals: dict[str, Terminal] = {}
         self._reaper: asyncio.Task[None] | None = None
-        self._closing: set[asyncio.Task[None]] = set()
+        self._closing = BackgroundTasks()
 
     def start(self, cols: int = 80, rows: int = 24) -> Terminal:
         if len(self._terminals) >= self.max_terminals:
@@ -77,8 +78,7 @@ class TerminalManager:
     def _forget(self, terminal: Terminal) -> None:
         self._terminals.pop(terminal.id, None)
         if terminal.sweep_task is not None:  # close_all() waits for it too
-            self._closing.add(terminal.sweep_task)
-            terminal.sweep_task.add_done_callback(self._closing.discard)
+            self._closing.hold(terminal.sweep_task)
 
     async def _reap_idle(self) -> None:
         interval = min(max(self.idle_timeout_s / 5, 0.05), 5.0)
@@ -87,6 +87,4 @@ class TerminalManager:
             for terminal in list(self._terminals.values()):
                 if not terminal.closing and terminal.idle_for() >= self.idle_timeout_s:
                     log.info("terminal %s idle for %.0f s; closing it", terminal.id, terminal.idle_for())
-                    task = asyncio.create_task(terminal.close())
-                    self._closing.add(task)
-                    task.add_done_callback(self._closing.discard)
+                    self._closing.spawn(terminal.close())

@@ -35,6 +35,7 @@ from mcp_supervisor.protocol.messages import (
     WorkerHeartbeat,
     WorkerStateReport,
 )
+from mcp_supervisor.tasks import BackgroundTasks
 
 log = logging.getLogger("mcp_supervisor.supervisor")
 
@@ -62,7 +63,7 @@ class ControlServer:
         self._task: asyncio.Task[None] | None = None
         self.on_heartbeat: Callable[[WorkerHeartbeat], None] = lambda beat: None
         self.on_gateway_heartbeat: Callable[[GatewayHeartbeat], None] = lambda beat: None
-        self._commands: set[asyncio.Task[None]] = set()
+        self._commands = BackgroundTasks()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._serve(), name="control-server")
@@ -127,9 +128,7 @@ class ControlServer:
                 case ControlCommand():
                     # A command may wait on the very reports this loop delivers (a restart waits for the new
                     # worker's ready): run it aside so reports and heartbeats keep flowing meanwhile.
-                    task = asyncio.create_task(self._command(identity, message))
-                    self._commands.add(task)
-                    task.add_done_callback(self._commands.discard)
+                    self._commands.spawn(self._command(identity, message))
 
 
 def _known_peer(user: str) -> bool:

@@ -64,6 +64,7 @@ from mcp_supervisor.supervisor.zygote import Zygote, fork_unsupported
 from mcp_supervisor.system.logs import configure_logging
 from mcp_supervisor.system.process_tree import INSTANCE_ENV, PARENT_PID_ENV
 from mcp_supervisor.system.sandbox import SandboxUnavailable
+from mcp_supervisor.tasks import BackgroundTasks
 
 log = logging.getLogger("mcp_supervisor.supervisor")
 
@@ -105,7 +106,7 @@ class Supervisor:
         )
         self._stopping = asyncio.Event()
         self._exit_code = 0
-        self._tasks: set[asyncio.Future[Any]] = set()
+        self._tasks = BackgroundTasks()
         self._launcher: BackendLauncher | None = None
         # Package fetches and cache copies before npx/uvx backends start (supervisor/package_cache.py).
         self._helpers = HelperProcesses()
@@ -195,9 +196,7 @@ class Supervisor:
 
     def _background(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run `work` without awaiting it, keeping a reference so the task is not garbage-collected."""
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(work)
 
     # ------------------------------------------------------------------ spawning
 

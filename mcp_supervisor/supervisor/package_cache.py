@@ -35,6 +35,7 @@ from pathlib import Path
 
 from mcp_supervisor.errors import SupervisorError
 from mcp_supervisor.supervisor.package_specs import PackageRequest
+from mcp_supervisor.tasks import BackgroundTasks
 
 log = logging.getLogger("mcp_supervisor.supervisor")
 
@@ -60,7 +61,7 @@ class PackageCache:
         self.fetch_timeout_s = fetch_timeout_s
         self._locks: dict[str, asyncio.Lock] = {}
         self._swept: asyncio.Future[None] | None = None
-        self._removals: set[asyncio.Future[None]] = set()
+        self._removals = BackgroundTasks()
 
     def entry_dir(self, request: PackageRequest) -> Path:
         return self.root / request.tool / request.entry_id
@@ -105,9 +106,7 @@ class PackageCache:
         await asyncio.shield(self._swept)
 
     def _remove_later(self, path: Path) -> None:
-        task = asyncio.ensure_future(asyncio.to_thread(shutil.rmtree, path, True))
-        self._removals.add(task)
-        task.add_done_callback(self._removals.discard)
+        self._removals.spawn(asyncio.to_thread(shutil.rmtree, path, True))
 
     def _staging(self, prefix: str) -> Path:
         return Path(tempfile.mkdtemp(prefix=prefix, dir=self.root / ".tmp"))

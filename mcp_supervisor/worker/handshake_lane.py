@@ -34,6 +34,7 @@ import msgspec
 from mcp_supervisor.errors import BackendError
 from mcp_supervisor.protocol.error_codes import BACKEND_UNAVAILABLE
 from mcp_supervisor.protocol.messages import Reply
+from mcp_supervisor.tasks import BackgroundTasks
 from mcp_supervisor.worker import envelope
 from mcp_supervisor.worker.connection import BackendConnection
 from mcp_supervisor.worker.era import handshake
@@ -73,7 +74,7 @@ class HandshakeLane:
         self._holder: asyncio.Task[None] | None = None
         self._opening: asyncio.Future[BackendRelay | None] | None = None
         self._pump: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks()
         self.relay: BackendRelay | None = None
         self._level: dict[str, Any] | None = None  # the last logging/setLevel params the gateway sent
         self.refused = False  # the backend has no handshake era: everything goes on the primary connection
@@ -141,9 +142,7 @@ class HandshakeLane:
             await relay.exchange(method, params, self._timeout)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(work)
 
     def claims(self, body: bytes) -> bool:
         """Whether a notification from the gateway is the lane's: an answer to one of its backend's requests, a
@@ -260,8 +259,7 @@ class HandshakeLane:
         self._holder = None
 
     async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel_all()
         if self._opening is not None and not self._opening.done():
             self._opening.cancel()
         await self._close_connection()

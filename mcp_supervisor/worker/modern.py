@@ -18,7 +18,6 @@ An `InputRequiredResult` (`resultType: "input_required"`) is an ordinary result 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +26,7 @@ import msgspec
 
 from mcp_supervisor.protocol.error_codes import INVALID_PARAMS, METHOD_NOT_FOUND
 from mcp_supervisor.protocol.messages import Reply
+from mcp_supervisor.tasks import BackgroundTasks
 from mcp_supervisor.worker.envelope import complete, untag
 from mcp_supervisor.worker.listen_stream import CloseStream, Listener, OpenStream
 
@@ -59,7 +59,7 @@ class ModernHop:
         self._send_reply = send_reply
         self._timeout = timeout
         self.listener = Listener(capabilities, open_stream, close_stream, ack_timeout=timeout)
-        self._background: set[asyncio.Task[None]] = set()
+        self._background = BackgroundTasks()
 
     # ---------------------------------------------------------------- outgoing
 
@@ -120,9 +120,7 @@ class ModernHop:
             self._send_reply(Reply(rid=rid, error=_error(METHOD_NOT_FOUND, message)))
             return
         version = self.listener.subscribe(uri)
-        task = asyncio.create_task(self._answer_subscribe(rid, uri, version))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._background.spawn(self._answer_subscribe(rid, uri, version))
 
     async def _answer_subscribe(self, rid: int, uri: str, version: int) -> None:
         """Answered once the backend acknowledged a listen stream with the URI: an update that follows the

@@ -34,6 +34,7 @@ from mcp_supervisor.gateway.server import jsonrpc
 from mcp_supervisor.gateway.server.core import GatewayCore
 from mcp_supervisor.gateway.server.jsonrpc import JsonRpcFault
 from mcp_supervisor.gateway.server.sessions import ClientSession
+from mcp_supervisor.tasks import BackgroundTasks
 
 _STREAM_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -68,7 +69,7 @@ class LegacySseEndpoint:
     def __init__(self, core: GatewayCore, edge: EdgeChecks) -> None:
         self.core = core
         self.edge = edge
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks()
         self.stream = _AsgiEndpoint(self._stream)
         self.post = _AsgiEndpoint(self._post)
 
@@ -157,9 +158,7 @@ class LegacySseEndpoint:
             # The reply goes where every reply goes (the stream); the POST says what went wrong too.
             session.push(fault.to_bytes())
             return Response(fault.to_bytes(), status_code=400, media_type="application/json")
-        task = asyncio.create_task(self._process(session, message))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._process(session, message))
         return None
 
     async def _back_pressure(self, session: ClientSession) -> Response | None:

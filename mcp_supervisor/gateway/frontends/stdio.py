@@ -25,6 +25,7 @@ from mcp_supervisor.gateway.server.listen_streams import FilterError, Listener, 
 from mcp_supervisor.gateway.server.modern import Rejection
 from mcp_supervisor.gateway.server.sessions import ClientSession
 from mcp_supervisor.protocol import error_codes
+from mcp_supervisor.tasks import BackgroundTasks
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
@@ -36,7 +37,7 @@ class StdioFrontend:
         self.core = core
         self._in_fd = in_fd
         self._out = os.fdopen(out_fd, "wb", buffering=0)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks()
         # 2026-07-28 requests in flight and listen streams, by request id: notifications/cancelled ends them.
         self._modern: dict[jsonrpc.RequestId, asyncio.Task[None]] = {}
         self._listeners: dict[jsonrpc.RequestId, Listener] = {}
@@ -74,8 +75,7 @@ class StdioFrontend:
                     self._start(session, line)
             for listener in self._listeners.values():
                 self.core.listeners.remove(listener)
-            if self._tasks:
-                await asyncio.wait(self._tasks, timeout=5.0)
+            await self._tasks.wait(timeout=5.0)
         finally:
             # Closing the session lets the writer flush what is logged, then end: replies are not lost.
             self.core.sessions.close(session.id)
@@ -85,9 +85,7 @@ class StdioFrontend:
             log.info("The stdio client closed its input; stopping.")
 
     def _start(self, session: ClientSession, line: bytes) -> None:
-        task = asyncio.create_task(self._process(session, line))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._process(session, line))
 
     async def _process(self, session: ClientSession, line: bytes) -> None:
         """Replies go down the same ordered log as notifications: a request's progress is written before its

@@ -32,6 +32,7 @@ from mcp_supervisor.gateway.server.server_requests import ServerRequests
 from mcp_supervisor.gateway.server.sessions import ClientSession, SessionStore
 from mcp_supervisor.protocol import error_codes
 from mcp_supervisor.protocol.versions import HANDSHAKE_VERSIONS, Era
+from mcp_supervisor.tasks import BackgroundTasks
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
@@ -68,7 +69,7 @@ class GatewayCore:
         self.sessions = sessions
         self.catalog = CatalogView(settings.separator, tool_config)
         self.server_requests = ServerRequests(backends, settings.server_request_timeout_s)
-        self._background: set[asyncio.Future[None]] = set()
+        self._background = BackgroundTasks()
         self.clients = ClientsConfig()
         self.clients_generation = 0
         self.audit = open_audit(settings)
@@ -79,8 +80,7 @@ class GatewayCore:
 
     def keep(self, task: asyncio.Future[Any]) -> None:
         """Hold a background task until it ends (the loop keeps only weak references)."""
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._background.hold(task)
 
     # ------------------------------------------------------------------ catalog
 
