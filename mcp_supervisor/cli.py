@@ -30,6 +30,7 @@ def _running_config_dir(args: argparse.Namespace) -> Path | None:
     checkout finds what `make run` started there. None: keep the default and its "no supervisor" error."""
     from mcp_supervisor.protocol.endpoints import RUNTIME_DIR_ENV, supervisor_running
 
+    # Before Settings on purpose: which config dir to load settings from is what is being decided.
     if args.config_dir or os.environ.get("MCP_SUPERVISOR_CONFIG_DIR") or os.environ.get(RUNTIME_DIR_ENV):
         return None
     if supervisor_running(Path("config").resolve()) or not supervisor_running(MAKE_RUN_CONFIG.resolve()):

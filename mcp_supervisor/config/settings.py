@@ -134,6 +134,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     audit_arguments: bool = False
     audit_max_bytes: int = 10 * 1024 * 1024
     audit_backups: int = 5
+    # How often the supervisor samples each child's process tree (RSS, CPU) for status and /metrics.
+    sample_interval_s: float = 2.0
+    # uvicorn's access log (one line per HTTP request) in the gateway's log: off unless asked for.
+    access_log: bool = False
 
     @property
     def auth_enabled(self) -> bool:
@@ -264,6 +268,8 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         audit_arguments=(env.get("AUDIT_ARGUMENTS") or "").strip().lower() in _TRUE,
         audit_max_bytes=_int(env, "AUDIT_LOG_MAX_MB", 10, 1, 1 << 20) * 1024 * 1024,
         audit_backups=_int(env, "AUDIT_LOG_BACKUPS", 5, 0, 1000),
+        sample_interval_s=_float(env, "MCP_SUPERVISOR_SAMPLE_SECONDS", 2.0),
+        access_log=(env.get("MCP_SUPERVISOR_ACCESS_LOG") or "").strip() == "1",
         **_oauth_from_env(env),
     )
 

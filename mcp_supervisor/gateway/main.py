@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import ctypes
 import logging
-import os
 from pathlib import Path
 from types import FrameType
 
@@ -88,7 +87,7 @@ def _serve_http(runtime: GatewayRuntime, settings: Settings) -> int:
         proxy_headers=bool(settings.forwarded_allow_ips),
         forwarded_allow_ips=list(settings.forwarded_allow_ips) or None,
         log_level=settings.log_level.lower(),
-        access_log=os.environ.get("MCP_SUPERVISOR_ACCESS_LOG") == "1",
+        access_log=settings.access_log,
         lifespan="on",
         timeout_graceful_shutdown=3,
         # One header less to build and validate on every response (h11 checks each one in Python); the

@@ -156,6 +156,7 @@ class PackageCache:
         return target
 
     async def _command(self, argv: list[str], request: PackageRequest) -> None:
+        # Our own environment handed to our own copy command (cp/tar), not a setting read.
         code, output = await self._run(argv, dict(os.environ), COPY_TIMEOUT_S)
         if code != 0:
             raise PackageFetchError(

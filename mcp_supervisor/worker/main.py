@@ -363,6 +363,8 @@ def main() -> int:
     # supervisor, so this worker's exit sweeps exactly its own backend's processes and no one else's.
     become_subreaper()
     set_title(f"mcp-supervisor: worker[{spec.server.key}]")
+    # Not Settings: a worker reads only its spawn environment and its spec; the supervisor sets this variable
+    # from Settings.log_level before spawning (it is needed before the spec is acted on).
     configure_logging(
         os.environ.get("MCP_SUPERVISOR_LOG_LEVEL", "INFO"),
         f"%(asctime)s worker[{spec.server.key}] %(levelname)s %(message)s",

@@ -139,6 +139,7 @@ def main() -> int:
         raise SystemExit(f"{ZYGOTE_FD_ENV} is not set: the zygote is started by `mcp-supervisor start`.")
     die_with_parent()  # the zygote is the supervisor's own child
     set_title("mcp-supervisor: zygote")
+    # Not Settings: the zygote reads only its spawn environment, which the supervisor set from Settings.log_level.
     logging.basicConfig(
         level=os.environ.get("MCP_SUPERVISOR_LOG_LEVEL", "INFO"),
         format="%(asctime)s zygote %(levelname)s %(message)s",
@@ -290,7 +291,7 @@ def _become_worker(sock: socket.socket, fds: list[int]) -> None:
         gc.enable()
         # The parent-death signal is about the *current* parent: set it (worker_main does) only once we are
         # the supervisor's, not while the intermediate that is about to exit is still our parent.
-        supervisor = int(os.environ.get(PARENT_PID_ENV) or 0)
+        supervisor = int(os.environ.get(PARENT_PID_ENV) or 0)  # the spawn environment, not a setting
         deadline = time.monotonic() + REPARENT_TIMEOUT_S
         while supervisor and os.getppid() != supervisor:
             if os.getppid() == 1 or time.monotonic() > deadline:
