@@ -1,38 +1,7 @@
 """A sandbox per stdio backend: the plan that turns (command, args, policy, host) into the argv to exec, plus a
 per-feature account of what is enforced and what is not (for `status`, `/health/backends`, the admin).
 
-Composition, from strongest to weakest, picked per host by `plan_sandbox`:
-
-- **bwrap**: bubblewrap does namespaces (user, mount, pid, ipc, uts, cgroup, and net: empty, or wired to a
-  user-mode stack by the worker, `network.py`) and the mounts (`bwrap.py`). Landlock is added only for what
-  mounts cannot do: TCP ports of `network.allow`; and where the host network is shared (no slirp4netns),
-  its scopes (ABI 6+) forbid connecting to the host's abstract unix sockets, which live in the network namespace
-  (the containerd-shim escape, CVE-2020-15257, was exactly that), and signalling out. The outer stage applies
-  that scope-only domain before exec'ing bwrap (a domain that does not handle the filesystem leaves mounts
-  alone), so nothing of ours runs inside. Landlock filesystem rules would only repeat the read-only mounts.
-- **landlock** (no usable bwrap): Landlock alone limits reads to the system trees and granted paths minus the
-  hidden ones, writes to HOME, /tmp and writePaths, /proc to the backend's own pid directory; its scopes refuse
-  signals and abstract sockets out of the domain. There is no mount or pid namespace: /tmp is the host's,
-  unix sockets under hidden paths can still be connected to (Landlock ABI 7 does not cover connect), other
-  pids can be probed. `required` refuses this method.
-- **limits-only**: cgroup and rlimits, nothing else.
-
-The argv is staged: an outer stage joins the backend's cgroup and sets rlimits (a one-line `sh` when that is
-all, ~1 ms; else the Python launcher, `launch.py`, ~7 ms, which also drops to `run_as` and applies Landlock),
-then bwrap, then the backend. Every stage execs the next: the pid the worker holds is bwrap's (or the backend's,
-without bwrap), and stdio, environment and exit status pass through.
-
-seccomp is not used. What a syscall filter would add here is mostly covered already: nested user namespaces
-are refused (--disable-userns), all capabilities are dropped, no_new_privs is set; bpf, perf_event_open and
-userfaultfd are host sysctls. A denylist written by hand in BPF (stdlib only) is easy to get subtly wrong (x32
-and compat syscall numbers, clone3 flags behind a pointer) and would break runtimes in ways the report could not
-explain. If one is wanted later, bwrap's --seccomp FD takes a compiled program; compile it with libseccomp.
-
-Resource limits: a per-backend cgroup (`cgroups.py`) that the launcher (`launch.py`) joins before exec, so the
-whole tree starts inside it. rlimits are the floor: RLIMIT_CORE=0 always (a core dump holds the environment).
-RLIMIT_NPROC is not used for `pids`: it counts every process of the uid (the worker's and supervisor's too,
-when they share it) and the kernel ignores it for root. RLIMIT_AS is not used for `memoryMb`: V8 reserves
-large virtual ranges and node fails at start-up under it.
+Design: docs/architecture.md, "The sandbox plan".
 """
 
 from __future__ import annotations
@@ -51,7 +20,7 @@ from mcp_supervisor.system.exposure import UNPRIVILEGED
 from mcp_supervisor.system.launch import EXIT_LAUNCH_FAILED, Spec
 from mcp_supervisor.system.network import NetworkSetup, account_unshared, decide_network
 from mcp_supervisor.system.paths import arg_paths, command_paths, is_within, minimal_cover, resolve_command
-from mcp_supervisor.system.probe import HostCapabilities, probe_host
+from mcp_supervisor.system.probe import BwrapSupport, HostCapabilities, probe_host
 from mcp_supervisor.system.sandbox_policy import FEATURES, SandboxMode, SandboxPolicy, SandboxUnavailable
 
 __all__ = [
@@ -235,22 +204,10 @@ def plan_sandbox(
     if not os.path.isdir(state_dir):
         raise ValueError(f"The state directory {state_dir} of {name} does not exist; create it before planning.")
     warnings: list[str] = []
-    state_dir = os.path.abspath(state_dir)
-    workdir = os.path.abspath(cwd) if cwd else state_dir
-    program = resolve_command(command, env.get("PATH"), workdir)
-    named_read, named_write = _grants(program, args, workdir, state_dir, env.get("PATH"), policy, warnings)
-    readable = minimal_cover(named_read)  # for the account's count
-    # The backend's own state dir may sit inside a hidden tree (the directory of every backend's state): it is
-    # mounted (bwrap) or granted (Landlock) after and apart from the hidden ones, so it stays usable.
-    hidden = minimal_cover(
-        [os.path.realpath(p) for p in hidden_paths if os.path.lexists(p)]
-        + [os.path.realpath(p) for p in host.secret_files]
-    )
-    others = hidden_neighbours(neighbours, host, [*named_read, *named_write, workdir, state_dir])
+    layout = _layout(command, args, cwd, env, policy, host, state_dir, hidden_paths, neighbours, warnings)
     uid = run_as[0] if run_as is not None else host.euid
     bwrap = host.bwrap if host.bwrap is not None and (uid == 0 or host.bwrap.userns) else None
     method: Method = "bwrap" if bwrap else "landlock" if host.landlock_abi >= 1 else "limits-only"
-
     account = Account()
     use_cgroup = cgroup if cgroup is not None and host.cgroup is not None else None
     limits = account_limits(policy, host, use_cgroup, account)
@@ -259,54 +216,19 @@ def plan_sandbox(
     if use_cgroup is not None:
         outer.cgroup_procs = list(use_cgroup.procs_files(limits))
     outer.run_as = run_as
-    plan_env = {**env, "HOME": state_dir}
-    if "PWD" in plan_env:
-        plan_env["PWD"] = workdir
-    if "TMPDIR" in plan_env:
-        plan_env["TMPDIR"] = "/tmp"  # the inherited one may name a directory the sandbox does not show
 
     network: NetworkSetup | None = None
-    if method == "bwrap":
-        assert bwrap is not None
-        decision = decide_network(
-            policy, bwrap.userns, (host.slirp4netns, host.slirp_problem), host.landlock_abi, account
-        )
-        scoped = decision.mode == "host" and host.landlock_abi >= 6
-        if scoped or decision.connect_ports:
-            # Applied by the outer stage, before bwrap: a domain that does not handle the filesystem leaves mounts
-            # alone (Landlock restricts them only for domains that handle it), and bwrap and the backend inherit it.
-            outer.landlock_abi, outer.filesystem, outer.scope = host.landlock_abi, False, scoped
-            outer.connect_ports = list(decision.connect_ports)
-        if decision.setup is not None:
-            network = msgspec.structs.replace(decision.setup, cgroup_procs=tuple(outer.cgroup_procs))
-        sandboxed = bwrap_argv(
-            bwrap,
-            root=uid == 0,
-            network=decision.mode == "host",
-            private_network=decision.mode == "private",
-            system_trees=host.system_trees,
-            system_links=host.system_links,
-            extra_read=host.extra_read,
-            readable=named_read,
-            writable=named_write,
-            hidden=hidden,
-            neighbours=others,
-            mounts=mounts,
-            state_dir=state_dir,
-            cwd=workdir,
-            program=[program, *args],
-        )
-        account_bwrap(policy, host, uid, len(readable), len(hidden) + len(others), account)
+    program = [layout.program, *args]
+    if bwrap is not None:
+        program, network = _bwrap_stage(bwrap, policy, host, uid, layout, mounts, outer, account, program)
     elif mounts:
         raise ValueError(f"The sandbox of {name} cannot show a directory elsewhere without bubblewrap.")
     elif method == "landlock":
-        sandboxed = [program, *args]
-        _landlock_spec(outer, policy, host, named_read, named_write, hidden, state_dir)
-        outer.neighbours = others
+        _landlock_spec(outer, policy, host, layout.read, layout.write, layout.hidden, layout.state_dir)
+        outer.neighbours = layout.others
         account_landlock(policy, host, uid, account)
         account_unshared(policy, host.bwrap_problem, account)
     else:
-        sandboxed = [program, *args]
         account_nothing(policy, host, account)
         account_unshared(policy, host.bwrap_problem, account)
     if run_as is not None:
@@ -320,11 +242,11 @@ def plan_sandbox(
             f"The backend {name} was not started because SANDBOX=required and this host cannot enforce: {missing}."
         )
     return SandboxPlan(
-        argv=_outer_stage(host, outer, sandboxed),
+        argv=_outer_stage(host, outer, program),
         stage=outer,
-        program=sandboxed,
-        env=plan_env,
-        cwd=workdir,
+        program=program,
+        env=_plan_env(env, layout.state_dir, layout.workdir),
+        cwd=layout.workdir,
         method=method,
         enforced=account.enforced,
         not_enforced=account.gaps,
@@ -334,6 +256,99 @@ def plan_sandbox(
         warnings=tuple(warnings),
         network=network,
     )
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The paths of one plan, looked up once: what the backend is granted, and what is masked from it."""
+
+    state_dir: str
+    workdir: str
+    program: str
+    read: list[str]  # as named (not reduced to a cover: see _grants)
+    write: list[str]
+    readable_count: int  # for the account
+    hidden: list[str]
+    others: list[str]  # the neighbours' grants to hide (hidden_neighbours)
+
+
+def _layout(
+    command: str,
+    args: list[str],
+    cwd: str | None,
+    env: dict[str, str],
+    policy: SandboxPolicy,
+    host: HostCapabilities,
+    state_dir: str,
+    hidden_paths: list[str],
+    neighbours: Sequence[str],
+    warnings: list[str],
+) -> _Layout:
+    state_dir = os.path.abspath(state_dir)
+    workdir = os.path.abspath(cwd) if cwd else state_dir
+    program = resolve_command(command, env.get("PATH"), workdir)
+    named_read, named_write = _grants(program, args, workdir, state_dir, env.get("PATH"), policy, warnings)
+    # The backend's own state dir may sit inside a hidden tree (the directory of every backend's state): it is
+    # mounted (bwrap) or granted (Landlock) after and apart from the hidden ones, so it stays usable.
+    hidden = minimal_cover(
+        [os.path.realpath(p) for p in hidden_paths if os.path.lexists(p)]
+        + [os.path.realpath(p) for p in host.secret_files]
+    )
+    others = hidden_neighbours(neighbours, host, [*named_read, *named_write, workdir, state_dir])
+    return _Layout(state_dir, workdir, program, named_read, named_write, len(minimal_cover(named_read)), hidden, others)
+
+
+def _plan_env(env: dict[str, str], state_dir: str, workdir: str) -> dict[str, str]:
+    plan_env = {**env, "HOME": state_dir}
+    if "PWD" in plan_env:
+        plan_env["PWD"] = workdir
+    if "TMPDIR" in plan_env:
+        plan_env["TMPDIR"] = "/tmp"  # the inherited one may name a directory the sandbox does not show
+    return plan_env
+
+
+def _bwrap_stage(
+    bwrap: BwrapSupport,
+    policy: SandboxPolicy,
+    host: HostCapabilities,
+    uid: int,
+    layout: _Layout,
+    mounts: Sequence[tuple[str, str]],
+    outer: Spec,
+    account: Account,
+    program: list[str],
+) -> tuple[list[str], NetworkSetup | None]:
+    """bwrap's argv around `program`, and the network namespace the worker wires, if any; fills `outer`'s
+    Landlock part (what mounts cannot do) and the account."""
+    decision = decide_network(policy, bwrap.userns, (host.slirp4netns, host.slirp_problem), host.landlock_abi, account)
+    scoped = decision.mode == "host" and host.landlock_abi >= 6
+    if scoped or decision.connect_ports:
+        # Applied by the outer stage, before bwrap: a domain that does not handle the filesystem leaves mounts
+        # alone (Landlock restricts them only for domains that handle it), and bwrap and the backend inherit it.
+        outer.landlock_abi, outer.filesystem, outer.scope = host.landlock_abi, False, scoped
+        outer.connect_ports = list(decision.connect_ports)
+    network = None
+    if decision.setup is not None:
+        network = msgspec.structs.replace(decision.setup, cgroup_procs=tuple(outer.cgroup_procs))
+    sandboxed = bwrap_argv(
+        bwrap,
+        root=uid == 0,
+        network=decision.mode == "host",
+        private_network=decision.mode == "private",
+        system_trees=host.system_trees,
+        system_links=host.system_links,
+        extra_read=host.extra_read,
+        readable=layout.read,
+        writable=layout.write,
+        hidden=layout.hidden,
+        neighbours=layout.others,
+        mounts=mounts,
+        state_dir=layout.state_dir,
+        cwd=layout.workdir,
+        program=program,
+    )
+    account_bwrap(policy, host, uid, layout.readable_count, len(layout.hidden) + len(layout.others), account)
+    return sandboxed, network
 
 
 def _launcher(host: HostCapabilities, spec: Spec, program: list[str]) -> list[str]:

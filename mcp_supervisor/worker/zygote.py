@@ -1,24 +1,6 @@
 """The zygote: a process with the worker's modules imported that forks each worker, copy-on-write.
 
-A spawned worker is a fresh interpreter importing asyncio, pyzmq and msgspec again (~0.1 s of CPU and ~15 MB
-of private memory each); a forked one shares those pages with the zygote until it writes to them. The zygote
-imports, collects and `gc.freeze()`s once (frozen objects are never touched by the collector again, so their
-pages stay shared), and then only answers fork requests from the supervisor on a unix socketpair:
-
-- a request is the word `fork` with two or three fds (SCM_RIGHTS): the worker's stdout/stderr capture pipe, its
-  handoff memfd, and for a stdio backend the pipe its backend's stderr goes to. The zygote never reads any; it
-  learns nothing of a spawn but those descriptors, and closes them as soon as the fork is done;
-- it double-forks: the intermediate child exits at once, so the worker is reparented to the supervisor (a child
-  subreaper), which reaps and supervises it exactly like a worker it spawned. The reply is the worker's pid.
-
-The forked worker starts its own session, dups its fds into place, closes every other one, waits until it has
-been reparented to the supervisor (a parent-death signal set before would fire when the intermediate exits),
-and runs the worker's `main()`, which creates its event loop and ZeroMQ context then: nothing of either exists in
-the zygote. The worker execs its backend through the planned `Launch` (sandbox included), as a spawned one does.
-
-Forking a process that runs threads is unsafe (a lock held by another thread stays held forever in the child).
-If the zygote finds itself with more than one thread after its imports (a `sitecustomize` or an agent that
-starts threads, say), it says so instead of `ready` and exits; the supervisor then spawns workers and reports why.
+Design: docs/architecture.md, "The zygote".
 """
 
 from __future__ import annotations
