@@ -17,9 +17,10 @@ from mcp_supervisor.system.bwrap import bwrap_argv, command_pids
 from mcp_supervisor.system.cgroups import BackendCgroup, CgroupLimits
 from mcp_supervisor.system.enforcement import Account, account_bwrap, account_landlock, account_limits, account_nothing
 from mcp_supervisor.system.exposure import UNPRIVILEGED
+from mcp_supervisor.system.grants import backend_grants, hidden_neighbours, named_grants
 from mcp_supervisor.system.launch import EXIT_LAUNCH_FAILED, Spec
 from mcp_supervisor.system.network import NetworkSetup, account_unshared, decide_network
-from mcp_supervisor.system.paths import arg_paths, command_paths, is_within, minimal_cover, resolve_command
+from mcp_supervisor.system.paths import minimal_cover, resolve_command
 from mcp_supervisor.system.probe import BwrapSupport, HostCapabilities, probe_host
 from mcp_supervisor.system.sandbox_policy import FEATURES, SandboxMode, SandboxPolicy, SandboxUnavailable
 
@@ -87,86 +88,6 @@ def _passthrough(command: str, args: list[str], cwd: str | None, env: dict[str, 
     )
 
 
-def _existing(paths: list[str] | tuple[str, ...], what: str, warnings: list[str]) -> list[str]:
-    found = []
-    for path in paths:
-        if os.path.exists(path):
-            found.append(os.path.abspath(path))
-        else:
-            warnings.append(f"The {what} path {path} does not exist; it was left out of the sandbox.")
-    return found
-
-
-def _grants(
-    program: str,
-    args: Sequence[str],
-    workdir: str,
-    state_dir: str,
-    path_env: str | None,
-    policy: SandboxPolicy,
-    warnings: list[str],
-) -> tuple[list[str], list[str]]:
-    """(readable, writable): what a backend is granted besides the system and its HOME, each path as named (not
-    reduced to a cover: a path inside another may lie inside a neighbour's path too, and must be shown again)."""
-    from_args, arg_warnings = arg_paths(args, workdir)
-    warnings += arg_warnings
-    readable = [
-        *command_paths(program, path_env),
-        *from_args,
-        *([workdir] if workdir != state_dir and os.path.isdir(workdir) else []),
-        *_existing(policy.read_paths, "readPaths", warnings),
-    ]
-    writable = _existing(policy.write_paths, "writePaths", warnings)
-    return list(dict.fromkeys(map(os.path.normpath, readable))), list(dict.fromkeys(map(os.path.normpath, writable)))
-
-
-def backend_grants(
-    command: str, args: Sequence[str], cwd: str | None, path_env: str | None, policy: SandboxPolicy, state_dir: str
-) -> list[str]:
-    """Every existing path a backend is granted (its command's directory and interpreters, the paths in its args,
-    its cwd, readPaths, writePaths), found as `plan_sandbox` finds them: what the other backends must not see."""
-    state_dir = os.path.abspath(state_dir)
-    workdir = os.path.abspath(cwd) if cwd else state_dir
-    program = resolve_command(command, path_env, workdir)
-    readable, writable = _grants(program, args, workdir, state_dir, path_env, policy, [])
-    return minimal_cover([*readable, *writable])
-
-
-# Never hidden from a backend, whoever else is granted them: the mounts every sandbox makes itself.
-_OWN_MOUNTS = ("/tmp", "/proc", "/dev")
-
-
-def hidden_neighbours(neighbours: Sequence[str], host: HostCapabilities, own: Sequence[str]) -> list[str]:
-    """The real paths of other backends' grants to hide from this one. Left visible: a path this backend is
-    granted too (shared on purpose), a system directory (`node` under /usr is everybody's) and a path holding one
-    (or /tmp, /proc, /dev). A neighbour's path that holds one of this backend's own grants is hidden, and the
-    grant inside is shown again by the mounts (bwrap) or rules (Landlock)."""
-    system = [os.path.realpath(p) for p in (*host.system_trees, *host.extra_read)]
-    own_real = {os.path.realpath(p) for p in own}
-    found: set[str] = set()
-    for path in dict.fromkeys(neighbours):  # with many backends, most grants are shared (the same interpreter)
-        if not os.path.lexists(path):
-            continue
-        real = os.path.realpath(path)
-        if real in own_real or real == "/" or real in found:
-            continue
-        if any(is_within(real, s) or is_within(s, real) for s in system):
-            continue
-        if any(is_within(m, real) for m in _OWN_MOUNTS):
-            continue
-        found.add(real)
-    # The outermost paths only: a path whose ancestor is hidden too adds nothing (linear in paths x depth).
-    return sorted(p for p in found if not any(a in found for a in _ancestors(p)))
-
-
-def _ancestors(path: str) -> list[str]:
-    parents = []
-    while (parent := os.path.dirname(path)) != path:
-        parents.append(parent)
-        path = parent
-    return parents
-
-
 def plan_sandbox(
     command: str,
     args: list[str],
@@ -185,62 +106,33 @@ def plan_sandbox(
     name: str = "backend",
 ) -> SandboxPlan:
     """How to start one backend. No side effects (it only looks paths up); raises SandboxUnavailable in
-    `required` mode when a requested feature cannot be enforced, naming each one and why.
-
-    `state_dir` must exist: it becomes HOME, writable, and the cwd when `cwd` is None. `hidden_paths` are
-    masked even inside readable trees (and inside this backend's own grants). `neighbours` are the paths granted
-    to the other backends (`backend_grants`): masked too, except where this backend is granted them as well and
-    where they are system directories; this backend's own grants inside them stay visible. `mounts` are
-    (host directory, path in the sandbox) pairs shown writable elsewhere than on the host (bwrap only: an install's
-    staging directory shown as the tools folder); ValueError when the method cannot. `cgroup` (from
-    `InstanceCgroup.backend`) is used when the host has cgroups. `run_as` (uid, gid) drops privileges before the
-    sandbox starts: as root, the owner of every root-owned file in the read-only system, a backend can read what
-    the mode bits protect from others.
-    """
+    `required` mode when a requested feature cannot be enforced, naming each one and why. The arguments:
+    docs/architecture.md, "The sandbox plan"."""
     if mode == "off":
         return _passthrough(command, args, cwd, env, "not sandboxed: SANDBOX is off")
     if not policy.enabled:
         return _passthrough(command, args, cwd, env, f'not sandboxed: "sandbox": {{"enabled": false}} for {name}')
     if not os.path.isdir(state_dir):
         raise ValueError(f"The state directory {state_dir} of {name} does not exist; create it before planning.")
-    warnings: list[str] = []
-    layout = _layout(command, args, cwd, env, policy, host, state_dir, hidden_paths, neighbours, warnings)
+    layout = _layout(command, args, cwd, env, policy, host, state_dir, hidden_paths, neighbours)
     uid = run_as[0] if run_as is not None else host.euid
     bwrap = host.bwrap if host.bwrap is not None and (uid == 0 or host.bwrap.userns) else None
     method: Method = "bwrap" if bwrap else "landlock" if host.landlock_abi >= 1 else "limits-only"
+    if mounts and bwrap is None:
+        raise ValueError(f"The sandbox of {name} cannot show a directory elsewhere without bubblewrap.")
     account = Account()
     use_cgroup = cgroup if cgroup is not None and host.cgroup is not None else None
     limits = account_limits(policy, host, use_cgroup, account)
-    outer = Spec()
-    outer.rlimits.append(("RLIMIT_CORE", 0, 0))
-    if use_cgroup is not None:
-        outer.cgroup_procs = list(use_cgroup.procs_files(limits))
-    outer.run_as = run_as
-
+    outer = _outer_spec(use_cgroup, limits, run_as)
     network: NetworkSetup | None = None
     program = [layout.program, *args]
     if bwrap is not None:
         program, network = _bwrap_stage(bwrap, policy, host, uid, layout, mounts, outer, account, program)
-    elif mounts:
-        raise ValueError(f"The sandbox of {name} cannot show a directory elsewhere without bubblewrap.")
-    elif method == "landlock":
-        _landlock_spec(outer, policy, host, layout.read, layout.write, layout.hidden, layout.state_dir)
-        outer.neighbours = layout.others
-        account_landlock(policy, host, uid, account)
-        account_unshared(policy, host.bwrap_problem, account)
     else:
-        account_nothing(policy, host, account)
-        account_unshared(policy, host.bwrap_problem, account)
-    if run_as is not None:
-        account.ok("privileges", f"runs as uid {uid}")
-    if uid != 0:
-        account.measure(UNPRIVILEGED)
-
+        _without_bwrap(method, policy, host, uid, layout, outer, account)
+    _account_privileges(uid, run_as is not None, account)
     if mode == "required" and account.requested_gaps:
-        missing = "; ".join(f"{f} ({account.gaps[f]})" for f in account.requested_gaps)
-        raise SandboxUnavailable(
-            f"The backend {name} was not started because SANDBOX=required and this host cannot enforce: {missing}."
-        )
+        raise SandboxUnavailable(f"The backend {name} was not started because {_gaps(account)}.")
     return SandboxPlan(
         argv=_outer_stage(host, outer, program),
         stage=outer,
@@ -253,7 +145,7 @@ def plan_sandbox(
         measures=tuple(account.measures),
         cgroup=use_cgroup,
         limits=limits,
-        warnings=tuple(warnings),
+        warnings=tuple(layout.warnings),
         network=network,
     )
 
@@ -265,11 +157,12 @@ class _Layout:
     state_dir: str
     workdir: str
     program: str
-    read: list[str]  # as named (not reduced to a cover: see _grants)
+    read: list[str]  # as named (not reduced to a cover: see named_grants)
     write: list[str]
     readable_count: int  # for the account
     hidden: list[str]
     others: list[str]  # the neighbours' grants to hide (hidden_neighbours)
+    warnings: list[str]  # paths named but missing
 
 
 def _layout(
@@ -282,12 +175,12 @@ def _layout(
     state_dir: str,
     hidden_paths: list[str],
     neighbours: Sequence[str],
-    warnings: list[str],
 ) -> _Layout:
+    warnings: list[str] = []
     state_dir = os.path.abspath(state_dir)
     workdir = os.path.abspath(cwd) if cwd else state_dir
     program = resolve_command(command, env.get("PATH"), workdir)
-    named_read, named_write = _grants(program, args, workdir, state_dir, env.get("PATH"), policy, warnings)
+    named_read, named_write = named_grants(program, args, workdir, state_dir, env.get("PATH"), policy, warnings)
     # The backend's own state dir may sit inside a hidden tree (the directory of every backend's state): it is
     # mounted (bwrap) or granted (Landlock) after and apart from the hidden ones, so it stays usable.
     hidden = minimal_cover(
@@ -295,7 +188,50 @@ def _layout(
         + [os.path.realpath(p) for p in host.secret_files]
     )
     others = hidden_neighbours(neighbours, host, [*named_read, *named_write, workdir, state_dir])
-    return _Layout(state_dir, workdir, program, named_read, named_write, len(minimal_cover(named_read)), hidden, others)
+    return _Layout(
+        state_dir, workdir, program, named_read, named_write, len(minimal_cover(named_read)), hidden, others, warnings
+    )
+
+
+def _gaps(account: Account) -> str:
+    missing = "; ".join(f"{f} ({account.gaps[f]})" for f in account.requested_gaps)
+    return f"SANDBOX=required and this host cannot enforce: {missing}"
+
+
+def _outer_spec(cgroup: BackendCgroup | None, limits: CgroupLimits, run_as: tuple[int, int] | None) -> Spec:
+    """The outer stage's steps every method shares: no core dumps, the cgroup, the uid."""
+    outer = Spec()
+    outer.rlimits.append(("RLIMIT_CORE", 0, 0))
+    outer.run_as = run_as
+    if cgroup is not None:
+        outer.cgroup_procs = list(cgroup.procs_files(limits))
+    return outer
+
+
+def _account_privileges(uid: int, dropped: bool, account: Account) -> None:
+    if dropped:
+        account.ok("privileges", f"runs as uid {uid}")
+    if uid != 0:
+        account.measure(UNPRIVILEGED)
+
+
+def _without_bwrap(
+    method: Method,
+    policy: SandboxPolicy,
+    host: HostCapabilities,
+    uid: int,
+    layout: _Layout,
+    outer: Spec,
+    account: Account,
+) -> None:
+    """Landlock in the outer stage where the kernel has it, else only the limits; no namespace in either case."""
+    if method == "landlock":
+        _landlock_spec(outer, policy, host, layout.read, layout.write, layout.hidden, layout.state_dir)
+        outer.neighbours = layout.others
+        account_landlock(policy, host, uid, account)
+    else:
+        account_nothing(policy, host, account)
+    account_unshared(policy, host.bwrap_problem, account)
 
 
 def _plan_env(env: dict[str, str], state_dir: str, workdir: str) -> dict[str, str]:
