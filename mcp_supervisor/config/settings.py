@@ -256,22 +256,29 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         held_bytes_per_credential=_int(env, "HELD_REQUESTS_MB_PER_CREDENTIAL", 64, 1, 1 << 20) * 1024 * 1024,
         held_bytes=_int(env, "HELD_REQUESTS_MB", 256, 1, 1 << 20) * 1024 * 1024,
         list_changed_debounce_s=_float(env, "LIST_CHANGED_DEBOUNCE_SECONDS", 0.2, allow_zero=True),
-        max_sessions=_int(env, "MAX_SESSIONS", 10_000, 1),
-        max_sessions_per_credential=_int(env, "MAX_SESSIONS_PER_CREDENTIAL", 1000, 1),
-        session_idle_timeout_s=_float(env, "SESSION_IDLE_TIMEOUT_SECONDS", 3600.0),
-        session_idle_timeout_under_load_s=_float(env, "SESSION_IDLE_TIMEOUT_UNDER_LOAD_SECONDS", 60.0),
-        session_max_lifetime_s=_float(env, "SESSION_MAX_LIFETIME_SECONDS", 86400.0),
-        notification_buffer_bytes=_int(env, "NOTIFICATION_BUFFER_MB", 64, 1, 1 << 20) * 1024 * 1024,
-        session_reply_backlog_bytes=_int(env, "SESSION_REPLY_BACKLOG_MB", 16, 1, 1 << 20) * 1024 * 1024,
-        slow_client_timeout_s=_float(env, "SLOW_CLIENT_TIMEOUT_SECONDS", 30.0),
         audit_log=(env.get("AUDIT_LOG") or "").strip(),
         audit_arguments=(env.get("AUDIT_ARGUMENTS") or "").strip().lower() in _TRUE,
         audit_max_bytes=_int(env, "AUDIT_LOG_MAX_MB", 10, 1, 1 << 20) * 1024 * 1024,
         audit_backups=_int(env, "AUDIT_LOG_BACKUPS", 5, 0, 1000),
         sample_interval_s=_float(env, "MCP_SUPERVISOR_SAMPLE_SECONDS", 2.0),
         access_log=(env.get("MCP_SUPERVISOR_ACCESS_LOG") or "").strip() == "1",
+        **_sessions_from_env(env),
         **_oauth_from_env(env),
     )
+
+
+def _sessions_from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """Client sessions' quotas, lifetimes and buffers."""
+    return {
+        "max_sessions": _int(env, "MAX_SESSIONS", 10_000, 1),
+        "max_sessions_per_credential": _int(env, "MAX_SESSIONS_PER_CREDENTIAL", 1000, 1),
+        "session_idle_timeout_s": _float(env, "SESSION_IDLE_TIMEOUT_SECONDS", 3600.0),
+        "session_idle_timeout_under_load_s": _float(env, "SESSION_IDLE_TIMEOUT_UNDER_LOAD_SECONDS", 60.0),
+        "session_max_lifetime_s": _float(env, "SESSION_MAX_LIFETIME_SECONDS", 86400.0),
+        "notification_buffer_bytes": _int(env, "NOTIFICATION_BUFFER_MB", 64, 1, 1 << 20) * 1024 * 1024,
+        "session_reply_backlog_bytes": _int(env, "SESSION_REPLY_BACKLOG_MB", 16, 1, 1 << 20) * 1024 * 1024,
+        "slow_client_timeout_s": _float(env, "SLOW_CLIENT_TIMEOUT_SECONDS", 30.0),
+    }
 
 
 def _oauth_from_env(env: Mapping[str, str]) -> dict[str, Any]:
