@@ -195,7 +195,7 @@ def _cmd_command(args: argparse.Namespace) -> int:
     name = getattr(args, "command_name", args.command)
     result = send_command(_settings(args, find_running=True), name, getattr(args, "key", ""))
     print(result.message)
-    return 0 if result.ok else 1
+    return 0 if result.ok else EXIT_FAILURE
 
 
 def _cmd_gateway(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ import sys
 import time
 import traceback
 
+from mcp_supervisor.protocol.exit_codes import EXIT_FAILURE
 from mcp_supervisor.protocol.spawn import (
     BACKEND_STDERR_FD_ENV,
     HANDOFF_FD_ENV,
@@ -150,7 +151,7 @@ def main() -> int:
             batch, eof = _requests(sock)
         except OSError as exc:
             log.error("The supervisor's socket failed: %s", exc)
-            return 1
+            return EXIT_FAILURE
         sys.stdout.flush()
         sys.stderr.flush()
         # Every intermediate is forked first, then their answers collected: the forks of a batch overlap
@@ -282,7 +283,7 @@ def _become_worker(sock: socket.socket, fds: list[int]) -> None:
         logging.root.handlers.clear()  # the worker configures its own (its key in every line)
         code = worker_main.main()
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+        code = exc.code if isinstance(exc.code, int) else EXIT_FAILURE
         if exc.code is not None and not isinstance(exc.code, int):
             print(exc.code, file=sys.stderr)
     except BaseException:
