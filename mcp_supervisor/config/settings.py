@@ -1,4 +1,4 @@
-"""Process-wide settings from environment variables, with the seed's names and defaults."""
+"""Process-wide settings from environment variables, with mcp-proxy-server's names and defaults."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ _TRUE = {"1", "true", "yes", "on"}
 
 
 # The gateway's own secrets. Backends and install commands are third-party code: they inherit the proxy's
-# environment (the seed's rule) minus these, unless a server's own `env` sets them on purpose.
+# environment (mcp-proxy-server's rule) minus these, unless a server's own `env` sets them on purpose.
 GATEWAY_SECRET_ENV = (
     "ALLOWED_KEYS",
     "ALLOWED_TOKENS",
@@ -66,7 +66,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Signs admin session cookies; empty = generated once into config/.session_secret.
     session_secret: str = ""
     admin_session_hours: float = 12.0
-    # Root of install directories (the seed's TOOLS_FOLDER); relative paths are relative to the working directory.
+    # Root of install directories (TOOLS_FOLDER, as in mcp-proxy-server); relative to the working directory.
     tools_folder: Path = Path("tools")
     enable_web_terminal: bool = False
     terminal_idle_timeout_s: float = 900.0
@@ -168,7 +168,7 @@ def _credentials(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 
 
 def parse_separator(raw: str | None) -> str:
-    """The seed's rule: trimmed, at least two of [A-Za-z0-9_-]; anything else warns and uses the default."""
+    """mcp-proxy-server's rule: trimmed, at least two of [A-Za-z0-9_-]; anything else warns and uses the default."""
     if raw is None or not raw.strip():
         return DEFAULT_SEPARATOR
     candidate = raw.strip()
@@ -223,7 +223,7 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         port=_int(env, "PORT", 3663, 0, 65535),
         allowed_keys=_credentials(env, "ALLOWED_KEYS"),
         allowed_tokens=_credentials(env, "ALLOWED_TOKENS"),
-        # The seed spells it SEPERATOR; the correct spelling is accepted too.
+        # mcp-proxy-server spells it SEPERATOR; the correct spelling is accepted too.
         separator=parse_separator(env.get("SERVER_TOOLNAME_SEPERATOR") or env.get("SERVER_TOOLNAME_SEPARATOR")),
         log_level=level,
         allowed_hosts=_split_list(env.get("ALLOWED_HOSTS")),

@@ -1,4 +1,4 @@
-"""Environment settings: the seed's variable names, defaults and fallbacks."""
+"""Environment settings: mcp-proxy-server's variable names, defaults and fallbacks."""
 
 from __future__ import annotations
 
