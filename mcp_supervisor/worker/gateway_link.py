@@ -42,7 +42,7 @@ class GatewayLink:
         socket_auth.as_client(data, spec.credentials)
         data.connect(endpoints.data)
         self.data = Channel(data)
-        # Connection events of the data socket: a handshake with a (restarted) gateway (see GATEWAY_BEAT_EVERY).
+        # Handshakes of the data socket with a (restarted) gateway: see GATEWAY_BEAT_EVERY in worker/main.py.
         self._connections: zmq.Socket[bytes] = data.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
         self._to_gateway = gateway_heartbeat(self.key, spec.generation, (0, 0))
         self._counts = (0, 0)

@@ -56,7 +56,7 @@ from mcp_supervisor.worker.stdio_connection import spawn
 log = logging.getLogger("mcp_supervisor.worker")
 
 # The data-plane heartbeat only lets a gateway that does not know this worker ask for its catalog (Resync). A
-# restarted gateway gets one as soon as the reconnection's handshake succeeds (`_on_connection_events`); this
+# restarted gateway gets one as soon as the reconnection's handshake succeeds (`Worker._on_handshake`); this
 # slow one is the safety net for anything else (a gateway that missed our ready).
 GATEWAY_BEAT_EVERY = 15
 _STOPPING_ERROR = msgspec.json.encode({"code": BACKEND_UNAVAILABLE, "message": "The backend's worker is stopping."})
