@@ -9,7 +9,7 @@ from harness import LEAN_SERVER
 # Report
 
 
-def _f(value: Any, digits: int = 2) -> str:
+def fmt(value: Any, digits: int = 2) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -90,7 +90,7 @@ def _load_table(results: dict[str, Any]) -> list[str]:
             f"{'/' + pair['transport']:<9} {pair['mode']:<6} {pair['sessions']:>3} | "
             f"{dl['p50']:>6.2f}/{dl['p90']:>6.2f}/{dl['p99']:>6.1f} {d['calls_per_s']:>7.0f} | "
             f"{gl['p50']:>6.2f}/{gl['p90']:>6.2f}/{gl['p99']:>6.1f} {g['calls_per_s']:>7.0f} | "
-            f"{_f(r['p50_ratio']):>6} {_delta(r['p50_delta_ms']):>7} {_f(r['throughput_ratio']):>9} | "
+            f"{fmt(r['p50_ratio']):>6} {_delta(r['p50_delta_ms']):>7} {fmt(r['throughput_ratio']):>9} | "
             f"{d['errors']:>4}/{d['mismatches']:<5} {g['errors']:>4}/{g['mismatches']:<5} | "
             f"{dp['backend']['peak_rss_mb']:>9.1f} | {gp['gateway']['peak_rss_mb']:>6.1f} / "
             f"{gp['worker']['peak_rss_mb']:>5.1f} / {gp['backend']['peak_rss_mb']:>5.1f}"

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from load_runs import ERAS
-from report import _f
+from report import fmt
 
 # The issue's targets (issue 7), checked at the end.
 TARGET_S1_P50_DELTA_MS = 1.0
@@ -62,7 +62,7 @@ def _load(results: dict[str, Any], add: Add) -> None:
             clean = gateway["errors"] == 0 and gateway["mismatches"] == 0 and gateway["sessions_failed"] == 0
             add(
                 f"S={sessions} calls/s >= {TARGET_S64_THROUGHPUT_RATIO}x direct, 0 errors, all matched ({where})",
-                f"{_f(ratio)}x, {gateway['errors']} errors, {gateway['mismatches']} mismatches",
+                f"{fmt(ratio)}x, {gateway['errors']} errors, {gateway['mismatches']} mismatches",
                 bool(ratio is not None and ratio >= TARGET_S64_THROUGHPUT_RATIO and clean),
                 f"direct {pair['direct']['calls_per_s']:.0f}/s, gateway {gateway['calls_per_s']:.0f}/s",
             )
