@@ -131,22 +131,26 @@ async def _bare(
             "slirps": slirps,
         }
     finally:
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                if launch is None:
-                    os.killpg(child.pid, signal.SIGKILL)
-                else:
-                    child.kill()  # bubblewrap: its pid namespace goes with it
-        for child in children:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(child.wait(), 10)
-            release_network(child.pid)  # slirp4netns ends with its exit fd
-        # In the sandbox the backend may hold its pipes a moment longer than bubblewrap lives: close the transports
-        # now, or their finalizers complain about a closed loop when asyncio.run() ends.
-        for child in children:
-            transport = getattr(child, "_transport", None)
-            if transport is not None:
-                transport.close()
+        await _stop_bare(children, launch)
+
+
+async def _stop_bare(children: list[asyncio.subprocess.Process], launch: Launch | None) -> None:
+    for child in children:
+        with contextlib.suppress(ProcessLookupError):
+            if launch is None:
+                os.killpg(child.pid, signal.SIGKILL)
+            else:
+                child.kill()  # bubblewrap: its pid namespace goes with it
+    for child in children:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(child.wait(), 10)
+        release_network(child.pid)  # slirp4netns ends with its exit fd
+    # In the sandbox the backend may hold its pipes a moment longer than bubblewrap lives: close the transports
+    # now, or their finalizers complain about a closed loop when asyncio.run() ends.
+    for child in children:
+        transport = getattr(child, "_transport", None)
+        if transport is not None:
+            transport.close()
 
 
 def _mem(process: psutil.Process) -> tuple[float, float]:

@@ -30,6 +30,7 @@ def _running_config_dir(args: argparse.Namespace) -> Path | None:
     checkout finds what `make run` started there. None: keep the default and its "no supervisor" error."""
     from mcp_supervisor.protocol.endpoints import RUNTIME_DIR_ENV, supervisor_running
 
+    # Before Settings on purpose: which config dir to load settings from is what is being decided.
     if args.config_dir or os.environ.get("MCP_SUPERVISOR_CONFIG_DIR") or os.environ.get(RUNTIME_DIR_ENV):
         return None
     if supervisor_running(Path("config").resolve()) or not supervisor_running(MAKE_RUN_CONFIG.resolve()):
@@ -194,7 +195,7 @@ def _cmd_command(args: argparse.Namespace) -> int:
     name = getattr(args, "command_name", args.command)
     result = send_command(_settings(args, find_running=True), name, getattr(args, "key", ""))
     print(result.message)
-    return 0 if result.ok else 1
+    return 0 if result.ok else EXIT_FAILURE
 
 
 def _cmd_gateway(args: argparse.Namespace) -> int:

@@ -1,1 +1,1 @@
-"""Configuration: models of the seed's JSON files, their loader, and environment settings."""
+"""Configuration: models of the JSON files (in mcp-proxy-server's formats), their loader, and environment settings."""

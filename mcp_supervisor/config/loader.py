@@ -96,7 +96,7 @@ def _json_kind(value: object) -> str:
 
 
 def _parse_flag(value: object, where: str, field: str) -> bool:
-    """The seed accepts `false` and `"false"` alike; so do we (and "true"/"1"/"0"/"yes"/"no")."""
+    """mcp-proxy-server accepts `false` and `"false"` alike; so do we (and "true"/"1"/"0"/"yes"/"no")."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in {"true", "1", "yes", "false", "0", "no"}:
@@ -330,7 +330,7 @@ def _parse_override(name: str, entry: object, source: str) -> ToolOverride:
     where = f'{source}: tool "{name}"'
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: the entry must be a JSON object, not {_json_kind(entry)}.")
-    # The seed's README says displayName/description, its code exposedName/exposedDescription: accept both.
+    # mcp-proxy-server's README says displayName/description, its code exposedName/exposedDescription: accept both.
     exposed_name = _optional_string(entry, where, "exposedName") or _optional_string(entry, where, "displayName")
     description = _optional_string(entry, where, "exposedDescription") or _optional_string(entry, where, "description")
     return ToolOverride(

@@ -1,6 +1,6 @@
-"""Typed models of the seed's configuration files (`mcp_server.json`, `tool_config.json`).
+"""Typed models of the configuration files (`mcp_server.json`, `tool_config.json`: mcp-proxy-server's formats).
 
-The files are written by other tools too (the seed's admin UI, editors, scripts), so a server entry keeps every
+The files are written by other tools too (mcp-proxy-server's admin UI, editors, scripts), so a server entry keeps every
 field it does not know in `extra`; they survive a round trip through `config/writer.py`-style code untouched.
 """
 
@@ -110,7 +110,7 @@ class ServerEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
         return self.name or self.key
 
     def outbound_headers(self) -> dict[str, str]:
-        """HTTP headers for SSE/HTTP backends: `bearerToken` wins over `apiKey`, as in the seed."""
+        """HTTP headers for SSE/HTTP backends: `bearerToken` wins over `apiKey`, as in mcp-proxy-server."""
         headers = dict(self.headers)
         if self.bearerToken:
             headers["Authorization"] = f"Bearer {self.bearerToken}"

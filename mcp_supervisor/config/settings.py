@@ -1,4 +1,4 @@
-"""Process-wide settings from environment variables, with the seed's names and defaults."""
+"""Process-wide settings from environment variables, with mcp-proxy-server's names and defaults."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ _TRUE = {"1", "true", "yes", "on"}
 
 
 # The gateway's own secrets. Backends and install commands are third-party code: they inherit the proxy's
-# environment (the seed's rule) minus these, unless a server's own `env` sets them on purpose.
+# environment (mcp-proxy-server's rule) minus these, unless a server's own `env` sets them on purpose.
 GATEWAY_SECRET_ENV = (
     "ALLOWED_KEYS",
     "ALLOWED_TOKENS",
@@ -66,7 +66,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Signs admin session cookies; empty = generated once into config/.session_secret.
     session_secret: str = ""
     admin_session_hours: float = 12.0
-    # Root of install directories (the seed's TOOLS_FOLDER); relative paths are relative to the working directory.
+    # Root of install directories (TOOLS_FOLDER, as in mcp-proxy-server); relative to the working directory.
     tools_folder: Path = Path("tools")
     enable_web_terminal: bool = False
     terminal_idle_timeout_s: float = 900.0
@@ -134,6 +134,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     audit_arguments: bool = False
     audit_max_bytes: int = 10 * 1024 * 1024
     audit_backups: int = 5
+    # How often the supervisor samples each child's process tree (RSS, CPU) for status and /metrics.
+    sample_interval_s: float = 2.0
+    # uvicorn's access log (one line per HTTP request) in the gateway's log: off unless asked for.
+    access_log: bool = False
 
     @property
     def auth_enabled(self) -> bool:
@@ -164,7 +168,7 @@ def _credentials(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 
 
 def parse_separator(raw: str | None) -> str:
-    """The seed's rule: trimmed, at least two of [A-Za-z0-9_-]; anything else warns and uses the default."""
+    """mcp-proxy-server's rule: trimmed, at least two of [A-Za-z0-9_-]; anything else warns and uses the default."""
     if raw is None or not raw.strip():
         return DEFAULT_SEPARATOR
     candidate = raw.strip()
@@ -219,7 +223,7 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         port=_int(env, "PORT", 3663, 0, 65535),
         allowed_keys=_credentials(env, "ALLOWED_KEYS"),
         allowed_tokens=_credentials(env, "ALLOWED_TOKENS"),
-        # The seed spells it SEPERATOR; the correct spelling is accepted too.
+        # mcp-proxy-server spells it SEPERATOR; the correct spelling is accepted too.
         separator=parse_separator(env.get("SERVER_TOOLNAME_SEPERATOR") or env.get("SERVER_TOOLNAME_SEPARATOR")),
         log_level=level,
         allowed_hosts=_split_list(env.get("ALLOWED_HOSTS")),
@@ -252,20 +256,29 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         held_bytes_per_credential=_int(env, "HELD_REQUESTS_MB_PER_CREDENTIAL", 64, 1, 1 << 20) * 1024 * 1024,
         held_bytes=_int(env, "HELD_REQUESTS_MB", 256, 1, 1 << 20) * 1024 * 1024,
         list_changed_debounce_s=_float(env, "LIST_CHANGED_DEBOUNCE_SECONDS", 0.2, allow_zero=True),
-        max_sessions=_int(env, "MAX_SESSIONS", 10_000, 1),
-        max_sessions_per_credential=_int(env, "MAX_SESSIONS_PER_CREDENTIAL", 1000, 1),
-        session_idle_timeout_s=_float(env, "SESSION_IDLE_TIMEOUT_SECONDS", 3600.0),
-        session_idle_timeout_under_load_s=_float(env, "SESSION_IDLE_TIMEOUT_UNDER_LOAD_SECONDS", 60.0),
-        session_max_lifetime_s=_float(env, "SESSION_MAX_LIFETIME_SECONDS", 86400.0),
-        notification_buffer_bytes=_int(env, "NOTIFICATION_BUFFER_MB", 64, 1, 1 << 20) * 1024 * 1024,
-        session_reply_backlog_bytes=_int(env, "SESSION_REPLY_BACKLOG_MB", 16, 1, 1 << 20) * 1024 * 1024,
-        slow_client_timeout_s=_float(env, "SLOW_CLIENT_TIMEOUT_SECONDS", 30.0),
         audit_log=(env.get("AUDIT_LOG") or "").strip(),
         audit_arguments=(env.get("AUDIT_ARGUMENTS") or "").strip().lower() in _TRUE,
         audit_max_bytes=_int(env, "AUDIT_LOG_MAX_MB", 10, 1, 1 << 20) * 1024 * 1024,
         audit_backups=_int(env, "AUDIT_LOG_BACKUPS", 5, 0, 1000),
+        sample_interval_s=_float(env, "MCP_SUPERVISOR_SAMPLE_SECONDS", 2.0),
+        access_log=(env.get("MCP_SUPERVISOR_ACCESS_LOG") or "").strip() == "1",
+        **_sessions_from_env(env),
         **_oauth_from_env(env),
     )
+
+
+def _sessions_from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """Client sessions' quotas, lifetimes and buffers."""
+    return {
+        "max_sessions": _int(env, "MAX_SESSIONS", 10_000, 1),
+        "max_sessions_per_credential": _int(env, "MAX_SESSIONS_PER_CREDENTIAL", 1000, 1),
+        "session_idle_timeout_s": _float(env, "SESSION_IDLE_TIMEOUT_SECONDS", 3600.0),
+        "session_idle_timeout_under_load_s": _float(env, "SESSION_IDLE_TIMEOUT_UNDER_LOAD_SECONDS", 60.0),
+        "session_max_lifetime_s": _float(env, "SESSION_MAX_LIFETIME_SECONDS", 86400.0),
+        "notification_buffer_bytes": _int(env, "NOTIFICATION_BUFFER_MB", 64, 1, 1 << 20) * 1024 * 1024,
+        "session_reply_backlog_bytes": _int(env, "SESSION_REPLY_BACKLOG_MB", 16, 1, 1 << 20) * 1024 * 1024,
+        "slow_client_timeout_s": _float(env, "SLOW_CLIENT_TIMEOUT_SECONDS", 30.0),
+    }
 
 
 def _oauth_from_env(env: Mapping[str, str]) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The spec's rule for tool names, and what a tool_config.json display name does to a tool.
 
-The seed's README shows `"displayName": "My Custom Tool Name"`, which is no valid MCP tool name (clients refuse
+mcp-proxy-server's README shows `"displayName": "My Custom Tool Name"`, which is no valid MCP tool name (clients refuse
 or mangle spaces). MCP has a field for exactly that, the tool's `title`: so a display name that is a valid name
 renames the tool, and any other becomes its title while the name stays.
 """

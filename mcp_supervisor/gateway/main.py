@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import ctypes
 import logging
-import os
 from pathlib import Path
 from types import FrameType
 
@@ -23,7 +22,7 @@ from mcp_supervisor.gateway.frontends.stdio import StdioFrontend
 from mcp_supervisor.gateway.runtime import GatewayRuntime
 from mcp_supervisor.gateway.tcp_socket import PortInUse, bind_listener
 from mcp_supervisor.protocol.endpoints import Endpoints
-from mcp_supervisor.protocol.exit_codes import GATEWAY_PORT_IN_USE
+from mcp_supervisor.protocol.exit_codes import EXIT_FAILURE, GATEWAY_PORT_IN_USE
 from mcp_supervisor.protocol.spawn import take_gateway_spec
 from mcp_supervisor.system.logs import configure_logging
 from mcp_supervisor.system.process_tree import die_with_parent, set_title
@@ -88,7 +87,7 @@ def _serve_http(runtime: GatewayRuntime, settings: Settings) -> int:
         proxy_headers=bool(settings.forwarded_allow_ips),
         forwarded_allow_ips=list(settings.forwarded_allow_ips) or None,
         log_level=settings.log_level.lower(),
-        access_log=os.environ.get("MCP_SUPERVISOR_ACCESS_LOG") == "1",
+        access_log=settings.access_log,
         lifespan="on",
         timeout_graceful_shutdown=3,
         # One header less to build and validate on every response (h11 checks each one in Python); the
@@ -97,7 +96,7 @@ def _serve_http(runtime: GatewayRuntime, settings: Settings) -> int:
     )
     server = GatewayServer(config, runtime)
     server.run(sockets=[listener])
-    return 0 if server.started else 1
+    return 0 if server.started else EXIT_FAILURE
 
 
 # uvicorn's own loop wakes ten times a second to look for a stop request; on this kind of machine a wake-up of an

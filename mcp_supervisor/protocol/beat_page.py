@@ -1,28 +1,7 @@
 """A worker's heartbeat page: one page of shared memory that the worker's event loop writes and the supervisor's
 watchdog reads.
 
-A heartbeat message from every worker every couple of seconds woke three threads in two processes per beat
-(the worker's loop and ZeroMQ I/O thread, the supervisor's I/O thread and loop) and was most of an idle tree's
-CPU at a hundred backends. Here a beat is three stores into memory: the supervisor reads every page on its
-watchdog tick, which runs anyway, and nobody is woken for it.
-
-The page is the first page of the worker's handoff memfd (protocol/spawn.py): the spec follows it, so the same
-single inherited fd brings both, and no fd or mapping of it survives into the backend (exec drops mappings).
-Each worker has a memfd of its own: a worker can only speak for its own liveness, as with messages.
-
-Layout: native unsigned 64-bit words, each written by one aligned store: beats (incremented last, so the next
-two are current when it moves), requests in flight at the backend, replies the worker refused, the worker's
-report (0 starting, READY, FAILED), and the lengths of the report's three texts, which follow each other as UTF-8
-from DETAIL_OFFSET to the end of the page: the era and protocol version the backend negotiated (the version is
-the backend's own string, so it is delimited by length, never by a separator it could contain) and the detail
-(what a ready worker serves, or why it failed). A report replaces the state and detail messages
-on the control socket: the worker writes detail, length, then state, and wakes the supervisor through the
-report eventfd all workers share (a syscall on both sides, so the supervisor reads what was written); a failed
-worker's report is read when its exit is reaped, and is there however fast it exited.
-
-Mapped with libc's mmap through ctypes rather than Python's `mmap` module, which keeps a dup of the fd for as
-long as the mapping lives (3.11 has no `trackfd=False`): that would be one more fd per worker in the supervisor
-(a few hundred workers and it meets the usual limit of 1024) and a handoff fd left open in every worker.
+Design: docs/architecture.md, "The heartbeat page".
 """
 
 from __future__ import annotations

@@ -44,10 +44,13 @@ class Endpoints:
     @property
     def log_dir(self) -> Path:
         """Per-backend stderr logs (`<key>.log`); MCP_SUPERVISOR_LOG_DIR overrides it."""
+        # Not Settings, as runtime_dir_for: the CLI's `logs` and the supervisor find it from the runtime dir.
         return Path(os.environ.get("MCP_SUPERVISOR_LOG_DIR") or self.runtime_dir / "logs")
 
 
 def runtime_dir_for(config_dir: Path) -> Path:
+    # Not Settings: the rendezvous of every process of the tree and of the CLI, found from the config dir
+    # alone (cli.py asks before it has settings; the supervisor's Host gets only the config dir).
     override = os.environ.get(RUNTIME_DIR_ENV)
     if override:
         return Path(override)

@@ -1,9 +1,9 @@
 """Every envelope that crosses a ZeroMQ socket.
 
-Rules (see ARCHITECTURE.md): tagged `msgspec.Struct`s, msgpack on the wire, one union per direction; new
-fields always get defaults and field types never change. A JSON-RPC message travels as opaque JSON `bytes`:
-nobody between the client and the backend re-types a payload, so `_meta`, unknown fields, structured content
-and binary blobs pass through untouched.
+Rules (docs/architecture.md, "Package layout"): tagged `msgspec.Struct`s, msgpack on the wire, one union per
+direction; new fields always get defaults and field types never change. A JSON-RPC message travels as opaque
+JSON `bytes`: nobody between the client and the backend re-types a payload, so `_meta`, unknown fields,
+structured content and binary blobs pass through untouched.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import re
 import secrets
 import time
@@ -33,6 +34,8 @@ from typing import Any
 import msgspec
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
+
+from mcp_supervisor.log_sparingly import Sparingly
 
 log = logging.getLogger("mcp_supervisor.auth")
 
@@ -103,15 +106,16 @@ class _Authenticator(ThreadAuthenticator):
         super().__init__(context, log=logging.getLogger("mcp_supervisor.auth.zap"))
         self._instance_key = instance_key
         self._accepts = accepts
-        self._denied_users: set[str] = set()
+        # Once per name (of at most 1000 names): a reconnecting intruder does not flood the log.
+        self._refusals_said = Sparingly(math.inf, max_keys=1000)
 
     def _authenticate_plain(self, domain: str, username: str, password: str) -> tuple[bool, bytes]:
         expected = derive(self._instance_key, username).password
         if self._accepts(username) and hmac.compare_digest(expected, password):
             return True, b"OK"
-        if username not in self._denied_users and len(self._denied_users) < 1000:
-            self._denied_users.add(username)  # once per name: a reconnecting intruder does not flood the log
-            log.warning("Refused a ZeroMQ connection as %r: bad credentials.", username[:80])
+        self._refusals_said.log(
+            log, logging.WARNING, username, "Refused a ZeroMQ connection as %r: bad credentials.", username[:80]
+        )
         return False, b"Invalid credentials"
 
 

@@ -98,6 +98,7 @@ def write_handoff(spec: WorkerSpec | GatewaySpec, offset: int = 0) -> int:
 
 
 def _handoff_fd() -> int:
+    # The spawn environment (an fd number our spawner placed), read before any Settings exist.
     raw = os.environ.pop(HANDOFF_FD_ENV, None)
     if raw is None or not raw.isdigit():
         raise SystemExit(f"{HANDOFF_FD_ENV} is not set: this process is started by `mcp-supervisor start`.")

@@ -3,7 +3,7 @@ which alone knows every path a backend must not see; the worker only execs the r
 
 Per generation of a stdio backend:
 - the environment: the proxy's, minus the gateway's secrets and the tree's own variables, with the server's
-  `env` over it (the seed's rule), and our venv's bin last on PATH;
+  `env` over it (mcp-proxy-server's rule), and our venv's bin last on PATH;
 - a state directory of its own, `<state dir>/<key>`, which is its HOME;
 - the hidden paths: the config dir, the runtime dir, the log dir, the state dir of every backend (its own is
   mounted back), and every path granted to another backend (its command's directory, its args paths, cwd,
@@ -69,7 +69,7 @@ GATEWAY_ONLY_ENV = frozenset(
 def stdio_environment(
     entry: ServerEntry, base: Mapping[str, str] | None = None, withheld: frozenset[str] = frozenset()
 ) -> dict[str, str]:
-    """The seed merges a server's `env` over the proxy's whole environment (minus the gateway's own secrets and
+    """mcp-proxy-server merges a server's `env` over the proxy's whole environment (minus the gateway's own secrets and
     settings, and minus `withheld`: the variables that hold remote backends' OAuth client secrets).
 
     Our own bin directory goes last on PATH, so servers installed next to mcp-supervisor (in its venv) are

@@ -1,24 +1,6 @@
 """The shared package cache of npx and uvx backends: fetched once, by a sandboxed installer, copied to each start.
 
-Layout, under the state directory (hidden from every backend, like all of it):
-
-    <state dir>/.package-cache/npm/<entry id>/   an npm cache (`_cacache` and `_npx`) for one package spec
-    <state dir>/.package-cache/uv/<entry id>/    a uv cache for one package spec
-    <state dir>/.package-cache/.tmp/             fills and copies in progress
-
-One entry per (tool binary, package spec, the tool's registry variables) (`package_specs.py`). The installer
-fills an entry in its own sandbox (the backend's network policy, nothing writable but its staging directory, no
-secrets): `npx --yes --package SPEC --call true` (install, run nothing of the package) or
-`uvx --from SPEC python -S -c pass`. Install scripts of the package may run there, and can only write that
-package's own entry, which only backends running that same package use. A fill becomes visible only once it
-succeeded (a rename); a backend never sees the shared tree, not even read-only.
-
-Neither npm nor uv can use a read-only cache (npm misses every lookup on one, uv cannot take its lock), so each
-start gets a fresh writable copy in its own HOME (`cp -a --reflink=auto`: ~0.2 s for server-memory's 50 MB
-on ext4), which replaces the previous one by a rename inside HOME through directory descriptors that never
-follow a symlink the backend planted. The backend then runs offline-first: npm_config_prefer_offline=true (npx
-checks the registry for a spec on every start otherwise), or UV_OFFLINE=1 (uv has no prefer-offline).
-An unpinned spec (`pkg`, `pkg@^1`) is fetched again after REFRESH_S; if that fails the old entry stays.
+Design: docs/architecture.md, "The package cache".
 """
 
 from __future__ import annotations
@@ -156,6 +138,7 @@ class PackageCache:
         return target
 
     async def _command(self, argv: list[str], request: PackageRequest) -> None:
+        # Our own environment handed to our own copy command (cp/tar), not a setting read.
         code, output = await self._run(argv, dict(os.environ), COPY_TIMEOUT_S)
         if code != 0:
             raise PackageFetchError(

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from mcp_supervisor.config.settings import load_settings
 from mcp_supervisor.supervisor.health import LIMITED_MAX_BACKOFF, MAX_BACKOFF, TreeSampler
 from mcp_supervisor.supervisor.slots import RUNNING, STARTING, Slot
 
@@ -28,8 +28,10 @@ STARVED_TICK_S = 1.0
 SAMPLES_PER_PASS = 32
 
 
-def _sample_interval() -> float:
-    return float(os.environ.get("MCP_SUPERVISOR_SAMPLE_SECONDS") or 2.0)
+def _sample_interval_from_env() -> float:
+    # Only until supervisor/main.py passes Settings.sample_interval_s (MCP_SUPERVISOR_SAMPLE_SECONDS) to Watchdog;
+    # then this goes.
+    return load_settings().sample_interval_s
 
 
 class Watchdog:
@@ -40,7 +42,9 @@ class Watchdog:
         publish: Callable[[str, Slot], None],
         kill_unhealthy: Callable[[Slot, str], None],
         background: Callable[[Coroutine[Any, Any, Any]], None],
+        sample_interval_s: float | None = None,
     ) -> None:
+        self._sample_interval_s = sample_interval_s
         self._slots = slots  # the gateway's first, then every worker's
         self._on_tick = on_tick  # each watchdog tick, with its time (the zygote's own check)
         self._publish = publish
@@ -88,8 +92,8 @@ class Watchdog:
         """Every interval, the trees that are due (steady ones less and less often: health.py), at most
         SAMPLES_PER_PASS of them (a start-up's hundreds of new trees are sampled over a few passes, not in one
         stall of the loop); a sample is published only when it changed, so an idle tree costs the gateway nothing."""
+        interval = self._sample_interval_s or _sample_interval_from_env()
         while True:
-            interval = _sample_interval()
             self._sample_pass(time.monotonic(), interval)
             await asyncio.sleep(interval)
 

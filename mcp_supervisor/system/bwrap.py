@@ -1,24 +1,6 @@
 """The bubblewrap command line for one backend (pure: lists in, argv out; only `isdir` lookups for hidden paths).
 
-bwrap applies its options in order, and the order below is the policy:
-
-1. namespaces and process flags;
-2. the read-only system, a fresh /proc (only our pid namespace), a minimal /dev, a private /tmp (tmpfs) —
-   /tmp comes before the granted paths so a granted path under /tmp is mounted onto it, not hidden by it;
-3. granted paths (read-only), then extra writable paths;
-4. other backends' paths (`neighbours`): masked the same way, then this backend's own grants that lie inside one
-   bound again on top (a backend granted /srv/shared keeps it when a neighbour is granted /srv);
-4b. hidden paths: an empty read-only tmpfs over each directory, /dev/null over each file, wherever their content
-   shows (under their own name or through a symlinked grant). After the binds, so a hidden directory inside a
-   granted tree stays invisible (hidden wins over readPaths and writePaths, and over own grants shown again);
-5. the backend's state directory (HOME) read-write: last, because it usually lies inside a hidden tree (the
-   directory holding every backend's state); its mount point is made before that tmpfs turns read-only;
-6. the sandbox's root (a tmpfs bwrap made) remounted read-only.
-
-Process-tree hygiene comes from the pid namespace: bwrap (not the backend) is its pid 1 — we never pass
---as-pid-1 — and when a pid namespace's init exits the kernel SIGKILLs every process left in it. Daemonized
-helpers (double fork, `setsid`, `env -i`) are still in the namespace, so they die with the backend, and with
---die-with-parent the whole namespace dies when the worker does.
+Design: docs/architecture.md, "The bubblewrap command line".
 """
 
 from __future__ import annotations
@@ -51,27 +33,8 @@ def bwrap_argv(
     private_network: bool = False,
 ) -> list[str]:
     """`network`: share the host's; `private_network`: a namespace the worker wires up (system/netns.py)."""
-    argv = [bwrap.path, "--die-with-parent", "--new-session"]  # new session: no TIOCSTI into our terminal
-    argv += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
-    if bwrap.userns:
-        # Nested user namespaces are the kernel's largest attack surface for an unprivileged process.
-        argv += ["--unshare-user", "--disable-userns"]
-    if not network:
-        argv += ["--unshare-net"]  # a namespace with only a loopback: no route anywhere, until the worker adds one
-    if private_network:
-        # bwrap reports the namespace's pid on the info fd, then waits on the block fd until it is wired up.
-        argv += ["--info-fd", INFO_FD, "--block-fd", BLOCK_FD]
-    if root:
-        argv += ["--cap-drop", "ALL"]
-    for link, target in system_links:
-        argv += ["--symlink", target, link]
-    for tree in system_trees:
-        argv += ["--ro-bind", tree, tree]
-    for path in extra_read:
-        argv += ["--ro-bind-try", path, path]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    if private_network:
-        argv += ["--ro-bind-data", RESOLV_FD, "/etc/resolv.conf"]  # slirp4netns' DNS, not the host's 127.0.0.53
+    argv = [bwrap.path, *_namespaces(bwrap, root, network, private_network)]
+    argv += _system(system_links, system_trees, extra_read, private_network)
     # (where it appears in the sandbox, where it really is): a granted path may be a symlink, and a hidden path
     # must be masked wherever its content shows up, under its own name or through such an alias.
     bound: list[tuple[str, str]] = [(p, os.path.realpath(p)) for p in (*system_trees, *extra_read)]
@@ -79,21 +42,10 @@ def bwrap_argv(
     elsewhere = [dest for _, dest in mounts]
     readable = [p for p in readable if not any(is_within(p, dest) for dest in elsewhere)]
     writable = [p for p in writable if not any(is_within(p, dest) for dest in elsewhere)]
-    for path in readable:
-        if not _inside_own_mounts(path) and not any(is_within(path, dest) for dest, _ in bound):
-            argv += ["--ro-bind", path, path]
-            bound.append((path, os.path.realpath(path)))
-    for path in writable:
-        if not _inside_own_mounts(path):
-            argv += ["--bind", path, path]
-            bound.append((path, os.path.realpath(path)))
-    for source, dest in mounts:
-        argv += ["--bind", source, dest]
-        bound.append((dest, os.path.realpath(source)))
+    argv += _grant_binds(readable, writable, mounts, bound)
     masks_of_others = _masks(neighbours, bound)
     argv += _neighbour_mounts(masks_of_others, readable, writable)
-    masks = _masks(hidden, bound)
-    for mask, path in masks.items():
+    for mask, path in _masks(hidden, bound).items():
         if os.path.isdir(path):
             # The state dir's mount point is made before the tmpfs turns read-only.
             own = ["--dir", state_dir] if is_within(state_dir, mask) else []
@@ -107,6 +59,65 @@ def bwrap_argv(
     # bwrap's root is a tmpfs of its own: read-only once every mount point exists, so nothing but HOME, /tmp,
     # /dev/shm and writePaths takes writes (they are mounts of their own and keep their flags).
     argv += ["--remount-ro", "/", "--chdir", cwd, "--", *program]
+    return argv
+
+
+def _namespaces(bwrap: BwrapSupport, root: bool, network: bool, private_network: bool) -> list[str]:
+    """Step 1: namespaces and process flags."""
+    argv = ["--die-with-parent", "--new-session"]  # new session: no TIOCSTI into our terminal
+    argv += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    if bwrap.userns:
+        # Nested user namespaces are the kernel's largest attack surface for an unprivileged process.
+        argv += ["--unshare-user", "--disable-userns"]
+    if not network:
+        argv += ["--unshare-net"]  # a namespace with only a loopback: no route anywhere, until the worker adds one
+    if private_network:
+        # bwrap reports the namespace's pid on the info fd, then waits on the block fd until it is wired up.
+        argv += ["--info-fd", INFO_FD, "--block-fd", BLOCK_FD]
+    if root:
+        argv += ["--cap-drop", "ALL"]
+    return argv
+
+
+def _system(
+    system_links: Sequence[tuple[str, str]],
+    system_trees: Sequence[str],
+    extra_read: Sequence[str],
+    private_network: bool,
+) -> list[str]:
+    """Step 2: the read-only system, /proc, /dev and a private /tmp."""
+    argv: list[str] = []
+    for link, target in system_links:
+        argv += ["--symlink", target, link]
+    for tree in system_trees:
+        argv += ["--ro-bind", tree, tree]
+    for path in extra_read:
+        argv += ["--ro-bind-try", path, path]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    if private_network:
+        argv += ["--ro-bind-data", RESOLV_FD, "/etc/resolv.conf"]  # slirp4netns' DNS, not the host's 127.0.0.53
+    return argv
+
+
+def _grant_binds(
+    readable: Sequence[str],
+    writable: Sequence[str],
+    mounts: Sequence[tuple[str, str]],
+    bound: list[tuple[str, str]],
+) -> list[str]:
+    """Step 3: granted paths read-only, then writable ones, then `mounts`; each recorded in `bound`."""
+    argv: list[str] = []
+    for path in readable:
+        if not _inside_own_mounts(path) and not any(is_within(path, dest) for dest, _ in bound):
+            argv += ["--ro-bind", path, path]
+            bound.append((path, os.path.realpath(path)))
+    for path in writable:
+        if not _inside_own_mounts(path):
+            argv += ["--bind", path, path]
+            bound.append((path, os.path.realpath(path)))
+    for source, dest in mounts:
+        argv += ["--bind", source, dest]
+        bound.append((dest, os.path.realpath(source)))
     return argv
 
 

@@ -1,29 +1,6 @@
 """The sandbox launcher: the few steps that must happen in the backend's own process, just before its exec.
 
-    python -I -S .../mcp_supervisor/system/launch.py [--cgroup FILE]... [--rlimit NAME=SOFT:HARD]...
-        [--run-as UID:GID] [--landlock ABI [--no-fs] [--scope] [--deny-tcp] [--read P]... [--write P]...
-        [--own P]... [--hide P]... [--neighbour P]... [--own-proc] [--connect-port N]...] -- /abs/program arg...
-
-It joins the backend's cgroup(s), sets rlimits, optionally drops to another uid, optionally applies Landlock,
-then execs the program (same pid, same environment). Why a launcher rather than the alternatives:
-
-- `preexec_fn` runs Python between fork and exec in a multi-threaded process (asyncio's child watcher, ZeroMQ's
-  I/O threads): it can deadlock on a lock another thread held at fork, and CPython documents it as unsafe there.
-- Writing the child's pid into cgroup.procs (or calling `prlimit(pid)`) after spawn races with the child: what
-  it forks before the write stays outside the cgroup, untracked and unlimited. Here the process joins *itself*
-  (writing "0" means "the writer", in v1 and v2, whatever pid namespace we are in), so everything it will ever
-  fork starts inside.
-- `clone3(CLONE_INTO_CGROUP)` is cgroup v2 only and not reachable from Python's spawn APIs.
-
-The worker runs the same steps itself (`apply`, in the forked child of its backend, before exec) when it has a
-single thread, which saves the launcher's interpreter start on every backend start: see
-worker/stdio_connection.py. The exec'd launcher stays for everything else.
-
-It runs as a file with `-I -S`: no site-packages, no PYTHON* variable from the backend's environment, so it
-cannot be hijacked by the environment it passes on, and it starts in a bare interpreter's time. For the same
-reason it imports almost nothing (no json, no typing at run time; ctypes only when Landlock is asked for) and
-takes its instructions as plain options, which also keeps them readable in `ps` and in logs. It fails closed:
-a step that fails ends it with status 126 and a message on stderr; it never execs unsandboxed.
+Design: docs/architecture.md, "The sandbox launcher".
 """
 
 from __future__ import annotations

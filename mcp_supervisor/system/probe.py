@@ -69,6 +69,7 @@ _cached: HostCapabilities | None = None
 
 
 def _probe_bwrap(euid: int) -> tuple[BwrapSupport | None, str]:
+    # PATH is the host's command search path, not a setting of ours.
     path = shutil.which("bwrap")
     if path is None:
         return None, "bubblewrap (bwrap) is not installed"

@@ -47,7 +47,7 @@ def become_subreaper() -> bool:
 def die_with_parent(sig: signal.Signals = signal.SIGTERM) -> None:
     """Ask the kernel to signal us when our parent dies, then close the race where it already has."""
     _prctl(_PR_SET_PDEATHSIG, int(sig))
-    expected = os.environ.get(PARENT_PID_ENV)
+    expected = os.environ.get(PARENT_PID_ENV)  # set by our spawner, not a setting: read before anything else
     if expected and os.getppid() != int(expected):
         os.kill(os.getpid(), sig)
 

@@ -1,38 +1,7 @@
 """A sandbox per stdio backend: the plan that turns (command, args, policy, host) into the argv to exec, plus a
 per-feature account of what is enforced and what is not (for `status`, `/health/backends`, the admin).
 
-Composition, from strongest to weakest, picked per host by `plan_sandbox`:
-
-- **bwrap**: bubblewrap does namespaces (user, mount, pid, ipc, uts, cgroup, and net: empty, or wired to a
-  user-mode stack by the worker, `network.py`) and the mounts (`bwrap.py`). Landlock is added only for what
-  mounts cannot do: TCP ports of `network.allow`; and where the host network is shared (no slirp4netns),
-  its scopes (ABI 6+) forbid connecting to the host's abstract unix sockets, which live in the network namespace
-  (the containerd-shim escape, CVE-2020-15257, was exactly that), and signalling out. The outer stage applies
-  that scope-only domain before exec'ing bwrap (a domain that does not handle the filesystem leaves mounts
-  alone), so nothing of ours runs inside. Landlock filesystem rules would only repeat the read-only mounts.
-- **landlock** (no usable bwrap): Landlock alone limits reads to the system trees and granted paths minus the
-  hidden ones, writes to HOME, /tmp and writePaths, /proc to the backend's own pid directory; its scopes refuse
-  signals and abstract sockets out of the domain. There is no mount or pid namespace: /tmp is the host's,
-  unix sockets under hidden paths can still be connected to (Landlock ABI 7 does not cover connect), other
-  pids can be probed. `required` refuses this method.
-- **limits-only**: cgroup and rlimits, nothing else.
-
-The argv is staged: an outer stage joins the backend's cgroup and sets rlimits (a one-line `sh` when that is
-all, ~1 ms; else the Python launcher, `launch.py`, ~7 ms, which also drops to `run_as` and applies Landlock),
-then bwrap, then the backend. Every stage execs the next: the pid the worker holds is bwrap's (or the backend's,
-without bwrap), and stdio, environment and exit status pass through.
-
-seccomp is not used. What a syscall filter would add here is mostly covered already: nested user namespaces
-are refused (--disable-userns), all capabilities are dropped, no_new_privs is set; bpf, perf_event_open and
-userfaultfd are host sysctls. A denylist written by hand in BPF (stdlib only) is easy to get subtly wrong (x32
-and compat syscall numbers, clone3 flags behind a pointer) and would break runtimes in ways the report could not
-explain. If one is wanted later, bwrap's --seccomp FD takes a compiled program; compile it with libseccomp.
-
-Resource limits: a per-backend cgroup (`cgroups.py`) that the launcher (`launch.py`) joins before exec, so the
-whole tree starts inside it. rlimits are the floor: RLIMIT_CORE=0 always (a core dump holds the environment).
-RLIMIT_NPROC is not used for `pids`: it counts every process of the uid (the worker's and supervisor's too,
-when they share it) and the kernel ignores it for root. RLIMIT_AS is not used for `memoryMb`: V8 reserves
-large virtual ranges and node fails at start-up under it.
+Design: docs/architecture.md, "The sandbox plan".
 """
 
 from __future__ import annotations
@@ -48,10 +17,11 @@ from mcp_supervisor.system.bwrap import bwrap_argv, command_pids
 from mcp_supervisor.system.cgroups import BackendCgroup, CgroupLimits
 from mcp_supervisor.system.enforcement import Account, account_bwrap, account_landlock, account_limits, account_nothing
 from mcp_supervisor.system.exposure import UNPRIVILEGED
+from mcp_supervisor.system.grants import backend_grants, hidden_neighbours, named_grants
 from mcp_supervisor.system.launch import EXIT_LAUNCH_FAILED, Spec
 from mcp_supervisor.system.network import NetworkSetup, account_unshared, decide_network
-from mcp_supervisor.system.paths import arg_paths, command_paths, is_within, minimal_cover, resolve_command
-from mcp_supervisor.system.probe import HostCapabilities, probe_host
+from mcp_supervisor.system.paths import minimal_cover, resolve_command
+from mcp_supervisor.system.probe import BwrapSupport, HostCapabilities, probe_host
 from mcp_supervisor.system.sandbox_policy import FEATURES, SandboxMode, SandboxPolicy, SandboxUnavailable
 
 __all__ = [
@@ -118,86 +88,6 @@ def _passthrough(command: str, args: list[str], cwd: str | None, env: dict[str, 
     )
 
 
-def _existing(paths: list[str] | tuple[str, ...], what: str, warnings: list[str]) -> list[str]:
-    found = []
-    for path in paths:
-        if os.path.exists(path):
-            found.append(os.path.abspath(path))
-        else:
-            warnings.append(f"The {what} path {path} does not exist; it was left out of the sandbox.")
-    return found
-
-
-def _grants(
-    program: str,
-    args: Sequence[str],
-    workdir: str,
-    state_dir: str,
-    path_env: str | None,
-    policy: SandboxPolicy,
-    warnings: list[str],
-) -> tuple[list[str], list[str]]:
-    """(readable, writable): what a backend is granted besides the system and its HOME, each path as named (not
-    reduced to a cover: a path inside another may lie inside a neighbour's path too, and must be shown again)."""
-    from_args, arg_warnings = arg_paths(args, workdir)
-    warnings += arg_warnings
-    readable = [
-        *command_paths(program, path_env),
-        *from_args,
-        *([workdir] if workdir != state_dir and os.path.isdir(workdir) else []),
-        *_existing(policy.read_paths, "readPaths", warnings),
-    ]
-    writable = _existing(policy.write_paths, "writePaths", warnings)
-    return list(dict.fromkeys(map(os.path.normpath, readable))), list(dict.fromkeys(map(os.path.normpath, writable)))
-
-
-def backend_grants(
-    command: str, args: Sequence[str], cwd: str | None, path_env: str | None, policy: SandboxPolicy, state_dir: str
-) -> list[str]:
-    """Every existing path a backend is granted (its command's directory and interpreters, the paths in its args,
-    its cwd, readPaths, writePaths), found as `plan_sandbox` finds them: what the other backends must not see."""
-    state_dir = os.path.abspath(state_dir)
-    workdir = os.path.abspath(cwd) if cwd else state_dir
-    program = resolve_command(command, path_env, workdir)
-    readable, writable = _grants(program, args, workdir, state_dir, path_env, policy, [])
-    return minimal_cover([*readable, *writable])
-
-
-# Never hidden from a backend, whoever else is granted them: the mounts every sandbox makes itself.
-_OWN_MOUNTS = ("/tmp", "/proc", "/dev")
-
-
-def hidden_neighbours(neighbours: Sequence[str], host: HostCapabilities, own: Sequence[str]) -> list[str]:
-    """The real paths of other backends' grants to hide from this one. Left visible: a path this backend is
-    granted too (shared on purpose), a system directory (`node` under /usr is everybody's) and a path holding one
-    (or /tmp, /proc, /dev). A neighbour's path that holds one of this backend's own grants is hidden, and the
-    grant inside is shown again by the mounts (bwrap) or rules (Landlock)."""
-    system = [os.path.realpath(p) for p in (*host.system_trees, *host.extra_read)]
-    own_real = {os.path.realpath(p) for p in own}
-    found: set[str] = set()
-    for path in dict.fromkeys(neighbours):  # with many backends, most grants are shared (the same interpreter)
-        if not os.path.lexists(path):
-            continue
-        real = os.path.realpath(path)
-        if real in own_real or real == "/" or real in found:
-            continue
-        if any(is_within(real, s) or is_within(s, real) for s in system):
-            continue
-        if any(is_within(m, real) for m in _OWN_MOUNTS):
-            continue
-        found.add(real)
-    # The outermost paths only: a path whose ancestor is hidden too adds nothing (linear in paths x depth).
-    return sorted(p for p in found if not any(a in found for a in _ancestors(p)))
-
-
-def _ancestors(path: str) -> list[str]:
-    parents = []
-    while (parent := os.path.dirname(path)) != path:
-        parents.append(parent)
-        path = parent
-    return parents
-
-
 def plan_sandbox(
     command: str,
     args: list[str],
@@ -216,30 +106,81 @@ def plan_sandbox(
     name: str = "backend",
 ) -> SandboxPlan:
     """How to start one backend. No side effects (it only looks paths up); raises SandboxUnavailable in
-    `required` mode when a requested feature cannot be enforced, naming each one and why.
-
-    `state_dir` must exist: it becomes HOME, writable, and the cwd when `cwd` is None. `hidden_paths` are
-    masked even inside readable trees (and inside this backend's own grants). `neighbours` are the paths granted
-    to the other backends (`backend_grants`): masked too, except where this backend is granted them as well and
-    where they are system directories; this backend's own grants inside them stay visible. `mounts` are
-    (host directory, path in the sandbox) pairs shown writable elsewhere than on the host (bwrap only: an install's
-    staging directory shown as the tools folder); ValueError when the method cannot. `cgroup` (from
-    `InstanceCgroup.backend`) is used when the host has cgroups. `run_as` (uid, gid) drops privileges before the
-    sandbox starts: as root, the owner of every root-owned file in the read-only system, a backend can read what
-    the mode bits protect from others.
-    """
+    `required` mode when a requested feature cannot be enforced, naming each one and why. The arguments:
+    docs/architecture.md, "The sandbox plan"."""
     if mode == "off":
         return _passthrough(command, args, cwd, env, "not sandboxed: SANDBOX is off")
     if not policy.enabled:
         return _passthrough(command, args, cwd, env, f'not sandboxed: "sandbox": {{"enabled": false}} for {name}')
     if not os.path.isdir(state_dir):
         raise ValueError(f"The state directory {state_dir} of {name} does not exist; create it before planning.")
+    layout = _layout(command, args, cwd, env, policy, host, state_dir, hidden_paths, neighbours)
+    uid = run_as[0] if run_as is not None else host.euid
+    bwrap = host.bwrap if host.bwrap is not None and (uid == 0 or host.bwrap.userns) else None
+    method: Method = "bwrap" if bwrap else "landlock" if host.landlock_abi >= 1 else "limits-only"
+    if mounts and bwrap is None:
+        raise ValueError(f"The sandbox of {name} cannot show a directory elsewhere without bubblewrap.")
+    account = Account()
+    use_cgroup = cgroup if cgroup is not None and host.cgroup is not None else None
+    limits = account_limits(policy, host, use_cgroup, account)
+    outer = _outer_spec(use_cgroup, limits, run_as)
+    network: NetworkSetup | None = None
+    program = [layout.program, *args]
+    if bwrap is not None:
+        program, network = _bwrap_stage(bwrap, policy, host, uid, layout, mounts, outer, account, program)
+    else:
+        _without_bwrap(method, policy, host, uid, layout, outer, account)
+    _account_privileges(uid, run_as is not None, account)
+    if mode == "required" and account.requested_gaps:
+        raise SandboxUnavailable(f"The backend {name} was not started because {_gaps(account)}.")
+    return SandboxPlan(
+        argv=_outer_stage(host, outer, program),
+        stage=outer,
+        program=program,
+        env=_plan_env(env, layout.state_dir, layout.workdir),
+        cwd=layout.workdir,
+        method=method,
+        enforced=account.enforced,
+        not_enforced=account.gaps,
+        measures=tuple(account.measures),
+        cgroup=use_cgroup,
+        limits=limits,
+        warnings=tuple(layout.warnings),
+        network=network,
+    )
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The paths of one plan, looked up once: what the backend is granted, and what is masked from it."""
+
+    state_dir: str
+    workdir: str
+    program: str
+    read: list[str]  # as named (not reduced to a cover: see named_grants)
+    write: list[str]
+    readable_count: int  # for the account
+    hidden: list[str]
+    others: list[str]  # the neighbours' grants to hide (hidden_neighbours)
+    warnings: list[str]  # paths named but missing
+
+
+def _layout(
+    command: str,
+    args: list[str],
+    cwd: str | None,
+    env: dict[str, str],
+    policy: SandboxPolicy,
+    host: HostCapabilities,
+    state_dir: str,
+    hidden_paths: list[str],
+    neighbours: Sequence[str],
+) -> _Layout:
     warnings: list[str] = []
     state_dir = os.path.abspath(state_dir)
     workdir = os.path.abspath(cwd) if cwd else state_dir
     program = resolve_command(command, env.get("PATH"), workdir)
-    named_read, named_write = _grants(program, args, workdir, state_dir, env.get("PATH"), policy, warnings)
-    readable = minimal_cover(named_read)  # for the account's count
+    named_read, named_write = named_grants(program, args, workdir, state_dir, env.get("PATH"), policy, warnings)
     # The backend's own state dir may sit inside a hidden tree (the directory of every backend's state): it is
     # mounted (bwrap) or granted (Landlock) after and apart from the hidden ones, so it stays usable.
     hidden = minimal_cover(
@@ -247,93 +188,103 @@ def plan_sandbox(
         + [os.path.realpath(p) for p in host.secret_files]
     )
     others = hidden_neighbours(neighbours, host, [*named_read, *named_write, workdir, state_dir])
-    uid = run_as[0] if run_as is not None else host.euid
-    bwrap = host.bwrap if host.bwrap is not None and (uid == 0 or host.bwrap.userns) else None
-    method: Method = "bwrap" if bwrap else "landlock" if host.landlock_abi >= 1 else "limits-only"
+    return _Layout(
+        state_dir, workdir, program, named_read, named_write, len(minimal_cover(named_read)), hidden, others, warnings
+    )
 
-    account = Account()
-    use_cgroup = cgroup if cgroup is not None and host.cgroup is not None else None
-    limits = account_limits(policy, host, use_cgroup, account)
+
+def _gaps(account: Account) -> str:
+    missing = "; ".join(f"{f} ({account.gaps[f]})" for f in account.requested_gaps)
+    return f"SANDBOX=required and this host cannot enforce: {missing}"
+
+
+def _outer_spec(cgroup: BackendCgroup | None, limits: CgroupLimits, run_as: tuple[int, int] | None) -> Spec:
+    """The outer stage's steps every method shares: no core dumps, the cgroup, the uid."""
     outer = Spec()
     outer.rlimits.append(("RLIMIT_CORE", 0, 0))
-    if use_cgroup is not None:
-        outer.cgroup_procs = list(use_cgroup.procs_files(limits))
     outer.run_as = run_as
+    if cgroup is not None:
+        outer.cgroup_procs = list(cgroup.procs_files(limits))
+    return outer
+
+
+def _account_privileges(uid: int, dropped: bool, account: Account) -> None:
+    if dropped:
+        account.ok("privileges", f"runs as uid {uid}")
+    if uid != 0:
+        account.measure(UNPRIVILEGED)
+
+
+def _without_bwrap(
+    method: Method,
+    policy: SandboxPolicy,
+    host: HostCapabilities,
+    uid: int,
+    layout: _Layout,
+    outer: Spec,
+    account: Account,
+) -> None:
+    """Landlock in the outer stage where the kernel has it, else only the limits; no namespace in either case."""
+    if method == "landlock":
+        _landlock_spec(outer, policy, host, layout.read, layout.write, layout.hidden, layout.state_dir)
+        outer.neighbours = layout.others
+        account_landlock(policy, host, uid, account)
+    else:
+        account_nothing(policy, host, account)
+    account_unshared(policy, host.bwrap_problem, account)
+
+
+def _plan_env(env: dict[str, str], state_dir: str, workdir: str) -> dict[str, str]:
     plan_env = {**env, "HOME": state_dir}
     if "PWD" in plan_env:
         plan_env["PWD"] = workdir
     if "TMPDIR" in plan_env:
         plan_env["TMPDIR"] = "/tmp"  # the inherited one may name a directory the sandbox does not show
+    return plan_env
 
-    network: NetworkSetup | None = None
-    if method == "bwrap":
-        assert bwrap is not None
-        decision = decide_network(
-            policy, bwrap.userns, (host.slirp4netns, host.slirp_problem), host.landlock_abi, account
-        )
-        scoped = decision.mode == "host" and host.landlock_abi >= 6
-        if scoped or decision.connect_ports:
-            # Applied by the outer stage, before bwrap: a domain that does not handle the filesystem leaves mounts
-            # alone (Landlock restricts them only for domains that handle it), and bwrap and the backend inherit it.
-            outer.landlock_abi, outer.filesystem, outer.scope = host.landlock_abi, False, scoped
-            outer.connect_ports = list(decision.connect_ports)
-        if decision.setup is not None:
-            network = msgspec.structs.replace(decision.setup, cgroup_procs=tuple(outer.cgroup_procs))
-        sandboxed = bwrap_argv(
-            bwrap,
-            root=uid == 0,
-            network=decision.mode == "host",
-            private_network=decision.mode == "private",
-            system_trees=host.system_trees,
-            system_links=host.system_links,
-            extra_read=host.extra_read,
-            readable=named_read,
-            writable=named_write,
-            hidden=hidden,
-            neighbours=others,
-            mounts=mounts,
-            state_dir=state_dir,
-            cwd=workdir,
-            program=[program, *args],
-        )
-        account_bwrap(policy, host, uid, len(readable), len(hidden) + len(others), account)
-    elif mounts:
-        raise ValueError(f"The sandbox of {name} cannot show a directory elsewhere without bubblewrap.")
-    elif method == "landlock":
-        sandboxed = [program, *args]
-        _landlock_spec(outer, policy, host, named_read, named_write, hidden, state_dir)
-        outer.neighbours = others
-        account_landlock(policy, host, uid, account)
-        account_unshared(policy, host.bwrap_problem, account)
-    else:
-        sandboxed = [program, *args]
-        account_nothing(policy, host, account)
-        account_unshared(policy, host.bwrap_problem, account)
-    if run_as is not None:
-        account.ok("privileges", f"runs as uid {uid}")
-    if uid != 0:
-        account.measure(UNPRIVILEGED)
 
-    if mode == "required" and account.requested_gaps:
-        missing = "; ".join(f"{f} ({account.gaps[f]})" for f in account.requested_gaps)
-        raise SandboxUnavailable(
-            f"The backend {name} was not started because SANDBOX=required and this host cannot enforce: {missing}."
-        )
-    return SandboxPlan(
-        argv=_outer_stage(host, outer, sandboxed),
-        stage=outer,
-        program=sandboxed,
-        env=plan_env,
-        cwd=workdir,
-        method=method,
-        enforced=account.enforced,
-        not_enforced=account.gaps,
-        measures=tuple(account.measures),
-        cgroup=use_cgroup,
-        limits=limits,
-        warnings=tuple(warnings),
-        network=network,
+def _bwrap_stage(
+    bwrap: BwrapSupport,
+    policy: SandboxPolicy,
+    host: HostCapabilities,
+    uid: int,
+    layout: _Layout,
+    mounts: Sequence[tuple[str, str]],
+    outer: Spec,
+    account: Account,
+    program: list[str],
+) -> tuple[list[str], NetworkSetup | None]:
+    """bwrap's argv around `program`, and the network namespace the worker wires, if any; fills `outer`'s
+    Landlock part (what mounts cannot do) and the account."""
+    decision = decide_network(policy, bwrap.userns, (host.slirp4netns, host.slirp_problem), host.landlock_abi, account)
+    scoped = decision.mode == "host" and host.landlock_abi >= 6
+    if scoped or decision.connect_ports:
+        # Applied by the outer stage, before bwrap: a domain that does not handle the filesystem leaves mounts
+        # alone (Landlock restricts them only for domains that handle it), and bwrap and the backend inherit it.
+        outer.landlock_abi, outer.filesystem, outer.scope = host.landlock_abi, False, scoped
+        outer.connect_ports = list(decision.connect_ports)
+    network = None
+    if decision.setup is not None:
+        network = msgspec.structs.replace(decision.setup, cgroup_procs=tuple(outer.cgroup_procs))
+    sandboxed = bwrap_argv(
+        bwrap,
+        root=uid == 0,
+        network=decision.mode == "host",
+        private_network=decision.mode == "private",
+        system_trees=host.system_trees,
+        system_links=host.system_links,
+        extra_read=host.extra_read,
+        readable=layout.read,
+        writable=layout.write,
+        hidden=layout.hidden,
+        neighbours=layout.others,
+        mounts=mounts,
+        state_dir=layout.state_dir,
+        cwd=layout.workdir,
+        program=program,
     )
+    account_bwrap(policy, host, uid, layout.readable_count, len(layout.hidden) + len(layout.others), account)
+    return sandboxed, network
 
 
 def _launcher(host: HostCapabilities, spec: Spec, program: list[str]) -> list[str]:

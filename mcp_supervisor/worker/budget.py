@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 import msgspec
 
+from mcp_supervisor.log_sparingly import Sparingly
 from mcp_supervisor.protocol import codec
 from mcp_supervisor.protocol.messages import Heartbeat
 
@@ -68,8 +69,8 @@ class NotificationBudget:
         self._timer: asyncio.TimerHandle | None = None
         self.coalesced = 0
         self.dropped = 0
-        self._told_at = -WINDOW_S
-        self._told = (0, 0)
+        self._telling = Sparingly(WINDOW_S)
+        self._told = (0, 0)  # (coalesced, dropped) when last said
 
     @property
     def counts(self) -> tuple[int, int]:
@@ -136,11 +137,10 @@ class NotificationBudget:
 
     def _tell(self) -> None:
         """Said once per WINDOW_S at most: a flood must not become a flood of log lines."""
-        now = time.monotonic()
-        if now - self._told_at < WINDOW_S:
+        if self._telling.admit() is None:
             return
         coalesced, dropped = self.coalesced - self._told[0], self.dropped - self._told[1]
-        self._told_at, self._told = now, (self.coalesced, self.dropped)
+        self._told = (self.coalesced, self.dropped)
         log.warning(
             "Too many notifications from backend %s (over %g/s after a burst of %d): %d dropped and %d "
             "coalesced since the last report (%d and %d in all); responses are never dropped.",

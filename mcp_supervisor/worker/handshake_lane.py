@@ -1,23 +1,6 @@
 """A second, handshake-era connection to a dual-era backend, for the requests of handshake-era clients.
 
-A backend written with the official SDK 2.x answers both eras, but one connection speaks one: a stdio pipe is
-locked to the era of its first request, and a 2026-07-28 exchange has no back-channel. A tool written in the
-SDK's documented style (`ctx.elicit(...)`, `ctx.session.create_message(...)`) therefore asks its client only
-over a handshake-era connection, while a tool that returns an `InputRequiredResult` works only over a modern
-one. What each client gets directly is what its own era gets, so the worker gives each client its own era:
-the primary connection stays 2026-07-28 (catalog, listen stream, modern clients' requests), and the requests
-of handshake-era clients (the gateway marks them, `Forward.era`) go over this lane, where the backend's real
-sampling, elicitation and roots requests reach that client as they would directly.
-
-The lane opens on the first such request, not before (a stdio backend is a second process: nothing is spent
-for a backend no handshake-era client uses), with the `initialize` handshake. A backend that refuses it
-(modern only) has no second era: the lane is given up for this worker and the requests go on the primary
-connection, which the gateway translates as before. Nothing is configured: the behaviour decides.
-
-Ids: requests keep the gateway's rids (unique gateway-wide). The backend's own requests on the lane get ids
-of the lane's own space on their way to the gateway (`mcps-hs-<the backend's id as JSON>`), so that they can
-never be confused with one of the primary connection's, and the client's answer comes back to the lane under
-the backend's own id.
+Design: docs/architecture.md, "The handshake lane".
 """
 
 from __future__ import annotations

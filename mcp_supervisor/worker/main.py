@@ -13,18 +13,13 @@ import logging
 import os
 import signal
 import time
-from pathlib import Path
 from typing import Any
 
 import msgspec
-import zmq
-import zmq.asyncio
 
 from mcp_supervisor.errors import BackendError, ProtocolError, describe
-from mcp_supervisor.protocol import codec, socket_auth
+from mcp_supervisor.protocol import codec
 from mcp_supervisor.protocol.beat_page import BeatPage
-from mcp_supervisor.protocol.channel import Channel
-from mcp_supervisor.protocol.endpoints import Endpoints, configure_dealer
 from mcp_supervisor.protocol.error_codes import BACKEND_UNAVAILABLE
 from mcp_supervisor.protocol.exit_codes import EXIT_BACKEND_FAILED
 from mcp_supervisor.protocol.messages import (
@@ -35,9 +30,7 @@ from mcp_supervisor.protocol.messages import (
     Notify,
     Reply,
     Resync,
-    WorkerHeartbeat,
     WorkerReady,
-    WorkerStateReport,
 )
 from mcp_supervisor.protocol.spawn import WorkerSpec, take_backend_stderr_fd, take_report_fd, take_worker_handoff
 from mcp_supervisor.protocol.states import WorkerReport
@@ -53,8 +46,8 @@ from mcp_supervisor.system.process_tree import (
     set_title,
 )
 from mcp_supervisor.worker.backend import open_backend
-from mcp_supervisor.worker.budget import gateway_heartbeat
 from mcp_supervisor.worker.era import negotiate
+from mcp_supervisor.worker.gateway_link import GatewayLink
 from mcp_supervisor.worker.handshake_lane import HandshakeLane, idle, mirror, requests_in_flight
 from mcp_supervisor.worker.relay import BackendRelay
 from mcp_supervisor.worker.startup import race, watch_children_with_pidfds
@@ -63,7 +56,7 @@ from mcp_supervisor.worker.stdio_connection import spawn
 log = logging.getLogger("mcp_supervisor.worker")
 
 # The data-plane heartbeat only lets a gateway that does not know this worker ask for its catalog (Resync). A
-# restarted gateway gets one as soon as the reconnection's handshake succeeds (`_on_connection_events`); this
+# restarted gateway gets one as soon as the reconnection's handshake succeeds (`Worker._on_handshake`); this
 # slow one is the safety net for anything else (a gateway that missed our ready).
 GATEWAY_BEAT_EVERY = 15
 _STOPPING_ERROR = msgspec.json.encode({"code": BACKEND_UNAVAILABLE, "message": "The backend's worker is stopping."})
@@ -78,65 +71,23 @@ class Worker:
         started: asyncio.subprocess.Process | Exception | None = None,
         backend_stderr: int | None = None,
     ) -> None:
-        """`beats`: the heartbeat page; `report_fd`: the eventfd that wakes the supervisor to read a report in
-        it. With both, the worker has no control socket at all (one ZeroMQ connection, ~100 kB here and ~35 kB
-        in the supervisor, a handshake and its pings, per worker); without, it beats and reports by message.
-        `started`: the stdio backend, spawned before this (see `_main`), or why it could not be;
-        `backend_stderr`: its stderr pipe, which a second connection's backend (handshake_lane.py) writes to too."""
+        """`beats`, `report_fd`: see GatewayLink. `started`: the stdio backend, spawned before this (see `_main`),
+        or why it could not be; `backend_stderr`: its stderr pipe, which a second connection's backend
+        (handshake_lane.py) writes to too."""
         self.spec = spec
         self._started = started
         self._backend_stderr = backend_stderr
-        self._beats = beats
-        self._report_fd = report_fd if beats is not None else None
         self.key = spec.server.key
-        endpoints = Endpoints(runtime_dir=Path(spec.runtime_dir))
-        self._ctx = zmq.asyncio.Context()
-        # The data socket carries every relayed message: driven without zmq.asyncio's Future per message.
-        data: zmq.Socket[bytes] = zmq.Context.shadow(self._ctx.underlying).socket(zmq.DEALER)
-        configure_dealer(data, spec.identity)
-        socket_auth.as_client(data, spec.credentials)
-        data.connect(endpoints.data)
-        self._data = Channel(data)
-        # Connection events of the data socket: a handshake with a (restarted) gateway (see GATEWAY_BEAT_EVERY).
-        self._connections: zmq.Socket[bytes] = data.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
-        self._to_gateway = gateway_heartbeat(self.key, spec.generation, (0, 0))
-        self._counts = (0, 0)
-        self._control: zmq.asyncio.Socket | None = None
-        if self._report_fd is None:
-            self._control = self._ctx.socket(zmq.DEALER)
-            configure_dealer(self._control, f"worker:{spec.identity}")
-            socket_auth.as_client(self._control, spec.credentials)
-            self._control.connect(endpoints.control)
+        self._link = GatewayLink(spec, beats, report_fd)
+        self._send_data = self._link.send
         self._ready: WorkerReady | None = None
         self._relay: BackendRelay | None = None
         self._lane: HandshakeLane | None = None  # a dual-era backend's handshake-era connection (handshake_lane.py)
         self.stop_requested = asyncio.Event()
         self._draining = False
 
-    def _send_data(self, message: msgspec.Struct) -> None:
-        self._data.send([codec.encode(message)])
-
-    async def _report(self, state: str, detail: str = "", era: str = "", protocol_version: str = "") -> None:
-        if self._beats is not None and self._report_fd is not None:
-            self._beats.report(state, detail, era, protocol_version)
-            with contextlib.suppress(OSError):
-                os.eventfd_write(self._report_fd, 1)
-            return
-        assert self._control is not None
-        report = WorkerStateReport(
-            key=self.key,
-            generation=self.spec.generation,
-            state=state,
-            detail=detail,
-            era=era,
-            protocol_version=protocol_version,
-        )
-        await self._control.send(codec.encode(report))
-
     async def run(self) -> int:
-        self._data.start()
-        asyncio.get_running_loop().add_reader(self._connections.FD, self._on_connection_events)
-        self._on_connection_events()  # edge-triggered: whatever happened before we watched
+        self._link.start(self._on_handshake)
         heartbeats = asyncio.create_task(self._heartbeats())
         try:
             await self._run_backend()
@@ -163,38 +114,8 @@ class Worker:
             self._relay = relay
             pump = asyncio.create_task(relay.pump())
             try:
-                entry = self.spec.server
-                began = time.perf_counter()
-                negotiated = await race(pump, negotiate(relay, entry.type, entry.protocol, timeout))
-                negotiation_ms = (time.perf_counter() - began) * 1000
-                if relay.modern is not None:
-                    # Listening before listing: a change between the two is not missed.
-                    listener = relay.modern.listener
-                    listener.start()
-                    if not await race(pump, listener.settled(1, timeout)):
-                        log.warning(
-                            "No subscriptions/listen stream to the backend yet; trying again in the background."
-                        )
-                catalog = {kind: await race(pump, relay.list_all(kind, timeout)) for kind in CATALOG_KINDS}
-                encoded = {kind: msgspec.json.encode(items) for kind, items in catalog.items()}
-                self._ready = WorkerReady(
-                    key=self.key,
-                    generation=self.spec.generation,
-                    pid=os.getpid(),
-                    initialize_result=msgspec.json.encode(negotiated.initialize_result),
-                    name_prefix=self.spec.server.namePrefix,
-                    tools=encoded["tools"],
-                    resources=encoded["resources"],
-                    resource_templates=encoded["resource_templates"],
-                    prompts=encoded["prompts"],
-                    era=negotiated.era,
-                )
-                self._send_data(self._ready)
-                summary = ", ".join(f"{len(items)} {kind.replace('_', ' ')}" for kind, items in catalog.items())
-                summary += f"; {negotiated.era} era, {negotiated.protocol_version} (in {negotiation_ms:.1f} ms)"
-                await self._report(WorkerReport.READY, summary, negotiated.era, negotiated.protocol_version)
-                log.info("Backend %s is ready: %s.", self.key, summary)
-                if relay.modern is not None and entry.protocol == "auto":
+                await self._start_serving(relay, pump, timeout)
+                if relay.modern is not None and spec.server.protocol == "auto":
                     self._lane = HandshakeLane(
                         lambda: open_backend(
                             spec.server, spec.launch, spec.oauth_client_secret, stderr_fd=self._backend_stderr
@@ -203,7 +124,7 @@ class Worker:
                         lambda kind: self._refresh(relay, kind, timeout, lane=True),
                         self._send_backend_message,
                         self.key,
-                        entry.roots,
+                        spec.server.roots,
                         timeout,
                     )
                 await self._serve(relay, pump)
@@ -211,6 +132,38 @@ class Worker:
                 pump.cancel()
                 if self._lane is not None:
                     await self._lane.aclose()
+
+    async def _start_serving(self, relay: BackendRelay, pump: asyncio.Task[None], timeout: float) -> None:
+        """Negotiate the era, list the catalog, tell the gateway (WorkerReady) and the supervisor (READY)."""
+        entry = self.spec.server
+        began = time.perf_counter()
+        negotiated = await race(pump, negotiate(relay, entry.type, entry.protocol, timeout))
+        negotiation_ms = (time.perf_counter() - began) * 1000
+        if relay.modern is not None:
+            # Listening before listing: a change between the two is not missed.
+            listener = relay.modern.listener
+            listener.start()
+            if not await race(pump, listener.settled(1, timeout)):
+                log.warning("No subscriptions/listen stream to the backend yet; trying again in the background.")
+        catalog = {kind: await race(pump, relay.list_all(kind, timeout)) for kind in CATALOG_KINDS}
+        encoded = {kind: msgspec.json.encode(items) for kind, items in catalog.items()}
+        self._ready = WorkerReady(
+            key=self.key,
+            generation=self.spec.generation,
+            pid=os.getpid(),
+            initialize_result=msgspec.json.encode(negotiated.initialize_result),
+            name_prefix=entry.namePrefix,
+            tools=encoded["tools"],
+            resources=encoded["resources"],
+            resource_templates=encoded["resource_templates"],
+            prompts=encoded["prompts"],
+            era=negotiated.era,
+        )
+        self._send_data(self._ready)
+        summary = ", ".join(f"{len(items)} {kind.replace('_', ' ')}" for kind, items in catalog.items())
+        summary += f"; {negotiated.era} era, {negotiated.protocol_version} (in {negotiation_ms:.1f} ms)"
+        await self._link.report(WorkerReport.READY, summary, negotiated.era, negotiated.protocol_version)
+        log.info("Backend %s is ready: %s.", self.key, summary)
 
     def _send_backend_message(self, body: bytes) -> None:
         self._send_data(BackendMessage(key=self.key, generation=self.spec.generation, body=body))
@@ -221,7 +174,7 @@ class Worker:
         reason = redact(reason)
         log.error("Backend %s failed: %s", self.key, reason)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._report(WorkerReport.FAILED, reason), 1.0)
+            await asyncio.wait_for(self._link.report(WorkerReport.FAILED, reason), 1.0)
         return EXIT_BACKEND_FAILED
 
     async def _refresh(self, relay: BackendRelay, kind: str, timeout: float, lane: bool = False) -> None:
@@ -268,7 +221,7 @@ class Worker:
     async def _receive(self, relay: BackendRelay) -> None:
         """One loop for every message from the gateway: no task or wait set per message."""
         while True:
-            frames = await self._data.recv()
+            frames = await self._link.data.recv()
             await self._handle(relay, frames[-1], draining=self._draining)
 
     async def _handle(self, relay: BackendRelay, frame: bytes, draining: bool) -> None:
@@ -301,56 +254,30 @@ class Worker:
                     await (lane or relay).send_raw(body)
 
     async def _heartbeats(self) -> None:
-        """From the event loop, so that a blocked or stopped loop is silence: into the heartbeat page (read by
-        the supervisor's watchdog, waking nobody), or as a message when the handoff brought no page."""
+        """From the event loop, so that a blocked or stopped loop is silence."""
         beats = 0
         while True:
             relay = self._relay
             in_flight = requests_in_flight(self._relay, self._lane)
-            refused = relay.refused_replies if relay is not None else 0
-            if self._beats is not None:
-                self._beats.beat(in_flight, refused)
-            elif self._control is not None:
-                beat = WorkerHeartbeat(
-                    key=self.key, generation=self.spec.generation, in_flight=in_flight, refused_replies=refused
-                )
-                await self._control.send(codec.encode(beat))
+            await self._link.beat(in_flight, relay.refused_replies if relay is not None else 0)
             beats += 1
             counts = relay.budget.counts if relay is not None and relay.budget is not None else (0, 0)
-            if self._ready is not None and (beats % GATEWAY_BEAT_EVERY == 0 or counts != self._counts):
-                self._counts = counts  # what the notification budget dropped and coalesced, for /metrics
-                self._to_gateway = gateway_heartbeat(self.key, self.spec.generation, counts)
-                self._data.send([self._to_gateway])
+            if self._ready is not None:
+                self._link.beat_gateway(counts, due=beats % GATEWAY_BEAT_EVERY == 0)
             # Orphans of the backend's tree are adopted by us (a subreaper), not by the supervisor: collect them.
             connection = relay.connection if relay is not None else None
             pids = {getattr(connection, "pid", None), self._lane.pid if self._lane is not None else None}
             reap_adopted({pid for pid in pids if isinstance(pid, int)})
             await asyncio.sleep(self.spec.heartbeat_interval_s)
 
-    def _on_connection_events(self) -> None:
+    def _on_handshake(self) -> None:
         """A handshake with the gateway succeeded (a first connection, or one to a gateway that restarted): once
         we are ready, a heartbeat tells it about us at once, and it asks for our catalog if it lacks it."""
-        handshakes = 0
-        while not self._connections.closed and int(self._connections.get(zmq.EVENTS)) & zmq.POLLIN:
-            try:
-                self._connections.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            handshakes += 1
-        if handshakes and self._ready is not None:
-            self._data.send([self._to_gateway])
+        if self._ready is not None:
+            self._link.resend_beat()
 
     def close(self) -> None:
-        if not self._connections.closed:
-            with contextlib.suppress(RuntimeError, ValueError):
-                asyncio.get_running_loop().remove_reader(self._connections.FD)
-            self._connections.close(0)
-        self._data.close()
-        if self._control is not None:
-            self._control.close(0)
-        self._ctx.term()
-        if self._beats is not None:
-            self._beats.close()
+        self._link.close()
 
 
 def main() -> int:
@@ -363,6 +290,8 @@ def main() -> int:
     # supervisor, so this worker's exit sweeps exactly its own backend's processes and no one else's.
     become_subreaper()
     set_title(f"mcp-supervisor: worker[{spec.server.key}]")
+    # Not Settings: a worker reads only its spawn environment and its spec; the supervisor sets this variable
+    # from Settings.log_level before spawning (it is needed before the spec is acted on).
     configure_logging(
         os.environ.get("MCP_SUPERVISOR_LOG_LEVEL", "INFO"),
         f"%(asctime)s worker[{spec.server.key}] %(levelname)s %(message)s",

@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 
 from mcp_supervisor.errors import BackendError
+from mcp_supervisor.log_sparingly import Sparingly
 from mcp_supervisor.protocol.error_codes import INTERNAL_ERROR, METHOD_NOT_FOUND
 from mcp_supervisor.protocol.messages import Reply
 from mcp_supervisor.worker import envelope
@@ -40,6 +41,7 @@ log = logging.getLogger("mcp_supervisor.worker")
 _ID = re.compile(rb'"id"\s*:\s*(-?[0-9]{1,18})\b')
 _OWN_ID_PREFIX = "mcps-"
 _SUBSCRIPTION_TAG = envelope.SUBSCRIPTION_ID.encode()
+LOG_WINDOW_S = 10.0  # a misbehaving backend's unreadable lines and stray replies: one log line per kind per window
 
 
 class Envelope(msgspec.Struct):
@@ -144,6 +146,7 @@ class BackendRelay:
         self.in_flight: set[int] = set()
         self.refused_replies = 0
         self.unreadable = 0
+        self._sparingly = Sparingly(LOG_WINDOW_S)  # a backend cannot flood the log with either of the above
         self.idle = asyncio.Event()
         self.idle.set()
 
@@ -276,13 +279,20 @@ class BackendRelay:
 
     def _unreadable(self, raw: bytes, exc: Exception) -> None:
         """A line that is not JSON-RPC at all. If it names a request in flight, that request gets an error now
-        rather than waiting for its timeout; otherwise it is logged (sparingly) and dropped."""
+        rather than waiting for its timeout; otherwise it is logged (at most once per LOG_WINDOW_S) and dropped."""
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc) or type(exc).__name__
         found = _ID.search(raw[:4096])
         rid = int(found.group(1)) if found else None
         self.unreadable += 1
-        if self.unreadable in (1, 10, 100) or self.unreadable % 1000 == 0:
-            log.warning("The backend sent an unreadable message (%s, %d so far): %.200r", reason, self.unreadable, raw)
+        self._sparingly.log(
+            log,
+            logging.WARNING,
+            "unreadable",
+            "The backend sent an unreadable message (%s, %d so far): %.200r",
+            reason,
+            self.unreadable,
+            raw,
+        )
         if rid is not None and rid in self.in_flight:
             self._settled(rid)
             self._send_reply(Reply(rid=rid, error=self._invalid_reply(f"not valid JSON ({reason})")))
@@ -309,15 +319,17 @@ class BackendRelay:
             case Envelope(method=None, id=int() as rid) if rid not in self.in_flight:
                 # An id it was never sent, or one already answered or cancelled: a confused backend, or one
                 # fishing for other callers' requests. The gateway would drop it too; it never gets that far.
-                # Counted (heartbeats carry the count to `status` and /metrics); logged sparingly, so that a
-                # backend cannot flood the log with them.
+                # Counted (heartbeats carry the count to `status` and /metrics); logged at most once per
+                # LOG_WINDOW_S, so that a backend cannot flood the log with them.
                 self.refused_replies += 1
-                if self.refused_replies in (1, 10, 100) or self.refused_replies % 1000 == 0:
-                    log.warning(
-                        "The backend answered request id %d, which it has no request for; dropped (%d so far).",
-                        rid,
-                        self.refused_replies,
-                    )
+                self._sparingly.log(
+                    log,
+                    logging.WARNING,
+                    "refused",
+                    "The backend answered request id %d, which it has no request for; dropped (%d so far).",
+                    rid,
+                    self.refused_replies,
+                )
             case Envelope(method=None, id=int() as rid):
                 self._settled(rid)
                 if self.budget is not None:

@@ -1,24 +1,6 @@
 """The zygote: a process with the worker's modules imported that forks each worker, copy-on-write.
 
-A spawned worker is a fresh interpreter importing asyncio, pyzmq and msgspec again (~0.1 s of CPU and ~15 MB
-of private memory each); a forked one shares those pages with the zygote until it writes to them. The zygote
-imports, collects and `gc.freeze()`s once (frozen objects are never touched by the collector again, so their
-pages stay shared), and then only answers fork requests from the supervisor on a unix socketpair:
-
-- a request is the word `fork` with two or three fds (SCM_RIGHTS): the worker's stdout/stderr capture pipe, its
-  handoff memfd, and for a stdio backend the pipe its backend's stderr goes to. The zygote never reads any; it
-  learns nothing of a spawn but those descriptors, and closes them as soon as the fork is done;
-- it double-forks: the intermediate child exits at once, so the worker is reparented to the supervisor (a child
-  subreaper), which reaps and supervises it exactly like a worker it spawned. The reply is the worker's pid.
-
-The forked worker starts its own session, dups its fds into place, closes every other one, waits until it has
-been reparented to the supervisor (a parent-death signal set before would fire when the intermediate exits),
-and runs the worker's `main()`, which creates its event loop and ZeroMQ context then: nothing of either exists in
-the zygote. The worker execs its backend through the planned `Launch` (sandbox included), as a spawned one does.
-
-Forking a process that runs threads is unsafe (a lock held by another thread stays held forever in the child).
-If the zygote finds itself with more than one thread after its imports (a `sitecustomize` or an agent that
-starts threads, say), it says so instead of `ready` and exits; the supervisor then spawns workers and reports why.
+Design: docs/architecture.md, "The zygote".
 """
 
 from __future__ import annotations
@@ -36,6 +18,7 @@ import sys
 import time
 import traceback
 
+from mcp_supervisor.protocol.exit_codes import EXIT_FAILURE
 from mcp_supervisor.protocol.spawn import (
     BACKEND_STDERR_FD_ENV,
     HANDOFF_FD_ENV,
@@ -139,6 +122,7 @@ def main() -> int:
         raise SystemExit(f"{ZYGOTE_FD_ENV} is not set: the zygote is started by `mcp-supervisor start`.")
     die_with_parent()  # the zygote is the supervisor's own child
     set_title("mcp-supervisor: zygote")
+    # Not Settings: the zygote reads only its spawn environment, which the supervisor set from Settings.log_level.
     logging.basicConfig(
         level=os.environ.get("MCP_SUPERVISOR_LOG_LEVEL", "INFO"),
         format="%(asctime)s zygote %(levelname)s %(message)s",
@@ -167,7 +151,7 @@ def main() -> int:
             batch, eof = _requests(sock)
         except OSError as exc:
             log.error("The supervisor's socket failed: %s", exc)
-            return 1
+            return EXIT_FAILURE
         sys.stdout.flush()
         sys.stderr.flush()
         # Every intermediate is forked first, then their answers collected: the forks of a batch overlap
@@ -290,7 +274,7 @@ def _become_worker(sock: socket.socket, fds: list[int]) -> None:
         gc.enable()
         # The parent-death signal is about the *current* parent: set it (worker_main does) only once we are
         # the supervisor's, not while the intermediate that is about to exit is still our parent.
-        supervisor = int(os.environ.get(PARENT_PID_ENV) or 0)
+        supervisor = int(os.environ.get(PARENT_PID_ENV) or 0)  # the spawn environment, not a setting
         deadline = time.monotonic() + REPARENT_TIMEOUT_S
         while supervisor and os.getppid() != supervisor:
             if os.getppid() == 1 or time.monotonic() > deadline:
@@ -299,7 +283,7 @@ def _become_worker(sock: socket.socket, fds: list[int]) -> None:
         logging.root.handlers.clear()  # the worker configures its own (its key in every line)
         code = worker_main.main()
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+        code = exc.code if isinstance(exc.code, int) else EXIT_FAILURE
         if exc.code is not None and not isinstance(exc.code, int):
             print(exc.code, file=sys.stderr)
     except BaseException:

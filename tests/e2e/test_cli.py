@@ -27,7 +27,7 @@ def cli(*args: str, cwd: Path = ROOT, **kwargs: Any) -> subprocess.CompletedProc
 def test_check_config_says_whether_a_display_name_renames_or_becomes_the_title(tmp_path: Path) -> None:
     config_dir = tmp_path / "config"
     tools = {
-        "time--get_current_time": {"displayName": "My Custom Tool Name"},  # the seed README's own example
+        "time--get_current_time": {"displayName": "My Custom Tool Name"},  # mcp-proxy-server's own README example
         "time--convert_time": {"exposedName": "convert"},
     }
     write_config(config_dir, {"time": {"command": "mcp-server-time"}}, tools)

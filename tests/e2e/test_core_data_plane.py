@@ -19,9 +19,9 @@ pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 TOOL_CONFIG = {
     "local--add": {"enabled": False},
-    # The seed README's spelling...
+    # mcp-proxy-server's README spelling...
     "remote--echo": {"displayName": "remote_echo", "description": "Echo, through Streamable HTTP."},
-    # ...and the seed code's spelling.
+    # ...and mcp-proxy-server's code spelling.
     "time--convert_time": {"exposedName": "tz_convert", "exposedDescription": "Convert between zones."},
 }
 

@@ -59,7 +59,7 @@ async def test_sse_edge_cases(secured: RunningSupervisor) -> None:
         key = {"X-Api-Key": "sse-key"}
         assert (await http.post(f"{base}/message", json=ping, headers=key)).status_code == 400
         assert (await http.post(f"{base}/message?sessionId=nope", json=ping, headers=key)).status_code == 404
-        # A live session cannot be used with another credential, nor without any (the seed allowed that).
+        # A live session cannot be used with another credential, nor without any (mcp-proxy-server allowed that).
         async with http.stream("GET", f"{base}/sse", headers=key) as stream:
             lines = stream.aiter_lines()
             assert await anext(lines) == "event: endpoint"

@@ -56,7 +56,7 @@ async def test_auth_accepts_key_header_query_and_bearer(secured: RunningSupervis
     await _echo_works(secured.url, {"X-Api-Key": "key-two"})
     await _echo_works(f"{secured.url}?key=key-one")
     await _echo_works(secured.url, {"Authorization": "Bearer token-one"})
-    # A wrong bearer token falls through to a valid key, as in the seed.
+    # A wrong bearer token falls through to a valid key, as in mcp-proxy-server.
     await _echo_works(secured.url, {"Authorization": "Bearer wrong", "X-Api-Key": "key-one"})
 
 

@@ -102,7 +102,7 @@ def test_description_override_adds_a_description_when_backend_had_none() -> None
 
 @pytest.mark.parametrize("display", ["My Custom Tool Name", "has space", "x" * 129, "slash/name", "ünï", "clock\n"])
 def test_a_display_name_that_is_no_valid_name_becomes_the_title_and_the_name_stays(display: str) -> None:
-    """The seed README's own example, `"displayName": "My Custom Tool Name"`, is applied as MCP's title."""
+    """mcp-proxy-server's own README example, `"displayName": "My Custom Tool Name"`, is applied as MCP's title."""
     config = ToolConfig(tools={"s--t": ToolOverride(exposed_name=display)})
     result = aggregate_tools({"s": [_tool("t", title="Old")]}, config, "--")
     assert [(tool["name"], tool["title"]) for tool in result.tools] == [("s--t", display)]

@@ -21,7 +21,7 @@ from mcp_supervisor.errors import ConfigError
 SOURCE = "conf/servers-under-test.json"
 TOOLS_SOURCE = "conf/tools-under-test.json"
 
-# The full example `config/mcp_server.json` of the seed's README, verbatim.
+# The full example `config/mcp_server.json` of mcp-proxy-server's README, verbatim.
 SEED_EXAMPLE = b"""
 {
   "mcpServers": {
@@ -83,7 +83,7 @@ def _tools(tools: Any) -> bytes:
     return json.dumps({"tools": tools}).encode()
 
 
-# ---------------------------------------------------------------- the seed's example
+# ---------------------------------------------------------------- mcp-proxy-server's example
 
 
 def test_seed_example_parses_all_four_servers_in_file_order() -> None:

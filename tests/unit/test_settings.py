@@ -1,4 +1,4 @@
-"""Environment settings: the seed's variable names, defaults and fallbacks."""
+"""Environment settings: mcp-proxy-server's variable names, defaults and fallbacks."""
 
 from __future__ import annotations
 
@@ -168,3 +168,14 @@ def test_credentials_that_are_only_separators_refuse_to_start(variable: str, val
 def test_an_empty_credentials_variable_means_unset() -> None:
     """compose passes `${ALLOWED_KEYS:-}`: empty is the documented way to run without client auth."""
     assert not load_settings({"ALLOWED_KEYS": "", "ALLOWED_TOKENS": " "}).auth_enabled
+
+
+def test_sample_interval_and_access_log_are_settings(tmp_path: Path) -> None:
+    """Read once, with the other settings, rather than from os.environ where they are used."""
+    defaults = load_settings(env={}, config_dir=tmp_path)
+    assert (defaults.sample_interval_s, defaults.access_log) == (2.0, False)
+    env = {"MCP_SUPERVISOR_SAMPLE_SECONDS": "0.2", "MCP_SUPERVISOR_ACCESS_LOG": "1"}
+    settings = load_settings(env=env, config_dir=tmp_path)
+    assert (settings.sample_interval_s, settings.access_log) == (0.2, True)
+    with pytest.raises(ConfigError, match="MCP_SUPERVISOR_SAMPLE_SECONDS"):
+        load_settings(env={"MCP_SUPERVISOR_SAMPLE_SECONDS": "soon"}, config_dir=tmp_path)

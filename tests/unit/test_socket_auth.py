@@ -72,3 +72,24 @@ def test_known_peers() -> None:
 )
 def test_what_each_role_may_send(peer: str, message: object, allowed: bool) -> None:
     assert _allowed(peer, message) is allowed  # type: ignore[arg-type]
+
+
+def test_a_refused_name_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    """A reconnecting intruder does not flood the log: each refused name once, a correct password never."""
+    import zmq
+
+    context = zmq.Context()
+    try:
+        auth = socket_auth._Authenticator(context, KEY, lambda user: user == "time/1")
+        with caplog.at_level("WARNING", logger="mcp_supervisor.auth"):
+            for _ in range(5):
+                assert auth._authenticate_plain("", "intruder", "guess")[0] is False
+            assert auth._authenticate_plain("", "other", "guess")[0] is False
+            assert auth._authenticate_plain("", "time/1", socket_auth.derive(KEY, "time/1").password)[0] is True
+    finally:
+        context.term()
+    refused = [r.getMessage() for r in caplog.records if "Refused a ZeroMQ connection" in r.getMessage()]
+    assert refused == [
+        "Refused a ZeroMQ connection as 'intruder': bad credentials.",
+        "Refused a ZeroMQ connection as 'other': bad credentials.",
+    ]

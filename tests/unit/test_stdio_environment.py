@@ -1,4 +1,4 @@
-"""What a stdio backend's environment holds: the proxy's (the seed's rule), minus the gateway's own secrets."""
+"""What a stdio backend's environment holds: the proxy's (mcp-proxy-server's rule), minus the gateway's own secrets."""
 
 from __future__ import annotations
 

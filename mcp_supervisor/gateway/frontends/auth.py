@@ -1,4 +1,4 @@
-"""Client authentication exactly as the seed: on only when ALLOWED_TOKENS or ALLOWED_KEYS is set.
+"""Client authentication exactly as mcp-proxy-server: on only when ALLOWED_TOKENS or ALLOWED_KEYS is set.
 
 `Authorization: Bearer <token>` is tried first against ALLOWED_TOKENS; then `X-Api-Key` (wins) or `?key=`
 against ALLOWED_KEYS. Comparisons are constant-time and always scan the whole list.

@@ -1,8 +1,8 @@
 """The legacy HTTP+SSE front end (protocol 2024-11-05): `GET /sse` + `POST /message?sessionId=…`.
 
-The GET opens the session's only stream and first announces, as the seed does, the endpoint to POST to
+The GET opens the session's only stream and first announces, as mcp-proxy-server does, the endpoint to POST to
 (`/message?sessionId=<id>`; `/messages` is accepted too). A POST is answered 202 at once and its reply goes
-down the stream. Unlike the seed, the POST endpoint is authenticated as well: a session belongs to the
+down the stream. Unlike mcp-proxy-server, the POST endpoint is authenticated as well: a session belongs to the
 credential that opened it, and a key given as `?key=` on /sse is carried into the announced endpoint so
 clients that only know the URL keep working.
 
@@ -42,7 +42,7 @@ _STREAM_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 # An empty 202: uvicorn writes a response's head and each body part with a syscall of their own, so a body
-# ("Accepted", as the seed sends) costs a second write per call on the hot path. Clients read only the status.
+# ("Accepted", as mcp-proxy-server sends) costs a second write per call on the hot path. Clients read only the status.
 _ACCEPTED_HEADERS = [(b"content-length", b"0")]
 _EVENT = b"event: message\ndata: "
 

@@ -21,7 +21,7 @@ Items = Sequence[Mapping[str, Any]]
 
 
 def qualified_name(server_key: str, separator: str, tool_name: str) -> str:
-    """The seed's name of a backend tool: `<server_key><SEP><tool>`; tool_config.json is keyed by it."""
+    """mcp-proxy-server's name of a backend tool: `<server_key><SEP><tool>`; tool_config.json is keyed by it."""
     return f"{server_key}{separator}{tool_name}"
 
 

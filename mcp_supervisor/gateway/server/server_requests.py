@@ -1,22 +1,6 @@
 """Requests a backend sends to the client (sampling/createMessage, elicitation/create, roots/list, …).
 
-The backend connection is shared by many client sessions, and stdio carries no trace of which client request
-caused a server→client request. Attribution is therefore inferred, and never across credentials: when the
-requests in flight at that backend belong to one credential, the request goes to one of them (exact when they
-are one session's; among several sessions of that credential, the one whose arguments appear in the server
-request, then the most recent). When requests of several credentials are in flight, nothing tells whose it
-is: the backend gets a JSON-RPC error at once (its tool fails and says why), and every operation that was in
-flight there is marked interactive (below), so the next time they take turns and attribution is exact. The
-request goes to the client on the stream of the request it belongs to, under an id of the gateway's; the
-client's answer goes back to the backend under the backend's own id. A client that cannot answer, goes away or
-does not answer within SERVER_REQUEST_TIMEOUT_SECONDS (10 s) gets the backend a JSON-RPC error: the backend
-never hangs on us, and a silent client holds another's turn for that long at most.
-
-The gateway also learns: an operation (a tool or prompt of one backend) that was unambiguously the cause of a
-server request is "interactive". From then on calls to that backend's interactive operations take turns (one
-in flight per backend; credentials served round-robin, see turns.py), and a server request goes to the one
-interactive call in flight (when only its credential has calls in flight there): exact attribution for the
-tools that need it, at the cost of their concurrency only.
+Design: docs/architecture.md, "Server-to-client requests".
 """
 
 from __future__ import annotations
