@@ -405,6 +405,8 @@ def measure_load(
     with PeakSampler(watch) as sampler:
         result = loadgen([*args, "--tool", tool], load_timeout(calls, sessions))
     result["processes"] = sampler.result()
+    for figures in result["processes"].values():  # what an operator pays: CPU seconds per 1000 calls
+        figures["cpu_s_per_1k"] = round(figures["cpu_s"] * 1000 / max(1, result["calls"]), 3)
     return result
 
 
@@ -624,6 +626,7 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
         label: {
             "peak_rss_mb": max(run["processes"][label]["peak_rss_mb"] for run in runs),
             "cpu_s": round(statistics.median(run["processes"][label]["cpu_s"] for run in runs), 2),
+            "cpu_s_per_1k": round(statistics.median(run["processes"][label]["cpu_s_per_1k"] for run in runs), 3),
         }
         for label in first["processes"]
     }
@@ -957,7 +960,8 @@ def report(results: dict[str, Any]) -> str:
     header = (
         f"{'transport':<9} {'client':<6} {'S':>3} | {'direct p50/p90/p99':>20} {'calls/s':>7} | "
         f"{'gateway p50/p90/p99':>20} {'calls/s':>7} | {'p50 x':>6} {'p50 +ms':>7} {'calls/s x':>9} | "
-        f"{'err/mism d':>10} {'err/mism g':>10} | {'peak RSS MB: direct be | gw / worker / be':>38}"
+        f"{'err/mism d':>10} {'err/mism g':>10} | {'peak RSS MB: direct be | gw / worker / be':>38} | "
+        f"{'CPU-s/1000 calls: direct be | gw / worker / be':>46}"
     )
     lines.append(header)
     lines.append("-" * len(header))
@@ -972,7 +976,9 @@ def report(results: dict[str, Any]) -> str:
             f"{_f(r['p50_ratio']):>6} {_delta(r['p50_delta_ms']):>7} {_f(r['throughput_ratio']):>9} | "
             f"{d['errors']:>4}/{d['mismatches']:<5} {g['errors']:>4}/{g['mismatches']:<5} | "
             f"{dp['backend']['peak_rss_mb']:>9.1f} | {gp['gateway']['peak_rss_mb']:>6.1f} / "
-            f"{gp['worker']['peak_rss_mb']:>5.1f} / {gp['backend']['peak_rss_mb']:>5.1f}"
+            f"{gp['worker']['peak_rss_mb']:>5.1f} / {gp['backend']['peak_rss_mb']:>5.1f} | "
+            f"{dp['backend']['cpu_s_per_1k']:>18.3f} | {gp['gateway']['cpu_s_per_1k']:>5.3f} / "
+            f"{gp['worker']['cpu_s_per_1k']:>6.3f} / {gp['backend']['cpu_s_per_1k']:>5.3f}"
         )
     failed_rows = [
         (side, pair)
