@@ -118,6 +118,13 @@ def get_json(url: str, timeout: float = 5.0, headers: dict[str, str] | None = No
         return json.loads(response.read())
 
 
+def _rss(process: psutil.Process) -> int:
+    try:
+        return int(process.memory_info().rss)
+    except psutil.Error:
+        return 0
+
+
 def memory(process: psutil.Process) -> dict[str, float]:
     info = process.memory_full_info()
     return {"rss_mb": round(info.rss / MB, 1), "uss_mb": round(info.uss / MB, 1)}
@@ -298,10 +305,11 @@ class Supervisor:
         for item in health["backends"]:
             worker = psutil.Process(item["pid"])
             found[f"worker[{item['key']}]"] = worker
-            # The backend itself, not the sandbox's bubblewrap processes around it.
+            # The backend itself, not the sandbox's processes around it (bubblewrap, its pid namespace's init):
+            # the largest of the worker's descendants.
             below = [p for p in worker.children(recursive=True) if p.name() != "bwrap"]
             if below:
-                found[f"backend[{item['key']}]"] = below[0]
+                found[f"backend[{item['key']}]"] = max(below, key=_rss)
         assert self.process is not None
         self.procs.remember(self.process.pid)
         return found
@@ -928,9 +936,11 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"before {held['gateway_before']['rss_mb']} MB, after release {held['gateway_after_release']['rss_mb']} MB",
         )
     import auth_cost
+    import hop_cost
     import scale
 
     targets.extend(auth_cost.targets(results))
+    targets.extend(hop_cost.targets(results))
     targets.extend(scale.targets(results))
     return targets
 
@@ -1086,9 +1096,11 @@ def report(results: dict[str, Any]) -> str:
             for text, count in found["kinds"].items():
                 lines.append(f"  {name}: {count} x {text}")
     import auth_cost
+    import peers
     import scale
 
     lines.extend(auth_cost.report(results))
+    lines.extend(peers.report(results))
     lines.extend(scale.report(results))
     if results["failures"]:
         lines.append("")
@@ -1177,7 +1189,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scale-max", type=int, default=500, help="lean backends measured once (0: skip)")
     parser.add_argument("--scale-list-max", type=int, default=100, help="tools/list + reload up to this many")
     parser.add_argument(
-        "--skip", default="", help="comma-separated: load, startup, sandbox, auth, tools-list, idle-sessions, scale"
+        "--peers",
+        default="fastmcp,mcp-proxy,contextforge",
+        help="peer gateways measured beside this one (bench/peers.py; each installed from PyPI into a scratch venv)",
+    )
+    parser.add_argument("--peers-dir", default=None, help="where the peers' scratch venvs live (bench/peers.py)")
+    parser.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated: load, peers, startup, sandbox, auth, tools-list, idle-sessions, scale",
     )
     config = parser.parse_args(argv)
     if config.quick:
@@ -1243,7 +1263,12 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"holding {config.idle_mcp} /mcp + {config.idle_sse} /sse idle sessions on the gateway")
                 results["held_sessions"] = hold_idle_sessions(gateway, config.idle_mcp, config.idle_sse, 120.0)
             gateway.stop()
-        elif "idle-sessions" not in config.skip:
+        if "peers" not in config.skip:
+            import peers
+
+            config.peers_dir = config.peers_dir or str(peers.DEFAULT_DIR)
+            peers.run_peers(sys.modules[__name__], procs, workdir, config, results)
+        if "load" in config.skip and "idle-sessions" not in config.skip:
             gateway = Supervisor(procs, workdir, "gateway-1", backends=1)
             gateway.start()
             gateway.wait_running(60)
@@ -1273,7 +1298,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, previous_handler)
         logs_dir = results_dir / f"{stamp}-logs"
         with contextlib.suppress(OSError):
-            for path in [*workdir.glob("*/supervisor.log"), *workdir.glob("direct-*.log")]:
+            for path in [*workdir.glob("*/supervisor.log"), *workdir.glob("direct-*.log"), *workdir.glob("peer-*.log")]:
                 logs_dir.mkdir(exist_ok=True)
                 shutil.copy(path, logs_dir / "__".join(path.relative_to(workdir).parts))
                 results["log_errors"][path.parent.name if path.name == "supervisor.log" else path.stem] = log_errors(
