@@ -77,6 +77,13 @@ def get_json(url: str, timeout: float = 5.0, headers: dict[str, str] | None = No
         return json.loads(response.read())
 
 
+def rss(process: psutil.Process) -> int:
+    try:
+        return int(process.memory_info().rss)
+    except psutil.Error:
+        return 0
+
+
 def memory(process: psutil.Process) -> dict[str, float]:
     info = process.memory_full_info()
     return {"rss_mb": round(info.rss / MB, 1), "uss_mb": round(info.uss / MB, 1)}
@@ -257,9 +264,11 @@ class Supervisor:
             worker = psutil.Process(item["pid"])
             found[f"worker[{item['key']}]"] = worker
             # The backend itself, not the sandbox's bubblewrap processes around it.
+            # The backend itself, not the sandbox's processes around it (bubblewrap, its pid namespace's init):
+            # the largest of the worker's descendants.
             below = [p for p in worker.children(recursive=True) if p.name() != "bwrap"]
             if below:
-                found[f"backend[{item['key']}]"] = below[0]
+                found[f"backend[{item['key']}]"] = max(below, key=rss)
         assert self.process is not None
         self.procs.remember(self.process.pid)
         return found

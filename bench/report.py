@@ -35,9 +35,11 @@ def report(results: dict[str, Any]) -> str:
     ):
         lines.extend(section(results))
     import auth_cost
+    import peers
     import scale
 
     lines.extend(auth_cost.report(results))
+    lines.extend(peers.report(results))
     lines.extend(scale.report(results))
     if results["failures"]:
         lines.append("")
@@ -78,7 +80,8 @@ def _load_table(results: dict[str, Any]) -> list[str]:
     header = (
         f"{'transport':<9} {'client':<6} {'S':>3} | {'direct p50/p90/p99':>20} {'calls/s':>7} | "
         f"{'gateway p50/p90/p99':>20} {'calls/s':>7} | {'p50 x':>6} {'p50 +ms':>7} {'calls/s x':>9} | "
-        f"{'err/mism d':>10} {'err/mism g':>10} | {'peak RSS MB: direct be | gw / worker / be':>38}"
+        f"{'err/mism d':>10} {'err/mism g':>10} | {'peak RSS MB: direct be | gw / worker / be':>38} | "
+        f"{'CPU-s/1000 calls: direct be | gw / worker / be':>46}"
     )
     lines.append(header)
     lines.append("-" * len(header))
@@ -93,7 +96,9 @@ def _load_table(results: dict[str, Any]) -> list[str]:
             f"{fmt(r['p50_ratio']):>6} {_delta(r['p50_delta_ms']):>7} {fmt(r['throughput_ratio']):>9} | "
             f"{d['errors']:>4}/{d['mismatches']:<5} {g['errors']:>4}/{g['mismatches']:<5} | "
             f"{dp['backend']['peak_rss_mb']:>9.1f} | {gp['gateway']['peak_rss_mb']:>6.1f} / "
-            f"{gp['worker']['peak_rss_mb']:>5.1f} / {gp['backend']['peak_rss_mb']:>5.1f}"
+            f"{gp['worker']['peak_rss_mb']:>5.1f} / {gp['backend']['peak_rss_mb']:>5.1f} | "
+            f"{dp['backend']['cpu_s_per_1k']:>18.3f} | {gp['gateway']['cpu_s_per_1k']:>5.3f} / "
+            f"{gp['worker']['cpu_s_per_1k']:>6.3f} / {gp['backend']['cpu_s_per_1k']:>5.3f}"
         )
     return lines
 

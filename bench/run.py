@@ -82,7 +82,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scale-max", type=int, default=500, help="lean backends measured once (0: skip)")
     parser.add_argument("--scale-list-max", type=int, default=100, help="tools/list + reload up to this many")
     parser.add_argument(
-        "--skip", default="", help="comma-separated: load, startup, sandbox, auth, tools-list, idle-sessions, scale"
+        "--peers",
+        default="fastmcp,mcp-proxy,contextforge",
+        help="peer gateways measured beside this one (bench/peers.py; each installed from PyPI into a scratch venv)",
+    )
+    parser.add_argument("--peers-dir", default=None, help="where the peers' scratch venvs live (bench/peers.py)")
+    parser.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated: load, peers, startup, sandbox, auth, tools-list, idle-sessions, scale",
     )
     config = parser.parse_args(argv)
     if config.quick:
@@ -179,7 +187,12 @@ def _measure(procs: Processes, workdir: Path, config: argparse.Namespace, result
             log(f"holding {config.idle_mcp} /mcp + {config.idle_sse} /sse idle sessions on the gateway")
             results["held_sessions"] = hold_idle_sessions(gateway, config.idle_mcp, config.idle_sse, 120.0)
         gateway.stop()
-    elif "idle-sessions" not in config.skip:
+    if "peers" not in config.skip:
+        import peers
+
+        config.peers_dir = config.peers_dir or str(peers.DEFAULT_DIR)
+        peers.run_peers(harness, procs, workdir, config, results)
+    if "load" in config.skip and "idle-sessions" not in config.skip:
         gateway = Supervisor(procs, workdir, "gateway-1", backends=1)
         gateway.start()
         gateway.wait_running(60)
@@ -205,7 +218,7 @@ def _measure(procs: Processes, workdir: Path, config: argparse.Namespace, result
 def _keep_logs(workdir: Path, logs_dir: Path, results: dict[str, Any]) -> None:
     """Copy the supervisors' and direct backends' logs next to the results, counting their ERROR lines."""
     with contextlib.suppress(OSError):
-        for path in [*workdir.glob("*/supervisor.log"), *workdir.glob("direct-*.log")]:
+        for path in [*workdir.glob("*/supervisor.log"), *workdir.glob("direct-*.log"), *workdir.glob("peer-*.log")]:
             logs_dir.mkdir(exist_ok=True)
             shutil.copy(path, logs_dir / "__".join(path.relative_to(workdir).parts))
             results["log_errors"][path.parent.name if path.name == "supervisor.log" else path.stem] = log_errors(path)

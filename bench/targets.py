@@ -34,9 +34,11 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     for section in (_load, _memory_and_startup, _sandbox_lists_sessions):
         section(results, add)
     import auth_cost
+    import hop_cost
     import scale
 
     targets.extend(auth_cost.targets(results))
+    targets.extend(hop_cost.targets(results))
     targets.extend(scale.targets(results))
     return targets
 

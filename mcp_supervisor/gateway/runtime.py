@@ -14,7 +14,6 @@ from mcp_supervisor.gateway.dataplane.backends import Backends
 from mcp_supervisor.gateway.dataplane.supervisor_link import SupervisorLink
 from mcp_supervisor.gateway.frontends.event_log import Budget
 from mcp_supervisor.gateway.frontends.sealed_sessions import SessionSealer
-from mcp_supervisor.gateway.server import modern
 from mcp_supervisor.gateway.server.core import GatewayCore
 from mcp_supervisor.gateway.server.sessions import SessionStore
 from mcp_supervisor.protocol import socket_auth
@@ -57,7 +56,6 @@ class GatewayRuntime:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        modern.start_preload()  # in a thread: the SDK's import must not stall the loop that beats
         self.backends.start()
         self._tasks = [
             asyncio.create_task(self.supervisor.run(), name="supervisor-link"),

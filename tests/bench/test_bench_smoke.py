@@ -47,6 +47,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
         *("--idle-mcp", "10", "--idle-sse", "10"),
         *("--scale-sizes", "3", "--scale-repeat", "1", "--scale-idle-seconds", "1", "--scale-max", "0"),
         *("--scale-list-max", "3"),
+        *("--skip", "peers"),  # the peers are installed from PyPI: no network in tests
         *("--results-dir", str(results_dir), "--work-dir", str(work_dir)),
     ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(ROOT))

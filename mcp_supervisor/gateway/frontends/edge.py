@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import Receive
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from mcp_supervisor.gateway.frontends.oauth import OAuthVerifier
 
 log = logging.getLogger("mcp_supervisor.gateway.frontends.auth")
+_NO_QUERY = QueryParams("")
 
 
 class EdgeChecks:
@@ -50,7 +52,10 @@ class EdgeChecks:
 
     async def admit(self, request: Request) -> Identity | Response:
         """The authenticated identity, or the response that refuses the request."""
-        return await self.admit_raw(request.headers, request.query_params)
+        # Most requests have no query string: not parsed into a new QueryParams on every call (~3 % of the
+        # gateway's CPU per call, py-spy).
+        query = request.query_params if request.scope.get("query_string") else _NO_QUERY
+        return await self.admit_raw(request.headers, query)
 
     async def admit_raw(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Identity | Response:
         """`admit` for raw ASGI handlers, which have no Request object."""

@@ -2,8 +2,8 @@
 gateway, or another replica, serves the session's next request.
 
 The id is `<handle>.<token>`: `handle` is 16 random URL-safe characters (the session's name in logs and in the
-revocation set), `token` the state sealed with AES-256-GCM (the SDK's codec, as for 2026-07-28
-requestState, gateway/server/request_state.py). What is sealed: the principal the session is bound to, the
+revocation set), `token` the state sealed with AES-256-GCM (gateway/server/aead.py, as for 2026-07-28
+requestState). What is sealed: the principal the session is bound to, the
 negotiated protocol version, the client's capabilities and info, the handle, and an absolute
 expiry (SESSION_MAX_LIFETIME_SECONDS after
 `initialize`: an id cannot slide, the client never learns a new one). A token presented by another principal, one
@@ -28,7 +28,7 @@ from mcp_supervisor.errors import SupervisorError
 from mcp_supervisor.gateway.server import jsonrpc
 
 if TYPE_CHECKING:
-    from mcp.server.request_state import AESGCMRequestStateCodec
+    from mcp_supervisor.gateway.server.aead import AeadCodec
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
@@ -73,15 +73,15 @@ class SessionSealer:
         self._key = hashlib.sha256(_LABEL + material).hexdigest()
         self.shared = bool(secret)
         self.max_lifetime_s = max_lifetime_s
-        self._loaded: AESGCMRequestStateCodec | None = None
+        self._loaded: AeadCodec | None = None
         self._revoked: dict[str, float] = {}
 
     @property
-    def _codec(self) -> AESGCMRequestStateCodec:
+    def _codec(self) -> AeadCodec:
         if self._loaded is None:
-            from mcp.server.request_state import AESGCMRequestStateCodec  # preloaded at start (modern.preload)
+            from mcp_supervisor.gateway.server.aead import AeadCodec  # cryptography: on the first sealed id
 
-            self._loaded = AESGCMRequestStateCodec([self._key])
+            self._loaded = AeadCodec(self._key)
         return self._loaded
 
     def seal(
@@ -108,11 +108,9 @@ class SessionSealer:
         handle, dot, token = session_id.partition(".")
         if not dot or len(handle) != HANDLE_CHARS or len(session_id) > MAX_ID_CHARS:
             raise SessionRejected("not a sealed session id")
-        from mcp.server.request_state import InvalidRequestState
-
         try:
             payload: Any = jsonrpc.decode_json(zlib.decompress(self._codec.unseal(token)))
-        except (InvalidRequestState, ValueError, zlib.error) as exc:
+        except (ValueError, zlib.error) as exc:  # aead.InvalidToken is a ValueError
             raise SessionRejected(f"it does not verify ({exc})") from None
         if not isinstance(payload, dict) or payload.get("h") != handle:
             raise SessionRejected("malformed")

@@ -108,7 +108,6 @@ class StdioFrontend:
     async def _process_modern(self, session: ClientSession, message: Incoming) -> None:
         """A 2026-07-28 request on the pipe: its own context; its messages and reply on the one stream."""
         assert message.id is not None
-        await modern.loaded()
         envelope = modern.envelope(message.raw, None)
         if isinstance(envelope, Rejection):
             session.push(modern.error_reply(message.id, envelope))

@@ -79,7 +79,6 @@ class StreamableHttpEndpoint:
         sessions = self.core.sessions
         session = sessions.get(session_id, identity.principal)
         if session is None:
-            await modern.loaded()  # the AEAD codec (imported in a thread at start)
             session = sessions.revive(session_id, identity)
         if session is None:
             return _fault(404, error_codes.SESSION_NOT_FOUND, "Session not found.")
@@ -124,7 +123,6 @@ class StreamableHttpEndpoint:
                     "The gateway holds too many sessions (or this credential's quota of them); try again later.",
                 )
             reply = await self.core.initialize(session, message)
-            await modern.loaded()  # the AEAD codec (imported in a thread at start)
             self.core.sessions.seal(session)
             return _json(reply, 200, {"Mcp-Session-Id": session.id})
 

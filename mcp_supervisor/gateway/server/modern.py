@@ -1,23 +1,26 @@
 """The 2026-07-28 era at the gateway edge: which requests are modern, their envelope, and their replies' shape.
 
 Transport-agnostic and pure: the `/mcp` and stdio front ends share it. The envelope ladder (the `_meta` pair,
-the routing headers, the version) is the SDK's own (`mcp.shared.inbound`). It pulls in the SDK's types (~0.5 s
-of CPU and ~30 MB quiet, several seconds on a busy machine): imported on the first modern request, it froze the
-event loop past its heartbeat and the supervisor killed the gateway as hung. So the gateway's start imports it
-in a thread (`start_preload`), while its loop serves and beats; a request that needs it awaits `loaded()`.
+the routing headers, the version) runs the SDK's rungs (`mcp.shared.inbound`) in our own code
+(envelope_ladder.py): importing the SDK for it cost the gateway ~1 s of CPU and 33 MB of RSS.
 This module adds what a gateway needs around it: the decision "is this request modern?", and the reshaping of
 replies that the core builds era-neutrally (`resultType`, `serverInfo`, caching hints, the modern error codes).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from mcp_supervisor import __version__
 from mcp_supervisor.gateway.server import jsonrpc
+from mcp_supervisor.gateway.server.envelope_ladder import (
+    ERROR_CODE_HTTP_STATUS,
+    LadderRejection,
+    classify,
+    find_duplicated_routing_header,
+)
 from mcp_supervisor.protocol import error_codes
 from mcp_supervisor.protocol.versions import HANDSHAKE_VERSIONS, MODERN_VERSIONS
 
@@ -62,40 +65,7 @@ class Rejection:
 
 def http_status(code: int) -> int:
     """The HTTP status of a modern JSON-RPC error (the spec's table; unlisted codes are 200)."""
-    from mcp.shared.inbound import ERROR_CODE_HTTP_STATUS  # loaded by the envelope check already
-
     return ERROR_CODE_HTTP_STATUS.get(code, 200)
-
-
-_loaded = False
-_loading: asyncio.Future[None] | None = None
-
-
-def preload() -> None:
-    """Import and warm what the SDK gives the gateway (the envelope ladder, its error table, the AEAD codec of
-    requestState and sealed session ids) once. Blocking: run by `start_preload` in a thread."""
-    global _loaded
-    import mcp.server.request_state  # noqa: F401
-
-    raw = {"jsonrpc": "2.0", "id": 0, "method": "tools/list", "params": {"_meta": {PROTOCOL_VERSION_KEY: "preload"}}}
-    envelope(raw, [("mcp-protocol-version", "preload"), ("mcp-method", "tools/list")])
-    http_status(0)
-    _loaded = True
-
-
-def start_preload() -> None:
-    """On the gateway's loop, at its start: the import runs in a thread, the loop goes on serving and beating."""
-    global _loading
-    if _loading is None and not _loaded:
-        _loading = asyncio.ensure_future(asyncio.to_thread(preload))
-
-
-async def loaded() -> None:
-    """Return once the SDK's modules are imported (at once, after the first second or so of the gateway)."""
-    if not _loaded:
-        start_preload()
-        assert _loading is not None
-        await asyncio.shield(_loading)
 
 
 def is_modern(raw: Mapping[str, Any], version_header: str | None, has_session: bool = False) -> bool:
@@ -116,8 +86,6 @@ def is_modern(raw: Mapping[str, Any], version_header: str | None, has_session: b
 
 def envelope(raw: Mapping[str, Any], headers: Iterable[tuple[str, str]] | None) -> Envelope | Rejection:
     """Validate a modern request's envelope (and, over HTTP, its routing headers)."""
-    from mcp.shared.inbound import InboundLadderRejection, classify_inbound_request, find_duplicated_routing_header
-
     header_map: dict[str, str] | None = None
     if headers is not None:
         pairs = list(headers)
@@ -125,8 +93,8 @@ def envelope(raw: Mapping[str, Any], headers: Iterable[tuple[str, str]] | None) 
         if duplicated is not None:
             return Rejection(error_codes.HEADER_MISMATCH, f"The {duplicated} header appears more than once.")
         header_map = {name.lower(): value for name, value in pairs}
-    verdict = classify_inbound_request(raw, headers=header_map, supported_modern_versions=MODERN_VERSIONS)
-    if isinstance(verdict, InboundLadderRejection):
+    verdict = classify(raw, header_map, MODERN_VERSIONS)
+    if isinstance(verdict, LadderRejection):
         return Rejection(verdict.code, verdict.message, verdict.data)
     capabilities = verdict.client_capabilities
     if not isinstance(capabilities, dict):

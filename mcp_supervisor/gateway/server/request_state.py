@@ -1,7 +1,7 @@
 """Sealing the `requestState` the gateway hands 2026-07-28 clients (multi-round-trip requests).
 
 The client echoes the state on its retry, so it is attacker-controlled input: it is encrypted and
-authenticated (the SDK's AES-256-GCM codec, `mcp.server.request_state`), and what it carries is bound to the
+authenticated (AES-256-GCM, aead.py: the SDK's codec's format), and what it carries is bound to the
 principal that received it, to the request it answers (method and tool / prompt / URI), and to an expiry.
 Two kinds travel in it:
 - `held`: a handshake-era backend's server→client request the gateway holds for the retry (a handle into this
@@ -22,7 +22,7 @@ from mcp_supervisor.errors import SupervisorError
 from mcp_supervisor.gateway.server import jsonrpc
 
 if TYPE_CHECKING:
-    from mcp.server.request_state import AESGCMRequestStateCodec
+    from mcp_supervisor.gateway.server.aead import AeadCodec
 
 PREFIX = "mcps1."
 
@@ -41,16 +41,16 @@ class Binding:
 class RequestStateSealer:
     def __init__(self, secret: str, ttl_s: float) -> None:
         self._secret = secret or secrets.token_hex(32)
-        self._loaded: AESGCMRequestStateCodec | None = None
+        self._loaded: AeadCodec | None = None
         self.ttl_s = ttl_s
 
     @property
-    def _codec(self) -> AESGCMRequestStateCodec:
-        """Made on first use: the SDK module is not imported by a gateway that never seals a state."""
+    def _codec(self) -> AeadCodec:
+        """Made on first use: `cryptography` is not loaded by a gateway that never seals a state."""
         if self._loaded is None:
-            from mcp.server.request_state import AESGCMRequestStateCodec
+            from mcp_supervisor.gateway.server.aead import AeadCodec
 
-            self._loaded = AESGCMRequestStateCodec([self._secret])
+            self._loaded = AeadCodec(self._secret)
         return self._loaded
 
     def seal(self, binding: Binding, kind: str, value: str, backend: str = "") -> str:
@@ -69,11 +69,9 @@ class RequestStateSealer:
         """(kind, value, backend) of a state this gateway sealed for exactly this principal and request."""
         if not isinstance(token, str) or not token.startswith(PREFIX):
             raise StateRejected("not a state of this gateway")
-        from mcp.server.request_state import InvalidRequestState
-
         try:
             payload: Any = jsonrpc.decode_json(self._codec.unseal(token[len(PREFIX) :]))
-        except (InvalidRequestState, ValueError) as exc:
+        except ValueError as exc:  # aead.InvalidToken is one
             raise StateRejected(f"it does not verify ({exc})") from None
         if not isinstance(payload, dict):
             raise StateRejected("malformed")
