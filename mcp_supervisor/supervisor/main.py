@@ -57,11 +57,9 @@ from mcp_supervisor.supervisor.process import ChildProcess, describe_exit
 from mcp_supervisor.supervisor.reports import Reports
 from mcp_supervisor.supervisor.slots import BACKOFF, FATAL, RUNNING, STARTING, STOPPED, STOPPING, Slot, policy_for
 from mcp_supervisor.supervisor.stderr import StderrCapture, open_captures
-from mcp_supervisor.supervisor.stdio_refusal import refuse_stdio_client
 from mcp_supervisor.supervisor.watchdog import Watchdog
 from mcp_supervisor.supervisor.watcher import watch_config
 from mcp_supervisor.supervisor.zygote import Zygote, fork_unsupported
-from mcp_supervisor.system.logs import configure_logging
 from mcp_supervisor.system.process_tree import INSTANCE_ENV, PARENT_PID_ENV
 from mcp_supervisor.system.sandbox import SandboxUnavailable
 from mcp_supervisor.tasks import BackgroundTasks
@@ -663,14 +661,3 @@ class Supervisor:
             return
         self._background(self.control.publish(event, slot.status()))
 
-
-def run_supervisor(settings: Settings, stdio: bool = False) -> int:
-    configure_logging(settings.log_level, "%(asctime)s supervisor %(levelname)s %(message)s")
-    supervisor = Supervisor(settings, stdio=stdio)
-    supervisor.host.prepare()  # outside the try: a refused runtime dir is told on stderr only, as it always was
-    try:
-        return asyncio.run(supervisor.run())
-    except ConfigError as exc:
-        if supervisor.host.stdio_fds is not None:
-            refuse_stdio_client(*supervisor.host.stdio_fds, str(exc))
-        raise
