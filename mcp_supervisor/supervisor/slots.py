@@ -8,6 +8,7 @@ import asyncio
 import logging
 import sys
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
@@ -58,7 +59,7 @@ class SlotStarter(Protocol):
 
 
 @dataclass(eq=False)
-class Slot:
+class Slot(ABC):
     key: str
     options: Supervision
     policy: RestartPolicy
@@ -105,20 +106,22 @@ class Slot:
     fatal_exit_code: ClassVar[int | None] = None
 
     @property
-    def label(self) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def label(self) -> str: ...
 
     @property
+    @abstractmethod
     def type_name(self) -> str:
-        raise NotImplementedError
+        """What `status` shows as its type: the backend's transport, or "gateway"."""
 
     @property
     def watched(self) -> bool:
         """Judged by the watchdog's heartbeat check."""
         return True
 
+    @abstractmethod
     def start_with(self, starter: SlotStarter) -> None:
-        raise NotImplementedError
+        """Start this slot's child the way its kind is started."""
 
     def publishes(self, event: str) -> bool:
         """Whether the gateway hears of this event about this slot."""
