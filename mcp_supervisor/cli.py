@@ -63,13 +63,13 @@ def _settings(args: argparse.Namespace, find_running: bool = False) -> Settings:
 
 
 def _cmd_start(args: argparse.Namespace) -> int:
-    from mcp_supervisor.supervisor.main import run_supervisor
+    from mcp_supervisor.supervisor.process_entry import run_supervisor
 
     return run_supervisor(_settings(args))
 
 
 def _cmd_stdio(args: argparse.Namespace) -> int:
-    from mcp_supervisor.supervisor.main import run_supervisor
+    from mcp_supervisor.supervisor.process_entry import run_supervisor
 
     return run_supervisor(_settings(args), stdio=True)
 

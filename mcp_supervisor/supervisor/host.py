@@ -35,6 +35,11 @@ class Host:
         self._lock_fd: int | None = None
 
     @property
+    def stdio(self) -> bool:
+        """The gateway serves our stdin/stdout (`mcp-supervisor stdio`)."""
+        return self._stdio
+
+    @property
     def runtime_dir(self) -> Path:
         return self.endpoints.runtime_dir
 

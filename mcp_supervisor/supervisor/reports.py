@@ -2,7 +2,7 @@
 
 A report comes by message (control socket) or, from a worker with a heartbeat page, written in the page and
 signalled on one eventfd every worker inherits (protocol/beat_page.py). Either way a STARTING worker that says
-ready becomes RUNNING here; everything else about the slot's life stays in supervisor/main.py.
+ready becomes RUNNING here; everything else about the slot's life is in supervisor/children.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from mcp_supervisor.protocol.messages import GatewayHeartbeat, WorkerHeartbeat, WorkerStateReport
 from mcp_supervisor.protocol.spawn import REPORT_FD_ENV
@@ -24,7 +24,7 @@ log = logging.getLogger("mcp_supervisor.supervisor")
 
 class Reports:
     def __init__(
-        self, gateway: Slot, workers: Callable[[], dict[str, Slot]], publish: Callable[[str, Slot], None]
+        self, gateway: Slot, workers: Callable[[], Mapping[str, Slot]], publish: Callable[[str, Slot], None]
     ) -> None:
         self._gateway = gateway
         self._workers = workers  # key -> the worker's current slot

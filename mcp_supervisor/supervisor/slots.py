@@ -1,25 +1,32 @@
-"""One supervised child slot (the gateway, or the worker of one backend key) and its states
-(`protocol/states.py` BackendState, where their transitions are described)."""
+"""One supervised child slot and its states (`protocol/states.py` BackendState, where their transitions are
+described): a `GatewaySlot` for the gateway, a `WorkerSlot` for the worker of one backend key. What differs
+between the two kinds of child lives on the slot, so the supervisor's state machine never asks which it has."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
 
 from mcp_supervisor.config.models import ServerEntry, Supervision
 from mcp_supervisor.protocol.beat_page import BeatPage
+from mcp_supervisor.protocol.exit_codes import EXIT_CONFIG, EXIT_FAILURE, GATEWAY_PORT_IN_USE
 from mcp_supervisor.protocol.messages import BackendStatus, SandboxReport
 from mcp_supervisor.protocol.states import BackendState
 from mcp_supervisor.redaction import redact_optional
 from mcp_supervisor.supervisor.health import ResourceSample
 from mcp_supervisor.supervisor.process import ChildProcess
 from mcp_supervisor.supervisor.restart_policy import RestartPolicy, RestartSettings
-from mcp_supervisor.supervisor.stderr import StderrCapture
+from mcp_supervisor.supervisor.stderr import Source, StderrCapture
 from mcp_supervisor.system.cgroups import BackendCgroup
 
-# The short names the state machine (supervisor/main.py) uses: the members themselves, not new strings.
+log = logging.getLogger("mcp_supervisor.supervisor")
+
+# The short names the state machine (supervisor/children.py) uses: the members themselves, not new strings.
 STOPPED = BackendState.STOPPED
 STARTING = BackendState.STARTING
 RUNNING = BackendState.RUNNING
@@ -43,10 +50,17 @@ def policy_for(options: Supervision, remote: bool = False) -> RestartPolicy:
     )
 
 
+class SlotStarter(Protocol):
+    """What starts a slot's child (supervisor/child_start.py): one way per kind of slot."""
+
+    def start_gateway(self, slot: GatewaySlot) -> None: ...
+
+    def start_worker(self, slot: WorkerSlot) -> None: ...
+
+
 @dataclass(eq=False)
-class Slot:
+class Slot(ABC):
     key: str
-    entry: ServerEntry | None  # None for the gateway
     options: Supervision
     policy: RestartPolicy
     state: BackendState = STOPPED
@@ -84,9 +98,38 @@ class Slot:
     # Set whenever the slot leaves STARTING (ready, crashed, stopped): what a replacement waits for.
     settled: asyncio.Event = field(default_factory=asyncio.Event)
 
+    # The state a started child is in: RUNNING, or STARTING until its ready report.
+    started_state: ClassVar[BackendState] = STARTING
+    # How its stderr lines are written to its log (supervisor/stderr.py).
+    stderr_role: ClassVar[Source] = "worker"
+    # The supervisor's exit code when this child goes FATAL (None: it is retried after a cool-down).
+    fatal_exit_code: ClassVar[int | None] = None
+
     @property
-    def is_gateway(self) -> bool:
-        return self.entry is None
+    @abstractmethod
+    def label(self) -> str: ...
+
+    @property
+    @abstractmethod
+    def type_name(self) -> str:
+        """What `status` shows as its type: the backend's transport, or "gateway"."""
+
+    @property
+    def watched(self) -> bool:
+        """Judged by the watchdog's heartbeat check."""
+        return True
+
+    @abstractmethod
+    def start_with(self, starter: SlotStarter) -> None:
+        """Start this slot's child the way its kind is started."""
+
+    def publishes(self, event: str) -> bool:
+        """Whether the gateway hears of this event about this slot."""
+        return True
+
+    def final_exit(self, code: int) -> int | None:
+        """The supervisor's exit code when this exit ends the whole tree (None: handled as a crash)."""
+        return None
 
     def attach_beats(self, handoff_fd: int) -> None:
         """Map the heartbeat page at the start of a new generation's handoff memfd (none: it beats by message)."""
@@ -116,10 +159,6 @@ class Slot:
         changed, self.refused_replies = refused != self.refused_replies, refused
         return changed
 
-    @property
-    def label(self) -> str:
-        return "gateway" if self.entry is None else f"worker[{self.key}]"
-
     def last_stderr(self) -> str | None:
         """The backend's last line (escaped, bounded), or else what its worker wrote outside its log lines."""
         backend = self.backend_stderr.last_line if self.backend_stderr else None
@@ -129,7 +168,7 @@ class Slot:
         child = self.child if self.child is not None and self.child.alive else None
         return BackendStatus(
             key=self.key,
-            type=self.entry.type if self.entry else "gateway",
+            type=self.type_name,
             state=self.state,
             generation=self.generation,
             pid=child.pid if child else None,
@@ -152,3 +191,67 @@ class Slot:
             protocol_version=self.protocol_version,
             detail=self.detail if self.state == STARTING else "",
         )
+
+
+@dataclass(eq=False)
+class GatewaySlot(Slot):
+    """The gateway: RUNNING once started (it has no handshake to wait for), watched only once its loop has
+    beaten, and heard of by itself only through resource samples. Its end ends the tree."""
+
+    stdio: bool = False  # it serves the supervisor's own stdin/stdout
+    address: str = ""  # where it listens, for the error when it cannot
+    started_state: ClassVar[BackendState] = RUNNING
+    stderr_role: ClassVar[Source] = "own"
+    fatal_exit_code: ClassVar[int | None] = EXIT_FAILURE
+
+    @property
+    def label(self) -> str:
+        return "gateway"
+
+    @property
+    def type_name(self) -> str:
+        return "gateway"
+
+    @property
+    def watched(self) -> bool:
+        return self.heartbeat_seen  # an older gateway never beats at all
+
+    def start_with(self, starter: SlotStarter) -> None:
+        starter.start_gateway(self)
+
+    def publishes(self, event: str) -> bool:
+        # Its own `/health/backends` and the admin show its resources; the rest it knows.
+        return event == "sample"
+
+    def final_exit(self, code: int) -> int | None:
+        if code == GATEWAY_PORT_IN_USE:
+            # Another program has the port: every restart would fail the same way. Stop, and say why.
+            self.state = FATAL
+            self.last_error = f"{self.address} is in use"
+            log.error(
+                "The gateway cannot listen: %s. Stop the program that has it, or choose another port (--port or PORT).",
+                self.last_error,
+            )
+            return EXIT_CONFIG
+        if self.stdio and code == 0:
+            self.state = STOPPED  # the stdio client closed its end: the whole tree's work is done
+            return 0
+        return None
+
+
+@dataclass(eq=False)
+class WorkerSlot(Slot):
+    """The worker of one backend key: STARTING until its backend is initialized, retried after FATAL."""
+
+    entry: ServerEntry = field(kw_only=True)
+
+    @property
+    def label(self) -> str:
+        return f"worker[{self.key}]"
+
+    @property
+    def type_name(self) -> str:
+        return self.entry.type
+
+    def start_with(self, starter: SlotStarter) -> None:
+        starter.start_worker(self)

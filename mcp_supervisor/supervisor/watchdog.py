@@ -1,7 +1,7 @@
 """The supervisor's two periodic checks of its children: heartbeats (hung) and tree samples (RSS, published).
 
 Both only read the slots and act through the supervisor's callbacks (publish, kill, run in the background):
-the slot state machine stays in supervisor/main.py.
+the slot state machine is in supervisor/children.py.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class Watchdog:
         """Kill the silent; the next tick's interval (from the shortest heartbeatTimeout)."""
         shortest = WATCHDOG_MAX_INTERVAL_S * 10
         # The gateway is judged only once it has beaten at all (an older gateway never does).
-        for slot in [s for s in self._slots() if s.heartbeat_seen or not s.is_gateway]:
+        for slot in [s for s in self._slots() if s.watched]:
             shortest = min(shortest, slot.options.heartbeatTimeout)
             if slot.state in (STARTING, RUNNING) and slot.child is not None and slot.child.alive:
                 if slot.read_beats(now):

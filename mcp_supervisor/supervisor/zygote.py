@@ -9,7 +9,7 @@ reply, the worker's pid, is read by the loop's reader callback and handed to the
 replies on the loop (as it once did, in chunks, with a 5 s timeout) held the supervisor for as long as the
 zygote's forked intermediates waited for a CPU: on a loaded machine that timed out, killed a zygote that was
 only slow, and left forked workers nobody knew. Meanwhile the supervisor must treat an unknown child as
-possibly a worker whose reply is on its way (see `Supervisor._forked`): it keeps such a child's exit status and
+possibly a worker whose reply is on its way (see `Children.forked`): it keeps such a child's exit status and
 sweeps no orphans while any request is pending. A zygote that answers nothing for FORK_TIMEOUT_S is killed;
 its pending requests fail (`done(None)`) and those workers are spawned instead.
 """

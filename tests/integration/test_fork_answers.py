@@ -1,4 +1,4 @@
-"""The supervisor's handling of the zygote's answers (`Supervisor._forked`), with real child processes.
+"""The supervisor's handling of the zygote's answers (`Children.forked`), with real child processes.
 
 A fork's answer (the worker's pid) and the worker's own ready report wait in line for the same loop: on a busy
 machine the report can be handled first. The worker must then be kept, not killed as unwanted (a hundred
@@ -18,20 +18,21 @@ from mcp_supervisor.config.models import ServerEntry, Supervision
 from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.protocol.endpoints import RUNTIME_DIR_ENV
 from mcp_supervisor.supervisor.main import Supervisor
-from mcp_supervisor.supervisor.slots import RUNNING, STARTING, STOPPED, Slot, policy_for
+from mcp_supervisor.supervisor.slots import RUNNING, STARTING, STOPPED, WorkerSlot, policy_for
 
 
-def _supervisor(tmp_path: Path, slot: Slot, monkeypatch: pytest.MonkeyPatch) -> Supervisor:
+def _supervisor(tmp_path: Path, slot: WorkerSlot, monkeypatch: pytest.MonkeyPatch) -> Supervisor:
     monkeypatch.setenv(RUNTIME_DIR_ENV, str(tmp_path / "run"))
     monkeypatch.setenv("MCP_SUPERVISOR_LOG_DIR", str(tmp_path))
     supervisor = Supervisor(Settings(config_dir=tmp_path, state_dir=tmp_path / "state"))  # no I/O
-    supervisor.workers = {slot.key: slot}
+    supervisor.children.workers = {slot.key: slot}
     return supervisor
 
 
-def _slot() -> Slot:
+def _slot() -> WorkerSlot:
     options = Supervision()
-    slot = Slot("k", ServerEntry(key="k", type="stdio", command="true"), options, policy_for(options))
+    entry = ServerEntry(key="k", type="stdio", command="true")
+    slot = WorkerSlot("k", options, policy_for(options), entry=entry)
     slot.generation = 1
     return slot
 
@@ -49,9 +50,9 @@ def test_the_answer_registers_the_worker_whether_or_not_its_ready_came_first(
             supervisor = _supervisor(tmp_path, slot, monkeypatch)
             read_fd, write_fd = os.pipe()
             os.close(write_fd)
-            supervisor._forked(slot, 1, read_fd, worker.pid)
+            supervisor.children.forked(slot, 1, read_fd, worker.pid)
             assert slot.child is not None and slot.child.pid == worker.pid
-            assert supervisor._by_pid == {worker.pid: slot}
+            assert supervisor.children.by_pid == {worker.pid: slot}
             assert slot.state == state  # a ready worker stays RUNNING
             await asyncio.sleep(0.2)
             assert worker.poll() is None  # and alive
@@ -72,8 +73,8 @@ def test_an_answer_for_a_stopped_slot_kills_that_worker(tmp_path: Path, monkeypa
             supervisor = _supervisor(tmp_path, slot, monkeypatch)
             read_fd, write_fd = os.pipe()
             os.close(write_fd)
-            supervisor._forked(slot, 1, read_fd, worker.pid)
-            assert supervisor._by_pid == {} and slot.child is None
+            supervisor.children.forked(slot, 1, read_fd, worker.pid)
+            assert supervisor.children.by_pid == {} and slot.child is None
 
         asyncio.run(scenario())
         assert worker.wait(timeout=10) == -9
