@@ -86,7 +86,12 @@ class Supervisor:
         )
         self.reports = Reports(self.children.gateway, lambda: self.children.workers, self._publish)
         self.watchdog = Watchdog(
-            self.children.all, self.zygote.check, self._publish, self.children.kill_unhealthy, self._background
+            self.children.all,
+            self.zygote.check,
+            self._publish,
+            self.children.kill_unhealthy,
+            self._background,
+            sample_interval_s=settings.sample_interval_s,
         )
 
     # ------------------------------------------------------------------ start-up, loop, shut-down

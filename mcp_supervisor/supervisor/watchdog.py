@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from mcp_supervisor.config.settings import load_settings
 from mcp_supervisor.supervisor.health import LIMITED_MAX_BACKOFF, MAX_BACKOFF, TreeSampler
 from mcp_supervisor.supervisor.slots import RUNNING, STARTING, Slot
 
@@ -28,12 +27,6 @@ STARVED_TICK_S = 1.0
 SAMPLES_PER_PASS = 32
 
 
-def _sample_interval_from_env() -> float:
-    # Only until supervisor/main.py passes Settings.sample_interval_s (MCP_SUPERVISOR_SAMPLE_SECONDS) to Watchdog;
-    # then this goes.
-    return load_settings().sample_interval_s
-
-
 class Watchdog:
     def __init__(
         self,
@@ -42,7 +35,7 @@ class Watchdog:
         publish: Callable[[str, Slot], None],
         kill_unhealthy: Callable[[Slot, str], None],
         background: Callable[[Coroutine[Any, Any, Any]], None],
-        sample_interval_s: float | None = None,
+        sample_interval_s: float,
     ) -> None:
         self._sample_interval_s = sample_interval_s
         self._slots = slots  # the gateway's first, then every worker's
@@ -92,7 +85,7 @@ class Watchdog:
         """Every interval, the trees that are due (steady ones less and less often: health.py), at most
         SAMPLES_PER_PASS of them (a start-up's hundreds of new trees are sampled over a few passes, not in one
         stall of the loop); a sample is published only when it changed, so an idle tree costs the gateway nothing."""
-        interval = self._sample_interval_s or _sample_interval_from_env()
+        interval = self._sample_interval_s
         while True:
             self._sample_pass(time.monotonic(), interval)
             await asyncio.sleep(interval)
