@@ -2,7 +2,7 @@
 
 Transport-agnostic: front ends hand it classified messages and a request's context (a handshake-era
 transport derives it from its session), it hands back reply bytes. Its collaborators get what they use, not
-the core: requests go through a table of routes (routes.py), to backends through the relay (relay.py);
+the core: requests go through a table of routes (routes.py), to backends through backend_calls.py;
 subscriptions, log lines and 2026-07-28 requests have their own modules.
 """
 
@@ -20,6 +20,7 @@ from mcp_supervisor.gateway.dataplane.backends import Backends, BackendUnavailab
 from mcp_supervisor.gateway.server import jsonrpc
 from mcp_supervisor.gateway.server.access import Profiles, Viewer
 from mcp_supervisor.gateway.server.audit import open_audit
+from mcp_supervisor.gateway.server.backend_calls import BackendCalls
 from mcp_supervisor.gateway.server.catalog_view import CatalogView
 from mcp_supervisor.gateway.server.debounce import Debounced
 from mcp_supervisor.gateway.server.jsonrpc import Incoming, JsonRpcFault
@@ -27,7 +28,6 @@ from mcp_supervisor.gateway.server.kinds import LISTS, PROMPTS, TOOLS
 from mcp_supervisor.gateway.server.listen_streams import Listener, Listeners
 from mcp_supervisor.gateway.server.log_routing import LogRouting
 from mcp_supervisor.gateway.server.modern_requests import ModernPorts, ModernRequests
-from mcp_supervisor.gateway.server.relay import BackendRelay
 from mcp_supervisor.gateway.server.request_context import RequestContext
 from mcp_supervisor.gateway.server.routes import (
     CompletionRoute,
@@ -74,7 +74,9 @@ class GatewayCore:
         self.audit = open_audit(settings)
         sessions.on_close = self._session_closed
         self.listeners = Listeners(settings.max_sessions, settings.max_sessions_per_credential)
-        self.relay = BackendRelay(backends, settings.request_timeout_s, self.audit, self.profiles, self.server_requests)
+        self.backend_calls = BackendCalls(
+            backends, settings.request_timeout_s, self.audit, self.profiles, self.server_requests
+        )
         self.subscriptions = ResourceSubscriptions(
             backends, self.catalog, sessions, self.listeners, self.profiles, self.keep, settings.request_timeout_s
         )
@@ -98,7 +100,7 @@ class GatewayCore:
 
     def _routes(self) -> list[Route]:
         """The request table: one route per method (hooks for a new method or kind go here)."""
-        kit = Kit(self.catalog, self.profiles, self._settle, self.relay.forward, self.settings.page_size)
+        kit = Kit(self.catalog, self.profiles, self._settle, self.backend_calls.forward, self.settings.page_size)
         return [
             Reply("ping", {}),
             *(ListRoute(kind, kit) for kind in LISTS),
@@ -107,7 +109,7 @@ class GatewayCore:
             SessionRoute(
                 ("resources/subscribe", "resources/unsubscribe"),
                 lambda call, session, method: self.subscriptions.subscription(
-                    call, session, method, call.params, self.relay.call
+                    call, session, method, call.params, self.backend_calls.call
                 ),
             ),
             CompletionRoute(kit),

@@ -22,7 +22,7 @@ MAX_ROUNDS = 8
 
 # Send the client of a call a request of the gateway's own; its response message (server_requests.ask).
 Ask = Callable[[CallContext, str, Any], Awaitable[dict[str, Any]]]
-# Call a backend for a client's request: (result, error) (relay.BackendRelay.call).
+# Call a backend for a client's request: (result, error) (backend_calls.BackendCalls.call).
 Call = Callable[[CallContext, str, str, dict[str, Any] | None], Awaitable[tuple[bytes, bytes]]]
 
 

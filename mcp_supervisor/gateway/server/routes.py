@@ -35,7 +35,7 @@ class Kit:
     catalog: CatalogView
     profiles: Profiles
     settle: Callable[[], Awaitable[None]]  # until the backends starting up have linked (or the wait ends)
-    forward: Forward  # relay.BackendRelay.forward
+    forward: Forward  # backend_calls.BackendCalls.forward
     page_size: int
 
 

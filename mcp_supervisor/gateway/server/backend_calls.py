@@ -17,7 +17,7 @@ from mcp_supervisor.protocol import error_codes
 from mcp_supervisor.protocol.versions import Era
 
 
-class BackendRelay:
+class BackendCalls:
     def __init__(
         self,
         backends: Backends,
