@@ -65,12 +65,8 @@ class ClientSession:
     # The standalone stream's last delivered event, and the event that ends its current connection.
     standalone_sent: int = 0
     standalone_connection: asyncio.Event | None = None
-    # Query string to append to the announced legacy-SSE POST endpoint (`&key=…` when auth came by query).
-    endpoint_suffix: str = ""
     # Why the gateway ended this session, if it did (a client too slow even for its replies).
     ended_because: str = ""
-    # The task writing this session's only stream (legacy /sse), cancelled when the session is ended as too slow.
-    stream_task: asyncio.Task[Any] | None = None
     # Who opened the session (its principal's claims, for per-client access and the audit trail).
     identity: Identity = ANONYMOUS_IDENTITY
     # The session's view (clients.json), recomputed when the file's generation changes.
