@@ -64,13 +64,17 @@ async def _set_level(call: CallContext, session: ClientSession, method: str) -> 
     return b"level"
 
 
+def _call(context: RequestContext) -> CallContext:
+    return CallContext(context, 1, context.emit, {})
+
+
 def test_the_router_picks_by_method_and_context() -> None:
     ping, echo, level = Reply("ping", {}), _Echo(), SessionRoute(("logging/setLevel",), _set_level)
     router = Router([ping, echo, level])
-    modern = _modern([])
+    modern = _call(_modern([]))
     assert router.route("ping", modern) is ping
     assert router.route("tools/call", modern) is echo
-    assert router.route("logging/setLevel", _session().request_context()) is level
+    assert router.route("logging/setLevel", _call(_session().request_context())) is level
     assert router.route("logging/setLevel", modern) is None  # a session's method: no session, no route
     assert router.route("nope", modern) is None
     assert router.owner("tools/call", "t") == "owner-of-t" and router.owner("ping", "x") == ""

@@ -246,7 +246,7 @@ class GatewayCore:
         assert message.id is not None and message.method is not None
         call = CallContext(context, message.id, context.emit, message.params)
         try:
-            route = self.router.route(message.method, context)
+            route = self.router.route(message.method, call)
             if route is None:
                 raise JsonRpcFault(error_codes.METHOD_NOT_FOUND, f"Method not found: {message.method}.")
             return await route.handle(call, message.method)

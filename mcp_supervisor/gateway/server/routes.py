@@ -1,8 +1,10 @@
 """The core's request routes: a table of objects, each with its own `matches` and `handle` (as Starlette's).
 
-`Router` takes the first route that matches a request's method (and context: the session-scoped methods
-exist only in the handshake era). The catalog's lists and its by-name requests are one route class each,
-instantiated per kind (kinds.py): tools and prompts share one rule for naming, access and turns.
+`Router` takes the first route that matches a request: by its method, and where a route needs it by its
+context (the session-scoped methods exist only in the handshake era) or its params. A route placed before
+another claims what it matches first: a meta-tool (tool search) ahead of NamedRoute(TOOLS), say. The
+catalog's lists and its by-name requests are one route class each, instantiated per kind (kinds.py): tools
+and prompts share one rule for naming, access and turns.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from mcp_supervisor.gateway.server.catalog_view import CatalogView
 from mcp_supervisor.gateway.server.jsonrpc import JsonRpcFault
 from mcp_supervisor.gateway.server.kinds import PROMPTS, ListKind, NamedKind
 from mcp_supervisor.gateway.server.pagination import page
-from mcp_supervisor.gateway.server.request_context import RequestContext
 from mcp_supervisor.gateway.server.server_requests import ServerRequests
 from mcp_supervisor.gateway.server.sessions import ClientSession
 from mcp_supervisor.protocol import error_codes
@@ -42,7 +43,8 @@ class Kit:
 class Route:
     methods: frozenset[str] = frozenset()
 
-    def matches(self, method: str, context: RequestContext) -> bool:
+    def matches(self, method: str, call: CallContext) -> bool:
+        """Whether this route serves the request (`call.session` is its context, `call.params` its params)."""
         return method in self.methods
 
     def owner(self, name: str) -> str:
@@ -57,8 +59,8 @@ class Router:
     def __init__(self, routes: Iterable[Route]) -> None:
         self.routes = list(routes)
 
-    def route(self, method: str, context: RequestContext) -> Route | None:
-        return next((route for route in self.routes if route.matches(method, context)), None)
+    def route(self, method: str, call: CallContext) -> Route | None:
+        return next((route for route in self.routes if route.matches(method, call)), None)
 
     def owner(self, method: str, name: str) -> str:
         route = next((route for route in self.routes if method in route.methods), None)
@@ -88,8 +90,8 @@ class SessionRoute(Route):
         self.methods = frozenset(methods)
         self._handler = handler
 
-    def matches(self, method: str, context: RequestContext) -> bool:
-        return method in self.methods and context.session is not None
+    def matches(self, method: str, call: CallContext) -> bool:
+        return method in self.methods and call.session.session is not None
 
     async def handle(self, call: CallContext, method: str) -> bytes:
         assert call.session.session is not None
