@@ -29,7 +29,7 @@ import zmq.asyncio
 from mcp_supervisor.errors import ProtocolError, SupervisorError
 from mcp_supervisor.gateway.dataplane.metrics import Metrics
 from mcp_supervisor.gateway.server import jsonrpc
-from mcp_supervisor.gateway.server.sessions import ClientSession
+from mcp_supervisor.gateway.server.request_context import RequestContext
 from mcp_supervisor.protocol import codec, error_codes, socket_auth
 from mcp_supervisor.protocol.channel import Channel
 from mcp_supervisor.protocol.endpoints import Endpoints, configure_router
@@ -90,7 +90,7 @@ class BackendLink:
 class CallContext:
     """Where a relayed request came from, and how to deliver messages related to it (progress, …)."""
 
-    session: ClientSession
+    session: RequestContext  # the request's context (a handshake-era one comes from its session)
     request_id: jsonrpc.RequestId
     # (message, droppable): a notification may be dropped under pressure, a request to the client never.
     emit: Callable[[bytes, bool], None]

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import quote
 
 from starlette.datastructures import Headers, QueryParams
@@ -70,6 +71,8 @@ class LegacySseEndpoint:
         self.core = core
         self.edge = edge
         self._tasks = BackgroundTasks()
+        # The task writing each session's only stream, cancelled when the session is ended as too slow.
+        self._writers: dict[ClientSession, asyncio.Task[Any]] = {}
         self.stream = _AsgiEndpoint(self._stream)
         self.post = _AsgiEndpoint(self._post)
 
@@ -86,16 +89,22 @@ class LegacySseEndpoint:
                 status_code=503,
             )
             return await refusal(scope, receive, send)
+        # Appended to the announced POST endpoint when auth came by query.
         key = query.get("key")
-        if key and "x-api-key" not in headers and "authorization" not in headers:
-            session.endpoint_suffix = f"&key={quote(key, safe='')}"
+        suffix = (
+            f"&key={quote(key, safe='')}"
+            if key and "x-api-key" not in headers and "authorization" not in headers
+            else ""
+        )
         session.stream_open = True
         # The stream is the session: when the client goes away, so does the session (which ends the stream).
         watcher = asyncio.ensure_future(self._close_on_disconnect(receive, session))
-        session.stream_task = asyncio.current_task()
+        writer = asyncio.current_task()
+        assert writer is not None
+        self._writers[session] = writer
         try:
             await send({"type": "http.response.start", "status": 200, "headers": _STREAM_HEADERS})
-            endpoint = f"{scope.get('root_path', '')}/message?sessionId={session.id}{session.endpoint_suffix}"
+            endpoint = f"{scope.get('root_path', '')}/message?sessionId={session.id}{suffix}"
             announce = f"event: endpoint\ndata: {endpoint}\n\n".encode()
             await send({"type": "http.response.body", "body": announce, "more_body": True})
             async for batch in session.standalone.follow(0, session.closed):
@@ -113,7 +122,7 @@ class LegacySseEndpoint:
             if task is not None:
                 task.uncancel()
         finally:
-            session.stream_task = None
+            self._writers.pop(session, None)
             watcher.cancel()
             self.core.sessions.close(session.id)
 
@@ -178,8 +187,9 @@ class LegacySseEndpoint:
             )
             log.warning("Session %s… of %s: %s", session.id[:8], session.principal, reason)
             self.core.sessions.close(session.id, because=reason)
-            if session.stream_task is not None:
-                session.stream_task.cancel()
+            writer = self._writers.get(session)
+            if writer is not None:
+                writer.cancel()
         return _ended(session)
 
     async def _process(self, session: ClientSession, message: jsonrpc.Incoming) -> None:

@@ -23,6 +23,7 @@ from mcp_supervisor.gateway.server.core import GatewayCore
 from mcp_supervisor.gateway.server.jsonrpc import Incoming, JsonRpcFault
 from mcp_supervisor.gateway.server.listen_streams import FilterError, Listener, TooManyListeners
 from mcp_supervisor.gateway.server.modern import Rejection
+from mcp_supervisor.gateway.server.request_context import envelope_context
 from mcp_supervisor.gateway.server.sessions import ClientSession
 from mcp_supervisor.protocol import error_codes
 from mcp_supervisor.tasks import BackgroundTasks
@@ -112,10 +113,10 @@ class StdioFrontend:
         if isinstance(envelope, Rejection):
             session.push(modern.error_reply(message.id, envelope))
             return
-        context = self.core.modern.context(session.identity, envelope)
+        context = envelope_context(session.identity, envelope, session.emit)
         if message.method == "subscriptions/listen":
             try:
-                self._listeners[message.id] = await self.core.listen(context, message, session.emit)
+                self._listeners[message.id] = await self.core.listen(context, message)
             except FilterError as exc:
                 session.push(jsonrpc.error_bytes(message.id, error_codes.INVALID_PARAMS, str(exc)))
             except TooManyListeners as exc:
@@ -125,7 +126,7 @@ class StdioFrontend:
         assert task is not None
         self._modern[message.id] = task
         try:
-            shaped = await self.core.modern.handle(context, message, session.emit)
+            shaped = await self.core.modern.handle(context, message)
             session.push(shaped.body)
         except asyncio.CancelledError:
             pass  # the client cancelled it: no reply is owed

@@ -152,7 +152,7 @@ class StreamableHttpEndpoint:
             if not upgraded.done():
                 upgraded.set_result(None)
 
-        work = asyncio.ensure_future(self.core.handle_request(session, message, emit))
+        work = asyncio.ensure_future(self.core.handle_request(session.request_context(emit), message))
         # Priming events came with 2025-11-25: older clients would take the empty event for a malformed message.
         prime = PRIME_AFTER_S if session.protocol_version >= PRIMING_VERSION else None
         await asyncio.wait({work, upgraded}, timeout=prime, return_when=asyncio.FIRST_COMPLETED)

@@ -24,8 +24,8 @@ from mcp_supervisor.gateway.server import jsonrpc, modern, x_mcp_headers
 from mcp_supervisor.gateway.server.core import GatewayCore
 from mcp_supervisor.gateway.server.jsonrpc import Incoming
 from mcp_supervisor.gateway.server.listen_streams import FilterError, TooManyListeners
-from mcp_supervisor.gateway.server.modern import Rejection, Shaped
-from mcp_supervisor.gateway.server.sessions import ClientSession
+from mcp_supervisor.gateway.server.modern import Envelope, Rejection, Shaped
+from mcp_supervisor.gateway.server.request_context import envelope_context
 from mcp_supervisor.protocol import error_codes
 
 log = logging.getLogger("mcp_supervisor.gateway")
@@ -74,10 +74,9 @@ class ModernHttp:
             rejection = self._param_headers(message, request)
             if rejection is not None:
                 return _json(modern.error_reply(message.id, rejection), rejection.http_status)
-        session = self.core.modern.context(identity, envelope)
         if message.method == "subscriptions/listen":
-            return await self._listen(request, session, message)
-        return await self._request(request, session, message)
+            return await self._listen(identity, envelope, message)
+        return await self._request(request, identity, envelope, message)
 
     def _param_headers(self, message: Incoming, request: Request) -> Rejection | None:
         """`Mcp-Param-*` headers must mirror the arguments the tool's schema marks with `x-mcp-header`
@@ -91,7 +90,7 @@ class ModernHttp:
         rejection = x_mcp_headers.validate(schema, arguments, request.headers)
         return None if rejection is None else Rejection(rejection.code, rejection.message, rejection.data)
 
-    async def _request(self, request: Request, session: ClientSession, message: Incoming) -> Response:
+    async def _request(self, request: Request, identity: Identity, envelope: Envelope, message: Incoming) -> Response:
         early: list[tuple[bytes, bool]] = []
         queue: asyncio.Queue[bytes | None] | None = None
         upgraded = asyncio.get_running_loop().create_future()
@@ -104,7 +103,7 @@ class ModernHttp:
             if not upgraded.done():
                 upgraded.set_result(None)
 
-        work = asyncio.ensure_future(self.core.modern.handle(session, message, emit))
+        work = asyncio.ensure_future(self.core.modern.handle(envelope_context(identity, envelope, emit), message))
         # Most replies come within milliseconds: only a request still running after that gets a watcher for
         # the client going away (which cancels it), so the common case costs one task less.
         await asyncio.wait({work, upgraded}, timeout=WATCH_AFTER_S, return_when=asyncio.FIRST_COMPLETED)
@@ -141,7 +140,7 @@ class ModernHttp:
         work.add_done_callback(finished)
         return StreamingResponse(_stream(queue, work), media_type="text/event-stream", headers=_SSE_HEADERS)
 
-    async def _listen(self, request: Request, session: ClientSession, message: Incoming) -> Response:
+    async def _listen(self, identity: Identity, envelope: Envelope, message: Incoming) -> Response:
         queue: asyncio.Queue[bytes | None] = asyncio.Queue()
 
         def emit(data: bytes, droppable: bool) -> None:
@@ -151,7 +150,7 @@ class ModernHttp:
             queue.put_nowait(data)
 
         try:
-            listener = await self.core.listen(session, message, emit)
+            listener = await self.core.listen(envelope_context(identity, envelope, emit), message)
         except FilterError as exc:
             return _json(jsonrpc.error_bytes(message.id, error_codes.INVALID_PARAMS, str(exc)), 400)
         except TooManyListeners as exc:

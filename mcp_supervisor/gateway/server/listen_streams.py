@@ -14,7 +14,7 @@ from typing import Any
 
 from mcp_supervisor.errors import SupervisorError
 from mcp_supervisor.gateway.server import jsonrpc, modern
-from mcp_supervisor.gateway.server.sessions import ClientSession
+from mcp_supervisor.gateway.server.request_context import RequestContext
 
 Emit = Callable[[bytes, bool], None]
 
@@ -29,7 +29,7 @@ class FilterError(SupervisorError, ValueError):
 @dataclass(eq=False)
 class Listener:
     subscription_id: jsonrpc.RequestId
-    session: ClientSession
+    context: RequestContext  # the listen request's: whose stream it is
     emit: Emit
     kinds: frozenset[str] = frozenset()
     uris: frozenset[str] = frozenset()
@@ -89,7 +89,7 @@ class Listeners:
         """Listen streams are bounded like sessions: in all, and per credential."""
         if len(self._all) >= self.max_total:
             raise TooManyListeners("The gateway holds too many subscriptions/listen streams; try again later.")
-        if sum(1 for listener in self._all if listener.session.principal == principal) >= self.max_per_credential:
+        if sum(1 for listener in self._all if listener.context.principal == principal) >= self.max_per_credential:
             raise TooManyListeners("This credential holds its quota of subscriptions/listen streams.")
 
     def __len__(self) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp_supervisor import __version__
 from mcp_supervisor.gateway.server import jsonrpc
@@ -23,6 +23,9 @@ from mcp_supervisor.gateway.server.envelope_ladder import (
 )
 from mcp_supervisor.protocol import error_codes
 from mcp_supervisor.protocol.versions import HANDSHAKE_VERSIONS, MODERN_VERSIONS
+
+if TYPE_CHECKING:
+    from mcp_supervisor.gateway.server.request_context import RequestContext
 
 PROTOCOL_VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
 CLIENT_CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
@@ -172,15 +175,15 @@ def strip_envelope(params: dict[str, Any]) -> dict[str, Any]:
     return {**params, "_meta": kept} if kept else {k: v for k, v in params.items() if k != "_meta"}
 
 
-def with_envelope(params: dict[str, Any], session: Any) -> dict[str, Any]:
+def with_envelope(params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
     """`params` carrying the modern envelope that describes a handshake-era session's client (for a
     2026-07-28 backend, which has no session to remember it by)."""
     meta = params.get("_meta")
     envelope_keys: dict[str, Any] = {
         PROTOCOL_VERSION_KEY: MODERN_VERSIONS[0],
-        CLIENT_CAPABILITIES_KEY: session.capabilities,
-        CLIENT_INFO_KEY: session.client_info or {"name": "mcp-supervisor", "version": __version__},
+        CLIENT_CAPABILITIES_KEY: context.capabilities,
+        CLIENT_INFO_KEY: context.client_info or {"name": "mcp-supervisor", "version": __version__},
     }
-    if session.log_level:
-        envelope_keys[LOG_LEVEL_KEY] = session.log_level
+    if context.log_level:
+        envelope_keys[LOG_LEVEL_KEY] = context.log_level
     return {**params, "_meta": {**(meta if isinstance(meta, dict) else {}), **envelope_keys}}

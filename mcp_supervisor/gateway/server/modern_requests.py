@@ -1,8 +1,9 @@
 """2026-07-28 requests in the core: one context per request, no session, and multi-round-trip requests.
 
-A modern request brings its own context (`_meta`: version, client capabilities, client info, log level); it
-is turned into a throwaway `ClientSession` of era "modern" that no store holds (nothing is broadcast to it,
-no quota counts it), and the era-neutral core serves it. Its reply is reshaped for the era (modern.py).
+A modern request brings its own context (`_meta`: version, client capabilities, client info, log level): the
+front end builds a `RequestContext` from it (request_context.envelope_context), with no session (nothing is
+broadcast to it, no quota counts it), and the era-neutral core serves it. Its reply is reshaped for the era
+(modern.py).
 
 Server→client requests cannot travel in this era. When a handshake-era backend sends one (sampling,
 elicitation, roots) during a modern client's tools/call, prompts/get or resources/read, the gateway holds
@@ -17,31 +18,42 @@ requestState wrapped so that it is bound to the principal (request_state.py).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mcp_supervisor.gateway.frontends.auth import Identity
+from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.gateway.server import jsonrpc, modern
 from mcp_supervisor.gateway.server.held_budget import HeldBytes
 from mcp_supervisor.gateway.server.jsonrpc import Incoming
-from mcp_supervisor.gateway.server.modern import CacheHint, Envelope, Rejection, Shaped
+from mcp_supervisor.gateway.server.modern import CacheHint, Rejection, Shaped
+from mcp_supervisor.gateway.server.request_context import Emit, RequestContext
 from mcp_supervisor.gateway.server.request_state import Binding, RequestStateSealer, StateRejected
-from mcp_supervisor.gateway.server.sessions import ClientSession
 from mcp_supervisor.protocol import error_codes
-from mcp_supervisor.protocol.versions import MODERN_VERSIONS, Era
-
-if TYPE_CHECKING:
-    from mcp_supervisor.gateway.server.core import GatewayCore
+from mcp_supervisor.protocol.versions import MODERN_VERSIONS
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
-Emit = Callable[[bytes, bool], None]
 # How long a backend's input requests are gathered into one round after the first.
 INPUT_SETTLE_S = 0.03
-_contexts = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class ModernPorts:
+    """What 2026-07-28 requests need of the rest of the gateway (and nothing else of it)."""
+
+    serve: Callable[[RequestContext, Incoming], Awaitable[bytes]]  # the era-neutral core's handle_request
+    answer_input: Callable[..., bool]  # ServerRequests.answer(gateway_id, result=…, error=…)
+    cancel: Callable[[int, str], Awaitable[None]]  # a request in flight at a backend, by its rid
+    keep: Callable[[asyncio.Future[Any]], None]  # hold a background task
+    settle: Callable[[], Awaitable[None]]  # until the starting backends have linked
+    capabilities: Callable[[], dict[str, Any]]  # the gateway's, over the linked backends
+    owner: Callable[[str, str], str]  # (method, name or URI) → the backend it routes to, or ""
+    in_flux: Callable[[], bool]  # a backend is starting, restarting or not linked: the catalog may change
+    private_views: Callable[[], bool]  # clients.json gives principals different views
 
 
 @dataclass(eq=False)
@@ -49,7 +61,7 @@ class Held:
     """A modern request's call that is waiting for its client's answers."""
 
     binding: Binding
-    session: ClientSession
+    context: RequestContext
     original_id: jsonrpc.RequestId
     task: asyncio.Future[bytes] | None = None
     # Input key (the gateway id of the backend's request) → the request, not yet shown to the client.
@@ -61,6 +73,11 @@ class Held:
     timer: asyncio.TimerHandle | None = None
     # What it costs the gateway, roughly (held_budget.py): its params, plus the input requests it asks.
     charged: int = 0
+    # Waiting for its client's retry (its backend waits for our answer): a new server→client request from that
+    # backend is another call's.
+    parked: bool = False
+    # Takes its backend's server→client requests (until abandoned: then they go the handshake era's way).
+    holding: bool = True
 
     def on_input(self, gateway_id: str, message: dict[str, Any]) -> None:
         self.new[gateway_id] = {"method": message.get("method"), "params": message.get("params") or {}}
@@ -73,10 +90,11 @@ class Held:
 
 
 class ModernRequests:
-    def __init__(self, core: GatewayCore) -> None:
-        self.core = core
-        settings = core.settings
+    def __init__(self, settings: Settings, ports: ModernPorts) -> None:
+        self.ports = ports
         self.timeout_s = settings.input_required_timeout_s
+        self.catalog_ttl_s = settings.catalog_ttl_s
+        self.max_held_per_credential = settings.max_sessions_per_credential
         self.sealer = RequestStateSealer(settings.request_state_secret, settings.input_required_timeout_s)
         self._held: dict[str, Held] = {}
         self._handles = itertools.count(1)
@@ -84,26 +102,8 @@ class ModernRequests:
 
     # ------------------------------------------------------------------ entry
 
-    def context(self, identity: Identity, envelope: Envelope) -> ClientSession:
-        """The throwaway session that carries one modern request through the core."""
-        session = ClientSession(
-            f"modern-{next(_contexts)}",
-            identity.principal,
-            protocol_version=envelope.protocol_version,
-            client_info=envelope.client_info,
-            capabilities=envelope.capabilities,
-            initialize_seen=True,
-            initialized=True,
-            log_level=envelope.log_level,
-            resumable=False,
-            identity=identity,
-            era=Era.MODERN,
-        )
-        session.initialize_answered.set()
-        return session
-
-    async def handle(self, session: ClientSession, message: Incoming, emit: Emit) -> Shaped:
-        """One modern request (not subscriptions/listen, which is a stream: see listeners.py)."""
+    async def handle(self, context: RequestContext, message: Incoming) -> Shaped:
+        """One modern request (not subscriptions/listen, which is a stream: see listen_streams.py)."""
         assert message.id is not None and message.method is not None
         method = message.method
         if method in modern.REMOVED_METHODS:
@@ -112,13 +112,13 @@ class ModernRequests:
             return modern.shape_reply(await self._discover(message.id), method, self.hint(method), message.id)
         try:
             if method in modern.INPUT_REQUIRED_METHODS:
-                reply = await self._interactive(session, message, emit)
+                reply = await self._interactive(context, message)
                 if isinstance(reply, Shaped):
                     return reply
             else:
-                reply = await self.core.handle_request(session, message, emit)
+                reply = await self.ports.serve(context, message)
         except asyncio.CancelledError:
-            self._cancel_at_backend(session, message.id, "the client closed the request's stream")
+            self._cancel_at_backend(context, message.id, "the client closed the request's stream")
             raise
         return modern.shape_reply(reply, method, self.hint(method), message.id, message.params.get("uri"))
 
@@ -129,51 +129,53 @@ class ModernRequests:
         content is the backend's business: 0 and "private" unless a modern backend said otherwise."""
         if method == "resources/read":
             return CacheHint(0, "private")
-        ttl = 0 if self.core.backends.in_flux else int(self.core.settings.catalog_ttl_s * 1000)
-        scope = "private" if self.core.clients.present and method != "server/discover" else "public"
+        ttl = 0 if self.ports.in_flux() else int(self.catalog_ttl_s * 1000)
+        scope = "private" if self.ports.private_views() and method != "server/discover" else "public"
         return CacheHint(ttl, scope)
 
     async def _discover(self, request_id: jsonrpc.RequestId) -> bytes:
-        await self.core.backends.settle_startup(self.core.settings.startup_wait_s)
-        result = {"supportedVersions": list(MODERN_VERSIONS), "capabilities": self.core.catalog.capabilities()}
+        await self.ports.settle()
+        result = {"supportedVersions": list(MODERN_VERSIONS), "capabilities": self.ports.capabilities()}
         return jsonrpc.result_bytes(request_id, result)
 
     def _reject(self, request_id: jsonrpc.RequestId, rejection: Rejection) -> Shaped:
         return Shaped(modern.error_reply(request_id, rejection), rejection.code)
 
-    def _cancel_at_backend(self, session: ClientSession, request_id: jsonrpc.RequestId, reason: str) -> None:
-        rid = session.in_flight.get(request_id)
+    def _cancel_at_backend(self, context: RequestContext, request_id: jsonrpc.RequestId, reason: str) -> None:
+        rid = context.in_flight.get(request_id)
         if rid is not None:
-            task = asyncio.ensure_future(self.core.backends.cancel(rid, reason))
-            self.core.keep(task)
+            task = asyncio.ensure_future(self.ports.cancel(rid, reason))
+            self.ports.keep(task)
 
     # ------------------------------------------------------------------ multi-round-trip requests
 
-    def _binding(self, session: ClientSession, message: Incoming) -> Binding:
+    def _binding(self, context: RequestContext, message: Incoming) -> Binding:
         params = message.params
         name = params.get("uri") if message.method == "resources/read" else params.get("name")
-        return Binding(session.principal, str(message.method), str(name))
+        return Binding(context.principal, str(message.method), str(name))
 
-    async def _interactive(self, session: ClientSession, message: Incoming, emit: Emit) -> bytes | Shaped:
+    async def _interactive(self, context: RequestContext, message: Incoming) -> bytes | Shaped:
         assert message.id is not None
-        binding = self._binding(session, message)
+        binding = self._binding(context, message)
         params = message.params
         state = params.get("requestState")
         if state is None:
             size = len(jsonrpc.encode_json(params))
-            refusal = self.budget.refusal(session.principal, size)
+            refusal = self.budget.refusal(context.principal, size)
             if refusal:
                 return self._reject(message.id, Rejection(error_codes.OVER_BUDGET, f"Not accepted: {refusal}."))
-            held = Held(binding, session, message.id, emit_to=emit, charged=size)
-            self.budget.charge(session.principal, size)
-            session.input_sink = held.on_input
-            held.task = asyncio.ensure_future(self.core.handle_request(session, message, held.emit))
+            held = Held(binding, context, message.id, emit_to=context.emit, charged=size)
+            self.budget.charge(context.principal, size)
+            # The call's own context: its messages go to whichever request of the client waits for it now, and
+            # its backend's server→client requests are held with it.
+            held.context = dataclasses.replace(context, emit=held.emit, inputs=held)
+            held.task = asyncio.ensure_future(self.ports.serve(held.context, message))
             held.task.add_done_callback(lambda _: held.changed.set())
             return await self._progress(held, message.id)
         try:
             kind, value, backend = self.sealer.unseal(state, binding)
         except StateRejected as why:
-            log.info("A requestState from %s was refused: %s.", session.principal, why)
+            log.info("A requestState from %s was refused: %s.", context.principal, why)
             return self._reject(
                 message.id, Rejection(error_codes.INVALID_PARAMS, "Invalid params: the requestState does not verify.")
             )
@@ -181,7 +183,7 @@ class ModernRequests:
             # A 2026-07-28 backend's own state: unwrapped for it, and the request forwarded as usual.
             raw = {**message.raw, "params": {**params, "requestState": value}}
             unwrapped = Incoming(raw, message.id, message.method)
-            return self._wrap_backend_state(await self.core.handle_request(session, unwrapped, emit), binding, backend)
+            return self._wrap_backend_state(await self.ports.serve(context, unwrapped), binding, backend)
         held_entry = self._unhold(value)
         if held_entry is None or held_entry.binding != binding:
             if held_entry is not None:
@@ -194,14 +196,14 @@ class ModernRequests:
                     "or was held by another replica).",
                 ),
             )
-        held_entry.emit_to = emit
-        held_entry.session.parked = False
+        held_entry.emit_to = context.emit
+        held_entry.parked = False
         responses = params.get("inputResponses")
         responses = responses if isinstance(responses, dict) else {}
         for key in list(held_entry.asked):
             if key in responses:
                 del held_entry.asked[key]
-                self.core.server_requests.answer(key, result=responses[key])
+                self.ports.answer_input(key, result=responses[key])
         if held_entry.asked:
             return self._input_required(held_entry, message.id)  # asked again for what the retry lacked
         return await self._progress(held_entry, message.id)
@@ -248,7 +250,7 @@ class ModernRequests:
         held.charged += extra
         held.asked.update(held.new)
         held.new.clear()
-        held.session.parked = True
+        held.parked = True
         held.emit_to = None
         handle = f"h{next(self._handles)}"
         self._bound(held.binding.principal)
@@ -266,7 +268,7 @@ class ModernRequests:
         """A credential holds at most MAX_SESSIONS_PER_CREDENTIAL waiting calls (each holds a backend call):
         past it, its oldest is abandoned, so it can crowd out nobody but itself."""
         own = [handle for handle, held in self._held.items() if held.binding.principal == principal]
-        for handle in own[: max(0, len(own) - self.core.settings.max_sessions_per_credential + 1)]:
+        for handle in own[: max(0, len(own) - self.max_held_per_credential + 1)]:
             held = self._unhold(handle)
             if held is not None:
                 self._abandon(held, "its credential holds too many requests waiting for input")
@@ -299,15 +301,15 @@ class ModernRequests:
         """Nobody will take the call's result: its backend requests fail, and the call is cancelled."""
         error = {"code": error_codes.REQUEST_TIMEOUT, "message": f"Abandoned: {reason}."}
         for key in [*held.asked, *held.new]:
-            self.core.server_requests.answer(key, error=error)
+            self.ports.answer_input(key, error=error)
         held.asked.clear()
         held.new.clear()
         self.budget.release(held.binding.principal, held.charged)
         held.charged = 0
-        held.session.input_sink = None
-        held.session.parked = False
+        held.holding = False
+        held.parked = False
         if held.task is not None and not held.task.done():
-            self._cancel_at_backend(held.session, held.original_id, reason)
+            self._cancel_at_backend(held.context, held.original_id, reason)
 
     def _wrap_backend_state(self, reply: bytes, binding: Binding, backend: str) -> bytes:
         """A 2026-07-28 backend's InputRequiredResult: its requestState sealed to the principal and request."""
@@ -319,14 +321,6 @@ class ModernRequests:
             return reply
         state = result.get("requestState")
         if isinstance(state, str):
-            route = self._owner(binding)
+            route = self.ports.owner(binding.method, binding.name)
             result = {**result, "requestState": self.sealer.seal(binding, "backend", state, backend or route)}
         return jsonrpc.encode_json({**message, "result": result})
-
-    def _owner(self, binding: Binding) -> str:
-        catalog = self.core.catalog
-        if binding.method == "resources/read":
-            return catalog.resources.route(binding.name) or ""
-        routes = (catalog.tools if binding.method == "tools/call" else catalog.prompts).routes
-        route = routes.get(binding.name)
-        return route.server_key if route is not None else ""

@@ -15,6 +15,7 @@ from typing import Any
 from mcp_supervisor.gateway.dataplane.backends import Backends, CallContext
 from mcp_supervisor.gateway.server import jsonrpc
 from mcp_supervisor.gateway.server.jsonrpc import Incoming
+from mcp_supervisor.gateway.server.request_context import RequestContext
 from mcp_supervisor.gateway.server.sessions import ClientSession
 from mcp_supervisor.gateway.server.turns import FairTurns
 from mcp_supervisor.protocol import error_codes
@@ -35,7 +36,8 @@ class Outstanding:
     key: str
     generation: int
     backend_id: int | str
-    session: ClientSession
+    # The request it was sent for (its session's, in the handshake era: only that session may answer it).
+    context: RequestContext
     timer: asyncio.TimerHandle | None = None
     # Set when the gateway itself asks (a 2026-07-28 backend's input request relayed to a legacy client):
     # the client's answer resolves it instead of going to a backend.
@@ -70,19 +72,20 @@ class ServerRequests:
         if context is None:
             self._answer_backend(key, generation, backend_id, error=_unattributed(method, capability))
             return
-        session = context.session
-        if capability is not None and capability not in session.capabilities:
+        request = context.session
+        if capability is not None and capability not in request.capabilities:
             # What a client without the capability answers directly (a JSON-RPC error), and the call goes on: the
             # backend decides what to do without it, in either era of the client.
             self._answer_backend(key, generation, backend_id, error=_no_client(method, capability))
             return
         gateway_id = f"mcps-{next(self._ids)}"
-        if session.input_sink is not None:
+        sink = request.input_sink
+        if sink is not None:
             # A 2026-07-28 request: held until the client's retry brings the answer (its holder times it out).
-            self._outstanding[gateway_id] = Outstanding(key, generation, backend_id, session)
-            session.input_sink(gateway_id, message)
+            self._outstanding[gateway_id] = Outstanding(key, generation, backend_id, request)
+            sink(gateway_id, message)
             return
-        outstanding = Outstanding(key, generation, backend_id, session)
+        outstanding = Outstanding(key, generation, backend_id, request)
         outstanding.timer = asyncio.get_running_loop().call_later(self._timeout_s, self._expire, gateway_id)
         self._outstanding[gateway_id] = outstanding
         context.emit(jsonrpc.encode_json({**message, "id": gateway_id}), False)
@@ -119,7 +122,7 @@ class ServerRequests:
             )
             return None
         # Legacy calls to an interactive operation take turns: the one in flight is the source. Modern ones do
-        # not (core._by_name): several may be in flight, and going to the newest would hand one call's request
+        # not (routes.NamedRoute): several may be in flight, and going to the newest would hand one call's request
         # to another (all of them, once learnt); they are attributed by their arguments below.
         interactive = [c for c in contexts if (key, c.operation) in self._interactive and c.session.era != Era.MODERN]
         if interactive:
@@ -129,17 +132,17 @@ class ServerRequests:
             contexts = able or contexts
         if len(contexts) <= 1:
             return self._learn(key, contexts[0]) if contexts else None
-        if len({id(c.session) for c in contexts}) == 1:
+        if len({id(c.session.client) for c in contexts}) == 1:
             return contexts[-1]  # the right session for sure; which of its requests, not: nothing learnt
         scores = [sum(clue in request_text for clue in _clues(c.params)) for c in contexts]
         best = max(scores)
         chosen = [c for c, score in zip(contexts, scores, strict=True) if score == best]
-        if len({id(c.session) for c in chosen}) > 1:
+        if len({id(c.session.client) for c in chosen}) > 1:
             log.warning(
                 "Backend %s sent a server request that %d sessions' in-flight requests could have caused; "
                 "it goes to the most recent one.",
                 key,
-                len({id(c.session) for c in chosen}),
+                len({id(c.session.client) for c in chosen}),
             )
             return chosen[-1]
         return self._learn(key, chosen[-1]) if len(chosen) == 1 else chosen[-1]
@@ -181,7 +184,7 @@ class ServerRequests:
             if outstanding.key == key and outstanding.backend_id == backend_id:
                 self._forget(gateway_id)
                 notice = {"requestId": gateway_id, "reason": reason} if reason else {"requestId": gateway_id}
-                outstanding.session.notify(
+                outstanding.context.notify(
                     jsonrpc.encode_json({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": notice})
                 )
 
@@ -191,7 +194,7 @@ class ServerRequests:
         """A client's response to one of our requests: relay it. False if it answers nothing of ours."""
         gateway_id = message.id
         outstanding = self._outstanding.get(gateway_id) if isinstance(gateway_id, str) else None
-        if outstanding is None or outstanding.session is not session:
+        if outstanding is None or outstanding.context.session is not session:
             return False
         assert isinstance(gateway_id, str)
         self._forget(gateway_id)
@@ -210,7 +213,7 @@ class ServerRequests:
 
     def session_closed(self, session: ClientSession) -> None:
         for gateway_id, outstanding in list(self._outstanding.items()):
-            if outstanding.session is session:
+            if outstanding.context.session is session:
                 self._forget(gateway_id)
                 error = {"code": error_codes.INTERNAL_ERROR, "message": "The client session ended before it answered."}
                 self._answer(outstanding, error=error)

@@ -1,4 +1,4 @@
-"""Client sessions: one object per MCP client session, whatever the transport.
+"""Client sessions: one object per handshake-era MCP client session, whatever the transport.
 
 Each session has its own negotiated version and capabilities, and a standalone event log for
 server-initiated messages, whichever stream delivers them (the /mcp GET stream, the /sse stream, stdout).
@@ -23,6 +23,7 @@ from typing import Any
 from mcp_supervisor.gateway.frontends.auth import ANONYMOUS_IDENTITY, Identity
 from mcp_supervisor.gateway.frontends.event_log import Budget, EventLog
 from mcp_supervisor.gateway.frontends.sealed_sessions import SessionRejected, SessionSealer
+from mcp_supervisor.gateway.server.request_context import Emit, ProfileMemo, RequestContext
 from mcp_supervisor.protocol.versions import Era
 
 log = logging.getLogger("mcp_supervisor.gateway")
@@ -64,25 +65,12 @@ class ClientSession:
     # The standalone stream's last delivered event, and the event that ends its current connection.
     standalone_sent: int = 0
     standalone_connection: asyncio.Event | None = None
-    # Query string to append to the announced legacy-SSE POST endpoint (`&key=…` when auth came by query).
-    endpoint_suffix: str = ""
     # Why the gateway ended this session, if it did (a client too slow even for its replies).
     ended_because: str = ""
-    # The task writing this session's only stream (legacy /sse), cancelled when the session is ended as too slow.
-    stream_task: asyncio.Task[Any] | None = None
     # Who opened the session (its principal's claims, for per-client access and the audit trail).
     identity: Identity = ANONYMOUS_IDENTITY
     # The session's view (clients.json), recomputed when the file's generation changes.
-    profile: Any = None
-    profile_generation: int = -1
-    # "legacy" (a handshake-era session) or "modern" (one 2026-07-28 request's context, never stored).
-    era: Era = Era.LEGACY
-    # Modern requests only: where a backend's server→client request for this request goes (held for the
-    # client's retry, see gateway/server/modern_requests.py), called as sink(gateway_id, message).
-    input_sink: Callable[[str, dict[str, Any]], None] | None = None
-    # Modern requests only: its call waits for the client's retry (its backend waits for our answer), so a
-    # new server→client request from that backend is another call's.
-    parked: bool = False
+    profile_memo: ProfileMemo = field(default_factory=ProfileMemo)
     # A /mcp session whose id is sealed (gateway/frontends/sealed_sessions.py): when that id expires (wall
     # clock; 0 = not sealed), and whether this process rebuilt it from the id (its earlier streams were
     # another process's).
@@ -135,6 +123,22 @@ class ClientSession:
     def emit(self, message: bytes, droppable: bool) -> None:
         """A message related to one of this session's requests, for transports with a single stream."""
         self.standalone.append(message, droppable)
+
+    def request_context(self, emit: Emit | None = None) -> RequestContext:
+        """What the core needs to serve one request of this session; `emit` is where messages related to it
+        go (by default, the session's standalone stream: transports with a single stream)."""
+        return RequestContext(
+            self.identity,
+            Era.LEGACY,
+            self.protocol_version,
+            self.capabilities,
+            self.client_info,
+            emit or self.emit,
+            self.notify,
+            self.in_flight,
+            self.profile_memo,
+            self,
+        )
 
     @property
     def busy(self) -> bool:
