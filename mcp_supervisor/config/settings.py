@@ -134,6 +134,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     audit_arguments: bool = False
     audit_max_bytes: int = 10 * 1024 * 1024
     audit_backups: int = 5
+    # Tool search (gateway/server/tool_search/): off, on, or auto (on for a client whose view has more than
+    # tool_search_threshold tools); clients.json profiles may override it with "toolSearch".
+    tool_search: str = "off"
+    tool_search_threshold: int = 64
 
     @property
     def auth_enabled(self) -> bool:
@@ -264,6 +268,8 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         audit_arguments=(env.get("AUDIT_ARGUMENTS") or "").strip().lower() in _TRUE,
         audit_max_bytes=_int(env, "AUDIT_LOG_MAX_MB", 10, 1, 1 << 20) * 1024 * 1024,
         audit_backups=_int(env, "AUDIT_LOG_BACKUPS", 5, 0, 1000),
+        tool_search=_tool_search_mode(env.get("TOOL_SEARCH")),
+        tool_search_threshold=_int(env, "TOOL_SEARCH_THRESHOLD", 64, 0),
         **_oauth_from_env(env),
     )
 
@@ -310,6 +316,14 @@ def _sandbox_mode(raw: str | None) -> str:
 
 
 _WORKER_SPAWN_MODES = ("fork", "spawn")
+TOOL_SEARCH_MODES = ("off", "on", "auto")
+
+
+def _tool_search_mode(raw: str | None) -> str:
+    mode = (raw or "off").strip().lower() or "off"
+    if mode not in TOOL_SEARCH_MODES:
+        raise ConfigError(f"Environment variable TOOL_SEARCH={raw!r} must be one of {', '.join(TOOL_SEARCH_MODES)}.")
+    return mode
 
 
 def _worker_spawn(raw: str | None) -> str:
