@@ -30,6 +30,7 @@ from mcp_supervisor.gateway.server.modern_requests import ModernRequests
 from mcp_supervisor.gateway.server.pagination import page
 from mcp_supervisor.gateway.server.server_requests import ServerRequests
 from mcp_supervisor.gateway.server.sessions import ClientSession, SessionStore
+from mcp_supervisor.gateway.server.tool_search import ToolSearch
 from mcp_supervisor.protocol import error_codes
 from mcp_supervisor.protocol.versions import HANDSHAKE_VERSIONS, Era
 from mcp_supervisor.tasks import BackgroundTasks
@@ -76,6 +77,7 @@ class GatewayCore:
         sessions.on_close = self._session_closed
         self.listeners = Listeners(settings.max_sessions, settings.max_sessions_per_credential)
         self.modern = ModernRequests(self)
+        self.tool_search = ToolSearch(settings)
         self._list_changed = Debounced(settings.list_changed_debounce_s, self._deliver_list_changed)
 
     def keep(self, task: asyncio.Future[Any]) -> None:
@@ -294,6 +296,11 @@ class GatewayCore:
         await self.backends.settle_startup(self.settings.startup_wait_s)
         attribute, field = _LISTS[method]
         cursor = params.get("cursor")
+        searching = self.tool_search.listed(self, profile) if method == "tools/list" else None
+        if searching is not None:  # tool search: the meta-tools instead of the view
+            return jsonrpc.spliced_result(
+                request_id, jsonrpc.encode_json(page(searching, field, cursor, self.settings.page_size))
+            )
         if profile is not EVERYTHING:
             # A restricted view is filtered per request (the shared first-page cache is everyone's view).
             items = visible_items(profile, self.catalog, attribute)
@@ -357,7 +364,10 @@ class GatewayCore:
         return {k: link for k, link in self.backends.last_links.items() if k not in self.backends.links}
 
     async def _call_tool(self, context: CallContext, params: dict[str, Any]) -> bytes:
-        return await self._by_name(context, params, "tools/call", "tool")
+        searched = await self.tool_search.intercept(self, context, params)  # search_tools, or call_tool unwrapped
+        if isinstance(searched, bytes):
+            return searched
+        return await self._by_name(context, searched or params, "tools/call", "tool")
 
     async def _get_prompt(self, context: CallContext, params: dict[str, Any]) -> bytes:
         return await self._by_name(context, params, "prompts/get", "prompt")
