@@ -1,0 +1,185 @@
+"""Tool search (issue 26) through the real supervisor: clients in search mode list `search_tools` and
+`call_tool`, find a tool by what it does and call it, in both eras and on every front end; a tool that elicits
+works through `call_tool` (a handshake-era client answers the backend's request on its call's stream, a
+2026-07-28 client in InputRequiredResult rounds); a tool the profile hides is neither found nor callable through
+`call_tool`; the audit trail names the real tool.
+
+On the code before tool search every `call_tool` and `search_tools` was "Unknown tool: 'call_tool'".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client, ClientSession, MCPError, StdioServerParameters
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp_types import ElicitResult
+
+from tests.e2e.conftest import SUPERVISOR_CMD, RunningSupervisor, stdio_fixture_entry, write_config
+from tests.e2e.test_aggregation import catalog_entry
+from tests.helpers import async_wait_until
+
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+
+MODERN = "2026-07-28"
+ANN, BOB = "ann-key", "bob-key"
+CLIENTS = {
+    "clients": {
+        "ann": {"match": {"keys": [ANN]}, "alwaysShow": ["local--echo"]},
+        # Bob may not ask users anything: cat--ask_user is hidden from him.
+        "bob": {"match": {"keys": [BOB]}, "tools": {"deny": ["cat--ask_*"]}},
+    }
+}
+META = ["search_tools", "call_tool"]
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, supervisor_factory: Any) -> tuple[RunningSupervisor, Path]:
+    config_dir = tmp_path / "config"
+    # The catalog fixture asks its client with server->client requests (handshake era): elicitation.
+    # startTimeout: room for Python backends on a loaded machine (their SDK import alone can take seconds).
+    local = stdio_fixture_entry("local", startTimeout=120)
+    write_config(config_dir, {"local": local, "cat": catalog_entry("cat", protocol="legacy", startTimeout=120)})
+    (config_dir / "clients.json").write_text(json.dumps(CLIENTS))
+    audit = tmp_path / "audit" / "audit.jsonl"
+    audit.parent.mkdir()
+    env = {"ALLOWED_KEYS": f"{ANN},{BOB}", "AUDIT_LOG": str(audit), "TOOL_SEARCH": "on"}
+    sup: RunningSupervisor = supervisor_factory(config_dir, env)
+    sup.credential = {"X-Api-Key": ANN}
+    sup.wait_linked({"local", "cat"}, timeout=120)
+    return sup, audit
+
+
+@asynccontextmanager
+async def client(url: str, key: str, mode: str, answers: list[str] | None = None) -> AsyncIterator[Client]:
+    """The SDK client with `key`, in era `mode`; its elicitation callback answers "<key>-blue"."""
+
+    async def elicitation(context: Any, params: Any) -> ElicitResult:
+        if answers is not None:
+            answers.append(params.message)
+        return ElicitResult(action="accept", content={"colour": f"{key}-blue"})
+
+    async with httpx2.AsyncClient(headers={"x-api-key": key}, timeout=httpx2.Timeout(30, read=60)) as http:
+        transport = streamable_http_client(url, http_client=http)
+        async with Client(transport, mode=mode, elicitation_callback=elicitation) as connected:
+            yield connected
+
+
+def text(result: Any) -> str:
+    return "".join(getattr(block, "text", "") for block in result.content)
+
+
+async def found(session: Client | ClientSession, query: str, limit: int = 5) -> list[str]:
+    result = await session.call_tool("search_tools", {"query": query, "limit": limit})
+    assert result.is_error is not True, text(result)
+    tools = result.structured_content["tools"]  # type: ignore[index]
+    if tools:  # the same matches as text, for text-only clients
+        assert tools == json.loads(text(result))["tools"]
+    else:
+        assert text(result).startswith("No tool matches")
+    for tool in tools:
+        assert {"name", "description", "inputSchema"} <= set(tool)
+    return [tool["name"] for tool in tools]
+
+
+def audit_lines(audit: Path) -> list[dict[str, Any]]:
+    if not audit.exists():
+        return []
+    return [json.loads(line) for line in audit.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("mode", ["legacy", MODERN])
+async def test_find_and_call_through_search_and_profiles_hold(
+    gateway: tuple[RunningSupervisor, Path], mode: str
+) -> None:
+    sup, audit = gateway
+    asked: list[str] = []
+    with anyio.fail_after(90):
+        async with client(sup.url, ANN, mode, asked) as ann:
+            assert [tool.name for tool in (await ann.list_tools()).tools] == [*META, "local--echo"]
+            assert (await found(ann, "ask the user for a colour"))[0] == "cat--ask_user"
+            assert (await found(ann, "echo some text back"))[0] == "local--echo"
+            # A tool that elicits: the handshake-era client answers on its call's stream, the 2026-07-28 one in
+            # InputRequiredResult rounds, both through call_tool.
+            called = await ann.call_tool("call_tool", {"name": "cat--ask_user", "arguments": {"question": "colour?"}})
+            assert text(called) == f"accept: {ANN}-blue"
+            echoed = await ann.call_tool("call_tool", {"name": "local--echo", "arguments": {"text": mode}})
+            assert text(echoed) == f"local: {mode}"
+            # A tool found by search may be called directly too: it is in the client's view, only not listed.
+            assert text(await ann.call_tool("local--echo", {"text": "direct"})) == "local: direct"
+            with pytest.raises(MCPError) as unknown:
+                await ann.call_tool("call_tool", {"name": "local--nope", "arguments": {}})
+            assert unknown.value.error.code == -32602 and "local--nope" in unknown.value.error.message
+        async with client(sup.url, BOB, mode) as bob:
+            assert [tool.name for tool in (await bob.list_tools()).tools] == META
+            assert "cat--ask_user" not in await found(bob, "ask the user for a colour", 50)
+            with pytest.raises(MCPError) as hidden:
+                await bob.call_tool("call_tool", {"name": "cat--ask_user", "arguments": {"question": "colour?"}})
+            # Exactly what a direct call of a tool that does not exist gets.
+            assert hidden.value.error.code == -32602
+            assert hidden.value.error.message == "Unknown tool: 'cat--ask_user' is not exposed by this gateway."
+            assert text(await bob.call_tool("call_tool", {"name": "cat--nap", "arguments": {"seconds": 0}}))
+    assert asked == ["colour?"]
+    await async_wait_until(lambda: len(audit_lines(audit)) >= 4, 10, what="four audit lines")
+    lines = audit_lines(audit)
+    # The trail names the tool that ran, never the meta-tool; search_tools and the refused call reach nothing.
+    assert [(line["principal"]["client"], line["name"], line["backend"]) for line in lines] == [
+        ("ann", "cat--ask_user", "cat"),
+        ("ann", "local--echo", "local"),
+        ("ann", "local--echo", "local"),
+        ("bob", "cat--nap", "cat"),
+    ]
+    assert all(line["outcome"] == "ok" for line in lines)
+
+
+async def test_sse_front_end_and_honest_cache_hints(gateway: tuple[RunningSupervisor, Path]) -> None:
+    sup, _ = gateway
+    with anyio.fail_after(60):
+        async with (
+            sse_client(f"{sup.base}/sse", headers={"X-Api-Key": ANN}) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            assert (await found(session, "report progress"))[0] == "cat--count"
+            counted = await session.call_tool("call_tool", {"name": "cat--count", "arguments": {"n": 2}})
+            assert counted.is_error is not True and text(counted)
+    # 2026-07-28: search mode is per profile here, so the list is private; complete, with the catalog's TTL.
+    envelope = {
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "wire-test", "version": "1"},
+    }
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": envelope}}
+    headers = {
+        "x-api-key": BOB,
+        "mcp-protocol-version": MODERN,
+        "mcp-method": "tools/list",
+        "accept": "application/json, text/event-stream",
+    }
+    async with httpx2.AsyncClient(timeout=30) as http:
+        result = (await http.post(sup.url, json=body, headers=headers)).json()["result"]
+    assert [tool["name"] for tool in result["tools"]] == META
+    assert result["cacheScope"] == "private" and result["resultType"] == "complete"
+
+
+async def test_stdio_front_end_with_the_global_default(tmp_path: Path) -> None:
+    """No clients.json: TOOL_SEARCH=auto switches search on for a view past TOOL_SEARCH_THRESHOLD."""
+    config_dir = tmp_path / "config"
+    write_config(config_dir, {"local": stdio_fixture_entry("local", startTimeout=120)})
+    env = {"MCP_SUPERVISOR_STATE_DIR": str(tmp_path / "state"), "TOOL_SEARCH": "auto", "TOOL_SEARCH_THRESHOLD": "3"}
+    env["STARTUP_WAIT_SECONDS"] = "120"  # the first list waits for the backend, however loaded the machine
+    params = StdioServerParameters(command=SUPERVISOR_CMD, args=["stdio", "--config-dir", str(config_dir)], env=env)
+    with anyio.fail_after(150):
+        async with Client(params, mode=MODERN) as stdio:
+            assert [tool.name for tool in (await stdio.list_tools()).tools] == META  # 4 tools > 3
+            assert (await found(stdio, "add two numbers"))[0] == "local--add"
+            added = await stdio.call_tool("call_tool", {"name": "local--add", "arguments": {"a": 2, "b": 3}})
+            assert text(added) == "5"
