@@ -10,6 +10,8 @@ On the code before tool search every `call_tool` and `search_tools` was "Unknown
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,6 +28,7 @@ from mcp_types import ElicitResult
 from tests.e2e.conftest import SUPERVISOR_CMD, RunningSupervisor, stdio_fixture_entry, write_config
 from tests.e2e.test_aggregation import catalog_entry
 from tests.helpers import async_wait_until
+from tests.npm_tools import INSTALL_HINT, NODE, NODE_MODULES, NPM_TOOLS_DIR, installed_version, locked_version
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -183,3 +186,42 @@ async def test_stdio_front_end_with_the_global_default(tmp_path: Path) -> None:
             assert (await found(stdio, "add two numbers"))[0] == "local--add"
             added = await stdio.call_tool("call_tool", {"name": "local--add", "arguments": {"a": 2, "b": 3}})
             assert text(added) == "5"
+
+
+INSPECTOR_PACKAGE = "@modelcontextprotocol/inspector"
+INSPECTOR_JS = NODE_MODULES / "@modelcontextprotocol" / "inspector" / "clients" / "launcher" / "build" / "index.js"
+
+
+def inspector(sup: RunningSupervisor, key: str, era: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """One run of the MCP Inspector's CLI (`mcp-inspector --cli`) against the gateway, JSON output."""
+    version = installed_version(INSPECTOR_PACKAGE)
+    if not INSPECTOR_JS.exists() or version != locked_version(INSPECTOR_PACKAGE):
+        pytest.fail(f"{INSPECTOR_PACKAGE} is not installed in {NPM_TOOLS_DIR} (found {version}). {INSTALL_HINT}")
+    command = [str(NODE), str(INSPECTOR_JS), "--cli", sup.url, "--transport", "http", "--header", f"X-Api-Key: {key}"]
+    command += ["--protocol-era", era, "--format", "json", "-q", "--method", "tools/call", *args]
+    # Its catalog file goes to HOME: the test's own, never the machine's.
+    env = {**os.environ, "HOME": str(sup.config_dir.parent)}
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, check=False)
+
+
+def inspector_result(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert done.returncode == 0, f"{done.args}\n{done.stdout}\n{done.stderr}"
+    result: dict[str, Any] = json.loads(done.stdout)["result"]
+    return result
+
+
+@pytest.mark.parametrize("era", ["legacy", "modern"])
+async def test_the_inspector_cli_finds_and_calls(gateway: tuple[RunningSupervisor, Path], era: str) -> None:
+    """A second real client, in both eras: the MCP Inspector's CLI, with every argument given as key=value."""
+    sup, audit = gateway
+    searched = inspector_result(
+        inspector(sup, ANN, era, "--tool-name", "search_tools", "--tool-arg", "query=report progress", "limit=3")
+    )
+    assert searched["structuredContent"]["tools"][0]["name"] == "cat--count"
+    call = ("--tool-name", "call_tool", "--tool-arg", "name=cat--count", 'arguments={"n": 2}')
+    called = inspector_result(inspector(sup, ANN, era, *call))
+    assert called["content"][0]["text"] == "counted 2" and not called.get("isError")
+    refused = inspector(sup, BOB, era, "--tool-name", "call_tool", "--tool-arg", "name=cat--ask_user")
+    assert refused.returncode != 0 and "Unknown tool: 'cat--ask_user'" in refused.stdout + refused.stderr
+    await async_wait_until(lambda: len(audit_lines(audit)) >= 1, 10, what="the audit line of cat--count")
+    assert [line["name"] for line in audit_lines(audit)] == ["cat--count"]
