@@ -27,10 +27,15 @@ from mcp_types import ElicitResult
 
 from tests.e2e.conftest import SUPERVISOR_CMD, RunningSupervisor, stdio_fixture_entry, write_config
 from tests.e2e.test_aggregation import catalog_entry
-from tests.helpers import async_wait_until
+from tests.helpers import async_wait_until, mcp_client
 from tests.npm_tools import INSTALL_HINT, NODE, NODE_MODULES, NPM_TOOLS_DIR, installed_version, locked_version
 
-pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.e2e,
+    # logging/setLevel is a handshake-era method: the point of the progress/logging test, not a mistake.
+    pytest.mark.filterwarnings("ignore::mcp.MCPDeprecationWarning"),
+]
 
 MODERN = "2026-07-28"
 ANN, BOB = "ann-key", "bob-key"
@@ -50,7 +55,9 @@ def gateway(tmp_path: Path, supervisor_factory: Any) -> tuple[RunningSupervisor,
     # The catalog fixture asks its client with server->client requests (handshake era): elicitation.
     # startTimeout: room for Python backends on a loaded machine (their SDK import alone can take seconds).
     local = stdio_fixture_entry("local", startTimeout=120)
-    write_config(config_dir, {"local": local, "cat": catalog_entry("cat", protocol="legacy", startTimeout=120)})
+    # The catalog fixture leaves cancellation markers in tmp_path, which its sandbox must let it write.
+    cat = catalog_entry("cat", protocol="legacy", startTimeout=120, sandbox={"writePaths": [str(tmp_path)]})
+    write_config(config_dir, {"local": local, "cat": cat})
     (config_dir / "clients.json").write_text(json.dumps(CLIENTS))
     audit = tmp_path / "audit" / "audit.jsonl"
     audit.parent.mkdir()
@@ -141,6 +148,35 @@ async def test_find_and_call_through_search_and_profiles_hold(
         ("bob", "cat--nap", "cat"),
     ]
     assert all(line["outcome"] == "ok" for line in lines)
+
+
+async def test_progress_logging_and_cancellation_through_call_tool(
+    gateway: tuple[RunningSupervisor, Path], tmp_path: Path
+) -> None:
+    sup, _ = gateway
+    logs: list[str] = []
+    progress: list[float] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(value)
+
+    with anyio.fail_after(90):
+        async with mcp_client(sup.url, {"X-Api-Key": ANN}, notifications=logs) as session:
+            await session.set_logging_level("info")
+            call = {"name": "cat--count", "arguments": {"n": 3}}
+            counted = await session.call_tool("call_tool", call, progress_callback=on_progress)
+            assert text(counted) == "counted 3"
+            assert progress == [1, 2, 3]  # the client's own progress token, on call_tool's request
+            await async_wait_until(lambda: "notifications/message" in logs, 10, what="the backend's log line")
+            marker = tmp_path / "wait"
+            waiting = {"name": "cat--wait_for_cancel", "arguments": {"marker": str(marker)}}
+            async with anyio.create_task_group() as group:
+                group.start_soon(session.call_tool, "call_tool", waiting)
+                await async_wait_until(lambda: marker.with_suffix(".started").exists(), 30, what="the call to start")
+                group.cancel_scope.cancel()  # the SDK sends notifications/cancelled for call_tool's request id
+            await async_wait_until(
+                lambda: marker.with_suffix(".cancelled").exists(), 10, what="the backend to see the cancellation"
+            )
 
 
 async def test_sse_front_end_and_honest_cache_hints(gateway: tuple[RunningSupervisor, Path]) -> None:
