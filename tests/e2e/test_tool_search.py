@@ -179,6 +179,21 @@ async def test_progress_logging_and_cancellation_through_call_tool(
             )
 
 
+async def test_the_index_follows_catalog_changes(gateway: tuple[RunningSupervisor, Path]) -> None:
+    """tool_config.json disables one tool and renames another: the client is told, and its next search sees it."""
+    sup, _ = gateway
+    seen: list[str] = []
+    with anyio.fail_after(90):
+        async with mcp_client(sup.url, {"X-Api-Key": ANN}, notifications=seen) as session:
+            assert (await found(session, "report progress"))[0] == "cat--count"
+            tools = {"cat--count": {"enabled": False}, "cat--nap": {"displayName": "snooze"}}
+            (sup.config_dir / "tool_config.json").write_text(json.dumps({"tools": tools}))
+            await async_wait_until(lambda: "notifications/tools/list_changed" in seen, 20, what="list_changed")
+            assert "cat--count" not in await found(session, "report progress n times", 50)
+            assert (await found(session, "snooze"))[0] == "snooze"
+            assert text(await session.call_tool("call_tool", {"name": "snooze", "arguments": {"seconds": 0}}))
+
+
 async def test_sse_front_end_and_honest_cache_hints(gateway: tuple[RunningSupervisor, Path]) -> None:
     sup, _ = gateway
     with anyio.fail_after(60):
