@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from mcp_supervisor.gateway.server.tool_search.text import terms
@@ -23,6 +24,18 @@ B = 0.75
 NAME_WEIGHT = 3.0
 TITLE_WEIGHT = 2.0
 PARAMETER_DESCRIPTION_WEIGHT = 0.5
+# Texts up to this long keep their terms between index builds: a catalog change usually touches one backend, so
+# a rebuild re-reads the other backends' texts from the cache. Longer ones are rare, and not worth holding.
+CACHED_TEXT_CHARS = 4096
+
+
+@lru_cache(maxsize=16384)
+def _cached_terms(text: str) -> tuple[str, ...]:
+    return tuple(terms(text))
+
+
+def text_terms(text: str) -> Sequence[str]:
+    return _cached_terms(text) if len(text) <= CACHED_TEXT_CHARS else terms(text)
 
 
 def _parameters(schema: object) -> Iterable[tuple[str, str]]:
@@ -41,7 +54,7 @@ def weighted_terms(tool: Mapping[str, Any]) -> dict[str, float]:
 
     def add(text: object, weight: float) -> None:
         if isinstance(text, str):
-            for term in terms(text):
+            for term in text_terms(text):
                 bag[term] += weight
 
     add(tool.get("name"), NAME_WEIGHT)
