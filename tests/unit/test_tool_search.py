@@ -173,3 +173,15 @@ def test_the_index_follows_catalog_changes() -> None:
     core.catalog.update({"a": SimpleNamespace(catalog={"tools": [tool("beta", "Second.")]}, name_prefix=None)})
     assert search.search(core, EVERYTHING, "alpha", 5) == []
     assert names(search.search(core, EVERYTHING, "beta", 5)) == ["a--beta"]
+
+
+def test_a_backend_tool_named_like_a_meta_tool() -> None:
+    """Transparently fronted (no prefix), a backend's own `search_tools` is called as itself while its client is
+    not in search mode (auto, under the threshold), and shadowed once it is."""
+    core = fake_core({"a": [tool("one")]}, mode="auto", threshold=2)
+    core.catalog.update({"a": SimpleNamespace(catalog={"tools": [tool("search_tools")]}, name_prefix="")})
+    call = {"name": "search_tools", "arguments": {"query": "x"}}
+    assert intercept(core, EVERYTHING, call) is None  # 1 tool <= 2: the backend's tool
+    many = [tool("search_tools"), tool("b"), tool("c")]
+    core.catalog.update({"a": SimpleNamespace(catalog={"tools": many}, name_prefix="")})
+    assert isinstance(intercept(core, EVERYTHING, call), bytes)  # 3 tools > 2: search mode, the meta-tool
