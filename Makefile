@@ -107,6 +107,8 @@ sandbox-tools:
 	bash scripts/install-debian-package.sh slirp4netns /usr/bin/slirp4netns
 
 # Benchmark, direct vs gateway on loopback: prints a table, writes bench/results/<timestamp>.json.
-# `make bench BENCH_ARGS=--quick` for a short run; `bench/run.py --help` for the knobs.
+# `make bench BENCH_ARGS=--quick` for a short run; `bench/run.py --help` for the knobs. Then tool search
+# (bench/tool_search.py): retrieval accuracy on the real catalogs, tools/list bytes, search_tools p50.
 bench: $(VENV)/.synced
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/tool_search.py

@@ -4,7 +4,8 @@
 # own node only has to run npm), the official conformance suite twice (0.1.16 as node_modules/.bin/conformance, and
 # the 2026-07-28 pre-release under the npm alias `conformance-next`, run as node_modules/conformance-next/dist/index.js:
 # both packages name their binary `conformance`, and the .bin link stays 0.1.16's), server-everything,
-# server-filesystem and server-memory, and oidc-provider (a real authorization server for the OAuth tests). Nothing
+# server-filesystem and server-memory, oidc-provider (a real authorization server for the OAuth tests), and the MCP
+# Inspector (its CLI, `mcp-inspector --cli`, is a second real client in both eras). Nothing
 # is installed by floating name; `make lock` refreshes the lock.
 #
 #   scripts/install-npm-tools.sh              # install or verify
@@ -36,6 +37,7 @@ works() {  # Node 22 runs, and every tool loads under it
         [[ -f "$dir/node_modules/@modelcontextprotocol/server-$server/package.json" ]] || return 1
     done
     [[ -f "$dir/node_modules/oidc-provider/package.json" ]] || return 1
+    [[ -f "$dir/node_modules/@modelcontextprotocol/inspector/package.json" ]] || return 1
 }
 
 if [[ -f "$stamp" ]] && works; then

@@ -22,7 +22,8 @@ from typing import Any
 from mcp_supervisor.errors import ConfigError
 
 CLIENTS_FILE = "clients.json"
-_ENTRY_KEYS = {"match", "servers", "tools", "prompts", "resources"}
+_ENTRY_KEYS = {"match", "servers", "tools", "prompts", "resources", "toolSearch", "alwaysShow"}
+_TOOL_SEARCH_MODES = ("off", "on", "auto")
 _MATCH_KEYS = {"keys", "tokens", "claims", "stdio"}
 
 
@@ -46,6 +47,10 @@ class Profile:
     tools: Patterns = Patterns()
     prompts: Patterns = Patterns()
     resources: Patterns = Patterns()
+    # Tool search (gateway/server/tool_search/): "off", "on", "auto", or None for the TOOL_SEARCH default;
+    # glob patterns of tools its tools/list shows beside the meta-tools in search mode.
+    tool_search: str | None = None
+    always_show: tuple[str, ...] = ()
 
     def sees_server(self, key: str) -> bool:
         return "*" in self.servers or key in self.servers
@@ -120,6 +125,12 @@ def _patterns(value: object, where: str) -> Patterns:
     )
 
 
+def _tool_search(value: object, where: str) -> str | None:
+    if value is None or value in _TOOL_SEARCH_MODES:
+        return value
+    raise ConfigError(f'{where}: "toolSearch" must be one of {", ".join(_TOOL_SEARCH_MODES)}.')
+
+
 def parse_clients(document: dict[str, Any], source: str = CLIENTS_FILE) -> ClientsConfig:
     clients = document.get("clients")
     if not isinstance(clients, dict):
@@ -142,6 +153,8 @@ def parse_clients(document: dict[str, Any], source: str = CLIENTS_FILE) -> Clien
             tools,
             _patterns(entry["prompts"], f'{where}: "prompts"') if "prompts" in entry else tools,
             _patterns(entry.get("resources"), f'{where}: "resources"'),
+            _tool_search(entry.get("toolSearch"), where),
+            _strings(entry.get("alwaysShow", []), f'{where}: "alwaysShow"'),
         )
         if name == "*":
             if "match" in entry:

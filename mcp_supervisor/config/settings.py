@@ -138,6 +138,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sample_interval_s: float = 2.0
     # uvicorn's access log (one line per HTTP request) in the gateway's log: off unless asked for.
     access_log: bool = False
+    # Tool search (gateway/server/tool_search/): off, on, or auto (on for a client whose view has more than
+    # tool_search_threshold tools); clients.json profiles may override it with "toolSearch".
+    tool_search: str = "off"
+    tool_search_threshold: int = 64
 
     @property
     def auth_enabled(self) -> bool:
@@ -263,6 +267,8 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         sample_interval_s=_float(env, "MCP_SUPERVISOR_SAMPLE_SECONDS", 2.0),
         access_log=(env.get("MCP_SUPERVISOR_ACCESS_LOG") or "").strip() == "1",
         **_sessions_from_env(env),
+        tool_search=_tool_search_mode(env.get("TOOL_SEARCH")),
+        tool_search_threshold=_int(env, "TOOL_SEARCH_THRESHOLD", 64, 0),
         **_oauth_from_env(env),
     )
 
@@ -323,6 +329,14 @@ def _sandbox_mode(raw: str | None) -> str:
 
 
 _WORKER_SPAWN_MODES = ("fork", "spawn")
+TOOL_SEARCH_MODES = ("off", "on", "auto")
+
+
+def _tool_search_mode(raw: str | None) -> str:
+    mode = (raw or "off").strip().lower() or "off"
+    if mode not in TOOL_SEARCH_MODES:
+        raise ConfigError(f"Environment variable TOOL_SEARCH={raw!r} must be one of {', '.join(TOOL_SEARCH_MODES)}.")
+    return mode
 
 
 def _worker_spawn(raw: str | None) -> str:

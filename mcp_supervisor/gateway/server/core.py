@@ -43,6 +43,8 @@ from mcp_supervisor.gateway.server.routes import (
 from mcp_supervisor.gateway.server.server_requests import ServerRequests
 from mcp_supervisor.gateway.server.sessions import ClientSession, SessionStore
 from mcp_supervisor.gateway.server.subscriptions import ResourceSubscriptions
+from mcp_supervisor.gateway.server.tool_search import ToolSearch
+from mcp_supervisor.gateway.server.tool_search.routes import MetaToolRoute, SearchListRoute
 from mcp_supervisor.protocol import error_codes
 from mcp_supervisor.protocol.versions import HANDSHAKE_VERSIONS
 from mcp_supervisor.tasks import BackgroundTasks
@@ -81,6 +83,7 @@ class GatewayCore:
             backends, self.catalog, sessions, self.listeners, self.profiles, self.keep, settings.request_timeout_s
         )
         self.logs = LogRouting(backends, sessions, settings.request_timeout_s)
+        self.tool_search = ToolSearch(settings)
         self.router = Router(self._routes())
         self.modern = ModernRequests(
             settings,
@@ -101,10 +104,15 @@ class GatewayCore:
     def _routes(self) -> list[Route]:
         """The request table: one route per method (hooks for a new method or kind go here)."""
         kit = Kit(self.catalog, self.profiles, self._settle, self.backend_calls.forward, self.settings.page_size)
+        tools = NamedRoute(TOOLS, kit, self.backends, self.server_requests)
         return [
             Reply("ping", {}),
+            # Tool search (a client in search mode) claims tools/list and its meta-tools' calls first.
+            SearchListRoute(self.tool_search, self),
+            MetaToolRoute(self.tool_search, self, tools),
             *(ListRoute(kind, kit) for kind in LISTS),
-            *(NamedRoute(kind, kit, self.backends, self.server_requests) for kind in (TOOLS, PROMPTS)),
+            tools,
+            NamedRoute(PROMPTS, kit, self.backends, self.server_requests),
             ResourceRoute(kit),
             SessionRoute(
                 ("resources/subscribe", "resources/unsubscribe"),

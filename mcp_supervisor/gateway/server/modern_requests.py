@@ -32,6 +32,7 @@ from mcp_supervisor.gateway.server.jsonrpc import Incoming
 from mcp_supervisor.gateway.server.modern import CacheHint, Rejection, Shaped
 from mcp_supervisor.gateway.server.request_context import Emit, RequestContext
 from mcp_supervisor.gateway.server.request_state import Binding, RequestStateSealer, StateRejected
+from mcp_supervisor.gateway.server.tool_search import binding_name
 from mcp_supervisor.protocol import error_codes
 from mcp_supervisor.protocol.versions import MODERN_VERSIONS
 
@@ -151,7 +152,7 @@ class ModernRequests:
 
     def _binding(self, context: RequestContext, message: Incoming) -> Binding:
         params = message.params
-        name = params.get("uri") if message.method == "resources/read" else params.get("name")
+        name = params.get("uri") if message.method == "resources/read" else binding_name(params)
         return Binding(context.principal, str(message.method), str(name))
 
     async def _interactive(self, context: RequestContext, message: Incoming) -> bytes | Shaped:
