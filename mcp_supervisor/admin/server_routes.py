@@ -53,7 +53,7 @@ def server_routes(ctx: AdminContext) -> list[BaseRoute]:
     async def list_servers(request: Request) -> Response:
         """The entries on disk; when that file is broken, the running config, with the file's error (an empty
         table would say no servers run while every backend keeps running)."""
-        statuses = ctx.runtime.backends.statuses
+        statuses = ctx.gateway.statuses()
         config_error: str | None = None
         try:
             document = store.read_servers()
@@ -62,7 +62,7 @@ def server_routes(ctx: AdminContext) -> list[BaseRoute]:
             servers = document.get("mcpServers", {})
         except (ConfigError, OSError) as exc:
             config_error = str(exc)
-            servers = running_servers(ctx.runtime.supervisor.running_servers)
+            servers = running_servers(ctx.gateway.running_servers())
         return json_response(
             {
                 "configError": config_error,
@@ -71,7 +71,7 @@ def server_routes(ctx: AdminContext) -> list[BaseRoute]:
                     {
                         "key": key,
                         "entry": entry,
-                        "status": backend_health(ctx.runtime.backends, statuses[key]) if key in statuses else None,
+                        "status": backend_health(ctx.gateway.linked(), statuses[key]) if key in statuses else None,
                     }
                     for key, entry in servers.items()
                 ],
