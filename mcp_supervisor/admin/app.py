@@ -36,8 +36,7 @@ from mcp_supervisor.admin.tool_routes import tool_routes
 from mcp_supervisor.config.loader import parse_servers
 from mcp_supervisor.config.models import ServerEntry, oauth_secret_names
 from mcp_supervisor.errors import ConfigError, ControlError
-from mcp_supervisor.gateway.frontends.dns_rebinding import RequestGuard
-from mcp_supervisor.gateway.runtime import GatewayRuntime
+from mcp_supervisor.gateway.admin_view import AdminView
 from mcp_supervisor.protocol.messages import BackendStatus
 from mcp_supervisor.protocol.states import BackendState
 
@@ -61,8 +60,8 @@ async def _control_error(request: Request, exc: Exception) -> Response:
 
 
 class AdminApp:
-    def __init__(self, runtime: GatewayRuntime) -> None:
-        settings = runtime.settings
+    def __init__(self, gateway: AdminView) -> None:
+        settings = gateway.settings
         auth = AdminAuth(
             settings.admin_username,
             admin_password(settings),  # AdminRefused for a weak one: the gateway serves on without /admin
@@ -72,17 +71,15 @@ class AdminApp:
             # may be a read-only ConfigMap.
             revocations_path=settings.state_dir.parent / "admin-revocations.json",
         )
-        self.ctx = ctx = AdminContext(runtime=runtime, auth=auth, store=ConfigStore(settings.config_dir))
-        runtime.backends.status_listeners.append(self._on_status)
-        runtime.supervisor.config_listeners.append(
-            lambda config_error: ctx.hub.publish("config", {"configError": config_error or None})
-        )
+        self.ctx = ctx = AdminContext(gateway=gateway, auth=auth, store=ConfigStore(settings.config_dir))
+        gateway.on_status(self._on_status)
+        gateway.on_config_error(lambda config_error: ctx.hub.publish("config", {"configError": config_error or None}))
         self.installs = InstallManager(
             ctx.hub,
             settings.tools_folder,
             on_finished=self._install_finished,
             withheld=self._oauth_secret_names,
-            sandbox=InstallSandbox(settings, runtime.endpoints.runtime_dir, runtime.endpoints.log_dir, self._servers),
+            sandbox=InstallSandbox(settings, gateway.endpoints.runtime_dir, gateway.endpoints.log_dir, self._servers),
         )
         self.terminals: TerminalManager | None = None
         routes: list[BaseRoute] = [
@@ -104,7 +101,7 @@ class AdminApp:
             ControlError: _control_error,
         }
         app = Starlette(routes=routes, exception_handlers=handlers)
-        self.asgi = AdminGuard(app, auth, RequestGuard(settings))
+        self.asgi = AdminGuard(app, auth, gateway.request_guard())
 
     def _servers(self) -> dict[str, ServerEntry]:
         """The active backends of the config file (an install hides their files from its commands)."""
@@ -120,11 +117,11 @@ class AdminApp:
             return frozenset()  # no readable config: no server names a secret to withhold
 
     def _on_status(self, status: BackendStatus, event: str) -> None:
-        self.ctx.hub.publish("backend", {"event": event, "status": backend_health(self.ctx.runtime.backends, status)})
+        self.ctx.hub.publish("backend", {"event": event, "status": backend_health(self.ctx.gateway.linked(), status)})
 
     def _install_finished(self, key: str, exit_code: int) -> None:
         """A backend that just got installed most likely failed for want of it: start it afresh."""
-        status = self.ctx.runtime.backends.statuses.get(key)
+        status = self.ctx.gateway.statuses().get(key)
         if exit_code == 0 and status is not None and status.state in (BackendState.FATAL, BackendState.BACKOFF):
             self.ctx.in_background(self.ctx.command("restart", key))
 

@@ -6,6 +6,7 @@ access rule, so the admin page shows the effect of a profile rather than only it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -14,23 +15,24 @@ from starlette.routing import BaseRoute, Route
 
 from mcp_supervisor.admin.context import AdminContext
 from mcp_supervisor.admin.http import json_response, read_json
-from mcp_supervisor.config.clients import CLIENTS_FILE, parse_clients
+from mcp_supervisor.config.clients import CLIENTS_FILE, Profile, parse_clients
 from mcp_supervisor.errors import ConfigError
-from mcp_supervisor.gateway.server.access import visible_items
-from mcp_supervisor.gateway.server.catalog_view import CatalogView
 
 
-def client_views(document: dict[str, Any], catalog: CatalogView) -> dict[str, dict[str, list[str]]]:
-    """Client name → the exposed tool and prompt names and the resource URIs its profile lets it see."""
+def client_views(
+    document: dict[str, Any], visible: Callable[[Profile, str], list[dict[str, Any]]]
+) -> dict[str, dict[str, list[str]]]:
+    """Client name → the exposed tool and prompt names and the resource URIs its profile lets it see, `visible`
+    being the gateway's access rule over its live catalog."""
     clients = parse_clients(document)
     profiles = [entry.profile for entry in clients.entries]
     if clients.fallback is not None:
         profiles.append(clients.fallback)
     return {
         profile.name: {
-            "tools": [str(item.get("name")) for item in visible_items(profile, catalog, "tools")],
-            "prompts": [str(item.get("name")) for item in visible_items(profile, catalog, "prompts")],
-            "resources": [str(item.get("uri")) for item in visible_items(profile, catalog, "resources")],
+            "tools": [str(item.get("name")) for item in visible(profile, "tools")],
+            "prompts": [str(item.get("name")) for item in visible(profile, "prompts")],
+            "resources": [str(item.get("uri")) for item in visible(profile, "resources")],
         }
         for profile in profiles
     }
@@ -49,7 +51,7 @@ def client_routes(ctx: AdminContext) -> list[BaseRoute]:
         except ConfigError:
             servers = None
         keys = set(servers) if isinstance(servers, dict) else set()
-        return sorted(keys | set(ctx.runtime.backends.statuses))
+        return sorted(keys | set(ctx.gateway.statuses()))
 
     async def get_clients(request: Request) -> Response:
         # `present: false` is not "no clients": without the file every principal sees everything.
@@ -58,7 +60,7 @@ def client_routes(ctx: AdminContext) -> list[BaseRoute]:
         file_error: str | None = None
         if document is not None:
             try:
-                views = client_views(document, ctx.runtime.core.catalog)
+                views = client_views(document, ctx.gateway.visible)
             except ConfigError as exc:
                 file_error = str(exc)  # on disk but not applied: the running file stays (the page says so)
         return json_response(

@@ -12,14 +12,14 @@ from mcp_supervisor.admin.events import EventHub
 from mcp_supervisor.admin.throttle import LoginThrottle
 from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.control_client import send_command_async
-from mcp_supervisor.gateway.runtime import GatewayRuntime
+from mcp_supervisor.gateway.admin_view import AdminView
 from mcp_supervisor.protocol.messages import CommandResult
 from mcp_supervisor.tasks import BackgroundTasks
 
 
 @dataclass
 class AdminContext:
-    runtime: GatewayRuntime
+    gateway: AdminView
     auth: AdminAuth
     store: ConfigStore
     hub: EventHub = field(default_factory=EventHub)
@@ -28,11 +28,11 @@ class AdminContext:
 
     @property
     def settings(self) -> Settings:
-        return self.runtime.settings
+        return self.gateway.settings
 
     async def command(self, name: str, key: str = "") -> CommandResult:
         """A supervisor command (reload, restart, stop, start); ControlError when it does not answer."""
-        return await send_command_async(self.runtime.endpoints, self.runtime.credentials, name, key)
+        return await send_command_async(self.gateway.endpoints, self.gateway.credentials, name, key)
 
     def in_background(self, work: Coroutine[Any, Any, Any]) -> None:
         self._background.spawn(work)

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_supervisor.admin.auth import COOKIE_NAME, AdminAuth
 from mcp_supervisor.admin.http import error
-from mcp_supervisor.gateway.frontends.dns_rebinding import RequestGuard
+from mcp_supervisor.gateway.admin_view import HeaderCheck
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "x-csrf-token"
@@ -45,7 +45,7 @@ def same_origin(headers: Headers) -> bool:
 
 
 class AdminGuard:
-    def __init__(self, app: ASGIApp, auth: AdminAuth, rebinding: RequestGuard) -> None:
+    def __init__(self, app: ASGIApp, auth: AdminAuth, rebinding: HeaderCheck) -> None:
         self.app = app
         self.auth = auth
         self.rebinding = rebinding

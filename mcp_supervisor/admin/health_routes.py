@@ -20,15 +20,15 @@ MAX_LOG_LINES = 2000
 
 
 def health_routes(ctx: AdminContext) -> list[BaseRoute]:
-    runtime = ctx.runtime
+    gateway = ctx.gateway
 
     async def health(request: Request) -> Response:
-        gateway = runtime.supervisor.gateway_status
+        own = gateway.gateway_status()
         return json_response(
             {
-                "gateway": msgspec.to_builtins(gateway) if gateway is not None else None,
-                "configError": runtime.supervisor.config_error or None,
-                "backends": all_health(runtime.backends),
+                "gateway": msgspec.to_builtins(own) if own is not None else None,
+                "configError": gateway.config_error() or None,
+                "backends": all_health(gateway.statuses(), gateway.linked()),
             }
         )
 
@@ -40,7 +40,7 @@ def health_routes(ctx: AdminContext) -> list[BaseRoute]:
             count = max(1, min(int(request.query_params.get("lines", "200")), MAX_LOG_LINES))
         except ValueError:
             count = 200
-        return json_response({"key": key, "lines": tail_lines(runtime.endpoints.log_dir / f"{key}.log", count)})
+        return json_response({"key": key, "lines": tail_lines(gateway.endpoints.log_dir / f"{key}.log", count)})
 
     async def updates(request: Request) -> Response:
         async def stream() -> AsyncIterator[bytes]:

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mcp_supervisor.gateway.dataplane.backends import Backends
+from mcp_supervisor.gateway.admin_view import LinkedBackend
 from mcp_supervisor.protocol.messages import BackendStatus
 from mcp_supervisor.protocol.states import BackendState
 
 LOG_TAIL_BYTES = 256 * 1024
 
 
-def backend_health(backends: Backends, status: BackendStatus) -> dict[str, Any]:
-    link = backends.links.get(status.key)
+def backend_health(linked: Mapping[str, LinkedBackend], status: BackendStatus) -> dict[str, Any]:
+    link = linked.get(status.key)
     started = status.started_at
     return {
         # Every field, defaults included (the wire form omits them): clients need not know the defaults.
@@ -25,8 +26,8 @@ def backend_health(backends: Backends, status: BackendStatus) -> dict[str, Any]:
     }
 
 
-def all_health(backends: Backends) -> list[dict[str, Any]]:
-    return [backend_health(backends, status) for status in sorted(backends.statuses.values(), key=lambda s: s.key)]
+def all_health(statuses: Mapping[str, BackendStatus], linked: Mapping[str, LinkedBackend]) -> list[dict[str, Any]]:
+    return [backend_health(linked, status) for status in sorted(statuses.values(), key=lambda s: s.key)]
 
 
 def tail_lines(path: Path, count: int) -> list[str]:

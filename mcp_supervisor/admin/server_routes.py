@@ -35,6 +35,35 @@ def running_servers(raw: bytes) -> dict[str, Any]:
     return servers if isinstance(servers, dict) else {}
 
 
+def _server_list(ctx: AdminContext) -> Response:
+    """The entries on disk; when that file is broken, the running config, with the file's error (an empty
+    table would say no servers run while every backend keeps running)."""
+    store, statuses = ctx.store, ctx.gateway.statuses()
+    config_error: str | None = None
+    try:
+        document = store.read_servers()
+        if store.servers_path.exists():  # readable JSON, but would it apply? (the supervisor's own check)
+            parse_servers(store.servers_path.read_bytes(), str(store.servers_path))
+        servers = document.get("mcpServers", {})
+    except (ConfigError, OSError) as exc:
+        config_error = str(exc)
+        servers = running_servers(ctx.gateway.running_servers())
+    return json_response(
+        {
+            "configError": config_error,
+            "showing": "running" if config_error else "file",
+            "servers": [
+                {
+                    "key": key,
+                    "entry": entry,
+                    "status": backend_health(ctx.gateway.linked(), statuses[key]) if key in statuses else None,
+                }
+                for key, entry in servers.items()
+            ],
+        }
+    )
+
+
 def server_routes(ctx: AdminContext) -> list[BaseRoute]:
     store = ctx.store
 
@@ -51,32 +80,7 @@ def server_routes(ctx: AdminContext) -> list[BaseRoute]:
         return await applied("mcp_server.json saved.")
 
     async def list_servers(request: Request) -> Response:
-        """The entries on disk; when that file is broken, the running config, with the file's error (an empty
-        table would say no servers run while every backend keeps running)."""
-        statuses = ctx.runtime.backends.statuses
-        config_error: str | None = None
-        try:
-            document = store.read_servers()
-            if store.servers_path.exists():  # readable JSON, but would it apply? (the supervisor's own check)
-                parse_servers(store.servers_path.read_bytes(), str(store.servers_path))
-            servers = document.get("mcpServers", {})
-        except (ConfigError, OSError) as exc:
-            config_error = str(exc)
-            servers = running_servers(ctx.runtime.supervisor.running_servers)
-        return json_response(
-            {
-                "configError": config_error,
-                "showing": "running" if config_error else "file",
-                "servers": [
-                    {
-                        "key": key,
-                        "entry": entry,
-                        "status": backend_health(ctx.runtime.backends, statuses[key]) if key in statuses else None,
-                    }
-                    for key, entry in servers.items()
-                ],
-            }
-        )
+        return _server_list(ctx)
 
     async def create_server(request: Request) -> Response:
         body = await read_object(request)

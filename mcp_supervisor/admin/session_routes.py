@@ -39,8 +39,62 @@ def current_session(request: Request) -> AdminSession:
     return session
 
 
-def session_routes(ctx: AdminContext) -> list[BaseRoute]:
+async def _login(ctx: AdminContext, request: Request) -> Response:
+    """A JSON login (the admin's script), or a form posted by its own login page (a browser without script)."""
     auth, throttle = ctx.auth, ctx.throttle
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    as_form = content_type == FORM_TYPE
+    if as_form and not same_origin(request.headers):
+        # A form can be posted from any site: only the admin's own pages may log in with one.
+        return error(403, "A form login is accepted only from this admin's own login page.")
+    if content_type != "application/json" and not as_form:
+        return error(415, f"Send the credentials as application/json, or as {FORM_TYPE} from the login page.")
+    body = await read_form(request) if as_form else await read_object(request)
+    username, password = body.get("username"), body.get("password")
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise BadRequest('The body needs "username" and "password" strings.')
+    # Keyed so that others' failures never delay a browser that logged in before (admin/throttle.py).
+    device = auth.verify_device(request.cookies.get(DEVICE_COOKIE_NAME))
+    key = login_key(_client(request), auth.known_username(username), device)
+    wait = throttle.retry_after(key)
+    if wait > 0:
+        return error(
+            429,
+            f"Too many failed logins; try again in {wait:.0f} s (a browser that logged in here before may "
+            "log in at once).",
+            {"Retry-After": str(int(wait) + 1)},
+        )
+    if not auth.check_credentials(username, password):
+        throttle.failed(key)
+        return json_response({"success": False, "error": "Wrong username or password."}, 401)
+    throttle.succeeded(key)
+    return _logged_in(ctx, request, as_form, device is not None)
+
+
+def _logged_in(ctx: AdminContext, request: Request, as_form: bool, known_device: bool) -> Response:
+    auth = ctx.auth
+    cookie, session = auth.issue()
+    response: Response = json_response({"success": True, "csrfToken": auth.csrf_token(session)})
+    if as_form:  # a browser without our script: on to the admin's pages
+        response = RedirectResponse(f"{request.scope.get('root_path', '')}/", status_code=303)
+    cookies = [(COOKIE_NAME, cookie, int(ctx.settings.admin_session_hours * 3600))]
+    if not known_device:
+        cookies.append((DEVICE_COOKIE_NAME, auth.issue_device(), int(DEVICE_SECONDS)))
+    for name, value, max_age in cookies:
+        response.set_cookie(
+            name,
+            value,
+            max_age=max_age,
+            path=_cookie_path(request),
+            httponly=True,
+            samesite="strict",
+            secure=_over_tls(request),
+        )
+    return response
+
+
+def session_routes(ctx: AdminContext) -> list[BaseRoute]:
+    auth = ctx.auth
 
     async def login_page(request: Request) -> Response:
         return FileResponse(STATIC_DIR / "login.html", headers={"Cache-Control": "no-store"})
@@ -49,53 +103,7 @@ def session_routes(ctx: AdminContext) -> list[BaseRoute]:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
 
     async def login(request: Request) -> Response:
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        as_form = content_type == FORM_TYPE
-        if as_form and not same_origin(request.headers):
-            # A form can be posted from any site: only the admin's own pages may log in with one.
-            return error(403, "A form login is accepted only from this admin's own login page.")
-        if content_type != "application/json" and not as_form:
-            return error(415, f"Send the credentials as application/json, or as {FORM_TYPE} from the login page.")
-        body = await read_form(request) if as_form else await read_object(request)
-        username, password = body.get("username"), body.get("password")
-        if not isinstance(username, str) or not isinstance(password, str):
-            raise BadRequest('The body needs "username" and "password" strings.')
-        # Keyed so that others' failures never delay a browser that logged in before (admin/throttle.py).
-        device = auth.verify_device(request.cookies.get(DEVICE_COOKIE_NAME))
-        key = login_key(_client(request), auth.known_username(username), device)
-        wait = throttle.retry_after(key)
-        if wait > 0:
-            return error(
-                429,
-                f"Too many failed logins; try again in {wait:.0f} s (a browser that logged in here before may "
-                "log in at once).",
-                {"Retry-After": str(int(wait) + 1)},
-            )
-        if not auth.check_credentials(username, password):
-            throttle.failed(key)
-            return json_response({"success": False, "error": "Wrong username or password."}, 401)
-        throttle.succeeded(key)
-        return _logged_in(request, as_form, device is not None)
-
-    def _logged_in(request: Request, as_form: bool, known_device: bool) -> Response:
-        cookie, session = auth.issue()
-        response: Response = json_response({"success": True, "csrfToken": auth.csrf_token(session)})
-        if as_form:  # a browser without our script: on to the admin's pages
-            response = RedirectResponse(f"{request.scope.get('root_path', '')}/", status_code=303)
-        cookies = [(COOKIE_NAME, cookie, int(ctx.settings.admin_session_hours * 3600))]
-        if not known_device:
-            cookies.append((DEVICE_COOKIE_NAME, auth.issue_device(), int(DEVICE_SECONDS)))
-        for name, value, max_age in cookies:
-            response.set_cookie(
-                name,
-                value,
-                max_age=max_age,
-                path=_cookie_path(request),
-                httponly=True,
-                samesite="strict",
-                secure=_over_tls(request),
-            )
-        return response
+        return await _login(ctx, request)
 
     async def logout(request: Request) -> Response:
         auth.revoke(current_session(request))

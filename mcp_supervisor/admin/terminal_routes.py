@@ -76,22 +76,38 @@ def _unknown(term_id: str) -> Response:
     return error(404, f"There is no terminal {term_id}.")
 
 
+async def _start(terminals: TerminalManager, request: Request) -> Response:
+    """A new shell, of the size the body asks (80x24 by default)."""
+    try:
+        body = await _body(request, optional=True)
+        terminal = terminals.start(_size(body, "cols", 80), _size(body, "rows", 24))
+    except _Invalid as exc:
+        return error(exc.status, str(exc))
+    except TerminalLimitError as exc:
+        return error(409, str(exc))
+    except TerminalError as exc:
+        return error(500, str(exc))
+    return JSONResponse({"success": True, "termId": terminal.id})
+
+
+async def _websocket(terminals: TerminalManager, ws: WebSocket) -> None:
+    """One terminal over a WebSocket: JSON frames both ways (see _serve_websocket)."""
+    terminal = terminals.get(ws.path_params["term_id"])
+    await ws.accept()
+    if terminal is None:
+        # Accepted then closed: a browser sees this close code and reason, never a refused handshake's status.
+        await ws.close(code=WS_UNKNOWN_TERMINAL, reason="There is no such terminal.")
+        return
+    await _serve_websocket(ws, terminal)
+
+
 def terminal_routes(terminals: TerminalManager) -> list[BaseRoute]:
     def found(request: Request) -> Terminal | Response:
         term_id = request.path_params["term_id"]
         return terminals.get(term_id) or _unknown(term_id)
 
     async def start(request: Request) -> Response:
-        try:
-            body = await _body(request, optional=True)
-            terminal = terminals.start(_size(body, "cols", 80), _size(body, "rows", 24))
-        except _Invalid as exc:
-            return error(exc.status, str(exc))
-        except TerminalLimitError as exc:
-            return error(409, str(exc))
-        except TerminalError as exc:
-            return error(500, str(exc))
-        return JSONResponse({"success": True, "termId": terminal.id})
+        return await _start(terminals, request)
 
     async def listing(request: Request) -> Response:
         return JSONResponse({"terminals": terminals.list()})
@@ -134,13 +150,7 @@ def terminal_routes(terminals: TerminalManager) -> list[BaseRoute]:
         )
 
     async def websocket(ws: WebSocket) -> None:
-        terminal = terminals.get(ws.path_params["term_id"])
-        await ws.accept()
-        if terminal is None:
-            # Accepted then closed: a browser sees this close code and reason, never a refused handshake's status.
-            await ws.close(code=WS_UNKNOWN_TERMINAL, reason="There is no such terminal.")
-            return
-        await _serve_websocket(ws, terminal)
+        await _websocket(terminals, ws)
 
     return [
         Route("/terminal/start", start, methods=["POST"]),

@@ -16,11 +16,10 @@ from mcp_supervisor.config.loader import TOOLS_FILE, parse_tool_config
 from mcp_supervisor.config.models import ToolConfig
 from mcp_supervisor.config.tool_names import TOOL_NAME_RULE, display_name_effect, is_valid_tool_name
 from mcp_supervisor.errors import ConfigError
-from mcp_supervisor.gateway.dataplane.backends import BackendLink
-from mcp_supervisor.gateway.server.catalog import qualified_name
+from mcp_supervisor.gateway.admin_view import LinkedBackend, qualified_name
 
 
-def tool_rows(links: Mapping[str, BackendLink], tool_config: ToolConfig, separator: str) -> list[dict[str, Any]]:
+def tool_rows(links: Mapping[str, LinkedBackend], tool_config: ToolConfig, separator: str) -> list[dict[str, Any]]:
     """One row per tool of every linked backend, disabled ones included, with the name clients see."""
     rows = []
     for key in sorted(links):
@@ -93,10 +92,10 @@ def _taker_of(named: list[dict[str, Any]], only: str | None) -> dict[str, Any]:
 
 
 def tool_routes(ctx: AdminContext) -> list[BaseRoute]:
-    store, core, separator = ctx.store, ctx.runtime.core, ctx.settings.separator
+    store, gateway, separator = ctx.store, ctx.gateway, ctx.settings.separator
 
     def rows(tool_config: ToolConfig) -> list[dict[str, Any]]:
-        return tool_rows(ctx.runtime.backends.links, tool_config, separator)
+        return tool_rows(gateway.linked(), tool_config, separator)
 
     async def save(document: object, only: str | None = None) -> Response:
         """Validate against the live catalog, write, apply here at once, and have the supervisor re-read it
@@ -104,12 +103,12 @@ def tool_routes(ctx: AdminContext) -> list[BaseRoute]:
         tool_config = parse_tool_config(msgspec.json.encode(document), TOOLS_FILE)
         check_exposed_names(rows(tool_config), only)
         store.write_tools(document)
-        core.set_tool_config(tool_config)
+        gateway.set_tool_config(tool_config)
         result = await ctx.command("reload")
         return json_response({"success": True, "message": f"{TOOLS_FILE} saved. {result.message}"})
 
     async def list_tools(request: Request) -> Response:
-        return json_response({"tools": rows(core.catalog.tool_config)})
+        return json_response({"tools": rows(gateway.tool_config())})
 
     async def get_config(request: Request) -> Response:
         return json_response(store.read_tools())
@@ -119,7 +118,7 @@ def tool_routes(ctx: AdminContext) -> list[BaseRoute]:
 
     async def patch_tool(request: Request) -> Response:
         config_key = request.path_params["config_key"]
-        if not any(row["configKey"] == config_key for row in rows(core.catalog.tool_config)):
+        if not any(row["configKey"] == config_key for row in rows(gateway.tool_config())):
             return error(404, f'No running backend lists a tool "{config_key}".')
         changes = await read_object(request)
         return await save(store.tools_with_override(config_key, changes), only=config_key)

@@ -67,9 +67,10 @@ def create_app(runtime: GatewayRuntime) -> Starlette:
     if runtime.settings.enable_admin_ui:
         from mcp_supervisor.admin.app import AdminApp  # only when enabled: keeps the default gateway lean
         from mcp_supervisor.admin.password import AdminRefused
+        from mcp_supervisor.gateway.admin_view import GatewayAdminView
 
         try:
-            admin = AdminApp(runtime)
+            admin = AdminApp(GatewayAdminView(runtime))
         except AdminRefused as exc:
             log.error("%s", exc)
             admin_refusal = str(exc)

@@ -62,90 +62,124 @@ class Metrics:
     ) -> str:
         """The exposition, with only the backends `visible` to the asking client (its clients.json view)."""
         lines: list[str] = []
-
-        def family(name: str, kind: str, help_text: str) -> None:
-            lines.append(f"# HELP {name} {help_text}")
-            lines.append(f"# TYPE {name} {kind}")
-
-        statuses = [status for status in statuses if visible(status.key)]
+        shown = [status for status in statuses if visible(status.key)]
         traffic = sorted(((key, t) for key, t in self.traffic.items() if visible(key)), key=lambda item: item[0])
-        family("mcp_gateway_sessions", "gauge", "Client sessions held by the gateway.")
-        lines.append(f"mcp_gateway_sessions {sessions}")
-        family(
-            "mcp_gateway_refused_messages_total",
-            "counter",
-            "Worker messages dropped because they spoke for another worker or request.",
-        )
-        lines.append(f"mcp_gateway_refused_messages_total {self.refused_messages}")
+        self._render_gateway(lines, sessions)
+        _render_statuses(lines, shown, linked)
+        self._render_notifications(lines)
+        _render_traffic(lines, traffic)
+        return "\n".join(lines) + "\n"
+
+    def _render_gateway(self, lines: list[str], sessions: int) -> None:
+        """The gateway-wide families: sessions, refused messages, the notification budget, unattributed logs."""
         budget = self.budget if self.budget is not None else Budget()
-        family(
-            "mcp_gateway_dropped_notifications_total",
-            "counter",
-            "Notifications dropped for clients too slow to read them (replies are never dropped).",
-        )
-        lines.append(f"mcp_gateway_dropped_notifications_total {budget.dropped}")
-        family("mcp_gateway_buffered_notification_bytes", "gauge", "Bytes of notifications buffered for clients.")
-        lines.append(f"mcp_gateway_buffered_notification_bytes {budget.used}")
-        family(
-            "mcp_gateway_unattributed_log_messages_total",
-            "counter",
-            "Backend log lines sent to nobody: requests of several credentials were in flight at the backend.",
-        )
-        lines.append(f"mcp_gateway_unattributed_log_messages_total {self.unattributed_logs}")
-        family("mcp_backend_up", "gauge", "1 when the backend is RUNNING and linked to the gateway.")
-        for s in statuses:
-            up = int(s.state == BackendState.RUNNING and s.key in linked)
-            lines.append(f'mcp_backend_up{{backend="{_label(s.key)}",type="{s.type}"}} {up}')
-        family("mcp_backend_state", "gauge", "The backend's supervision state (1 for the current one).")
-        for s in statuses:
-            for state in STATES:
-                lines.append(f'mcp_backend_state{{backend="{_label(s.key)}",state="{state}"}} {int(s.state == state)}')
-        family("mcp_backend_restarts_total", "counter", "Restarts of the backend's worker after crashes.")
-        for s in statuses:
-            lines.append(f'mcp_backend_restarts_total{{backend="{_label(s.key)}"}} {s.restarts}')
-        family("mcp_backend_rss_bytes", "gauge", "Resident memory of the worker and its backend processes.")
-        for s in statuses:
-            lines.append(f'mcp_backend_rss_bytes{{backend="{_label(s.key)}"}} {s.rss_bytes}')
-        family("mcp_backend_cpu_percent", "gauge", "CPU use of the worker and its backend processes.")
-        for s in statuses:
-            lines.append(f'mcp_backend_cpu_percent{{backend="{_label(s.key)}"}} {s.cpu_percent}')
-        family(
-            "mcp_backend_refused_replies_total",
-            "counter",
-            "Replies the backend sent for request ids it was never given (dropped by its worker), this generation.",
-        )
-        for s in statuses:
-            lines.append(f'mcp_backend_refused_replies_total{{backend="{_label(s.key)}"}} {s.refused_replies}')
-        family(
+        for name, kind, help_text, value in (
+            ("mcp_gateway_sessions", "gauge", "Client sessions held by the gateway.", sessions),
+            (
+                "mcp_gateway_refused_messages_total",
+                "counter",
+                "Worker messages dropped because they spoke for another worker or request.",
+                self.refused_messages,
+            ),
+            (
+                "mcp_gateway_dropped_notifications_total",
+                "counter",
+                "Notifications dropped for clients too slow to read them (replies are never dropped).",
+                budget.dropped,
+            ),
+            (
+                "mcp_gateway_buffered_notification_bytes",
+                "gauge",
+                "Bytes of notifications buffered for clients.",
+                budget.used,
+            ),
+            (
+                "mcp_gateway_unattributed_log_messages_total",
+                "counter",
+                "Backend log lines sent to nobody: requests of several credentials were in flight at the backend.",
+                self.unattributed_logs,
+            ),
+        ):
+            _family(lines, name, kind, help_text)
+            lines.append(f"{name} {value}")
+
+    def _render_notifications(self, lines: list[str]) -> None:
+        """What each backend's worker dropped and coalesced past its notification budget (from heartbeats)."""
+        _family(
+            lines,
             "mcp_backend_dropped_notifications_total",
             "counter",
             "The backend's notifications dropped past its budget by its worker, this generation (never responses).",
         )
         for key, (dropped, _) in sorted(self.notifications.items()):
             lines.append(f'mcp_backend_dropped_notifications_total{{backend="{_label(key)}"}} {dropped}')
-        family(
+        _family(
+            lines,
             "mcp_backend_coalesced_notifications_total",
             "counter",
             "The backend's progress and resource-update notifications replaced by a later one past its budget.",
         )
         for key, (_, coalesced) in sorted(self.notifications.items()):
             lines.append(f'mcp_backend_coalesced_notifications_total{{backend="{_label(key)}"}} {coalesced}')
-        family("mcp_backend_calls_total", "counter", "Requests relayed to the backend.")
-        for key, t in traffic:
-            lines.append(f'mcp_backend_calls_total{{backend="{_label(key)}"}} {t.calls}')
-        family("mcp_backend_errors_total", "counter", "Relayed requests that ended in a JSON-RPC error.")
-        for key, t in traffic:
-            lines.append(f'mcp_backend_errors_total{{backend="{_label(key)}"}} {t.errors}')
-        family("mcp_backend_request_seconds", "histogram", "Latency of relayed requests, gateway to backend.")
-        for key, t in traffic:
-            cumulative = 0
-            for bound, count in zip((*BUCKETS, float("inf")), t.bucket_counts, strict=True):
-                cumulative += count
-                le = "+Inf" if bound == float("inf") else repr(bound)
-                lines.append(f'mcp_backend_request_seconds_bucket{{backend="{_label(key)}",le="{le}"}} {cumulative}')
-            lines.append(f'mcp_backend_request_seconds_sum{{backend="{_label(key)}"}} {t.latency_sum}')
-            lines.append(f'mcp_backend_request_seconds_count{{backend="{_label(key)}"}} {t.calls}')
-        return "\n".join(lines) + "\n"
+
+
+def _family(lines: list[str], name: str, kind: str, help_text: str) -> None:
+    lines.append(f"# HELP {name} {help_text}")
+    lines.append(f"# TYPE {name} {kind}")
+
+
+# Per-backend families read straight off the supervisor's status: (name, kind, help, value).
+_STATUS_FAMILIES: tuple[tuple[str, str, str, Callable[[BackendStatus], object]], ...] = (
+    ("mcp_backend_restarts_total", "counter", "Restarts of the backend's worker after crashes.", lambda s: s.restarts),
+    (
+        "mcp_backend_rss_bytes",
+        "gauge",
+        "Resident memory of the worker and its backend processes.",
+        lambda s: s.rss_bytes,
+    ),
+    ("mcp_backend_cpu_percent", "gauge", "CPU use of the worker and its backend processes.", lambda s: s.cpu_percent),
+    (
+        "mcp_backend_refused_replies_total",
+        "counter",
+        "Replies the backend sent for request ids it was never given (dropped by its worker), this generation.",
+        lambda s: s.refused_replies,
+    ),
+)
+
+
+def _render_statuses(lines: list[str], statuses: list[BackendStatus], linked: Mapping[str, object]) -> None:
+    """Up, state, restarts and resources of every shown backend, from the supervisor's reports."""
+    _family(lines, "mcp_backend_up", "gauge", "1 when the backend is RUNNING and linked to the gateway.")
+    for s in statuses:
+        up = int(s.state == BackendState.RUNNING and s.key in linked)
+        lines.append(f'mcp_backend_up{{backend="{_label(s.key)}",type="{s.type}"}} {up}')
+    _family(lines, "mcp_backend_state", "gauge", "The backend's supervision state (1 for the current one).")
+    for s in statuses:
+        for state in STATES:
+            lines.append(f'mcp_backend_state{{backend="{_label(s.key)}",state="{state}"}} {int(s.state == state)}')
+    for name, kind, help_text, value in _STATUS_FAMILIES:
+        _family(lines, name, kind, help_text)
+        for s in statuses:
+            lines.append(f'{name}{{backend="{_label(s.key)}"}} {value(s)}')
+
+
+def _render_traffic(lines: list[str], traffic: list[tuple[str, BackendTraffic]]) -> None:
+    """Calls, errors and the latency histogram the gateway counted for each shown backend."""
+    _family(lines, "mcp_backend_calls_total", "counter", "Requests relayed to the backend.")
+    for key, t in traffic:
+        lines.append(f'mcp_backend_calls_total{{backend="{_label(key)}"}} {t.calls}')
+    _family(lines, "mcp_backend_errors_total", "counter", "Relayed requests that ended in a JSON-RPC error.")
+    for key, t in traffic:
+        lines.append(f'mcp_backend_errors_total{{backend="{_label(key)}"}} {t.errors}')
+    _family(lines, "mcp_backend_request_seconds", "histogram", "Latency of relayed requests, gateway to backend.")
+    for key, t in traffic:
+        cumulative = 0
+        for bound, count in zip((*BUCKETS, float("inf")), t.bucket_counts, strict=True):
+            cumulative += count
+            le = "+Inf" if bound == float("inf") else repr(bound)
+            lines.append(f'mcp_backend_request_seconds_bucket{{backend="{_label(key)}",le="{le}"}} {cumulative}')
+        lines.append(f'mcp_backend_request_seconds_sum{{backend="{_label(key)}"}} {t.latency_sum}')
+        lines.append(f'mcp_backend_request_seconds_count{{backend="{_label(key)}"}} {t.calls}')
 
 
 def _label(value: str) -> str:
