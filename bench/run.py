@@ -45,6 +45,21 @@ from runs import hold_idle_sessions, log_errors, machine, run_sandbox_cost, run_
 from targets import evaluate_targets
 
 
+def _section_args(parser: argparse.ArgumentParser) -> None:
+    """The scale and peers sections' options."""
+    parser.add_argument("--scale-sizes", default="20,100", help="scale section: lean backend counts (default 20,100)")
+    parser.add_argument("--scale-repeat", type=int, default=2, help="scale runs per size, bare and ours alternating")
+    parser.add_argument("--scale-idle-seconds", type=float, default=20.0, help="idle CPU window (default 20 s)")
+    parser.add_argument("--scale-max", type=int, default=500, help="lean backends measured once (0: skip)")
+    parser.add_argument("--scale-list-max", type=int, default=100, help="tools/list + reload up to this many")
+    parser.add_argument(
+        "--peers",
+        default="fastmcp,mcp-proxy,contextforge",
+        help="peer gateways measured beside this one (bench/peers.py; each installed from PyPI into a scratch venv)",
+    )
+    parser.add_argument("--peers-dir", default=None, help="where the peers' scratch venvs live (bench/peers.py)")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-N", "--calls", type=int, default=2000, help="echo calls per load run (default 2000)")
@@ -76,17 +91,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--results-dir", default=str(BENCH / "results"))
     parser.add_argument("--work-dir", help="config directories and logs (default: a temporary directory, removed)")
-    parser.add_argument("--scale-sizes", default="20,100", help="scale section: lean backend counts (default 20,100)")
-    parser.add_argument("--scale-repeat", type=int, default=2, help="scale runs per size, bare and ours alternating")
-    parser.add_argument("--scale-idle-seconds", type=float, default=20.0, help="idle CPU window (default 20 s)")
-    parser.add_argument("--scale-max", type=int, default=500, help="lean backends measured once (0: skip)")
-    parser.add_argument("--scale-list-max", type=int, default=100, help="tools/list + reload up to this many")
-    parser.add_argument(
-        "--peers",
-        default="fastmcp,mcp-proxy,contextforge",
-        help="peer gateways measured beside this one (bench/peers.py; each installed from PyPI into a scratch venv)",
-    )
-    parser.add_argument("--peers-dir", default=None, help="where the peers' scratch venvs live (bench/peers.py)")
+    _section_args(parser)
     parser.add_argument(
         "--skip",
         default="",
