@@ -134,6 +134,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     audit_arguments: bool = False
     audit_max_bytes: int = 10 * 1024 * 1024
     audit_backups: int = 5
+    # What a backend may list (gateway/server/validation.py): bigger descriptions and more tools are withheld.
+    tool_description_max_bytes: int = 16 * 1024
+    max_tools_per_backend: int = 1000
 
     @property
     def auth_enabled(self) -> bool:
@@ -264,6 +267,8 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         audit_arguments=(env.get("AUDIT_ARGUMENTS") or "").strip().lower() in _TRUE,
         audit_max_bytes=_int(env, "AUDIT_LOG_MAX_MB", 10, 1, 1 << 20) * 1024 * 1024,
         audit_backups=_int(env, "AUDIT_LOG_BACKUPS", 5, 0, 1000),
+        tool_description_max_bytes=_int(env, "TOOL_DESCRIPTION_MAX_BYTES", 16 * 1024, 1),
+        max_tools_per_backend=_int(env, "MAX_TOOLS_PER_BACKEND", 1000, 1),
         **_oauth_from_env(env),
     )
 

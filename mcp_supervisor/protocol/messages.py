@@ -35,6 +35,8 @@ class WorkerReady(_Envelope, tag="ready"):
     prompts: bytes = b"[]"
     # The server entry's `namePrefix`; None means the default `<key><SEP>`.
     name_prefix: str | None = None
+    # The server entry's display name (`name`, else its key): what the gateway prefixes its tools' titles with.
+    display_name: str = ""
     # The protocol era the worker speaks to its backend: "legacy" (the initialize handshake) or "modern"
     # (2026-07-28: no handshake, the `_meta` envelope on every request). For a modern backend
     # `initialize_result` is the equivalent built from its DiscoverResult (protocolVersion = the chosen

@@ -183,6 +183,7 @@ class Worker:
                     pid=os.getpid(),
                     initialize_result=msgspec.json.encode(negotiated.initialize_result),
                     name_prefix=self.spec.server.namePrefix,
+                    display_name=self.spec.server.display_name,
                     tools=encoded["tools"],
                     resources=encoded["resources"],
                     resource_templates=encoded["resource_templates"],

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from mcp_supervisor.config.models import ToolConfig
-from mcp_supervisor.gateway.dataplane.backends import BackendLink
+from mcp_supervisor.config.settings import Settings
+from mcp_supervisor.gateway.dataplane.backends import BackendLink, Backends
 from mcp_supervisor.gateway.server.catalog import (
     AggregatedPrompts,
     AggregatedResources,
@@ -16,14 +18,41 @@ from mcp_supervisor.gateway.server.catalog import (
     aggregate_resources,
     aggregate_tools,
 )
+from mcp_supervisor.gateway.server.ownership import Arbiter, Claims
+from mcp_supervisor.gateway.server.validation import DEFAULT_LIMITS, Limits
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
 
+def catalog_view(settings: Settings, backends: Backends, tool_config: ToolConfig) -> CatalogView:
+    """The gateway's catalog: limits from the settings, backends ranked in the supervisor's (config) order."""
+    return CatalogView(
+        settings.separator,
+        tool_config,
+        Limits(settings.tool_description_max_bytes, settings.max_tools_per_backend),
+        settings.startup_wait_s,
+        configured=lambda: backends.statuses,
+        last_links=lambda: backends.last_links,
+    )
+
+
 class CatalogView:
-    def __init__(self, separator: str, tool_config: ToolConfig) -> None:
+    def __init__(
+        self,
+        separator: str,
+        tool_config: ToolConfig,
+        limits: Limits = DEFAULT_LIMITS,
+        startup_window_s: float = 0.0,
+        configured: Callable[[], Iterable[str]] = tuple,
+        last_links: Callable[[], dict[str, BackendLink]] = dict,
+    ) -> None:
         self.separator = separator
         self.tool_config = tool_config
+        self.limits = limits
+        # Who listed what first (ownership.py): kept across rebuilds, for the gateway's life.
+        self.claims = Claims(startup_window_s)
+        self._configured = configured  # every backend key, mcp_server.json order (the supervisor's statuses)
+        self._last_links = last_links  # the last link of every backend, down ones included
         self._links: dict[str, BackendLink] = {}
         self._tools: AggregatedTools | None = None
         self._prompts: AggregatedPrompts | None = None
@@ -45,11 +74,29 @@ class CatalogView:
     def _kind(self, kind: str, links: dict[str, BackendLink] | None = None) -> dict[str, list[dict[str, Any]]]:
         return {key: link.catalog.get(kind, []) for key, link in (links or self._links).items()}
 
+    def _arbiter(self) -> Arbiter:
+        known = {**self._last_links(), **self._links}
+        configured = list(dict.fromkeys([*self._configured(), *self._links]))
+        return Arbiter(
+            claims=self.claims,
+            configured=configured,
+            linked=frozenset(self._links),
+            separator=self.separator,
+            # A backend never linked yet is taken to use the default prefix: its namespace is kept for it.
+            default_prefixed=frozenset(k for k in configured if k not in known or known[k].name_prefix is None),
+            display_names={key: link.display_name for key, link in known.items() if link.display_name},
+        )
+
     @property
     def tools(self) -> AggregatedTools:
         if self._tools is None:
             self._tools = aggregate_tools(
-                self._kind("tools"), self.tool_config, self.separator, self._prefixes(self._links)
+                self._kind("tools"),
+                self.tool_config,
+                self.separator,
+                self._prefixes(self._links),
+                self._arbiter(),
+                self.limits,
             )
             self._report(self._tools.problems)
         return self._tools
@@ -57,16 +104,24 @@ class CatalogView:
     @property
     def prompts(self) -> AggregatedPrompts:
         if self._prompts is None:
-            self._prompts = aggregate_prompts(self._kind("prompts"), self.separator, self._prefixes(self._links))
+            self._prompts = aggregate_prompts(
+                self._kind("prompts"), self.separator, self._prefixes(self._links), self._arbiter()
+            )
             self._report(self._prompts.problems)
         return self._prompts
 
     @property
     def resources(self) -> AggregatedResources:
         if self._resources is None:
-            self._resources = aggregate_resources(self._kind("resources"), self._kind("resource_templates"))
+            self._resources = aggregate_resources(
+                self._kind("resources"), self._kind("resource_templates"), self._arbiter()
+            )
             self._report(self._resources.problems)
         return self._resources
+
+    def problems(self) -> list[str]:
+        """Everything withheld or overlapping in the current catalog (for `status`), aggregating it if need be."""
+        return [*self.tools.problems, *self.prompts.problems, *self.resources.problems]
 
     def header_schema(self, name: str) -> Any:
         """The input schema of exposed tool `name` if it declares `x-mcp-header` parameters (2026-07-28

@@ -20,7 +20,7 @@ from mcp_supervisor.gateway.dataplane.backends import Backends, BackendUnavailab
 from mcp_supervisor.gateway.server import jsonrpc
 from mcp_supervisor.gateway.server.access import identity_profile, permits_name, permits_uri, visible_items
 from mcp_supervisor.gateway.server.audit import error_code, open_audit
-from mcp_supervisor.gateway.server.catalog_view import CatalogView
+from mcp_supervisor.gateway.server.catalog_view import catalog_view
 from mcp_supervisor.gateway.server.debounce import Debounced
 from mcp_supervisor.gateway.server.input_rounds import answer_input_requests
 from mcp_supervisor.gateway.server.jsonrpc import Incoming, JsonRpcFault
@@ -67,7 +67,7 @@ class GatewayCore:
         self.settings = settings
         self.backends = backends
         self.sessions = sessions
-        self.catalog = CatalogView(settings.separator, tool_config)
+        self.catalog = catalog_view(settings, backends, tool_config)
         self.server_requests = ServerRequests(backends, settings.server_request_timeout_s)
         self._background = BackgroundTasks()
         self.clients = ClientsConfig()

@@ -1,0 +1,86 @@
+"""First come, first served: names, URIs and templates stay with the backend that listed them first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp_supervisor.config.models import ToolConfig
+from mcp_supervisor.gateway.server.catalog import aggregate_resources, aggregate_tools
+from mcp_supervisor.gateway.server.ownership import Arbiter, Claims
+from mcp_supervisor.gateway.server.validation import Limits
+
+
+def _tool(name: str, **fields: Any) -> dict[str, Any]:
+    return {"name": name, "inputSchema": {"type": "object"}, **fields}
+
+
+def _arbiter(claims: Claims, configured: list[str], linked: list[str]) -> Arbiter:
+    return Arbiter(claims, configured, frozenset(linked), "--", frozenset(), {"victim": "Victim Corp"})
+
+
+def test_a_later_lister_never_takes_a_name_whatever_the_key_order() -> None:
+    claims = Claims(startup_window_s=0)  # past the startup window: ranks by arrival
+    first = aggregate_tools(
+        {"zed": [_tool("lookup")]}, ToolConfig(), "--", {"zed": ""}, _arbiter(claims, ["zed"], ["zed"])
+    )
+    assert first.routes["lookup"].server_key == "zed"
+    catalogs = {"aaa": [_tool("lookup")], "zed": [_tool("lookup")]}
+    both = aggregate_tools(
+        catalogs, ToolConfig(), "--", {"aaa": "", "zed": ""}, _arbiter(claims, ["zed", "aaa"], ["zed", "aaa"])
+    )
+    assert both.routes["lookup"].server_key == "zed"
+    assert any('"aaa"' in p and '"zed"' in p and "'lookup'" in p for p in both.problems), both.problems
+    # While zed is down its name stays its own: aaa does not get it meanwhile.
+    down = aggregate_tools(
+        {"aaa": [_tool("lookup")]}, ToolConfig(), "--", {"aaa": ""}, _arbiter(claims, ["zed", "aaa"], ["aaa"])
+    )
+    assert "lookup" not in down.routes
+
+
+def test_backends_there_at_the_start_rank_in_config_order() -> None:
+    claims = Claims(startup_window_s=60)
+    catalogs = {"aaa": [_tool("x")], "victim": [_tool("x")]}
+    result = aggregate_tools(
+        catalogs, ToolConfig(), "--", {"aaa": "", "victim": ""}, _arbiter(claims, ["victim", "aaa"], ["aaa", "victim"])
+    )
+    assert result.routes["x"].server_key == "victim"
+
+
+def test_a_name_in_another_backends_namespace_is_withheld() -> None:
+    arbiter = Arbiter(Claims(), ["victim", "shadow"], frozenset(["victim", "shadow"]), "--", frozenset(["victim"]))
+    result = aggregate_tools({"shadow": [_tool("victim--read")]}, ToolConfig(), "--", {"shadow": ""}, arbiter)
+    assert result.tools == []
+    assert "namespace" in result.problems[0]
+
+
+def test_titles_are_attributed() -> None:
+    arbiter = _arbiter(Claims(), ["victim", "shadow"], ["victim", "shadow"])
+    catalogs = {"victim": [_tool("read", title="Read")], "shadow": [_tool("x", title="victim read")]}
+    titles = {t["name"]: t["title"] for t in aggregate_tools(catalogs, ToolConfig(), "--", None, arbiter).tools}
+    assert titles == {"victim--read": "Victim Corp: Read", "shadow--x": "shadow: victim read"}
+
+
+def test_limits_withhold_and_report() -> None:
+    tools = [_tool("big", description="é" * 9), _tool("null", inputSchema=None), *[_tool(f"t{i}") for i in range(5)]]
+    result = aggregate_tools(
+        {"s": tools}, ToolConfig(), "--", limits=Limits(description_max_bytes=16, tools_per_backend=3)
+    )
+    assert [t["name"] for t in result.tools] == ["s--t0", "s--t1", "s--t2"]
+    assert any("'s--big'" in p and "18 bytes" in p for p in result.problems), result.problems
+    assert any("'s--null'" in p and "inputSchema" in p for p in result.problems), result.problems
+    assert any("2 tools past the limit of 3" in p for p in result.problems), result.problems
+
+
+def test_a_template_captures_no_listed_uri_and_overlaps_are_reported() -> None:
+    resources = {"victim": [{"uri": "victim://secret"}]}
+    templates = {"aaa": [{"uriTemplate": "{+any}"}], "victim": [{"uriTemplate": "victim://notes/{id}"}]}
+    claims = Claims(startup_window_s=60)
+    result = aggregate_resources(resources, templates, _arbiter(claims, ["victim", "aaa"], ["victim", "aaa"]))
+    assert result.route("victim://secret") == "victim"
+    assert result.route("victim://notes/1") == "victim"
+    assert result.route("other://x") == "aaa"
+    assert any("overlap" in p and "{+any}" in p for p in result.problems), result.problems
+    # The victim down: its URIs still route to it (and answer "unavailable"), never to the catch-all.
+    down = aggregate_resources({}, {"aaa": templates["aaa"]}, _arbiter(claims, ["victim", "aaa"], ["aaa"]))
+    assert down.route("victim://secret") == "victim"
+    assert down.route("victim://notes/1") == "victim"
