@@ -29,6 +29,7 @@ import zmq.asyncio
 from mcp_supervisor.errors import ProtocolError, SupervisorError
 from mcp_supervisor.gateway.dataplane.metrics import Metrics
 from mcp_supervisor.gateway.server import jsonrpc
+from mcp_supervisor.gateway.server.notification_fields import defined_fields
 from mcp_supervisor.gateway.server.sessions import ClientSession
 from mcp_supervisor.protocol import codec, error_codes, socket_auth
 from mcp_supervisor.protocol.channel import Channel
@@ -442,7 +443,12 @@ class Backends:
             token = params.get("progressToken")
             pending = self._pending.get(token) if isinstance(token, int) else None
             if pending is not None and pending.context is not None and pending.key == key:
-                restored = {**message, "params": {**params, "progressToken": pending.progress_token}}
+                clean = defined_fields(message)["params"]  # its method's fields and _meta only
+                restored = {
+                    "jsonrpc": "2.0",
+                    "method": message["method"],
+                    "params": {**clean, "progressToken": pending.progress_token},
+                }
                 pending.context.emit(jsonrpc.encode_json(restored), True)
             return  # progress for a request that has ended (or was never ours) goes nowhere
         self._on_backend_message(key, generation, message)

@@ -27,6 +27,7 @@ from mcp_supervisor.gateway.server.jsonrpc import Incoming, JsonRpcFault
 from mcp_supervisor.gateway.server.listen_streams import Listener, Listeners, parse_filter
 from mcp_supervisor.gateway.server.modern import INPUT_REQUIRED_METHODS, strip_envelope, with_envelope
 from mcp_supervisor.gateway.server.modern_requests import ModernRequests
+from mcp_supervisor.gateway.server.notification_fields import defined_fields, update_from_owner
 from mcp_supervisor.gateway.server.pagination import page
 from mcp_supervisor.gateway.server.server_requests import ServerRequests
 from mcp_supervisor.gateway.server.sessions import ClientSession, SessionStore
@@ -207,11 +208,12 @@ class GatewayCore:
 
     def on_backend_message(self, key: str, generation: int, message: dict[str, Any]) -> None:
         """A backend's own request or notification (progress was routed already): send it where it belongs."""
-        params = message.get("params") if isinstance(message.get("params"), dict) else {}
-        assert isinstance(params, dict)
         if isinstance(message.get("id"), (int, str)):
             self.server_requests.from_backend(key, generation, message)
             return
+        message = defined_fields(message)  # notification_fields.py: its method's fields and _meta only
+        params = message.get("params") if isinstance(message.get("params"), dict) else {}
+        assert isinstance(params, dict)
         match message.get("method"):
             case "notifications/cancelled":
                 self.server_requests.backend_cancelled(key, params.get("requestId"), params.get("reason"))
@@ -219,6 +221,9 @@ class GatewayCore:
                 self._route_log(key, LOG_LEVELS.get(str(params.get("level")), 0), message)
             case "notifications/resources/updated":
                 uri = params.get("uri")
+                if not update_from_owner(self.catalog.resources.route(str(uri)), key, uri):
+                    self.backends.metrics.refused_messages += 1
+                    return
                 encoded = jsonrpc.encode_json(message)
                 for session in self.sessions.all():
                     if uri in session.subscriptions and permits_uri(self.profile(session), key, str(uri)):
