@@ -153,6 +153,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
             f"{_format_uptime(status.started_at):>7} {status.restarts:>8} {_format_bytes(status.rss_bytes):>6} "
             f"{status.cpu_percent:>5.1f} {_sandbox_summary(status):<18} {status.era or '-':<6}  {' | '.join(details)}"
         )
+    if snapshot.catalog_problems:
+        print(f"\ncatalog: {len(snapshot.catalog_problems)} problem(s) (docs/security.md, What backends may say)")
+        for problem in snapshot.catalog_problems:
+            print(f"  {problem}")
     return 0
 
 

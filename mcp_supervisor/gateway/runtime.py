@@ -54,6 +54,7 @@ class GatewayRuntime:
         self.supervisor = SupervisorLink(
             endpoints, self.credentials, self.backends, self.core.set_tool_config, self.core.set_clients
         )
+        self.supervisor.catalog_problems = self.core.catalog.problems
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:

@@ -205,6 +205,8 @@ class GatewayHeartbeat(_Envelope, tag="ghb"):
     """Sent every second from the gateway's event loop: a gateway that goes silent is hung and replaced."""
 
     pid: int
+    # What the gateway's catalog withholds or finds overlapping (gateway/server/catalog.py), for `status`.
+    catalog_problems: list[str] = []
 
 
 ToSupervisor = Subscribe | StatusRequest | ControlCommand | WorkerStateReport | WorkerHeartbeat | GatewayHeartbeat
@@ -223,6 +225,8 @@ class Snapshot(_Envelope, tag="snapshot"):
     clients: bytes = b""
     # How workers are started: "fork (zygote pid N)", or "spawn: <why not forked>".
     worker_spawn: str = ""
+    # The gateway's last word on its catalog: tools, URIs and templates withheld or overlapping, and why.
+    catalog_problems: list[str] = []
 
 
 class ToolConfigUpdate(_Envelope, tag="toolcfg"):

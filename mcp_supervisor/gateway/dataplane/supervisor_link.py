@@ -36,6 +36,9 @@ from mcp_supervisor.protocol.socket_auth import Credentials
 log = logging.getLogger("mcp_supervisor.gateway")
 
 HEARTBEAT_INTERVAL_S = 1.0
+# A bound on what a heartbeat carries of the catalog's problems (a backend decides how many it causes).
+MAX_PROBLEMS = 200
+MAX_PROBLEM_CHARS = 500
 
 
 class SupervisorLink:
@@ -60,6 +63,8 @@ class SupervisorLink:
         self.running_servers = b""
         # Called with the new config error ("" = none) whenever it changes (the admin's live page).
         self.config_listeners: list[Callable[[str], None]] = []
+        # What the catalog withholds, sent with every heartbeat (the supervisor's `status` shows it).
+        self.catalog_problems: Callable[[], list[str]] = list
 
     async def run(self) -> None:
         await self._socket.send(codec.encode(Subscribe()))
@@ -105,9 +110,9 @@ class SupervisorLink:
 
     async def heartbeat(self) -> None:
         """From this event loop: silence (a hung or stopped gateway) makes the supervisor replace us."""
-        beat = codec.encode(GatewayHeartbeat(pid=os.getpid()))
         while True:
-            await self._socket.send(beat)
+            problems = [problem[:MAX_PROBLEM_CHARS] for problem in self.catalog_problems()[:MAX_PROBLEMS]]
+            await self._socket.send(codec.encode(GatewayHeartbeat(pid=os.getpid(), catalog_problems=problems)))
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
     def _tool_config(self, data: bytes) -> None:
