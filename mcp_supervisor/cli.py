@@ -74,6 +74,7 @@ def _cmd_stdio(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
+    from mcp_supervisor.config.claims_check import ownership_warnings
     from mcp_supervisor.supervisor.command_check import command_problems
 
     settings = _settings(args)
@@ -95,6 +96,8 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     for qualified, override in tools.tools.items():
         if override.exposed_name:
             print(f"  {qualified}: {_display_name_outcome(qualified, override.exposed_name)}")
+    for warning in ownership_warnings(servers.servers, tools, settings.separator):
+        print(f"  warning: {warning}")
     for problem in problems:
         print(f"mcp-supervisor: {problem}", file=sys.stderr)
     return EXIT_CONFIG if problems else 0

@@ -84,3 +84,23 @@ def test_a_template_captures_no_listed_uri_and_overlaps_are_reported() -> None:
     down = aggregate_resources({}, {"aaa": templates["aaa"]}, _arbiter(claims, ["victim", "aaa"], ["aaa"]))
     assert down.route("victim://secret") == "victim"
     assert down.route("victim://notes/1") == "victim"
+
+
+def test_check_config_tells_what_the_files_alone_show() -> None:
+    from mcp_supervisor.config.claims_check import ownership_warnings
+    from mcp_supervisor.config.models import ServerEntry, ToolOverride
+
+    servers = {
+        "victim": ServerEntry(key="victim", type="stdio", command="x"),
+        "shadow": ServerEntry(key="shadow", type="stdio", command="x", namePrefix="victim--"),
+        "a": ServerEntry(key="a", type="stdio", command="x", namePrefix=""),
+        "b": ServerEntry(key="b", type="stdio", command="x", namePrefix=""),
+    }
+    tools = ToolConfig(tools={"a--t": ToolOverride(exposed_name="victim--t")})
+    warnings = ownership_warnings(servers, tools, "--")
+    assert len(warnings) == 4, warnings
+    assert "'shadow'" in warnings[0] and "namespace" in warnings[0]
+    assert "'victim--'" in warnings[1] and "share" in warnings[1]  # victim's own prefix and shadow's
+    assert "'a', 'b'" in warnings[2]
+    assert "'victim--t'" in warnings[3]
+    assert ownership_warnings({"victim": servers["victim"]}, ToolConfig(), "--") == []

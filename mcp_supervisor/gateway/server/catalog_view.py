@@ -54,6 +54,7 @@ class CatalogView:
         self._configured = configured  # every backend key, mcp_server.json order (the supervisor's statuses)
         self._last_links = last_links  # the last link of every backend, down ones included
         self._links: dict[str, BackendLink] = {}
+        self._reported: dict[str, frozenset[str]] = {}  # kind → the problems logged at its last rebuild
         self._tools: AggregatedTools | None = None
         self._prompts: AggregatedPrompts | None = None
         self._resources: AggregatedResources | None = None
@@ -98,7 +99,7 @@ class CatalogView:
                 self._arbiter(),
                 self.limits,
             )
-            self._report(self._tools.problems)
+            self._report("tools", self._tools.problems)
         return self._tools
 
     @property
@@ -107,7 +108,7 @@ class CatalogView:
             self._prompts = aggregate_prompts(
                 self._kind("prompts"), self.separator, self._prefixes(self._links), self._arbiter()
             )
-            self._report(self._prompts.problems)
+            self._report("prompts", self._prompts.problems)
         return self._prompts
 
     @property
@@ -116,7 +117,7 @@ class CatalogView:
             self._resources = aggregate_resources(
                 self._kind("resources"), self._kind("resource_templates"), self._arbiter()
             )
-            self._report(self._resources.problems)
+            self._report("resources", self._resources.problems)
         return self._resources
 
     def problems(self) -> list[str]:
@@ -166,7 +167,10 @@ class CatalogView:
                 union["completions"] = {}
         return union
 
-    @staticmethod
-    def _report(problems: list[str]) -> None:
+    def _report(self, kind: str, problems: list[str]) -> None:
+        """Each problem is logged when it appears, not again at every rebuild (a backend may relist at will)."""
+        before = self._reported.get(kind, frozenset())
         for problem in problems:
-            log.warning("%s", problem)
+            if problem not in before:
+                log.warning("%s", problem)
+        self._reported[kind] = frozenset(problems)
