@@ -104,3 +104,15 @@ def test_check_config_tells_what_the_files_alone_show() -> None:
     assert "'a', 'b'" in warnings[2]
     assert "'victim--t'" in warnings[3]
     assert ownership_warnings({"victim": servers["victim"]}, ToolConfig(), "--") == []
+
+
+def test_a_founding_backend_ranks_in_config_order_however_late_it_links() -> None:
+    claims = Claims(startup_window_s=0)
+    founding = ["victim", "aaa"]
+    assert claims.resolve("tool", {"aaa": ["x"]}, ["aaa"], founding, founding) == {"x": "aaa"}
+    both = claims.resolve("tool", {"aaa": ["x"], "victim": ["x"]}, ["aaa", "victim"], founding, founding)
+    assert both == {"x": "victim"}  # listed first in mcp_server.json: slow to start, not second
+    # What a founding backend lists later ranks by arrival; so does a backend added by a reload.
+    configured = [*founding, "late"]
+    listed = {"aaa": ["x", "y"], "victim": ["x"], "late": ["y", "x"]}
+    assert claims.resolve("tool", listed, configured, configured, founding) == {"x": "victim", "y": "aaa"}

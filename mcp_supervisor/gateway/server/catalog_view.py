@@ -33,6 +33,7 @@ def catalog_view(settings: Settings, backends: Backends, tool_config: ToolConfig
         settings.startup_wait_s,
         configured=lambda: backends.statuses,
         last_links=lambda: backends.last_links,
+        snapshot_seen=lambda: backends.snapshot_seen,
     )
 
 
@@ -45,6 +46,7 @@ class CatalogView:
         startup_window_s: float = 0.0,
         configured: Callable[[], Iterable[str]] = tuple,
         last_links: Callable[[], dict[str, BackendLink]] = dict,
+        snapshot_seen: Callable[[], bool] = lambda: False,
     ) -> None:
         self.separator = separator
         self.tool_config = tool_config
@@ -53,6 +55,8 @@ class CatalogView:
         self.claims = Claims(startup_window_s)
         self._configured = configured  # every backend key, mcp_server.json order (the supervisor's statuses)
         self._last_links = last_links  # the last link of every backend, down ones included
+        self._snapshot_seen = snapshot_seen
+        self._founding: frozenset[str] | None = None  # the backends of the supervisor's first snapshot
         self._links: dict[str, BackendLink] = {}
         self._reported: dict[str, frozenset[str]] = {}  # kind → the problems logged at its last rebuild
         self._tools: AggregatedTools | None = None
@@ -77,6 +81,8 @@ class CatalogView:
 
     def _arbiter(self) -> Arbiter:
         known = {**self._last_links(), **self._links}
+        if self._founding is None and self._snapshot_seen():
+            self._founding = frozenset(self._configured())
         configured = list(dict.fromkeys([*self._configured(), *self._links]))
         return Arbiter(
             claims=self.claims,
@@ -86,6 +92,7 @@ class CatalogView:
             # A backend never linked yet is taken to use the default prefix: its namespace is kept for it.
             default_prefixed=frozenset(k for k in configured if k not in known or known[k].name_prefix is None),
             display_names={key: link.display_name for key, link in known.items() if link.display_name},
+            founding=self._founding or frozenset(),
         )
 
     @property

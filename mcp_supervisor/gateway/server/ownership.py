@@ -1,13 +1,14 @@
 """Who owns an exposed name, URI or URI template when several backends list it: first come, first served.
 
 The rule (docs/security.md, "What backends may say"): every (backend, item) pair gets a rank when this gateway
-first sees it, and among the backends listing an item the lowest rank owns it. Pairs seen within the gateway's
-startup window (STARTUP_WAIT_SECONDS, when the backends that were there all along link) rank in mcp_server.json
-order; pairs seen later rank by arrival. So a backend that comes later, or changes its list later, never takes
-what another listed first, whatever the keys' alphabetical order. A pair is forgotten when its backend stops
+first sees it, and among the backends listing an item the lowest rank owns it. What the founding backends (those
+configured when the gateway started) list when they first link, and whatever is seen within the startup window
+(STARTUP_WAIT_SECONDS), ranks in mcp_server.json order, however fast each backend starts; pairs seen later rank
+by arrival. So a backend that comes later, or changes its list later, never takes what another listed first,
+whatever the keys' alphabetical order. A pair is forgotten when its backend stops
 listing the item while linked, or leaves the configuration; a backend that is down keeps what it owns (its URIs
 and names answer "unavailable", they do not fall to someone else). Ranks live in memory only: after a gateway
-restart, the running backends link within the startup window and rank in config order again.
+restart, the running backends are founding ones and rank in config order again.
 
 Two more rules need no ranks: a name that starts with another backend's default prefix (`<key><SEP>`) is that
 backend's namespace and never another's, and a URI that a backend lists is never served through another's
@@ -22,7 +23,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-Rank = tuple[int, int]  # (0, position in mcp_server.json) within the startup window, else (1, arrival)
+Rank = tuple[int, int]  # (0, position in mcp_server.json) for a founding backend's first list, else (1, arrival)
 
 
 class Claims:
@@ -33,13 +34,21 @@ class Claims:
         self._startup_ends = clock() + startup_window_s
         self._arrivals = itertools.count()
         self._ranks: dict[str, dict[str, dict[str, Rank]]] = {}
+        # Per kind, the founding backends whose first list was ranked already (what they add later is new).
+        self._settled: dict[str, set[str]] = {}
 
     def resolve(
-        self, kind: str, listed: Mapping[str, Iterable[str]], linked: Collection[str], configured: Sequence[str]
+        self,
+        kind: str,
+        listed: Mapping[str, Iterable[str]],
+        linked: Collection[str],
+        configured: Sequence[str],
+        founding: Collection[str] = (),
     ) -> dict[str, str]:
         """Item → owning backend, for every item of `kind` some configured backend holds (linked or down).
 
-        `listed`: what each linked backend lists now; `configured`: every backend key, in mcp_server.json order.
+        `listed`: what each linked backend lists now; `configured`: every backend key, in mcp_server.json order;
+        `founding`: the backends configured when this gateway started (its first snapshot from the supervisor).
         """
         order = {key: index for index, key in enumerate(configured)}
         now_listing = {key: set(names) for key, names in listed.items()}
@@ -53,11 +62,15 @@ class Claims:
             if not holders:
                 del ranks[item]
         startup = self._clock() < self._startup_ends
+        settled = self._settled.setdefault(kind, set())
         for key in sorted(now_listing, key=lambda k: (order.get(k, len(order)), k)):
+            first_list = startup or (key in founding and key not in settled)
             for item in now_listing[key]:
                 holders = ranks.setdefault(item, {})
                 if key not in holders:
-                    holders[key] = (0, order.get(key, len(order))) if startup else (1, next(self._arrivals))
+                    holders[key] = (0, order.get(key, len(order))) if first_list else (1, next(self._arrivals))
+            if key in founding:
+                settled.add(key)
         return {item: min(holders, key=lambda k: (holders[k], k)) for item, holders in ranks.items()}
 
     def rank(self, kind: str, item: str, key: str) -> Rank:
@@ -75,6 +88,7 @@ class Arbiter:
     # Keys of backends whose names carry the default `<key><SEP>` prefix (their namespace is reserved).
     default_prefixed: Collection[str] = ()
     display_names: Mapping[str, str] = field(default_factory=dict)
+    founding: Collection[str] = ()  # the backends configured when this gateway started
 
     @classmethod
     def fresh(cls, keys: Iterable[str], separator: str = "--") -> Arbiter:
@@ -87,7 +101,7 @@ class Arbiter:
         listed: dict[str, list[str]] = {key: [] for key in self.linked}
         for item, key in candidates:
             listed.setdefault(key, []).append(item)
-        return self.claims.resolve(kind, listed, self.linked, self.configured)
+        return self.claims.resolve(kind, listed, self.linked, self.configured, self.founding)
 
     def namespace_owner(self, name: str, key: str) -> str | None:
         """The other backend whose default prefix `name` carries (a name it alone may expose), if any."""
