@@ -14,12 +14,12 @@ def _tool(name: str, **fields: Any) -> dict[str, Any]:
     return {"name": name, "inputSchema": {"type": "object"}, **fields}
 
 
-def _arbiter(claims: Claims, configured: list[str], linked: list[str]) -> Arbiter:
-    return Arbiter(claims, configured, frozenset(linked), "--", frozenset(), {"victim": "Victim Corp"})
+def _arbiter(claims: Claims, configured: list[str], linked: list[str], founding: list[str] | None = None) -> Arbiter:
+    return Arbiter(claims, configured, frozenset(linked), "--", frozenset(), {"victim": "Victim Corp"}, founding)
 
 
 def test_a_later_lister_never_takes_a_name_whatever_the_key_order() -> None:
-    claims = Claims(startup_window_s=0)  # past the startup window: ranks by arrival
+    claims = Claims()  # no founding backend: everything ranks by arrival
     first = aggregate_tools(
         {"zed": [_tool("lookup")]}, ToolConfig(), "--", {"zed": ""}, _arbiter(claims, ["zed"], ["zed"])
     )
@@ -38,7 +38,7 @@ def test_a_later_lister_never_takes_a_name_whatever_the_key_order() -> None:
 
 
 def test_backends_there_at_the_start_rank_in_config_order() -> None:
-    claims = Claims(startup_window_s=60)
+    claims = Claims()
     catalogs = {"aaa": [_tool("x")], "victim": [_tool("x")]}
     result = aggregate_tools(
         catalogs, ToolConfig(), "--", {"aaa": "", "victim": ""}, _arbiter(claims, ["victim", "aaa"], ["aaa", "victim"])
@@ -74,7 +74,7 @@ def test_limits_withhold_and_report() -> None:
 def test_a_template_captures_no_listed_uri_and_overlaps_are_reported() -> None:
     resources = {"victim": [{"uri": "victim://secret"}]}
     templates = {"aaa": [{"uriTemplate": "{+any}"}], "victim": [{"uriTemplate": "victim://notes/{id}"}]}
-    claims = Claims(startup_window_s=60)
+    claims = Claims()
     result = aggregate_resources(resources, templates, _arbiter(claims, ["victim", "aaa"], ["victim", "aaa"]))
     assert result.route("victim://secret") == "victim"
     assert result.route("victim://notes/1") == "victim"
@@ -107,7 +107,7 @@ def test_check_config_tells_what_the_files_alone_show() -> None:
 
 
 def test_a_founding_backend_ranks_in_config_order_however_late_it_links() -> None:
-    claims = Claims(startup_window_s=0)
+    claims = Claims()
     founding = ["victim", "aaa"]
     assert claims.resolve("tool", {"aaa": ["x"]}, ["aaa"], founding, founding) == {"x": "aaa"}
     both = claims.resolve("tool", {"aaa": ["x"], "victim": ["x"]}, ["aaa", "victim"], founding, founding)
@@ -116,3 +116,21 @@ def test_a_founding_backend_ranks_in_config_order_however_late_it_links() -> Non
     configured = [*founding, "late"]
     listed = {"aaa": ["x", "y"], "victim": ["x"], "late": ["y", "x"]}
     assert claims.resolve("tool", listed, configured, configured, founding) == {"x": "victim", "y": "aaa"}
+
+
+def test_the_catalog_ranks_founding_backends_in_mcp_server_json_order_not_link_order() -> None:
+    import json
+
+    from mcp_supervisor.gateway.dataplane.backends import BackendLink
+    from mcp_supervisor.gateway.server.catalog_view import CatalogView
+
+    def link(key: str) -> BackendLink:
+        return BackendLink(key, 1, key.encode(), {}, {"tools": [_tool("x")]}, name_prefix="")
+
+    view = CatalogView("--", ToolConfig())
+    view.config_source = lambda: json.dumps({"mcpServers": {"victim": {}, "aaa": {}}}).encode()
+    view.update({"aaa": link("aaa")})  # the faster backend links first
+    assert view.tools.routes["x"].server_key == "aaa"
+    view.update({"aaa": link("aaa"), "victim": link("victim")})
+    assert view.tools.routes["x"].server_key == "victim"
+    assert any('"aaa"' in p and "'x'" in p for p in view.problems())

@@ -200,15 +200,18 @@ class AggregatedResources:
     resources: list[dict[str, Any]] = field(default_factory=list)
     templates: list[dict[str, Any]] = field(default_factory=list)
     routes: dict[str, str] = field(default_factory=dict)  # uri → server key
+    # The n-th exposed template's pattern and backend (access.py pairs them with `templates`).
     template_routes: list[tuple[re.Pattern[str], str]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # Every owned template, down backends' too, first seen first: the order URIs are routed in.
+    routing_order: list[tuple[re.Pattern[str], str]] = field(default_factory=list)
 
     def route(self, uri: str) -> str | None:
         """The backend owning `uri`: an exact listed resource first, then the first matching template."""
         owner = self.routes.get(uri)
         if owner is not None:
             return owner
-        for pattern, server_key in self.template_routes:
+        for pattern, server_key in self.routing_order:
             if pattern.fullmatch(uri):
                 return server_key
         return None
@@ -231,14 +234,16 @@ def aggregate_resources(
         out.resources.append(dict(resource))
     listed_templates = _listed(templates, "uriTemplate", "template", out.problems)
     owners = arbiter.resolve("template", ((text, key) for text, key, _ in listed_templates))
+    ordered = sorted(owners.items(), key=lambda item: (arbiter.claims.rank("template", *item), item))
+    compiled = [(text, template_pattern(text), owner) for text, owner in ordered]
+    out.routing_order = [(pattern, owner) for _, pattern, owner in compiled]
+    patterns = {text: pattern for text, pattern, _ in compiled}
     for text, server_key, template in listed_templates:
         if owners[text] != server_key:
             out.problems.append(str(Refusal(server_key, text, _uri_taken(owners[text]), "template")))
             continue
         out.templates.append(dict(template))
-    ordered = sorted(owners.items(), key=lambda item: (arbiter.claims.rank("template", *item), item))
-    compiled = [(text, template_pattern(text), owner) for text, owner in ordered]
-    out.template_routes = [(pattern, owner) for _, pattern, owner in compiled]
+        out.template_routes.append((patterns[text], server_key))
     out.problems.extend(_overlaps(compiled))
     return out
 

@@ -30,10 +30,8 @@ def catalog_view(settings: Settings, backends: Backends, tool_config: ToolConfig
         settings.separator,
         tool_config,
         Limits(settings.tool_description_max_bytes, settings.max_tools_per_backend),
-        settings.startup_wait_s,
         configured=lambda: backends.statuses,
         last_links=lambda: backends.last_links,
-        snapshot_seen=lambda: backends.snapshot_seen,
     )
 
 
@@ -43,20 +41,20 @@ class CatalogView:
         separator: str,
         tool_config: ToolConfig,
         limits: Limits = DEFAULT_LIMITS,
-        startup_window_s: float = 0.0,
         configured: Callable[[], Iterable[str]] = tuple,
         last_links: Callable[[], dict[str, BackendLink]] = dict,
-        snapshot_seen: Callable[[], bool] = lambda: False,
     ) -> None:
         self.separator = separator
         self.tool_config = tool_config
         self.limits = limits
         # Who listed what first (ownership.py): kept across rebuilds, for the gateway's life.
-        self.claims = Claims(startup_window_s)
-        self._configured = configured  # every backend key, mcp_server.json order (the supervisor's statuses)
+        self.claims = Claims()
+        self._configured = configured  # the backends the supervisor reports on (its statuses)
         self._last_links = last_links  # the last link of every backend, down ones included
-        self._snapshot_seen = snapshot_seen
-        self._founding: frozenset[str] | None = None  # the backends of the supervisor's first snapshot
+        # The mcp_server.json the supervisor runs (runtime.py wires it): its key order ranks founding backends.
+        self.config_source: Callable[[], bytes] = bytes
+        self._config_keys: tuple[bytes, list[str]] = (b"", [])
+        self._founding: frozenset[str] | None = None  # the backends of the first config the gateway saw
         self._links: dict[str, BackendLink] = {}
         self._reported: dict[str, frozenset[str]] = {}  # kind → the problems logged at its last rebuild
         self._tools: AggregatedTools | None = None
@@ -81,9 +79,10 @@ class CatalogView:
 
     def _arbiter(self) -> Arbiter:
         known = {**self._last_links(), **self._links}
-        if self._founding is None and self._snapshot_seen():
-            self._founding = frozenset(self._configured())
-        configured = list(dict.fromkeys([*self._configured(), *self._links]))
+        config_keys = self._server_keys()
+        if self._founding is None and config_keys:
+            self._founding = frozenset(config_keys)
+        configured = list(dict.fromkeys([*config_keys, *self._configured(), *self._links]))
         return Arbiter(
             claims=self.claims,
             configured=configured,
@@ -92,7 +91,7 @@ class CatalogView:
             # A backend never linked yet is taken to use the default prefix: its namespace is kept for it.
             default_prefixed=frozenset(k for k in configured if k not in known or known[k].name_prefix is None),
             display_names={key: link.display_name for key, link in known.items() if link.display_name},
-            founding=self._founding or frozenset(),
+            founding=self._founding,
         )
 
     @property
@@ -126,6 +125,17 @@ class CatalogView:
             )
             self._report("resources", self._resources.problems)
         return self._resources
+
+    def _server_keys(self) -> list[str]:
+        """The keys of the running mcp_server.json, in its order (parsed once per version of the file)."""
+        raw = self.config_source()
+        if raw != self._config_keys[0]:
+            try:
+                servers = json.loads(raw).get("mcpServers")
+                self._config_keys = (raw, [str(key) for key in servers] if isinstance(servers, dict) else [])
+            except (ValueError, AttributeError):
+                self._config_keys = (raw, self._config_keys[1])  # the supervisor validated it: never expected
+        return self._config_keys[1]
 
     def problems(self) -> list[str]:
         """Everything withheld or overlapping in the current catalog (for `status`), aggregating it if need be."""

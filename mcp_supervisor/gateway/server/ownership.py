@@ -2,13 +2,13 @@
 
 The rule (docs/security.md, "What backends may say"): every (backend, item) pair gets a rank when this gateway
 first sees it, and among the backends listing an item the lowest rank owns it. What the founding backends (those
-configured when the gateway started) list when they first link, and whatever is seen within the startup window
-(STARTUP_WAIT_SECONDS), ranks in mcp_server.json order, however fast each backend starts; pairs seen later rank
-by arrival. So a backend that comes later, or changes its list later, never takes what another listed first,
-whatever the keys' alphabetical order. A pair is forgotten when its backend stops
-listing the item while linked, or leaves the configuration; a backend that is down keeps what it owns (its URIs
-and names answer "unavailable", they do not fall to someone else). Ranks live in memory only: after a gateway
-restart, the running backends are founding ones and rank in config order again.
+of the first mcp_server.json the gateway sees) list when they first link ranks in mcp_server.json order, however
+fast each backend starts; pairs seen later (a later list_changed, a backend added by a reload) rank by arrival.
+So a backend that comes later, or changes its list later, never takes what another listed first, whatever the
+keys' alphabetical order. A pair is forgotten when its backend stops listing the item while linked, or leaves
+the configuration; a backend that is down keeps what it owns (its URIs and names answer "unavailable", they do
+not fall to someone else). Ranks live in memory only: after a gateway restart, the running backends are
+founding ones and rank in config order again.
 
 Two more rules need no ranks: a name that starts with another backend's default prefix (`<key><SEP>`) is that
 backend's namespace and never another's, and a URI that a backend lists is never served through another's
@@ -19,19 +19,16 @@ from __future__ import annotations
 
 import itertools
 import re
-import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-Rank = tuple[int, int]  # (0, position in mcp_server.json) for a founding backend's first list, else (1, arrival)
+Rank = tuple[int, int]  # (0, position in mcp_server.json): a founding backend's first list; else (1, arrival)
 
 
 class Claims:
     """The ranks of every (backend, item) pair seen, per kind ("tool", "prompt", "resource", "template")."""
 
-    def __init__(self, startup_window_s: float = 0.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._startup_ends = clock() + startup_window_s
+    def __init__(self) -> None:
         self._arrivals = itertools.count()
         self._ranks: dict[str, dict[str, dict[str, Rank]]] = {}
         # Per kind, the founding backends whose first list was ranked already (what they add later is new).
@@ -43,12 +40,13 @@ class Claims:
         listed: Mapping[str, Iterable[str]],
         linked: Collection[str],
         configured: Sequence[str],
-        founding: Collection[str] = (),
+        founding: Collection[str] | None = None,
     ) -> dict[str, str]:
         """Item → owning backend, for every item of `kind` some configured backend holds (linked or down).
 
         `listed`: what each linked backend lists now; `configured`: every backend key, in mcp_server.json order;
-        `founding`: the backends configured when this gateway started (its first snapshot from the supervisor).
+        `founding`: the backends of the first mcp_server.json this gateway saw (None: not known yet, so every
+        backend's list counts as its first).
         """
         order = {key: index for index, key in enumerate(configured)}
         now_listing = {key: set(names) for key, names in listed.items()}
@@ -61,15 +59,14 @@ class Claims:
                     del holders[key]
             if not holders:
                 del ranks[item]
-        startup = self._clock() < self._startup_ends
         settled = self._settled.setdefault(kind, set())
         for key in sorted(now_listing, key=lambda k: (order.get(k, len(order)), k)):
-            first_list = startup or (key in founding and key not in settled)
+            first_list = founding is None or (key in founding and key not in settled)
             for item in now_listing[key]:
                 holders = ranks.setdefault(item, {})
                 if key not in holders:
                     holders[key] = (0, order.get(key, len(order))) if first_list else (1, next(self._arrivals))
-            if key in founding:
+            if founding is not None and key in founding:
                 settled.add(key)
         return {item: min(holders, key=lambda k: (holders[k], k)) for item, holders in ranks.items()}
 
@@ -88,13 +85,13 @@ class Arbiter:
     # Keys of backends whose names carry the default `<key><SEP>` prefix (their namespace is reserved).
     default_prefixed: Collection[str] = ()
     display_names: Mapping[str, str] = field(default_factory=dict)
-    founding: Collection[str] = ()  # the backends configured when this gateway started
+    founding: Collection[str] | None = None  # the backends of the first mcp_server.json seen (None: unknown)
 
     @classmethod
     def fresh(cls, keys: Iterable[str], separator: str = "--") -> Arbiter:
         """A throwaway arbiter: no history, backends ranked by key (pure aggregation, unit tests)."""
         ordered = sorted(keys)
-        return cls(Claims(startup_window_s=float("inf")), ordered, ordered, separator)
+        return cls(Claims(), ordered, ordered, separator)
 
     def resolve(self, kind: str, candidates: Iterable[tuple[str, str]]) -> dict[str, str]:
         """(item, backend) pairs listed now → item → owner."""
