@@ -205,8 +205,9 @@ class GatewayHeartbeat(_Envelope, tag="ghb"):
     """Sent every second from the gateway's event loop: a gateway that goes silent is hung and replaced."""
 
     pid: int
-    # What the gateway's catalog withholds or finds overlapping (gateway/server/catalog.py), for `status`.
-    catalog_problems: list[str] = []
+    # What the gateway's catalog withholds or finds overlapping (gateway/server/catalog.py), for `status`;
+    # None: unchanged since the last beat that carried it.
+    catalog_problems: list[str] | None = None
 
 
 ToSupervisor = Subscribe | StatusRequest | ControlCommand | WorkerStateReport | WorkerHeartbeat | GatewayHeartbeat

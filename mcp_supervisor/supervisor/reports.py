@@ -60,7 +60,8 @@ class Reports:
         if child is not None and child.pid == beat.pid:
             self._gateway.last_heartbeat = time.monotonic()
             self._gateway.heartbeat_seen = True
-            self.catalog_problems = beat.catalog_problems
+            if beat.catalog_problems is not None:
+                self.catalog_problems = beat.catalog_problems
 
     def on_heartbeat(self, beat: WorkerHeartbeat) -> None:
         slot = self._workers().get(beat.key)
