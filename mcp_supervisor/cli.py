@@ -75,6 +75,7 @@ def _cmd_stdio(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
+    from mcp_supervisor.config.claims_check import ownership_warnings
     from mcp_supervisor.supervisor.command_check import command_problems
 
     settings = _settings(args)
@@ -96,6 +97,8 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     for qualified, override in tools.tools.items():
         if override.exposed_name:
             print(f"  {qualified}: {_display_name_outcome(qualified, override.exposed_name)}")
+    for warning in ownership_warnings(servers.servers, tools, settings.separator):
+        print(f"  warning: {warning}")
     for problem in problems:
         print(f"mcp-supervisor: {problem}", file=sys.stderr)
     return EXIT_CONFIG if problems else 0
@@ -154,6 +157,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
             f"{_format_uptime(status.started_at):>7} {status.restarts:>8} {_format_bytes(status.rss_bytes):>6} "
             f"{status.cpu_percent:>5.1f} {_sandbox_summary(status):<18} {status.era or '-':<6}  {' | '.join(details)}"
         )
+    if snapshot.catalog_problems:
+        print(f"\ncatalog: {len(snapshot.catalog_problems)} problem(s) (docs/security.md, What backends may say)")
+        for problem in snapshot.catalog_problems:
+            print(f"  {problem}")
     return 0
 
 

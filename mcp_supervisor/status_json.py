@@ -22,6 +22,8 @@ def status_document(snapshot: Snapshot, config_dir: Path, now: float | None = No
         "worker_spawn": snapshot.worker_spawn or None,
         "gateway": _entry(snapshot.gateway, now) if snapshot.gateway is not None else None,
         "backends": [_entry(status, now) for status in snapshot.backends],
+        # Tools, prompts, URIs and templates the gateway withholds or finds overlapping, each with its reason.
+        "catalog_problems": list(snapshot.catalog_problems),
     }
 
 

@@ -142,6 +142,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # tool_search_threshold tools); clients.json profiles may override it with "toolSearch".
     tool_search: str = "off"
     tool_search_threshold: int = 64
+    # What a backend may list (gateway/server/validation.py): bigger descriptions and more tools are withheld.
+    tool_description_max_bytes: int = 16 * 1024
+    max_tools_per_backend: int = 1000
 
     @property
     def auth_enabled(self) -> bool:
@@ -269,6 +272,8 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         **_sessions_from_env(env),
         tool_search=_tool_search_mode(env.get("TOOL_SEARCH")),
         tool_search_threshold=_int(env, "TOOL_SEARCH_THRESHOLD", 64, 0),
+        tool_description_max_bytes=_int(env, "TOOL_DESCRIPTION_MAX_BYTES", 16 * 1024, 1),
+        max_tools_per_backend=_int(env, "MAX_TOOLS_PER_BACKEND", 1000, 1),
         **_oauth_from_env(env),
     )
 

@@ -53,6 +53,8 @@ class GatewayRuntime:
         self.supervisor = SupervisorLink(
             endpoints, self.credentials, self.backends, self.core.set_tool_config, self.core.set_clients
         )
+        self.supervisor.catalog_problems = self.core.catalog.problems
+        self.core.catalog.config_source = lambda: self.supervisor.running_servers
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:

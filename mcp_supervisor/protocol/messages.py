@@ -35,6 +35,8 @@ class WorkerReady(_Envelope, tag="ready"):
     prompts: bytes = b"[]"
     # The server entry's `namePrefix`; None means the default `<key><SEP>`.
     name_prefix: str | None = None
+    # The server entry's display name (`name`, else its key): what the gateway prefixes its tools' titles with.
+    display_name: str = ""
     # The protocol era the worker speaks to its backend: "legacy" (the initialize handshake) or "modern"
     # (2026-07-28: no handshake, the `_meta` envelope on every request). For a modern backend
     # `initialize_result` is the equivalent built from its DiscoverResult (protocolVersion = the chosen
@@ -203,6 +205,9 @@ class GatewayHeartbeat(_Envelope, tag="ghb"):
     """Sent every second from the gateway's event loop: a gateway that goes silent is hung and replaced."""
 
     pid: int
+    # What the gateway's catalog withholds or finds overlapping (gateway/server/catalog.py), for `status`;
+    # None: unchanged since the last beat that carried it.
+    catalog_problems: list[str] | None = None
 
 
 ToSupervisor = Subscribe | StatusRequest | ControlCommand | WorkerStateReport | WorkerHeartbeat | GatewayHeartbeat
@@ -221,6 +226,8 @@ class Snapshot(_Envelope, tag="snapshot"):
     clients: bytes = b""
     # How workers are started: "fork (zygote pid N)", or "spawn: <why not forked>".
     worker_spawn: str = ""
+    # The gateway's last word on its catalog: tools, URIs and templates withheld or overlapping, and why.
+    catalog_problems: list[str] = []
 
 
 class ToolConfigUpdate(_Envelope, tag="toolcfg"):

@@ -267,6 +267,7 @@ class Supervisor:
             running_servers=self.files.running_servers,
             clients=self.files.clients,
             worker_spawn=self.zygote.describe(),
+            catalog_problems=self.reports.catalog_problems,
         )
 
     def _broadcast(self, message: ClientsUpdate | ToolConfigUpdate | ConfigStatus) -> None:

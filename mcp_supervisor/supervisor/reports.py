@@ -31,6 +31,8 @@ class Reports:
         self._publish = publish
         # Written by a worker once it reported ready or failed in its heartbeat page (protocol/beat_page.py).
         self._fd: int | None = None
+        # The gateway's catalog problems, as its last heartbeat told (shown by `status`).
+        self.catalog_problems: list[str] = []
 
     def open(self) -> None:
         """The report eventfd: workers (forked or spawned) inherit it; the loop reads their pages when it fires."""
@@ -58,6 +60,8 @@ class Reports:
         if child is not None and child.pid == beat.pid:
             self._gateway.last_heartbeat = time.monotonic()
             self._gateway.heartbeat_seen = True
+            if beat.catalog_problems is not None:
+                self.catalog_problems = beat.catalog_problems
 
     def on_heartbeat(self, beat: WorkerHeartbeat) -> None:
         slot = self._workers().get(beat.key)

@@ -153,6 +153,7 @@ class Worker:
             pid=os.getpid(),
             initialize_result=msgspec.json.encode(negotiated.initialize_result),
             name_prefix=entry.namePrefix,
+            display_name=entry.display_name,
             tools=encoded["tools"],
             resources=encoded["resources"],
             resource_templates=encoded["resource_templates"],

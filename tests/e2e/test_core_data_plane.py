@@ -68,8 +68,8 @@ async def test_aggregates_and_calls_three_backends(
         }
         assert tools["remote_echo"].description == "Echo, through Streamable HTTP."
         assert tools["tz_convert"].description == "Convert between zones."
-        # Every tool field passes through, not only name and description.
-        assert tools["remote--add"].title == "Add two numbers"
+        # Every tool field passes through, not only name and description; the title says whose tool it is.
+        assert tools["remote--add"].title == "remote: Add two numbers"
         assert tools["remote--add"].annotations is not None and tools["remote--add"].annotations.read_only_hint
         assert tools["local--echo"].output_schema is not None
 

@@ -56,7 +56,8 @@ def test_qualified_name() -> None:
 def test_every_other_field_passes_through_unchanged() -> None:
     original = copy.deepcopy(RICH_TOOL)
     result = aggregate_tools({"time": [RICH_TOOL]}, EMPTY, "--")
-    assert result.tools == [{**original, "name": "time--get_time"}]
+    # Only the title changes: it says whose tool it is (gateway/server/ownership.py).
+    assert result.tools == [{**original, "name": "time--get_time", "title": "time: Get the time"}]
     # The backend's own dict is not mutated.
     assert original == RICH_TOOL
 
@@ -90,14 +91,15 @@ def test_exposed_name_override_renames_and_routes_back() -> None:
 def test_description_override() -> None:
     config = ToolConfig(tools={"time--get_time": ToolOverride(exposed_description="Tells the time.")})
     result = aggregate_tools({"time": [RICH_TOOL]}, config, "--")
-    assert result.tools == [{**RICH_TOOL, "name": "time--get_time", "description": "Tells the time."}]
+    expected = {**RICH_TOOL, "name": "time--get_time", "title": "time: Get the time", "description": "Tells the time."}
+    assert result.tools == [expected]
     assert RICH_TOOL["description"] == "Current time in a timezone."
 
 
 def test_description_override_adds_a_description_when_backend_had_none() -> None:
     config = ToolConfig(tools={"s--t": ToolOverride(exposed_description="New.")})
-    result = aggregate_tools({"s": [{"name": "t"}]}, config, "--")
-    assert result.tools == [{"name": "s--t", "description": "New."}]
+    result = aggregate_tools({"s": [_tool("t")]}, config, "--")
+    assert result.tools == [{**_tool("s--t"), "title": "s: t", "description": "New."}]
 
 
 @pytest.mark.parametrize("display", ["My Custom Tool Name", "has space", "x" * 129, "slash/name", "ünï", "clock\n"])
@@ -110,12 +112,13 @@ def test_a_display_name_that_is_no_valid_name_becomes_the_title_and_the_name_sta
     assert result.problems == []
 
 
-def test_backend_tool_name_outside_alphabet_is_exposed_but_reported() -> None:
-    result = aggregate_tools({"s": [_tool("do thing")]}, EMPTY, "--")
-    assert [tool["name"] for tool in result.tools] == ["s--do thing"]
-    assert result.routes == {"s--do thing": ToolRoute("s", "do thing")}
-    assert len(result.problems) == 1
-    assert "'s--do thing'" in result.problems[0]
+def test_backend_tool_name_outside_alphabet_is_withheld_and_reported() -> None:
+    result = aggregate_tools({"s": [_tool("do thing"), _tool("\u0440ead"), _tool("<script>")]}, EMPTY, "--")
+    assert result.tools == []
+    assert result.routes == {}
+    assert len(result.problems) == 3
+    assert '"s"' in result.problems[0] and "'s--do thing'" in result.problems[0]
+    assert "[A-Za-z0-9_.-]" in result.problems[1]
 
 
 def test_collision_on_exposed_name_first_sorted_server_wins() -> None:
@@ -128,7 +131,9 @@ def test_collision_on_exposed_name_first_sorted_server_wins() -> None:
     # Insertion order puts beta first; the sorted key order must still make alpha win.
     catalogs = {"beta": [_tool("two", description="b")], "alpha": [_tool("one", description="a")]}
     result = aggregate_tools(catalogs, config, "--")
-    assert result.tools == [{"name": "shared", "inputSchema": {"type": "object"}, "description": "a"}]
+    assert result.tools == [
+        {"name": "shared", "inputSchema": {"type": "object"}, "description": "a", "title": "alpha: one"}
+    ]
     assert result.routes == {"shared": ToolRoute("alpha", "one")}
     assert len(result.problems) == 1
     problem = result.problems[0]

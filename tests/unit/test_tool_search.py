@@ -107,7 +107,10 @@ def test_settings_and_profiles(tmp_path: Path) -> None:
 
 def fake_core(tools: dict[str, list[dict[str, Any]]], mode: str = "on", threshold: int = 64) -> Any:
     catalog = CatalogView("--", ToolConfig())
-    links = {key: SimpleNamespace(catalog={"tools": items}, name_prefix=None) for key, items in tools.items()}
+    links = {
+        key: SimpleNamespace(catalog={"tools": items}, name_prefix=None, display_name="")
+        for key, items in tools.items()
+    }
     catalog.update(links)  # type: ignore[arg-type]
 
     async def settle_startup(_: float) -> None:
@@ -152,7 +155,7 @@ def test_search_and_call_through_the_hook_keep_the_profile() -> None:
     profile = parse_clients({"clients": {"*": {"tools": {"deny": ["files--secret*"]}}}}).resolve()
     reply = json.loads(intercept(core, profile, {"name": "search_tools", "arguments": {"query": "read file"}}))
     found = reply["result"]["structuredContent"]["tools"]
-    assert names(found) == ["files--read_file"] and set(found[0]) == {"name", "description", "inputSchema"}
+    assert names(found) == ["files--read_file"] and set(found[0]) == {"name", "title", "description", "inputSchema"}
     ctx = context(profile)
     call = {"name": "call_tool", "arguments": {"name": "files--secret_file", "arguments": {"x": 1}}, "_meta": {"p": 1}}
     unwrapped = asyncio.run(core.tool_search.intercept(core, ctx, call))
@@ -170,7 +173,9 @@ def test_the_index_follows_catalog_changes() -> None:
     core = fake_core({"a": [tool("alpha", "First.")]})
     search: ToolSearch = core.tool_search
     assert names(search.search(core, EVERYTHING, "alpha", 5)) == ["a--alpha"]
-    core.catalog.update({"a": SimpleNamespace(catalog={"tools": [tool("beta", "Second.")]}, name_prefix=None)})
+    core.catalog.update(
+        {"a": SimpleNamespace(catalog={"tools": [tool("beta", "Second.")]}, name_prefix=None, display_name="")}
+    )
     assert search.search(core, EVERYTHING, "alpha", 5) == []
     assert names(search.search(core, EVERYTHING, "beta", 5)) == ["a--beta"]
 
@@ -179,9 +184,11 @@ def test_a_backend_tool_named_like_a_meta_tool() -> None:
     """Transparently fronted (no prefix), a backend's own `search_tools` is called as itself while its client is
     not in search mode (auto, under the threshold), and shadowed once it is."""
     core = fake_core({"a": [tool("one")]}, mode="auto", threshold=2)
-    core.catalog.update({"a": SimpleNamespace(catalog={"tools": [tool("search_tools")]}, name_prefix="")})
+    core.catalog.update(
+        {"a": SimpleNamespace(catalog={"tools": [tool("search_tools")]}, name_prefix="", display_name="")}
+    )
     call = {"name": "search_tools", "arguments": {"query": "x"}}
     assert intercept(core, EVERYTHING, call) is None  # 1 tool <= 2: the backend's tool
     many = [tool("search_tools"), tool("b"), tool("c")]
-    core.catalog.update({"a": SimpleNamespace(catalog={"tools": many}, name_prefix="")})
+    core.catalog.update({"a": SimpleNamespace(catalog={"tools": many}, name_prefix="", display_name="")})
     assert isinstance(intercept(core, EVERYTHING, call), bytes)  # 3 tools > 2: search mode, the meta-tool

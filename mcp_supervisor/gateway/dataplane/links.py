@@ -41,6 +41,8 @@ class BackendLink:
     # Catalog kind (tools, resources, resource_templates, prompts) → items as the backend listed them.
     catalog: dict[str, list[dict[str, Any]]]
     name_prefix: str | None = None
+    # The server entry's display name ("" = its key), shown in its tools' titles (gateway/server/ownership.py).
+    display_name: str = ""
     # The protocol era its worker speaks to the backend ("legacy" or "modern", from WorkerReady).
     era: str = Era.LEGACY
 
@@ -189,6 +191,7 @@ class LinkTable:
             initialize_result=jsonrpc.decode_json(ready.initialize_result),
             catalog={kind: jsonrpc.decode_json(getattr(ready, kind)) for kind in CATALOG_KINDS},
             name_prefix=ready.name_prefix,
+            display_name=ready.display_name,
             era=ready.era,
         )
         self.last_links[ready.key] = self.links[ready.key]

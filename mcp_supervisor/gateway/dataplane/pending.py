@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcp_supervisor.gateway.server import jsonrpc
+from mcp_supervisor.gateway.server.notification_fields import defined_fields
 from mcp_supervisor.gateway.server.request_context import RequestContext
 
 
@@ -131,5 +132,10 @@ class PendingTable:
         token = params.get("progressToken")
         pending = self._pending.get(token) if isinstance(token, int) else None
         if pending is not None and pending.context is not None and pending.key == key:
-            restored = {**message, "params": {**params, "progressToken": pending.progress_token}}
+            clean = defined_fields(message)["params"]  # its method's fields and _meta only
+            restored = {
+                "jsonrpc": "2.0",
+                "method": message["method"],
+                "params": {**clean, "progressToken": pending.progress_token},
+            }
             pending.context.emit(jsonrpc.encode_json(restored), True)

@@ -7,6 +7,7 @@ pushes events in order on the same pipe, so a gateway that (re)starts never miss
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 from collections.abc import Callable
@@ -36,6 +37,10 @@ from mcp_supervisor.protocol.socket_auth import Credentials
 log = logging.getLogger("mcp_supervisor.gateway")
 
 HEARTBEAT_INTERVAL_S = 1.0
+# A bound on what a heartbeat carries of the catalog's problems (a backend decides how many it causes).
+MAX_PROBLEMS = 200
+MAX_PROBLEM_CHARS = 500
+REPEAT_PROBLEMS_EVERY = 30
 
 
 class SupervisorLink:
@@ -60,6 +65,8 @@ class SupervisorLink:
         self.running_servers = b""
         # Called with the new config error ("" = none) whenever it changes (the admin's live page).
         self.config_listeners: list[Callable[[str], None]] = []
+        # What the catalog withholds, sent with every heartbeat (the supervisor's `status` shows it).
+        self.catalog_problems: Callable[[], list[str]] = list
 
     async def run(self) -> None:
         await self._socket.send(codec.encode(Subscribe()))
@@ -105,9 +112,13 @@ class SupervisorLink:
 
     async def heartbeat(self) -> None:
         """From this event loop: silence (a hung or stopped gateway) makes the supervisor replace us."""
-        beat = codec.encode(GatewayHeartbeat(pid=os.getpid()))
-        while True:
-            await self._socket.send(beat)
+        sent: list[str] | None = None
+        for beat in itertools.count():
+            problems = [problem[:MAX_PROBLEM_CHARS] for problem in self.catalog_problems()[:MAX_PROBLEMS]]
+            # Carried when they change, and every REPEAT_PROBLEMS_EVERY beats (a supervisor that missed one).
+            carried = problems if problems != sent or beat % REPEAT_PROBLEMS_EVERY == 0 else None
+            await self._socket.send(codec.encode(GatewayHeartbeat(pid=os.getpid(), catalog_problems=carried)))
+            sent = problems
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
     def _tool_config(self, data: bytes) -> None:

@@ -21,13 +21,14 @@ from mcp_supervisor.gateway.server import jsonrpc
 from mcp_supervisor.gateway.server.access import Profiles, Viewer
 from mcp_supervisor.gateway.server.audit import open_audit
 from mcp_supervisor.gateway.server.backend_calls import BackendCalls
-from mcp_supervisor.gateway.server.catalog_view import CatalogView
+from mcp_supervisor.gateway.server.catalog_view import catalog_view
 from mcp_supervisor.gateway.server.debounce import Debounced
 from mcp_supervisor.gateway.server.jsonrpc import Incoming, JsonRpcFault
 from mcp_supervisor.gateway.server.kinds import LISTS, PROMPTS, TOOLS
 from mcp_supervisor.gateway.server.listen_streams import Listener, Listeners
 from mcp_supervisor.gateway.server.log_routing import LogRouting
 from mcp_supervisor.gateway.server.modern_requests import ModernPorts, ModernRequests
+from mcp_supervisor.gateway.server.notification_fields import defined_fields, update_from_owner
 from mcp_supervisor.gateway.server.request_context import RequestContext
 from mcp_supervisor.gateway.server.routes import (
     CompletionRoute,
@@ -69,7 +70,7 @@ class GatewayCore:
         self.settings = settings
         self.backends = backends
         self.sessions = sessions
-        self.catalog = CatalogView(settings.separator, tool_config)
+        self.catalog = catalog_view(settings, backends, tool_config)
         self.server_requests = ServerRequests(backends, settings.server_request_timeout_s)
         self._background = BackgroundTasks()
         self.profiles = Profiles(settings)
@@ -234,17 +235,21 @@ class GatewayCore:
 
     def on_backend_message(self, key: str, generation: int, message: dict[str, Any]) -> None:
         """A backend's own request or notification (progress was routed already): send it where it belongs."""
-        params = message.get("params") if isinstance(message.get("params"), dict) else {}
-        assert isinstance(params, dict)
         if isinstance(message.get("id"), (int, str)):
             self.server_requests.from_backend(key, generation, message)
             return
+        message = defined_fields(message)  # notification_fields.py: its method's fields and _meta only
+        params = message.get("params") if isinstance(message.get("params"), dict) else {}
+        assert isinstance(params, dict)
         match message.get("method"):
             case "notifications/cancelled":
                 self.server_requests.backend_cancelled(key, params.get("requestId"), params.get("reason"))
             case "notifications/message":
                 self.logs.route(key, message, params)
             case "notifications/resources/updated":
+                if not update_from_owner(self.catalog.resources.route(str(params.get("uri"))), key, params.get("uri")):
+                    self.backends.metrics.refused_messages += 1  # only the URI's owner may say it changed
+                    return
                 self.subscriptions.resource_updated(key, params, message)
             case method:
                 log.debug("Backend %s sent %s; nothing routes it.", key, method)
