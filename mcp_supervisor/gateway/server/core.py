@@ -105,13 +105,14 @@ class GatewayCore:
     def _routes(self) -> list[Route]:
         """The request table: one route per method (hooks for a new method or kind go here)."""
         kit = Kit(self.catalog, self.profiles, self._settle, self.backend_calls.forward, self.settings.page_size)
+        lists = [ListRoute(kind, kit) for kind in LISTS]
         tools = NamedRoute(TOOLS, kit, self.backends, self.server_requests)
         return [
             Reply("ping", {}),
             # Tool search (a client in search mode) claims tools/list and its meta-tools' calls first.
-            SearchListRoute(self.tool_search, self),
+            SearchListRoute(self.tool_search, self, lists[0]),  # LISTS starts with tools/list
             MetaToolRoute(self.tool_search, self, tools),
-            *(ListRoute(kind, kit) for kind in LISTS),
+            *lists,
             tools,
             NamedRoute(PROMPTS, kit, self.backends, self.server_requests),
             ResourceRoute(kit),

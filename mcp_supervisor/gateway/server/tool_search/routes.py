@@ -18,19 +18,21 @@ from mcp_supervisor.gateway.server.tool_search.service import SearchHost, ToolSe
 class SearchListRoute(Route):
     methods = frozenset({"tools/list"})
 
-    def __init__(self, search: ToolSearch, host: SearchHost) -> None:
+    def __init__(self, search: ToolSearch, host: SearchHost, tools: Route) -> None:
         self._search = search
         self._host = host
+        self._tools = tools  # the catalog's own tools/list route
 
     def matches(self, method: str, call: CallContext) -> bool:
-        if method not in self.methods:
-            return False
-        return self._search.listed(self._host, self._host.profile(call.session)) is not None
+        # Whether `auto` switches on depends on the view once the backends have linked: decided in handle().
+        return method in self.methods and self._search.mode(self._host.profile(call.session)) != "off"
 
     async def handle(self, call: CallContext, method: str) -> bytes:
         host = self._host
         await host.backends.settle_startup(host.settings.startup_wait_s)
-        listed = self._search.listed(host, host.profile(call.session)) or []
+        listed = self._search.listed(host, host.profile(call.session))
+        if listed is None:  # auto, and the view is small enough to list as it is
+            return await self._tools.handle(call, method)
         encoded = jsonrpc.encode_json(page(listed, "tools", call.params.get("cursor"), host.settings.page_size))
         return jsonrpc.spliced_result(call.request_id, encoded)
 
