@@ -21,6 +21,11 @@ DEFAULT_SEPARATOR = "--"
 _SEPARATOR_PATTERN = re.compile(r"[A-Za-z0-9_-]{2,}")
 _TRUE = {"1", "true", "yes", "on"}
 
+# Tool pinning (gateway/server/pinning/): what a definition may weigh before it is held as suspicious.
+TOOL_PINNING_MODES = ("enforce", "warn", "off", "approve")
+TOOL_DESCRIPTION_MAX_BYTES = 16 * 1024
+TOOL_SCHEMA_MAX_BYTES = 64 * 1024
+
 
 # The gateway's own secrets. Backends and install commands are third-party code: they inherit the proxy's
 # environment (the seed's rule) minus these, unless a server's own `env` sets them on purpose.
@@ -134,6 +139,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     audit_arguments: bool = False
     audit_max_bytes: int = 10 * 1024 * 1024
     audit_backups: int = 5
+    # TOOL_PINNING: enforce (a changed or suspicious definition is held until approved), warn (served and
+    # reported), off, approve (every new tool and prompt is held too); and the size limits of a definition.
+    tool_pinning: str = "enforce"
+    tool_description_max_bytes: int = TOOL_DESCRIPTION_MAX_BYTES
+    tool_schema_max_bytes: int = TOOL_SCHEMA_MAX_BYTES
 
     @property
     def auth_enabled(self) -> bool:
@@ -264,6 +274,9 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         audit_arguments=(env.get("AUDIT_ARGUMENTS") or "").strip().lower() in _TRUE,
         audit_max_bytes=_int(env, "AUDIT_LOG_MAX_MB", 10, 1, 1 << 20) * 1024 * 1024,
         audit_backups=_int(env, "AUDIT_LOG_BACKUPS", 5, 0, 1000),
+        tool_pinning=_choice(env, "TOOL_PINNING", TOOL_PINNING_MODES),
+        tool_description_max_bytes=_int(env, "TOOL_DESCRIPTION_MAX_BYTES", TOOL_DESCRIPTION_MAX_BYTES, 1),
+        tool_schema_max_bytes=_int(env, "TOOL_SCHEMA_MAX_BYTES", TOOL_SCHEMA_MAX_BYTES, 1),
         **_oauth_from_env(env),
     )
 
@@ -297,6 +310,15 @@ def _oauth_from_env(env: Mapping[str, str]) -> dict[str, Any]:
         "oauth_client_secret": env.get("OAUTH_CLIENT_SECRET") or "",
         "oauth_clock_skew_s": _int(env, "OAUTH_CLOCK_SKEW_SECONDS", 10, 0, 600),
     }
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (case-insensitive); unset or blank is the first."""
+    raw = env.get(name)
+    value = (raw or "").strip().lower() or choices[0]
+    if value not in choices:
+        raise ConfigError(f"Environment variable {name}={raw!r} must be one of {', '.join(choices)}.")
+    return value
 
 
 _SANDBOX_MODES = ("auto", "required", "off")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mcp_supervisor.config.models import ToolConfig
@@ -30,6 +31,10 @@ class CatalogView:
         self._resources: AggregatedResources | None = None
         self._first_pages: dict[str, bytes] = {}
         self._header_schemas: dict[str, Any] | None = None
+        # Tool pinning's hook (pinning/policy.py): takes held items out of a rebuilt list and its routes.
+        self.screen: Callable[[str, list[dict[str, Any]], dict[str, Any], Mapping[str, Sequence[Any]]], None] = (
+            lambda kind, items, routes, catalogs: None
+        )
 
     def update(self, links: dict[str, BackendLink], tool_config: ToolConfig | None = None) -> None:
         self._links = dict(links)
@@ -52,6 +57,7 @@ class CatalogView:
                 self._kind("tools"), self.tool_config, self.separator, self._prefixes(self._links)
             )
             self._report(self._tools.problems)
+            self.screen("tool", self._tools.tools, self._tools.routes, self._kind("tools"))
         return self._tools
 
     @property
@@ -59,6 +65,7 @@ class CatalogView:
         if self._prompts is None:
             self._prompts = aggregate_prompts(self._kind("prompts"), self.separator, self._prefixes(self._links))
             self._report(self._prompts.problems)
+            self.screen("prompt", self._prompts.prompts, self._prompts.routes, self._kind("prompts"))
         return self._prompts
 
     @property

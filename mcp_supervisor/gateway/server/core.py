@@ -28,6 +28,7 @@ from mcp_supervisor.gateway.server.listen_streams import Listener, Listeners, pa
 from mcp_supervisor.gateway.server.modern import INPUT_REQUIRED_METHODS, strip_envelope, with_envelope
 from mcp_supervisor.gateway.server.modern_requests import ModernRequests
 from mcp_supervisor.gateway.server.pagination import page
+from mcp_supervisor.gateway.server.pinning.policy import Pinning
 from mcp_supervisor.gateway.server.server_requests import ServerRequests
 from mcp_supervisor.gateway.server.sessions import ClientSession, SessionStore
 from mcp_supervisor.protocol import error_codes
@@ -77,6 +78,8 @@ class GatewayCore:
         self.listeners = Listeners(settings.max_sessions, settings.max_sessions_per_credential)
         self.modern = ModernRequests(self)
         self._list_changed = Debounced(settings.list_changed_debounce_s, self._deliver_list_changed)
+        self.pins = Pinning(settings, self.catalog_changed, self.audit.record_event if self.audit else None)
+        self.catalog.screen = self.pins.screen
 
     def keep(self, task: asyncio.Future[Any]) -> None:
         """Hold a background task until it ends (the loop keeps only weak references)."""
@@ -372,6 +375,9 @@ class GatewayCore:
         route = live.routes.get(name)
         profile = self.profile(context.session)
         if route is None:
+            held = self.pins.refusal(kind, name)
+            if held is not None and permits_name(profile, kind, held.server_key, name):
+                raise JsonRpcFault(error_codes.INVALID_PARAMS, held.message())
             down = self._down_links()
             stale = (self.catalog.tools_of(down) if kind == "tool" else self.catalog.prompts_of(down)).routes.get(name)
             if stale is not None and permits_name(profile, kind, stale.server_key, name):
