@@ -104,3 +104,70 @@ async def test_rug_pull_is_quarantined_until_approved(tmp_path: Path, supervisor
     events = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     kinds = [(e.get("event"), e.get("name")) for e in events if "event" in e]
     assert ("pin-quarantined", "rug--add") in kinds and ("pin-approved", "rug--add") in kinds, kinds
+
+
+async def test_pins_survive_a_restart_and_follow_a_rename(tmp_path: Path, supervisor_factory: Any) -> None:
+    sup = start_rug(tmp_path, supervisor_factory)
+    async with mcp_client(sup.url) as client:
+        assert (await descriptions(client))["rug--add"] == BENIGN  # pinned
+        await turn_and_wait(client, "rug--add")
+    sup.stop()
+    # The backend now serves the hostile text from its start (its HOME remembers), and the operator renames
+    # the tool: the pin is the backend's, not the name's, and the new gateway reads it back.
+    (sup.config_dir / "tool_config.json").write_text(json.dumps({"tools": {"rug--add": {"displayName": "sum"}}}))
+    again = supervisor_factory(sup.config_dir, {"AUDIT_LOG": str(tmp_path / "audit.jsonl")})
+    again.wait_linked({"rug"})
+    async with mcp_client(again.url) as client:
+        tools = await descriptions(client)
+        assert "sum" not in tools and "rug--add" not in tools, f"pinned afresh after the restart: {tools}"
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("sum", {"a": 1, "b": 2})
+        assert "quarantined" in refused.value.error.message and "tools approve sum" in refused.value.error.message
+
+
+async def test_warn_serves_the_change_and_reports_it(tmp_path: Path, supervisor_factory: Any) -> None:
+    sup = start_rug(tmp_path, supervisor_factory, {"TOOL_PINNING": "warn"})
+    async with mcp_client(sup.url) as client:
+        await turn_and_wait(client, "rug--add")
+        assert "id_rsa" in (await descriptions(client))["rug--add"]  # served
+        assert text_of(await client.call_tool("rug--add", {"a": 1, "b": 2})) == "3"
+    assert 'Tool "rug--add" of backend "rug" is served anyway (TOOL_PINNING=warn)' in sup.log_tail(200)
+    rows = json.loads(cli(sup, "tools", "--json").stdout)["entries"]
+    assert {"name": "rug--add", "state": "warned"}.items() <= next(r for r in rows if r["name"] == "rug--add").items()
+
+
+async def test_off_is_the_old_behaviour(tmp_path: Path, supervisor_factory: Any) -> None:
+    sup = start_rug(tmp_path, supervisor_factory, {"TOOL_PINNING": "off"}, "--tag")
+    async with mcp_client(sup.url) as client:
+        assert "rug--tagged" in await descriptions(client)
+        await turn_and_wait(client, "rug--add")
+        assert "id_rsa" in (await descriptions(client))["rug--add"]
+    assert not (tmp_path / "tool-pins.json").exists()  # nothing pinned, nothing written
+    assert "quarantined" not in sup.log_tail(200)
+
+
+async def test_a_tag_character_is_quarantined_at_first_sight(tmp_path: Path, supervisor_factory: Any) -> None:
+    sup = start_rug(tmp_path, supervisor_factory, None, "--tag")
+    async with mcp_client(sup.url) as client:
+        tools = await descriptions(client)
+        assert "rug--tagged" not in tools, f"served: {tools.get('rug--tagged')!r}"
+        assert tools["rug--add"] == BENIGN
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("rug--tagged", {})
+        assert "a Unicode tag character (U+E0069)" in refused.value.error.message
+    diff = cli(sup, "tools", "diff", "rug--tagged")
+    assert "\\udb40\\udc69" in diff.stdout  # the hidden text is shown escaped
+
+
+async def test_approve_mode_holds_every_new_tool(tmp_path: Path, supervisor_factory: Any) -> None:
+    sup = start_rug(tmp_path, supervisor_factory, {"TOOL_PINNING": "approve"})
+    seen: list[str] = []
+    async with mcp_client(sup.url, notifications=seen) as client:
+        assert await descriptions(client) == {}
+        approved = cli(sup, "tools", "approve", "--backend", "rug")
+        assert approved.returncode == 0, approved
+        assert "prompt rug--summary, tool rug--add, tool rug--turn" in approved.stdout
+        await async_wait_until(lambda: "notifications/tools/list_changed" in seen, 15, what="list_changed")
+        assert set(await descriptions(client)) == {"rug--add", "rug--turn"}
+    rejected = cli(sup, "tools", "reject", "rug--add")
+    assert rejected.returncode == 1 and "awaits approval" in rejected.stderr  # nothing held any more
