@@ -171,3 +171,43 @@ async def test_approve_mode_holds_every_new_tool(tmp_path: Path, supervisor_fact
         assert set(await descriptions(client)) == {"rug--add", "rug--turn"}
     rejected = cli(sup, "tools", "reject", "rug--add")
     assert rejected.returncode == 1 and "awaits approval" in rejected.stderr  # nothing held any more
+
+
+async def test_published_servers_pin_at_first_sight_and_serve(tmp_path: Path, supervisor_factory: Any) -> None:
+    from tests.e2e.test_published_backends import FILESYSTEM_JS, require_tools
+    from tests.e2e.test_server_everything import SERVER_JS, require_everything
+    from tests.npm_tools import NODE, NPM_TOOLS_DIR
+
+    npx = require_tools()
+    require_everything()
+    files = tmp_path / "files"
+    files.mkdir()
+    servers = {
+        "everything": {"type": "stdio", "command": str(NODE), "args": [str(SERVER_JS), "stdio"]},
+        "files": {"type": "stdio", "command": str(NODE), "args": [str(FILESYSTEM_JS), str(files)]},
+        "memory": {
+            "type": "stdio",
+            "command": npx,
+            "args": ["--offline", "--yes", "mcp-server-memory"],
+            "cwd": str(NPM_TOOLS_DIR),
+            "env": {"MEMORY_FILE_PATH": "/tmp/memory.jsonl"},
+        },
+        "time": {"type": "stdio", "command": "mcp-server-time", "args": ["--local-timezone", "UTC"]},
+    }
+    write_config(tmp_path / "config", servers)
+    sup: RunningSupervisor = supervisor_factory(tmp_path / "config")
+    sup.wait_linked(set(servers), timeout=90)
+    async with mcp_client(sup.url) as client:
+        listed = await descriptions(client)
+        prompts = {p.name for p in (await client.list_prompts()).prompts}
+        for key in servers:
+            assert any(name.startswith(f"{key}--") for name in listed), f"{key} lists no tool: {sorted(listed)}"
+        assert "2" in text_of(await client.call_tool("everything--get-sum", {"a": 1, "b": 1}))
+        assert str(files) in text_of(await client.call_tool("files--list_allowed_directories", {}))
+        assert "entities" in text_of(await client.call_tool("memory--read_graph", {}))
+        assert "UTC" in text_of(await client.call_tool("time--get_current_time", {"timezone": "UTC"}))
+    rows = json.loads(cli(sup, "tools", "--json").stdout)["entries"]
+    assert {r["name"] for r in rows if r["kind"] == "tool"} == set(listed)
+    assert {r["name"] for r in rows if r["kind"] == "prompt"} == prompts
+    assert {r["state"] for r in rows} == {"pinned"}, [r for r in rows if r["state"] != "pinned"]
+    print(f"\npinned {len(listed)} tools and {len(prompts)} prompts of {len(servers)} published servers")
