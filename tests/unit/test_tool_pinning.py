@@ -138,3 +138,14 @@ def test_the_inbox_takes_each_request_once(tmp_path: Path) -> None:
     assert (taken[0][0].name, taken[0][1]) == (done.name, Request(action="approve", name="x"))
     assert taken[1][1] is None
     assert take_requests(tmp_path / "inbox") == []
+
+
+def test_held_as_new_is_pinned_once_approve_mode_is_left(tmp_path: Path) -> None:
+    tagged = {**ADD, "name": "tagged", "description": "x\u200b"}
+    assert screen(Pinning(settings(tmp_path, "approve")), ADD, tagged) == []
+    # Back to enforce: the clean one is pinned as any new one would be; the suspicious one stays held.
+    assert screen(Pinning(settings(tmp_path)), ADD, tagged) == ["b--add"]
+    assert {e.name: e.state for e in read_entries(tmp_path / "state" / "tool-pins.json")} == {
+        "add": "pinned",
+        "tagged": "quarantined",
+    }

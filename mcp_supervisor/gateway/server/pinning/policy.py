@@ -141,21 +141,23 @@ class Pinning:
         if entry is None:
             entry = Entry(kind=kind, backend=route.server_key, name=route.original_name, exposed=exposed)
             self.store.entries[entry.key] = entry
-        if entry.pending is None or entry.pending.hash != digest:
-            self._dirty = True
+        fresh = entry.pending is None or entry.pending.hash != digest
+        if fresh or (entry.pinned is None and self.mode != "approve" and not entry.rejected):
+            # New, changed, or held as new under TOOL_PINNING=approve and since switched to enforce or warn.
             doubt = suspicion(definition, *self._limits)
             if entry.pinned is None and doubt is None and self.mode != "approve":
                 # Trust on first use: a clean definition never seen before is pinned as it is.
                 entry.pinned = Definition(hash=digest, definition=definition, at=time.time())
-                entry.pending, entry.reason = None, ""
+                entry.pending, entry.reason, self._dirty = None, "", True
                 self._set(entry, exposed, "pinned")
                 return None
-            reason = doubt or NEW_REASON
-            if entry.pinned is not None:
-                reason = CHANGED_REASON + (f", and {doubt}" if doubt else "")
-            entry.pending = Definition(hash=digest, definition=definition, at=time.time())
-            entry.reason, entry.rejected = reason, False
-            self._report(entry, exposed)
+            if fresh:
+                reason = doubt or NEW_REASON
+                if entry.pinned is not None:
+                    reason = CHANGED_REASON + (f", and {doubt}" if doubt else "")
+                entry.pending = Definition(hash=digest, definition=definition, at=time.time())
+                entry.reason, entry.rejected, self._dirty = reason, False, True
+                self._report(entry, exposed)
         state = "rejected" if entry.rejected else "warned" if self.mode == "warn" else "quarantined"
         self._set(entry, exposed, state)
         if state == "warned":
