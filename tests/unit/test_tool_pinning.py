@@ -149,3 +149,16 @@ def test_held_as_new_is_pinned_once_approve_mode_is_left(tmp_path: Path) -> None
         "add": "pinned",
         "tagged": "quarantined",
     }
+
+
+def test_a_huge_definition_is_held_but_not_stored_whole(tmp_path: Path) -> None:
+    huge = {**ADD, "description": "x" * 1024 * 1024}
+    assert screen(Pinning(settings(tmp_path)), huge) == []
+    path = tmp_path / "state" / "tool-pins.json"
+    assert path.stat().st_size < 10_000
+    stored = read_entries(path)[0].pending
+    assert stored is not None and "description" not in stored.definition
+    assert (
+        "1048" in stored.definition["(not stored)"]
+        and "left out of the pin file: description" in stored.definition["(not stored)"]
+    )

@@ -28,7 +28,7 @@ from mcp_supervisor.gateway.server.pinning.store import (
     take_requests,
     write_atomically,
 )
-from mcp_supervisor.gateway.server.pinning.suspicious import suspicion
+from mcp_supervisor.gateway.server.pinning.suspicious import storable, suspicion
 
 log = logging.getLogger("mcp_supervisor.gateway")
 
@@ -155,7 +155,8 @@ class Pinning:
                 reason = doubt or NEW_REASON
                 if entry.pinned is not None:
                     reason = CHANGED_REASON + (f", and {doubt}" if doubt else "")
-                entry.pending = Definition(hash=digest, definition=definition, at=time.time())
+                kept = storable(definition, self._limits[0] + 2 * self._limits[1])
+                entry.pending = Definition(hash=digest, definition=kept, at=time.time())
                 entry.reason, entry.rejected, self._dirty = reason, False, True
                 self._report(entry, exposed)
         state = "rejected" if entry.rejected else "warned" if self.mode == "warn" else "quarantined"

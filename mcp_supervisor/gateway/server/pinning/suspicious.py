@@ -55,3 +55,16 @@ def suspicion(definition: Mapping[str, Any], description_max: int, schema_max: i
         if field in definition and len(canonical(definition[field])) > schema_max:
             return f"its {field} is larger than {schema_max} bytes (TOOL_SCHEMA_MAX_BYTES)"
     return hidden_text(definition)
+
+
+def storable(definition: dict[str, Any], limit: int) -> dict[str, Any]:
+    """What the pin file keeps of a definition for the diff: all of it, unless it weighs more than `limit`;
+    then the fields over a quarter of it are left out and named (its hash covers them all the same), so a
+    backend listing huge definitions cannot grow the state directory without bound."""
+    size = len(canonical(definition))
+    if size <= limit:
+        return definition
+    kept = {field: value for field, value in definition.items() if len(canonical(value)) <= limit // 4}
+    left_out = sorted(set(definition) - set(kept))
+    kept["(not stored)"] = f"{size} bytes in all; left out of the pin file: {', '.join(left_out)}"
+    return kept
