@@ -132,7 +132,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
     settings = _settings(args, find_running=True)
     snapshot = request_status(settings)
     if args.json:
-        print(json.dumps(status_document(snapshot, settings.config_dir), indent=2))
+        document = status_document(snapshot, settings.config_dir)
+        document["tool_pinning"] = tools_cli.status_json(settings)
+        print(json.dumps(document, indent=2))
         return 0
     if snapshot.config_error:
         print(f"config error (the running config stays): {snapshot.config_error}")

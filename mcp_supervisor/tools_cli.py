@@ -131,3 +131,11 @@ def status_line(settings: Settings) -> str | None:
         return None
     names = ", ".join(f"{e.exposed} ({e.state})" for e in waiting)
     return f"tool pinning holds {len(waiting)}: {names}. Review with `mcp-supervisor tools`."
+
+
+def status_json(settings: Settings) -> dict[str, Any]:
+    """For `mcp-supervisor status --json`: the mode and what pinning holds."""
+    try:
+        return {"mode": settings.tool_pinning, "held": [row(e) for e in held(_entries(settings))]}
+    except ValueError as exc:
+        return {"mode": settings.tool_pinning, "error": str(exc)}

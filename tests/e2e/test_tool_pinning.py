@@ -84,6 +84,11 @@ async def test_rug_pull_is_quarantined_until_approved(tmp_path: Path, supervisor
         assert 'Tool "rug--add" of backend "rug" is quarantined' in sup.log_tail(200)
         status = cli(sup, "status")
         assert "tool pinning holds 2" in status.stdout and "rug--add (quarantined)" in status.stdout, status.stdout
+        held = json.loads(cli(sup, "status", "--json").stdout)["tool_pinning"]["held"]
+        assert {(h["kind"], h["name"], h["state"]) for h in held} == {
+            ("tool", "rug--add", "quarantined"),
+            ("prompt", "rug--summary", "quarantined"),
+        }
         metrics = httpx2.get(f"{sup.base}/metrics", headers=sup.credential, timeout=5).text
         assert 'mcp_gateway_quarantined_definitions{backend="rug",kind="tool"} 1' in metrics
         listing = cli(sup, "tools")
