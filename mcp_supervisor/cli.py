@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from mcp_supervisor import __version__
+from mcp_supervisor import __version__, tools_cli
 from mcp_supervisor.config.loader import load_clients, load_servers, load_tool_config
 from mcp_supervisor.config.settings import Settings, load_settings
 from mcp_supervisor.config.tool_names import TOOL_NAME_RULE, display_name_effect
@@ -136,10 +136,14 @@ def _cmd_status(args: argparse.Namespace) -> int:
     settings = _settings(args, find_running=True)
     snapshot = request_status(settings)
     if args.json:
-        print(json.dumps(status_document(snapshot, settings.config_dir), indent=2))
+        document = status_document(snapshot, settings.config_dir)
+        document["tool_pinning"] = tools_cli.status_json(settings)
+        print(json.dumps(document, indent=2))
         return 0
     if snapshot.config_error:
         print(f"config error (the running config stays): {snapshot.config_error}")
+    if pins := tools_cli.status_line(settings):
+        print(pins)
     if snapshot.worker_spawn:
         print(f"workers: {snapshot.worker_spawn}")
     header = (
@@ -261,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     start_one.add_argument("key")
     start_one.set_defaults(func=_cmd_command, command_name="start")
     with_config(commands.add_parser("reload", help="re-read mcp_server.json")).set_defaults(func=_cmd_command)
+    tools_cli.add_parser(commands, with_config)
     stop = with_config(commands.add_parser("stop", help="stop a running supervisor, or with KEY one backend"))
     stop.add_argument("key", nargs="?", default="")
     stop.set_defaults(func=_cmd_command)

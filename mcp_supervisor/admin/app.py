@@ -28,6 +28,7 @@ from mcp_supervisor.admin.install_routes import install_routes
 from mcp_supervisor.admin.install_sandbox import InstallSandbox
 from mcp_supervisor.admin.installs import InstallManager
 from mcp_supervisor.admin.password import admin_password
+from mcp_supervisor.admin.pin_routes import pin_routes
 from mcp_supervisor.admin.server_routes import server_routes
 from mcp_supervisor.admin.session_routes import STATIC_DIR, session_routes
 from mcp_supervisor.admin.terminal import TerminalManager
@@ -86,6 +87,7 @@ class AdminApp:
             *session_routes(ctx),
             *server_routes(ctx),
             *tool_routes(ctx),
+            *pin_routes(ctx),
             *client_routes(ctx),
             *health_routes(ctx),
             *install_routes(self.installs, ctx.store.server_entry),

@@ -19,11 +19,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mcp_supervisor.config.settings import TOOL_SEARCH_MODES
 from mcp_supervisor.errors import ConfigError
 
 CLIENTS_FILE = "clients.json"
 _ENTRY_KEYS = {"match", "servers", "tools", "prompts", "resources", "toolSearch", "alwaysShow"}
-_TOOL_SEARCH_MODES = ("off", "on", "auto")
 _MATCH_KEYS = {"keys", "tokens", "claims", "stdio"}
 
 
@@ -126,9 +126,9 @@ def _patterns(value: object, where: str) -> Patterns:
 
 
 def _tool_search(value: object, where: str) -> str | None:
-    if value is None or value in _TOOL_SEARCH_MODES:
+    if value is None or value in TOOL_SEARCH_MODES:
         return value
-    raise ConfigError(f'{where}: "toolSearch" must be one of {", ".join(_TOOL_SEARCH_MODES)}.')
+    raise ConfigError(f'{where}: "toolSearch" must be one of {", ".join(TOOL_SEARCH_MODES)}.')
 
 
 def parse_clients(document: dict[str, Any], source: str = CLIENTS_FILE) -> ClientsConfig:

@@ -21,6 +21,15 @@ DEFAULT_SEPARATOR = "--"
 _SEPARATOR_PATTERN = re.compile(r"[A-Za-z0-9_-]{2,}")
 _TRUE = {"1", "true", "yes", "on"}
 
+# Tool pinning (gateway/server/pinning/): what a definition may weigh before it is held as suspicious.
+TOOL_PINNING_MODES = ("enforce", "warn", "off", "approve")
+# The choices of the other mode settings; the first is the default.
+SANDBOX_MODES = ("auto", "required", "off")
+WORKER_SPAWN_MODES = ("fork", "spawn")
+TOOL_SEARCH_MODES = ("off", "on", "auto")
+TOOL_DESCRIPTION_MAX_BYTES = 16 * 1024
+TOOL_SCHEMA_MAX_BYTES = 64 * 1024
+
 
 # The gateway's own secrets. Backends and install commands are third-party code: they inherit the proxy's
 # environment (mcp-proxy-server's rule) minus these, unless a server's own `env` sets them on purpose.
@@ -143,8 +152,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tool_search: str = "off"
     tool_search_threshold: int = 64
     # What a backend may list (gateway/server/validation.py): bigger descriptions and more tools are withheld.
-    tool_description_max_bytes: int = 16 * 1024
+    tool_description_max_bytes: int = TOOL_DESCRIPTION_MAX_BYTES
     max_tools_per_backend: int = 1000
+    # TOOL_PINNING: enforce (a changed or suspicious definition is held until approved), warn (served and
+    # reported), off, approve (every new tool and prompt is held too); and the size limits of a definition.
+    tool_pinning: str = "enforce"
+    tool_schema_max_bytes: int = TOOL_SCHEMA_MAX_BYTES
 
     @property
     def auth_enabled(self) -> bool:
@@ -252,8 +265,8 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         max_connections=_int(env, "MAX_CONNECTIONS", 4096, 1),
         forwarded_allow_ips=_split_list(env.get("FORWARDED_ALLOW_IPS")),
         startup_wait_s=_float(env, "STARTUP_WAIT_SECONDS", 10.0, allow_zero=True),
-        sandbox_mode=_sandbox_mode(env.get("SANDBOX")),
-        worker_spawn=_worker_spawn(env.get("WORKER_SPAWN")),
+        sandbox_mode=_choice(env, "SANDBOX", SANDBOX_MODES),
+        worker_spawn=_choice(env, "WORKER_SPAWN", WORKER_SPAWN_MODES),
         state_dir=_state_dir(env, config_dir.resolve()),
         package_fetch_timeout_s=_float(env, "PACKAGE_FETCH_TIMEOUT_SECONDS", 300.0),
         server_request_timeout_s=_float(env, "SERVER_REQUEST_TIMEOUT_SECONDS", 10.0),
@@ -270,10 +283,12 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         sample_interval_s=_float(env, "MCP_SUPERVISOR_SAMPLE_SECONDS", 2.0),
         access_log=(env.get("MCP_SUPERVISOR_ACCESS_LOG") or "").strip() == "1",
         **_sessions_from_env(env),
-        tool_search=_tool_search_mode(env.get("TOOL_SEARCH")),
+        tool_search=_choice(env, "TOOL_SEARCH", TOOL_SEARCH_MODES),
         tool_search_threshold=_int(env, "TOOL_SEARCH_THRESHOLD", 64, 0),
-        tool_description_max_bytes=_int(env, "TOOL_DESCRIPTION_MAX_BYTES", 16 * 1024, 1),
+        tool_description_max_bytes=_int(env, "TOOL_DESCRIPTION_MAX_BYTES", TOOL_DESCRIPTION_MAX_BYTES, 1),
         max_tools_per_backend=_int(env, "MAX_TOOLS_PER_BACKEND", 1000, 1),
+        tool_pinning=_choice(env, "TOOL_PINNING", TOOL_PINNING_MODES),
+        tool_schema_max_bytes=_int(env, "TOOL_SCHEMA_MAX_BYTES", TOOL_SCHEMA_MAX_BYTES, 1),
         **_oauth_from_env(env),
     )
 
@@ -323,32 +338,13 @@ def _oauth_from_env(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
-_SANDBOX_MODES = ("auto", "required", "off")
-
-
-def _sandbox_mode(raw: str | None) -> str:
-    mode = (raw or "auto").strip().lower() or "auto"
-    if mode not in _SANDBOX_MODES:
-        raise ConfigError(f"Environment variable SANDBOX={raw!r} must be one of {', '.join(_SANDBOX_MODES)}.")
-    return mode
-
-
-_WORKER_SPAWN_MODES = ("fork", "spawn")
-TOOL_SEARCH_MODES = ("off", "on", "auto")
-
-
-def _tool_search_mode(raw: str | None) -> str:
-    mode = (raw or "off").strip().lower() or "off"
-    if mode not in TOOL_SEARCH_MODES:
-        raise ConfigError(f"Environment variable TOOL_SEARCH={raw!r} must be one of {', '.join(TOOL_SEARCH_MODES)}.")
-    return mode
-
-
-def _worker_spawn(raw: str | None) -> str:
-    mode = (raw or "fork").strip().lower() or "fork"
-    if mode not in _WORKER_SPAWN_MODES:
-        raise ConfigError(f"Environment variable WORKER_SPAWN={raw!r} must be one of {', '.join(_WORKER_SPAWN_MODES)}.")
-    return mode
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (case-insensitive); unset or blank is the first."""
+    raw = env.get(name)
+    value = (raw or "").strip().lower() or choices[0]
+    if value not in choices:
+        raise ConfigError(f"Environment variable {name}={raw!r} must be one of {', '.join(choices)}.")
+    return value
 
 
 def _state_dir(env: Mapping[str, str], config_dir: Path) -> Path:

@@ -15,6 +15,9 @@ from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.gateway.frontends.dns_rebinding import RequestGuard
 from mcp_supervisor.gateway.server.access import visible_items
 from mcp_supervisor.gateway.server.catalog import qualified_name
+from mcp_supervisor.gateway.server.pinning.policy import Pinning
+from mcp_supervisor.gateway.server.pinning.review import diff_lines, row
+from mcp_supervisor.gateway.server.pinning.store import Request as PinRequest
 from mcp_supervisor.protocol.endpoints import Endpoints
 from mcp_supervisor.protocol.messages import BackendStatus
 from mcp_supervisor.protocol.socket_auth import Credentials
@@ -23,7 +26,17 @@ if TYPE_CHECKING:
     from mcp_supervisor.gateway.runtime import GatewayRuntime
 
 # The rule that names a backend tool in tool_config.json (`<server_key><SEP><tool>`), as the catalog applies it.
-__all__ = ["AdminView", "GatewayAdminView", "HeaderCheck", "LinkedBackend", "qualified_name"]
+__all__ = [
+    "AdminView",
+    "GatewayAdminView",
+    "HeaderCheck",
+    "LinkedBackend",
+    "PinRequest",
+    "Pinning",
+    "diff_lines",
+    "qualified_name",
+    "row",
+]
 
 
 class LinkedBackend(Protocol):
@@ -84,6 +97,11 @@ class AdminView(Protocol):
         """The live catalog's items of one list (`tools`, `prompts`, `resources`) a client profile may see."""
         ...
 
+    @property
+    def pins(self) -> Pinning:
+        """Tool pinning: the pinned and held definitions, and the operator's approve / reject."""
+        ...
+
     def request_guard(self) -> HeaderCheck: ...
 
     def on_status(self, listener: Callable[[BackendStatus, str], None]) -> None:
@@ -112,6 +130,10 @@ class GatewayAdminView:
     @property
     def credentials(self) -> Credentials:
         return self._runtime.credentials
+
+    @property
+    def pins(self) -> Pinning:
+        return self._runtime.core.pins
 
     def statuses(self) -> Mapping[str, BackendStatus]:
         return self._runtime.backends.statuses

@@ -63,6 +63,7 @@ class GatewayRuntime:
             asyncio.create_task(self.supervisor.run(), name="supervisor-link"),
             asyncio.create_task(self.supervisor.heartbeat(), name="gateway-heartbeat"),
             asyncio.create_task(self._sweep_sessions(), name="session-sweeper"),
+            asyncio.create_task(self.core.pins.watch(self._screen_catalog), name="tool-pinning"),
         ]
 
     async def stop(self) -> None:
@@ -73,6 +74,10 @@ class GatewayRuntime:
             self.sessions.close(session.id)
         await self.backends.close()
         self.supervisor.close()
+
+    def _screen_catalog(self) -> None:
+        """Tool pinning screens a rebuilt catalog even before a client lists it (status, metrics, the log)."""
+        _ = self.core.catalog.tools, self.core.catalog.prompts
 
     async def _sweep_sessions(self) -> None:
         while True:

@@ -131,7 +131,16 @@ def test_status_into_a_closed_pipe_ends_without_a_traceback(running: RunningSupe
 
 
 # The documented schema of `status --json` (README, "status --json"): every field, always.
-STATUS_FIELDS = {"schema", "config_dir", "config_error", "worker_spawn", "gateway", "backends", "catalog_problems"}
+STATUS_FIELDS = {
+    "schema",
+    "config_dir",
+    "config_error",
+    "worker_spawn",
+    "gateway",
+    "backends",
+    "catalog_problems",
+    "tool_pinning",
+}
 ENTRY_FIELDS = {
     "key", "type", "state", "generation", "pid", "started_at", "uptime_seconds", "restarts", "last_exit",
     "last_error", "last_stderr", "rss_bytes", "cpu_percent", "fds", "processes", "in_flight", "refused_replies",

@@ -53,6 +53,7 @@ def probe_routes(runtime: GatewayRuntime, edge: EdgeChecks) -> list[BaseRoute]:
         if isinstance(profile, Response):
             return profile
         text = backends.metrics.render(backends.statuses.values(), backends.links, len(sessions), profile.sees_server)
+        text += "\n".join(runtime.core.pins.metrics_lines(profile.sees_server)) + "\n"
         return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def health_backends(request: Request) -> Response:

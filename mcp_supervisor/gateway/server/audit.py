@@ -149,6 +149,10 @@ class AuditLog:
             entry["arguments"] = redact(arguments)
         self._logger.info(_encoder.encode(entry).decode())
 
+    def record_event(self, entry: dict[str, Any]) -> None:
+        """An operator-facing event that is no call (tool pinning: a quarantine, an approval)."""
+        self._logger.info(_encoder.encode({"time": _timestamp(), **entry}).decode())
+
     def close(self) -> None:
         for handler in list(self._logger.handlers):
             self._logger.removeHandler(handler)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from mcp_supervisor.config.models import ToolConfig
@@ -62,6 +62,10 @@ class CatalogView:
         self._resources: AggregatedResources | None = None
         self._first_pages: dict[str, bytes] = {}
         self._header_schemas: dict[str, Any] | None = None
+        # Tool pinning's hook (pinning/policy.py): takes held items out of a rebuilt list and its routes.
+        self.screen: Callable[[str, list[dict[str, Any]], dict[str, Any], Mapping[str, Sequence[Any]]], None] = (
+            lambda kind, items, routes, catalogs: None
+        )
 
     def update(self, links: dict[str, BackendLink], tool_config: ToolConfig | None = None) -> None:
         self._links = dict(links)
@@ -106,6 +110,7 @@ class CatalogView:
                 self.limits,
             )
             self._report("tools", self._tools.problems)
+            self.screen("tool", self._tools.tools, self._tools.routes, self._kind("tools"))
         return self._tools
 
     @property
@@ -115,6 +120,7 @@ class CatalogView:
                 self._kind("prompts"), self.separator, self._prefixes(self._links), self._arbiter()
             )
             self._report("prompts", self._prompts.problems)
+            self.screen("prompt", self._prompts.prompts, self._prompts.routes, self._kind("prompts"))
         return self._prompts
 
     @property

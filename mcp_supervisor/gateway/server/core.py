@@ -29,6 +29,7 @@ from mcp_supervisor.gateway.server.listen_streams import Listener, Listeners
 from mcp_supervisor.gateway.server.log_routing import LogRouting
 from mcp_supervisor.gateway.server.modern_requests import ModernPorts, ModernRequests
 from mcp_supervisor.gateway.server.notification_fields import defined_fields, update_from_owner
+from mcp_supervisor.gateway.server.pinning.policy import Pinning
 from mcp_supervisor.gateway.server.request_context import RequestContext
 from mcp_supervisor.gateway.server.routes import (
     CompletionRoute,
@@ -85,6 +86,9 @@ class GatewayCore:
         )
         self.logs = LogRouting(backends, sessions, settings.request_timeout_s)
         self.tool_search = ToolSearch(settings)
+        # Tool pinning (pinning/): screens every catalog it builds, and names a held tool when it is called.
+        self.pins = Pinning(settings, self.catalog_changed, self.audit.record_event if self.audit else None)
+        self.catalog.screen = self.pins.screen
         self.router = Router(self._routes())
         self.modern = ModernRequests(
             settings,
@@ -106,7 +110,7 @@ class GatewayCore:
         """The request table: one route per method (hooks for a new method or kind go here)."""
         kit = Kit(self.catalog, self.profiles, self._settle, self.backend_calls.forward, self.settings.page_size)
         lists = [ListRoute(kind, kit) for kind in LISTS]
-        tools = NamedRoute(TOOLS, kit, self.backends, self.server_requests)
+        tools = NamedRoute(TOOLS, kit, self.backends, self.server_requests, self.pins.refusal)
         return [
             Reply("ping", {}),
             # Tool search (a client in search mode) claims tools/list and its meta-tools' calls first.
@@ -114,7 +118,7 @@ class GatewayCore:
             MetaToolRoute(self.tool_search, self, tools),
             *lists,
             tools,
-            NamedRoute(PROMPTS, kit, self.backends, self.server_requests),
+            NamedRoute(PROMPTS, kit, self.backends, self.server_requests, self.pins.refusal),
             ResourceRoute(kit),
             SessionRoute(
                 ("resources/subscribe", "resources/unsubscribe"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from mcp_supervisor.config.clients import EVERYTHING, Profile
 from mcp_supervisor.gateway.dataplane.backends import Backends, CallContext
@@ -25,6 +25,15 @@ from mcp_supervisor.gateway.server.server_requests import ServerRequests
 from mcp_supervisor.gateway.server.sessions import ClientSession
 from mcp_supervisor.protocol import error_codes
 from mcp_supervisor.protocol.versions import Era
+
+
+class Refusal(Protocol):
+    """A held (quarantined) name: whose it is, and the error that says why and how to approve it."""
+
+    @property
+    def server_key(self) -> str: ...
+    def message(self) -> str: ...
+
 
 Forward = Callable[[CallContext, str, str, dict[str, Any] | None], Awaitable[bytes]]
 
@@ -130,12 +139,20 @@ class ListRoute(Route):
 class NamedRoute(Route):
     """tools/call, prompts/get: routed by exposed name, forwarded under the backend's own name."""
 
-    def __init__(self, kind: NamedKind, kit: Kit, backends: Backends, server_requests: ServerRequests) -> None:
+    def __init__(
+        self,
+        kind: NamedKind,
+        kit: Kit,
+        backends: Backends,
+        server_requests: ServerRequests,
+        held: Callable[[str, str], Refusal | None] = lambda kind, name: None,
+    ) -> None:
         self.methods = frozenset({kind.method})
         self.kind = kind
         self._kit = kit
         self._backends = backends
         self._server_requests = server_requests
+        self._held = held  # pinning: why a name out of the catalog is held (quarantined), if it is
 
     def owner(self, name: str) -> str:
         route = self.kind.routes(self._kit.catalog).get(name)
@@ -154,6 +171,9 @@ class NamedRoute(Route):
             error_codes.INVALID_PARAMS, f"Unknown {kind.noun}: {name!r} is not exposed by this gateway."
         )
         if route is None:
+            held = self._held(kind.noun, name)
+            if held is not None and permits_name(profile, kind, held.server_key, name):
+                raise JsonRpcFault(error_codes.INVALID_PARAMS, held.message())  # quarantined: say so, and how
             self._name_its_backend(name, profile)
             raise unknown
         if not permits_name(profile, kind, route.server_key, name):
