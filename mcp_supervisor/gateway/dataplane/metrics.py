@@ -66,7 +66,7 @@ class Metrics:
         traffic = sorted(((key, t) for key, t in self.traffic.items() if visible(key)), key=lambda item: item[0])
         self._render_gateway(lines, sessions)
         _render_statuses(lines, shown, linked)
-        self._render_notifications(lines)
+        self._render_notifications(lines, visible)
         _render_traffic(lines, traffic)
         return "\n".join(lines) + "\n"
 
@@ -103,7 +103,7 @@ class Metrics:
             _family(lines, name, kind, help_text)
             lines.append(f"{name} {value}")
 
-    def _render_notifications(self, lines: list[str]) -> None:
+    def _render_notifications(self, lines: list[str], visible: Callable[[str], bool]) -> None:
         """What each backend's worker dropped and coalesced past its notification budget (from heartbeats)."""
         _family(
             lines,
@@ -111,7 +111,8 @@ class Metrics:
             "counter",
             "The backend's notifications dropped past its budget by its worker, this generation (never responses).",
         )
-        for key, (dropped, _) in sorted(self.notifications.items()):
+        shown = sorted((key, counts) for key, counts in self.notifications.items() if visible(key))
+        for key, (dropped, _) in shown:
             lines.append(f'mcp_backend_dropped_notifications_total{{backend="{_label(key)}"}} {dropped}')
         _family(
             lines,
@@ -119,7 +120,7 @@ class Metrics:
             "counter",
             "The backend's progress and resource-update notifications replaced by a later one past its budget.",
         )
-        for key, (_, coalesced) in sorted(self.notifications.items()):
+        for key, (_, coalesced) in shown:
             lines.append(f'mcp_backend_coalesced_notifications_total{{backend="{_label(key)}"}} {coalesced}')
 
 
