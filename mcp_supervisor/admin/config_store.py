@@ -1,7 +1,7 @@
 """The admin's reads and writes of `mcp_server.json` and `tool_config.json`.
 
 Every write is validated with the supervisor's own loader first (a rejected write changes nothing), keeps
-fields and top-level sections this version does not know (the seed's admin UI drops them; we do not), and is
+fields and top-level sections this version does not know (mcp-proxy-server's admin UI drops them; we do not), and is
 atomic: a temp file in the same directory, fsync, rename, so the supervisor's watcher never reads half a file.
 """
 
@@ -26,7 +26,7 @@ from mcp_supervisor.config.loader import (
 )
 from mcp_supervisor.errors import ConfigError
 
-# The override fields the admin writes (the seed's code spelling); the README spelling is read and replaced.
+# The override fields the admin writes (mcp-proxy-server's code spelling); the README spelling is read and replaced.
 OVERRIDE_ALIASES = {"exposedName": "displayName", "exposedDescription": "description"}
 
 

@@ -1,11 +1,11 @@
 """Running a server's `installCommands` from the admin UI, with live output on the admin event stream.
 
-As in the seed: the target is `installDirectory` (relative to the tools folder) or `<tools folder>/<key>`; when it
-exists nothing runs. Otherwise the commands run one by one with `/bin/sh -c` in the target's parent directory and
-the first non-zero exit stops the install. They run in the sandbox of the backend they install
-(`install_sandbox.py`): writable is only the install directory, besides its HOME and /tmp. Unlike the seed, the
-target must resolve inside the tools folder, each command runs in its own process group (a cancel kills the whole
-tree), and output is streamed line by line.
+As in mcp-proxy-server: the target is `installDirectory` (relative to the tools folder) or
+`<tools folder>/<key>`; when it exists nothing runs. Otherwise the commands run one by one with `/bin/sh -c` in
+the target's parent directory and the first non-zero exit stops the install. They run in the sandbox of the
+backend they install (`install_sandbox.py`): writable is only the install directory, besides its HOME and /tmp.
+Unlike mcp-proxy-server, the target must resolve inside the tools folder, each command runs in its own process
+group (a cancel kills the whole tree), and output is streamed line by line.
 
 Events (docs/admin.md): `install_info {serverKey, message}`, `install_stdout|install_stderr {serverKey, output}`,
 `install_error {serverKey, error, code?}`, `install_complete {serverKey, message, exitCode}`.
@@ -30,7 +30,7 @@ from mcp_supervisor.admin.install_sandbox import InstallRun, InstallSandbox, Ins
 from mcp_supervisor.config.loader import SERVER_KEY_PATTERN
 from mcp_supervisor.config.settings import without_gateway_secrets
 from mcp_supervisor.errors import BackendError, SupervisorError
-from mcp_supervisor.protocol.exit_codes import EXIT_INTERRUPTED, EXIT_NOT_STARTED
+from mcp_supervisor.protocol.exit_codes import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_NOT_STARTED
 from mcp_supervisor.system.netns import exec_planned
 
 log = logging.getLogger("mcp_supervisor.admin.installs")
@@ -194,7 +194,7 @@ class InstallManager:
             if run is not None:
                 run.discard()
             self._publish("install_error", install, error=f'The install of server "{install.key}" failed: {exc}.')
-            exit_code = 1
+            exit_code = EXIT_FAILURE
         message = "install finished" if exit_code == 0 else f"install failed with exit code {exit_code}"
         self._finish(install, exit_code, message)
 

@@ -1,7 +1,7 @@
 """HTTP and WebSocket routes of the web terminal (docs/admin.md, "Web terminal"), relative to the `/admin` mount.
 
 Authentication, CSRF and the WebSocket Origin check are the admin middleware's job; these handlers only
-validate and dispatch. The output is served both as SSE (the seed's `GET …/output`) and over a WebSocket.
+validate and dispatch. The output is served both as SSE (mcp-proxy-server's `GET …/output`) and over a WebSocket.
 """
 
 from __future__ import annotations
