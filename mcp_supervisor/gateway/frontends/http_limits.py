@@ -8,8 +8,8 @@ request on a kept-alive one) and another once the headers are in and a body is d
 is answered 408 (or dropped, mid-body) and the connection closed. The connection cap itself is uvicorn's
 `limit_concurrency` (503 beyond it).
 
-Two protocol classes, the same deadlines: over uvicorn's httptools parser (C, llhttp: what the gateway serves
-with) and over h11 (pure Python, uvicorn's default; ~30 % of the gateway's CPU per call went to it).
+The protocol is uvicorn's httptools one (C, llhttp) rather than its default h11 (pure Python: ~30 % of the
+gateway's CPU per call went to it).
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ import asyncio
 import logging
 from typing import Any
 
-import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 log = logging.getLogger("mcp_supervisor.gateway")
@@ -27,65 +25,8 @@ log = logging.getLogger("mcp_supervisor.gateway")
 _REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
 
 
-class GuardedH11Protocol(H11Protocol):
-    header_timeout_s = 10.0
-    body_timeout_s = 30.0
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._deadline: asyncio.TimerHandle | None = None
-        self._waiting_for: str = ""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm()
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        self._arm()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._arm()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
-    def _arm(self) -> None:
-        """Keep one timer matching what the client owes now: headers, a body, or nothing."""
-        state = self.conn.their_state
-        owed = "headers" if state is h11.IDLE else "body" if state is h11.SEND_BODY else ""
-        if owed == self._waiting_for:
-            return  # the deadline runs from when the client started to owe it, not from its last byte
-        self._disarm()
-        self._waiting_for = owed
-        if owed:
-            timeout = self.header_timeout_s if owed == "headers" else self.body_timeout_s
-            self._deadline = self.loop.call_later(timeout, self._expired, owed, timeout)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-        self._waiting_for = ""
-
-    def _expired(self, owed: str, timeout: float) -> None:
-        self._deadline = None
-        if self.transport.is_closing():
-            return
-        client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
-        log.info("Closing the connection of %s: the request's %s took over %g s.", client, owed, timeout)
-        if owed == "headers" and (self.cycle is None or self.cycle.response_complete):
-            self.transport.write(_REQUEST_TIMEOUT)
-        if self.cycle is not None and not self.cycle.response_complete:
-            self.cycle.disconnected = True  # the app sees http.disconnect instead of waiting for the body
-            self.cycle.message_event.set()
-        self.transport.close()
-
-
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    """The same deadlines over httptools. Its parser reports where a request is (`on_message_begin`,
+    """The deadlines over httptools. Its parser reports where a request is (`on_message_begin`,
     `on_headers_complete`, `on_message_complete`); the timer follows after each read, so a request whose
     headers and body came in one read (the usual POST) arms no body timer at all."""
 

@@ -20,9 +20,9 @@ import os
 from mcp_supervisor.gateway.frontends.auth import STDIO_IDENTITY
 from mcp_supervisor.gateway.server import jsonrpc, modern
 from mcp_supervisor.gateway.server.core import GatewayCore
+from mcp_supervisor.gateway.server.envelope_ladder import Rejection
 from mcp_supervisor.gateway.server.jsonrpc import Incoming, JsonRpcFault
 from mcp_supervisor.gateway.server.listen_streams import FilterError, Listener, TooManyListeners
-from mcp_supervisor.gateway.server.modern import Rejection
 from mcp_supervisor.gateway.server.request_context import envelope_context
 from mcp_supervisor.gateway.server.sessions import ClientSession
 from mcp_supervisor.protocol import error_codes

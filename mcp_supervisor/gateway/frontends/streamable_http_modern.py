@@ -22,9 +22,10 @@ from starlette.responses import Response, StreamingResponse
 from mcp_supervisor.gateway.frontends.auth import Identity
 from mcp_supervisor.gateway.server import jsonrpc, modern, x_mcp_headers
 from mcp_supervisor.gateway.server.core import GatewayCore
+from mcp_supervisor.gateway.server.envelope_ladder import Rejection
 from mcp_supervisor.gateway.server.jsonrpc import Incoming
 from mcp_supervisor.gateway.server.listen_streams import FilterError, TooManyListeners
-from mcp_supervisor.gateway.server.modern import Envelope, Rejection, Shaped
+from mcp_supervisor.gateway.server.modern import Envelope, Shaped
 from mcp_supervisor.gateway.server.request_context import envelope_context
 from mcp_supervisor.protocol import error_codes
 

@@ -59,10 +59,17 @@ class Route:
 
 
 @dataclass(frozen=True, slots=True)
-class LadderRejection:
+class Rejection:
+    """A modern request refused before it reaches anything: the JSON-RPC error, and its HTTP status."""
+
     code: int
     message: str
     data: Any = None
+
+    @property
+    def http_status(self) -> int:
+        """The spec's table (unlisted codes are 200)."""
+        return ERROR_CODE_HTTP_STATUS.get(self.code, 200)
 
 
 def decode_header_value(value: str | None) -> str | None:
@@ -98,44 +105,42 @@ def find_duplicated_routing_header(headers: Iterable[tuple[str, str]]) -> str | 
     return None
 
 
-def _headers_rung(body: Mapping[str, Any], headers: Mapping[str, str], version: Any) -> LadderRejection | None:
+def _headers_rung(body: Mapping[str, Any], headers: Mapping[str, str], version: Any) -> Rejection | None:
     version_header = headers.get(MCP_PROTOCOL_VERSION_HEADER)
     if version_header is None or version_header != version:
-        return LadderRejection(
+        return Rejection(
             error_codes.HEADER_MISMATCH,
             f"{MCP_PROTOCOL_VERSION_HEADER} header does not match the request envelope's protocol version",
         )
     method = body.get("method")
     if headers.get(MCP_METHOD_HEADER) != method:
-        return LadderRejection(
+        return Rejection(
             error_codes.HEADER_MISMATCH, f"{MCP_METHOD_HEADER} header does not match the request body's method"
         )
     name_key = NAME_BEARING_METHODS.get(method) if isinstance(method, str) else None
     if name_key is not None:
         body_value = body["params"].get(name_key)
         if body_value is not None and decode_header_value(headers.get(MCP_NAME_HEADER)) != body_value:
-            return LadderRejection(
+            return Rejection(
                 error_codes.HEADER_MISMATCH,
                 f"{MCP_NAME_HEADER} header does not match the request body's {name_key!r} parameter",
             )
     return None
 
 
-def classify(
-    body: Mapping[str, Any], headers: Mapping[str, str] | None, supported: Sequence[str]
-) -> Route | LadderRejection:
+def classify(body: Mapping[str, Any], headers: Mapping[str, str] | None, supported: Sequence[str]) -> Route | Rejection:
     """Run the ladder over a decoded request; `headers` (lower-case names) is None off HTTP."""
     params = body.get("params")
     meta = params.get("_meta") if isinstance(params, Mapping) else None
     if not isinstance(meta, Mapping):
-        return LadderRejection(
+        return Rejection(
             error_codes.INVALID_PARAMS,
             "params._meta must be an object carrying the required "
             f"{PROTOCOL_VERSION_META_KEY!r} and {CLIENT_CAPABILITIES_META_KEY!r} envelope keys",
         )
     missing = [key for key in (PROTOCOL_VERSION_META_KEY, CLIENT_CAPABILITIES_META_KEY) if key not in meta]
     if missing:
-        return LadderRejection(
+        return Rejection(
             error_codes.INVALID_PARAMS,
             f"params._meta is missing the required envelope key(s): {', '.join(missing)}",
         )
@@ -145,9 +150,9 @@ def classify(
         if mismatch is not None:
             return mismatch
     if not isinstance(version, str):
-        return LadderRejection(error_codes.INVALID_PARAMS, "the protocol-version envelope value must be a string")
+        return Rejection(error_codes.INVALID_PARAMS, "the protocol-version envelope value must be a string")
     if version not in supported:
-        return LadderRejection(
+        return Rejection(
             error_codes.UNSUPPORTED_PROTOCOL_VERSION,
             "Unsupported protocol version",
             {"supported": list(supported), "requested": version},

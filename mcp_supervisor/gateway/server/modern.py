@@ -17,7 +17,7 @@ from mcp_supervisor import __version__
 from mcp_supervisor.gateway.server import jsonrpc
 from mcp_supervisor.gateway.server.envelope_ladder import (
     ERROR_CODE_HTTP_STATUS,
-    LadderRejection,
+    Rejection,
     classify,
     find_duplicated_routing_header,
 )
@@ -55,17 +55,6 @@ class Envelope:
     log_level: str
 
 
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    code: int
-    message: str
-    data: Any = None
-
-    @property
-    def http_status(self) -> int:
-        return http_status(self.code)
-
-
 def http_status(code: int) -> int:
     """The HTTP status of a modern JSON-RPC error (the spec's table; unlisted codes are 200)."""
     return ERROR_CODE_HTTP_STATUS.get(code, 200)
@@ -97,8 +86,8 @@ def envelope(raw: Mapping[str, Any], headers: Iterable[tuple[str, str]] | None) 
             return Rejection(error_codes.HEADER_MISMATCH, f"The {duplicated} header appears more than once.")
         header_map = {name.lower(): value for name, value in pairs}
     verdict = classify(raw, header_map, MODERN_VERSIONS)
-    if isinstance(verdict, LadderRejection):
-        return Rejection(verdict.code, verdict.message, verdict.data)
+    if isinstance(verdict, Rejection):
+        return verdict
     capabilities = verdict.client_capabilities
     if not isinstance(capabilities, dict):
         return Rejection(error_codes.INVALID_PARAMS, f"{CLIENT_CAPABILITIES_KEY} must be an object.")

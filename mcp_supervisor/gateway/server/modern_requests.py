@@ -27,9 +27,10 @@ from typing import Any
 
 from mcp_supervisor.config.settings import Settings
 from mcp_supervisor.gateway.server import jsonrpc, modern
+from mcp_supervisor.gateway.server.envelope_ladder import Rejection
 from mcp_supervisor.gateway.server.held_budget import HeldBytes
 from mcp_supervisor.gateway.server.jsonrpc import Incoming
-from mcp_supervisor.gateway.server.modern import CacheHint, Rejection, Shaped
+from mcp_supervisor.gateway.server.modern import CacheHint, Shaped
 from mcp_supervisor.gateway.server.request_context import Emit, RequestContext
 from mcp_supervisor.gateway.server.request_state import Binding, RequestStateSealer, StateRejected
 from mcp_supervisor.gateway.server.tool_search import binding_name

@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from mcp_supervisor.gateway.server.envelope_ladder import LadderRejection, decode_header_value
+from mcp_supervisor.gateway.server.envelope_ladder import Rejection, decode_header_value
 from mcp_supervisor.protocol import error_codes
 
 X_MCP_HEADER_KEY = "x-mcp-header"
@@ -108,11 +108,11 @@ def _matches(prop_type: Any, value: Any, rendered: str, decoded: str) -> bool:
     return decoded == rendered
 
 
-def _mismatch(message: str) -> LadderRejection:
-    return LadderRejection(error_codes.HEADER_MISMATCH, message)
+def _mismatch(message: str) -> Rejection:
+    return Rejection(error_codes.HEADER_MISMATCH, message)
 
 
-def validate(schema: Any, arguments: Mapping[str, Any], headers: Mapping[str, str]) -> LadderRejection | None:
+def validate(schema: Any, arguments: Mapping[str, Any], headers: Mapping[str, str]) -> Rejection | None:
     """The first `Mcp-Param-*` header that disagrees with its argument (absent together, or equal after the
     sentinel's decoding), or None. `headers` may repeat names (Starlette's Headers): a repeated one is refused."""
     if schema_is_invalid(schema):
