@@ -84,6 +84,15 @@ def run_legs(url: str, workdir: Path, server_log: Any) -> dict[str, SuiteRun]:
     return runs
 
 
+# The SDK's server as a user installs it: the SDK does not depend on httptools, so its uvicorn parses with h11.
+# Our venv has httptools (the gateway serves on it), which uvicorn's `http="auto"` would pick for the server too,
+# and which keeps the whitespace around a header value that h11 strips (the suite's sep-2243 check).
+_AS_INSTALLED = (
+    "import runpy, sys; sys.modules['httptools'] = None; sys.argv[0] = 'mcp_everything_server'; "
+    "runpy.run_module('mcp_everything_server', run_name='__main__', alter_sys=True)"
+)
+
+
 @pytest.fixture(scope="module")
 def legs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[SuiteRun, SuiteRun]]]:
     """leg → (direct run, run through the gateway)."""
@@ -97,7 +106,7 @@ def legs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[S
     port, log_path = free_port(), workdir / "server.log"
     with open(log_path, "ab") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "mcp_everything_server", "--port", str(port), "--log-level", "WARNING"],
+            [sys.executable, "-c", _AS_INSTALLED, "--port", str(port), "--log-level", "WARNING"],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=str(directory),

@@ -118,8 +118,14 @@ async def test_a_catch_all_template_takes_no_uri_of_another_backend(gateway: Run
         assert text_of_read(await client.read_resource("victim://notes/7")) == "victim read victim://notes/7"
         # What nobody else claims is the catch-all's to serve.
         assert text_of_read(await client.read_resource("other://x")) == "aaa-helper read other://x"
-    problems = wait_until(lambda: status_problems(gateway), 10, what="catalog problems in status")
-    assert any("{+any}" in p and "victim://notes/{id}" in p and "overlap" in p for p in problems), problems
+
+    def overlap_reported() -> list[str] | None:
+        problems = status_problems(gateway)  # the tools' problems may be there before the templates'
+        return (
+            problems if any("{+any}" in p and "victim://notes/{id}" in p and "overlap" in p for p in problems) else None
+        )
+
+    wait_until(overlap_reported, 10, what="the templates' overlap in status")
     assert "overlap" in gateway.log_tail(400)
 
 
