@@ -74,7 +74,11 @@ async def test_rug_pull_is_quarantined_until_approved(tmp_path: Path, supervisor
         tools = await descriptions(client)
         assert "rug--add" not in tools, f"the changed definition was served: {tools.get('rug--add')!r}"
         assert "rug--turn" in tools  # unchanged tools keep being served
-        assert "rug--summary" not in {p.name for p in (await client.list_prompts()).prompts}
+
+        async def prompt_held() -> bool:  # its list_changed may come a moment after the tools'
+            return "rug--summary" not in {p.name for p in (await client.list_prompts()).prompts}
+
+        await async_wait_until(prompt_held, 30, interval=0.2, what="the changed prompt to be held")
         with pytest.raises(MCPError) as refused:
             await client.call_tool("rug--add", {"a": 1, "b": 2})
         assert "quarantined" in refused.value.error.message

@@ -144,8 +144,11 @@ class GatewayCore:
     # ------------------------------------------------------------------ catalog
 
     def catalog_changed(self) -> None:
-        """A backend came, went or changed its catalog: rebuild lazily and tell every client session."""
+        """A backend came, went or changed its catalog: rebuild and tell every client session."""
         self.catalog.update(self.backends.links)
+        # Pinning screens what a backend lists as it arrives, not when a client first lists that kind: a
+        # prompt nobody listed before the backend changed it must not be pinned first in its changed form.
+        self.pins.screen_now(self.catalog)
         self._announce("tools", "prompts", "resources")
 
     def _announce(self, *kinds: str) -> None:

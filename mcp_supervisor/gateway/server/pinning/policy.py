@@ -68,6 +68,15 @@ class Held:
         )
 
 
+class Screened(Protocol):
+    """A catalog that screens its tools and prompts (through `Pinning.screen`) when it aggregates them."""
+
+    @property
+    def tools(self) -> object: ...
+    @property
+    def prompts(self) -> object: ...
+
+
 class Pinning:
     def __init__(
         self,
@@ -228,16 +237,23 @@ class Pinning:
         self.on_change()
         return f"{verb}: {names}."
 
+    def screen_now(self, catalog: Screened) -> None:
+        """Aggregate (and so screen) the tools and prompts of a catalog that just changed; off: nothing."""
+        if self.store is not None:
+            _ = catalog.tools, catalog.prompts
+
     async def watch(self, refresh: Callable[[], None]) -> None:
         """Apply queued CLI requests, and screen each rebuilt catalog even when no client asks for it."""
         while True:
+            # Screened first: a decision then applies to what the catalog holds now, prompts included, even
+            # when no client has listed them since the backend linked.
+            refresh()
             for done, request in take_requests(self.inbox):
                 outcome = self.decide(request) if request is not None else "Not a pin request; ignored."
                 try:
                     write_atomically(done, outcome.encode())
                 except OSError as exc:
                     log.error("Could not answer the pin request %s: %s", done, exc)
-            refresh()
             await asyncio.sleep(POLL_INTERVAL_S)
 
     def metrics_lines(self, visible: Callable[[str], bool]) -> list[str]:
