@@ -99,7 +99,7 @@ def test_description_override() -> None:
 def test_description_override_adds_a_description_when_backend_had_none() -> None:
     config = ToolConfig(tools={"s--t": ToolOverride(exposed_description="New.")})
     result = aggregate_tools({"s": [_tool("t")]}, config, "--")
-    assert result.tools == [{**_tool("s--t"), "title": "s: t", "description": "New."}]
+    assert result.tools == [{**_tool("s--t"), "description": "New."}]
 
 
 @pytest.mark.parametrize("display", ["My Custom Tool Name", "has space", "x" * 129, "slash/name", "ünï", "clock\n"])

@@ -155,7 +155,7 @@ def test_search_and_call_through_the_hook_keep_the_profile() -> None:
     profile = parse_clients({"clients": {"*": {"tools": {"deny": ["files--secret*"]}}}}).resolve()
     reply = json.loads(intercept(core, profile, {"name": "search_tools", "arguments": {"query": "read file"}}))
     found = reply["result"]["structuredContent"]["tools"]
-    assert names(found) == ["files--read_file"] and set(found[0]) == {"name", "title", "description", "inputSchema"}
+    assert names(found) == ["files--read_file"] and set(found[0]) == {"name", "description", "inputSchema"}
     ctx = context(profile)
     call = {"name": "call_tool", "arguments": {"name": "files--secret_file", "arguments": {"x": 1}}, "_meta": {"p": 1}}
     unwrapped = asyncio.run(core.tool_search.intercept(core, ctx, call))

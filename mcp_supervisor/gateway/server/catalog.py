@@ -113,16 +113,21 @@ def _exposed_tool(
         return None
     exposed = dict(tool)
     name = f"{prefix}{original}"
-    title = tool.get("title")
-    exposed["title"] = arbiter.title(server_key, title if isinstance(title, str) and title else original)
+    given = tool.get("title") if isinstance(tool.get("title"), str) and tool.get("title") else None
+    operator_title: str | None = None
     if override is not None and override.exposed_name:
         if display_name_effect(override.exposed_name) == "rename":
             name = override.exposed_name
         else:
-            exposed["title"] = override.exposed_name  # the operator's own words stand as they are
+            operator_title = override.exposed_name  # the operator's own words stand as they are
     if override is not None and override.exposed_description:
         exposed["description"] = override.exposed_description
     exposed["name"] = name
+    title = operator_title or arbiter.title_for(server_key, name, given, original)
+    if title is None:
+        exposed.pop("title", None)
+    else:
+        exposed["title"] = title
     return exposed
 
 
@@ -160,11 +165,14 @@ def aggregate_prompts(
             if problem is not None:
                 out.problems.append(str(Refusal(server_key, name, problem, "prompt")))
                 continue
-            title = prompt.get("title")
-            shown = title if isinstance(title, str) and title else original
-            candidates.append(
-                (name, server_key, {**prompt, "name": name, "title": arbiter.title(server_key, shown)}, original)
-            )
+            given = prompt.get("title") if isinstance(prompt.get("title"), str) and prompt.get("title") else None
+            exposed = {**prompt, "name": name}
+            title = arbiter.title_for(server_key, name, given, original)
+            if title is None:
+                exposed.pop("title", None)
+            else:
+                exposed["title"] = title
+            candidates.append((name, server_key, exposed, original))
     owners = arbiter.resolve("prompt", ((name, key) for name, key, _, _ in candidates))
     for name, server_key, exposed, original in candidates:
         if owners[name] != server_key or name in out.routes:
