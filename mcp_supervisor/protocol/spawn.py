@@ -153,3 +153,8 @@ def take_gateway_spec() -> GatewaySpec:
     finally:
         os.close(fd)
     return msgspec.json.decode(payload, type=GatewaySpec)
+
+
+# How the supervisor starts a child of its own (gateway, zygote, worker). `-P`: `python -m` would otherwise put the
+# working directory first on sys.path, and a `zmq.py` lying there would run inside every child.
+OWN_CHILD = ("-P", "-m", "mcp_supervisor")

@@ -21,6 +21,7 @@ from mcp_supervisor.protocol import socket_auth
 from mcp_supervisor.protocol.spawn import (
     BACKEND_STDERR_FD_ENV,
     HANDOFF_FD_ENV,
+    OWN_CHILD,
     WORKER_SPEC_OFFSET,
     GatewaySpec,
     Launch,
@@ -128,7 +129,7 @@ class ChildStarter:
         self._next_generation(slot)
         env = self.child_env()
         spec = GatewaySpec(generation=slot.generation, instance_key=self._host.instance_key.hex())
-        argv = [sys.executable, "-m", "mcp_supervisor", "gateway", "--runtime-dir", str(self._host.runtime_dir)]
+        argv = [sys.executable, *OWN_CHILD, "gateway", "--runtime-dir", str(self._host.runtime_dir)]
         pass_fds: tuple[int, ...] = ()
         if self._host.stdio_fds is not None:
             argv += ["--stdio-fds", ",".join(map(str, self._host.stdio_fds))]
@@ -164,7 +165,7 @@ class ChildStarter:
         if pipes.backend_write is not None:
             env[BACKEND_STDERR_FD_ENV] = str(pipes.backend_write)
             pass_fds = (*pass_fds, pipes.backend_write)
-        argv = [sys.executable, "-m", "mcp_supervisor", "worker"]
+        argv = [sys.executable, *OWN_CHILD, "worker"]
         self._spawn(slot, argv, env, pass_fds, handoff_fd, pipes)
 
     # ------------------------------------------------------------------ the common steps

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from mcp_supervisor.protocol.spawn import ZYGOTE_FD_ENV, ZYGOTE_FORK
+from mcp_supervisor.protocol.spawn import OWN_CHILD, ZYGOTE_FD_ENV, ZYGOTE_FORK
 from mcp_supervisor.supervisor.process import ChildProcess, describe_exit
 from mcp_supervisor.supervisor.restart_policy import RestartPolicy
 
@@ -102,7 +102,7 @@ class Zygote:
         self.timer = None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         read_fd, write_fd = os.pipe()
-        argv = [sys.executable, "-m", "mcp_supervisor", "zygote"]
+        argv = [sys.executable, *OWN_CHILD, "zygote"]
         extra = dict(worker_fds or {})
         child_env = {**env, ZYGOTE_FD_ENV: str(theirs.fileno()), **{name: str(fd) for name, fd in extra.items()}}
         try:

@@ -139,7 +139,9 @@ def probe_credential(env: dict[str, str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens[0]}"} if tokens else {}
 
 
-def start_supervisor(config_dir: Path, env: dict[str, str] | None = None, port: int = 0) -> RunningSupervisor:
+def start_supervisor(
+    config_dir: Path, env: dict[str, str] | None = None, port: int = 0, cwd: Path = ROOT
+) -> RunningSupervisor:
     port = port or free_port()
     log_path = config_dir / "supervisor.log"
     # Backends' state dirs (their HOMEs) next to the test's config dir, not in the machine's ~/.local/state.
@@ -151,7 +153,7 @@ def start_supervisor(config_dir: Path, env: dict[str, str] | None = None, port: 
             stdout=log,
             stderr=subprocess.STDOUT,
             env=full_env,
-            cwd=str(ROOT),
+            cwd=str(cwd),
         )
     running = RunningSupervisor(config_dir, port, process, log_path, credential=probe_credential(full_env))
     try:
@@ -169,8 +171,10 @@ def supervisor_factory() -> Iterator[Any]:
     """Start supervisors on demand; at teardown stop them and check that no process of their trees survived."""
     started: list[RunningSupervisor] = []
 
-    def factory(config_dir: Path, env: dict[str, str] | None = None, port: int = 0) -> RunningSupervisor:
-        running = start_supervisor(config_dir, env, port)
+    def factory(
+        config_dir: Path, env: dict[str, str] | None = None, port: int = 0, cwd: Path = ROOT
+    ) -> RunningSupervisor:
+        running = start_supervisor(config_dir, env, port, cwd)
         started.append(running)
         return running
 
