@@ -29,6 +29,13 @@ LOADGEN = BENCH / "loadgen.py"
 PYTHON = sys.executable
 SUPERVISOR = str(Path(sys.executable).parent / "mcp-supervisor")
 MB = 1024 * 1024
+
+
+def _supervisor() -> str:
+    """SUPERVISOR as run.py's `--supervisor` left it (read at spawn time, not bound at import)."""
+    return SUPERVISOR
+
+
 T = TypeVar("T")
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
@@ -51,6 +58,8 @@ def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: fl
             value = predicate()
             if value:
                 return value
+        except BenchFailure:
+            raise  # the predicate's own verdict (e.g. the supervisor exited): waiting longer cannot change it
         except Exception as exc:  # what is polled may not exist yet
             last_error = exc
         if time.monotonic() >= deadline:
@@ -228,7 +237,7 @@ class Supervisor:
         env.update(self.extra_env)
         self.spawned_at = time.perf_counter()
         self.process = self.procs.spawn(
-            [SUPERVISOR, "start", "--config-dir", str(self.config_dir), "--port", str(self.port)], self.log_path, env
+            [_supervisor(), "start", "--config-dir", str(self.config_dir), "--port", str(self.port)], self.log_path, env
         )
 
     def health(self) -> dict[str, Any]:

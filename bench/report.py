@@ -208,7 +208,8 @@ def _sandbox_and_lists(results: dict[str, Any]) -> list[str]:
             f"tools/list: {listed['backends']} backends x {listed['tools_per_backend']} tools = "
             f"{'/'.join(str(count) for count in listed['tools'])} tools "
             f"in {listed['pages']} page(s), {listed['ok']} calls: p50 {latency['p50']:.2f} / p90 {latency['p90']:.2f} "
-            f"/ p99 {latency['p99']:.2f} ms, errors {listed['errors']}, mismatches {listed['mismatches']}; "
+            f"/ p99 {latency['p99']:.2f} ms, gateway CPU {listed.get('gateway_cpu_ms_per_list', 0):.2f} ms per list, "
+            f"errors {listed['errors']}, mismatches {listed['mismatches']}; "
             f"{listed['backends']} backends RUNNING in {listed['seconds_to_all_running']:.2f} s; "
             f"gateway idle {listed['idle_gateway']['rss_mb']} MB RSS"
         )

@@ -89,6 +89,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="the direct Streamable HTTP backend answers plain JSON (SDK json_response) instead of SSE-framed",
     )
+    parser.add_argument(
+        "--supervisor",
+        default=harness.SUPERVISOR,
+        help="the mcp-supervisor executable measured (default: this venv's); another build's, e.g. a worktree's "
+        "`.venv/bin/mcp-supervisor`, compares two versions under the same harness and clients",
+    )
     parser.add_argument("--results-dir", default=str(BENCH / "results"))
     parser.add_argument("--work-dir", help="config directories and logs (default: a temporary directory, removed)")
     _section_args(parser)
@@ -118,6 +124,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
+    harness.SUPERVISOR = config.supervisor
     started = time.time()
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     results_dir = Path(config.results_dir)
@@ -162,6 +169,7 @@ def _results_skeleton(config: argparse.Namespace, stamp: str) -> dict[str, Any]:
         "timestamp": stamp,
         "machine": machine(),
         "config": {
+            "supervisor": config.supervisor,
             "calls": config.calls,
             "repeat": config.repeat,
             "sessions": config.sessions,

@@ -306,10 +306,14 @@ def run_tools_list(
         elapsed = supervisor.wait_running(max(60.0, backends * 6.0))
         log(f"tools/list: all {backends} RUNNING and linked after {elapsed:.2f} s")
         url = f"{supervisor.base}/mcp"
-        listed = loadgen(["list", "--url", url, "-N", str(calls), "--expect-tools", str(expected)], 120 + calls)
         tree = supervisor.tree()
+        # The gateway's own CPU per list: steadier than the latency on a shared machine (no client, no scheduler).
+        cpu_before = sum(tree["gateway"].cpu_times()[:2])
+        listed = loadgen(["list", "--url", url, "-N", str(calls), "--expect-tools", str(expected)], 120 + calls)
+        gateway_cpu_ms = 1000 * (sum(tree["gateway"].cpu_times()[:2]) - cpu_before) / (calls + 1)
         listed.update(
             {
+                "gateway_cpu_ms_per_list": round(gateway_cpu_ms, 3),
                 "backends": backends,
                 "tools_per_backend": 2 + extra,
                 "expected_tools": expected,
@@ -319,6 +323,9 @@ def run_tools_list(
         )
         results["tools_list"] = listed
         latency = listed["latency_ms"]
-        log(f"tools/list: p50 {latency['p50']:.2f} ms p99 {latency['p99']:.2f} ms, {listed['tools']} tools")
+        log(
+            f"tools/list: p50 {latency['p50']:.2f} ms p99 {latency['p99']:.2f} ms, {listed['tools']} tools, "
+            f"gateway CPU {gateway_cpu_ms:.3f} ms per list"
+        )
     finally:
         supervisor.stop()
