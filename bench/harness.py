@@ -27,13 +27,8 @@ ECHO_SERVER = BENCH / "echo_server.py"
 LEAN_SERVER = ROOT / "tests" / "fixtures" / "tiny_server.py"
 LOADGEN = BENCH / "loadgen.py"
 PYTHON = sys.executable
-SUPERVISOR = str(Path(sys.executable).parent / "mcp-supervisor")
+SUPERVISOR = str(Path(sys.executable).parent / "mcp-supervisor")  # run.py's --supervisor may replace it
 MB = 1024 * 1024
-
-
-def _supervisor() -> str:
-    """SUPERVISOR as run.py's `--supervisor` left it (read at spawn time, not bound at import)."""
-    return SUPERVISOR
 
 
 T = TypeVar("T")
@@ -119,7 +114,9 @@ class Processes:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 env={**(os.environ if env is None else env), "MCP_BENCH_WORKDIR": self.marker},
-                cwd=str(ROOT),
+                # Beside its log, not in this checkout: a build measured with --supervisor that predates `-P` puts
+                # its working directory on sys.path and would import this checkout's package.
+                cwd=str(log_path.parent),
                 start_new_session=True,  # its own process group: killpg reaches what it spawns in it
             )
         self.popens.append(process)
@@ -237,7 +234,7 @@ class Supervisor:
         env.update(self.extra_env)
         self.spawned_at = time.perf_counter()
         self.process = self.procs.spawn(
-            [_supervisor(), "start", "--config-dir", str(self.config_dir), "--port", str(self.port)], self.log_path, env
+            [SUPERVISOR, "start", "--config-dir", str(self.config_dir), "--port", str(self.port)], self.log_path, env
         )
 
     def health(self) -> dict[str, Any]:
