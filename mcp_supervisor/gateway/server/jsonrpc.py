@@ -130,11 +130,12 @@ def result_bytes(request_id: RequestId, result: Any) -> bytes:
 
 
 def spliced_result(request_id: RequestId, raw_result: bytes) -> bytes:
-    return b'{"jsonrpc":"2.0","id":' + _encode(request_id) + b',"result":' + raw_result + b"}"
+    # One join, one copy: `+` copied a large result (a 1000-tool list is 131 KB) once per operator.
+    return b"".join((b'{"jsonrpc":"2.0","id":', _encode(request_id), b',"result":', raw_result, b"}"))
 
 
 def spliced_error(request_id: RequestId, raw_error: bytes) -> bytes:
-    return b'{"jsonrpc":"2.0","id":' + _encode(request_id) + b',"error":' + raw_error + b"}"
+    return b"".join((b'{"jsonrpc":"2.0","id":', _encode(request_id), b',"error":', raw_error, b"}"))
 
 
 def error_bytes(request_id: RequestId | None, code: int, message: str, data: Any = None) -> bytes:
