@@ -545,7 +545,7 @@ async def test_next_start_after_supervisor_sigkill_kills_leftovers(tmp_path: Pat
     pids = {p.pid for p in tree}
     began = time.monotonic()
     await async_wait_until(
-        lambda: not set(alive(pids)) - {plain, detached}, 15, what="gateway, workers and backends to die"
+        lambda: not set(alive(pids)) - {plain, detached}, 30, what="gateway, workers and backends to die"
     )
     leftovers = set(alive(pids))
     print(f"\nsupervisor SIGKILL: all but {sorted(leftovers)} gone in {time.monotonic() - began:.2f} s")
@@ -553,7 +553,8 @@ async def test_next_start_after_supervisor_sigkill_kills_leftovers(tmp_path: Pat
 
     second = supervisor_factory(sup.config_dir)
     began = time.monotonic()
-    await async_wait_until(lambda: not alive(leftovers), 10, what="the next start to kill the leftovers")
+    # Bounds for a loaded 2-core machine, where a supervisor's start alone can take seconds: not a target.
+    await async_wait_until(lambda: not alive(leftovers), 30, what="the next start to kill the leftovers")
     print(f"next start killed leftovers {sorted(leftovers)} within {time.monotonic() - began:.2f} s")
     second.wait_linked({"parent", "plain"})
     assert not pids & {p.pid for p in second.tree()}
