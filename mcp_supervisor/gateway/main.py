@@ -83,7 +83,7 @@ def _serve_http(runtime: GatewayRuntime, settings: Settings) -> int:
         host=settings.host,
         port=settings.port,
         http=protocol,
-        loop=settings.event_loop,  # for uvicorn's own `run`; `_serve_http` runs it on event_loop.run instead
+        loop=settings.event_loop,  # not uvicorn's "auto", which takes uvloop whenever installed
         limit_concurrency=settings.max_connections,
         # Forwarded headers only from the proxies named in FORWARDED_ALLOW_IPS. uvicorn's own default trusts
         # 127.0.0.1, where every backend runs: a backend (or any local process) could then pose as any client

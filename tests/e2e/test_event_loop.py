@@ -3,6 +3,7 @@ supervisor on asyncio either way, and a backend started on uvloop holds nothing 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -105,3 +106,37 @@ def test_an_unknown_loop_refuses_to_start(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "MCP_SUPERVISOR_EVENT_LOOP='tokio' must be one of uvloop, asyncio" in done.stderr
+
+
+@pytest.mark.parametrize("event_loop", ["uvloop", "asyncio"])
+@pytest.mark.parametrize("stdin", ["file", "devnull"])
+def test_stdio_front_end_reads_a_file_or_dev_null(tmp_path: Path, event_loop: str, stdin: str) -> None:
+    """`mcp-supervisor stdio < requests.jsonl`: epoll refuses a regular file and /dev/null. On the old code the
+    gateway on uvloop died of abort() (libuv) and on asyncio's loop of a ValueError (file) or waited forever
+    (/dev/null); here the requests are answered and the tree exits 0 at the end of its input."""
+    config_dir = tmp_path / "config"
+    write_config(config_dir, {})
+    requests = tmp_path / "requests.jsonl"
+    initialize = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "file", "version": "1"}}
+    lines = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": initialize},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "ping"},
+    ]
+    requests.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    env = {**os.environ, "MCP_SUPERVISOR_EVENT_LOOP": event_loop, "MCP_SUPERVISOR_STATE_DIR": str(tmp_path / "s")}
+    with open(requests if stdin == "file" else os.devnull, "rb") as source:
+        done = subprocess.run(
+            [SUPERVISOR_CMD, "stdio", "--config-dir", str(config_dir)],
+            stdin=source,
+            capture_output=True,
+            env=env,
+            timeout=60,
+        )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
+    replies = {reply["id"]: reply for reply in map(json.loads, done.stdout.splitlines())}
+    if stdin == "file":
+        assert replies[1]["result"]["serverInfo"] and replies[2] == {"jsonrpc": "2.0", "id": 2, "result": {}}
+    else:
+        assert replies == {}
+    assert b"Traceback" not in done.stderr and b"Aborted" not in done.stderr
