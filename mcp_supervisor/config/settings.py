@@ -27,6 +27,8 @@ TOOL_PINNING_MODES = ("enforce", "warn", "off", "approve")
 SANDBOX_MODES = ("auto", "required", "off")
 WORKER_SPAWN_MODES = ("fork", "spawn")
 TOOL_SEARCH_MODES = ("off", "on", "auto")
+# The event loop of the gateway and the workers (mcp_supervisor/event_loop.py).
+EVENT_LOOPS = ("uvloop", "asyncio")
 TOOL_DESCRIPTION_MAX_BYTES = 16 * 1024
 TOOL_SCHEMA_MAX_BYTES = 64 * 1024
 
@@ -158,6 +160,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # reported), off, approve (every new tool and prompt is held too); and the size limits of a definition.
     tool_pinning: str = "enforce"
     tool_schema_max_bytes: int = TOOL_SCHEMA_MAX_BYTES
+    # MCP_SUPERVISOR_EVENT_LOOP: the gateway's and the workers' event loop, uvloop (libuv, C) or asyncio's own.
+    event_loop: str = "uvloop"
 
     @property
     def auth_enabled(self) -> bool:
@@ -289,6 +293,7 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path | None 
         max_tools_per_backend=_int(env, "MAX_TOOLS_PER_BACKEND", 1000, 1),
         tool_pinning=_choice(env, "TOOL_PINNING", TOOL_PINNING_MODES),
         tool_schema_max_bytes=_int(env, "TOOL_SCHEMA_MAX_BYTES", TOOL_SCHEMA_MAX_BYTES, 1),
+        event_loop=_choice(env, "MCP_SUPERVISOR_EVENT_LOOP", EVENT_LOOPS),
         **_oauth_from_env(env),
     )
 

@@ -11,6 +11,7 @@ from types import FrameType
 
 import uvicorn
 
+from mcp_supervisor import event_loop
 from mcp_supervisor.config.clients import ClientsConfig
 from mcp_supervisor.config.loader import load_clients, load_tool_config
 from mcp_supervisor.config.models import ToolConfig
@@ -60,7 +61,7 @@ def main(runtime_dir: str, stdio_fds: tuple[int, int] | None = None) -> int:
         log.error("%s Every client sees nothing until it is fixed.", exc)
         runtime.core.set_clients(ClientsConfig(present=True))
     if stdio_fds is not None:
-        return asyncio.run(_serve_stdio(runtime, *stdio_fds))
+        return event_loop.run(_serve_stdio(runtime, *stdio_fds), settings.event_loop)
     return _serve_http(runtime, settings)
 
 
@@ -82,6 +83,7 @@ def _serve_http(runtime: GatewayRuntime, settings: Settings) -> int:
         host=settings.host,
         port=settings.port,
         http=protocol,
+        loop=settings.event_loop,  # not uvicorn's "auto", which takes uvloop whenever installed
         limit_concurrency=settings.max_connections,
         # Forwarded headers only from the proxies named in FORWARDED_ALLOW_IPS. uvicorn's own default trusts
         # 127.0.0.1, where every backend runs: a backend (or any local process) could then pose as any client
@@ -97,7 +99,7 @@ def _serve_http(runtime: GatewayRuntime, settings: Settings) -> int:
         server_header=False,
     )
     server = GatewayServer(config, runtime)
-    server.run(sockets=[listener])
+    event_loop.run(server.serve(sockets=[listener]), settings.event_loop)  # what server.run does, on our loop
     return 0 if server.started else EXIT_FAILURE
 
 

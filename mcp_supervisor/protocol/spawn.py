@@ -68,6 +68,8 @@ class WorkerSpec(msgspec.Struct, frozen=True, kw_only=True):
     # The value of the variable `server.oauth.clientSecretEnv` names, read by the supervisor: the worker gets
     # it here (the memfd) rather than from its environment, which is nobody's but the tree's.
     oauth_client_secret: str = ""
+    # Settings.event_loop, which the worker does not read itself (it reads no settings: only this spec).
+    event_loop: str = "uvloop"
 
     @property
     def identity(self) -> str:

@@ -120,6 +120,7 @@ class ChildStarter:
         env[PARENT_PID_ENV] = str(os.getpid())
         env["MCP_SUPERVISOR_CONFIG_DIR"] = str(self._settings.config_dir)
         env["MCP_SUPERVISOR_LOG_LEVEL"] = self._settings.log_level
+        env["MCP_SUPERVISOR_EVENT_LOOP"] = self._settings.event_loop  # validated, for the zygote's preload
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 
@@ -191,6 +192,7 @@ class ChildStarter:
             drain_timeout_s=max(0.5, slot.options.stopGrace - 1.0),
             heartbeat_interval_s=heartbeat_interval(slot.options.heartbeatTimeout),
             oauth_client_secret=os.environ.get(slot.entry.oauth.clientSecretEnv, "") if slot.entry.oauth else "",
+            event_loop=self._settings.event_loop,
         )
 
     def _spawn(

@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from mcp_supervisor import event_loop
 from mcp_supervisor.errors import BackendError, ProtocolError, describe
 from mcp_supervisor.protocol import codec
 from mcp_supervisor.protocol.beat_page import BeatPage
@@ -297,7 +298,7 @@ def main() -> int:
         os.environ.get("MCP_SUPERVISOR_LOG_LEVEL", "INFO"),
         f"%(asctime)s worker[{spec.server.key}] %(levelname)s %(message)s",
     )
-    return asyncio.run(_main(spec, beats, report_fd, backend_stderr))
+    return event_loop.run(_main(spec, beats, report_fd, backend_stderr), spec.event_loop)
 
 
 async def _main(

@@ -26,8 +26,10 @@ async def race(pump: asyncio.Task[None], work: Coroutine[Any, Any, T]) -> T:
 
 def watch_children_with_pidfds() -> None:
     """Python 3.11's default child watcher starts a thread per child process (blocked in waitpid): here a pidfd
-    in the event loop instead, as 3.12 does by default. A thread costs a worker its stack and malloc arena."""
-    if sys.version_info < (3, 12) and pidfds_work():
+    in the event loop instead, as 3.12 does by default. A thread costs a worker its stack and malloc arena.
+    Only asyncio's own loop has child watchers: uvloop's (libuv) reaps its children itself, on SIGCHLD."""
+    loop = asyncio.get_running_loop()
+    if sys.version_info < (3, 12) and isinstance(loop, asyncio.SelectorEventLoop) and pidfds_work():
         watcher = asyncio.PidfdChildWatcher()
-        watcher.attach_loop(asyncio.get_running_loop())
+        watcher.attach_loop(loop)
         asyncio.set_child_watcher(watcher)

@@ -2,7 +2,8 @@
 the exec'd launcher: the same steps take effect, a failing step executes nothing, and a process with more than
 one thread execs the launcher as before.
 
-Each case runs `spawn` in a fresh interpreter (the test runner itself may have threads), with real processes.
+Each case runs `spawn` in a fresh interpreter (the test runner itself may have threads), with real processes, on
+each event loop (MCP_SUPERVISOR_EVENT_LOOP): uvloop runs a `preexec_fn` before libuv sets up the child.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ HOST = probe_host()
 RUNNER = textwrap.dedent(
     """
     import asyncio, json, sys, threading
+    from mcp_supervisor import event_loop
     from mcp_supervisor.protocol.spawn import Launch
     from mcp_supervisor.worker.stdio_connection import single_threaded, spawn
 
@@ -43,14 +45,22 @@ RUNNER = textwrap.dedent(
         out = await asyncio.wait_for(process.stdout.read(), 20)
         print(json.dumps({"code": await process.wait(), "out": out.decode()}), flush=True)
 
-    asyncio.run(main())
+    event_loop.run(main(), sys.argv[3])
     """
 )
 
 
+LOOP = "asyncio"  # set per test by the fixture below
+
+
+@pytest.fixture(autouse=True, params=["asyncio", "uvloop"])
+def _on_each_loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "LOOP", request.param)
+
+
 def run_spawn(launch: dict[str, object], threaded: bool = False) -> dict[str, object]:
     done = subprocess.run(
-        [sys.executable, "-c", RUNNER, json.dumps(launch), "threaded" if threaded else "single"],
+        [sys.executable, "-c", RUNNER, json.dumps(launch), "threaded" if threaded else "single", LOOP],
         capture_output=True,
         text=True,
         timeout=60,

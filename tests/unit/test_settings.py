@@ -179,3 +179,13 @@ def test_sample_interval_and_access_log_are_settings(tmp_path: Path) -> None:
     assert (settings.sample_interval_s, settings.access_log) == (0.2, True)
     with pytest.raises(ConfigError, match="MCP_SUPERVISOR_SAMPLE_SECONDS"):
         load_settings(env={"MCP_SUPERVISOR_SAMPLE_SECONDS": "soon"}, config_dir=tmp_path)
+
+
+def test_event_loop_is_a_setting(tmp_path: Path) -> None:
+    """uvloop unless asked otherwise; any other value refuses to start, naming the variable and the choices."""
+    assert load_settings(env={}, config_dir=tmp_path).event_loop == "uvloop"
+    for raw, chosen in (("asyncio", "asyncio"), (" UVLoop ", "uvloop"), ("", "uvloop")):
+        settings = load_settings(env={"MCP_SUPERVISOR_EVENT_LOOP": raw}, config_dir=tmp_path)
+        assert settings.event_loop == chosen
+    with pytest.raises(ConfigError, match=r"MCP_SUPERVISOR_EVENT_LOOP='tokio' must be one of uvloop, asyncio"):
+        load_settings(env={"MCP_SUPERVISOR_EVENT_LOOP": "tokio"}, config_dir=tmp_path)

@@ -18,6 +18,7 @@ import logging
 import os
 
 from mcp_supervisor.gateway.frontends.auth import STDIO_IDENTITY
+from mcp_supervisor.gateway.frontends.stdin_lines import open_lines
 from mcp_supervisor.gateway.server import jsonrpc, modern
 from mcp_supervisor.gateway.server.core import GatewayCore
 from mcp_supervisor.gateway.server.envelope_ladder import Rejection
@@ -49,11 +50,7 @@ class StdioFrontend:
 
     async def serve(self) -> None:
         """Serve until the client closes stdin."""
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=MAX_LINE_BYTES)
-        await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(self._in_fd, "rb", buffering=0)
-        )
+        reader = await open_lines(self._in_fd, MAX_LINE_BYTES)  # a pipe, or a file (stdin_lines.py)
         session = self.core.sessions.create("stdio", resumable=False, identity=STDIO_IDENTITY)
         assert session is not None
         session.stream_open = True  # never expired for idleness: the pipe is the session
