@@ -129,9 +129,6 @@ def test_stdio_front_end_reads_a_file_or_dev_null(tmp_path: Path, event_loop: st
     ]
     requests.write_text("".join(json.dumps(line) + "\n" for line in lines))
     env = {**os.environ, "MCP_SUPERVISOR_EVENT_LOOP": event_loop, "MCP_SUPERVISOR_STATE_DIR": str(tmp_path / "s")}
-    # A file ends at once, and at the end of its input the front end gives what is in flight 5 s, less than the
-    # start-up wait an early initialize may sit in (pipes alike): no wait here, as there is no backend to wait for.
-    env["STARTUP_WAIT_SECONDS"] = "0"
     with open(requests if stdin == "file" else os.devnull, "rb") as source:
         done = subprocess.run(
             [SUPERVISOR_CMD, "stdio", "--config-dir", str(config_dir)],

@@ -32,6 +32,8 @@ from mcp_supervisor.tasks import BackgroundTasks
 log = logging.getLogger("mcp_supervisor.gateway")
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
+# After the start-up wait and the request timeout, for the timeout's own error to be written before the exit.
+END_OF_INPUT_GRACE_S = 5.0
 
 
 class StdioFrontend:
@@ -43,6 +45,7 @@ class StdioFrontend:
         # 2026-07-28 requests in flight and listen streams, by request id: notifications/cancelled ends them.
         self._modern: dict[jsonrpc.RequestId, asyncio.Task[None]] = {}
         self._listeners: dict[jsonrpc.RequestId, Listener] = {}
+        self._closing = False  # the input ended and what was still running is being cancelled
 
     async def _write(self, message: bytes) -> None:
         # A blocking write on purpose: the client reads its pipe; back-pressure is the client's to apply.
@@ -73,7 +76,13 @@ class StdioFrontend:
                     self._start(session, line)
             for listener in self._listeners.values():
                 self.core.listeners.remove(listener)
-            await self._tasks.wait(timeout=5.0)
+            # As a server run directly does, what is in flight is finished and answered before the exit (a script
+            # piping in its requests closes its input at once). Bounded: a request waits out the start-up wait at
+            # most, then the request timeout, whose error is its answer; past both it is cancelled, and answered.
+            settings = self.core.settings
+            await self._tasks.wait(timeout=settings.startup_wait_s + settings.request_timeout_s + END_OF_INPUT_GRACE_S)
+            self._closing = True
+            await self._tasks.cancel_and_wait()
         finally:
             # Closing the session lets the writer flush what is logged, then end: replies are not lost.
             self.core.sessions.close(session.id)
@@ -98,10 +107,12 @@ class StdioFrontend:
         if message.is_request and modern.is_modern(message.raw, None):
             await self._process_modern(session, message)
             return
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             reply = await self.core.handle(session, message)
-            if reply is not None:
-                session.push(reply)
+        except asyncio.CancelledError:
+            reply = self._unfinished(message.id) if message.is_request else None
+        if reply is not None:
+            session.push(reply)
 
     async def _process_modern(self, session: ClientSession, message: Incoming) -> None:
         """A 2026-07-28 request on the pipe: its own context; its messages and reply on the one stream."""
@@ -126,9 +137,15 @@ class StdioFrontend:
             shaped = await self.core.modern.handle(context, message)
             session.push(shaped.body)
         except asyncio.CancelledError:
-            pass  # the client cancelled it: no reply is owed
+            if self._closing:  # cancelled by the end of input, not by the client: it is owed an answer
+                session.push(self._unfinished(message.id))
         finally:
             self._modern.pop(message.id, None)
+
+    @staticmethod
+    def _unfinished(request_id: jsonrpc.RequestId | None) -> bytes:
+        message = "The client closed its input and the request did not finish in time; it was cancelled."
+        return jsonrpc.error_bytes(request_id, error_codes.INTERNAL_ERROR, message)
 
     def _cancel_modern(self, request_id: object) -> bool:
         if not isinstance(request_id, (int, str)):
