@@ -41,7 +41,7 @@ from mcp_supervisor.supervisor.control import ControlServer
 from mcp_supervisor.supervisor.helpers import HelperProcesses
 from mcp_supervisor.supervisor.host import Host
 from mcp_supervisor.supervisor.reports import Reports
-from mcp_supervisor.supervisor.slots import FATAL, STOPPED, Slot, policy_for
+from mcp_supervisor.supervisor.slots import FATAL, STARTING, STOPPED, Slot, policy_for
 from mcp_supervisor.supervisor.stderr import StderrCapture
 from mcp_supervisor.supervisor.watchdog import Watchdog
 from mcp_supervisor.supervisor.watcher import watch_config
@@ -120,11 +120,17 @@ class Supervisor:
         self._handle_signals()
         self.host.write_cli_secret()
         self._open_control()
+        # The workers' slots exist, STARTING, before the gateway does: its first snapshot must name every backend
+        # it is to wait for (STARTUP_WAIT_SECONDS). Made after the zygote, a fast gateway's snapshot named none,
+        # and a client's first tools/list was answered at once, empty.
+        slots = [self.children.new_slot(key, entry) for key, entry in self.servers.items()]
+        for slot in slots:
+            slot.state = STARTING
         self.children.spawn(self.children.gateway)
         self.reports.open()
         self.zygote.start(self.children.starter.child_env(), self.reports.worker_fds())
         await self.zygote.wait_ready()
-        await self.children.spawn_many([self.children.new_slot(key, entry) for key, entry in self.servers.items()])
+        await self.children.spawn_many(slots)
         where = "stdio" if self.host.stdio_fds else f"http://{self.settings.host}:{self.settings.port}/mcp"
         log.info("Supervising %d backend(s); gateway on %s", len(self.servers), where)
 
