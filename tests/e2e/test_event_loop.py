@@ -3,7 +3,6 @@ supervisor on asyncio either way, and a backend started on uvloop holds nothing 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import psutil
 import pytest
 
 from tests.e2e.conftest import ROOT, SUPERVISOR_CMD, RunningSupervisor, write_config
+from tests.e2e.test_stdio_end_of_input import run_stdio_script
 from tests.helpers import mcp_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -118,27 +118,14 @@ def test_stdio_front_end_reads_a_file_or_dev_null(tmp_path: Path, event_loop: st
     """`mcp-supervisor stdio < requests.jsonl`: epoll refuses a regular file and /dev/null. On the old code the
     gateway on uvloop died of abort() (libuv) and on asyncio's loop of a ValueError (file) or waited forever
     (/dev/null); here the requests are answered and the tree exits 0 at the end of its input."""
-    config_dir = tmp_path / "config"
-    write_config(config_dir, {})
-    requests = tmp_path / "requests.jsonl"
     initialize = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "file", "version": "1"}}
-    lines = [
+    lines: list[dict[str, Any]] = [
         {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": initialize},
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         {"jsonrpc": "2.0", "id": 2, "method": "ping"},
     ]
-    requests.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    env = {**os.environ, "MCP_SUPERVISOR_EVENT_LOOP": event_loop, "MCP_SUPERVISOR_STATE_DIR": str(tmp_path / "s")}
-    with open(requests if stdin == "file" else os.devnull, "rb") as source:
-        done = subprocess.run(
-            [SUPERVISOR_CMD, "stdio", "--config-dir", str(config_dir)],
-            stdin=source,
-            capture_output=True,
-            env=env,
-            timeout=60,
-        )
-    assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
-    replies = {reply["id"]: reply for reply in map(json.loads, done.stdout.splitlines())}
+    env = {"MCP_SUPERVISOR_EVENT_LOOP": event_loop}
+    done, replies = run_stdio_script(tmp_path, {}, lines, env, stdin=None if stdin == "file" else os.devnull)
     if stdin == "file":
         assert replies[1]["result"]["serverInfo"] and replies[2] == {"jsonrpc": "2.0", "id": 2, "result": {}}
     else:
