@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +138,19 @@ async def test_sdk_client_sees_unknown_tool_as_error(open_gateway: RunningSuperv
         with pytest.raises(MCPError) as info:
             await client.call_tool("nope--missing", {})
         assert "nope--missing" in str(info.value)
+
+
+def test_whitespace_around_a_header_value_is_not_part_of_it(secured: RunningSupervisor) -> None:
+    """RFC 9110 §5.5: the spaces and tabs around a field value are not part of it. h11 strips them; the gateway
+    parses with httptools, which keeps the trailing ones, so `X-Api-Key: key-one ` was refused (401) where the
+    same request to a server run directly (the SDK's, on h11) is accepted."""
+    body = json.dumps(INIT).encode()
+    head = (
+        f"POST /mcp HTTP/1.1\r\nhost: 127.0.0.1:{secured.port}\r\nx-api-key: key-one \t\r\n"
+        f"accept: {HEADERS['Accept']} \r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+        "connection: close\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", secured.port), timeout=30) as sock:
+        sock.sendall(head.encode() + body)
+        status_line = sock.makefile("rb").readline()
+    assert status_line.split()[1] == b"200", status_line

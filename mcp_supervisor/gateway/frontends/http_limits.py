@@ -50,6 +50,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         else:
             self._disarm()
 
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # RFC 9110 §5.5: the whitespace around a field value is not part of it. llhttp keeps the trailing part,
+        # which h11 strips: every reader of a header (API keys, Origin, Mcp-Session-Id, the 2026-07-28 routing
+        # and Mcp-Param-* checks) then sees the value a server on h11 sees.
+        super().on_header(name, value.strip(b" \t"))
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._phase = "headers"

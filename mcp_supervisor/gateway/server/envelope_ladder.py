@@ -77,7 +77,6 @@ def decode_header_value(value: str | None) -> str | None:
     (not canonical base64, not UTF-8), so a corrupt header never matches a body value."""
     if value is None:
         return None
-    value = value.strip(" \t")  # RFC 9110 §5.5: not part of the value (httptools leaves it there)
     match = _B64_SENTINEL.fullmatch(value)
     if match is None:
         return value

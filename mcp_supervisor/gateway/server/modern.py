@@ -84,8 +84,7 @@ def envelope(raw: Mapping[str, Any], headers: Iterable[tuple[str, str]] | None) 
         duplicated = find_duplicated_routing_header(pairs)
         if duplicated is not None:
             return Rejection(error_codes.HEADER_MISMATCH, f"The {duplicated} header appears more than once.")
-        # RFC 9110 §5.5: a field value excludes the whitespace around it (h11 strips it; httptools does not).
-        header_map = {name.lower(): value.strip(" \t") for name, value in pairs}
+        header_map = {name.lower(): value for name, value in pairs}
     verdict = classify(raw, header_map, MODERN_VERSIONS)
     if isinstance(verdict, Rejection):
         return verdict
