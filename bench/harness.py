@@ -29,8 +29,6 @@ LOADGEN = BENCH / "loadgen.py"
 PYTHON = sys.executable
 SUPERVISOR = str(Path(sys.executable).parent / "mcp-supervisor")  # run.py's --supervisor may replace it
 MB = 1024 * 1024
-
-
 T = TypeVar("T")
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy

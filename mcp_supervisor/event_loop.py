@@ -61,15 +61,18 @@ def _uvloop_class() -> Callable[[], asyncio.AbstractEventLoop]:
         async def subprocess_exec(  # type: ignore[override]
             self, protocol_factory: Callable[[], P], *args: Any, **kwargs: Any
         ) -> tuple[asyncio.BaseProtocol, P]:
-            if kwargs.get("close_fds", True):
-                close_on_exec_except(kwargs.get("pass_fds", ()))
+            _honour_close_fds(kwargs)
             return await super().subprocess_exec(protocol_factory, *args, **kwargs)
 
         async def subprocess_shell(  # type: ignore[override]
             self, protocol_factory: Callable[[], P], cmd: bytes | str, **kwargs: Any
         ) -> tuple[asyncio.BaseProtocol, P]:
-            if kwargs.get("close_fds", True):
-                close_on_exec_except(kwargs.get("pass_fds", ()))
+            _honour_close_fds(kwargs)
             return await super().subprocess_shell(protocol_factory, cmd, **kwargs)
 
     return Loop
+
+
+def _honour_close_fds(kwargs: dict[str, Any]) -> None:
+    if kwargs.get("close_fds", True):  # asyncio's default, which uvloop ignores
+        close_on_exec_except(kwargs.get("pass_fds", ()))

@@ -107,11 +107,17 @@ class Children:
     def spawn(self, slot: Slot) -> None:
         slot.start_with(self.starter)
 
-    async def spawn_many(self, slots: list[WorkerSlot]) -> None:
-        """Start many workers, SPAWN_CHUNK per turn of the loop: between chunks the first workers' ready reports,
-        the zygote's answers and any exits are handled while the next ones start."""
+    def starting_slots(self, entries: Mapping[str, ServerEntry]) -> list[WorkerSlot]:
+        """New slots for `entries`, STARTING from now on: the gateway must see them starting, not stopped, until
+        spawn_many reaches them (and it waits for STARTING backends: STARTUP_WAIT_SECONDS)."""
+        slots = [self.new_slot(key, entry) for key, entry in entries.items()]
         for slot in slots:
-            slot.state = STARTING  # as the gateway must see them: starting, not stopped, until their turn
+            slot.state = STARTING
+        return slots
+
+    async def spawn_many(self, slots: list[WorkerSlot]) -> None:
+        """Start many workers (starting_slots), SPAWN_CHUNK per turn of the loop: between chunks the first
+        workers' ready reports, the zygote's answers and any exits are handled while the next ones start."""
         for start in range(0, len(slots), SPAWN_CHUNK):
             for slot in slots[start : start + SPAWN_CHUNK]:
                 if slot.state == STARTING and self.wanted(slot):

@@ -41,7 +41,7 @@ from mcp_supervisor.supervisor.control import ControlServer
 from mcp_supervisor.supervisor.helpers import HelperProcesses
 from mcp_supervisor.supervisor.host import Host
 from mcp_supervisor.supervisor.reports import Reports
-from mcp_supervisor.supervisor.slots import FATAL, STARTING, STOPPED, Slot, policy_for
+from mcp_supervisor.supervisor.slots import FATAL, STOPPED, Slot, policy_for
 from mcp_supervisor.supervisor.stderr import StderrCapture
 from mcp_supervisor.supervisor.watchdog import Watchdog
 from mcp_supervisor.supervisor.watcher import watch_config
@@ -120,12 +120,10 @@ class Supervisor:
         self._handle_signals()
         self.host.write_cli_secret()
         self._open_control()
-        # The workers' slots exist, STARTING, before the gateway does: its first snapshot must name every backend
-        # it is to wait for (STARTUP_WAIT_SECONDS). Made after the zygote, a fast gateway's snapshot named none,
-        # and a client's first tools/list was answered at once, empty.
-        slots = [self.children.new_slot(key, entry) for key, entry in self.servers.items()]
-        for slot in slots:
-            slot.state = STARTING
+        # The workers' slots exist before the gateway does: its first snapshot must name every backend it is to
+        # wait for. Made after the zygote, a fast gateway's snapshot named none, and a client's first tools/list
+        # was answered at once, empty.
+        slots = self.children.starting_slots(self.servers)
         self.children.spawn(self.children.gateway)
         self.reports.open()
         self.zygote.start(self.children.starter.child_env(), self.reports.worker_fds())
@@ -253,7 +251,7 @@ class Supervisor:
         self.servers = new
         work = [self.children.remove(key) for key in diff.removed]
         work += [self.children.replace(key, new[key]) for key in diff.changed]
-        await self.children.spawn_many([self.children.new_slot(key, new[key]) for key in diff.added])
+        await self.children.spawn_many(self.children.starting_slots({key: new[key] for key in diff.added}))
         await asyncio.gather(*work)
         message = f"Reloaded: {len(diff.added)} added, {len(diff.removed)} removed, {len(diff.changed)} changed."
         for part in others:

@@ -110,7 +110,7 @@ class StdioFrontend:
         try:
             reply = await self.core.handle(session, message)
         except asyncio.CancelledError:
-            reply = self._unfinished(message.id) if message.is_request else None
+            reply = self._unfinished(message.id) if message.is_request and self._closing else None
         if reply is not None:
             session.push(reply)
 

@@ -113,8 +113,7 @@ def _exposed_tool(
         return None
     exposed = dict(tool)
     name = f"{prefix}{original}"
-    given = tool.get("title") if isinstance(tool.get("title"), str) and tool.get("title") else None
-    operator_title: str | None = None
+    operator_title = ""
     if override is not None and override.exposed_name:
         if display_name_effect(override.exposed_name) == "rename":
             name = override.exposed_name
@@ -123,11 +122,9 @@ def _exposed_tool(
     if override is not None and override.exposed_description:
         exposed["description"] = override.exposed_description
     exposed["name"] = name
-    title = operator_title or arbiter.title_for(server_key, name, given, original)
-    if title is None:
-        exposed.pop("title", None)
-    else:
-        exposed["title"] = title
+    arbiter.attribute(exposed, server_key, original)
+    if operator_title:
+        exposed["title"] = operator_title
     return exposed
 
 
@@ -165,13 +162,8 @@ def aggregate_prompts(
             if problem is not None:
                 out.problems.append(str(Refusal(server_key, name, problem, "prompt")))
                 continue
-            given = prompt.get("title") if isinstance(prompt.get("title"), str) and prompt.get("title") else None
             exposed = {**prompt, "name": name}
-            title = arbiter.title_for(server_key, name, given, original)
-            if title is None:
-                exposed.pop("title", None)
-            else:
-                exposed["title"] = title
+            arbiter.attribute(exposed, server_key, original)
             candidates.append((name, server_key, exposed, original))
     owners = arbiter.resolve("prompt", ((name, key) for name, key, _, _ in candidates))
     for name, server_key, exposed, original in candidates:

@@ -21,6 +21,7 @@ import itertools
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 Rank = tuple[int, int]  # (0, position in mcp_server.json): a founding backend's first list; else (1, arrival)
 
@@ -107,19 +108,21 @@ class Arbiter:
                 return other
         return None
 
-    def title(self, key: str, title: str) -> str:
-        """A title that says whose tool it is: no backend can pass for another in what a client shows."""
-        return f"{self.display_names.get(key) or key}: {title}"
-
-    def title_for(self, key: str, name: str, given: str | None, original: str) -> str | None:
-        """The attributed title of an exposed tool or prompt, or None where none is needed: the backend set no
-        title, its server has no display name of its own, and the name already begins with `<key><SEP>`, which
-        no other backend may use. What a client shows (title, else name) then says whose it is either way, and
-        the list does not carry a title per tool that repeats the name (+20 % bytes for 1000 tools)."""
-        named = (self.display_names.get(key) or key) != key
-        if given is None and not named and name.startswith(f"{key}{self.separator}"):
-            return None
-        return self.title(key, given or original)
+    def attribute(self, exposed: dict[str, Any], key: str, original: str) -> None:
+        """Give an exposed tool or prompt a title that says whose it is, `<display name>: <its title, else its
+        own name>`, so that no backend can pass for another in what a client shows. None is needed (and none is
+        kept) where the backend set no title, its server has no display name of its own, and the name begins
+        with `<key><SEP>`, which no other backend may use: what a client shows (title, else name) says whose it
+        is either way, and the list does not carry a title per tool that repeats the name (+20 % bytes for 1000
+        tools)."""
+        given = exposed.get("title")
+        shown = self.display_names.get(key) or key
+        if not (isinstance(given, str) and given):
+            if shown == key and str(exposed.get("name")).startswith(f"{key}{self.separator}"):
+                exposed.pop("title", None)
+                return
+            given = original
+        exposed["title"] = f"{shown}: {given}"
 
 
 def template_sample(template: str) -> str:
